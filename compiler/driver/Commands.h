@@ -1,0 +1,50 @@
+// The commands of `gradc` (SPEC §8). main.cpp parses the command line into Options and
+// calls one run* function; each lives in its own Cmd*.cpp file. A run* function returns the
+// exit status; user errors are thrown as UserError and reported by main.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "support/Diagnostics.h"
+
+namespace gradc::driver {
+
+struct Options {
+  std::string model;          // MODEL
+  // inspect
+  std::string stage = "ir";   // ast ir grad opt step llvm asm
+  std::string format = "text";
+  // data and weights
+  std::string data, val, weights, init, save, out, metrics;
+  // training
+  std::optional<int64_t> epochs, steps;
+  int64_t batchSize = 32;
+  std::optional<double> lr;
+  std::string optimizer;
+  uint64_t seed = 0;
+  bool noShuffle = false;
+  bool dropLast = false;
+  int threads = 0;            // 0: all cores
+  std::string dtype = "f32";  // f32 or f64
+  bool json = false;
+  bool checkNumerics = false;
+  // compile
+  std::string emit = "obj", header, target, cpu;
+};
+
+int runCheck(Options &o, SourceManager &sm);
+int runInspect(Options &o, SourceManager &sm);
+int runTrain(Options &o, SourceManager &sm);
+int runEval(Options &o, SourceManager &sm);
+int runPredict(Options &o, SourceManager &sm);
+int runGrad(Options &o, SourceManager &sm);
+int runGradcheck(Options &o, SourceManager &sm);
+int runBench(Options &o, SourceManager &sm);
+int runCompile(Options &o, SourceManager &sm);
+
+/// For commands that are not built yet: says so plainly and returns exit status 2.
+int notImplemented(const char *command);
+
+}  // namespace gradc::driver

@@ -1,0 +1,23 @@
+// Commands that are not built yet say so plainly and exit with status 2.
+#include <iostream>
+
+#include "driver/Commands.h"
+
+namespace gradc::driver {
+
+int notImplemented(const char *command) {
+  std::cerr << "gradc: error: `gradc " << command << "` is not implemented yet\n";
+  return 2;
+}
+
+int runCheck(Options &, SourceManager &) { return notImplemented("check"); }
+int runInspect(Options &, SourceManager &) { return notImplemented("inspect"); }
+int runTrain(Options &, SourceManager &) { return notImplemented("train"); }
+int runEval(Options &, SourceManager &) { return notImplemented("eval"); }
+int runPredict(Options &, SourceManager &) { return notImplemented("predict"); }
+int runGrad(Options &, SourceManager &) { return notImplemented("grad"); }
+int runGradcheck(Options &, SourceManager &) { return notImplemented("gradcheck"); }
+int runBench(Options &, SourceManager &) { return notImplemented("bench"); }
+int runCompile(Options &, SourceManager &) { return notImplemented("compile"); }
+
+}  // namespace gradc::driver

@@ -1,0 +1,57 @@
+// Model: everything the front end learned from a model file, beside the forward IR.
+//
+// The forward Function computes, from the inputs and params, the results `loss` (kind
+// Loss), each metric (Metric) and each output (Output). The rest of the model file that is
+// not a computation lives here: the params' initialisers, the inputs' types, the optimiser.
+// Later stages (autodiff, the step program, the runtime) read the model from this struct.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ir/IR.h"
+
+namespace gradc {
+
+enum class InitKind { Zeros, Ones, Const, Normal, Uniform, Glorot, He };
+
+struct ParamInfo {
+  std::string name;
+  ir::Shape shape;             // static dims only
+  InitKind init = InitKind::Zeros;
+  std::vector<double> initArgs;  // Const: {v}; Normal: {mean, std}; Uniform: {lo, hi}
+  Loc loc;
+};
+
+struct InputInfo {
+  std::string name;
+  ir::DType dtype = ir::DType::F32;
+  ir::Shape shape;      // the first dim is the batch dim
+  int64_t classes = 0;  // int inputs: the class count that cross_entropy/onehot give it (0: unknown)
+  Loc loc;
+};
+
+struct OptimizerInfo {
+  std::string kind = "sgd";             // sgd adam adamw rmsprop adagrad
+  std::map<std::string, double> args;   // every argument, defaults filled in (SPEC §5)
+  Loc loc;
+};
+
+struct Model {
+  std::string name;
+  std::vector<InputInfo> inputs;   // declaration order = CSV column order
+  std::vector<ParamInfo> params;   // declaration order = state layout order
+  OptimizerInfo optimizer;
+  ir::Function forward;            // results: loss, metrics, outputs
+  int sourceFile = -1;             // SourceManager id of the model file
+};
+
+/// The optimiser's defaults (SPEC §5), by optimiser name; empty when the name is unknown.
+const std::map<std::string, double> &optimizerDefaults(const std::string &kind);
+/// The names of the optimisers, in SPEC order.
+const std::vector<std::string> &optimizerNames();
+/// The order of positional optimiser arguments (as listed in SPEC §5).
+const std::vector<std::string> &optimizerArgOrder(const std::string &kind);
+
+}  // namespace gradc

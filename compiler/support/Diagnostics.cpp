@@ -1,0 +1,88 @@
+#include "support/Diagnostics.h"
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace gradc {
+
+int SourceManager::addBuffer(std::string name, std::string text) {
+  File f{std::move(name), std::move(text), {0}};
+  for (size_t i = 0; i < f.text.size(); ++i)
+    if (f.text[i] == '\n') f.lineStarts.push_back(i + 1);
+  files_.push_back(std::move(f));
+  return static_cast<int>(files_.size()) - 1;
+}
+
+int SourceManager::addFile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fileError(path, "cannot read file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) fileError(path, "cannot read file");
+  return addBuffer(path, ss.str());
+}
+
+std::string_view SourceManager::lineText(int file, int line) const {
+  const File &f = files_.at(file);
+  if (line < 1 || static_cast<size_t>(line) > f.lineStarts.size()) return {};
+  size_t begin = f.lineStarts[line - 1];
+  size_t end = f.text.find('\n', begin);
+  if (end == std::string::npos) end = f.text.size();
+  if (end > begin && f.text[end - 1] == '\r') --end;
+  return std::string_view(f.text).substr(begin, end - begin);
+}
+
+std::string SourceManager::format(Loc loc) const {
+  if (loc.file < 0) return "<unknown>";
+  if (loc.line <= 0) return name(loc.file);
+  return fmt::format("{}:{}:{}", name(loc.file), loc.line, loc.col);
+}
+
+std::string SourceManager::formatShort(Loc loc) const {
+  if (loc.file < 0) return "";
+  std::string n = name(loc.file);
+  if (size_t slash = n.rfind('/'); slash != std::string::npos) n = n.substr(slash + 1);
+  if (loc.line <= 0) return n;
+  return fmt::format("{}:{}", n, loc.line);
+}
+
+// Caret placement counts characters, not bytes: skip UTF-8 continuation bytes, keep tabs so
+// the caret lines up under the terminal's rendering of the source line.
+static std::string caretLine(std::string_view line, int col) {
+  std::string out;
+  int c = 1;
+  for (size_t i = 0; i < line.size() && c < col; ++i) {
+    unsigned char ch = static_cast<unsigned char>(line[i]);
+    if ((ch & 0xC0) == 0x80) continue;
+    out += ch == '\t' ? '\t' : ' ';
+    ++c;
+  }
+  return out + "^";
+}
+
+std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view severity,
+                             std::string_view msg) {
+  std::string out = fmt::format("{}: {}: {}\n", sm.format(loc), severity, msg);
+  if (loc.valid()) {
+    std::string_view line = sm.lineText(loc.file, loc.line);
+    // Very long lines (a 5 MB line) are not quoted whole.
+    if (line.size() <= 1000) {
+      out += fmt::format("{}\n{}\n", line, caretLine(line, loc.col));
+    }
+  }
+  return out;
+}
+
+std::string renderUserError(const SourceManager &sm, const UserError &e) {
+  if (e.loc.valid()) return renderDiagnostic(sm, e.loc, "error", e.what());
+  if (!e.fileName.empty()) return fmt::format("{}: error: {}\n", e.fileName, e.what());
+  if (e.loc.file >= 0) return fmt::format("{}: error: {}\n", sm.name(e.loc.file), e.what());
+  return fmt::format("gradc: error: {}\n", e.what());
+}
+
+void warn(const SourceManager &sm, Loc loc, std::string_view msg) {
+  std::cerr << renderDiagnostic(sm, loc, "warning", msg);
+}
+
+}  // namespace gradc

@@ -1,0 +1,104 @@
+// Diagnostics: source locations, user errors and internal errors.
+//
+// Two kinds of failure are kept apart (as Halide does with user_error / internal_error):
+//  - UserError: the model, the data or a flag is wrong. It carries a place in a file and
+//    is printed as `FILE:LINE:COL: error: MESSAGE`, then the source line and a caret.
+//  - InternalError: gradc itself is wrong (a broken invariant). It is printed as
+//    `gradc: internal error: ...` and asks for a bug report.
+// Both are exceptions; the driver catches them at the top and returns exit status 1.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace gradc {
+
+/// A place in a source file. `file` indexes the SourceManager; line and column count from 1
+/// (columns count characters). A default Loc (file < 0) means "no place".
+struct Loc {
+  int32_t file = -1;
+  int32_t line = 0;
+  int32_t col = 0;
+  bool valid() const { return file >= 0 && line > 0; }
+};
+
+/// Owns the text of every file read, so that diagnostics can quote the source line.
+class SourceManager {
+public:
+  /// Registers a buffer under a display name; returns its file id.
+  int addBuffer(std::string name, std::string text);
+  /// Reads a file; throws UserError `PATH: error: cannot read file` when it cannot.
+  int addFile(const std::string &path);
+  const std::string &name(int file) const { return files_.at(file).name; }
+  const std::string &text(int file) const { return files_.at(file).text; }
+  /// The text of line `line` (1-based) of `file`, without its line break.
+  std::string_view lineText(int file, int line) const;
+  /// `NAME:LINE:COL` (or just `NAME` when the location has no line).
+  std::string format(Loc loc) const;
+  /// `NAME:LINE` (for comments in printed IR).
+  std::string formatShort(Loc loc) const;
+
+private:
+  struct File {
+    std::string name, text;
+    std::vector<size_t> lineStarts;
+  };
+  std::vector<File> files_;
+};
+
+/// An error in the user's input (model, data, weights, flags).
+class UserError : public std::runtime_error {
+public:
+  UserError(Loc loc, std::string msg) : std::runtime_error(msg), loc(loc) {}
+  /// For errors about a whole file with no line: `FILE: error: MESSAGE`.
+  UserError(std::string file, std::string msg)
+      : std::runtime_error(msg), fileName(std::move(file)) {}
+  Loc loc;
+  std::string fileName;  // used when !loc.valid()
+};
+
+/// A bug in gradc. Never caused by user input.
+class InternalError : public std::logic_error {
+public:
+  using std::logic_error::logic_error;
+};
+
+template <typename... Args>
+[[noreturn]] void userError(Loc loc, fmt::format_string<Args...> f, Args &&...args) {
+  throw UserError(loc, fmt::format(f, std::forward<Args>(args)...));
+}
+
+template <typename... Args>
+[[noreturn]] void fileError(const std::string &file, fmt::format_string<Args...> f,
+                            Args &&...args) {
+  throw UserError(file, fmt::format(f, std::forward<Args>(args)...));
+}
+
+template <typename... Args>
+[[noreturn]] void internalError(fmt::format_string<Args...> f, Args &&...args) {
+  throw InternalError(fmt::format(f, std::forward<Args>(args)...));
+}
+
+#define GRADC_ASSERT(cond, ...)                                                             \
+  do {                                                                                      \
+    if (!(cond))                                                                            \
+      ::gradc::internalError("{}:{}: assertion `{}` failed: {}", __FILE__, __LINE__, #cond, \
+                             fmt::format(__VA_ARGS__));                                    \
+  } while (0)
+
+/// Renders an error (or warning) for the terminal: the one-line message, then the source
+/// line and a caret under the column when the place is known.
+std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view severity,
+                             std::string_view msg);
+std::string renderUserError(const SourceManager &sm, const UserError &e);
+
+/// Prints a warning to stderr at once.
+void warn(const SourceManager &sm, Loc loc, std::string_view msg);
+
+}  // namespace gradc
