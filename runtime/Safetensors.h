@@ -1,0 +1,33 @@
+// safetensors files (SPEC §7): weights, gradients and checkpoints.
+//
+// Format: 8-byte little-endian header length N, N bytes of JSON
+// {"NAME": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, ...,
+//  "__metadata__": {...}}, then the raw little-endian data. Reading validates everything
+// (sizes, offsets, dtypes, overlapping or out-of-range data) and rejects a malformed file with
+// one UserError `FILE: error: ...`. Writing is atomic: a temporary file in the same folder,
+// fsync, rename; a crash mid-write leaves the old file whole.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace gradc::rt {
+
+struct NamedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> data;  // F32 (the only dtype gradc writes; F64 files are read and narrowed)
+};
+
+struct TensorFile {
+  std::vector<NamedTensor> tensors;
+  std::map<std::string, std::string> metadata;
+  const NamedTensor *find(const std::string &name) const;
+};
+
+TensorFile readSafetensors(const std::string &path);
+void writeSafetensors(const std::string &path, const TensorFile &file);
+
+}  // namespace gradc::rt
