@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it:
+#   1. build (Release, warnings as errors) and run every test with ctest;
+#   2. build again with AddressSanitizer + UndefinedBehaviorSanitizer and run the tests again;
+#   3. build the libFuzzer targets with clang and run each for GRADC_FUZZ_SECONDS (default 60).
+# Exits non-zero when anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+fuzz_seconds=${GRADC_FUZZ_SECONDS:-60}
+
+echo "== build (Release)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRADC_WERROR=ON > /dev/null
+cmake --build build -j"$jobs"
+echo "== tests (Release)"
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+echo "== build (AddressSanitizer + UndefinedBehaviorSanitizer)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRADC_SANITIZE=ON -DGRADC_WERROR=ON > /dev/null
+cmake --build build-asan -j"$jobs"
+echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slow
+
+if [ "$fuzz_seconds" -gt 0 ]; then
+  echo "== fuzz targets (${fuzz_seconds}s each)"
+  cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRADC_FUZZ=ON \
+    -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 > /dev/null
+  cmake --build build-fuzz -j"$jobs" --target gradc_fuzz_targets
+  for target in build-fuzz/tests/fuzz_*; do
+    [ -x "$target" ] || continue
+    name=$(basename "$target")
+    corpus=tests/fuzz/corpus_${name#fuzz_}
+    work=$(mktemp -d)
+    [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+    echo "-- $name"
+    "$target" -max_total_time="$fuzz_seconds" -print_final_stats=0 "$work" 2>&1 | tail -3
+    rm -rf "$work"
+  done
+fi
+echo "== all tests passed"
