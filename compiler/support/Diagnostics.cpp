@@ -76,6 +76,8 @@ std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view 
 
 std::string renderUserError(const SourceManager &sm, const UserError &e) {
   if (e.loc.valid()) return renderDiagnostic(sm, e.loc, "error", e.what());
+  if (!e.fileName.empty() && e.loc.line > 0)
+    return fmt::format("{}:{}:{}: error: {}\n", e.fileName, e.loc.line, e.loc.col, e.what());
   if (!e.fileName.empty()) return fmt::format("{}: error: {}\n", e.fileName, e.what());
   if (e.loc.file >= 0) return fmt::format("{}: error: {}\n", sm.name(e.loc.file), e.what());
   return fmt::format("gradc: error: {}\n", e.what());

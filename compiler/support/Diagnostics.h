@@ -59,6 +59,10 @@ public:
   /// For errors about a whole file with no line: `FILE: error: MESSAGE`.
   UserError(std::string file, std::string msg)
       : std::runtime_error(msg), fileName(std::move(file)) {}
+  /// For a place in a file that has no SourceManager entry (a data file):
+  /// `FILE:LINE:COL: error: MESSAGE`, without the quoted line.
+  UserError(std::string file, int line, int col, std::string msg)
+      : std::runtime_error(msg), loc{-1, line, col}, fileName(std::move(file)) {}
   Loc loc;
   std::string fileName;  // used when !loc.valid()
 };
