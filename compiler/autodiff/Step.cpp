@@ -1,0 +1,196 @@
+// The fused step: the gradient function's nodes, then the optimiser update of every param.
+// Each update is PyTorch 1.13's single-tensor rule (torch/optim/*.py), written as IR.
+#include "autodiff/Step.h"
+
+#include <map>
+
+#include "ir/Builder.h"
+
+namespace gradc::autodiff {
+
+using namespace ir;
+
+namespace {
+
+double arg(const Model &m, const std::string &key) {
+  auto it = m.optimizer.args.find(key);
+  if (it != m.optimizer.args.end()) return it->second;
+  const auto &defaults = optimizerDefaults(m.optimizer.kind);
+  auto d = defaults.find(key);
+  return d == defaults.end() ? 0.0 : d->second;
+}
+
+// The state names of one param, in layout order.
+std::vector<std::string> stateSuffixes(const Model &m) {
+  const std::string &k = m.optimizer.kind;
+  if (k == "sgd") return arg(m, "momentum") != 0 ? std::vector<std::string>{"buf"} : std::vector<std::string>{};
+  if (k == "adam" || k == "adamw") return {"m", "v"};
+  if (k == "rmsprop") return arg(m, "momentum") > 0 ? std::vector<std::string>{"sq", "mom"} : std::vector<std::string>{"sq"};
+  if (k == "adagrad") return {"sq"};
+  internalError("unknown optimiser {}", k);
+}
+
+// Builds the update of one param. `val` names each new value (srcName) as it is made.
+struct Update {
+  const Model &m;
+  Builder &b;
+  ValueId lr, t;
+  std::map<std::string, ValueId> &newStates;  // state name -> its new value
+  const std::map<std::string, ValueId> &states;
+
+  ValueId c(double v) { return b.constant(v); }
+  void name(const std::string &n) { b.srcName = n; }
+  ValueId state(const std::string &p, const char *s) { return states.at(p + "." + s); }
+
+  // sgd:  d = g + wd*p;  buf = momentum*buf + (1-dampening)*d  (buf = d at t = 1);
+  //       d = nesterov ? d + momentum*buf : buf;  p = p - lr*d
+  ValueId sgd(const std::string &p, ValueId param, ValueId g) {
+    double wd = arg(m, "weight_decay"), mom = arg(m, "momentum"), damp = arg(m, "dampening");
+    ValueId d = g;
+    if (wd != 0) {
+      name(p + ".decayed_grad");
+      d = b.add(g, b.mul(c(wd), param));
+    }
+    if (mom != 0) {
+      name(p + ".buf.new");
+      ValueId buf = b.mul(c(mom), state(p, "buf"));
+      ValueId buf1 = b.add(buf, damp == 0 ? d : b.mul(c(1 - damp), d));
+      // PyTorch's buffer starts as the first gradient itself, undampened. The state starts
+      // at zero, so without dampening momentum*0 + d is already d; with dampening the first
+      // step takes d explicitly.
+      if (damp != 0) buf1 = b.where(b.binary(Op::Eq, t, c(1)), d, buf1);
+      newStates[p + ".buf"] = buf1;
+      if (arg(m, "nesterov") != 0) {
+        name(p + ".nesterov_grad");
+        d = b.add(d, b.mul(c(mom), buf1));
+      } else {
+        d = buf1;
+      }
+    }
+    name(p + ".new");
+    return b.sub(param, b.mul(lr, d));
+  }
+
+  // adam:  g = g + wd*p (adam only, L2);  p = p * (1 - lr*wd) (adamw, decoupled)
+  //        m = beta1*m + (1-beta1)*g;  v = beta2*v + (1-beta2)*g*g
+  //        p = p - lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps)
+  ValueId adam(const std::string &p, ValueId param, ValueId g, bool decoupled) {
+    double b1 = arg(m, "beta1"), b2 = arg(m, "beta2"), eps = arg(m, "eps"), wd = arg(m, "weight_decay");
+    if (wd != 0 && !decoupled) {
+      name(p + ".decayed_grad");
+      g = b.add(g, b.mul(c(wd), param));
+    }
+    if (wd != 0 && decoupled) {
+      name(p + ".decayed");
+      param = b.mul(param, b.sub(c(1), b.mul(lr, c(wd))));
+    }
+    name(p + ".m.new");
+    ValueId m1 = b.add(b.mul(c(b1), state(p, "m")), b.mul(c(1 - b1), g));
+    name(p + ".v.new");
+    ValueId v1 = b.add(b.mul(c(b2), state(p, "v")), b.mul(c(1 - b2), b.mul(g, g)));
+    newStates[p + ".m"] = m1;
+    newStates[p + ".v"] = v1;
+    name(p + ".step_size");
+    ValueId stepSize = b.div(lr, b.sub(c(1), b.binary(Op::Pow, c(b1), t)));
+    name(p + ".denom");
+    ValueId bc2 = b.unary(Op::Sqrt, b.sub(c(1), b.binary(Op::Pow, c(b2), t)));
+    ValueId denom = b.add(b.div(b.unary(Op::Sqrt, v1), bc2), c(eps));
+    name(p + ".new");
+    return b.sub(param, b.mul(stepSize, b.div(m1, denom)));
+  }
+
+  // rmsprop:  sq = alpha*sq + (1-alpha)*g*g;  avg = sqrt(sq) + eps
+  //           momentum > 0: mom = momentum*mom + g/avg; p = p - lr*mom
+  //           else:         p = p - lr * g/avg
+  ValueId rmsprop(const std::string &p, ValueId param, ValueId g) {
+    double alpha = arg(m, "alpha"), eps = arg(m, "eps"), mom = arg(m, "momentum");
+    name(p + ".sq.new");
+    ValueId sq = b.add(b.mul(c(alpha), state(p, "sq")), b.mul(c(1 - alpha), b.mul(g, g)));
+    newStates[p + ".sq"] = sq;
+    name(p + ".avg");
+    ValueId avg = b.add(b.unary(Op::Sqrt, sq), c(eps));
+    ValueId d;
+    if (mom > 0) {
+      name(p + ".mom.new");
+      d = b.add(b.mul(c(mom), state(p, "mom")), b.div(g, avg));
+      newStates[p + ".mom"] = d;
+    } else {
+      name(p + ".new");
+      d = b.div(g, avg);
+    }
+    name(p + ".new");
+    return b.sub(param, b.mul(lr, d));
+  }
+
+  // adagrad (lr_decay 0, initial accumulator 0):  sq = sq + g*g;  p = p - lr * g/(sqrt(sq)+eps)
+  ValueId adagrad(const std::string &p, ValueId param, ValueId g) {
+    double eps = arg(m, "eps");
+    name(p + ".sq.new");
+    ValueId sq = b.add(state(p, "sq"), b.mul(g, g));
+    newStates[p + ".sq"] = sq;
+    name(p + ".new");
+    ValueId std_ = b.add(b.unary(Op::Sqrt, sq), c(eps));
+    return b.sub(param, b.mul(lr, b.div(g, std_)));
+  }
+};
+
+}  // namespace
+
+std::vector<std::pair<std::string, Shape>> optimizerStates(const Model &m) {
+  std::vector<std::pair<std::string, Shape>> out;
+  std::vector<std::string> suffixes = stateSuffixes(m);
+  for (const ParamInfo &p : m.params)
+    for (const std::string &s : suffixes) out.push_back({p.name + "." + s, p.shape});
+  return out;
+}
+
+Function buildStep(const Model &m, const Function &grad) {
+  Function s;
+  s.name = grad.name;
+  s.dimNames = grad.dimNames;
+  Builder b(s);
+  std::vector<ValueId> map(static_cast<size_t>(grad.size()), kNoValue);
+  auto copy = [&](ValueId v) {
+    Node n = grad.node(v);
+    for (ValueId &o : n.operands) o = map[static_cast<size_t>(o)];
+    map[static_cast<size_t>(v)] = b.addUnchecked(std::move(n));
+  };
+
+  // Arguments: inputs and params as in grad, then the states, lr and t.
+  std::vector<ValueId> gradArgs = grad.arguments();
+  for (ValueId v : gradArgs) copy(v);
+  b.loc = m.optimizer.loc;
+  std::map<std::string, ValueId> states;
+  std::vector<std::pair<std::string, Shape>> stateList = optimizerStates(m);
+  for (auto &[name, shape] : stateList) states[name] = b.state(name, shape);
+  ValueId lr = b.hyper("lr"), t = b.hyper("t");
+  for (ValueId v = 0; v < grad.size(); ++v)
+    if (map[static_cast<size_t>(v)] == kNoValue) copy(v);
+
+  std::map<std::string, ValueId> newStates;
+  Update u{m, b, lr, t, newStates, states};
+  std::vector<Result> paramResults;
+  for (const ParamInfo &p : m.params) {
+    ValueId param = s.findArgument(Op::Param, p.name);
+    ValueId g = grad.findResult(ResultKind::Grad, p.name);
+    if (param == kNoValue || g == kNoValue)
+      internalError("buildStep: the gradient function has no param or grad {}", p.name);
+    g = map[static_cast<size_t>(g)];
+    const std::string &k = m.optimizer.kind;
+    ValueId next = k == "sgd"       ? u.sgd(p.name, param, g)
+                   : k == "adam"    ? u.adam(p.name, param, g, false)
+                   : k == "adamw"   ? u.adam(p.name, param, g, true)
+                   : k == "rmsprop" ? u.rmsprop(p.name, param, g)
+                                    : u.adagrad(p.name, param, g);
+    paramResults.push_back({p.name, next, ResultKind::NewParam});
+  }
+
+  for (const Result &r : grad.results)
+    if (r.kind != ResultKind::Grad) s.results.push_back({r.name, map[static_cast<size_t>(r.value)], r.kind});
+  for (const Result &r : paramResults) s.results.push_back(r);
+  for (auto &[name, shape] : stateList) s.results.push_back({name, newStates.at(name), ResultKind::NewState});
+  verify(s);
+  return s;
+}
+
+}  // namespace gradc::autodiff
