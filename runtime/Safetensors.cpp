@@ -1,0 +1,228 @@
+// safetensors reading (F32, and F64 narrowed to float) with full validation, and atomic
+// writing (F32). The format is described in Safetensors.h.
+#include "runtime/Safetensors.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support/Diagnostics.h"
+
+namespace gradc::rt {
+
+using json = nlohmann::ordered_json;
+
+const NamedTensor *TensorFile::find(const std::string &name) const {
+  for (const NamedTensor &t : tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+namespace {
+
+std::string shapeText(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// A non-negative integer of the header that fits comfortably in int64 (sizes and offsets).
+bool asSize(const json &j, uint64_t &out) {
+  if (!j.is_number_unsigned() && !(j.is_number_integer() && j.get<int64_t>() >= 0)) return false;
+  out = j.get<uint64_t>();
+  return out < (uint64_t(1) << 62);
+}
+
+struct Entry {
+  std::string name;
+  size_t elementSize;
+  std::vector<int64_t> shape;
+  uint64_t begin, end;
+};
+
+Entry parseEntry(const std::string &path, const std::string &name, const json &j) {
+  if (!j.is_object()) fileError(path, "tensor '{}' is not described by a JSON object", name);
+  for (const char *key : {"dtype", "shape", "data_offsets"})
+    if (!j.contains(key)) fileError(path, "tensor '{}' has no '{}'", name, key);
+  Entry e{name, 0, {}, 0, 0};
+  const json &dtype = j["dtype"];
+  if (!dtype.is_string()) fileError(path, "tensor '{}' has a dtype that is not a string", name);
+  std::string dt = dtype.get<std::string>();
+  if (dt == "F32") e.elementSize = 4;
+  else if (dt == "F64") e.elementSize = 8;
+  else fileError(path, "tensor '{}' has dtype {}; gradc reads F32 and F64", name, dt);
+
+  const json &shape = j["shape"];
+  if (!shape.is_array()) fileError(path, "tensor '{}' has a shape that is not a list", name);
+  uint64_t elements = 1;
+  for (const json &d : shape) {
+    uint64_t n;
+    if (!asSize(d, n)) fileError(path, "tensor '{}' has a shape entry that is not a size", name);
+    e.shape.push_back(static_cast<int64_t>(n));
+    elements = n == 0 || elements <= (uint64_t(1) << 62) / n ? elements * n : uint64_t(1) << 62;
+  }
+  const json &off = j["data_offsets"];
+  if (!off.is_array() || off.size() != 2 || !asSize(off[0], e.begin) || !asSize(off[1], e.end))
+    fileError(path, "tensor '{}' has data_offsets that are not two sizes", name);
+  if (e.begin > e.end) fileError(path, "tensor '{}' has data_offsets that end before they begin", name);
+  uint64_t need = elements >= (uint64_t(1) << 59) ? uint64_t(1) << 62 : elements * e.elementSize;
+  if (e.end - e.begin != need)
+    fileError(path, "tensor '{}' of shape {} and dtype {} needs {} bytes, but its data_offsets give {}",
+              name, shapeText(e.shape), dt, need, e.end - e.begin);
+  return e;
+}
+
+std::string readAll(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fileError(path, "cannot read file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) fileError(path, "cannot read file");
+  return ss.str();
+}
+
+}  // namespace
+
+TensorFile readSafetensors(const std::string &path) {
+  std::string bytes = readAll(path);
+  if (bytes.size() < 8)
+    fileError(path, "not a safetensors file: {} bytes, too short for the header length", bytes.size());
+  uint64_t headerLen = 0;
+  for (int i = 7; i >= 0; --i) headerLen = (headerLen << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
+  if (headerLen > bytes.size() - 8)
+    fileError(path, "not a safetensors file: the header length {} runs past the end of the file ({} bytes)",
+              headerLen, bytes.size());
+  json header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(headerLen),
+                            nullptr, /*allow_exceptions=*/false);
+  if (header.is_discarded()) fileError(path, "the safetensors header is not valid JSON");
+  if (!header.is_object()) fileError(path, "the safetensors header is not a JSON object");
+
+  TensorFile file;
+  std::vector<Entry> entries;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      if (!it.value().is_object()) fileError(path, "__metadata__ is not a JSON object");
+      for (auto m = it.value().begin(); m != it.value().end(); ++m) {
+        if (!m.value().is_string()) fileError(path, "__metadata__ entry '{}' is not a string", m.key());
+        file.metadata[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    entries.push_back(parseEntry(path, it.key(), it.value()));
+  }
+
+  uint64_t dataLen = bytes.size() - 8 - headerLen;
+  for (const Entry &e : entries)
+    if (e.end > dataLen)
+      fileError(path, "tensor '{}' has data_offsets [{}, {}] beyond the data ({} bytes)", e.name, e.begin,
+                e.end, dataLen);
+  std::vector<const Entry *> byOffset;
+  for (const Entry &e : entries) byOffset.push_back(&e);
+  std::sort(byOffset.begin(), byOffset.end(),
+            [](const Entry *a, const Entry *b) { return a->begin < b->begin; });
+  for (size_t i = 1; i < byOffset.size(); ++i)
+    if (byOffset[i]->begin < byOffset[i - 1]->end)
+      fileError(path, "tensors '{}' and '{}' overlap", byOffset[i - 1]->name, byOffset[i]->name);
+
+  const char *data = bytes.data() + 8 + headerLen;
+  for (const Entry &e : entries) {
+    NamedTensor t{e.name, e.shape, {}};
+    size_t n = static_cast<size_t>((e.end - e.begin) / e.elementSize);
+    t.data.resize(n);
+    const char *p = data + e.begin;
+    for (size_t i = 0; i < n; ++i) {
+      if (e.elementSize == 4) {
+        std::memcpy(&t.data[i], p + 4 * i, 4);
+      } else {
+        double d;
+        std::memcpy(&d, p + 8 * i, 8);
+        t.data[i] = static_cast<float>(d);
+      }
+    }
+    file.tensors.push_back(std::move(t));
+  }
+  return file;
+}
+
+namespace {
+
+// Writes all of `bytes` to fd; false on an error.
+bool writeFully(int fd, const std::string &bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+void writeSafetensors(const std::string &path, const TensorFile &file) {
+  json header = json::object();
+  if (!file.metadata.empty()) {
+    json meta = json::object();
+    for (auto &[k, v] : file.metadata) meta[k] = v;
+    header["__metadata__"] = meta;
+  }
+  std::string data;
+  for (const NamedTensor &t : file.tensors) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    GRADC_ASSERT(n == static_cast<int64_t>(t.data.size()), "tensor {} has {} values for shape {}", t.name,
+                 t.data.size(), shapeText(t.shape));
+    size_t begin = data.size();
+    data.append(reinterpret_cast<const char *>(t.data.data()), t.data.size() * sizeof(float));
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[static_cast<size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+  bytes += text;
+  bytes += data;
+
+  // A temporary file in the same folder, flushed to disk, then renamed over the target.
+  size_t slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string tmp = path + ".tmp.XXXXXX";
+  std::vector<char> tmpl(tmp.begin(), tmp.end());
+  tmpl.push_back('\0');
+  int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) fileError(path, "cannot write file: {}", std::strerror(errno));
+  tmp = tmpl.data();
+  ::fchmod(fd, 0644);
+  bool ok = writeFully(fd, bytes) && ::fsync(fd) == 0;
+  int err = errno;
+  if (::close(fd) != 0 && ok) {
+    ok = false;
+    err = errno;
+  }
+  if (ok && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ok = false;
+    err = errno;
+  }
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    fileError(path, "cannot write file: {}", std::strerror(err));
+  }
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace gradc::rt
