@@ -1,0 +1,160 @@
+// safetensors: a round trip, F64 narrowing, and every malformed file rejected with one
+// `FILE: error: ...` message.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "runtime/Safetensors.h"
+#include "support/Diagnostics.h"
+
+using namespace gradc;
+using namespace gradc::rt;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("gradc_st_" + std::to_string(::getpid()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string file(const std::string &name) const { return (path / name).string(); }
+};
+
+std::string le64(uint64_t n) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
+  return s;
+}
+
+template <typename T>
+std::string bytesOf(const std::vector<T> &v) {
+  return std::string(reinterpret_cast<const char *>(v.data()), v.size() * sizeof(T));
+}
+
+void writeRaw(const std::string &path, const std::string &bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// A file made of a header length, a JSON header and data bytes.
+std::string makeFile(const std::string &header, const std::string &data) {
+  return le64(header.size()) + header + data;
+}
+
+// The message of the UserError that reading `bytes` gives ("" when it reads fine).
+std::string readError(const TempDir &d, const std::string &bytes) {
+  std::string p = d.file("bad.safetensors");
+  writeRaw(p, bytes);
+  try {
+    readSafetensors(p);
+  } catch (const UserError &e) {
+    CHECK(e.fileName == p);
+    return e.what();
+  }
+  return "";
+}
+
+const std::string kF32Data = bytesOf(std::vector<float>{1, 2, 3, 4});
+
+}  // namespace
+
+TEST_CASE("safetensors: write then read gives the same tensors") {
+  TempDir d;
+  TensorFile f;
+  f.tensors = {{"W1", {2, 2}, {1.5f, -2, 3.25f, 0}}, {"loss", {}, {0.125f}}, {"b", {3}, {7, 8, 9}}};
+  f.metadata["format"] = "pt";
+  std::string p = d.file("w.safetensors");
+  writeSafetensors(p, f);
+  TensorFile g = readSafetensors(p);
+  REQUIRE(g.tensors.size() == 3);
+  CHECK(g.tensors[0].name == "W1");
+  CHECK(g.tensors[0].shape == std::vector<int64_t>{2, 2});
+  CHECK(g.tensors[0].data == std::vector<float>{1.5f, -2, 3.25f, 0});
+  REQUIRE(g.find("loss"));
+  CHECK(g.find("loss")->shape.empty());
+  CHECK(g.find("loss")->data == std::vector<float>{0.125f});
+  CHECK(g.find("b")->data == std::vector<float>{7, 8, 9});
+  CHECK(g.find("nope") == nullptr);
+  CHECK(g.metadata.at("format") == "pt");
+  // The header is padded to 8 bytes, as the reference implementation writes it.
+  std::ifstream in(p, std::ios::binary);
+  char len[8];
+  in.read(len, 8);
+  uint64_t n;
+  std::memcpy(&n, len, 8);
+  CHECK(n % 8 == 0);
+  // Nothing but the file itself is left in the folder.
+  CHECK(std::distance(fs::directory_iterator(d.path), fs::directory_iterator{}) == 1);
+}
+
+TEST_CASE("safetensors: F64 is narrowed, extra tensors and trailing bytes are fine") {
+  TempDir d;
+  std::string p = d.file("f64.safetensors");
+  std::string header = R"({"x":{"dtype":"F64","shape":[2],"data_offsets":[0,16]},"y":{"dtype":"F32","shape":[1],"data_offsets":[16,20]}})";
+  writeRaw(p, makeFile(header, bytesOf(std::vector<double>{0.1, -3}) + bytesOf(std::vector<float>{5}) + "junk"));
+  TensorFile f = readSafetensors(p);
+  CHECK(f.find("x")->data == std::vector<float>{0.1f, -3.0f});
+  CHECK(f.find("y")->data == std::vector<float>{5});
+}
+
+TEST_CASE("safetensors: malformed files") {
+  TempDir d;
+  auto entry = [](const std::string &dtype, const std::string &shape, const std::string &off) {
+    return R"({"a":{"dtype":")" + dtype + R"(","shape":)" + shape + R"(,"data_offsets":)" + off + "}}";
+  };
+  CHECK(readError(d, "") == "not a safetensors file: 0 bytes, too short for the header length");
+  CHECK(readError(d, "abc") == "not a safetensors file: 3 bytes, too short for the header length");
+  CHECK(readError(d, le64(100) + "{}") ==
+        "not a safetensors file: the header length 100 runs past the end of the file (10 bytes)");
+  CHECK(readError(d, le64(~uint64_t(0)) + "{}").find("runs past the end of the file") != std::string::npos);
+  CHECK(readError(d, makeFile("{\"a\": ", "")) == "the safetensors header is not valid JSON");
+  CHECK(readError(d, makeFile("[1, 2]", "")) == "the safetensors header is not a JSON object");
+  CHECK(readError(d, makeFile(R"({"a": 3})", "")) == "tensor 'a' is not described by a JSON object");
+  CHECK(readError(d, makeFile(R"({"a": {"dtype":"F32","shape":[1]}})", "")) == "tensor 'a' has no 'data_offsets'");
+  CHECK(readError(d, makeFile(entry("I64", "[2]", "[0,16]"), kF32Data + kF32Data)) ==
+        "tensor 'a' has dtype I64; gradc reads F32 and F64");
+  CHECK(readError(d, makeFile(entry("F32", "[3]", "[0,16]"), kF32Data)) ==
+        "tensor 'a' of shape [3] and dtype F32 needs 12 bytes, but its data_offsets give 16");
+  CHECK(readError(d, makeFile(entry("F32", "[-4]", "[0,16]"), kF32Data)) ==
+        "tensor 'a' has a shape entry that is not a size");
+  CHECK(readError(d, makeFile(entry("F32", "4", "[0,16]"), kF32Data)) == "tensor 'a' has a shape that is not a list");
+  CHECK(readError(d, makeFile(entry("F32", "[4]", "[0]"), kF32Data)) ==
+        "tensor 'a' has data_offsets that are not two sizes");
+  CHECK(readError(d, makeFile(entry("F32", "[4]", "[16,0]"), kF32Data)) ==
+        "tensor 'a' has data_offsets that end before they begin");
+  CHECK(readError(d, makeFile(entry("F32", "[4]", "[4,20]"), kF32Data)) ==
+        "tensor 'a' has data_offsets [4, 20] beyond the data (16 bytes)");
+  CHECK(readError(d, makeFile(entry("F32", "[4294967296, 4294967296]", "[0,16]"), kF32Data))
+            .find("needs") != std::string::npos);
+  std::string overlap =
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})";
+  CHECK(readError(d, makeFile(overlap, kF32Data)) == "tensors 'a' and 'b' overlap");
+  CHECK(readError(d, makeFile(R"({"__metadata__": [1]})", "")) == "__metadata__ is not a JSON object");
+  CHECK(readError(d, makeFile(R"({"__metadata__": {"k": 1}})", "")) == "__metadata__ entry 'k' is not a string");
+  CHECK(readError(d, makeFile(entry("F32", "[4]", "[0,16]"), kF32Data)) == "");
+
+  try {
+    readSafetensors(d.file("missing.safetensors"));
+    FAIL("expected an error");
+  } catch (const UserError &e) {
+    CHECK(std::string(e.what()) == "cannot read file");
+  }
+}
+
+TEST_CASE("safetensors: a failed write leaves the old file whole") {
+  TempDir d;
+  std::string p = d.file("w.safetensors");
+  TensorFile f;
+  f.tensors = {{"a", {1}, {1}}};
+  writeSafetensors(p, f);
+  CHECK_THROWS_AS(writeSafetensors(d.file("no/such/dir/w.safetensors"), f), UserError);
+  f.tensors[0].data = {2};
+  writeSafetensors(p, f);
+  CHECK(readSafetensors(p).tensors[0].data == std::vector<float>{2});
+  CHECK(std::distance(fs::directory_iterator(d.path), fs::directory_iterator{}) == 1);
+}
