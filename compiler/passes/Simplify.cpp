@@ -96,6 +96,7 @@ private:
   ValueId zeros(const Node &n, double value = 0) { return b_.constant(value, n.shape); }
 
   ValueId fold(const Node &n);
+  ValueId commute(const Node &n);
   ValueId elementwise(const Node &n);
   ValueId identity(const Node &n);
   ValueId stableLog(const Node &n);
@@ -147,6 +148,12 @@ ValueId Rewriter::fold(const Node &n) {
 // Broadcasting is implicit in element-wise ops: an explicit broadcast (or a constant of a
 // larger shape) as an operand is not needed when the result keeps its shape without it.
 ValueId Rewriter::elementwise(const Node &n) {
+  // op(broadcast(x)) = broadcast(op(x)) for one operand: computed on fewer elements.
+  if (opKind(n.op) == OpKind::Unary && op(n.operands[0]) == Op::Broadcast) {
+    Node m = n;
+    m.operands[0] = arg(n.operands[0]);
+    return fit(b_.add(std::move(m)), n);
+  }
   for (size_t i = 0; i < n.operands.size(); ++i) {
     ValueId o = n.operands[i];
     bool isBroadcast = op(o) == Op::Broadcast;
@@ -185,10 +192,13 @@ ValueId Rewriter::identity(const Node &n) {
     if (x(0) == x(1)) return b_.unary(Op::Square, x(0));        // a * a = square(a)
     if (op(x(0)) == Op::Neg && op(x(1)) == Op::Neg)             // -a * -b = a * b
       return b_.mul(arg(x(0)), arg(x(1)));
+    if (op(x(0)) == Op::Neg) return b_.neg(b_.mul(arg(x(0)), x(1)));  // -a * b = -(a * b)
+    if (op(x(1)) == Op::Neg) return b_.neg(b_.mul(x(0), arg(x(1))));
     return kNoValue;
   case Op::Div:
     if (is(x(1), 1)) return fit(x(0), n);                       // a / 1 = a
     if (is(x(1), -1)) return fit(b_.neg(x(0)), n);              // a / -1 = -a
+    if (op(x(0)) == Op::Neg) return b_.neg(b_.div(arg(x(0)), x(1)));  // -a / b = -(a / b)
     return kNoValue;
   case Op::Pow:
     if (is(x(1), 1)) return fit(x(0), n);                       // a^1 = a
@@ -280,10 +290,21 @@ ValueId Rewriter::stableLog(const Node &n) {
   }
 }
 
+// Constants go right in commutative ops (`mul %x, 2`), so that equal values look alike.
+ValueId Rewriter::commute(const Node &n) {
+  bool commutative = n.op == Op::Add || n.op == Op::Mul || n.op == Op::Maximum ||
+                     n.op == Op::Minimum || n.op == Op::Eq || n.op == Op::Ne;
+  if (!commutative || !isConst(n.operands[0]) || isConst(n.operands[1])) return kNoValue;
+  Node m = n;
+  std::swap(m.operands[0], m.operands[1]);
+  return b_.add(std::move(m));
+}
+
 ValueId Rewriter::rewrite(const Node &n) {
   if (isLeaf(n.op)) return kNoValue;
   ValueId r = fold(n);
   if (r == kNoValue) r = identity(n);
+  if (r == kNoValue) r = commute(n);
   if (r == kNoValue && isElementwise(n.op)) r = elementwise(n);
   return r;
 }
