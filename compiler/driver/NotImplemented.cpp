@@ -10,13 +10,9 @@ int notImplemented(const char *command) {
   return 2;
 }
 
-int runCheck(Options &, SourceManager &) { return notImplemented("check"); }
-int runInspect(Options &, SourceManager &) { return notImplemented("inspect"); }
 int runTrain(Options &, SourceManager &) { return notImplemented("train"); }
 int runEval(Options &, SourceManager &) { return notImplemented("eval"); }
 int runPredict(Options &, SourceManager &) { return notImplemented("predict"); }
-int runGrad(Options &, SourceManager &) { return notImplemented("grad"); }
-int runGradcheck(Options &, SourceManager &) { return notImplemented("gradcheck"); }
 int runBench(Options &, SourceManager &) { return notImplemented("bench"); }
 int runCompile(Options &, SourceManager &) { return notImplemented("compile"); }
 

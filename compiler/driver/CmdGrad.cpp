@@ -1,0 +1,42 @@
+// `gradc grad MODEL --weights W [--data F] --out G` (SPEC §8): the loss and the gradient of
+// every param on the data as one batch, written as an F32 safetensors file with `loss`
+// (shape []) and one tensor per param under its name. Nothing is written on an error.
+#include "driver/GradSupport.h"
+#include "frontend/Frontend.h"
+#include "runtime/Safetensors.h"
+
+namespace gradc::driver {
+
+int runGrad(Options &o, SourceManager &sm) {
+  Model m = loadModel(sm, o.model);
+  Weights w = readWeights(m, o.weights);
+  rt::Dataset data;
+  if (!o.data.empty()) {
+    data = readData(m, o.data);
+  } else if (!m.inputs.empty()) {
+    std::string names;
+    for (const InputInfo &in : m.inputs) names += (names.empty() ? "" : ", ") + in.name;
+    fileError(o.model, "the model has inputs ({}): give the data with --data FILE", names);
+  }
+  ir::Function g = gradientProgram(m, o);
+  // The gradient is computed in float64 and written as F32.
+  KernelCall call(gradientKernel(g, /*f64=*/true), m, data);
+  call.setParams(w);
+  call.run();
+
+  rt::TensorFile out;
+  double loss = call.result(rt::SlotKind::Loss, "loss").at(0);
+  out.tensors.push_back({"loss", {}, {static_cast<float>(loss)}});
+  for (const ParamInfo &p : m.params) {
+    rt::NamedTensor t;
+    t.name = p.name;
+    for (const ir::Dim &d : p.shape) t.shape.push_back(d.factor);
+    for (double v : call.result(rt::SlotKind::Grad, p.name)) t.data.push_back(static_cast<float>(v));
+    out.tensors.push_back(std::move(t));
+  }
+  out.metadata["gradc.model"] = m.name;
+  rt::writeSafetensors(o.out, out);
+  return 0;
+}
+
+}  // namespace gradc::driver

@@ -1,0 +1,59 @@
+// What `gradc grad` and `gradc gradcheck` share: the gradient program, weights (from a file
+// or the initialisers), a batch (from a CSV file or random), and a kernel with its buffers.
+//
+// The kernel comes from gradientKernel(), the one place that chooses how the program runs
+// (today the reference interpreter; the JIT is a one-line change there).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "driver/Commands.h"
+#include "ir/Model.h"
+#include "runtime/Csv.h"
+#include "runtime/Kernel.h"
+
+namespace gradc::driver {
+
+/// The simplified gradient function of the model (arguments inputs, params; results loss,
+/// metrics, `grad NAME`).
+ir::Function gradientProgram(const Model &m, const Options &o);
+
+/// The kernel that runs `f` (float64 or float32 buffers).
+rt::Kernel gradientKernel(const ir::Function &f, bool f64);
+
+/// Param values by name, each the param's element count long.
+using Weights = std::map<std::string, std::vector<double>>;
+
+/// Reads the params from a safetensors file: each must be there with the param's shape.
+Weights readWeights(const Model &m, const std::string &path);
+/// Draws the params from their initialisers under `seed`.
+Weights initialWeights(const Model &m, uint64_t seed);
+
+/// The model's inputs read from a CSV file, or `rows` rows of random values (float inputs
+/// uniform in [0, 1), labels uniform in [0, classes)).
+rt::Dataset readData(const Model &m, const std::string &path);
+rt::Dataset randomData(const Model &m, int64_t rows, uint64_t seed);
+
+/// A kernel with one buffer per slot, for a whole data set as one batch.
+class KernelCall {
+public:
+  KernelCall(rt::Kernel k, const Model &m, const rt::Dataset &data);
+  /// Copies the params that the kernel takes from `w`.
+  void setParams(const Weights &w);
+  void run();
+  /// The values of a result slot (by kind and name), as doubles.
+  std::vector<double> result(rt::SlotKind kind, const std::string &name) const;
+
+private:
+  void *slot(size_t i) { return bufs_[i].data(); }
+  rt::Kernel k_;
+  std::vector<int64_t> dims_;
+  std::vector<std::vector<char>> bufs_;
+  std::vector<void *> ptrs_;
+  std::vector<char> work_;
+};
+
+}  // namespace gradc::driver
