@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""The command-line contract of `gradc grad` and `gradc gradcheck` (SPEC §8), without torch:
+the output file's layout, one-line errors with exit status 1 for bad weights or data, and
+nothing written when there is an error.
+
+Usage: python3 tests/torch/grad_cli.py PATH/TO/gradc
+"""
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+XOR = os.path.join(ROOT, "examples", "xor.grad")
+XOR_DATA = os.path.join(ROOT, "examples", "data", "xor.csv")
+XOR_PARAMS = {"W1": [2, 8], "b1": [8], "W2": [8, 1], "b2": [1]}
+
+
+def write_safetensors(path, tensors):
+    """tensors: {name: (shape, [values])}, written as F32."""
+    header, data = {}, b""
+    for name, (shape, values) in tensors.items():
+        blob = struct.pack("<%df" % len(values), *values)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+        data += blob
+    text = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
+def read_header(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8:8 + n])
+
+
+def weights(**override):
+    t = {name: (shape, [0.25] * math.prod(shape)) for name, shape in XOR_PARAMS.items()}
+    t.update(override)
+    return {k: v for k, v in t.items() if v is not None}
+
+
+failures = []
+
+
+def check(what, cond, detail=""):
+    print(("ok     " if cond else "FAILED ") + what + ("" if cond else "  " + detail))
+    if not cond:
+        failures.append(what)
+
+
+def main():
+    gradc = sys.argv[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        def run(*args):
+            return subprocess.run([gradc, *args], capture_output=True, text=True)
+
+        def grad_error(what, wts, expect, data=XOR_DATA):
+            w = os.path.join(tmp, "w.safetensors")
+            out = os.path.join(tmp, "bad_out.safetensors")
+            if os.path.exists(out):
+                os.remove(out)
+            write_safetensors(w, wts)
+            args = ["grad", XOR, "--weights", w, "--out", out] + (["--data", data] if data else [])
+            r = run(*args)
+            lines = r.stderr.strip().splitlines()
+            check(what, r.returncode == 1 and len(lines) == 1 and expect in lines[0] and not os.path.exists(out),
+                  f"status {r.returncode}, stderr {r.stderr!r}")
+
+        good = os.path.join(tmp, "w.safetensors")
+        out = os.path.join(tmp, "g.safetensors")
+        write_safetensors(good, weights())
+        r = run("grad", XOR, "--weights", good, "--data", XOR_DATA, "--out", out)
+        check("grad writes loss and one gradient per param", r.returncode == 0 and os.path.exists(out), r.stderr)
+        if r.returncode == 0:
+            h = read_header(out)
+            shapes = {k: v["shape"] for k, v in h.items() if k != "__metadata__"}
+            check("grad: loss is a scalar, gradients have the params' shapes",
+                  shapes == dict(loss=[], **XOR_PARAMS) and all(v["dtype"] == "F32" for k, v in h.items()
+                                                                if k != "__metadata__"), str(h))
+
+        grad_error("grad: a missing param", weights(b2=None), "no tensor for param 'b2'")
+        grad_error("grad: a param of the wrong shape", weights(W1=([8, 2], [0.0] * 16)),
+                   "tensor 'W1' has shape [8, 2], but the model declares the param with shape [2, 8]")
+        extra = os.path.join(tmp, "extra.safetensors")
+        write_safetensors(extra, dict(weights(), extra=([1], [1.0])))
+        r = run("grad", XOR, "--weights", extra, "--data", XOR_DATA, "--out", out)
+        check("grad: extra tensors in the weights are ignored", r.returncode == 0, r.stderr)
+        grad_error("grad: inputs without --data", weights(), "give the data with --data FILE", data=None)
+        bad_csv = os.path.join(tmp, "bad.csv")
+        with open(bad_csv, "w") as f:
+            f.write("x1,x2,y\n0,1\n")
+        grad_error("grad: a malformed data file", weights(), "bad.csv:2:", data=bad_csv)
+        truncated = os.path.join(tmp, "t.safetensors")
+        with open(truncated, "wb") as f:
+            f.write(b"\x10\x00")
+        r = run("grad", XOR, "--weights", truncated, "--data", XOR_DATA, "--out", os.path.join(tmp, "x.st"))
+        check("grad: a truncated weights file", r.returncode == 1 and r.stderr.startswith(truncated + ": error: "),
+              r.stderr)
+
+        r = run("gradcheck", XOR)
+        check("gradcheck passes on random weights and data", r.returncode == 0 and "passed" in r.stdout, r.stdout)
+        r = run("gradcheck", XOR, "--weights", good, "--data", XOR_DATA)
+        check("gradcheck with --weights and --data", r.returncode == 0 and "W1" in r.stdout, r.stdout + r.stderr)
+
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
