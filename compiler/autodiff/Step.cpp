@@ -37,6 +37,8 @@ struct Update {
   ValueId lr, t;
   std::map<std::string, ValueId> &newStates;  // state name -> its new value
   const std::map<std::string, ValueId> &states;
+  // Scalars shared by every param's update, made at first use.
+  ValueId stepSize = kNoValue, bc2Sqrt = kNoValue, decay = kNoValue;
 
   ValueId c(double v) { return b.constant(v); }
   void name(const std::string &n) { b.srcName = n; }
@@ -81,8 +83,12 @@ struct Update {
       g = b.add(g, b.mul(c(wd), param));
     }
     if (wd != 0 && decoupled) {
+      if (decay == kNoValue) {
+        name("decay");
+        decay = b.sub(c(1), b.mul(lr, c(wd)));
+      }
       name(p + ".decayed");
-      param = b.mul(param, b.sub(c(1), b.mul(lr, c(wd))));
+      param = b.mul(param, decay);
     }
     name(p + ".m.new");
     ValueId m1 = b.add(b.mul(c(b1), state(p, "m")), b.mul(c(1 - b1), g));
@@ -90,11 +96,14 @@ struct Update {
     ValueId v1 = b.add(b.mul(c(b2), state(p, "v")), b.mul(c(1 - b2), b.mul(g, g)));
     newStates[p + ".m"] = m1;
     newStates[p + ".v"] = v1;
-    name(p + ".step_size");
-    ValueId stepSize = b.div(lr, b.sub(c(1), b.binary(Op::Pow, c(b1), t)));
+    if (stepSize == kNoValue) {
+      name("step_size");
+      stepSize = b.div(lr, b.sub(c(1), b.binary(Op::Pow, c(b1), t)));
+      name("bias_correction2_sqrt");
+      bc2Sqrt = b.unary(Op::Sqrt, b.sub(c(1), b.binary(Op::Pow, c(b2), t)));
+    }
     name(p + ".denom");
-    ValueId bc2 = b.unary(Op::Sqrt, b.sub(c(1), b.binary(Op::Pow, c(b2), t)));
-    ValueId denom = b.add(b.div(b.unary(Op::Sqrt, v1), bc2), c(eps));
+    ValueId denom = b.add(b.div(b.unary(Op::Sqrt, v1), bc2Sqrt), c(eps));
     name(p + ".new");
     return b.sub(param, b.mul(stepSize, b.div(m1, denom)));
   }
@@ -146,7 +155,7 @@ std::vector<std::pair<std::string, Shape>> optimizerStates(const Model &m) {
 
 Function buildStep(const Model &m, const Function &grad) {
   Function s;
-  s.name = grad.name;
+  s.name = m.forward.name.empty() ? grad.name + ".step" : m.forward.name + ".step";
   s.dimNames = grad.dimNames;
   Builder b(s);
   std::vector<ValueId> map(static_cast<size_t>(grad.size()), kNoValue);

@@ -5,10 +5,12 @@
 #include <cmath>
 #include <map>
 
+#include "autodiff/ReverseMode.h"
 #include "autodiff/Step.h"
 #include "interp/Interpreter.h"
 #include "ir/Builder.h"
 #include "ir/Printer.h"
+#include "passes/Simplify.h"
 
 using namespace gradc;
 using namespace gradc::ir;
@@ -38,6 +40,21 @@ Function linregGrad() {
                {"b", b.reduce(Op::Sum, dz, 1u, false), ResultKind::Grad}};
   verify(g);
   return g;
+}
+
+// The same loss as a forward function, for reverse mode to differentiate.
+Function linregForward() {
+  Function f;
+  f.name = "linreg";
+  Builder b(f);
+  ValueId x = b.input("x", DType::F32, {Dim::fixed(4), Dim::fixed(3)});
+  ValueId y = b.input("y", DType::F32, {Dim::fixed(4), Dim::fixed(1)});
+  ValueId w = b.param("W", {Dim::fixed(3), Dim::fixed(1)});
+  ValueId bias = b.param("b", {Dim::fixed(1)});
+  ValueId r = b.sub(b.add(b.matmul(x, w), bias), y);
+  f.results = {{"loss", b.reduce(Op::Mean, b.unary(Op::Square, r), 3u, false), ResultKind::Loss}};
+  verify(f);
+  return f;
 }
 
 Model linregModel(const std::string &kind, const std::map<std::string, double> &args) {
@@ -78,7 +95,10 @@ bool close(double a, double ref) { return std::fabs(a - ref) <= 2e-4 * std::fabs
 }  // namespace
 
 TEST_CASE("step: 20 steps of every optimiser match torch.optim (float32)") {
-  Function grad = linregGrad();
+  bool byReverseMode = false;
+  SUBCASE("gradient written by hand") {}
+  SUBCASE("gradient from reverse mode and simplification") { byReverseMode = true; }
+  Function grad = byReverseMode ? passes::simplify(autodiff::differentiate(linregForward())) : linregGrad();
   for (const Reference &ref : kReferences) {
     CAPTURE(ref.name);
     Model m = linregModel(ref.kind, ref.args);
