@@ -139,6 +139,12 @@ TEST_CASE("safetensors: malformed files") {
   CHECK(readError(d, makeFile(entry("F32", "[4]", "[0,16]"), kF32Data)) == "");
 
   try {
+    readSafetensors(d.path.string());
+    FAIL("expected an error");
+  } catch (const UserError &e) {
+    CHECK(std::string(e.what()) == "is a folder, not a safetensors file");
+  }
+  try {
     readSafetensors(d.file("missing.safetensors"));
     FAIL("expected an error");
   } catch (const UserError &e) {
