@@ -18,6 +18,7 @@ struct InputSpec {
 
 /// One input's data for all rows, row-major: rows x width values.
 struct Column {
+  std::string name;  // the InputSpec's name
   bool isInt = false;
   int64_t width = 1;
   std::vector<float> f;    // float inputs

@@ -1,0 +1,241 @@
+// The CSV reader of SPEC §6. The whole file is read into memory and scanned once; numbers
+// are parsed with std::from_chars, which rounds to the nearest float exactly. Every problem
+// is reported at its place: `FILE:LINE:COL: error: ...`, where LINE counts physical lines
+// (blank ones too) and COL counts characters (UTF-8) from 1, after a leading BOM.
+#include "runtime/Csv.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+
+#include "support/Diagnostics.h"
+
+namespace gradc::rt {
+
+namespace {
+
+std::string readWholeFile(const std::string &path) {
+  std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) fileError(path, "cannot read file");
+  std::string text;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) text.append(buf, n);
+  if (std::ferror(f.get())) fileError(path, "cannot read file");
+  return text;
+}
+
+bool isSpace(char c) { return c == ' ' || c == '\t'; }
+
+/// Parses a whole cell [b, e) as a float. A leading '+' is allowed. Returns false when the
+/// cell is not a number; `out` may then be anything.
+bool parseFloat(const char *b, const char *e, float &out) {
+  if (b < e && *b == '+') ++b;
+  if (b == e) return false;
+  auto r = std::from_chars(b, e, out);
+  if (r.ec == std::errc::result_out_of_range) {
+    // Out of range for float: either too large (an error below, reported as not finite) or
+    // so small that it rounds to zero or a subnormal.
+    double d;
+    auto r2 = std::from_chars(b, e, d);
+    if (r2.ptr != e) return false;
+    out = std::fabs(d) < 1.0 ? static_cast<float>(d) : std::numeric_limits<float>::infinity();
+    return true;
+  }
+  return r.ec == std::errc() && r.ptr == e;
+}
+
+bool parseDouble(const char *b, const char *e, double &out) {
+  if (b < e && *b == '+') ++b;
+  if (b == e) return false;
+  auto r = std::from_chars(b, e, out);
+  if (r.ec == std::errc::result_out_of_range) {
+    out = std::numeric_limits<double>::infinity();
+    return r.ptr == e;
+  }
+  return r.ec == std::errc() && r.ptr == e;
+}
+
+class Reader {
+public:
+  Reader(const std::string &path, const std::vector<InputSpec> &specs)
+      : path_(path), specs_(specs) {}
+
+  Dataset read() {
+    text_ = readWholeFile(path_);
+    const char *p = text_.data();
+    const char *end = p + text_.size();
+    if (end - p >= 3 && std::memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
+
+    int64_t expected = 0;
+    for (const InputSpec &s : specs_) expected += s.width;
+    if (expected <= 0) fileError(path_, "the model takes no data from a file");
+    cellBegin_.resize(static_cast<size_t>(expected) + 1);
+    cellEnd_.resize(static_cast<size_t>(expected) + 1);
+
+    Dataset ds;
+    ds.path = path_;
+    int64_t lineCount = std::count(p, end, '\n') + 1;
+    for (const InputSpec &s : specs_) {
+      Column c;
+      c.name = s.name;
+      c.isInt = s.isInt;
+      c.width = s.width;
+      if (s.isInt) c.i.reserve(static_cast<size_t>(lineCount * s.width));
+      else c.f.reserve(static_cast<size_t>(lineCount * s.width));
+      ds.inputs.push_back(std::move(c));
+    }
+
+    bool first = true, sawHeader = false;
+    int line = 0;
+    while (p < end) {
+      ++line;
+      const char *nl = static_cast<const char *>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+      const char *lineEnd = nl ? nl : end;
+      const char *next = nl ? nl + 1 : end;
+      if (lineEnd > p && lineEnd[-1] == '\r') --lineEnd;
+      lineBegin_ = p;
+      const char *q = p;
+      while (q < lineEnd && isSpace(*q)) ++q;
+      if (q == lineEnd) {
+        p = next;
+        continue;
+      }
+      if (first) {
+        first = false;
+        if (!allNumbers(p, lineEnd)) {
+          sawHeader = true;
+          p = next;
+          continue;
+        }
+      }
+      parseRow(ds, line, p, lineEnd, expected);
+      ++ds.rows;
+      p = next;
+    }
+    if (ds.rows == 0)
+      fileError(path_, "{}", sawHeader ? "no data rows (the file holds a header only)"
+                                       : "empty file (no data rows)");
+    return ds;
+  }
+
+private:
+  /// The character column (from 1) of byte `at` of the current line.
+  int column(const char *at) const {
+    int col = 1;
+    for (const char *c = lineBegin_; c < at; ++c)
+      if ((static_cast<unsigned char>(*c) & 0xC0) != 0x80) ++col;
+    return col;
+  }
+
+  template <typename... Args>
+  [[noreturn]] void errorAt(int line, const char *at, fmt::format_string<Args...> f,
+                            Args &&...args) const {
+    throw UserError(path_, line, column(at), fmt::format(f, std::forward<Args>(args)...));
+  }
+
+  /// Splits [b, e) at commas into trimmed cells; returns the number of cells found, stopping
+  /// after max + 1 of them.
+  int64_t split(const char *b, const char *e, int64_t max) {
+    int64_t n = 0;
+    const char *c = b;
+    while (true) {
+      const char *comma = static_cast<const char *>(std::memchr(c, ',', static_cast<size_t>(e - c)));
+      const char *cellEnd = comma ? comma : e;
+      const char *s = c, *t = cellEnd;
+      while (s < t && isSpace(*s)) ++s;
+      while (t > s && isSpace(t[-1])) --t;
+      if (n <= max) {
+        cellBegin_[static_cast<size_t>(n)] = s;
+        cellEnd_[static_cast<size_t>(n)] = t;
+      }
+      ++n;
+      if (!comma) return n;
+      if (n > max) return n + std::count(comma + 1, e, ',') + 1;
+      c = comma + 1;
+    }
+  }
+
+  bool allNumbers(const char *b, const char *e) {
+    int64_t n = split(b, e, static_cast<int64_t>(cellBegin_.size()) - 1);
+    n = std::min<int64_t>(n, static_cast<int64_t>(cellBegin_.size()));
+    for (int64_t k = 0; k < n; ++k) {
+      double d;
+      if (!parseDouble(cellBegin_[static_cast<size_t>(k)], cellEnd_[static_cast<size_t>(k)], d))
+        return false;
+    }
+    return true;
+  }
+
+  void parseRow(Dataset &ds, int line, const char *b, const char *e, int64_t expected) {
+    int64_t n = split(b, e, expected);
+    if (n < expected) {
+      const char *at = e;
+      while (at > b && isSpace(at[-1])) --at;
+      errorAt(line, at, "expected {} values, found {}", expected, n);
+    }
+    if (n > expected)
+      errorAt(line, cellBegin_[static_cast<size_t>(expected)], "expected {} values, found {}",
+              expected, n);
+    size_t k = 0;
+    for (size_t s = 0; s < specs_.size(); ++s) {
+      const InputSpec &spec = specs_[s];
+      Column &col = ds.inputs[s];
+      for (int64_t j = 0; j < spec.width; ++j, ++k) {
+        const char *cb = cellBegin_[k], *ce = cellEnd_[k];
+        if (cb == ce) errorAt(line, cb, "missing value (column {} of {} is empty)", k + 1, expected);
+        if (spec.isInt) col.i.push_back(parseLabel(line, cb, ce, spec));
+        else col.f.push_back(parseValue(line, cb, ce));
+      }
+    }
+  }
+
+  float parseValue(int line, const char *b, const char *e) const {
+    float v;
+    if (!parseFloat(b, e, v)) errorAt(line, b, "'{}' is not a number", cellText(b, e));
+    if (!std::isfinite(v)) {
+      double d;
+      bool big = parseDouble(b, e, d) && std::isfinite(d);
+      if (big) errorAt(line, b, "'{}' is too large for a float", cellText(b, e));
+      errorAt(line, b, "'{}' is not a finite number", cellText(b, e));
+    }
+    return v;
+  }
+
+  int32_t parseLabel(int line, const char *b, const char *e, const InputSpec &spec) const {
+    double d;
+    if (!parseDouble(b, e, d)) errorAt(line, b, "label '{}' of '{}' is not a number", cellText(b, e), spec.name);
+    if (!std::isfinite(d) || d != std::floor(d))
+      errorAt(line, b, "label {} of '{}' is not a whole number", cellText(b, e), spec.name);
+    if (spec.classes > 0 && (d < 0 || d >= static_cast<double>(spec.classes)))
+      errorAt(line, b, "label {} of '{}' is outside the {} classes 0..{}", cellText(b, e),
+              spec.name, spec.classes, spec.classes - 1);
+    if (d < std::numeric_limits<int32_t>::min() || d > std::numeric_limits<int32_t>::max())
+      errorAt(line, b, "label {} of '{}' is out of range", cellText(b, e), spec.name);
+    return static_cast<int32_t>(d);
+  }
+
+  static std::string cellText(const char *b, const char *e) {
+    std::string s(b, e);
+    if (s.size() > 40) s = s.substr(0, 37) + "...";
+    return s;
+  }
+
+  const std::string &path_;
+  const std::vector<InputSpec> &specs_;
+  std::string text_;
+  const char *lineBegin_ = nullptr;
+  std::vector<const char *> cellBegin_, cellEnd_;
+};
+
+}  // namespace
+
+Dataset readCsv(const std::string &path, const std::vector<InputSpec> &specs) {
+  return Reader(path, specs).read();
+}
+
+}  // namespace gradc::rt

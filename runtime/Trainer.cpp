@@ -1,0 +1,598 @@
+// The training loop, checkpoints, evaluation and prediction (see Trainer.h).
+#include "runtime/Trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <iostream>
+#include <limits>
+#include <sstream>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "runtime/Files.h"
+#include "runtime/Safetensors.h"
+#include "support/Diagnostics.h"
+
+namespace gradc::rt {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+std::string shapeText(const std::vector<int64_t> &s) {
+  return fmt::format("[{}]", fmt::join(s, ", "));
+}
+
+int64_t staticElements(const Slot &s) {
+  int64_t n = 1;
+  for (int64_t d : s.shape) {
+    GRADC_ASSERT(d >= 0, "slot '{}' has a symbolic dim", s.name);
+    n *= d;
+  }
+  return n;
+}
+
+size_t elemBytes(const Slot &s, bool f64) {
+  return s.isInt ? sizeof(int32_t) : f64 ? sizeof(double) : sizeof(float);
+}
+
+// SIGINT / SIGTERM: the first one asks the loop to stop after the current step (and save);
+// a second one exits at once (a checkpoint being written stays whole: writes are atomic).
+volatile std::sig_atomic_t gSignal = 0;
+
+extern "C" void onSignal(int sig) {
+  if (gSignal != 0) ::_exit(128 + sig);
+  gSignal = sig;
+}
+
+class SignalGuard {
+public:
+  explicit SignalGuard(bool on) : on_(on) {
+    gSignal = 0;
+    if (!on_) return;
+    struct sigaction sa {};
+    sa.sa_handler = onSignal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &oldInt_);
+    sigaction(SIGTERM, &sa, &oldTerm_);
+  }
+  ~SignalGuard() {
+    gSignal = 0;
+    if (!on_) return;
+    sigaction(SIGINT, &oldInt_, nullptr);
+    sigaction(SIGTERM, &oldTerm_, nullptr);
+  }
+
+private:
+  bool on_;
+  struct sigaction oldInt_ {}, oldTerm_ {};
+};
+
+/// The progress bar on stderr: redrawn in place at most 10 times a second.
+class Progress {
+public:
+  explicit Progress(bool on) : on_(on) {}
+  void update(const std::string &prefix, int64_t done, int64_t total, double loss, double rate) {
+    if (!on_) return;
+    auto now = Clock::now();
+    if (drawn_ && seconds(last_, now) < 0.1 && done != total) return;
+    last_ = now;
+    drawn_ = true;
+    constexpr int kWidth = 24;
+    int filled = total > 0 ? static_cast<int>(kWidth * done / total) : 0;
+    std::string bar(static_cast<size_t>(filled), '#');
+    bar.resize(kWidth, '.');
+    std::cerr << fmt::format("\r\033[K{} [{}] {}/{}  loss {:.4g}  {:.0f} steps/s", prefix, bar,
+                             done, total, loss, rate)
+              << std::flush;
+  }
+  void clear() {
+    if (on_ && drawn_) std::cerr << "\r\033[K" << std::flush;
+    drawn_ = false;
+  }
+
+private:
+  bool on_;
+  bool drawn_ = false;
+  Clock::time_point last_{};
+};
+
+/// Running means weighted by rows.
+struct Means {
+  double rows = 0, loss = 0;
+  std::vector<double> metrics;
+  void add(double n, double l, const std::vector<double> &m) {
+    rows += n;
+    loss += n * l;
+    metrics.resize(m.size(), 0.0);
+    for (size_t i = 0; i < m.size(); ++i) metrics[i] += n * m[i];
+  }
+  double meanLoss() const { return rows > 0 ? loss / rows : std::nan(""); }
+  std::vector<double> meanMetrics() const {
+    std::vector<double> out(metrics);
+    for (double &v : out) v = rows > 0 ? v / rows : std::nan("");
+    return out;
+  }
+};
+
+std::string number(double v) { return fmt::format("{:.4g}", v); }
+
+}  // namespace
+
+// --- TrainState ---------------------------------------------------------------------------
+
+double StateTensor::get(int64_t i, bool f64) const {
+  return f64 ? buf.as<double>()[i] : buf.as<float>()[i];
+}
+
+void StateTensor::set(int64_t i, double v, bool f64) {
+  if (f64) buf.as<double>()[i] = v;
+  else buf.as<float>()[i] = static_cast<float>(v);
+}
+
+TrainState::TrainState(const Signature &sig, bool f64) : f64(f64) {
+  for (const Slot &s : sig.slots) {
+    if (s.kind != SlotKind::Param && s.kind != SlotKind::State) continue;
+    StateTensor t;
+    t.name = s.name;
+    t.kind = s.kind;
+    t.shape = s.shape;
+    t.elements = staticElements(s);
+    t.buf.allocate(static_cast<size_t>(t.elements) * elemBytes(s, f64));
+    tensors.push_back(std::move(t));
+  }
+}
+
+StateTensor *TrainState::find(const std::string &name) {
+  for (StateTensor &t : tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+const StateTensor *TrainState::find(const std::string &name) const {
+  return const_cast<TrainState *>(this)->find(name);
+}
+
+void TrainState::initParams(const std::vector<ParamSpec> &specs, uint64_t seed) {
+  for (size_t i = 0; i < specs.size(); ++i) {
+    StateTensor *t = find(specs[i].name);
+    if (!t || t->kind != SlotKind::Param) continue;  // a param the kernel does not use
+    GRADC_ASSERT(t->shape == specs[i].shape, "param '{}' has shape {} in the kernel, {} in the model",
+                 t->name, shapeText(t->shape), shapeText(specs[i].shape));
+    int kind = static_cast<int>(specs[i].init);
+    if (f64)
+      initParam(t->buf.as<double>(), kind, specs[i].args, specs[i].shape, seed, static_cast<int>(i));
+    else
+      initParam(t->buf.as<float>(), kind, specs[i].args, specs[i].shape, seed, static_cast<int>(i));
+  }
+}
+
+bool TrainState::load(const std::string &path, const std::string &modelHash) {
+  TensorFile file = readSafetensors(path);
+  auto copyIn = [&](StateTensor &t, const NamedTensor &nt) {
+    if (nt.shape != t.shape)
+      fileError(path, "tensor '{}' has shape {}, but the model's {} '{}' has shape {}", nt.name,
+                shapeText(nt.shape), t.kind == SlotKind::Param ? "param" : "optimiser state",
+                t.name, shapeText(t.shape));
+    GRADC_ASSERT(static_cast<int64_t>(nt.data.size()) == t.elements, "tensor '{}' holds {} values",
+                 nt.name, nt.data.size());
+    for (int64_t i = 0; i < t.elements; ++i) t.set(i, nt.data[static_cast<size_t>(i)], f64);
+  };
+  for (StateTensor &t : tensors) {
+    if (t.kind != SlotKind::Param) continue;
+    const NamedTensor *nt = file.find(t.name);
+    if (!nt) fileError(path, "no tensor '{}' for the model's param '{}'", t.name, t.name);
+    copyIn(t, *nt);
+  }
+  auto meta = [&](const char *key) -> const std::string * {
+    auto it = file.metadata.find(key);
+    return it == file.metadata.end() ? nullptr : &it->second;
+  };
+  auto counter = [&](const char *key, const char *tensor) -> int64_t {
+    if (const std::string *s = meta(key)) {
+      try {
+        return std::stoll(*s);
+      } catch (const std::exception &) {
+        fileError(path, "metadata '{}' is not a whole number: '{}'", key, *s);
+      }
+    }
+    if (const NamedTensor *nt = file.find(tensor); nt && nt->data.size() == 1)
+      return static_cast<int64_t>(nt->data[0]);
+    return 0;
+  };
+  bool checkpoint = meta("gradc.step") || file.find("__step__");
+  if (!checkpoint) return false;
+  for (StateTensor &t : tensors) {
+    if (t.kind != SlotKind::State) continue;
+    if (const NamedTensor *nt = file.find(t.name)) copyIn(t, *nt);
+  }
+  step = counter("gradc.step", "__step__");
+  epoch = counter("gradc.epoch", "__epoch__");
+  batch = meta("gradc.batch") ? counter("gradc.batch", "") : 0;
+  if (step < 0 || epoch < 0 || batch < 0) fileError(path, "negative step or epoch count");
+  if (const std::string *h = meta("gradc.model_hash"); h && !modelHash.empty() && *h != modelHash)
+    std::cerr << fmt::format("{}: warning: the checkpoint was written for another version of the "
+                             "model (the shapes agree, so it is used)\n", path);
+  return true;
+}
+
+void TrainState::save(const std::string &path, const std::string &modelName,
+                      const std::string &modelHash, uint64_t seed) const {
+  TensorFile file;
+  for (const StateTensor &t : tensors) {
+    NamedTensor nt{t.name, t.shape, std::vector<float>(static_cast<size_t>(t.elements))};
+    for (int64_t i = 0; i < t.elements; ++i)
+      nt.data[static_cast<size_t>(i)] = static_cast<float>(t.get(i, f64));
+    file.tensors.push_back(std::move(nt));
+  }
+  file.tensors.push_back({"__step__", {}, {static_cast<float>(step)}});
+  file.tensors.push_back({"__epoch__", {}, {static_cast<float>(epoch)}});
+  file.metadata["gradc.model"] = modelName;
+  file.metadata["gradc.model_hash"] = modelHash;
+  file.metadata["gradc.step"] = std::to_string(step);
+  file.metadata["gradc.epoch"] = std::to_string(epoch);
+  file.metadata["gradc.batch"] = std::to_string(batch);
+  file.metadata["gradc.seed"] = std::to_string(seed);
+  writeSafetensors(path, file);
+}
+
+// --- Call ---------------------------------------------------------------------------------
+
+Call::Call(const Kernel &k, TrainState &st, const Batcher *batcher, int64_t maxRows)
+    : k_(k), f64_(k.f64), dims_(k.sig.dimNames.size(), 1) {
+  GRADC_ASSERT(k.f64 == st.f64, "kernel and state differ in float type");
+  for (const Slot &s : k.sig.slots)
+    if (s.kind == SlotKind::Input && !s.shape.empty() && s.shape[0] < 0) {
+      batchDim_ = static_cast<int>(-1 - s.shape[0]);
+      break;
+    }
+  if (batchDim_ >= 0) dims_[static_cast<size_t>(batchDim_)] = maxRows;
+  args_.resize(k.sig.slots.size(), nullptr);
+  owned_.resize(k.sig.slots.size());
+  for (size_t i = 0; i < k.sig.slots.size(); ++i) {
+    const Slot &s = k.sig.slots[i];
+    switch (s.kind) {
+    case SlotKind::Input: {
+      void *p = batcher ? batcher->buffer(s.name) : nullptr;
+      if (!p) internalError("no data for input '{}'", s.name);
+      args_[i] = p;
+      break;
+    }
+    case SlotKind::Param:
+    case SlotKind::State: {
+      StateTensor *t = st.find(s.name);
+      if (!t) internalError("the training state has no tensor '{}'", s.name);
+      args_[i] = t->buf.data();
+      break;
+    }
+    case SlotKind::Hyper:
+      if (s.name == "lr") lrSlot_ = static_cast<int>(i);
+      else if (s.name == "t") tSlot_ = static_cast<int>(i);
+      else internalError("unknown hyper-parameter '{}'", s.name);
+      [[fallthrough]];
+    default:
+      owned_[i].allocate(static_cast<size_t>(s.elements(dims_.data())) * elemBytes(s, f64_));
+      args_[i] = owned_[i].data();
+      if (s.kind == SlotKind::Loss && lossSlot_ < 0) lossSlot_ = static_cast<int>(i);
+      if (s.kind == SlotKind::Metric) metricSlots_.push_back(static_cast<int>(i));
+    }
+  }
+  work_.allocate(k.workBytes ? k.workBytes(dims_.data()) : 0);
+  workRows_ = maxRows;
+}
+
+void Call::run(int64_t rows, double lr, double t) {
+  if (batchDim_ >= 0) {
+    dims_[static_cast<size_t>(batchDim_)] = rows;
+    if (rows != workRows_ && k_.workBytes) {
+      size_t need = k_.workBytes(dims_.data());
+      if (need > work_.bytes()) work_.allocate(need);
+      workRows_ = rows;
+    }
+  }
+  auto setScalar = [&](int slot, double v) {
+    if (slot < 0) return;
+    if (f64_) owned_[static_cast<size_t>(slot)].as<double>()[0] = v;
+    else owned_[static_cast<size_t>(slot)].as<float>()[0] = static_cast<float>(v);
+  };
+  setScalar(lrSlot_, lr);
+  setScalar(tSlot_, t);
+  k_.call(args_.data(), dims_.data(), work_.data());
+}
+
+double Call::scalar(int slot) const {
+  const Slot &s = k_.sig.slots[static_cast<size_t>(slot)];
+  const void *p = args_[static_cast<size_t>(slot)];
+  if (s.isInt) return static_cast<const int32_t *>(p)[0];
+  return f64_ ? static_cast<const double *>(p)[0] : static_cast<const float *>(p)[0];
+}
+
+double Call::loss() const { return lossSlot_ >= 0 ? scalar(lossSlot_) : std::nan(""); }
+
+std::vector<double> Call::metrics() const {
+  std::vector<double> out;
+  for (int s : metricSlots_) out.push_back(scalar(s));
+  return out;
+}
+
+std::vector<std::string> Call::metricNames() const {
+  std::vector<std::string> out;
+  for (int s : metricSlots_) out.push_back(k_.sig.slots[static_cast<size_t>(s)].name);
+  return out;
+}
+
+std::vector<InputSpec> inputSpecs(const Signature &sig) {
+  std::vector<InputSpec> out;
+  for (const Slot &s : sig.slots) {
+    if (s.kind != SlotKind::Input) continue;
+    InputSpec spec;
+    spec.name = s.name;
+    spec.isInt = s.isInt;
+    spec.width = 1;
+    for (size_t i = 1; i < s.shape.size(); ++i) {
+      GRADC_ASSERT(s.shape[i] >= 0, "input '{}' has a symbolic dim after the batch dim", s.name);
+      spec.width *= s.shape[i];
+    }
+    out.push_back(spec);
+  }
+  return out;
+}
+
+// --- evaluate / predict -------------------------------------------------------------------
+
+EvalResult evaluate(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSize) {
+  batchSize = std::max<int64_t>(1, std::min(batchSize, ds.rows));
+  Batcher batcher(ds, batchSize, k.f64);
+  Call call(k, st, &batcher, batchSize);
+  std::vector<int64_t> order = epochOrder(ds.rows, 0, 0, false);
+  Means means;
+  int64_t batches = batchCount(ds.rows, batchSize, false);
+  for (int64_t b = 0; b < batches; ++b) {
+    int64_t rows = batcher.gather(order, b);
+    call.run(rows, 0, 0);
+    means.add(static_cast<double>(rows), call.loss(), call.metrics());
+  }
+  EvalResult r;
+  r.rows = ds.rows;
+  r.loss = means.meanLoss();
+  r.metricNames = call.metricNames();
+  r.metrics = means.meanMetrics();
+  return r;
+}
+
+void predict(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSize,
+             std::ostream &out) {
+  batchSize = std::max<int64_t>(1, std::min(batchSize, ds.rows));
+  Batcher batcher(ds, batchSize, k.f64);
+  Call call(k, st, &batcher, batchSize);
+  struct Out {
+    int slot;
+    int64_t width;
+    bool isInt;
+  };
+  std::vector<Out> outs;
+  std::vector<std::string> header;
+  for (size_t i = 0; i < k.sig.slots.size(); ++i) {
+    const Slot &s = k.sig.slots[i];
+    if (s.kind != SlotKind::Output) continue;
+    int64_t w = 1;
+    for (size_t d = 1; d < s.shape.size(); ++d) w *= s.shape[d] >= 0 ? s.shape[d] : 1;
+    if (s.shape.empty() || s.shape[0] >= 0)
+      internalError("output '{}' does not have the batch dim first", s.name);
+    outs.push_back({static_cast<int>(i), w, s.isInt});
+    if (w == 1) header.push_back(s.name);
+    else
+      for (int64_t j = 0; j < w; ++j) header.push_back(fmt::format("{}_{}", s.name, j));
+  }
+  if (outs.empty()) internalError("the model has no outputs to predict");
+  out << fmt::format("{}\n", fmt::join(header, ","));
+  std::vector<int64_t> order = epochOrder(ds.rows, 0, 0, false);
+  int64_t batches = batchCount(ds.rows, batchSize, false);
+  std::string line;
+  for (int64_t b = 0; b < batches; ++b) {
+    int64_t rows = batcher.gather(order, b);
+    call.run(rows, 0, 0);
+    for (int64_t r = 0; r < rows; ++r) {
+      line.clear();
+      for (const Out &o : outs) {
+        const void *p = call.result(o.slot);
+        for (int64_t j = 0; j < o.width; ++j) {
+          if (!line.empty()) line += ',';
+          int64_t idx = r * o.width + j;
+          if (o.isInt) line += std::to_string(static_cast<const int32_t *>(p)[idx]);
+          else if (k.f64) line += fmt::format("{}", static_cast<const double *>(p)[idx]);
+          else line += fmt::format("{}", static_cast<const float *>(p)[idx]);
+        }
+      }
+      line += '\n';
+      out << line;
+    }
+  }
+}
+
+// --- train --------------------------------------------------------------------------------
+
+namespace {
+
+class MetricsFile {
+public:
+  MetricsFile(std::string path, bool withEpoch, const std::vector<std::string> &names, bool val)
+      : path_(std::move(path)) {
+    std::vector<std::string> cols;
+    if (withEpoch) cols.push_back("epoch");
+    cols.push_back("step");
+    cols.push_back("loss");
+    for (const std::string &n : names) cols.push_back(n);
+    if (val) {
+      cols.push_back("val_loss");
+      for (const std::string &n : names) cols.push_back("val_" + n);
+    }
+    text_ = fmt::format("{}\n", fmt::join(cols, ","));
+    withEpoch_ = withEpoch;
+    valColumns_ = val ? names.size() + 1 : 0;
+  }
+  void add(const EpochStats &e) {
+    if (path_.empty()) return;
+    std::vector<std::string> cols;
+    if (withEpoch_) cols.push_back(std::to_string(e.epoch));
+    cols.push_back(std::to_string(e.step));
+    cols.push_back(fmt::format("{}", e.loss));
+    for (double m : e.metrics) cols.push_back(fmt::format("{}", m));
+    if (e.hasVal) {
+      cols.push_back(fmt::format("{}", e.valLoss));
+      for (double m : e.valMetrics) cols.push_back(fmt::format("{}", m));
+    } else {
+      cols.resize(cols.size() + valColumns_);
+    }
+    text_ += fmt::format("{}\n", fmt::join(cols, ","));
+    writeFileAtomic(path_, text_);
+  }
+
+private:
+  std::string path_, text_;
+  bool withEpoch_ = true;
+  size_t valColumns_ = 0;
+};
+
+std::string epochLine(const EpochStats &e, const std::string &head,
+                      const std::vector<std::string> &names) {
+  std::string s = fmt::format("{}  loss {}", head, number(e.loss));
+  for (size_t i = 0; i < names.size() && i < e.metrics.size(); ++i)
+    s += fmt::format("  {} {}", names[i], number(e.metrics[i]));
+  if (e.hasVal) {
+    s += fmt::format("  val_loss {}", number(e.valLoss));
+    for (size_t i = 0; i < names.size() && i < e.valMetrics.size(); ++i)
+      s += fmt::format("  val_{} {}", names[i], number(e.valMetrics[i]));
+  }
+  return s + fmt::format("  ({:.0f} steps/s)", e.stepsPerSecond);
+}
+
+}  // namespace
+
+TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const Dataset *data,
+                  const Dataset *val, const TrainOptions &o, std::ostream &out) {
+  SignalGuard signals(o.handleSignals);
+  Progress progress(o.progress < 0 ? ::isatty(2) != 0 : o.progress > 0);
+  TrainResult result;
+  auto save = [&] {
+    if (!o.savePath.empty()) st.save(o.savePath, o.modelName, o.modelHash, o.seed);
+  };
+  auto stopStatus = [&]() -> int { return gSignal == 0 ? 0 : 128 + gSignal; };
+  auto checkLoss = [&](double loss, const std::string &where) {
+    if (!std::isfinite(loss)) {
+      progress.clear();
+      throw UserError(o.modelPath.empty() ? std::string("gradc") : o.modelPath,
+                      fmt::format("the loss became {} at step {}{}", loss, st.step + 1, where));
+    }
+  };
+
+  if (!data) {
+    // No inputs: `maxSteps` steps of the kernel, a report every tenth of them.
+    Call call(step, st, nullptr, 1);
+    result.metricNames = call.metricNames();
+    MetricsFile metrics(o.metricsPath, false, result.metricNames, false);
+    int64_t total = o.maxSteps < 0 ? 1000 : o.maxSteps;
+    int64_t every = std::max<int64_t>(1, total / 10);
+    auto start = Clock::now();
+    for (int64_t s = 0; s < total; ++s) {
+      call.run(1, o.lr, static_cast<double>(st.step + 1));
+      ++st.step;
+      double loss = call.loss();
+      checkLoss(loss, "");
+      double rate = (s + 1) / std::max(1e-9, seconds(start, Clock::now()));
+      progress.update("train", s + 1, total, loss, rate);
+      if ((s + 1) % every == 0 || s + 1 == total || gSignal) {
+        EpochStats e;
+        e.step = st.step;
+        e.loss = loss;
+        e.metrics = call.metrics();
+        e.stepsPerSecond = rate;
+        progress.clear();
+        out << epochLine(e, fmt::format("step {}/{}", s + 1, total), result.metricNames) << "\n"
+            << std::flush;
+        metrics.add(e);
+        result.history.push_back(e);
+      }
+      if (gSignal) break;
+    }
+    progress.clear();
+    save();
+    result.status = stopStatus();
+    return result;
+  }
+
+  int64_t rows = data->rows;
+  int64_t batchSize = std::max<int64_t>(1, std::min(o.batchSize, rows));
+  int64_t batches = batchCount(rows, batchSize, o.dropLast);
+  Batcher batcher(*data, batchSize, step.f64);
+  Call call(step, st, &batcher, batchSize);
+  result.metricNames = call.metricNames();
+  MetricsFile metrics(o.metricsPath, true, result.metricNames, val && eval);
+  int64_t lastEpoch = st.epoch + o.epochs;
+  int64_t stepsThisRun = 0;
+  bool stopped = false;
+  for (int64_t epoch = st.epoch; epoch < lastEpoch && !stopped; ++epoch) {
+    std::vector<int64_t> order = epochOrder(rows, o.seed, epoch, o.shuffle);
+    Means means;
+    auto start = Clock::now();
+    int64_t first = st.batch, done = 0;
+    std::string head = fmt::format("epoch {}/{}", epoch + 1, lastEpoch);
+    for (int64_t b = first; b < batches; ++b) {
+      if (o.maxSteps >= 0 && stepsThisRun >= o.maxSteps) {
+        stopped = true;
+        break;
+      }
+      int64_t n = batcher.gather(order, b);
+      call.run(n, o.lr, static_cast<double>(st.step + 1));
+      double loss = call.loss();
+      checkLoss(loss, fmt::format(" (epoch {}, batch {}, rows {}..{} of the shuffled order)",
+                                  epoch + 1, b + 1, b * batchSize + 1, b * batchSize + n));
+      ++st.step;
+      ++stepsThisRun;
+      ++done;
+      st.batch = b + 1;
+      means.add(static_cast<double>(n), loss, call.metrics());
+      double rate = done / std::max(1e-9, seconds(start, Clock::now()));
+      progress.update(head, b + 1, batches, means.meanLoss(), rate);
+      if (gSignal) {
+        stopped = true;
+        break;
+      }
+    }
+    double elapsed = seconds(start, Clock::now());
+    bool finished = st.batch >= batches;
+    if (finished) {
+      st.epoch = epoch + 1;
+      st.batch = 0;
+    }
+    progress.clear();
+    if (done == 0) break;
+    EpochStats e;
+    e.epoch = epoch + 1;
+    e.step = st.step;
+    e.loss = means.meanLoss();
+    e.metrics = means.meanMetrics();
+    e.stepsPerSecond = done / std::max(1e-9, elapsed);
+    if (val && eval && finished) {
+      EvalResult v = evaluate(*eval, st, *val, o.valBatchSize);
+      e.hasVal = true;
+      e.valLoss = v.loss;
+      e.valMetrics = v.metrics;
+    }
+    out << epochLine(e, head, result.metricNames) << "\n" << std::flush;
+    metrics.add(e);
+    result.history.push_back(e);
+    if (finished && !stopped && epoch + 1 < lastEpoch) save();
+  }
+  save();
+  result.status = stopStatus();
+  return result;
+}
+
+}  // namespace gradc::rt

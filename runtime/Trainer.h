@@ -1,0 +1,161 @@
+// The training loop and what runs around a compiled kernel (SPEC §7, §8): the training
+// state (params and optimiser states), checkpoints, training, evaluation and prediction.
+//
+// A kernel (Kernel.h) is called with one pointer per slot. `Call` builds that pointer array
+// once: params and states point into the TrainState, inputs into the Batcher's buffers,
+// hyper-parameters (`lr`, `t`) and results into buffers of its own. The step then runs with
+// no allocation: gather a batch, set `t`, call.
+//
+// Checkpoints are safetensors files: every param and optimiser state under its own name
+// (states are `PARAM.m` etc.; a '.' cannot occur in a param name), the scalars `__step__`
+// and `__epoch__`, and metadata `gradc.model`, `gradc.model_hash`, `gradc.step`,
+// `gradc.epoch`, `gradc.batch` (batches done in the unfinished epoch, when a run stopped
+// inside one), `gradc.seed`. The data order depends only on (seed, epoch), so a run resumed
+// from a checkpoint sees the very batches the uninterrupted run would have seen.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/Batches.h"
+#include "runtime/Buffer.h"
+#include "runtime/Csv.h"
+#include "runtime/Init.h"
+#include "runtime/Kernel.h"
+
+namespace gradc::rt {
+
+/// How to initialise one param (from the model file).
+struct ParamSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  Init init = Init::Zeros;
+  std::vector<double> args;
+};
+
+/// A param or optimiser state: a dense row-major buffer of float or double.
+struct StateTensor {
+  std::string name;
+  SlotKind kind = SlotKind::Param;
+  std::vector<int64_t> shape;
+  int64_t elements = 1;
+  Buffer buf;
+  double get(int64_t i, bool f64) const;
+  void set(int64_t i, double v, bool f64);
+};
+
+/// Params and optimiser states (every state starts at zero), and the counters.
+class TrainState {
+public:
+  /// One tensor per Param and State slot of `sig`, in slot order, zero-filled.
+  TrainState(const Signature &sig, bool f64);
+  /// Fills each param from its initialiser; the random stream of specs[i] is i.
+  void initParams(const std::vector<ParamSpec> &specs, uint64_t seed);
+  /// Loads the params from a weights file or checkpoint; from a checkpoint, also the
+  /// optimiser states and counters. Returns true for a checkpoint. A missing param or one of
+  /// another shape is a UserError `PATH: error: ...`; extra tensors are ignored.
+  bool load(const std::string &path, const std::string &modelHash = "");
+  /// Writes a checkpoint atomically.
+  void save(const std::string &path, const std::string &modelName, const std::string &modelHash,
+            uint64_t seed) const;
+  StateTensor *find(const std::string &name);
+  const StateTensor *find(const std::string &name) const;
+
+  std::vector<StateTensor> tensors;
+  bool f64;
+  int64_t step = 0;   // optimiser steps taken (the next step has t = step + 1)
+  int64_t epoch = 0;  // epochs completed
+  int64_t batch = 0;  // batches done in epoch `epoch` when it was left unfinished
+};
+
+/// The argument array of one kernel, bound to a state and (when the kernel has inputs) a
+/// batcher. Allocates result buffers and work memory for up to `maxRows` rows.
+class Call {
+public:
+  Call(const Kernel &k, TrainState &st, const Batcher *batcher, int64_t maxRows);
+  /// Runs the kernel on the first `rows` rows of the batch buffers.
+  void run(int64_t rows, double lr, double t);
+  double loss() const;  // NaN when the kernel has no loss
+  /// Metric values, in slot order.
+  std::vector<double> metrics() const;
+  std::vector<std::string> metricNames() const;
+  /// The buffer of result slot `slot` (outputs, gradients).
+  const void *result(int slot) const { return args_[static_cast<size_t>(slot)]; }
+  const Kernel &kernel() const { return k_; }
+
+private:
+  double scalar(int slot) const;
+  const Kernel &k_;
+  bool f64_;
+  std::vector<void *> args_;
+  std::vector<Buffer> owned_;
+  std::vector<int> metricSlots_;
+  int lossSlot_ = -1, lrSlot_ = -1, tSlot_ = -1, batchDim_ = -1;
+  std::vector<int64_t> dims_;
+  Buffer work_;
+  int64_t workRows_ = 0;
+};
+
+struct TrainOptions {
+  int64_t epochs = 1;       // epochs to run (with data), counted from the state's epoch
+  int64_t maxSteps = -1;    // stop after this many steps of this run (-1: no limit)
+  int64_t batchSize = 32;
+  double lr = 0.01;
+  uint64_t seed = 0;
+  bool shuffle = true;
+  bool dropLast = false;
+  int64_t valBatchSize = 1024;
+  std::string savePath;     // checkpoint after each epoch and at the end ("" = none)
+  std::string metricsPath;  // per-epoch CSV ("" = none)
+  std::string modelName, modelHash;
+  std::string modelPath;    // for messages
+  int progress = -1;        // progress bar: -1 when stderr is a terminal, 0 never, 1 always
+  bool handleSignals = true;
+};
+
+struct EpochStats {
+  int64_t epoch = 0;  // 1-based
+  int64_t step = 0;   // the state's step count at the end of the epoch
+  double loss = 0;
+  std::vector<double> metrics;
+  bool hasVal = false;
+  double valLoss = 0;
+  std::vector<double> valMetrics;
+  double stepsPerSecond = 0;
+};
+
+struct TrainResult {
+  int status = 0;  // 0, or 130 (SIGINT) / 143 (SIGTERM)
+  std::vector<std::string> metricNames;
+  std::vector<EpochStats> history;  // per epoch (with data) or per report (without)
+};
+
+/// Trains: one step per batch of `data` (or, when `data` is null, `maxSteps` steps of a
+/// kernel without inputs), reports to `out`, evaluates `val` with `eval` after each epoch,
+/// saves checkpoints. A non-finite loss stops training with a UserError.
+TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const Dataset *data,
+                  const Dataset *val, const TrainOptions &o, std::ostream &out);
+
+struct EvalResult {
+  int64_t rows = 0;
+  double loss = 0;  // NaN when the kernel has no loss
+  std::vector<std::string> metricNames;
+  std::vector<double> metrics;
+};
+
+/// Loss and metrics over `ds` in batches, as means weighted by the rows of each batch.
+EvalResult evaluate(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSize);
+
+/// The kernel's outputs for every row of `ds`, as CSV with a header (an output of width w > 1
+/// gives columns NAME_0 .. NAME_{w-1}).
+void predict(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSize,
+             std::ostream &out);
+
+/// The InputSpecs of a kernel's Input slots (their names, int or float, widths); `classes`
+/// is left 0.
+std::vector<InputSpec> inputSpecs(const Signature &sig);
+
+}  // namespace gradc::rt
