@@ -29,6 +29,7 @@ struct Expr {
   // The place of the node: a literal's or name's first character, a call's function name,
   // the operator of a unary or binary expression.
   Loc loc;
+  Loc start;                  // the expression's first character
   size_t begin = 0, end = 0;  // byte span of the whole expression in the file
   int height = 1;             // 1 for a leaf
 

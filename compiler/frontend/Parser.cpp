@@ -65,6 +65,7 @@ ExprPtr leaf(Expr::Kind k, const Token &t) {
   auto e = std::make_unique<Expr>();
   e->kind = k;
   e->loc = t.loc;
+  e->start = t.loc;
   e->begin = t.begin;
   e->end = t.end;
   return e;
@@ -257,6 +258,7 @@ ExprPtr Parser::makeBinary(BinOp op, const Token &opTok, ExprPtr a, ExprPtr b) {
   e->kind = Expr::Binary;
   e->op = op;
   e->loc = opTok.loc;
+  e->start = a->start;
   e->begin = a->begin;
   e->end = b->end;
   e->height = 1 + std::max(a->height, b->height);
@@ -323,6 +325,7 @@ ExprPtr Parser::parseUnary() {
   auto e = std::make_unique<Expr>();
   e->kind = Expr::Neg;
   e->loc = opTok.loc;
+  e->start = opTok.loc;
   e->begin = opTok.begin;
   e->end = x->end;
   e->height = x->height + 1;
@@ -367,6 +370,7 @@ ExprPtr Parser::parsePrimary() {
     Token open = take();
     ExprPtr e = parseExpr();
     Token close = expect(Tok::RParen, "')'");
+    e->start = open.loc;
     e->begin = open.begin;
     e->end = close.end;
     return e;

@@ -1,0 +1,901 @@
+// Sema (see Sema.h): names, defs, constants, shapes -> Model + forward IR.
+#include "frontend/Sema.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "ir/Builder.h"
+#include "ir/Printer.h"
+
+namespace gradc {
+
+using ir::DType;
+using ir::Op;
+using ir::Shape;
+using ir::ValueId;
+
+namespace {
+
+// Total depth of nested expression evaluation, across inlined defs.
+constexpr int kMaxEvalDepth = 600;
+
+enum class BK {
+  Unary, LeakyRelu, MaxMin, Where, Transpose, Reshape, Reduce, Row, ArgMax, OneHot,
+  Mse, Bce, BceLogits, CrossEntropy,
+};
+
+struct Builtin {
+  BK kind;
+  Op op;
+  std::vector<std::string> params;
+  size_t required;
+};
+
+const std::map<std::string, Builtin> &builtins() {
+  static const std::map<std::string, Builtin> table = [] {
+    std::map<std::string, Builtin> t;
+    auto unary = [&](const char *n, Op op) { t[n] = {BK::Unary, op, {"x"}, 1}; };
+    unary("exp", Op::Exp);
+    unary("log", Op::Log);
+    unary("sqrt", Op::Sqrt);
+    unary("abs", Op::Abs);
+    unary("tanh", Op::Tanh);
+    unary("sigmoid", Op::Sigmoid);
+    unary("relu", Op::Relu);
+    unary("softplus", Op::Softplus);
+    unary("sin", Op::Sin);
+    unary("cos", Op::Cos);
+    unary("square", Op::Square);
+    unary("stop_gradient", Op::StopGradient);
+    t["leaky_relu"] = {BK::LeakyRelu, Op::LeakyRelu, {"x", "slope"}, 1};
+    t["maximum"] = {BK::MaxMin, Op::Maximum, {"a", "b"}, 2};
+    t["minimum"] = {BK::MaxMin, Op::Minimum, {"a", "b"}, 2};
+    t["where"] = {BK::Where, Op::Where, {"c", "a", "b"}, 3};
+    t["transpose"] = {BK::Transpose, Op::Transpose, {"x"}, 1};
+    t["reshape"] = {BK::Reshape, Op::Reshape, {"x", "shape"}, 2};
+    t["sum"] = {BK::Reduce, Op::Sum, {"x", "axis", "keepdims"}, 1};
+    t["mean"] = {BK::Reduce, Op::Mean, {"x", "axis", "keepdims"}, 1};
+    t["max"] = {BK::Reduce, Op::Max, {"x", "axis", "keepdims"}, 1};
+    t["min"] = {BK::Reduce, Op::Min, {"x", "axis", "keepdims"}, 1};
+    t["logsumexp"] = {BK::Reduce, Op::LogSumExp, {"x", "axis", "keepdims"}, 1};
+    t["softmax"] = {BK::Row, Op::Softmax, {"x", "axis"}, 1};
+    t["log_softmax"] = {BK::Row, Op::LogSoftmax, {"x", "axis"}, 1};
+    t["argmax"] = {BK::ArgMax, Op::ArgMax, {"x", "axis"}, 2};
+    t["onehot"] = {BK::OneHot, Op::OneHot, {"labels", "n"}, 2};
+    t["mse"] = {BK::Mse, Op::Sub, {"pred", "target"}, 2};
+    t["bce"] = {BK::Bce, Op::Sub, {"p", "y"}, 2};
+    t["bce_with_logits"] = {BK::BceLogits, Op::Sub, {"z", "y"}, 2};
+    t["cross_entropy"] = {BK::CrossEntropy, Op::Sub, {"logits", "labels"}, 2};
+    return t;
+  }();
+  return table;
+}
+
+const std::set<std::string> kInitNames = {"zeros", "ones", "const", "normal", "uniform", "glorot", "he"};
+
+std::string fmtShape(const Shape &s, const std::vector<std::string> &dn) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + ir::formatDim(s[i], dn);
+  return out + "]";
+}
+
+std::string where(Loc l) { return fmt::format("{}:{}", l.line, l.col); }
+
+std::string joinNames(const std::vector<std::string> &v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
+  return out;
+}
+
+Op binOpToIR(BinOp op) {
+  switch (op) {
+  case BinOp::Add: return Op::Add;
+  case BinOp::Sub: return Op::Sub;
+  case BinOp::Mul: return Op::Mul;
+  case BinOp::Div: return Op::Div;
+  case BinOp::Pow: return Op::Pow;
+  case BinOp::Lt: return Op::Lt;
+  case BinOp::Le: return Op::Le;
+  case BinOp::Gt: return Op::Gt;
+  case BinOp::Ge: return Op::Ge;
+  case BinOp::Eq: return Op::Eq;
+  case BinOp::Ne: return Op::Ne;
+  case BinOp::MatMul: return Op::MatMul;
+  }
+  return Op::Add;
+}
+
+bool isCompare(BinOp op) {
+  return op == BinOp::Lt || op == BinOp::Le || op == BinOp::Gt || op == BinOp::Ge ||
+         op == BinOp::Eq || op == BinOp::Ne;
+}
+
+// Folds a constant expression: numbers, true/false, unary minus, + - * / ^.
+bool fold(const Expr &e, double &out) {
+  switch (e.kind) {
+  case Expr::Number:
+  case Expr::Bool: out = e.number; return true;
+  case Expr::Neg:
+    if (!fold(*e.args[0], out)) return false;
+    out = -out;
+    return true;
+  case Expr::Binary: {
+    double a, b;
+    if (!fold(*e.args[0], a) || !fold(*e.args[1], b)) return false;
+    switch (e.op) {
+    case BinOp::Add: out = a + b; return true;
+    case BinOp::Sub: out = a - b; return true;
+    case BinOp::Mul: out = a * b; return true;
+    case BinOp::Div: out = a / b; return true;
+    case BinOp::Pow: out = std::pow(a, b); return true;
+    default: return false;
+    }
+  }
+  default: return false;
+  }
+}
+
+class Sema {
+public:
+  Sema(const ModuleAST &m, SourceManager &sm) : m_(m), sm_(sm), b_(model_.forward) {}
+  Model run();
+
+private:
+  struct Sym {
+    bool isDim = false;
+    int dimIndex = 0;
+    ValueId v = ir::kNoValue;
+    Loc loc;
+  };
+  // Where names are looked up: the globals, or the arguments of an inlined def.
+  struct Scope {
+    const std::map<std::string, ValueId> *locals = nullptr;  // null: global scope
+    size_t visibleDefs = 0;                                  // defs_[0..visibleDefs) callable
+    const Stmt *def = nullptr;
+  };
+
+  const ir::Function &fn() const { return model_.forward; }
+  const ir::Node &node(ValueId v) const { return model_.forward.node(v); }
+  std::string text(const Expr &e) const { return exprText(sm_, m_.file, e); }
+  void at(const Expr &e) {
+    b_.loc = e.loc;
+    b_.srcName.clear();
+  }
+  std::string shapeOf(ValueId v) const { return fmtShape(node(v).shape, fn().dimNames); }
+
+  void declare(const std::string &name, Loc loc, Sym sym);
+  void collectNames();
+  Shape resolveType(const TypeAST &t, const std::string &what, bool allowSymbolicFirst);
+  void declareParam(const Stmt &s);
+  void checkDefBody(const Expr &e, const Stmt &def, const std::set<std::string> &args);
+  void parseOptimizer(const Expr *e, Loc at);
+  void bindName(ValueId v, const std::string &name);
+  void warnUnreachedParams(ValueId loss);
+
+  ValueId eval(const Expr &e, const Scope &sc);
+  ValueId evalName(const Expr &e, const Scope &sc);
+  ValueId evalBinary(const Expr &e, const Scope &sc);
+  ValueId evalMatMul(const Expr &e, ValueId a, ValueId b);
+  ValueId evalCall(const Expr &e, const Scope &sc);
+  ValueId evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc);
+  ValueId callDef(const Expr &e, size_t index, const Scope &sc);
+
+  std::vector<const Expr *> bindArgs(const Expr &call, const std::string &fname,
+                                     const std::vector<std::string> &params, size_t required);
+  double constant(const Expr &e, const std::string &what);
+  int64_t wholeNumber(const Expr &e, const std::string &what);
+  int axis(const Expr &e, int rank, const std::string &fname);
+  void requireFloat(ValueId v, const Expr &e, const std::string &what);
+  void noteClasses(ValueId labels, int64_t classes, Loc loc);
+  template <typename F>
+  ValueId withText(const Expr &e, F &&build);
+
+  const ModuleAST &m_;
+  SourceManager &sm_;
+  Model model_;
+  ir::Builder b_;
+  std::map<std::string, Sym> globals_;
+  std::map<std::string, Loc> allNames_;  // every global name -> its first definition
+  std::map<std::string, Loc> allDefs_;
+  std::vector<const Stmt *> defs_;
+  std::map<std::string, size_t> defIndex_;
+  std::map<std::pair<size_t, std::vector<ValueId>>, ValueId> memo_;
+  std::map<std::string, Loc> classesLoc_;
+  int evalDepth_ = 0;
+  int defDepth_ = 0;
+  int64_t inlined_ = 0;
+};
+
+void Sema::declare(const std::string &name, Loc loc, Sym sym) {
+  auto it = globals_.find(name);
+  if (it != globals_.end())
+    userError(loc, "`{}` is already bound (at {}); each name is bound once", name, where(it->second.loc));
+  sym.loc = loc;
+  globals_[name] = sym;
+}
+
+void Sema::collectNames() {
+  for (const Stmt &s : m_.stmts) {
+    switch (s.kind) {
+    case Stmt::Dim:
+      for (size_t i = 0; i < s.names.size(); ++i) allNames_.emplace(s.names[i], s.nameLocs[i]);
+      break;
+    case Stmt::Input:
+    case Stmt::Param:
+    case Stmt::Bind:
+    case Stmt::Output:
+    case Stmt::Metric: allNames_.emplace(s.name, s.nameLoc); break;
+    case Stmt::Def: allDefs_.emplace(s.name, s.nameLoc); break;
+    default: break;
+    }
+  }
+}
+
+Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSymbolicFirst) {
+  if (t.dims.size() > static_cast<size_t>(ir::kMaxRank))
+    userError(t.loc, "tensors may have at most {} dims, {} has {}", ir::kMaxRank, what, t.dims.size());
+  Shape s;
+  for (size_t i = 0; i < t.dims.size(); ++i) {
+    const DimAST &d = t.dims[i];
+    if (!d.isName) {
+      if (d.number < 1 || d.number != std::floor(d.number) || d.number > (1 << 30))
+        userError(d.loc, "a dim must be a positive whole number, got {}", ir::formatNumber(d.number));
+      s.push_back(ir::Dim::fixed(static_cast<int64_t>(d.number)));
+      continue;
+    }
+    auto it = globals_.find(d.name);
+    if (it == globals_.end()) {
+      if (allNames_.count(d.name))
+        userError(d.loc, "dim `{}` is used before its declaration at {}", d.name, where(allNames_[d.name]));
+      userError(d.loc, "undefined dim `{}`; declare it with `dim {}`", d.name, d.name);
+    }
+    if (!it->second.isDim) userError(d.loc, "`{}` is not a dim (declared at {})", d.name, where(it->second.loc));
+    if (i != 0 || !allowSymbolicFirst) {
+      if (allowSymbolicFirst)
+        userError(d.loc, "only the first dim of an input may be a dim name (the batch dim); `{}` is dim {} of {}",
+                  d.name, i + 1, what);
+      userError(d.loc, "the shape of {} must be static: `{}` is a symbolic dim", what, d.name);
+    }
+    s.push_back(ir::Dim::sym(it->second.dimIndex));
+  }
+  return s;
+}
+
+void Sema::declareParam(const Stmt &s) {
+  if (s.name == "loss")
+    userError(s.nameLoc, "a param may not be named `loss` (gradient files use that name)");
+  if (globals_.count(s.name)) declare(s.name, s.nameLoc, {});
+  ParamInfo p;
+  p.name = s.name;
+  p.loc = s.nameLoc;
+  if (s.hasType) {
+    if (s.type.isInt) userError(s.type.loc, "params are float tensors; `int` is only for inputs");
+    p.shape = resolveType(s.type, "param " + s.name, false);
+  }
+  const Expr &e = *s.expr;
+  double v;
+  if (fold(e, v)) {
+    if (!std::isfinite(v)) userError(e.loc, "the value of param {} is not a finite number", s.name);
+    p.init = InitKind::Const;
+    p.initArgs = {v};
+  } else {
+    if (e.kind != Expr::Name && e.kind != Expr::Call)
+      userError(e.loc, "expected an initialiser (zeros, ones, const(v), normal(mean, std), uniform(lo, hi), "
+                       "glorot, he) or a constant");
+    if (!kInitNames.count(e.name))
+      userError(e.loc, "unknown initialiser `{}`; expected zeros, ones, const(v), normal(mean, std), "
+                       "uniform(lo, hi), glorot or he", e.name);
+    static const std::map<std::string, std::pair<InitKind, std::vector<std::string>>> inits = {
+        {"zeros", {InitKind::Zeros, {}}},       {"ones", {InitKind::Ones, {}}},
+        {"const", {InitKind::Const, {"v"}}},    {"normal", {InitKind::Normal, {"mean", "std"}}},
+        {"uniform", {InitKind::Uniform, {"lo", "hi"}}}, {"glorot", {InitKind::Glorot, {}}},
+        {"he", {InitKind::He, {}}},
+    };
+    const auto &[kind, names] = inits.at(e.name);
+    p.init = kind;
+    std::vector<double> defaults = kind == InitKind::Uniform ? std::vector<double>{0, 1}
+                                   : kind == InitKind::Normal ? std::vector<double>{0, 1}
+                                                              : std::vector<double>{};
+    if (e.kind == Expr::Call) {
+      auto args = bindArgs(e, e.name, names, kind == InitKind::Const ? 1 : 0);
+      for (size_t i = 0; i < args.size(); ++i)
+        p.initArgs.push_back(args[i] ? constant(*args[i], "an initialiser argument") : defaults[i]);
+    } else {
+      if (kind == InitKind::Const) userError(e.loc, "const needs a value: const(v)");
+      p.initArgs = defaults;
+    }
+    if (kind == InitKind::Normal && p.initArgs[1] < 0)
+      userError(e.loc, "normal: the standard deviation must not be negative");
+    if (kind == InitKind::Uniform && p.initArgs[0] > p.initArgs[1])
+      userError(e.loc, "uniform: lo must not be greater than hi");
+    if ((kind == InitKind::Glorot || kind == InitKind::He) && p.shape.size() < 2)
+      userError(e.loc, "{} needs a param of 2 dims or more; {} has shape {}", e.name, s.name,
+                fmtShape(p.shape, fn().dimNames));
+  }
+  b_.loc = s.nameLoc;
+  b_.srcName.clear();
+  Sym sym;
+  sym.v = b_.param(s.name, p.shape);
+  declare(s.name, s.nameLoc, sym);
+  model_.params.push_back(std::move(p));
+}
+
+void Sema::checkDefBody(const Expr &e, const Stmt &def, const std::set<std::string> &args) {
+  if (e.kind == Expr::Name && !args.count(e.name)) {
+    if (defIndex_.count(e.name) || builtins().count(e.name))
+      userError(e.loc, "`{}` is a function; call it as {}(...)", e.name, e.name);
+    userError(e.loc, "`{}` is not defined in def {}: a def body sees only its arguments, earlier defs "
+                     "and the built-ins", e.name, def.name);
+  }
+  if (e.kind == Expr::Call) {
+    if (e.name == def.name)
+      userError(e.loc, "def {} calls itself; recursion is not allowed", def.name);
+    if (!defIndex_.count(e.name) && !builtins().count(e.name)) {
+      if (allDefs_.count(e.name))
+        userError(e.loc, "def {} calls `{}`, which is defined later (at {}); a def may call only earlier defs",
+                  def.name, e.name, where(allDefs_[e.name]));
+      userError(e.loc, "unknown function `{}`", e.name);
+    }
+  }
+  for (const ExprPtr &a : e.args) checkDefBody(*a, def, args);
+}
+
+std::vector<const Expr *> Sema::bindArgs(const Expr &call, const std::string &fname,
+                                         const std::vector<std::string> &params, size_t required) {
+  std::vector<const Expr *> out(params.size(), nullptr);
+  bool sawKeyword = false;
+  size_t positional = 0;
+  for (size_t i = 0; i < call.args.size(); ++i) {
+    const std::string &kw = i < call.argNames.size() ? call.argNames[i] : std::string();
+    if (kw.empty()) {
+      if (sawKeyword) userError(call.args[i]->loc, "a positional argument after a keyword argument");
+      if (positional >= params.size())
+        userError(call.args[i]->loc, "{} takes {} {} argument{}, got {}", fname,
+                  required == params.size() ? "" : "at most", params.size(), params.size() == 1 ? "" : "s",
+                  call.args.size());
+      out[positional++] = call.args[i].get();
+      continue;
+    }
+    sawKeyword = true;
+    auto it = std::find(params.begin(), params.end(), kw);
+    if (it == params.end())
+      userError(call.argNameLocs[i], "unknown keyword argument `{}` for {}; it takes ({})", kw, fname,
+                joinNames(params));
+    size_t k = static_cast<size_t>(it - params.begin());
+    if (out[k]) userError(call.argNameLocs[i], "argument `{}` of {} is given twice", kw, fname);
+    out[k] = call.args[i].get();
+  }
+  for (size_t k = 0; k < required; ++k)
+    if (!out[k]) userError(call.loc, "{} needs the argument `{}` ({} takes {})", fname, params[k], fname,
+                           joinNames(params));
+  return out;
+}
+
+double Sema::constant(const Expr &e, const std::string &what) {
+  double v;
+  if (!fold(e, v)) userError(e.loc, "{} must be a constant (numbers, true/false and arithmetic)", what);
+  if (!std::isfinite(v)) userError(e.loc, "{} is not a finite number", what);
+  return v;
+}
+
+int64_t Sema::wholeNumber(const Expr &e, const std::string &what) {
+  double v = constant(e, what);
+  if (v != std::floor(v) || std::fabs(v) > 1e9) userError(e.loc, "{} must be a whole number, got {}", what, ir::formatNumber(v));
+  return static_cast<int64_t>(v);
+}
+
+int Sema::axis(const Expr &e, int rank, const std::string &fname) {
+  int64_t a = wholeNumber(e, "the axis of " + fname);
+  if (a < -rank || a >= rank)
+    userError(e.loc, "axis {} is out of range for a tensor of rank {}", a, rank);
+  return static_cast<int>(a < 0 ? a + rank : a);
+}
+
+void Sema::requireFloat(ValueId v, const Expr &e, const std::string &what) {
+  if (node(v).dtype != DType::F32)
+    userError(e.loc, "{} expects a float tensor, but `{}` is an int tensor", what, text(e));
+}
+
+void Sema::noteClasses(ValueId labels, int64_t classes, Loc loc) {
+  const ir::Node &n = node(labels);
+  if (n.op != Op::Input) return;
+  for (InputInfo &in : model_.inputs) {
+    if (in.name != n.name) continue;
+    if (in.classes != 0 && in.classes != classes)
+      userError(loc, "labels `{}` are used with {} classes here but with {} classes at {}", in.name, classes,
+                in.classes, where(classesLoc_[in.name]));
+    in.classes = classes;
+    classesLoc_[in.name] = loc;
+  }
+}
+
+template <typename F>
+ValueId Sema::withText(const Expr &e, F &&build) {
+  try {
+    return build();
+  } catch (const UserError &err) {
+    throw UserError(err.loc, text(e) + ": " + err.what());
+  }
+}
+
+ValueId Sema::eval(const Expr &e, const Scope &sc) {
+  struct Depth {
+    int &d;
+    ~Depth() { --d; }
+  } depth{++evalDepth_};
+  if (evalDepth_ > kMaxEvalDepth)
+    userError(e.loc, "expression nested too deeply through def calls (more than {} levels)", kMaxEvalDepth);
+  if (fn().size() > kMaxNodes)
+    userError(e.loc, "the program grows beyond {} IR nodes (defs inlined too often)", kMaxNodes);
+  switch (e.kind) {
+  case Expr::Number:
+  case Expr::Bool:
+    at(e);
+    return b_.constant(e.number);
+  case Expr::Name: return evalName(e, sc);
+  case Expr::List:
+    userError(e.loc, "a list [...] is only allowed as the shape argument of reshape");
+  case Expr::Neg: {
+    const Expr &x = *e.args[0];
+    if (x.kind == Expr::Number) {
+      at(e);
+      return b_.constant(-x.number);
+    }
+    ValueId v = eval(x, sc);
+    requireFloat(v, x, "unary -");
+    at(e);
+    return b_.neg(v);
+  }
+  case Expr::Binary: return evalBinary(e, sc);
+  case Expr::Call: return evalCall(e, sc);
+  }
+  internalError("unknown expression kind");
+}
+
+ValueId Sema::evalName(const Expr &e, const Scope &sc) {
+  if (sc.locals) {
+    auto it = sc.locals->find(e.name);
+    if (it != sc.locals->end()) return it->second;
+    userError(e.loc, "`{}` is not defined in def {}: a def body sees only its arguments, earlier defs "
+                     "and the built-ins", e.name, sc.def->name);
+  }
+  auto it = globals_.find(e.name);
+  if (it != globals_.end()) {
+    if (!it->second.isDim) return it->second.v;
+    at(e);
+    return b_.dimSize(ir::Dim::sym(it->second.dimIndex));
+  }
+  if (allNames_.count(e.name))
+    userError(e.loc, "`{}` is used before its definition at {}", e.name, where(allNames_[e.name]));
+  if (builtins().count(e.name) || allDefs_.count(e.name))
+    userError(e.loc, "`{}` is a function; call it as {}(...)", e.name, e.name);
+  userError(e.loc, "undefined name `{}`", e.name);
+}
+
+ValueId Sema::evalBinary(const Expr &e, const Scope &sc) {
+  const Expr &lhs = *e.args[0], &rhs = *e.args[1];
+  ValueId a = eval(lhs, sc);
+  ValueId b = eval(rhs, sc);
+  if (isCompare(e.op)) {
+    if (node(a).dtype != node(b).dtype) {
+      at(e);
+      if (node(a).dtype == DType::I32) a = b_.unary(Op::Cast, a);
+      else b = b_.unary(Op::Cast, b);
+    }
+  } else {
+    std::string what = fmt::format("operator {}", binOpSpelling(e.op));
+    requireFloat(a, lhs, what);
+    requireFloat(b, rhs, what);
+  }
+  if (e.op == BinOp::MatMul) return evalMatMul(e, a, b);
+  at(e);
+  return withText(e, [&] { return b_.binary(binOpToIR(e.op), a, b); });
+}
+
+// `[m,k] @ [k,n]` is a matmul; `[k] @ [k,n]` and `[m,k] @ [k]` reshape the vector to a
+// 1-row (1-column) matrix and the product back to a vector.
+ValueId Sema::evalMatMul(const Expr &e, ValueId a, ValueId b) {
+  Shape sa = node(a).shape, sb = node(b).shape;
+  if (sa.empty() || sb.empty() || sa.size() > 2 || sb.size() > 2 || (sa.size() == 1 && sb.size() == 1))
+    userError(e.loc, "{}: @ multiplies a matrix or vector by a matrix ([m,k]@[k,n], [k]@[k,n], [m,k]@[k]); "
+                     "got shapes {} and {}", text(e), shapeOf(a), shapeOf(b));
+  ir::Dim ka = sa.back(), kb = sb[0];
+  if (ka != kb)
+    userError(e.loc, "{}: {} @ {}: inner sizes {} and {} differ", text(e), shapeOf(a), shapeOf(b),
+              ir::formatDim(ka, fn().dimNames), ir::formatDim(kb, fn().dimNames));
+  at(e);
+  if (sa.size() == 1) a = b_.reshape(a, {ir::Dim::fixed(1), ka});
+  if (sb.size() == 1) b = b_.reshape(b, {kb, ir::Dim::fixed(1)});
+  ValueId r = withText(e, [&] { return b_.matmul(a, b); });
+  if (sa.size() == 1) r = b_.reshape(r, {sb[1]});
+  else if (sb.size() == 1) r = b_.reshape(r, {sa[0]});
+  return r;
+}
+
+ValueId Sema::evalCall(const Expr &e, const Scope &sc) {
+  auto d = defIndex_.find(e.name);
+  if (d != defIndex_.end() && d->second < sc.visibleDefs) return callDef(e, d->second, sc);
+  if (!sc.locals && allDefs_.count(e.name) && !builtins().count(e.name))
+    userError(e.loc, "def `{}` is used before its definition at {}", e.name, where(allDefs_[e.name]));
+  auto bi = builtins().find(e.name);
+  if (bi != builtins().end()) return evalBuiltin(e, bi->second, sc);
+  if (kInitNames.count(e.name))
+    userError(e.loc, "`{}` is an initialiser; it can only follow `param NAME: TYPE =`", e.name);
+  if (!optimizerDefaults(e.name).empty())
+    userError(e.loc, "`{}` is an optimiser; it can only follow `minimize ... with`", e.name);
+  userError(e.loc, "unknown function `{}`", e.name);
+}
+
+ValueId Sema::callDef(const Expr &e, size_t index, const Scope &sc) {
+  const Stmt &def = *defs_[index];
+  auto args = bindArgs(e, def.name, def.names, def.names.size());
+  std::vector<ValueId> vals;
+  for (const Expr *a : args) vals.push_back(eval(*a, sc));
+  auto key = std::make_pair(index, vals);
+  if (auto it = memo_.find(key); it != memo_.end()) return it->second;
+  if (++inlined_ > kMaxNodes)
+    userError(e.loc, "the program grows beyond {} inlined def calls", kMaxNodes);
+  if (defDepth_ >= kMaxDefDepth)
+    userError(e.loc, "def calls nested too deeply (more than {} levels)", kMaxDefDepth);
+  std::map<std::string, ValueId> locals;
+  for (size_t i = 0; i < vals.size(); ++i) locals[def.names[i]] = vals[i];
+  Scope inner{&locals, index, &def};
+  ++defDepth_;
+  ValueId v = eval(*def.expr, inner);
+  --defDepth_;
+  memo_[key] = v;
+  return v;
+}
+
+ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
+  auto args = bindArgs(e, e.name, bi.params, bi.required);
+  auto value = [&](size_t i, bool needFloat = true) {
+    ValueId v = eval(*args[i], sc);
+    if (needFloat) requireFloat(v, *args[i], e.name);
+    return v;
+  };
+  auto sameShape = [&](ValueId a, ValueId b) {
+    if (node(a).shape != node(b).shape)
+      userError(e.loc, "{}: both arguments must have the same shape, got {} and {}", e.name, shapeOf(a),
+                shapeOf(b));
+  };
+  switch (bi.kind) {
+  case BK::Unary: {
+    ValueId x = value(0);
+    at(e);
+    return b_.unary(bi.op, x);
+  }
+  case BK::LeakyRelu: {
+    ValueId x = value(0);
+    double slope = args[1] ? constant(*args[1], "the slope of leaky_relu") : 0.01;
+    at(e);
+    return b_.unary(Op::LeakyRelu, x, slope);
+  }
+  case BK::MaxMin: {
+    ValueId a = value(0), b = value(1);
+    at(e);
+    return withText(e, [&] { return b_.binary(bi.op, a, b); });
+  }
+  case BK::Where: {
+    ValueId c = value(0, false), a = value(1), b = value(2);
+    at(e);
+    return withText(e, [&] { return b_.where(c, a, b); });
+  }
+  case BK::Transpose: {
+    ValueId x = value(0, false);
+    at(e);
+    return b_.transpose(x);
+  }
+  case BK::Reshape: {
+    ValueId x = value(0, false);
+    const Expr &list = *args[1];
+    if (list.kind != Expr::List)
+      userError(list.loc, "the shape argument of reshape is a list of dims, e.g. [B, 4] or [-1]");
+    Shape target;
+    int inferred = -1;
+    for (size_t i = 0; i < list.args.size(); ++i) {
+      const Expr &d = *list.args[i];
+      if (d.kind == Expr::Name) {
+        auto it = globals_.find(d.name);
+        if (it == globals_.end() || !it->second.isDim)
+          userError(d.loc, "`{}` is not a dim; a reshape dim is a number, a dim name or -1", d.name);
+        target.push_back(ir::Dim::sym(it->second.dimIndex));
+        continue;
+      }
+      int64_t n = wholeNumber(d, "a reshape dim");
+      if (n == -1) {
+        if (inferred >= 0) userError(d.loc, "only one dim of a reshape may be -1");
+        inferred = static_cast<int>(i);
+        target.push_back(ir::Dim::fixed(1));
+      } else if (n < 1) {
+        userError(d.loc, "a reshape dim must be positive or -1, got {}", n);
+      } else {
+        target.push_back(ir::Dim::fixed(n));
+      }
+    }
+    if (target.size() > static_cast<size_t>(ir::kMaxRank))
+      userError(list.loc, "tensors may have at most {} dims", ir::kMaxRank);
+    if (inferred >= 0) {
+      ir::Dim total{1, 0}, known{1, 0};
+      bool ok = true;
+      for (const ir::Dim &d : node(x).shape) ok &= !(total.syms & d.syms), total.factor *= d.factor, total.syms |= d.syms;
+      for (const ir::Dim &d : target) ok &= !(known.syms & d.syms), known.factor *= d.factor, known.syms |= d.syms;
+      if (!ok || (known.syms & ~total.syms) || total.factor % known.factor != 0)
+        userError(list.loc, "cannot reshape {} to {}: the sizes do not divide", shapeOf(x),
+                  exprText(sm_, m_.file, list));
+      target[static_cast<size_t>(inferred)] = {total.factor / known.factor, total.syms & ~known.syms};
+    }
+    at(e);
+    return b_.reshape(x, target);
+  }
+  case BK::Reduce: {
+    ValueId x = value(0);
+    int rank = static_cast<int>(node(x).shape.size());
+    uint32_t axes = args[1] ? 1u << axis(*args[1], rank, e.name) : (rank >= 32 ? ~0u : (1u << rank) - 1);
+    bool keepdims = args[2] ? constant(*args[2], "keepdims") != 0 : false;
+    at(e);
+    return b_.reduce(bi.op, x, axes, keepdims);
+  }
+  case BK::Row: {
+    ValueId x = value(0);
+    int rank = static_cast<int>(node(x).shape.size());
+    if (rank == 0) userError(e.loc, "{} needs a tensor of at least one dim, got a scalar", e.name);
+    int ax = args[1] ? axis(*args[1], rank, e.name) : rank - 1;
+    at(e);
+    return b_.row(bi.op, x, ax);
+  }
+  case BK::ArgMax: {
+    ValueId x = value(0);
+    int ax = axis(*args[1], static_cast<int>(node(x).shape.size()), e.name);
+    at(e);
+    return b_.argmax(x, ax);
+  }
+  case BK::OneHot: {
+    ValueId y = value(0, false);
+    if (node(y).dtype != DType::I32)
+      userError(args[0]->loc, "onehot expects int labels, but `{}` is a float tensor", text(*args[0]));
+    int64_t n = wholeNumber(*args[1], "the class count of onehot");
+    if (n < 1) userError(args[1]->loc, "onehot needs a positive number of classes, got {}", n);
+    noteClasses(y, n, e.loc);
+    at(e);
+    return b_.onehot(y, n);
+  }
+  case BK::Mse: {
+    // mse(p, t) = square(p - t)
+    ValueId p = value(0), t = value(1);
+    sameShape(p, t);
+    at(e);
+    ValueId diff = b_.sub(p, t);
+    return b_.unary(Op::Square, diff);
+  }
+  case BK::Bce: {
+    // bce(p, y) = -(y * maximum(log(p), -100) + (1 - y) * maximum(log(1 - p), -100))
+    ValueId p = value(0), y = value(1);
+    sameShape(p, y);
+    at(e);
+    auto clampLog = [&](ValueId v) {
+      ValueId l = b_.unary(Op::Log, v);
+      return b_.binary(Op::Maximum, l, b_.constant(-100));
+    };
+    ValueId logP = clampLog(p);
+    ValueId pos = b_.mul(y, logP);
+    ValueId oneMinusY = b_.sub(b_.constant(1), y);
+    ValueId log1mP = clampLog(b_.sub(b_.constant(1), p));
+    ValueId neg = b_.mul(oneMinusY, log1mP);
+    return b_.neg(b_.add(pos, neg));
+  }
+  case BK::BceLogits: {
+    // bce_with_logits(z, y) = softplus(z) - z * y
+    ValueId z = value(0), y = value(1);
+    sameShape(z, y);
+    at(e);
+    ValueId sp = b_.unary(Op::Softplus, z);
+    ValueId zy = b_.mul(z, y);
+    return b_.sub(sp, zy);
+  }
+  case BK::CrossEntropy: {
+    // cross_entropy(z[B,C], y int[B]) = -mean(sum(log_softmax(z, axis=1) * onehot(y, C), axis=1))
+    ValueId z = value(0), y = value(1, false);
+    const Shape &sz = node(z).shape, &sy = node(y).shape;
+    if (sz.size() != 2)
+      userError(args[0]->loc, "cross_entropy expects logits of shape [B, C], got {}", shapeOf(z));
+    if (node(y).dtype != DType::I32)
+      userError(args[1]->loc, "cross_entropy expects int labels (int[B]), but `{}` is a float tensor",
+                text(*args[1]));
+    if (sy.size() != 1 || sy[0] != sz[0])
+      userError(args[1]->loc, "cross_entropy expects labels of shape [{}], got {}",
+                ir::formatDim(sz[0], fn().dimNames), shapeOf(y));
+    if (!sz[1].isStatic())
+      userError(args[0]->loc, "cross_entropy needs a fixed number of classes, got logits {}", shapeOf(z));
+    int64_t classes = sz[1].factor;
+    noteClasses(y, classes, e.loc);
+    at(e);
+    ValueId logp = b_.row(Op::LogSoftmax, z, 1);
+    ValueId hot = b_.onehot(y, classes);
+    ValueId picked = b_.reduce(Op::Sum, b_.mul(logp, hot), 1u << 1, false);
+    ValueId mean = b_.reduce(Op::Mean, picked, 1u, false);
+    return b_.neg(mean);
+  }
+  }
+  internalError("unknown built-in kind");
+}
+
+void Sema::parseOptimizer(const Expr *e, Loc at) {
+  OptimizerInfo &o = model_.optimizer;
+  o.loc = at;
+  if (!e) {
+    o.kind = "sgd";
+    o.args = optimizerDefaults("sgd");
+    return;
+  }
+  o.loc = e->loc;
+  if (e->kind != Expr::Name && e->kind != Expr::Call)
+    userError(e->loc, "expected an optimiser such as sgd(lr = 0.1)");
+  if (optimizerDefaults(e->name).empty())
+    userError(e->loc, "unknown optimizer `{}`; expected one of {}", e->name, joinNames(optimizerNames()));
+  o.kind = e->name;
+  o.args = optimizerDefaults(e->name);
+  if (e->kind != Expr::Call) return;
+  const auto &order = optimizerArgOrder(e->name);
+  auto args = bindArgs(*e, e->name, order, 0);
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (!args[i]) continue;
+    double v = constant(*args[i], "the optimiser argument " + order[i]);
+    if (order[i] == "nesterov" && v != 0 && v != 1)
+      userError(args[i]->loc, "nesterov is true or false");
+    if (v < 0) userError(args[i]->loc, "the optimiser argument {} must not be negative", order[i]);
+    if ((order[i] == "beta1" || order[i] == "beta2" || order[i] == "alpha") && v >= 1)
+      userError(args[i]->loc, "{} must be less than 1", order[i]);
+    o.args[order[i]] = v;
+  }
+}
+
+void Sema::bindName(ValueId v, const std::string &name) {
+  ir::Node &n = model_.forward.node(v);
+  if (!ir::isLeaf(n.op) && n.srcName.empty()) n.srcName = name;
+  if (n.op == Op::Const && n.srcName.empty()) n.srcName = name;
+}
+
+// A param whose value cannot change the loss gets a zero gradient: walk back from the loss,
+// not through the ops that are never differentiated.
+void Sema::warnUnreachedParams(ValueId loss) {
+  std::vector<char> reach(static_cast<size_t>(fn().size()), 0);
+  reach[static_cast<size_t>(loss)] = 1;
+  for (ValueId v = loss; v >= 0; --v) {
+    const ir::Node &n = node(v);
+    if (!reach[static_cast<size_t>(v)]) continue;
+    if (n.op == Op::StopGradient || n.op == Op::ArgMax || n.op == Op::OneHot ||
+        ir::opKind(n.op) == ir::OpKind::Compare)
+      continue;
+    for (ValueId o : n.operands) reach[static_cast<size_t>(o)] = 1;
+  }
+  for (const ParamInfo &p : model_.params) {
+    ValueId v = fn().findArgument(Op::Param, p.name);
+    if (!reach[static_cast<size_t>(v)])
+      warn(sm_, p.loc, fmt::format("param {} does not reach the loss; its gradient is zero", p.name));
+  }
+}
+
+Model Sema::run() {
+  model_.sourceFile = m_.file;
+  std::string stem = sm_.name(m_.file);
+  if (size_t slash = stem.rfind('/'); slash != std::string::npos) stem = stem.substr(slash + 1);
+  if (size_t dot = stem.rfind('.'); dot != std::string::npos && dot > 0) stem = stem.substr(0, dot);
+  model_.name = stem;
+  collectNames();
+
+  Scope global;
+  const Stmt *modelStmt = nullptr, *minimize = nullptr;
+  ValueId loss = ir::kNoValue;
+  std::vector<ir::Result> metrics, outputs;
+  for (const Stmt &s : m_.stmts) {
+    global.visibleDefs = defs_.size();
+    switch (s.kind) {
+    case Stmt::Model:
+      if (modelStmt) userError(s.loc, "the model is named twice (first at {})", where(modelStmt->loc));
+      modelStmt = &s;
+      model_.name = s.name;
+      break;
+    case Stmt::Dim:
+      for (size_t i = 0; i < s.names.size(); ++i) {
+        if (fn().dimNames.size() >= 32) userError(s.nameLocs[i], "too many dims (at most 32)");
+        Sym sym;
+        sym.isDim = true;
+        sym.dimIndex = static_cast<int>(fn().dimNames.size());
+        declare(s.names[i], s.nameLocs[i], sym);
+        model_.forward.dimNames.push_back(s.names[i]);
+      }
+      break;
+    case Stmt::Input: {
+      if (globals_.count(s.name)) declare(s.name, s.nameLoc, {});
+      InputInfo in;
+      in.name = s.name;
+      in.loc = s.nameLoc;
+      in.dtype = s.type.isInt ? DType::I32 : DType::F32;
+      in.shape = resolveType(s.type, "input " + s.name, true);
+      if (in.shape.empty())
+        userError(s.type.loc, "an input needs at least one dim (the batch dim), e.g. [B] or [B, 4]");
+      b_.loc = s.nameLoc;
+      b_.srcName.clear();
+      Sym sym;
+      sym.v = b_.input(s.name, in.dtype, in.shape);
+      declare(s.name, s.nameLoc, sym);
+      model_.inputs.push_back(std::move(in));
+      break;
+    }
+    case Stmt::Param: declareParam(s); break;
+    case Stmt::Def: {
+      if (builtins().count(s.name))
+        userError(s.nameLoc, "def {} would hide the built-in function of that name", s.name);
+      if (auto it = defIndex_.find(s.name); it != defIndex_.end())
+        userError(s.nameLoc, "def {} is defined twice (first at {})", s.name, where(defs_[it->second]->nameLoc));
+      std::set<std::string> args;
+      for (size_t i = 0; i < s.names.size(); ++i)
+        if (!args.insert(s.names[i]).second)
+          userError(s.nameLocs[i], "def {} has two arguments named `{}`", s.name, s.names[i]);
+      checkDefBody(*s.expr, s, args);
+      defIndex_[s.name] = defs_.size();
+      defs_.push_back(&s);
+      break;
+    }
+    case Stmt::Bind:
+    case Stmt::Output:
+    case Stmt::Metric: {
+      if (globals_.count(s.name)) declare(s.name, s.nameLoc, {});
+      ValueId v = eval(*s.expr, global);
+      bindName(v, s.name);
+      if (s.kind == Stmt::Metric) {
+        if (node(v).dtype != DType::F32 || !node(v).shape.empty())
+          userError(s.expr->start, "metric {} must be a float scalar, got {}{}; take its mean(...)", s.name,
+                    ir::dtypeName(node(v).dtype), shapeOf(v));
+        metrics.push_back({s.name, v, ir::ResultKind::Metric});
+      } else if (s.kind == Stmt::Output) {
+        outputs.push_back({s.name, v, ir::ResultKind::Output});
+      }
+      Sym sym;
+      sym.v = v;
+      declare(s.name, s.nameLoc, sym);
+      break;
+    }
+    case Stmt::Minimize:
+      if (minimize)
+        userError(s.loc, "a second minimize; a model has exactly one loss (the first is at {})", where(minimize->loc));
+      minimize = &s;
+      loss = eval(*s.expr, global);
+      if (node(loss).dtype != DType::F32 || !node(loss).shape.empty())
+        userError(s.expr->start, "the loss must be a scalar, got {}{}; take its mean(...)",
+                  ir::dtypeName(node(loss).dtype), shapeOf(loss));
+      bindName(loss, "loss");
+      parseOptimizer(s.optimizer.get(), s.loc);
+      break;
+    }
+  }
+  if (!minimize)
+    throw UserError(Loc{m_.file, 0, 0}, "the model has no `minimize` statement; it needs exactly one loss");
+
+  ir::Function &f = model_.forward;
+  f.name = model_.name;
+  f.results.push_back({"loss", loss, ir::ResultKind::Loss});
+  for (auto &r : metrics) f.results.push_back(r);
+  for (auto &r : outputs) f.results.push_back(r);
+  ir::verify(f);
+  warnUnreachedParams(loss);
+  return std::move(model_);
+}
+
+}  // namespace
+
+const std::vector<std::string> &builtinNames() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (auto &[k, v] : builtins()) n.push_back(k);
+    return n;
+  }();
+  return names;
+}
+
+Model buildModel(const ModuleAST &m, SourceManager &sm) { return Sema(m, sm).run(); }
+
+}  // namespace gradc

@@ -1,0 +1,38 @@
+// Sema: the checked meaning of a model file. Resolves names, inlines defs, folds constants,
+// checks shapes and dtypes, and builds the Model with its forward IR (buildModel in
+// Frontend.h is defined in Sema.cpp).
+//
+// Shape checking is the IR's own: every value is made with ir::Builder, whose shape rules
+// throw a UserError at the builder's location; Sema sets that location (and the source
+// name) before each node. Errors of binary operators are reported at the operator, prefixed
+// with the expression's source text: `x @ W1: [B, 2] @ [3, 8]: inner sizes 2 and 3 differ`.
+//
+// Lowering of built-ins to IR ops (a contract for the later stages):
+//   element-wise built-ins and operators -> the op of the same name (`^` pow, unary - neg,
+//   comparisons lt le gt ge eq ne; an int compared with a float is cast first);
+//   `@` -> 2-D matmul, vectors reshaped to 1-row/1-column matrices and back;
+//   sum mean max min logsumexp -> reduce ops (no axis: all axes); softmax, log_softmax -> row ops;
+//   mse(p, t) = square(p - t);
+//   bce(p, y) = -(y * maximum(log(p), -100) + (1 - y) * maximum(log(1 - p), -100));
+//   bce_with_logits(z, y) = softplus(z) - z * y;
+//   cross_entropy(z, y) = -mean(sum(log_softmax(z, axis=1) * onehot(y, C), axis=1)).
+// Limits: expressions nest at most kMaxExprDepth levels (the parser enforces it), def calls
+// nest at most kMaxDefDepth deep, and inlining stops with an error beyond kMaxNodes IR nodes;
+// a def called again with the same argument values reuses the first result.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "frontend/AST.h"
+#include "frontend/Frontend.h"
+
+namespace gradc {
+
+constexpr int kMaxDefDepth = 64;
+constexpr int kMaxNodes = 1000000;
+
+/// The names of the built-in functions of SPEC §4, in a stable order.
+const std::vector<std::string> &builtinNames();
+
+}  // namespace gradc
