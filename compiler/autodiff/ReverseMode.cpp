@@ -41,16 +41,13 @@ ValueId fitShape(Builder &b, ValueId v, const Shape &target) {
                 formatShape(s, f.dimNames), formatShape(target, f.dimNames));
 }
 
-// `d.NAME` for the gradient of a value bound to NAME (a param or input: its name).
-std::string gradName(const Node &n, const Node &user) {
-  if (!n.srcName.empty()) return "d." + n.srcName;
-  if (n.op == Op::Param || n.op == Op::Input) return "d." + n.name;
-  return user.srcName.empty() ? "" : "d." + user.srcName;
-}
-
+// `d.NAME` for the gradient of a value bound to NAME (of a param or input: its name). The
+// gradient of an unnamed part of an expression has no name, only the expression's place.
 void placeAt(Builder &b, const Node &n, const Node &user) {
   b.loc = n.loc.valid() ? n.loc : user.loc;
-  b.srcName = gradName(n, user);
+  b.srcName.clear();
+  if (!n.srcName.empty()) b.srcName = "d." + n.srcName;
+  else if (n.op == Op::Param || n.op == Op::Input) b.srcName = "d." + n.name;
 }
 
 }  // namespace

@@ -99,6 +99,7 @@ private:
   ValueId commute(const Node &n);
   ValueId elementwise(const Node &n);
   ValueId identity(const Node &n);
+  ValueId factor(const Node &n);
   ValueId stableLog(const Node &n);
 
   Function &f_;
@@ -173,12 +174,14 @@ ValueId Rewriter::identity(const Node &n) {
   auto x = [&](int i) { return n.operands[static_cast<size_t>(i)]; };
   switch (n.op) {
   case Op::Add:
+    if (ValueId r = factor(n); r != kNoValue) return r;
     if (is(x(0), 0)) return fit(x(1), n);                       // 0 + b = b
     if (is(x(1), 0)) return fit(x(0), n);                       // a + 0 = a
     if (op(x(1)) == Op::Neg) return b_.sub(x(0), arg(x(1)));     // a + -b = a - b
     if (op(x(0)) == Op::Neg) return b_.sub(x(1), arg(x(0)));     // -a + b = b - a
     return kNoValue;
   case Op::Sub:
+    if (ValueId r = factor(n); r != kNoValue) return r;
     if (is(x(1), 0)) return fit(x(0), n);                       // a - 0 = a
     if (is(x(0), 0)) return fit(b_.neg(x(1)), n);               // 0 - b = -b
     if (op(x(1)) == Op::Neg) return b_.add(x(0), arg(x(1)));     // a - -b = a + b
@@ -192,6 +195,8 @@ ValueId Rewriter::identity(const Node &n) {
     if (x(0) == x(1)) return b_.unary(Op::Square, x(0));        // a * a = square(a)
     if (op(x(0)) == Op::Neg && op(x(1)) == Op::Neg)             // -a * -b = a * b
       return b_.mul(arg(x(0)), arg(x(1)));
+    for (int i = 0; i < 2; ++i)                                 // (1 / d) * b = b / d
+      if (op(x(i)) == Op::Div && is(arg(x(i), 0), 1)) return b_.div(x(1 - i), arg(x(i), 1));
     if (op(x(0)) == Op::Neg) return b_.neg(b_.mul(arg(x(0)), x(1)));  // -a * b = -(a * b)
     if (op(x(1)) == Op::Neg) return b_.neg(b_.mul(x(0), arg(x(1))));
     return kNoValue;
@@ -223,6 +228,8 @@ ValueId Rewriter::identity(const Node &n) {
   case Op::Reshape:
     if (f_.node(x(0)).shape == n.shape) return x(0);            // reshape to its own shape
     if (op(x(0)) == Op::Reshape) return b_.reshape(arg(x(0)), n.shape);
+    if (op(x(0)) == Op::Broadcast && f_.node(arg(x(0))).shape.empty())  // a broadcast scalar
+      return b_.broadcast(arg(x(0)), n.shape);
     return kNoValue;
   case Op::Broadcast:
     if (f_.node(x(0)).shape == n.shape) return x(0);
@@ -248,6 +255,20 @@ ValueId Rewriter::identity(const Node &n) {
   default:
     return kNoValue;
   }
+}
+
+// a*b + a*c = a * (b + c) and a*b - a*c = a * (b - c), for a factor shared by both sides;
+// b/d + c/d = (b + c) / d, and the same for -.
+ValueId Rewriter::factor(const Node &n) {
+  ValueId l = n.operands[0], r = n.operands[1];
+  if (op(l) == Op::Div && op(r) == Op::Div && arg(l, 1) == arg(r, 1) && l != r)
+    return fit(b_.div(b_.binary(n.op, arg(l, 0), arg(r, 0)), arg(l, 1)), n);
+  if (op(l) != Op::Mul || op(r) != Op::Mul || l == r) return kNoValue;
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j)
+      if (arg(l, i) == arg(r, j))
+        return fit(b_.mul(arg(l, i), b_.binary(n.op, arg(l, 1 - i), arg(r, 1 - j))), n);
+  return kNoValue;
 }
 
 // Numerically stable forms of log(...):

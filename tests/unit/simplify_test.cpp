@@ -105,6 +105,10 @@ TEST_CASE("simplify: identities that become a cheaper operation") {
       {"-(x - y)", [](Fixture &t) { return t.b.neg(t.b.sub(t.x, t.y)); }, "sub %y, %x : f32[B,4]"},
       {"-x / y", [](Fixture &t) { return t.b.neg(t.b.div(t.b.neg(t.x), t.y)); }, "div %x, %y : f32[B,4]"},
       {"-(-x * y)", [](Fixture &t) { return t.b.neg(t.b.mul(t.b.neg(t.x), t.y)); }, "mul %x, %y : f32[B,4]"},
+      {"(1 / x) * y", [](Fixture &t) { return t.b.mul(t.b.div(t.k(1), t.x), t.y); }, "div %y, %x : f32[B,4]"},
+      {"reshape of a broadcast scalar",
+       [](Fixture &t) { return t.b.reshape(t.b.broadcast(t.b.neg(t.k(2)), {D(3), D(4)}), {D(12)}); },
+       "const -2 : f32[12]"},
       {"-x * -y", [](Fixture &t) { return t.b.mul(t.b.neg(t.x), t.b.neg(t.y)); }, "mul %x, %y : f32[B,4]"},
       {"reshape(reshape(a))", [](Fixture &t) { return t.b.reshape(t.b.reshape(t.a, {D(12)}), {D(2), D(6)}); },
        "reshape %a : f32[2,6]"},
@@ -143,6 +147,20 @@ TEST_CASE("simplify: a broadcast moves below element-wise ops of one operand") {
   Fixture t;
   std::string body = t.body(t.b.mul(t.b.unary(Op::Exp, t.b.broadcast(t.y, {Dim::sym(0), D(4)})), t.x));
   CHECK(body == "  %3 = exp %y : f32[4]\n  %4 = mul %3, %x : f32[B,4]\n");
+}
+
+TEST_CASE("simplify: a shared factor comes out") {
+  Fixture t;
+  ValueId e = t.b.unary(Op::Exp, t.y);
+  std::string body = t.body(t.b.sub(t.b.mul(e, t.x), t.b.mul(t.y, e)));
+  CHECK(body == "  %3 = exp %y : f32[4]\n  %4 = sub %x, %y : f32[B,4]\n  %5 = mul %3, %4 : f32[B,4]\n");
+}
+
+TEST_CASE("simplify: a shared divisor comes out") {
+  Fixture t;
+  ValueId e = t.b.unary(Op::Exp, t.y);
+  std::string body = t.body(t.b.add(t.b.div(t.x, e), t.b.div(t.y, e)));
+  CHECK(body == "  %3 = exp %y : f32[4]\n  %4 = add %x, %y : f32[B,4]\n  %5 = div %4, %3 : f32[B,4]\n");
 }
 
 TEST_CASE("simplify: 0 * x is a zero of the result's shape") {
