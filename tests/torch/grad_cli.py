@@ -106,6 +106,13 @@ def main():
         check("gradcheck passes on random weights and data", r.returncode == 0 and "passed" in r.stdout, r.stdout)
         r = run("gradcheck", XOR, "--weights", good, "--data", XOR_DATA)
         check("gradcheck with --weights and --data", r.returncode == 0 and "W1" in r.stdout, r.stdout + r.stderr)
+        # stop_gradient(z) * z has the gradient stop_gradient(z), half the derivative 2z: a
+        # gradient that differs from finite differences, which gradcheck must report.
+        r = run("gradcheck", os.path.join(ROOT, "tests", "torch", "models", "ops_where.grad"))
+        lines = r.stderr.strip().splitlines()
+        check("gradcheck reports a gradient that is not the derivative",
+              r.returncode == 1 and len(lines) == 1 and "the gradient of W differs from finite differences" in lines[0],
+              r.stdout + r.stderr)
 
     sys.exit(1 if failures else 0)
 
