@@ -1,10 +1,10 @@
 // The pipeline as a straight line, shared by every command:
 //
-//   Model m = loadModel(...)                  frontend/   (inspect ast, ir)
+//   Model m = loadModel(...)                   frontend/   (inspect ast, ir)
 //   Function g = differentiate(m.forward)      autodiff/   (inspect grad)
 //   Function o = simplify(g)                   passes/     (inspect opt)
-//   Function s = buildStep(m, o)               autodiff/   (inspect step)
-//   rt::Kernel k = compile(s)                  codegen/ (JIT) or interp/
+//   Function s = simplify(buildStep(m, o))     autodiff/   (inspect step)
+//   rt::Kernel k = jitCompile(s)               codegen/    (inspect llvm, asm)
 //
 // Each stage's output is the very object the next stage consumes and `inspect` prints.
 #pragma once
@@ -17,17 +17,34 @@
 
 namespace gradc::driver {
 
-enum class Stage { AST, IR, Grad, Opt, Step, LLVM, Asm };
+/// The model with the flags that change the program applied: `--optimizer X` keeps the
+/// model's settings when X is its optimiser and takes X's defaults otherwise (SPEC §5).
+/// (`--lr` is a run-time argument of the step and changes nothing here.)
+Model applyFlags(Model m, const Options &o);
 
-/// The function a command runs: forward (eval), predict (outputs only), gradient, step.
-enum class Program { Eval, Predict, Grad, Step };
+/// The IR after each stage of the gradient pipeline.
+ir::Function rawGradient(const Model &m);          // inspect --stage grad
+ir::Function optimizedGradient(const Model &m);    // inspect --stage opt
+ir::Function stepProgram(const Model &m);          // inspect --stage step
 
-/// The IR of `program` for this model, after every pass up to it. Flags that change the
-/// program (--optimizer, --lr is run-time and does not) come from `o`.
-ir::Function buildProgram(const Model &m, Program program, const Options &o);
+/// The function a command runs.
+enum class Program {
+  Eval,     // inputs, params -> loss, metrics
+  Predict,  // inputs, params -> outputs
+  Grad,     // inputs, params -> loss, metrics, grad per param
+  Step,     // the fused forward + backward + update
+};
+/// The program `p` of the model with the flags of `o` applied (applyFlags).
+ir::Function buildProgram(const Model &m, Program p, const Options &o);
+/// The program `p` of the model as written (no flags).
+ir::Function buildProgram(const Model &m, Program p);
 
-/// Compiles a program with the JIT (or the interpreter when GRADC_BACKEND=interp is set in
-/// the environment, for differential debugging).
-rt::Kernel compileProgram(const ir::Function &f, const Options &o);
+/// Compiles a program with the JIT (`--dtype`, `--threads` from `o`); with the environment
+/// variable GRADC_BACKEND=interp the reference interpreter runs it instead, through the
+/// same calling convention (for differential debugging). `compileMs` gets the JIT time.
+rt::Kernel compileProgram(const ir::Function &f, const Options &o, double *compileMs = nullptr);
+
+/// `inspect --stage llvm|asm`: the compiled step as optimised LLVM IR or assembly.
+std::string compiledText(const ir::Function &f, const Options &o, bool assembly);
 
 }  // namespace gradc::driver

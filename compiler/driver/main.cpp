@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "driver/Commands.h"
+#include "ir/Model.h"
 
 using namespace gradc;
 using namespace gradc::driver;
@@ -54,7 +55,8 @@ int main(int argc, char **argv) {
   train->add_option("--steps", o.steps, "Stop after N steps (default 1000 without data)")->check(CLI::NonNegativeNumber);
   train->add_option("--batch-size", o.batchSize, "Mini-batch size (default 32)")->check(CLI::PositiveNumber);
   train->add_option("--lr", o.lr, "Learning rate (replaces the model's)");
-  train->add_option("--optimizer", o.optimizer, "sgd, adam, adamw, rmsprop or adagrad");
+  train->add_option("--optimizer", o.optimizer, "sgd, adam, adamw, rmsprop or adagrad")
+      ->check(CLI::IsMember(optimizerNames()));
   train->add_option("--seed", o.seed, "Seed for initialisers and shuffling (default 0)");
   train->add_flag("--no-shuffle", o.noShuffle, "Keep the data order");
   train->add_flag("--drop-last", o.dropLast, "Drop the last, smaller batch");

@@ -1,0 +1,97 @@
+#include "driver/Pipeline.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "autodiff/ReverseMode.h"
+#include "autodiff/Step.h"
+#include "codegen/Codegen.h"
+#include "interp/Interpreter.h"
+#include "passes/Simplify.h"
+
+namespace gradc::driver {
+
+Model applyFlags(Model m, const Options &o) {
+  if (!o.optimizer.empty() && o.optimizer != m.optimizer.kind) {
+    const auto &defaults = optimizerDefaults(o.optimizer);
+    if (defaults.empty()) {
+      std::string known;
+      for (const std::string &n : optimizerNames()) known += (known.empty() ? "" : ", ") + n;
+      throw UserError(std::string("--optimizer"),
+                      fmt::format("unknown optimiser '{}' (known: {})", o.optimizer, known));
+    }
+    m.optimizer.kind = o.optimizer;
+    m.optimizer.args = defaults;
+  }
+  return m;
+}
+
+static ir::Function named(ir::Function f, const Model &m, const char *suffix) {
+  f.name = m.name + "_" + suffix;
+  return f;
+}
+
+ir::Function rawGradient(const Model &m) {
+  return named(autodiff::differentiate(m.forward), m, "grad");
+}
+
+ir::Function optimizedGradient(const Model &m) {
+  return passes::simplify(rawGradient(m));
+}
+
+ir::Function stepProgram(const Model &m) {
+  return named(passes::simplify(autodiff::buildStep(m, optimizedGradient(m))), m, "step");
+}
+
+// The forward function keeping only the results of the given kinds.
+static ir::Function forwardWith(const Model &m, ir::ResultKind a, ir::ResultKind b) {
+  ir::Function f = m.forward;
+  std::erase_if(f.results, [&](const ir::Result &r) { return r.kind != a && r.kind != b; });
+  return f;
+}
+
+ir::Function buildProgram(const Model &model, Program p, const Options &o) {
+  return buildProgram(applyFlags(model, o), p);
+}
+
+ir::Function buildProgram(const Model &m, Program p) {
+  switch (p) {
+  case Program::Eval:
+    return named(passes::simplify(forwardWith(m, ir::ResultKind::Loss, ir::ResultKind::Metric)),
+                 m, "eval");
+  case Program::Predict:
+    return named(passes::simplify(forwardWith(m, ir::ResultKind::Output, ir::ResultKind::Output)),
+                 m, "predict");
+  case Program::Grad:
+    return named(optimizedGradient(m), m, "grad");
+  case Program::Step:
+    return stepProgram(m);
+  }
+  internalError("unknown program");
+}
+
+static codegen::CodegenOptions codegenOptions(const Options &o) {
+  codegen::CodegenOptions c;
+  c.f64 = o.dtype == "f64";
+  c.threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  return c;
+}
+
+rt::Kernel compileProgram(const ir::Function &f, const Options &o, double *compileMs) {
+  const char *backend = std::getenv("GRADC_BACKEND");
+  if (backend && std::strcmp(backend, "interp") == 0) {
+    if (compileMs) *compileMs = 0;
+    return interp::interpreterKernel(f, o.dtype == "f64");
+  }
+  codegen::CompileStats stats;
+  rt::Kernel k = codegen::jitCompile(f, codegenOptions(o), &stats);
+  if (compileMs) *compileMs = stats.compileMs;
+  return k;
+}
+
+std::string compiledText(const ir::Function &f, const Options &o, bool assembly) {
+  return assembly ? codegen::emitAsm(f, codegenOptions(o)) : codegen::emitLLVM(f, codegenOptions(o));
+}
+
+}  // namespace gradc::driver
