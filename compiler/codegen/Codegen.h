@@ -1,0 +1,45 @@
+// The code generator's public face: one ir::Function in, native code out, two ways.
+//
+//   jitCompile   -> an rt::Kernel running JIT-compiled code in this process (LLJIT / ORC)
+//   emitObject   -> an object file for any supported target (x86-64, AArch64), the same code
+//   emitLLVM/Asm -> the optimised LLVM IR or assembly, for `gradc inspect --stage llvm|asm`
+//
+// Every path builds the same LLVM module: `void SYM(void *const *args, const int64_t *dims,
+// void *work)` (the calling convention of runtime/Kernel.h, slots as ir::signatureOf gives
+// them) and `size_t SYM_work_size(const int64_t *dims)`, the scratch size the first needs.
+// This header does not expose LLVM, so the driver and tests include it cheaply.
+#pragma once
+
+#include <string>
+
+#include "ir/IR.h"
+#include "runtime/Kernel.h"
+
+namespace gradc::codegen {
+
+struct CodegenOptions {
+  bool f64 = false;     // float buffers and arithmetic in double
+  int threads = 1;      // reserved for a multi-threaded step
+  std::string triple;   // empty: the host
+  std::string cpu;      // empty: the host CPU (or "generic" for another triple)
+  std::string symbol;   // the entry point's name; empty: "gradc_" + the function's name
+};
+
+struct CompileStats {
+  double compileMs = 0;   // lowering + O3 + machine code, wall clock
+};
+
+/// The entry point's symbol for `f` under `o` (the work-size function adds `_work_size`).
+std::string entrySymbol(const ir::Function &f, const CodegenOptions &o);
+
+/// JIT-compiles `f` for the host. The returned Kernel keeps the JIT alive.
+rt::Kernel jitCompile(const ir::Function &f, const CodegenOptions &o, CompileStats *stats = nullptr);
+
+/// The module after the O3 pipeline, as text.
+std::string emitLLVM(const ir::Function &f, const CodegenOptions &o);
+/// The target's assembly for the optimised module.
+std::string emitAsm(const ir::Function &f, const CodegenOptions &o);
+/// Writes an object file (ELF for Linux triples). Throws UserError when it cannot.
+void emitObject(const ir::Function &f, const CodegenOptions &o, const std::string &path);
+
+}  // namespace gradc::codegen

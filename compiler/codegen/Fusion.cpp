@@ -1,0 +1,112 @@
+// Fusion decisions (see Fusion.h for the rule).
+#include "codegen/Fusion.h"
+
+#include <algorithm>
+
+namespace gradc::codegen {
+
+using namespace ir;
+
+MatMulOperand matmulOperand(const Function &f, ValueId operand) {
+  const Node &n = f.node(operand);
+  if (n.op == Op::Transpose) return {n.operands[0], true};
+  return {operand, false};
+}
+
+namespace {
+
+bool isTrivial(const Function &f, ValueId v) {
+  const Node &n = f.node(v);
+  if (n.op == Op::Const || n.op == Op::DimSize) return true;
+  if (n.op == Op::Broadcast || n.op == Op::StopGradient) return isTrivial(f, n.operands[0]);
+  return false;
+}
+
+// The operands a node's loop uses, with matmul transposes looked through.
+std::vector<ValueId> usedOperands(const Function &f, const Node &n) {
+  if (n.op != Op::MatMul) return n.operands;
+  return {matmulOperand(f, n.operands[0]).value, matmulOperand(f, n.operands[1]).value};
+}
+
+}  // namespace
+
+std::vector<ValueId> kernelReads(const Function &f, const FusionPlan &p, ValueId v) {
+  std::vector<ValueId> out;
+  auto visit = [&](auto &self, ValueId u) -> void {
+    Role r = p.role[static_cast<size_t>(u)];
+    if (r == Role::Inline) {
+      for (ValueId w : f.node(u).operands) self(self, w);
+      return;
+    }
+    ValueId root = p.root[static_cast<size_t>(u)];
+    if (f.node(root).op == Op::Const || f.node(root).op == Op::DimSize) return;
+    if (std::find(out.begin(), out.end(), root) == out.end()) out.push_back(root);
+  };
+  for (ValueId u : usedOperands(f, f.node(v))) visit(visit, u);
+  return out;
+}
+
+FusionPlan planFusion(const Function &f) {
+  size_t n = static_cast<size_t>(f.size());
+  FusionPlan p;
+  p.role.assign(n, Role::Dead);
+  p.root.resize(n);
+  for (size_t i = 0; i < n; ++i) p.root[i] = static_cast<ValueId>(i);
+
+  std::vector<bool> live(n, false), isResult(n, false), needsBuffer(n, false);
+  std::vector<int> uses(n, 0);
+  std::vector<ValueId> user(n, kNoValue);
+  for (const Result &r : f.results) {
+    live[static_cast<size_t>(r.value)] = true;
+    isResult[static_cast<size_t>(r.value)] = true;
+  }
+  for (ValueId v = f.size() - 1; v >= 0; --v) {
+    const Node &node = f.node(v);
+    if (!live[static_cast<size_t>(v)]) continue;
+    for (ValueId u : usedOperands(f, node)) {
+      live[static_cast<size_t>(u)] = true;
+      uses[static_cast<size_t>(u)]++;
+      user[static_cast<size_t>(u)] = v;
+      if (node.op == Op::MatMul || node.op == Op::Reshape) needsBuffer[static_cast<size_t>(u)] = true;
+    }
+  }
+
+  for (ValueId v = 0; v < f.size(); ++v) {
+    size_t i = static_cast<size_t>(v);
+    const Node &node = f.node(v);
+    if (!live[i]) continue;
+    Role &role = p.role[i];
+    if (node.op == Op::Input || node.op == Op::Param || node.op == Op::State ||
+        node.op == Op::Hyper) {
+      role = Role::Leaf;
+    } else if (isResult[i]) {
+      role = Role::Kernel;
+    } else if (node.op == Op::Reshape) {
+      role = Role::Alias;
+      p.root[i] = p.root[static_cast<size_t>(node.operands[0])];
+    } else if (needsBuffer[i]) {
+      role = Role::Kernel;
+    } else if (isTrivial(f, v)) {
+      role = Role::Inline;
+    } else {
+      OpKind k = opKind(node.op);
+      bool fusible = isElementwise(node.op) || k == OpKind::Layout || node.op == Op::OneHot;
+      ValueId w = user[i];
+      // The single user walks the same elements when it has the same shape, or when it
+      // reduces over this value (reductions, rows and argmax loop over their operand).
+      bool sameWalk = w != kNoValue &&
+                      (f.node(w).shape == node.shape || opKind(f.node(w).op) == OpKind::Reduce ||
+                       opKind(f.node(w).op) == OpKind::Row || f.node(w).op == Op::ArgMax ||
+                       f.node(w).op == Op::Transpose);
+      role = fusible && uses[i] == 1 && sameWalk ? Role::Inline : Role::Kernel;
+    }
+  }
+  for (ValueId v = 0; v < f.size(); ++v) {
+    if (p.role[static_cast<size_t>(v)] != Role::Kernel) continue;
+    p.kernels.push_back(v);
+    p.reads.push_back(kernelReads(f, p, v));
+  }
+  return p;
+}
+
+}  // namespace gradc::codegen

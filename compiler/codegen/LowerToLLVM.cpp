@@ -1,0 +1,605 @@
+// Lowering to LLVM IR (see LowerToLLVM.h for the shape of the module).
+//
+// A value is produced, index by index, by `at(v, idx)`: a materialised value (argument,
+// kernel, alias) is a load at its row-major offset; an inlined value is its op applied to
+// its operands' `at`, with NumPy broadcasting done by index arithmetic (a size-1 axis of an
+// operand reads index 0). So one loop nest over a kernel's shape evaluates the whole fused
+// expression tree below it. Each op's semantics are those of compiler/interp exactly:
+// stable sigmoid and softplus, relu/abs/sign at 0 and NaN, NaN-propagating maximum/max,
+// comparisons giving 1.0/0.0, the row's max subtracted in logsumexp, softmax, log_softmax.
+#include "codegen/LowerToLLVM.h"
+
+#include <bit>
+#include <map>
+
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include "codegen/Fusion.h"
+#include "codegen/MemoryPlan.h"
+
+namespace gradc::codegen {
+
+using namespace ir;
+using llvm::Value;
+
+void setTargetAttributes(llvm::Function &fn, const TargetDesc &t) {
+  if (!t.cpu.empty()) fn.addFnAttr("target-cpu", t.cpu);
+  if (!t.features.empty()) fn.addFnAttr("target-features", t.features);
+  if (t.avx512) fn.addFnAttr("prefer-vector-width", "512");
+  fn.addFnAttr(llvm::Attribute::NoUnwind);
+}
+
+void emitFor(llvm::IRBuilder<> &b, Value *n, const std::function<void(Value *)> &body) {
+  llvm::LLVMContext &ctx = b.getContext();
+  llvm::BasicBlock *pre = b.GetInsertBlock();
+  llvm::Function *fn = pre->getParent();
+  auto *header = llvm::BasicBlock::Create(ctx, "loop", fn);
+  auto *bodyBB = llvm::BasicBlock::Create(ctx, "body", fn);
+  auto *exit = llvm::BasicBlock::Create(ctx, "done", fn);
+  b.CreateBr(header);
+  b.SetInsertPoint(header);
+  llvm::PHINode *i = b.CreatePHI(b.getInt64Ty(), 2, "i");
+  i->addIncoming(b.getInt64(0), pre);
+  b.CreateCondBr(b.CreateICmpSLT(i, n), bodyBB, exit);
+  b.SetInsertPoint(bodyBB);
+  body(i);
+  Value *next = b.CreateAdd(i, b.getInt64(1), "", /*HasNUW=*/true, /*HasNSW=*/true);
+  i->addIncoming(next, b.GetInsertBlock());
+  b.CreateBr(header);
+  b.SetInsertPoint(exit);
+}
+
+namespace {
+
+using Index = std::vector<Value *>;
+
+class Lowering {
+public:
+  Lowering(const Function &f, const CodegenOptions &o, const TargetDesc &t, llvm::LLVMContext &ctx,
+           llvm::Module &mod)
+      : f_(f), o_(o), t_(t), ctx_(ctx), mod_(mod), b_(ctx), fp_(planFusion(f)),
+        mp_(planMemory(f, fp_, o.f64 ? 8 : 4)) {
+    ft_ = o.f64 ? b_.getDoubleTy() : b_.getFloatTy();
+  }
+
+  void run(const std::string &symbol) {
+    emitWorkSize(symbol + "_work_size");
+    emitEntry(symbol);
+  }
+
+private:
+  const Function &f_;
+  const CodegenOptions &o_;
+  const TargetDesc &t_;
+  llvm::LLVMContext &ctx_;
+  llvm::Module &mod_;
+  llvm::IRBuilder<> b_;
+  FusionPlan fp_;
+  MemoryPlan mp_;
+  llvm::Type *ft_;
+
+  // Per generated function.
+  Value *dims_ = nullptr;
+  std::map<std::pair<int64_t, uint32_t>, Value *> dimCache_;
+  std::map<std::pair<int, int>, Value *> bufPtr_;
+  llvm::BasicBlock *entryBB_ = nullptr;
+
+  Role role(ValueId v) const { return fp_.role[static_cast<size_t>(v)]; }
+  const Node &node(ValueId v) const { return f_.node(v); }
+  llvm::Type *elemTy(const Node &n) const { return n.dtype == DType::I32 ? llvm::Type::getInt32Ty(ctx_) : ft_; }
+  llvm::Type *ptrTy() { return b_.getPtrTy(); }
+  Value *fconst(double v) { return llvm::ConstantFP::get(ft_, v); }
+  Value *i64(int64_t v) { return b_.getInt64(static_cast<uint64_t>(v)); }
+
+  void beginFunction(llvm::Function *fn, Value *dims) {
+    entryBB_ = llvm::BasicBlock::Create(ctx_, "entry", fn);
+    b_.SetInsertPoint(entryBB_);
+    dims_ = dims;
+    dimCache_.clear();
+    bufPtr_.clear();
+  }
+
+  // The run-time value of one symbolic dim, loaded once in the entry block.
+  Value *symValue(int s) {
+    auto key = std::make_pair(int64_t{-1}, static_cast<uint32_t>(s));
+    if (auto it = dimCache_.find(key); it != dimCache_.end()) return it->second;
+    llvm::IRBuilder<> eb(entryBB_, entryBB_->begin());
+    Value *p = eb.CreateInBoundsGEP(b_.getInt64Ty(), dims_, eb.getInt64(static_cast<uint64_t>(s)));
+    Value *v = eb.CreateLoad(b_.getInt64Ty(), p, f_.dimNames.at(static_cast<size_t>(s)));
+    dimCache_[key] = v;
+    return v;
+  }
+
+  Value *dimValue(const Dim &d) {
+    Value *v = i64(d.factor);
+    for (uint32_t s = d.syms; s; s &= s - 1) v = b_.CreateMul(v, symValue(std::countr_zero(s)), "", true, true);
+    return v;
+  }
+
+  Value *linear(const Shape &s, const Index &idx) {
+    GRADC_ASSERT(idx.size() == s.size(), "index of rank {} for a shape of rank {}", idx.size(), s.size());
+    Value *off = i64(0);
+    for (size_t i = 0; i < s.size(); ++i)
+      off = b_.CreateAdd(b_.CreateMul(off, dimValue(s[i]), "", true, true), idx[i], "", true, true);
+    return off;
+  }
+
+  Value *ptrOf(Buffer buf) {
+    auto it = bufPtr_.find({buf.kind, buf.index});
+    GRADC_ASSERT(it != bufPtr_.end(), "buffer not passed to this step");
+    return it->second;
+  }
+
+  Value *elemPtr(Buffer buf, llvm::Type *ty, const Shape &s, const Index &idx) {
+    return b_.CreateInBoundsGEP(ty, ptrOf(buf), linear(s, idx));
+  }
+
+  // A scalar variable (promoted to a register by mem2reg).
+  Value *scalarVar(llvm::Type *ty, Value *init) {
+    llvm::IRBuilder<> eb(entryBB_, entryBB_->begin());
+    Value *a = eb.CreateAlloca(ty);
+    b_.CreateStore(init, a);
+    return a;
+  }
+
+  void loopNest(const Shape &s, const std::function<void(const Index &)> &body) {
+    Index idx(s.size());
+    auto rec = [&](auto &self, size_t d) -> void {
+      if (d == s.size()) {
+        body(idx);
+        return;
+      }
+      emitFor(b_, dimValue(s[d]), [&](Value *i) {
+        idx[d] = i;
+        self(self, d + 1);
+      });
+    };
+    rec(rec, 0);
+  }
+
+  // The index into an operand of shape `os` for index `idx` of a broadcast result `rs`.
+  Index broadcastIndex(const Shape &os, const Shape &rs, const Index &idx) {
+    size_t off = rs.size() - os.size();
+    Index out(os.size());
+    for (size_t j = 0; j < os.size(); ++j)
+      out[j] = os[j] == Dim::fixed(1) && rs[off + j] != Dim::fixed(1) ? i64(0) : idx[off + j];
+    return out;
+  }
+
+  // ---- Evaluation of a value at an index
+
+  Value *at(ValueId v, const Index &idx) {
+    Role r = role(v);
+    if (r == Role::Inline) return compute(v, idx);
+    ValueId root = fp_.root[static_cast<size_t>(v)];
+    const Node &n = node(v);
+    return b_.CreateLoad(elemTy(n), elemPtr(mp_.homeOf(root), elemTy(n), n.shape, idx));
+  }
+
+  Value *operand(const Node &n, int i, const Index &idx) {
+    ValueId u = n.operands[static_cast<size_t>(i)];
+    return at(u, broadcastIndex(node(u).shape, n.shape, idx));
+  }
+
+  Value *isNaN(Value *x) { return b_.CreateFCmpUNO(x, x); }
+  Value *select(Value *c, Value *a, Value *b) { return b_.CreateSelect(c, a, b); }
+  Value *unary(llvm::Intrinsic::ID id, Value *x) { return b_.CreateUnaryIntrinsic(id, x); }
+
+  Value *libm(const char *name32, const char *name64, Value *x) {
+    llvm::FunctionType *ty = llvm::FunctionType::get(ft_, {ft_}, false);
+    llvm::FunctionCallee fn = mod_.getOrInsertFunction(o_.f64 ? name64 : name32, ty);
+    if (auto *decl = llvm::dyn_cast<llvm::Function>(fn.getCallee())) {
+      decl->setDoesNotAccessMemory();
+      decl->setDoesNotThrow();
+      decl->addFnAttr(llvm::Attribute::WillReturn);
+    }
+    auto *call = b_.CreateCall(fn, {x});
+    call->setDoesNotAccessMemory();
+    return call;
+  }
+
+  Value *cmpResult(Value *c) { return select(c, fconst(1), fconst(0)); }
+
+  Value *compute(ValueId v, const Index &idx) {
+    const Node &n = node(v);
+    switch (n.op) {
+    case Op::Const: return fconst(n.value);
+    case Op::DimSize: return b_.CreateSIToFP(dimValue(n.dim), ft_);
+    case Op::Transpose: return at(n.operands[0], {idx[1], idx[0]});
+    case Op::Broadcast:
+    case Op::StopGradient: return operand(n, 0, idx);
+    case Op::Reshape: {
+      // Materialised operand, same row-major data: read at the flat offset.
+      ValueId u = n.operands[0];
+      const Node &un = node(u);
+      Value *p = b_.CreateInBoundsGEP(elemTy(un), ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(u)])),
+                                      linear(n.shape, idx));
+      return b_.CreateLoad(elemTy(un), p);
+    }
+    case Op::OneHot: {
+      Index inner(idx.begin(), idx.end() - 1);
+      Value *label = b_.CreateSExt(at(n.operands[0], inner), b_.getInt64Ty());
+      return cmpResult(b_.CreateICmpEQ(label, idx.back()));
+    }
+    case Op::Cast: return b_.CreateSIToFP(operand(n, 0, idx), ft_);
+    default: break;
+    }
+    if (opKind(n.op) == OpKind::Unary) return computeUnary(n, operand(n, 0, idx));
+    if (opKind(n.op) == OpKind::Binary) return computeBinary(n.op, operand(n, 0, idx), operand(n, 1, idx));
+    if (opKind(n.op) == OpKind::Compare) return computeCompare(n, operand(n, 0, idx), operand(n, 1, idx));
+    if (n.op == Op::Where) {
+      Value *c = operand(n, 0, idx);
+      Value *nz = c->getType()->isIntegerTy() ? b_.CreateICmpNE(c, b_.getInt32(0))
+                                              : b_.CreateFCmpUNE(c, fconst(0));
+      return select(nz, operand(n, 1, idx), operand(n, 2, idx));
+    }
+    internalError("codegen: {} cannot be evaluated element by element", opName(n.op));
+  }
+
+  Value *computeUnary(const Node &n, Value *x) {
+    using llvm::Intrinsic::ID;
+    switch (n.op) {
+    case Op::Neg: return b_.CreateFNeg(x);
+    case Op::Exp: return unary(llvm::Intrinsic::exp, x);
+    case Op::Log: return unary(llvm::Intrinsic::log, x);
+    case Op::Sqrt: return unary(llvm::Intrinsic::sqrt, x);
+    case Op::Abs: return unary(llvm::Intrinsic::fabs, x);
+    case Op::Sign:
+      // 1, -1, 0 (also for -0), NaN stays NaN
+      return select(b_.CreateFCmpOGT(x, fconst(0)), fconst(1),
+                    select(b_.CreateFCmpOLT(x, fconst(0)), fconst(-1),
+                           select(b_.CreateFCmpOEQ(x, fconst(0)), fconst(0), x)));
+    case Op::Tanh: return libm("tanhf", "tanh", x);
+    case Op::Sigmoid: {
+      // x >= 0: 1 / (1 + exp(-x)); else exp(x) / (1 + exp(x))
+      Value *ge = b_.CreateFCmpOGE(x, fconst(0));
+      Value *z = unary(llvm::Intrinsic::exp, select(ge, b_.CreateFNeg(x), x));
+      Value *den = b_.CreateFAdd(fconst(1), z);
+      return b_.CreateFDiv(select(ge, fconst(1), z), den);
+    }
+    case Op::Relu:  // x > 0 or NaN: x, else 0
+      return select(b_.CreateFCmpUGT(x, fconst(0)), x, fconst(0));
+    case Op::Softplus: {
+      // x > 0: x + log1p(exp(-x)); else log1p(exp(x))
+      Value *gt = b_.CreateFCmpOGT(x, fconst(0));
+      Value *l = libm("log1pf", "log1p", unary(llvm::Intrinsic::exp, select(gt, b_.CreateFNeg(x), x)));
+      return select(gt, b_.CreateFAdd(x, l), l);
+    }
+    case Op::Sin: return unary(llvm::Intrinsic::sin, x);
+    case Op::Cos: return unary(llvm::Intrinsic::cos, x);
+    case Op::Square: return b_.CreateFMul(x, x);
+    case Op::LeakyRelu:
+      // x > 0 or NaN: x; x < 0: slope * x; 0 (also -0): 0
+      return select(b_.CreateFCmpOLT(x, fconst(0)), b_.CreateFMul(fconst(n.value), x),
+                    select(b_.CreateFCmpOEQ(x, fconst(0)), fconst(0), x));
+    case Op::StopGradient: return x;
+    default: internalError("codegen: no rule for unary op {}", opName(n.op));
+    }
+  }
+
+  Value *computeBinary(Op op, Value *a, Value *b) {
+    switch (op) {
+    case Op::Add: return b_.CreateFAdd(a, b);
+    case Op::Sub: return b_.CreateFSub(a, b);
+    case Op::Mul: return b_.CreateFMul(a, b);
+    case Op::Div: return b_.CreateFDiv(a, b);
+    case Op::Pow: return b_.CreateBinaryIntrinsic(llvm::Intrinsic::pow, a, b);
+    case Op::Maximum:  // NaN if either is NaN, else the larger
+      return select(b_.CreateFCmpUNO(a, b), fconst(NAN), select(b_.CreateFCmpOLT(a, b), b, a));
+    case Op::Minimum:
+      return select(b_.CreateFCmpUNO(a, b), fconst(NAN), select(b_.CreateFCmpOLT(b, a), b, a));
+    default: internalError("codegen: no rule for binary op {}", opName(op));
+    }
+  }
+
+  Value *computeCompare(const Node &n, Value *a, Value *b) {
+    bool isInt = a->getType()->isIntegerTy();
+    using P = llvm::CmpInst::Predicate;
+    P p;
+    switch (n.op) {
+    case Op::Lt: p = isInt ? P::ICMP_SLT : P::FCMP_OLT; break;
+    case Op::Le: p = isInt ? P::ICMP_SLE : P::FCMP_OLE; break;
+    case Op::Gt: p = isInt ? P::ICMP_SGT : P::FCMP_OGT; break;
+    case Op::Ge: p = isInt ? P::ICMP_SGE : P::FCMP_OGE; break;
+    case Op::Eq: p = isInt ? P::ICMP_EQ : P::FCMP_OEQ; break;
+    case Op::Ne: p = isInt ? P::ICMP_NE : P::FCMP_UNE; break;
+    default: internalError("codegen: no rule for comparison {}", opName(n.op));
+    }
+    return cmpResult(isInt ? b_.CreateICmp(p, a, b) : b_.CreateFCmp(p, a, b));
+  }
+
+  // ---- Steps
+
+  void storeAt(Buffer dest, const Node &n, const Index &idx, Value *v) {
+    b_.CreateStore(v, elemPtr(dest, elemTy(n), n.shape, idx));
+  }
+
+  // max/min that propagate NaN, like the interpreter: take x when it is NaN or better.
+  Value *maxStep(Value *acc, Value *x, bool isMax) {
+    Value *better = isMax ? b_.CreateFCmpOGT(x, acc) : b_.CreateFCmpOLT(x, acc);
+    return select(b_.CreateOr(isNaN(x), better), x, acc);
+  }
+
+  void emitElementwise(const Step &s) {
+    const Node &n = node(s.value);
+    loopNest(n.shape, [&](const Index &idx) {
+      Value *v;
+      if (s.kind == Step::Copy && s.src.index >= 0)
+        v = b_.CreateLoad(elemTy(n), elemPtr(s.src, elemTy(n), n.shape, idx));
+      else if (s.kind == Step::Copy)
+        v = at(s.value, idx);
+      else
+        v = compute(s.value, idx);
+      storeAt(s.dest, n, idx, v);
+    });
+  }
+
+  // The result index of a reduction for operand index idx.
+  Index reducedIndex(const Node &n, const Index &idx) {
+    Index out;
+    for (size_t i = 0; i < idx.size(); ++i) {
+      if (!(n.axes & (1u << i))) out.push_back(idx[i]);
+      else if (n.keepdims) out.push_back(i64(0));
+    }
+    return out;
+  }
+
+  // sum, mean, max, min: the result is initialised, then the operand is walked in its own
+  // row-major order, accumulating into the result (the interpreter's order of addition).
+  void emitReduce(const Step &s) {
+    const Node &n = node(s.value);
+    ValueId x = n.operands[0];
+    const Node &xn = node(x);
+    double init = n.op == Op::Max ? -INFINITY : n.op == Op::Min ? INFINITY : 0.0;
+    loopNest(n.shape, [&](const Index &idx) { storeAt(s.dest, n, idx, fconst(init)); });
+    loopNest(xn.shape, [&](const Index &idx) {
+      Value *xv = at(x, idx);
+      Value *p = elemPtr(s.dest, ft_, n.shape, reducedIndex(n, idx));
+      Value *acc = b_.CreateLoad(ft_, p);
+      Value *next = n.op == Op::Max ? maxStep(acc, xv, true)
+                    : n.op == Op::Min ? maxStep(acc, xv, false)
+                                      : b_.CreateFAdd(acc, xv);
+      b_.CreateStore(next, p);
+    });
+    if (n.op == Op::Mean) {
+      Value *count = i64(1);
+      for (size_t i = 0; i < xn.shape.size(); ++i)
+        if (n.axes & (1u << i)) count = b_.CreateMul(count, dimValue(xn.shape[i]));
+      Value *cf = b_.CreateSIToFP(count, ft_);
+      loopNest(n.shape, [&](const Index &idx) {
+        Value *p = elemPtr(s.dest, ft_, n.shape, idx);
+        b_.CreateStore(b_.CreateFDiv(b_.CreateLoad(ft_, p), cf), p);
+      });
+    }
+  }
+
+  // Loops over the kept axes of `xs` outside, calling outer(idx) with the reduced axes
+  // unset; inner(idx) walks the reduced axes of a full index.
+  void rowLoops(const Shape &xs, uint32_t axes, const std::function<void(Index &)> &outer) {
+    Shape kept;
+    for (size_t i = 0; i < xs.size(); ++i) kept.push_back(axes & (1u << i) ? Dim::fixed(1) : xs[i]);
+    loopNest(kept, [&](const Index &k) {
+      Index idx = k;
+      outer(idx);
+    });
+  }
+
+  void rowInner(const Shape &xs, uint32_t axes, Index idx, const std::function<void(const Index &)> &body) {
+    auto rec = [&](auto &self, size_t d) -> void {
+      if (d == xs.size()) {
+        body(idx);
+        return;
+      }
+      if (!(axes & (1u << d))) {
+        self(self, d + 1);
+        return;
+      }
+      emitFor(b_, dimValue(xs[d]), [&](Value *i) {
+        idx[d] = i;
+        self(self, d + 1);
+      });
+    };
+    rec(rec, 0);
+  }
+
+  // logsumexp, softmax, log_softmax: per row, m = max (NaN-propagating) and
+  // s = sum(exp(x - m)); logsumexp = m + log(s) (m itself when m is infinite),
+  // softmax = exp(x - m) / s, log_softmax = x - m - log(s).
+  void emitRow(const Step &s) {
+    const Node &n = node(s.value);
+    ValueId x = n.operands[0];
+    const Node &xn = node(x);
+    rowLoops(xn.shape, n.axes, [&](Index &idx) {
+      Value *m = scalarVar(ft_, fconst(-INFINITY));
+      rowInner(xn.shape, n.axes, idx, [&](const Index &i) {
+        b_.CreateStore(maxStep(b_.CreateLoad(ft_, m), at(x, i), true), m);
+      });
+      Value *mv = b_.CreateLoad(ft_, m);
+      Value *sum = scalarVar(ft_, fconst(0));
+      rowInner(xn.shape, n.axes, idx, [&](const Index &i) {
+        Value *e = unary(llvm::Intrinsic::exp, b_.CreateFSub(at(x, i), mv));
+        b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, sum), e), sum);
+      });
+      Value *sv = b_.CreateLoad(ft_, sum);
+      if (n.op == Op::LogSumExp) {
+        Value *finite = b_.CreateFCmpONE(unary(llvm::Intrinsic::fabs, mv), fconst(INFINITY));
+        Value *r = select(finite, b_.CreateFAdd(mv, unary(llvm::Intrinsic::log, sv)), mv);
+        storeAt(s.dest, n, reducedIndex(n, idx), r);
+        return;
+      }
+      Value *logS = n.op == Op::LogSoftmax ? unary(llvm::Intrinsic::log, sv) : nullptr;
+      rowInner(xn.shape, n.axes, idx, [&](const Index &i) {
+        Value *d = b_.CreateFSub(at(x, i), mv);
+        Value *r = n.op == Op::Softmax ? b_.CreateFDiv(unary(llvm::Intrinsic::exp, d), sv)
+                                       : b_.CreateFSub(d, logS);
+        storeAt(s.dest, n, i, r);
+      });
+    });
+  }
+
+  // argmax: the first index of the maximum; a NaN counts as the maximum.
+  void emitArgMax(const Step &s) {
+    const Node &n = node(s.value);
+    ValueId x = n.operands[0];
+    const Node &xn = node(x);
+    rowLoops(xn.shape, n.axes, [&](Index &idx) {
+      Value *best = scalarVar(ft_, fconst(0));
+      Value *bestI = scalarVar(b_.getInt64Ty(), i64(-1));
+      int axis = std::countr_zero(n.axes);
+      rowInner(xn.shape, n.axes, idx, [&](const Index &i) {
+        Value *v = at(x, i), *bv = b_.CreateLoad(ft_, best);
+        Value *first = b_.CreateICmpSLT(b_.CreateLoad(b_.getInt64Ty(), bestI), i64(0));
+        Value *better = b_.CreateOr(first, b_.CreateAnd(b_.CreateNot(isNaN(bv)),
+                                                        b_.CreateOr(isNaN(v), b_.CreateFCmpOGT(v, bv))));
+        b_.CreateStore(select(better, v, bv), best);
+        b_.CreateStore(select(better, i[static_cast<size_t>(axis)], b_.CreateLoad(b_.getInt64Ty(), bestI)), bestI);
+      });
+      Value *r = b_.CreateTrunc(b_.CreateLoad(b_.getInt64Ty(), bestI), b_.getInt32Ty());
+      storeAt(s.dest, n, reducedIndex(n, idx), r);
+    });
+  }
+
+  void emitMatMul(const Step &s) {
+    const Node &n = node(s.value);
+    MatMulOperand a = matmulOperand(f_, n.operands[0]), bb = matmulOperand(f_, n.operands[1]);
+    MatMulShape ms;
+    ms.transA = n.transA != a.flipped;
+    ms.transB = n.transB != bb.flipped;
+    const Shape &as = node(a.value).shape;
+    ms.m = n.shape[0];
+    ms.n = n.shape[1];
+    ms.k = ms.transA ? as[0] : as[1];
+    llvm::Function *mm = getMatMul(mod_, ms, f_.dimNames, ft_, t_);
+    auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
+    b_.CreateCall(mm, {ptr(a.value), ptr(bb.value), ptrOf(s.dest), dimValue(ms.m), dimValue(ms.k), dimValue(ms.n)});
+  }
+
+  // One internal function per step; its buffers are noalias pointers.
+  llvm::Function *emitStep(const Step &s, size_t index, std::vector<Buffer> &params) {
+    params.clear();
+    auto addParam = [&](Buffer b) {
+      for (const Buffer &p : params)
+        if (p == b) return;
+      params.push_back(b);
+    };
+    addParam(s.dest);
+    for (const Buffer &b : s.reads) addParam(b);
+    std::vector<llvm::Type *> types(params.size() + 1, ptrTy());
+    auto *fty = llvm::FunctionType::get(b_.getVoidTy(), types, false);
+    const Node &n = node(s.value);
+    std::string name = fmt::format("gradc_{}_{}_{}", index, s.kind == Step::Copy ? "copy" : opName(n.op),
+                                   n.srcName.empty() ? std::string("v") : n.srcName);
+    for (char &c : name)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') c = '_';
+    auto *fn = llvm::Function::Create(fty, llvm::GlobalValue::InternalLinkage, name, mod_);
+    setTargetAttributes(*fn, t_);
+    for (size_t i = 0; i < params.size(); ++i) {
+      fn->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoAlias);
+      fn->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoCapture);
+    }
+    fn->addParamAttr(static_cast<unsigned>(params.size()), llvm::Attribute::ReadOnly);
+    beginFunction(fn, fn->getArg(static_cast<unsigned>(params.size())));
+    for (size_t i = 0; i < params.size(); ++i)
+      bufPtr_[{params[i].kind, params[i].index}] = fn->getArg(static_cast<unsigned>(i));
+
+    if (s.kind == Step::Copy) {
+      emitElementwise(s);
+    } else {
+      switch (opKind(n.op)) {
+      case OpKind::Reduce:
+        if (n.op == Op::LogSumExp) emitRow(s);
+        else emitReduce(s);
+        break;
+      case OpKind::Row: emitRow(s); break;
+      default:
+        if (n.op == Op::MatMul) emitMatMul(s);
+        else if (n.op == Op::ArgMax) emitArgMax(s);
+        else emitElementwise(s);
+      }
+    }
+    b_.CreateRetVoid();
+    return fn;
+  }
+
+  // Each region's offset in `work`: regions follow each other, each as large as the
+  // largest value it holds, rounded up to 64 bytes. Returns the offsets and the total.
+  std::vector<Value *> regionOffsets(Value *&total) {
+    std::vector<Value *> offs;
+    Value *off = i64(0);
+    for (const auto &members : mp_.regions) {
+      offs.push_back(off);
+      Value *size = i64(0);
+      for (const RegionMember &m : members) {
+        Value *bytes = i64(m.bytes);
+        for (int s : m.syms) bytes = b_.CreateMul(bytes, symValue(s), "", true, true);
+        bytes = b_.CreateAnd(b_.CreateAdd(bytes, i64(63)), i64(~int64_t{63}));
+        size = b_.CreateSelect(b_.CreateICmpUGT(bytes, size), bytes, size);
+      }
+      off = b_.CreateAdd(off, size, "", true, true);
+    }
+    total = off;
+    return offs;
+  }
+
+  void emitWorkSize(const std::string &name) {
+    auto *fty = llvm::FunctionType::get(b_.getInt64Ty(), {ptrTy()}, false);
+    auto *fn = llvm::Function::Create(fty, llvm::GlobalValue::ExternalLinkage, name, mod_);
+    setTargetAttributes(*fn, t_);
+    beginFunction(fn, fn->getArg(0));
+    Value *total = nullptr;
+    regionOffsets(total);
+    b_.CreateRet(total);
+  }
+
+  void emitEntry(const std::string &name) {
+    auto *fty = llvm::FunctionType::get(b_.getVoidTy(), {ptrTy(), ptrTy(), ptrTy()}, false);
+    auto *fn = llvm::Function::Create(fty, llvm::GlobalValue::ExternalLinkage, name, mod_);
+    setTargetAttributes(*fn, t_);
+    for (unsigned i = 0; i < 3; ++i) fn->addParamAttr(i, llvm::Attribute::NoCapture);
+    fn->addParamAttr(0, llvm::Attribute::ReadOnly);
+    fn->addParamAttr(1, llvm::Attribute::ReadOnly);
+    fn->getArg(0)->setName("args");
+    fn->getArg(1)->setName("dims");
+    fn->getArg(2)->setName("work");
+
+    std::vector<std::vector<Buffer>> stepParams(mp_.steps.size());
+    std::vector<llvm::Function *> stepFns;
+    for (size_t i = 0; i < mp_.steps.size(); ++i) stepFns.push_back(emitStep(mp_.steps[i], i, stepParams[i]));
+
+    beginFunction(fn, fn->getArg(1));
+    Value *total = nullptr;
+    std::vector<Value *> offs = regionOffsets(total);
+    auto pointer = [&](Buffer b) -> Value * {
+      if (b.kind == Buffer::Region)
+        return b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), offs.at(static_cast<size_t>(b.index)));
+      Value *slot = b_.CreateInBoundsGEP(ptrTy(), fn->getArg(0), i64(b.index));
+      return b_.CreateLoad(ptrTy(), slot);
+    };
+    for (size_t i = 0; i < mp_.steps.size(); ++i) {
+      std::vector<Value *> args;
+      for (const Buffer &b : stepParams[i]) args.push_back(pointer(b));
+      args.push_back(fn->getArg(1));
+      b_.CreateCall(stepFns[i], args);
+    }
+    b_.CreateRetVoid();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<llvm::Module> lowerToLLVM(const Function &f, const CodegenOptions &o,
+                                          const TargetDesc &t, llvm::LLVMContext &ctx,
+                                          const llvm::DataLayout &dl) {
+  auto mod = std::make_unique<llvm::Module>(f.name.empty() ? "gradc" : f.name, ctx);
+  mod->setTargetTriple(t.triple);
+  mod->setDataLayout(dl);
+  Lowering(f, o, t, ctx, *mod).run(entrySymbol(f, o));
+  std::string err;
+  llvm::raw_string_ostream os(err);
+  if (llvm::verifyModule(*mod, &os)) internalError("codegen produced invalid LLVM IR: {}", os.str());
+  return mod;
+}
+
+}  // namespace gradc::codegen

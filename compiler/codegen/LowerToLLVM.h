@@ -1,0 +1,52 @@
+// Lowering of one ir::Function, with its fusion and memory plans, to an LLVM module.
+//
+// The entry function loads the slot pointers from `args`, computes each work region's
+// offset from `dims`, and calls one internal function per step of the memory plan (a fused
+// element-wise loop, a reduction, a row normalisation, a matrix product, a copy). Each step
+// function takes the buffers it touches as `noalias` pointers, which is true (distinct slots
+// and live regions never overlap; an in-place update passes one pointer for both), so that
+// after inlining the vectoriser needs no run-time alias checks. Matrix products call
+// `gradc_matmul_*`, one internal function per shape and transpose flags (MatMul.cpp): the
+// seam where a tuned kernel goes.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+
+#include "codegen/Codegen.h"
+
+namespace gradc::codegen {
+
+/// What a function is compiled for: the attributes set on every generated function.
+struct TargetDesc {
+  std::string triple, cpu, features;
+  bool avx512 = false;
+};
+
+std::unique_ptr<llvm::Module> lowerToLLVM(const ir::Function &f, const CodegenOptions &o,
+                                          const TargetDesc &t, llvm::LLVMContext &ctx,
+                                          const llvm::DataLayout &dl);
+
+/// Sets target-cpu, target-features, prefer-vector-width and nounwind on a function.
+void setTargetAttributes(llvm::Function &fn, const TargetDesc &t);
+
+/// `for (i = 0; i < n; ++i) body(i)` at the builder's insertion point (top-tested).
+void emitFor(llvm::IRBuilder<> &b, llvm::Value *n, const std::function<void(llvm::Value *)> &body);
+
+struct MatMulShape {
+  bool transA = false, transB = false;  // A is [k,m] / B is [n,k] in memory
+  ir::Dim m, k, n;
+};
+
+/// `void gradc_matmul_*(ptr A, ptr B, ptr C, i64 m, i64 k, i64 n)`: C[m,n] = op(A) @ op(B),
+/// specialised for the static dims of `s`.
+llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
+                          const std::vector<std::string> &dimNames, llvm::Type *floatTy,
+                          const TargetDesc &t);
+
+}  // namespace gradc::codegen
