@@ -57,7 +57,7 @@ Function differentiate(const Function &fwd) {
   if (loss == kNoValue) internalError("differentiate {}: the function has no loss", fwd.name);
 
   Function g;
-  g.name = fwd.name + ".grad";
+  g.name = fwd.name + "_grad";
   g.dimNames = fwd.dimNames;
   Builder b(g);
   for (const Node &n : fwd.nodes) b.addUnchecked(n);

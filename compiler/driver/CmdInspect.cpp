@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "driver/Commands.h"
+#include "driver/Pipeline.h"
 #include "frontend/AST.h"
 #include "frontend/Frontend.h"
 #include "ir/Printer.h"
@@ -42,11 +43,13 @@ int runInspect(Options &o, SourceManager &sm) {
   switch (stage) {
   case Stage::AST: break;
   case Stage::IR: return printIR(m.forward);
-  case Stage::Grad: return notImplemented("inspect --stage grad");
-  case Stage::Opt: return notImplemented("inspect --stage opt");
-  case Stage::Step: return notImplemented("inspect --stage step");
-  case Stage::LLVM: return notImplemented("inspect --stage llvm");
-  case Stage::Asm: return notImplemented("inspect --stage asm");
+  case Stage::Grad: return printIR(rawGradient(m));
+  case Stage::Opt: return printIR(optimizedGradient(m));
+  case Stage::Step: return printIR(stepProgram(applyFlags(m, o)));
+  case Stage::LLVM:
+  case Stage::Asm:
+    std::cout << compiledText(stepProgram(applyFlags(m, o)), o, stage == Stage::Asm);
+    return 0;
   }
   return 0;
 }
