@@ -136,9 +136,12 @@ void StateTensor::set(int64_t i, double v, bool f64) {
   else buf.as<float>()[i] = static_cast<float>(v);
 }
 
-TrainState::TrainState(const Signature &sig, bool f64) : f64(f64) {
+TrainState::TrainState(const Signature &sig, bool f64) : f64(f64) { include(sig); }
+
+void TrainState::include(const Signature &sig) {
   for (const Slot &s : sig.slots) {
     if (s.kind != SlotKind::Param && s.kind != SlotKind::State) continue;
+    if (find(s.name)) continue;
     StateTensor t;
     t.name = s.name;
     t.kind = s.kind;

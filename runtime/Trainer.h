@@ -52,6 +52,9 @@ class TrainState {
 public:
   /// One tensor per Param and State slot of `sig`, in slot order, zero-filled.
   TrainState(const Signature &sig, bool f64);
+  /// Adds zero-filled tensors for the Param and State slots of `sig` not present yet (a
+  /// param that the eval kernel uses but the step does not).
+  void include(const Signature &sig);
   /// Fills each param from its initialiser; the random stream of specs[i] is i.
   void initParams(const std::vector<ParamSpec> &specs, uint64_t seed);
   /// Loads the params from a weights file or checkpoint; from a checkpoint, also the

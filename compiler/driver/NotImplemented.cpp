@@ -10,10 +10,6 @@ int notImplemented(const char *command) {
   return 2;
 }
 
-int runTrain(Options &, SourceManager &) { return notImplemented("train"); }
-int runEval(Options &, SourceManager &) { return notImplemented("eval"); }
-int runPredict(Options &, SourceManager &) { return notImplemented("predict"); }
-int runBench(Options &, SourceManager &) { return notImplemented("bench"); }
 int runCompile(Options &, SourceManager &) { return notImplemented("compile"); }
 
 }  // namespace gradc::driver

@@ -1,0 +1,70 @@
+// `gradc bench MODEL [--batch-size N] [--json]` (SPEC §8): times the compiled step on random
+// data. After a warm-up, every step is timed on its own until at least a second and 20
+// steps have passed; the median is reported. GFLOP/s counts 6 × batch × Σ(in × out) over the
+// model's 2-D params (a matmul's forward and its two backward products, 2 flops per
+// multiply-add), divided by the median step time.
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+
+#include "driver/GradSupport.h"
+#include "driver/Pipeline.h"
+#include "driver/RunSupport.h"
+#include "frontend/Frontend.h"
+#include "runtime/Trainer.h"
+
+namespace gradc::driver {
+
+int runBench(Options &o, SourceManager &sm) {
+  using Clock = std::chrono::steady_clock;
+  Model m = applyFlags(loadModel(sm, o.model), o);
+  bool f64 = o.dtype == "f64";
+  int64_t batch = m.inputs.empty() ? 1 : o.batchSize;
+  double compileMs = 0;
+  rt::Kernel k = compileProgram(buildProgram(m, Program::Step), o, &compileMs);
+
+  rt::Dataset data = randomData(m, batch, o.seed);
+  rt::TrainState st(k.sig, f64);
+  st.initParams(paramSpecs(m), o.seed);
+  rt::Batcher batcher(data, batch, f64);
+  batcher.gather(rt::epochOrder(batch, 0, 0, false), 0);
+  rt::Call call(k, st, m.inputs.empty() ? nullptr : &batcher, batch);
+  // lr = 0 keeps the params where they are, so the timing does not drift with the values.
+  auto stepOnce = [&](int64_t t) { call.run(batch, 0.0, static_cast<double>(t)); };
+
+  int64_t t = 1;
+  auto warm = Clock::now();
+  for (int i = 0; i < 10 || std::chrono::duration<double>(Clock::now() - warm).count() < 0.2; ++i)
+    stepOnce(t++);
+  std::vector<double> us;
+  auto start = Clock::now();
+  while (us.size() < 20 || (std::chrono::duration<double>(Clock::now() - start).count() < 1.0 &&
+                            us.size() < 1000000)) {
+    auto a = Clock::now();
+    stepOnce(t++);
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
+  }
+  std::nth_element(us.begin(), us.begin() + static_cast<long>(us.size() / 2), us.end());
+  double median = us[us.size() / 2];
+
+  double flops = 0;
+  for (const ParamInfo &p : m.params)
+    if (p.shape.size() == 2)
+      flops += 6.0 * static_cast<double>(batch) * static_cast<double>(p.shape[0].factor) *
+               static_cast<double>(p.shape[1].factor);
+  double gflops = median > 0 ? flops / (median * 1e3) : 0;
+
+  if (o.json) {
+    std::cout << fmt::format("{{\"us_per_step\": {:.3f}, \"gflops\": {:.3f}, \"compile_ms\": {:.3f}}}\n",
+                             median, gflops, compileMs);
+  } else {
+    std::cout << fmt::format("model {}, batch {}, {}, {} steps timed\n", m.name, batch,
+                             f64 ? "float64" : "float32", us.size())
+              << fmt::format("step     {:.2f} us (median)\n", median)
+              << fmt::format("speed    {:.2f} GFLOP/s\n", gflops)
+              << fmt::format("compile  {:.1f} ms\n", compileMs);
+  }
+  return 0;
+}
+
+}  // namespace gradc::driver

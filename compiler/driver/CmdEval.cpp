@@ -1,0 +1,49 @@
+// `gradc eval MODEL --weights W --data F [--json]` (SPEC §8): the loss and every metric over
+// the data file, seen as one batch; a `NAME VALUE` line each, or one JSON object.
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "driver/Pipeline.h"
+#include "driver/RunSupport.h"
+#include "frontend/Frontend.h"
+#include "runtime/Trainer.h"
+
+namespace gradc::driver {
+
+int runEval(Options &o, SourceManager &sm) {
+  Model m = loadModel(sm, o.model);
+  ir::Function f = buildProgram(m, Program::Eval);
+  rt::Dataset data;
+  if (!m.inputs.empty()) data = readDataFor(m, f, o.data);
+  rt::Kernel k = compileProgram(f, o);
+  rt::TrainState st(k.sig, k.f64);
+  st.load(o.weights, modelHash(sm, m));
+
+  rt::EvalResult r;
+  if (m.inputs.empty()) {
+    // A model without inputs: one call.
+    rt::Call call(k, st, nullptr, 1);
+    call.run(1, 0, 0);
+    r.rows = 1;
+    r.loss = call.loss();
+    r.metricNames = call.metricNames();
+    r.metrics = call.metrics();
+  } else {
+    r = rt::evaluate(k, st, data, data.rows);
+  }
+
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["loss"] = r.loss;
+    for (size_t i = 0; i < r.metricNames.size(); ++i) j[r.metricNames[i]] = r.metrics[i];
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << fmt::format("loss {}\n", r.loss);
+    for (size_t i = 0; i < r.metricNames.size(); ++i)
+      std::cout << fmt::format("{} {}\n", r.metricNames[i], r.metrics[i]);
+  }
+  return 0;
+}
+
+}  // namespace gradc::driver

@@ -1,0 +1,35 @@
+// What `gradc train`, `eval`, `predict` and `bench` share: the model's params as the
+// runtime's initialiser specs, the model's hash (stored in checkpoints), and reading the
+// data a kernel needs.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "driver/Commands.h"
+#include "ir/Model.h"
+#include "runtime/Csv.h"
+#include "runtime/Kernel.h"
+#include "runtime/Trainer.h"
+
+namespace gradc::driver {
+
+/// The params' shapes and initialisers, in declaration order (the order of their random
+/// streams).
+std::vector<rt::ParamSpec> paramSpecs(const Model &m);
+
+/// A hash of the model file's text (16 hex digits, FNV-1a 64).
+std::string modelHash(const SourceManager &sm, const Model &m);
+
+/// The names of the inputs that the results of `f` depend on.
+std::vector<std::string> inputsUsed(const ir::Function &f);
+
+/// Reads the data for a program: first as all the model's inputs (the training layout); when
+/// that fails and `f` needs fewer inputs (predict needs no labels), as just those, the other
+/// inputs then filled with zeros.
+rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string &path);
+
+/// A flag error about a model with or without inputs: `MODEL: error: ...`.
+[[noreturn]] void needData(const Model &m, const std::string &modelPath, const char *command);
+
+}  // namespace gradc::driver
