@@ -1,14 +1,16 @@
 // Matrix products: `gradc_matmul_<flags>_<m>x<k>x<n>`, one internal function per shape and
 // transpose flags, with C = op(A) @ op(B) and row-major A, B, C.
 //
-// The loop order keeps the innermost loop contiguous so that it vectorises:
-//   nn  C[i,:] += A[i,p] * B[p,:]        for i, p        (i-k-j)
-//   tn  C[i,:] += A[p,i] * B[p,:]        for p, i        (k-i-j)
-//   nt  C[i,j]  = sum_p A[i,p] * B[j,p]  dot products along p (both rows contiguous)
-//   tt  C[i,j]  = sum_p A[p,i] * B[j,p]
-// Products and sums may contract to FMA, and the dot products may be reassociated (so they
-// vectorise); everything else keeps the interpreter's order. This is the seam where a
-// register-blocked kernel will go: callers only see the function's name and arguments.
+// nn and tn (B read along its rows) use a register-blocked micro-kernel written with vector
+// types: a tile of MR = 6 rows by NR = 2 vectors of C (12 independent FMA chains, enough to
+// keep both FMA ports busy) is accumulated in registers over all of p, then stored once:
+//   for each tile:  for p:  b_c = B[p, j0 + c*VL ..]            (NR vector loads)
+//                           acc[r][c] += A(i0 + r, p) * b_c      (MR broadcasts, MR*NR FMAs)
+// Columns past N are masked (a 10-wide output layer is one masked vector); leftover rows
+// use a one-row tile. Each C element is still the sum over p in ascending order, with FMA.
+// nt and tt (B read along its columns) are dot products along p, which may be reassociated
+// so they vectorise. This is the seam for further tuning (cache blocking, packing, threads):
+// callers only see the function's name and arguments.
 #include <llvm/IR/IRBuilder.h>
 
 #include "codegen/LowerToLLVM.h"
@@ -16,6 +18,69 @@
 namespace gradc::codegen {
 
 using llvm::Value;
+
+namespace {
+
+void emitBlocked(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, Value *A, Value *B,
+                 Value *C, Value *M, Value *K, Value *N, llvm::Type *ft, unsigned vectorBytes) {
+  constexpr int MR = 6, NR = 2;
+  unsigned vl = vectorBytes / static_cast<unsigned>(ft->getPrimitiveSizeInBits() / 8);
+  auto *vt = llvm::FixedVectorType::get(ft, vl);
+  std::vector<llvm::Constant *> iota;
+  for (unsigned l = 0; l < vl; ++l) iota.push_back(b.getInt64(l));
+  Value *lanes = llvm::ConstantVector::get(iota);
+  llvm::Align align(ft->getPrimitiveSizeInBits() / 8);
+  Value *zero = llvm::ConstantFP::get(vt, 0.0);
+  Value *tileCols = b.getInt64(static_cast<uint64_t>(NR) * vl);
+  Value *colTiles = b.CreateUDiv(b.CreateAdd(N, b.getInt64(static_cast<uint64_t>(NR) * vl - 1)), tileCols);
+
+  llvm::IRBuilder<> eb(&fn->getEntryBlock(), fn->getEntryBlock().begin());
+  Value *acc[MR][NR];
+  for (auto &row : acc)
+    for (auto &a : row) a = eb.CreateAlloca(vt);
+  auto add = [&](Value *x, Value *y) { return b.CreateAdd(x, y, "", true, true); };
+  auto mul = [&](Value *x, Value *y) { return b.CreateMul(x, y, "", true, true); };
+
+  auto tile = [&](Value *i0, int mr) {
+    emitFor(b, colTiles, [&](Value *jt) {
+      Value *j0 = mul(jt, tileCols);
+      Value *mask[NR];
+      for (int c = 0; c < NR; ++c) {
+        Value *col = add(j0, b.getInt64(static_cast<uint64_t>(c) * vl));
+        mask[c] = b.CreateICmpULT(b.CreateAdd(b.CreateVectorSplat(vl, col), lanes),
+                                  b.CreateVectorSplat(vl, N));
+        for (int r = 0; r < mr; ++r) b.CreateStore(zero, acc[r][c]);
+      }
+      emitFor(b, K, [&](Value *p) {
+        Value *bv[NR];
+        for (int c = 0; c < NR; ++c) {
+          Value *ptr = b.CreateInBoundsGEP(ft, B, add(mul(p, N), add(j0, b.getInt64(static_cast<uint64_t>(c) * vl))));
+          bv[c] = b.CreateMaskedLoad(vt, ptr, align, mask[c], zero);
+        }
+        for (int r = 0; r < mr; ++r) {
+          Value *row = add(i0, b.getInt64(static_cast<uint64_t>(r)));
+          Value *off = transA ? add(mul(p, M), row) : add(mul(row, K), p);
+          Value *a = b.CreateVectorSplat(vl, b.CreateLoad(ft, b.CreateInBoundsGEP(ft, A, off)));
+          for (int c = 0; c < NR; ++c) {
+            Value *next = b.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vt}, {a, bv[c], b.CreateLoad(vt, acc[r][c])});
+            b.CreateStore(next, acc[r][c]);
+          }
+        }
+      });
+      for (int r = 0; r < mr; ++r)
+        for (int c = 0; c < NR; ++c) {
+          Value *row = add(i0, b.getInt64(static_cast<uint64_t>(r)));
+          Value *ptr = b.CreateInBoundsGEP(ft, C, add(mul(row, N), add(j0, b.getInt64(static_cast<uint64_t>(c) * vl))));
+          b.CreateMaskedStore(b.CreateLoad(vt, acc[r][c]), ptr, align, mask[c]);
+        }
+    });
+  };
+  Value *fullRows = mul(b.CreateUDiv(M, b.getInt64(MR)), b.getInt64(MR));
+  emitFor(b, b.CreateUDiv(M, b.getInt64(MR)), [&](Value *it) { tile(mul(it, b.getInt64(MR)), MR); });
+  emitFor(b, b.CreateSub(M, fullRows), [&](Value *ir) { tile(add(fullRows, ir), 1); });
+}
+
+}  // namespace
 
 llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
                           const std::vector<std::string> &dimNames, llvm::Type *ft,
@@ -65,22 +130,7 @@ llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
   auto zero = llvm::ConstantFP::get(ft, 0.0);
 
   if (!s.transB) {
-    // Zero C, then rank-1 updates along contiguous rows of B and C.
-    emitFor(b, M, [&](Value *i) {
-      emitFor(b, N, [&](Value *j) { b.CreateStore(zero, elem(C, i, N, j)); });
-    });
-    auto update = [&](Value *i, Value *p) {
-      Value *a = s.transA ? load(A, p, M, i) : load(A, i, K, p);
-      emitFor(b, N, [&](Value *j) {
-        Value *cp = elem(C, i, N, j);
-        Value *bv = load(B, p, N, j);
-        b.CreateStore(b.CreateFAdd(b.CreateLoad(ft, cp), b.CreateFMul(a, bv)), cp);
-      });
-    };
-    if (s.transA)
-      emitFor(b, K, [&](Value *p) { emitFor(b, M, [&](Value *i) { update(i, p); }); });
-    else
-      emitFor(b, M, [&](Value *i) { emitFor(b, K, [&](Value *p) { update(i, p); }); });
+    emitBlocked(b, fn, s.transA, A, B, C, M, K, N, ft, t.avx512 ? 64 : 32);
   } else {
     llvm::FastMathFlags dot = fmf;
     dot.setAllowReassoc();
