@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""The command-line contract of `gradc train`, `eval`, `predict` and `bench`.
+
+Usage: train_cli.py PATH/TO/gradc
+
+Checks: every malformed CSV file of tests/data/ gives its one-line error with line and column
+and exit status 1 (also through --val, eval and predict); the accepted oddities train;
+training reaches its accuracy; the same seed gives the same weights; a run resumed from a
+checkpoint (after whole epochs, or after --steps inside an epoch) ends with the weights of the
+uninterrupted run, bit for bit; SIGINT / SIGTERM save a checkpoint and exit 130 / 143; the
+metrics CSV; eval and predict output; training without inputs; bench --json.
+"""
+
+import json
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(os.path.dirname(HERE), "data")
+MODEL = os.path.join(HERE, "classify.grad")
+ROSENBROCK = os.path.join(HERE, "rosenbrock.grad")
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(*args):
+    p = subprocess.run([GRADC, *args], capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def read_safetensors(path):
+    """{name: (shape, list of floats)}, metadata."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    out = {}
+    for name, t in header.items():
+        assert t["dtype"] == "F32", t
+        b, e = t["data_offsets"]
+        raw = blob[8 + n + b:8 + n + e]
+        out[name] = (t["shape"], list(struct.unpack("<%df" % (len(raw) // 4), raw)))
+    return out, meta
+
+
+def make_blobs(path, rows, seed):
+    """Three separable blobs around (0, 3), (3, -2), (-3, -2)."""
+    rng = random.Random(seed)
+    centres = [(0.0, 3.0), (3.0, -2.0), (-3.0, -2.0)]
+    with open(path, "w") as f:
+        f.write("x1,x2,label\n")
+        for i in range(rows):
+            c = i % 3
+            x, y = centres[c]
+            f.write("%.6g,%.6g,%d\n" % (x + rng.gauss(0, 0.8), y + rng.gauss(0, 0.8), c))
+
+
+def csv_errors():
+    cases = {
+        "too_few.csv": "3:4: error: expected 3 values, found 2",
+        "too_many.csv": "2:7: error: expected 3 values, found 4",
+        "trailing_comma.csv": "4:7: error: expected 3 values, found 4",
+        "not_a_number.csv": "3:3: error: 'abc' is not a number",
+        "nan.csv": "2:3: error: 'nan' is not a finite number",
+        "inf.csv": "2:1: error: '-inf' is not a finite number",
+        "label_fraction.csv": "2:5: error: label 0.5 of 'y' is not a whole number",
+        "label_range.csv": "2:5: error: label 3 of 'y' is outside the 3 classes 0..2",
+        "label_negative.csv": "2:5: error: label -1 of 'y' is outside the 3 classes 0..2",
+        "empty.csv": " error: empty file (no data rows)",
+        "header_only.csv": " error: no data rows (the file holds a header only)",
+    }
+    for name, tail in cases.items():
+        path = os.path.join(DATA, name)
+        want = "%s:%s\n" % (path, tail)
+        rc, out, err = run("train", MODEL, "--data", path)
+        check(rc == 1 and err == want and out == "",
+              "train --data %s: rc %d, stderr %r, want %r" % (name, rc, err, want))
+    good = os.path.join(DATA, "oddities.csv")
+    bad = os.path.join(DATA, "label_range.csv")
+    rc, out, err = run("train", MODEL, "--data", good, "--val", bad)
+    check(rc == 1 and out == "" and err.startswith(bad + ":2:5: error:"),
+          "a bad --val file is an error before training: rc %d, out %r, err %r" % (rc, out, err))
+    rc, out, err = run("train", MODEL, "--data", good, "--epochs", "2", "--batch-size", "2")
+    check(rc == 0 and out.count("\n") == 2 and "epoch 2/2" in out,
+          "BOM, CRLF, blank lines, spaces, no final newline: rc %d, out %r, err %r" % (rc, out, err))
+    rc, out, err = run("train", MODEL)
+    check(rc == 1 and "give `gradc train` the data with --data FILE" in err,
+          "a model with inputs needs --data: %r" % err)
+
+
+def train_and_resume(tmp):
+    train = os.path.join(tmp, "train.csv")
+    test = os.path.join(tmp, "test.csv")
+    make_blobs(train, 300, 1)   # batch 32: 10 batches an epoch (the last of 12 rows)
+    make_blobs(test, 90, 2)
+
+    def ckpt(name):
+        return os.path.join(tmp, name + ".safetensors")
+
+    common = ["train", MODEL, "--data", train, "--seed", "7"]
+    rc, out, err = run(*common, "--epochs", "4", "--val", test, "--save", ckpt("a"),
+                       "--metrics", os.path.join(tmp, "m.csv"))
+    check(rc == 0, "train: rc %d, err %r" % (rc, err))
+    lines = out.splitlines()
+    check(len(lines) == 4 and lines[0].startswith("epoch 1/4  loss ")
+          and "  accuracy " in lines[0] and "  val_loss " in lines[0]
+          and "  val_accuracy " in lines[0] and lines[0].endswith(" steps/s)"),
+          "epoch lines: %r" % out)
+    with open(os.path.join(tmp, "m.csv")) as f:
+        rows = f.read().splitlines()
+    check(rows[0] == "epoch,step,loss,accuracy,val_loss,val_accuracy", "metrics header %r" % rows[0])
+    check(len(rows) == 5 and rows[4].startswith("4,40,"), "metrics rows %r" % rows)
+
+    rc, out, err = run("eval", MODEL, "--weights", ckpt("a"), "--data", test)
+    names = [l.split()[0] for l in out.splitlines()]
+    check(rc == 0 and names == ["loss", "accuracy"], "eval: rc %d out %r err %r" % (rc, out, err))
+    acc = float(out.splitlines()[1].split()[1])
+    check(acc >= 0.95, "accuracy on separable blobs: %g" % acc)
+    rc, out, err = run("eval", MODEL, "--weights", ckpt("a"), "--data", test, "--json")
+    j = json.loads(out)
+    check(list(j) == ["loss", "accuracy"] and j["accuracy"] == acc, "eval --json %r" % out)
+    val_acc = float(rows[4].split(",")[5])
+    check(abs(val_acc - acc) < 1e-6, "val_accuracy of the last epoch %g = eval's %g" % (val_acc, acc))
+
+    rc, out, err = run("predict", MODEL, "--weights", ckpt("a"), "--data", test,
+                       "--out", os.path.join(tmp, "p.csv"))
+    with open(os.path.join(tmp, "p.csv")) as f:
+        pred = f.read().splitlines()
+    check(rc == 0 and out == "" and pred[0] == "p_0,p_1,p_2" and len(pred) == 91,
+          "predict: rc %d, %r" % (rc, pred[:2]))
+    check(all(abs(sum(map(float, l.split(","))) - 1) < 1e-5 for l in pred[1:]),
+          "predicted probabilities sum to 1")
+    # Features only (no label column) work for predict.
+    feats = os.path.join(tmp, "features.csv")
+    with open(test) as f, open(feats, "w") as g:
+        for line in f:
+            g.write(",".join(line.strip().split(",")[:2]) + "\n")
+    rc, out, err = run("predict", MODEL, "--weights", ckpt("a"), "--data", feats)
+    check(rc == 0 and out.splitlines() == pred, "predict from features only: rc %d err %r" % (rc, err))
+
+    a, meta = read_safetensors(ckpt("a"))
+    check(set(a) >= {"W", "b", "W.m", "W.v", "b.m", "b.v", "__step__", "__epoch__"},
+          "checkpoint tensors %r" % sorted(a))
+    check(a["__step__"][1] == [40.0] and a["__epoch__"][1] == [4.0], "step and epoch")
+    check(meta.get("gradc.model") == "classify" and len(meta.get("gradc.model_hash", "")) == 16,
+          "checkpoint metadata %r" % meta)
+
+    # Same seed, same weights.
+    rc, _, _ = run(*common, "--epochs", "4", "--save", ckpt("a2"))
+    check(read_safetensors(ckpt("a2"))[0] == a, "the same seed gives the same weights")
+    rc, _, _ = run("train", MODEL, "--data", train, "--seed", "8", "--epochs", "4", "--save", ckpt("s8"))
+    check(read_safetensors(ckpt("s8"))[0]["W"] != a["W"], "another seed gives other weights")
+
+    # 2 epochs + 2 resumed epochs = 4 epochs.
+    run(*common, "--epochs", "2", "--save", ckpt("b"))
+    rc, out, err = run(*common, "--init", ckpt("b"), "--epochs", "2", "--save", ckpt("b"))
+    check(rc == 0 and out.splitlines()[0].startswith("epoch 3/4"), "resumed epochs: %r %r" % (out, err))
+    check(read_safetensors(ckpt("b"))[0] == a, "2 + 2 resumed epochs equal 4 epochs bit for bit")
+
+    # --steps 15 stops inside epoch 2; resuming with --epochs 3 finishes epoch 2 (the
+    # unfinished epoch counts as one of the N) and runs epochs 3 and 4.
+    rc, out, err = run(*common, "--epochs", "4", "--steps", "15", "--save", ckpt("c"))
+    c, cmeta = read_safetensors(ckpt("c"))
+    check(c["__step__"][1] == [15.0] and cmeta.get("gradc.batch") == "5", "--steps 15: %r" % cmeta)
+    check(len(out.splitlines()) == 2, "--steps 15 prints epochs 1 and 2 (partial): %r" % out)
+    rc, out, err = run(*common, "--init", ckpt("c"), "--epochs", "3", "--save", ckpt("c"))
+    check(rc == 0 and out.splitlines()[0].startswith("epoch 2/4"), "resumed inside epoch 2: %r" % out)
+    check(read_safetensors(ckpt("c"))[0] == a, "a run stopped inside an epoch resumes bit for bit")
+
+    # Weights only (no optimiser state): a new run starts from them.
+    rc, out, err = run("train", MODEL, "--data", train, "--init", os.path.join(DATA, "oddities.csv"))
+    check(rc == 1 and "error" in err, "--init with a file that is not safetensors: %r" % err)
+
+    # Signals: the current step finishes, a checkpoint is written, exit 130 / 143.
+    for sig, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        path = ckpt("sig%d" % status)
+        p = subprocess.Popen([GRADC, *common, "--epochs", "100000000", "--save", path],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(3)
+        p.send_signal(sig)
+        try:
+            rc = p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = None
+        check(rc == status, "signal %d: exit %r, want %d" % (sig, rc, status))
+        if os.path.exists(path):
+            t, m = read_safetensors(path)
+            check(t["__step__"][1][0] > 0 and int(m["gradc.step"]) > 0, "checkpoint after a signal")
+            rc, out, err = run("eval", MODEL, "--weights", path, "--data", test)
+            check(rc == 0, "the checkpoint written on a signal loads: %r" % err)
+        else:
+            check(False, "no checkpoint after signal %d" % sig)
+
+
+def no_inputs(tmp):
+    rc, out, err = run("train", ROSENBROCK)
+    lines = out.splitlines()
+    check(rc == 0 and len(lines) == 10 and lines[-1].startswith("step 1000/1000  loss "),
+          "rosenbrock, default 1000 steps: %r %r" % (out, err))
+    path = os.path.join(tmp, "r.safetensors")
+    rc, out, err = run("train", ROSENBROCK, "--steps", "20000", "--save", path)
+    loss = float(out.splitlines()[-1].split()[3])
+    check(rc == 0 and loss < 1e-4, "rosenbrock after 20000 steps: loss %g" % loss)
+    w, _ = read_safetensors(path)
+    check(abs(w["a"][1][0] - 1) < 0.01 and abs(w["b"][1][0] - 1) < 0.02 and w["a"][0] == [],
+          "rosenbrock minimum at (1, 1): %r" % w)
+
+
+def bench():
+    rc, out, err = run("bench", MODEL, "--batch-size", "64", "--json")
+    j = json.loads(out.splitlines()[-1])
+    check(rc == 0 and list(j) == ["us_per_step", "gflops", "compile_ms"]
+          and j["us_per_step"] > 0 and j["gflops"] > 0, "bench --json: %r" % out)
+    rc, out, err = run("bench", MODEL)
+    check(rc == 0 and "us (median)" in out and "GFLOP/s" in out, "bench: %r" % out)
+
+
+def main():
+    global GRADC
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    GRADC = os.path.abspath(sys.argv[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        csv_errors()
+        train_and_resume(tmp)
+        no_inputs(tmp)
+        bench()
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
