@@ -19,8 +19,8 @@ int runGrad(Options &o, SourceManager &sm) {
     fileError(o.model, "the model has inputs ({}): give the data with --data FILE", names);
   }
   ir::Function g = gradientProgram(m, o);
-  // The gradient is computed in float64 and written as F32.
-  KernelCall call(gradientKernel(g, /*f64=*/true), m, data);
+  // The gradient is computed in the --dtype of the command (f32 by default), written as F32.
+  KernelCall call(gradientKernel(g, o, o.dtype == "f64"), m, data);
   call.setParams(w);
   call.run();
 

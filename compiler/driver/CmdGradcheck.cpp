@@ -1,4 +1,4 @@
-// `gradc gradcheck MODEL [--weights W] [--data F]` (SPEC §8): compares the gradient program
+// `gradc gradcheck MODEL [--weights W] [--data F]` (SPEC §8): compares the compiled gradient program
 // with central finite differences of the loss, both in float64.
 //
 // For each param, up to kMaxChecked of its elements (all of them for small params, else a
@@ -52,10 +52,10 @@ int runGradcheck(Options &o, SourceManager &sm) {
   Weights w = o.weights.empty() ? initialWeights(m, o.seed) : readWeights(m, o.weights);
   rt::Dataset data = o.data.empty() ? randomData(m, kRandomRows, o.seed) : readData(m, o.data);
 
-  KernelCall grad(gradientKernel(gradientProgram(m, o), /*f64=*/true), m, data);
+  KernelCall grad(gradientKernel(gradientProgram(m, o), o, /*f64=*/true), m, data);
   grad.setParams(w);
   grad.run();
-  KernelCall forward(gradientKernel(m.forward, /*f64=*/true), m, data);
+  KernelCall forward(gradientKernel(lossProgram(m), o, /*f64=*/true), m, data);
   auto lossAt = [&](const Weights &at) {
     forward.setParams(at);
     forward.run();

@@ -5,9 +5,7 @@
 #include <cstring>
 #include <memory>
 
-#include "autodiff/ReverseMode.h"
-#include "interp/Interpreter.h"
-#include "passes/Simplify.h"
+#include "driver/Pipeline.h"
 #include "runtime/Init.h"
 #include "runtime/Safetensors.h"
 
@@ -49,11 +47,17 @@ constexpr uint64_t kDataStream = uint64_t(1) << 41;
 
 }  // namespace
 
-ir::Function gradientProgram(const Model &m, const Options &) {
-  return passes::simplify(autodiff::differentiate(m.forward));
+ir::Function gradientProgram(const Model &m, const Options &o) {
+  return buildProgram(applyFlags(m, o), Program::Grad);
 }
 
-rt::Kernel gradientKernel(const ir::Function &f, bool f64) { return interp::interpreterKernel(f, f64); }
+ir::Function lossProgram(const Model &m) { return buildProgram(m, Program::Eval); }
+
+rt::Kernel gradientKernel(const ir::Function &f, const Options &o, bool f64) {
+  Options with = o;
+  with.dtype = f64 ? "f64" : "f32";
+  return compileProgram(f, with);
+}
 
 Weights readWeights(const Model &m, const std::string &path) {
   rt::TensorFile file = rt::readSafetensors(path);

@@ -1,8 +1,8 @@
 // What `gradc grad` and `gradc gradcheck` share: the gradient program, weights (from a file
 // or the initialisers), a batch (from a CSV file or random), and a kernel with its buffers.
 //
-// The kernel comes from gradientKernel(), the one place that chooses how the program runs
-// (today the reference interpreter; the JIT is a one-line change there).
+// The kernel comes from gradientKernel(): the JIT-compiled program, or the reference
+// interpreter when GRADC_BACKEND=interp is set (driver/Pipeline.h).
 #pragma once
 
 #include <cstdint>
@@ -20,9 +20,11 @@ namespace gradc::driver {
 /// The simplified gradient function of the model (arguments inputs, params; results loss,
 /// metrics, `grad NAME`).
 ir::Function gradientProgram(const Model &m, const Options &o);
+/// The forward function with the loss and metrics (what finite differences evaluate).
+ir::Function lossProgram(const Model &m);
 
-/// The kernel that runs `f` (float64 or float32 buffers).
-rt::Kernel gradientKernel(const ir::Function &f, bool f64);
+/// The compiled `f` (float64 or float32 buffers and arithmetic).
+rt::Kernel gradientKernel(const ir::Function &f, const Options &o, bool f64);
 
 /// Param values by name, each the param's element count long.
 using Weights = std::map<std::string, std::vector<double>>;

@@ -7,6 +7,9 @@ the example's CSV file or random rows, `gradc grad` writes the loss and gradient
 same computation written with torch (float32, autograd) must agree to a relative error of
 1e-4 per tensor: max |gradc - torch| <= 1e-4 * max |torch|.
 
+Every model runs twice: JIT-compiled (float32) and through the reference interpreter
+(GRADC_BACKEND=interp).
+
 Usage: /usr/bin/python3 tests/torch/compare_grad.py PATH/TO/gradc
 Exit status 0 when every model agrees, 1 otherwise, 77 (skipped) when torch is missing.
 """
@@ -227,7 +230,7 @@ def split_inputs(inputs, table):
     return out
 
 
-def compare(gradc, case, rng, tmp):
+def compare(gradc, case, rng, tmp, backend):
     path, loss_fn, params, inputs, data = case
     weights = make_weights(rng, params)
     wpath, gpath = os.path.join(tmp, "w.safetensors"), os.path.join(tmp, "g.safetensors")
@@ -237,7 +240,11 @@ def compare(gradc, case, rng, tmp):
     if inputs:
         dpath, table = make_data(rng, inputs, data, tmp)
         cmd += ["--data", dpath]
-    run = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    env.pop("GRADC_BACKEND", None)
+    if backend == "interp":
+        env["GRADC_BACKEND"] = "interp"
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if run.returncode != 0:
         return [f"gradc grad failed ({run.returncode}): {run.stderr.strip()}"]
     got = read_safetensors(gpath)
@@ -271,15 +278,17 @@ def main():
     gradc = sys.argv[1]
     rng = np.random.default_rng(1234)
     torch.manual_seed(0)
-    failed = 0
+    failed, runs = 0, 0
     with tempfile.TemporaryDirectory() as tmp:
-        for case in CASES:
-            problems = compare(gradc, case, rng, tmp)
-            print(("ok     " if not problems else "FAILED ") + case[0])
-            for p in problems:
-                print("       " + p)
-            failed += bool(problems)
-    print(f"{len(CASES) - failed} of {len(CASES)} models agree with PyTorch {torch.__version__} "
+        for backend in ("jit", "interp"):
+            for case in CASES:
+                problems = compare(gradc, case, rng, tmp, backend)
+                print(("ok     " if not problems else "FAILED ") + f"[{backend}] " + case[0])
+                for p in problems:
+                    print("       " + p)
+                failed += bool(problems)
+                runs += 1
+    print(f"{runs - failed} of {runs} runs agree with PyTorch {torch.__version__} "
           f"(relative error <= {TOLERANCE:g})")
     sys.exit(1 if failed else 0)
 
