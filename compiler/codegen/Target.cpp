@@ -77,6 +77,11 @@ void optimizeModule(llvm::Module &mod, llvm::TargetMachine &tm) {
   llvm::PipelineTuningOptions pto;
   pto.LoopVectorization = true;
   pto.SLPVectorization = true;
+  // Unrolling turned the 10-wide loops of an output layer into straight code and then
+  // vectorised the batch loop around them with gathers: 4x the code and compile time
+  // (1.4 s -> 0.3 s for the 784-128-10 step) for no gain in speed. The vectoriser still
+  // interleaves, and the matrix kernels are blocked by hand.
+  pto.LoopUnrolling = false;
   llvm::PassBuilder pb(&tm, pto);
   pb.registerModuleAnalyses(mam);
   pb.registerCGSCCAnalyses(cgam);
