@@ -1,20 +1,16 @@
 // safetensors reading (F32, and F64 narrowed to float) with full validation, and atomic
-// writing (F32). The format is described in Safetensors.h.
+// writing (F32, through writeFileAtomic). The format is described in Safetensors.h.
 #include "runtime/Safetensors.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
+#include "runtime/Files.h"
 #include "support/Diagnostics.h"
 
 namespace gradc::rt {
@@ -155,24 +151,6 @@ TensorFile readSafetensors(const std::string &path) {
   return file;
 }
 
-namespace {
-
-// Writes all of `bytes` to fd; false on an error.
-bool writeFully(int fd, const std::string &bytes) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-}  // namespace
-
 void writeSafetensors(const std::string &path, const TensorFile &file) {
   json header = json::object();
   if (!file.metadata.empty()) {
@@ -196,36 +174,7 @@ void writeSafetensors(const std::string &path, const TensorFile &file) {
   for (int i = 0; i < 8; ++i) bytes[static_cast<size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
   bytes += text;
   bytes += data;
-
-  // A temporary file in the same folder, flushed to disk, then renamed over the target.
-  size_t slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  std::string tmp = path + ".tmp.XXXXXX";
-  std::vector<char> tmpl(tmp.begin(), tmp.end());
-  tmpl.push_back('\0');
-  int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) fileError(path, "cannot write file: {}", std::strerror(errno));
-  tmp = tmpl.data();
-  ::fchmod(fd, 0644);
-  bool ok = writeFully(fd, bytes) && ::fsync(fd) == 0;
-  int err = errno;
-  if (::close(fd) != 0 && ok) {
-    ok = false;
-    err = errno;
-  }
-  if (ok && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    err = errno;
-  }
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    fileError(path, "cannot write file: {}", std::strerror(err));
-  }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  writeFileAtomic(path, bytes);
 }
 
 }  // namespace gradc::rt
