@@ -96,9 +96,9 @@ void Lexer::checkUtf8(size_t &pos, bool inComment) {
   else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
   else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
   else fail(pos, fmt::format("invalid UTF-8 byte 0x{:02x}", c));
-  if (pos + static_cast<size_t>(len) > text_.size())
-    fail(pos, "invalid UTF-8: truncated sequence at the end of the file");
   for (int i = 1; i < len; ++i) {
+    if (pos + static_cast<size_t>(i) >= text_.size())
+      fail(pos, "invalid UTF-8: truncated sequence at the end of the file");
     unsigned char d = b(pos + static_cast<size_t>(i));
     if ((d & 0xC0) != 0x80) fail(pos, fmt::format("invalid UTF-8 sequence starting with byte 0x{:02x}", c));
     cp = (cp << 6) | (d & 0x3F);

@@ -50,7 +50,9 @@ std::string exprText(const SourceManager &sm, int file, const Expr &e, size_t ma
 }
 
 namespace {
-// RAII guard for the nesting depth of recursive parse functions.
+// RAII guard for the nesting depth of the parser's recursion. Every cycle of the recursion
+// (parentheses, call arguments, unary minus, an exponent) passes through parseUnary, which
+// holds the guard; one nesting level is one level of that recursion.
 struct DepthGuard {
   int &d;
   DepthGuard(int &depth, const Token &t) : d(depth) {
@@ -283,7 +285,6 @@ static bool compareOp(Tok t, BinOp &op) {
 
 // expr = additive [("<" | "<=" | ">" | ">=" | "==" | "!=") additive]      (no chains)
 ExprPtr Parser::parseExpr() {
-  DepthGuard guard(depth_, cur_);
   ExprPtr lhs = parseAdditive();
   BinOp op;
   if (!compareOp(cur_.kind, op)) return lhs;
@@ -407,7 +408,10 @@ void Parser::parseCallArgs(Expr &call) {
     for (;;) {
       std::string kw;
       Loc kwLoc;
-      if (cur_.kind == Tok::Ident && peek2().kind == Tok::Assign) {
+      // A keyword spelled as an argument name (`dim = 1`) is still read as one, so that the
+      // error says "unknown keyword argument".
+      bool nameLike = cur_.kind == Tok::Ident || (cur_.kind >= Tok::KwModel && cur_.kind <= Tok::KwFalse);
+      if (nameLike && peek2().kind == Tok::Assign) {
         kwLoc = cur_.loc;
         kw = take().text;
         take();

@@ -352,8 +352,8 @@ std::vector<const Expr *> Sema::bindArgs(const Expr &call, const std::string &fn
     if (kw.empty()) {
       if (sawKeyword) userError(call.args[i]->loc, "a positional argument after a keyword argument");
       if (positional >= params.size())
-        userError(call.args[i]->loc, "{} takes {} {} argument{}, got {}", fname,
-                  required == params.size() ? "" : "at most", params.size(), params.size() == 1 ? "" : "s",
+        userError(call.args[i]->loc, "{} takes {}{} argument{}, got {}", fname,
+                  required == params.size() ? "" : "at most ", params.size(), params.size() == 1 ? "" : "s",
                   call.args.size());
       out[positional++] = call.args[i].get();
       continue;

@@ -30,7 +30,7 @@
 namespace gradc {
 
 constexpr int kMaxDefDepth = 64;
-constexpr int kMaxNodes = 1000000;
+constexpr int kMaxNodes = 100000;
 
 /// The names of the built-in functions of SPEC §4, in a stable order.
 const std::vector<std::string> &builtinNames();

@@ -293,7 +293,7 @@ TEST_CASE("sema: def inlining is memoised and bounded") {
   std::string grow = "param a = 1\ndef f0(x) = x * 2\n";
   for (int i = 1; i <= 40; ++i) grow += fmt::format("def f{}(x) = f{}(x) + f{}(x * 3)\n", i, i - 1, i - 1);
   grow += "minimize f40(a)\n";
-  CHECK(buildError(grow).find("the program grows beyond 1000000") != std::string::npos);
+  CHECK(buildError(grow).find("the program grows beyond 100000") != std::string::npos);
 }
 
 TEST_CASE("sema: errors") {
@@ -308,7 +308,7 @@ TEST_CASE("sema: errors") {
   CHECK(buildError(h + "z = foo(x)\nminimize mean(z)\n") == "5:5: unknown function `foo`");
   CHECK(buildError(h + "z = sum(x, axes=1)\nminimize mean(z)\n") ==
         "5:12: unknown keyword argument `axes` for sum; it takes (x, axis, keepdims)");
-  CHECK(buildError(h + "z = tanh(x, x)\nminimize mean(z)\n") == "5:13: tanh takes  1 argument, got 2");
+  CHECK(buildError(h + "z = tanh(x, x)\nminimize mean(z)\n") == "5:13: tanh takes 1 argument, got 2");
   CHECK(buildError(h + "z = sum(x, axis=1, axis=0)\nminimize mean(z)\n") ==
         "5:20: argument `axis` of sum is given twice");
   CHECK(buildError(h + "z = sum(x, axis=2)\nminimize mean(z)\n") == "5:17: axis 2 is out of range for a tensor of rank 2");

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Malformed models: `gradc check` must reject each with exit status 1 and one clear error.
+
+Each tests/errors/*.grad ends with a comment
+    # ERROR: LINE:COL: MESSAGE        (or  # ERROR: FILE: MESSAGE  for errors without a place)
+and the first line of stderr must be `PATH:LINE:COL: error: ...MESSAGE...`. Inputs too big
+or too strange to commit (100,000 nested parentheses, a 5 MB line, NUL bytes, invalid UTF-8,
+defs that double 40 times) are generated here into a temporary directory.
+No case may crash, hang, report an internal error or print a stack trace.
+
+usage: run_errors.py GRADC ERRORS_DIR
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+TIMEOUT = 60
+BAD_SIGNS = ("internal error", "Traceback", "terminate called", "Aborted", "Segmentation",
+             "AddressSanitizer", "runtime error:", "#0 0x", "stack-overflow")
+
+
+def run(gradc, path):
+    try:
+        p = subprocess.run([gradc, "check", path], capture_output=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return None, "", "timed out after %d s" % TIMEOUT
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def check_case(gradc, path, expected, want_rc=1):
+    """Returns an error string, or None when the case behaves."""
+    rc, out, err = run(gradc, path)
+    if rc is None:
+        return err
+    for sign in BAD_SIGNS:
+        if sign in err:
+            return "stderr shows %r:\n%s" % (sign, err[:2000])
+    if rc != want_rc:
+        return "exit status %s, expected %d; stderr:\n%s" % (rc, want_rc, err[:2000])
+    if want_rc == 0:
+        return None
+    first = err.splitlines()[0] if err else ""
+    m = re.match(r"(\d+):(\d+): (.*)$", expected)
+    if m:  # LINE:COL: MESSAGE
+        line, col, msg = m.groups()
+        prefix = re.escape("%s:%s:%s: error: " % (path, line, col))
+    elif expected.startswith("FILE: "):  # an error without a place in the file
+        msg = expected[len("FILE: "):]
+        prefix = re.escape("%s: error: " % path)
+    else:  # MESSAGE, at any place
+        msg = expected
+        prefix = re.escape(path) + r":\d+:\d+: error: "
+    if not re.match(prefix, first) or msg not in first:
+        return "expected `%s...%s`, got:\n%s" % (prefix, msg, err[:2000])
+    return None
+
+
+def generated(tmp):
+    """(name, text bytes, expected, exit status) of the generated cases."""
+    cases = []
+    deep = b"param a = 1\nminimize " + b"(" * 100000 + b"a" + b")" * 100000 + b"\n"
+    cases.append(("deep_parens", deep, "2:" + str(10 + 256) + ": expression nested too deeply", 1))
+    long_sum = b"param a = 1\nminimize a" + b" + a" * (5 * 1024 * 1024 // 4) + b"\n"
+    cases.append(("long_line_sum", long_sum, "nested too deeply", 1))
+    long_name = b"param " + b"a" * (5 * 1024 * 1024) + b" = 1\nminimize b\n"
+    cases.append(("long_line_name", long_name, "2:10: undefined name `b`", 1))
+    long_comment = b"param a = 1 # " + b"x" * (5 * 1024 * 1024) + b"\nminimize a +\n"
+    cases.append(("long_line_comment", long_comment, "3:1: expected an expression, found end of file", 1))
+    minus = b"param a = 1\nminimize " + b"-" * (5 * 1024 * 1024) + b"a\n"
+    cases.append(("long_line_minus", minus, "nested too deeply", 1))
+    pows = b"param a = 1\nminimize a" + b"^a" * (1024 * 1024) + b"\n"
+    cases.append(("long_line_pow", pows, "nested too deeply", 1))
+    calls = b"param a = 1\nminimize " + b"exp(" * 100000 + b"a" + b")" * 100000 + b"\n"
+    cases.append(("deep_calls", calls, "nested too deeply", 1))
+    cases.append(("nul_byte", b"param a = 1\nminimize a\x00\n", "2:11: NUL byte in the source file", 1))
+    cases.append(("nul_in_comment", b"param a = 1 # \x00\nminimize a\n", "1:15: NUL byte in the source file", 1))
+    cases.append(("invalid_utf8", b"param a = 1\nminimize a # caf\xe9\n", "2:17: invalid UTF-8 sequence starting with byte 0xe9", 1))
+    cases.append(("invalid_utf8_code", b"param \xff = 1\nminimize a\n", "1:7: invalid UTF-8 byte 0xff", 1))
+    cases.append(("truncated_utf8", b"param a = 1 # \xe2\x82", "1:15: invalid UTF-8: truncated sequence at the end of the file", 1))
+    double = "param a = 1\ndef f0(x) = x * x\n"
+    for i in range(1, 41):
+        double += "def f%d(x) = f%d(x) + f%d(x)\n" % (i, i - 1, i - 1)
+    double += "minimize f40(a)\n"
+    cases.append(("defs_doubling_40", double.encode(), "", 0))
+    grow = "param a = 1\ndef f0(x) = x * 2\n"
+    for i in range(1, 41):
+        grow += "def f%d(x) = f%d(x) + f%d(x * 3)\n" % (i, i - 1, i - 1)
+    grow += "minimize f40(a)\n"
+    cases.append(("defs_growing_40", grow.encode(), "the program grows beyond", 1))
+    chain = "param a = 1\ndef f0(x) = x + 1\n"
+    for i in range(1, 200):
+        chain += "def f%d(x) = f%d(x) * 2\n" % (i, i - 1)
+    chain += "minimize f199(a)\n"
+    cases.append(("defs_nested_200", chain.encode(), "nested too deeply", 1))
+    cases.append(("empty_file", b"", "FILE: the model has no `minimize` statement", 1))
+    cases.append(("missing_file", None, "FILE: cannot read file", 1))
+    out = []
+    for name, data, expected, rc in cases:
+        path = os.path.join(tmp, name + ".grad")
+        if data is not None:
+            with open(path, "wb") as f:
+                f.write(data)
+        out.append((path, expected, rc))
+    return out
+
+
+def main():
+    gradc, errors_dir = sys.argv[1], sys.argv[2]
+    failures, count = [], 0
+    for name in sorted(os.listdir(errors_dir)):
+        if not name.endswith(".grad"):
+            continue
+        path = os.path.join(errors_dir, name)
+        with open(path, encoding="utf-8") as f:
+            m = re.search(r"^# ERROR: (.*)$", f.read(), re.M)
+        if not m:
+            failures.append("%s: no `# ERROR:` line" % path)
+            continue
+        count += 1
+        problem = check_case(gradc, path, m.group(1).strip())
+        if problem:
+            failures.append("%s: %s" % (path, problem))
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, expected, rc in generated(tmp):
+            count += 1
+            problem = check_case(gradc, path, expected, rc)
+            if problem:
+                failures.append("%s (generated): %s" % (os.path.basename(path), problem))
+    for f in failures:
+        print("FAIL", f)
+    print("%d of %d malformed-model cases behave" % (count - len(failures), count))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
