@@ -30,7 +30,7 @@ std::vector<std::string> stateSuffixes(const Model &m) {
   internalError("unknown optimiser {}", k);
 }
 
-// Builds the update of one param. `val` names each new value (srcName) as it is made.
+// Builds the update of one param; name() sets the source name of the values made next.
 struct Update {
   const Model &m;
   Builder &b;
@@ -124,7 +124,6 @@ struct Update {
       d = b.add(b.mul(c(mom), state(p, "mom")), b.div(g, avg));
       newStates[p + ".mom"] = d;
     } else {
-      name(p + ".new");
       d = b.div(g, avg);
     }
     name(p + ".new");
@@ -137,8 +136,9 @@ struct Update {
     name(p + ".sq.new");
     ValueId sq = b.add(state(p, "sq"), b.mul(g, g));
     newStates[p + ".sq"] = sq;
-    name(p + ".new");
+    name(p + ".std");
     ValueId std_ = b.add(b.unary(Op::Sqrt, sq), c(eps));
+    name(p + ".new");
     return b.sub(param, b.mul(lr, b.div(g, std_)));
   }
 };

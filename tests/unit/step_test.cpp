@@ -147,6 +147,11 @@ TEST_CASE("step: arguments, results and names") {
   CHECK(newW.srcName == "W.new");
   CHECK(newW.loc.line == 7);
   CHECK(step.node(step.findResult(ResultKind::NewState, "W.m")).srcName == "W.m.new");
+  for (const char *kind : {"sgd", "rmsprop", "adagrad", "adamw"}) {
+    CAPTURE(kind);
+    Function other = autodiff::buildStep(linregModel(kind, {{"momentum", 0.5}}), linregGrad());
+    CHECK(other.node(other.findResult(ResultKind::NewParam, "b")).srcName == "b.new");
+  }
   std::string text = printFunction(step, nullptr);
   CHECK(text.find("%W.new = sub %W,") != std::string::npos);
 
