@@ -74,7 +74,7 @@ ExprPtr leaf(Expr::Kind k, const Token &t) {
 }
 }  // namespace
 
-Parser::Parser(const SourceManager &sm, int file) : sm_(sm), file_(file), lex_(sm, file) {
+Parser::Parser(const SourceManager &sm, int file) : file_(file), lex_(sm, file) {
   cur_ = lex_.next();
 }
 

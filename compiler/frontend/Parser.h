@@ -36,7 +36,6 @@ private:
   [[noreturn]] void failAt(const Token &t, const std::string &msg);
   ExprPtr makeBinary(BinOp op, const Token &opTok, ExprPtr a, ExprPtr b);
 
-  const SourceManager &sm_;
   int file_;
   Lexer lex_;
   Token cur_;
