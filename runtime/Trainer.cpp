@@ -78,10 +78,13 @@ private:
 class Progress {
 public:
   explicit Progress(bool on) : on_(on) {}
-  void update(const std::string &prefix, int64_t done, int64_t total, double loss, double rate) {
+  /// `steps` steps have run since `start`.
+  void update(const std::string &prefix, int64_t done, int64_t total, double loss,
+              int64_t steps, Clock::time_point start) {
     if (!on_) return;
     auto now = Clock::now();
     if (drawn_ && seconds(last_, now) < 0.1 && done != total) return;
+    double rate = static_cast<double>(steps) / std::max(1e-9, seconds(start, now));
     last_ = now;
     drawn_ = true;
     constexpr int kWidth = 24;
@@ -250,11 +253,11 @@ void TrainState::save(const std::string &path, const std::string &modelName,
 Call::Call(const Kernel &k, TrainState &st, const Batcher *batcher, int64_t maxRows)
     : k_(k), f64_(k.f64), dims_(k.sig.dimNames.size(), 1) {
   GRADC_ASSERT(k.f64 == st.f64, "kernel and state differ in float type");
-  for (const Slot &s : k.sig.slots)
-    if (s.kind == SlotKind::Input && !s.shape.empty() && s.shape[0] < 0) {
-      batchDim_ = static_cast<int>(-1 - s.shape[0]);
-      break;
-    }
+  for (const Slot &s : k.sig.slots) {
+    if (s.kind != SlotKind::Input || s.shape.empty()) continue;
+    if (s.shape[0] >= 0) fixedRows_ = s.shape[0];
+    else if (batchDim_ < 0) batchDim_ = static_cast<int>(-1 - s.shape[0]);
+  }
   if (batchDim_ >= 0) dims_[static_cast<size_t>(batchDim_)] = maxRows;
   args_.resize(k.sig.slots.size(), nullptr);
   owned_.resize(k.sig.slots.size());
@@ -291,6 +294,10 @@ Call::Call(const Kernel &k, TrainState &st, const Batcher *batcher, int64_t maxR
 }
 
 void Call::run(int64_t rows, double lr, double t) {
+  if (fixedRows_ >= 0 && rows != fixedRows_)
+    throw UserError(std::string("gradc"),
+                    fmt::format("the model's inputs take batches of exactly {} rows, not {}{}",
+                                fixedRows_, rows, fixedRows_ == 1 ? "" : " (see --batch-size, --drop-last)"));
   if (batchDim_ >= 0) {
     dims_[static_cast<size_t>(batchDim_)] = rows;
     if (rows != workRows_ && k_.workBytes) {
@@ -320,8 +327,13 @@ double Call::loss() const { return lossSlot_ >= 0 ? scalar(lossSlot_) : std::nan
 
 std::vector<double> Call::metrics() const {
   std::vector<double> out;
-  for (int s : metricSlots_) out.push_back(scalar(s));
+  metrics(out);
   return out;
+}
+
+void Call::metrics(std::vector<double> &out) const {
+  out.resize(metricSlots_.size());
+  for (size_t i = 0; i < metricSlots_.size(); ++i) out[i] = scalar(metricSlots_[i]);
 }
 
 std::vector<std::string> Call::metricNames() const {
@@ -487,12 +499,10 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     if (!o.savePath.empty()) st.save(o.savePath, o.modelName, o.modelHash, o.seed);
   };
   auto stopStatus = [&]() -> int { return gSignal == 0 ? 0 : 128 + gSignal; };
-  auto checkLoss = [&](double loss, const std::string &where) {
-    if (!std::isfinite(loss)) {
-      progress.clear();
-      throw UserError(o.modelPath.empty() ? std::string("gradc") : o.modelPath,
-                      fmt::format("the loss became {} at step {}{}", loss, st.step + 1, where));
-    }
+  auto lossError = [&](double loss, const std::string &where) {
+    progress.clear();
+    throw UserError(o.modelPath.empty() ? std::string("gradc") : o.modelPath,
+                    fmt::format("the loss became {} at step {}{}", loss, st.step + 1, where));
   };
 
   if (!data) {
@@ -507,15 +517,14 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       call.run(1, o.lr, static_cast<double>(st.step + 1));
       ++st.step;
       double loss = call.loss();
-      checkLoss(loss, "");
-      double rate = (s + 1) / std::max(1e-9, seconds(start, Clock::now()));
-      progress.update("train", s + 1, total, loss, rate);
+      if (!std::isfinite(loss)) lossError(loss, "");
+      progress.update("train", s + 1, total, loss, s + 1, start);
       if ((s + 1) % every == 0 || s + 1 == total || gSignal) {
         EpochStats e;
         e.step = st.step;
         e.loss = loss;
         e.metrics = call.metrics();
-        e.stepsPerSecond = rate;
+        e.stepsPerSecond = static_cast<double>(s + 1) / std::max(1e-9, seconds(start, Clock::now()));
         progress.clear();
         out << epochLine(e, fmt::format("step {}/{}", s + 1, total), result.metricNames) << "\n"
             << std::flush;
@@ -535,10 +544,15 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   int64_t batches = batchCount(rows, batchSize, o.dropLast);
   Batcher batcher(*data, batchSize, step.f64);
   Call call(step, st, &batcher, batchSize);
+  if (int64_t fixed = call.fixedRows(); fixed >= 0 && (batchSize != fixed || (rows % fixed != 0 && !o.dropLast)))
+    throw UserError(data->path, fmt::format("the model's inputs take batches of exactly {} rows: "
+                                            "use --batch-size {}{}", fixed, fixed,
+                                            rows % fixed != 0 ? " --drop-last" : ""));
   result.metricNames = call.metricNames();
   MetricsFile metrics(o.metricsPath, true, result.metricNames, val && eval);
   int64_t lastEpoch = st.epoch + o.epochs;
   int64_t stepsThisRun = 0;
+  std::vector<double> metricValues;
   bool stopped = false;
   for (int64_t epoch = st.epoch; epoch < lastEpoch && !stopped; ++epoch) {
     std::vector<int64_t> order = epochOrder(rows, o.seed, epoch, o.shuffle);
@@ -554,15 +568,16 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       int64_t n = batcher.gather(order, b);
       call.run(n, o.lr, static_cast<double>(st.step + 1));
       double loss = call.loss();
-      checkLoss(loss, fmt::format(" (epoch {}, batch {}, rows {}..{} of the shuffled order)",
-                                  epoch + 1, b + 1, b * batchSize + 1, b * batchSize + n));
+      if (!std::isfinite(loss))
+        lossError(loss, fmt::format(" (epoch {}, batch {}, rows {}..{} of the shuffled order)",
+                                    epoch + 1, b + 1, b * batchSize + 1, b * batchSize + n));
       ++st.step;
       ++stepsThisRun;
       ++done;
       st.batch = b + 1;
-      means.add(static_cast<double>(n), loss, call.metrics());
-      double rate = done / std::max(1e-9, seconds(start, Clock::now()));
-      progress.update(head, b + 1, batches, means.meanLoss(), rate);
+      call.metrics(metricValues);
+      means.add(static_cast<double>(n), loss, metricValues);
+      progress.update(head, b + 1, batches, means.meanLoss(), done, start);
       if (gSignal) {
         stopped = true;
         break;

@@ -84,10 +84,13 @@ public:
   double loss() const;  // NaN when the kernel has no loss
   /// Metric values, in slot order.
   std::vector<double> metrics() const;
+  void metrics(std::vector<double> &out) const;  // the same, into `out` (no allocation once sized)
   std::vector<std::string> metricNames() const;
   /// The buffer of result slot `slot` (outputs, gradients).
   const void *result(int slot) const { return args_[static_cast<size_t>(slot)]; }
   const Kernel &kernel() const { return k_; }
+  /// The batch size when an input has a fixed first dim (not a `dim`), else -1.
+  int64_t fixedRows() const { return fixedRows_; }
 
 private:
   double scalar(int slot) const;
@@ -97,6 +100,7 @@ private:
   std::vector<Buffer> owned_;
   std::vector<int> metricSlots_;
   int lossSlot_ = -1, lrSlot_ = -1, tSlot_ = -1, batchDim_ = -1;
+  int64_t fixedRows_ = -1;
   std::vector<int64_t> dims_;
   Buffer work_;
   int64_t workRows_ = 0;
