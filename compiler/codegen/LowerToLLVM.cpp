@@ -407,6 +407,10 @@ private:
   // logsumexp, softmax, log_softmax: per row, m = max (NaN-propagating) and
   // s = sum(exp(x - m)); logsumexp = m + log(s) (m itself when m is infinite),
   // softmax = exp(x - m) / s, log_softmax = x - m - log(s).
+  // log(s) is computed as log1p(s - 1) with s - 1 = (c - 1) + sum_{x < m} exp(x - m), where
+  // c counts the elements equal to m: each contributes exactly 1. In float32, log(s) of a
+  // confident row (s = 1.0017) would otherwise lose four digits to the rounding of s, and the
+  // loss -log_softmax of the true class is that small number.
   void emitRow(const Step &s) {
     const Node &n = node(s.value);
     ValueId x = n.operands[0];
@@ -417,19 +421,23 @@ private:
         b_.CreateStore(maxStep(b_.CreateLoad(ft_, m), at(x, i), true), m);
       });
       Value *mv = b_.CreateLoad(ft_, m);
-      Value *sum = scalarVar(ft_, fconst(0));
+      Value *rest = scalarVar(ft_, fconst(0));
+      Value *ties = scalarVar(ft_, fconst(0));
       rowInner(xn.shape, n.axes, idx, [&](const Index &i) {
-        Value *e = unary(llvm::Intrinsic::exp, b_.CreateFSub(at(x, i), mv));
-        b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, sum), e), sum);
+        Value *xv = at(x, i);
+        Value *isMax = b_.CreateFCmpOEQ(xv, mv);
+        Value *e = unary(llvm::Intrinsic::exp, b_.CreateFSub(xv, mv));
+        b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, rest), select(isMax, fconst(0), e)), rest);
+        b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, ties), select(isMax, fconst(1), fconst(0))), ties);
       });
-      Value *sv = b_.CreateLoad(ft_, sum);
+      Value *rv = b_.CreateLoad(ft_, rest), *cv = b_.CreateLoad(ft_, ties);
+      Value *logS = libm("log1pf", "log1p", b_.CreateFAdd(b_.CreateFSub(cv, fconst(1)), rv));
       if (n.op == Op::LogSumExp) {
         Value *finite = b_.CreateFCmpONE(unary(llvm::Intrinsic::fabs, mv), fconst(INFINITY));
-        Value *r = select(finite, b_.CreateFAdd(mv, unary(llvm::Intrinsic::log, sv)), mv);
-        storeAt(s.dest, n, reducedIndex(n, idx), r);
+        storeAt(s.dest, n, reducedIndex(n, idx), select(finite, b_.CreateFAdd(mv, logS), mv));
         return;
       }
-      Value *logS = n.op == Op::LogSoftmax ? unary(llvm::Intrinsic::log, sv) : nullptr;
+      Value *sv = b_.CreateFAdd(cv, rv);
       rowInner(xn.shape, n.axes, idx, [&](const Index &i) {
         Value *d = b_.CreateFSub(at(x, i), mv);
         Value *r = n.op == Op::Softmax ? b_.CreateFDiv(unary(llvm::Intrinsic::exp, d), sv)

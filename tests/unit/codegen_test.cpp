@@ -135,6 +135,17 @@ void checkAgainstInterpreter(const Function &f, bool f64, Fill fill = {},
   }
 }
 
+}  // namespace
+
+namespace gradc::codegen::testing {
+void checkAgainstInterpreterFor(const Function &f, bool f64, double lo, double hi, int labels,
+                                const std::vector<int64_t> &batches) {
+  checkAgainstInterpreter(f, f64, {lo, hi, labels}, batches);
+}
+}  // namespace gradc::codegen::testing
+
+namespace {
+
 Function make(const std::string &name, const std::function<void(Builder &)> &body) {
   Function f;
   f.name = name;
