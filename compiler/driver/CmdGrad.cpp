@@ -2,6 +2,7 @@
 // every param on the data as one batch, written as an F32 safetensors file with `loss`
 // (shape []) and one tensor per param under its name. Nothing is written on an error.
 #include "driver/GradSupport.h"
+#include "driver/RunSupport.h"
 #include "frontend/Frontend.h"
 #include "runtime/Safetensors.h"
 
@@ -14,9 +15,7 @@ int runGrad(Options &o, SourceManager &sm) {
   if (!o.data.empty()) {
     data = readData(m, o.data);
   } else if (!m.inputs.empty()) {
-    std::string names;
-    for (const InputInfo &in : m.inputs) names += (names.empty() ? "" : ", ") + in.name;
-    fileError(o.model, "the model has inputs ({}): give the data with --data FILE", names);
+    needData(m, o.model, "grad");
   }
   ir::Function g = gradientProgram(m, o);
   // The gradient is computed in the --dtype of the command (f32 by default), written as F32.

@@ -90,7 +90,7 @@ def main():
         write_safetensors(extra, dict(weights(), extra=([1], [1.0])))
         r = run("grad", XOR, "--weights", extra, "--data", XOR_DATA, "--out", out)
         check("grad: extra tensors in the weights are ignored", r.returncode == 0, r.stderr)
-        grad_error("grad: inputs without --data", weights(), "give the data with --data FILE", data=None)
+        grad_error("grad: inputs without --data", weights(), "the data with --data FILE", data=None)
         bad_csv = os.path.join(tmp, "bad.csv")
         with open(bad_csv, "w") as f:
             f.write("x1,x2,y\n0,1\n")
