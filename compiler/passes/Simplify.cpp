@@ -193,6 +193,9 @@ ValueId Rewriter::identity(const Node &n) {
     if (is(x(1), -1)) return fit(b_.neg(x(0)), n);              // a * -1 = -a
     if (is(x(0), -1)) return fit(b_.neg(x(1)), n);
     if (x(0) == x(1)) return b_.unary(Op::Square, x(0));        // a * a = square(a)
+    if (op(x(0)) == Op::Mul && isConst(x(1)) && f_.node(x(1)).shape.empty() &&
+        isConst(arg(x(0), 1)) && f_.node(arg(x(0), 1)).shape.empty())  // (a * c) * d = a * (c d)
+      return fit(b_.mul(arg(x(0)), b_.constant(f_.node(x(1)).value * f_.node(arg(x(0), 1)).value)), n);
     if (op(x(0)) == Op::Neg && op(x(1)) == Op::Neg)             // -a * -b = a * b
       return b_.mul(arg(x(0)), arg(x(1)));
     for (int i = 0; i < 2; ++i)                                 // (1 / d) * b = b / d

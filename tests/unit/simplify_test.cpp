@@ -105,6 +105,7 @@ TEST_CASE("simplify: identities that become a cheaper operation") {
       {"-(x - y)", [](Fixture &t) { return t.b.neg(t.b.sub(t.x, t.y)); }, "sub %y, %x : f32[B,4]"},
       {"-x / y", [](Fixture &t) { return t.b.neg(t.b.div(t.b.neg(t.x), t.y)); }, "div %x, %y : f32[B,4]"},
       {"-(-x * y)", [](Fixture &t) { return t.b.neg(t.b.mul(t.b.neg(t.x), t.y)); }, "mul %x, %y : f32[B,4]"},
+      {"(x * 2) * 100", [](Fixture &t) { return t.b.mul(t.b.mul(t.x, t.k(2)), t.k(100)); }, "mul %x, 200 : f32[B,4]"},
       {"(1 / x) * y", [](Fixture &t) { return t.b.mul(t.b.div(t.k(1), t.x), t.y); }, "div %y, %x : f32[B,4]"},
       {"reshape of a broadcast scalar",
        [](Fixture &t) { return t.b.reshape(t.b.broadcast(t.b.neg(t.k(2)), {D(3), D(4)}), {D(12)}); },
