@@ -3,7 +3,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <iostream>
 #include <limits>
 #include <sstream>
@@ -451,6 +453,7 @@ public:
     text_ = fmt::format("{}\n", fmt::join(cols, ","));
     withEpoch_ = withEpoch;
     valColumns_ = val ? names.size() + 1 : 0;
+    if (!path_.empty()) writeFileAtomic(path_, text_);  // an unwritable path fails before training
   }
   void add(const EpochStats &e) {
     if (path_.empty()) return;
@@ -495,6 +498,11 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   SignalGuard signals(o.handleSignals);
   Progress progress(o.progress < 0 ? ::isatty(2) != 0 : o.progress > 0);
   TrainResult result;
+  if (!o.savePath.empty()) {
+    std::string dir = o.savePath.substr(0, o.savePath.find_last_of('/') + 1);
+    if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
+      fileError(o.savePath, "cannot write file: {}", std::strerror(errno));
+  }
   auto save = [&] {
     if (!o.savePath.empty()) st.save(o.savePath, o.modelName, o.modelHash, o.seed);
   };

@@ -99,6 +99,12 @@ def csv_errors():
     rc, out, err = run("train", MODEL)
     check(rc == 1 and "give `gradc train` the data with --data FILE" in err,
           "a model with inputs needs --data: %r" % err)
+    for flag in ("--save", "--metrics"):
+        rc, out, err = run("train", MODEL, "--data", good, flag, "/nonexistent/dir/f")
+        check(rc == 1 and out == "" and err.startswith("/nonexistent/dir/f: error: cannot write file"),
+              "%s into a missing folder fails before training: %r %r" % (flag, out, err))
+    rc, out, err = run("train", MODEL, "--data", DATA)
+    check(rc == 1 and err == DATA + ": error: cannot read file\n", "a folder as data: %r" % err)
 
 
 def train_and_resume(tmp):
