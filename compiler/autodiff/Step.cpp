@@ -3,6 +3,7 @@
 #include "autodiff/Step.h"
 
 #include <map>
+#include <string>
 
 #include "ir/Builder.h"
 
@@ -11,6 +12,10 @@ namespace gradc::autodiff {
 using namespace ir;
 
 namespace {
+
+// 1 - x, rounded to 15 significant digits so that 1 - 0.9 reads 0.1 in the printed IR
+// (the same float32 value as PyTorch's 1 - beta1; in float64 a change below 1e-15).
+double oneMinus(double x) { return std::stod(fmt::format("{:.15g}", 1 - x)); }
 
 double arg(const Model &m, const std::string &key) {
   auto it = m.optimizer.args.find(key);
@@ -56,7 +61,7 @@ struct Update {
     if (mom != 0) {
       name(p + ".buf.new");
       ValueId buf = b.mul(c(mom), state(p, "buf"));
-      ValueId buf1 = b.add(buf, damp == 0 ? d : b.mul(c(1 - damp), d));
+      ValueId buf1 = b.add(buf, damp == 0 ? d : b.mul(c(oneMinus(damp)), d));
       // PyTorch's buffer starts as the first gradient itself, undampened. The state starts
       // at zero, so without dampening momentum*0 + d is already d; with dampening the first
       // step takes d explicitly.
@@ -91,9 +96,9 @@ struct Update {
       param = b.mul(param, decay);
     }
     name(p + ".m.new");
-    ValueId m1 = b.add(b.mul(c(b1), state(p, "m")), b.mul(c(1 - b1), g));
+    ValueId m1 = b.add(b.mul(c(b1), state(p, "m")), b.mul(c(oneMinus(b1)), g));
     name(p + ".v.new");
-    ValueId v1 = b.add(b.mul(c(b2), state(p, "v")), b.mul(c(1 - b2), b.mul(g, g)));
+    ValueId v1 = b.add(b.mul(c(b2), state(p, "v")), b.mul(c(oneMinus(b2)), b.mul(g, g)));
     newStates[p + ".m"] = m1;
     newStates[p + ".v"] = v1;
     if (stepSize == kNoValue) {
@@ -114,7 +119,7 @@ struct Update {
   ValueId rmsprop(const std::string &p, ValueId param, ValueId g) {
     double alpha = arg(m, "alpha"), eps = arg(m, "eps"), mom = arg(m, "momentum");
     name(p + ".sq.new");
-    ValueId sq = b.add(b.mul(c(alpha), state(p, "sq")), b.mul(c(1 - alpha), b.mul(g, g)));
+    ValueId sq = b.add(b.mul(c(alpha), state(p, "sq")), b.mul(c(oneMinus(alpha)), b.mul(g, g)));
     newStates[p + ".sq"] = sq;
     name(p + ".avg");
     ValueId avg = b.add(b.unary(Op::Sqrt, sq), c(eps));
