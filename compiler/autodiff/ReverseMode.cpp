@@ -96,6 +96,9 @@ Function differentiate(const Function &fwd) {
       ValueId c = rule(args, static_cast<int>(i));
       if (c == kNoValue) continue;
       c = fitShape(b, c, fwd.node(o).shape);
+      // A rule that passes its adjoint on unchanged (add, sub, broadcast) makes no node; an
+      // unnamed adjoint then takes the name of the value it is also the gradient of.
+      if (c >= fwd.size() && g.node(c).srcName.empty()) g.node(c).srcName = b.srcName;
       ValueId &a = adj[static_cast<size_t>(o)];
       a = a == kNoValue ? c : b.add(a, c);
     }

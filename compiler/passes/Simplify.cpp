@@ -355,6 +355,9 @@ Function rewriteOnce(const Function &f, bool *changed) {
                       dtypeName(rn.dtype), formatShape(rn.shape, out.dimNames));
       if (changed) *changed = true;
       map[static_cast<size_t>(v)] = r;
+      // An unnamed value that stands for a named one takes its name (`z = t * 1`: t is z).
+      Node &rep = out.node(r);
+      if (rep.srcName.empty() && !isLeaf(rep.op)) rep.srcName = n.srcName;
     } else {
       map[static_cast<size_t>(v)] = b.addUnchecked(std::move(n));
     }
