@@ -481,7 +481,9 @@ private:
     ms.k = ms.transA ? as[0] : as[1];
     llvm::Function *mm = getMatMul(mod_, ms, f_.dimNames, ft_, t_);
     auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
-    b_.CreateCall(mm, {ptr(a.value), ptr(bb.value), ptrOf(s.dest), dimValue(ms.m), dimValue(ms.k), dimValue(ms.n)});
+    Value *scratch = s.scratch.index >= 0 ? ptrOf(s.scratch) : llvm::ConstantPointerNull::get(b_.getPtrTy());
+    b_.CreateCall(mm, {ptr(a.value), ptr(bb.value), ptrOf(s.dest), scratch, dimValue(ms.m), dimValue(ms.k),
+                       dimValue(ms.n)});
   }
 
   // One internal function per step; its buffers are noalias pointers.
@@ -494,6 +496,7 @@ private:
     };
     addParam(s.dest);
     for (const Buffer &b : s.reads) addParam(b);
+    if (s.scratch.index >= 0) addParam(s.scratch);
     std::vector<llvm::Type *> types(params.size() + 1, ptrTy());
     auto *fty = llvm::FunctionType::get(b_.getVoidTy(), types, false);
     const Node &n = node(s.value);

@@ -43,8 +43,9 @@ struct MatMulShape {
   ir::Dim m, k, n;
 };
 
-/// `void gradc_matmul_*(ptr A, ptr B, ptr C, i64 m, i64 k, i64 n)`: C[m,n] = op(A) @ op(B),
-/// specialised for the static dims of `s`.
+/// `void gradc_matmul_*(ptr A, ptr B, ptr C, ptr S, i64 m, i64 k, i64 n)`:
+/// C[m,n] = op(A) @ op(B), specialised for the static dims of `s`. S is scratch for k*n
+/// elements when transB is set (B is packed there), else unused.
 llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
                           const std::vector<std::string> &dimNames, llvm::Type *floatTy,
                           const TargetDesc &t);

@@ -8,9 +8,10 @@
 //                           acc[r][c] += A(i0 + r, p) * b_c      (MR broadcasts, MR*NR FMAs)
 // Columns past N are masked (a 10-wide output layer is one masked vector); leftover rows
 // use a one-row tile. Each C element is still the sum over p in ascending order, with FMA.
-// nt and tt (B read along its columns) are dot products along p, which may be reassociated
-// so they vectorise. This is the seam for further tuning (cache blocking, packing, threads):
-// callers only see the function's name and arguments.
+// nt and tt (B stored [n,k]) first pack B transposed into scratch memory S[k,n] planned by
+// the memory plan (k*n moves against m*n*k FMAs), then run the same kernel; so all four
+// cases sum over p in the same order. This is the seam for further tuning (cache blocking,
+// packing A, threads): callers only see the function's name and arguments.
 #include <llvm/IR/IRBuilder.h>
 
 #include "codegen/LowerToLLVM.h"
@@ -99,57 +100,35 @@ llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
   llvm::LLVMContext &ctx = mod.getContext();
   llvm::IRBuilder<> b(ctx);
   llvm::Type *ptr = b.getPtrTy(), *i64 = b.getInt64Ty();
-  auto *fty = llvm::FunctionType::get(b.getVoidTy(), {ptr, ptr, ptr, i64, i64, i64}, false);
+  auto *fty = llvm::FunctionType::get(b.getVoidTy(), {ptr, ptr, ptr, ptr, i64, i64, i64}, false);
   auto *fn = llvm::Function::Create(fty, llvm::GlobalValue::InternalLinkage, name, mod);
   setTargetAttributes(*fn, t);
-  for (unsigned i = 0; i < 3; ++i) {
+  for (unsigned i = 0; i < 4; ++i) {
     fn->addParamAttr(i, llvm::Attribute::NoAlias);
     fn->addParamAttr(i, llvm::Attribute::NoCapture);
   }
   fn->addParamAttr(0, llvm::Attribute::ReadOnly);
   fn->addParamAttr(1, llvm::Attribute::ReadOnly);
   b.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", fn));
-  Value *A = fn->getArg(0), *B = fn->getArg(1), *C = fn->getArg(2);
+  Value *A = fn->getArg(0), *B = fn->getArg(1), *C = fn->getArg(2), *S = fn->getArg(3);
   // Static dims are constants, so the function is specialised to them.
   auto size = [&](const ir::Dim &d, unsigned arg) -> Value * {
     if (d.isStatic()) return b.getInt64(static_cast<uint64_t>(d.factor));
     return fn->getArg(arg);
   };
-  Value *M = size(s.m, 3), *K = size(s.k, 4), *N = size(s.n, 5);
+  Value *M = size(s.m, 4), *K = size(s.k, 5), *N = size(s.n, 6);
 
-  llvm::FastMathFlags fmf;
-  fmf.setAllowContract();
-  b.setFastMathFlags(fmf);
-  // &base[row * ld + col] and its value
-  auto elem = [&](Value *base, Value *row, Value *ld, Value *col) {
-    return b.CreateInBoundsGEP(ft, base, b.CreateAdd(b.CreateMul(row, ld, "", true, true), col, "", true, true));
-  };
-  auto load = [&](Value *base, Value *row, Value *ld, Value *col) {
-    return b.CreateLoad(ft, elem(base, row, ld, col));
-  };
-  auto zero = llvm::ConstantFP::get(ft, 0.0);
-
-  if (!s.transB) {
-    emitBlocked(b, fn, s.transA, A, B, C, M, K, N, ft, t.avx512 ? 64 : 32);
-  } else {
-    llvm::FastMathFlags dot = fmf;
-    dot.setAllowReassoc();
-    emitFor(b, M, [&](Value *i) {
-      emitFor(b, N, [&](Value *j) {
-        llvm::IRBuilder<> eb(&fn->getEntryBlock(), fn->getEntryBlock().begin());
-        Value *acc = eb.CreateAlloca(ft);
-        b.CreateStore(zero, acc);
-        emitFor(b, K, [&](Value *p) {
-          Value *a = s.transA ? load(A, p, M, i) : load(A, i, K, p);
-          Value *bv = load(B, j, K, p);
-          b.setFastMathFlags(dot);
-          b.CreateStore(b.CreateFAdd(b.CreateLoad(ft, acc), b.CreateFMul(a, bv)), acc);
-          b.setFastMathFlags(fmf);
-        });
-        b.CreateStore(b.CreateLoad(ft, acc), elem(C, i, N, j));
+  if (s.transB) {
+    // S[p, j] = B[j, p]
+    emitFor(b, N, [&](Value *j) {
+      emitFor(b, K, [&](Value *p) {
+        Value *v = b.CreateLoad(ft, b.CreateInBoundsGEP(ft, B, b.CreateAdd(b.CreateMul(j, K, "", true, true), p, "", true, true)));
+        b.CreateStore(v, b.CreateInBoundsGEP(ft, S, b.CreateAdd(b.CreateMul(p, N, "", true, true), j, "", true, true)));
       });
     });
+    B = S;
   }
+  emitBlocked(b, fn, s.transA, A, B, C, M, K, N, ft, t.avx512 ? 64 : 32);
   b.CreateRetVoid();
   return fn;
 }

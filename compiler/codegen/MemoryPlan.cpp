@@ -147,6 +147,14 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes) {
     }
   }
 
+  // A matmul reading B transposed packs B into a scratch region (MatMul.cpp).
+  for (Step &s : mp.steps) {
+    if (s.kind != Step::Compute || f.node(s.value).op != Op::MatMul) continue;
+    const Node &mm = f.node(s.value);
+    MatMulOperand b = matmulOperand(f, mm.operands[1]);
+    if (mm.transB != b.flipped) s.scratch = newVirtual(b.value);
+  }
+
   // Liveness of the virtual regions, then a greedy assignment to real regions.
   std::vector<int> lastRead(virt.size(), -1);
   for (size_t s = 0; s < mp.steps.size(); ++s)
@@ -164,33 +172,34 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes) {
         ++it;
       }
     }
-    Buffer d = mp.steps[s].dest;
-    if (d.kind != Buffer::Region) continue;
-    const RegionMember &m = virt[static_cast<size_t>(d.index)];
-    int best = -1;
-    int64_t bestBytes = 0;
-    for (size_t r = 0; r < mp.regions.size(); ++r) {
-      if (!regionFree[r] || mp.regions[r].front().syms != m.syms) continue;
-      int64_t have = 0;
-      for (const RegionMember &o : mp.regions[r]) have = std::max(have, o.bytes);
-      // Prefer the smallest region that is large enough, else the largest one.
-      bool better = best < 0 || (have >= m.bytes ? (bestBytes < m.bytes || have < bestBytes)
-                                                 : (bestBytes < m.bytes && have > bestBytes));
-      if (better) {
-        best = static_cast<int>(r);
-        bestBytes = have;
+    for (Buffer d : {mp.steps[s].dest, mp.steps[s].scratch}) {
+      if (d.kind != Buffer::Region || d.index < 0) continue;
+      const RegionMember &m = virt[static_cast<size_t>(d.index)];
+      int best = -1;
+      int64_t bestBytes = 0;
+      for (size_t r = 0; r < mp.regions.size(); ++r) {
+        if (!regionFree[r] || mp.regions[r].front().syms != m.syms) continue;
+        int64_t have = 0;
+        for (const RegionMember &o : mp.regions[r]) have = std::max(have, o.bytes);
+        // Prefer the smallest region that is large enough, else the largest one.
+        bool better = best < 0 || (have >= m.bytes ? (bestBytes < m.bytes || have < bestBytes)
+                                                   : (bestBytes < m.bytes && have > bestBytes));
+        if (better) {
+          best = static_cast<int>(r);
+          bestBytes = have;
+        }
       }
+      if (best < 0) {
+        best = static_cast<int>(mp.regions.size());
+        mp.regions.emplace_back();
+        regionFree.push_back(false);
+      }
+      auto &members = mp.regions[static_cast<size_t>(best)];
+      if (std::find(members.begin(), members.end(), m) == members.end()) members.push_back(m);
+      regionFree[static_cast<size_t>(best)] = false;
+      realOf[static_cast<size_t>(d.index)] = best;
+      active.push_back({d.index, std::max(lastRead[static_cast<size_t>(d.index)], static_cast<int>(s))});
     }
-    if (best < 0) {
-      best = static_cast<int>(mp.regions.size());
-      mp.regions.emplace_back();
-      regionFree.push_back(false);
-    }
-    auto &members = mp.regions[static_cast<size_t>(best)];
-    if (std::find(members.begin(), members.end(), m) == members.end()) members.push_back(m);
-    regionFree[static_cast<size_t>(best)] = false;
-    realOf[static_cast<size_t>(d.index)] = best;
-    active.push_back({d.index, std::max(lastRead[static_cast<size_t>(d.index)], static_cast<int>(s))});
   }
   auto remap = [&](Buffer &b) {
     if (b.kind == Buffer::Region && b.index >= 0) b.index = realOf[static_cast<size_t>(b.index)];
@@ -198,6 +207,7 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes) {
   for (Step &s : mp.steps) {
     remap(s.dest);
     remap(s.src);
+    remap(s.scratch);
     for (Buffer &b : s.reads) remap(b);
   }
   for (Buffer &b : mp.homes) remap(b);

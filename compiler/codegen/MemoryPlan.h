@@ -13,7 +13,8 @@
 // sizes depend on the symbolic dims, so the offsets are computed from `dims` at run time
 // (in the function's prologue and in the separate work-size function). Values are matched to
 // free regions of the same symbolic size (e.g. 128*B with 128*B) so that the sum stays close
-// to the peak of what is live.
+// to the peak of what is live. A step may also get a scratch region that is live only while
+// it runs: a matrix product whose B operand is read transposed packs it there first.
 #pragma once
 
 #include <vector>
@@ -37,6 +38,8 @@ struct Step {
   ir::ValueId value = ir::kNoValue;
   Buffer dest;
   Buffer src;                 // Copy only; index -1 when unset
+  Buffer scratch;             // memory the step needs only while it runs (a matmul's packed
+                              // operand), or index -1
   std::vector<Buffer> reads;  // the buffers the step reads
 };
 
