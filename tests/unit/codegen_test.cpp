@@ -455,6 +455,14 @@ TEST_CASE("codegen: LLVM IR, assembly and objects for the host and for AArch64")
   CHECK(head[18] == 183);  // e_machine EM_AARCH64
   std::remove(path.c_str());
 
+  // A whole training step (matmul kernels with masked tails, softmax, libm calls) for AArch64.
+  Model m = mlpModel(20, 16, 4, "adam");
+  Function step = autodiff::buildStep(m, autodiff::differentiate(m.forward));
+  arm.cpu = "cortex-a72";
+  std::string stepAsm = codegen::emitAsm(step, arm);
+  CHECK(stepAsm.find("gradc_mlp_step:") != std::string::npos);
+  CHECK(stepAsm.find("fmla") != std::string::npos);
+
   codegen::CodegenOptions bad;
   bad.triple = "nonsense-unknown-thing";
   CHECK_THROWS_AS(codegen::emitObject(f, bad, "never.o"), UserError);
