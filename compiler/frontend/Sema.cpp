@@ -81,6 +81,17 @@ std::string fmtShape(const Shape &s, const std::vector<std::string> &dn) {
   return out + "]";
 }
 
+// The static part of a shape's size, checked against a limit so that size arithmetic here
+// and in later stages cannot overflow.
+constexpr int64_t kMaxElements = int64_t(1) << 32;
+void checkSize(const Shape &s, Loc loc) {
+  int64_t n = 1;
+  for (const ir::Dim &d : s) {
+    n *= d.factor;  // each factor is at most 2^32, so this cannot overflow before the check
+    if (n > kMaxElements) userError(loc, "tensor too large: more than 2^32 elements");
+  }
+}
+
 std::string where(Loc l) { return fmt::format("{}:{}", l.line, l.col); }
 
 std::string joinNames(const std::vector<std::string> &v) {
@@ -175,6 +186,7 @@ private:
   void warnUnreachedParams(ValueId loss);
 
   ValueId eval(const Expr &e, const Scope &sc);
+  ValueId evalNode(const Expr &e, const Scope &sc);
   ValueId evalName(const Expr &e, const Scope &sc);
   ValueId evalBinary(const Expr &e, const Scope &sc);
   ValueId evalMatMul(const Expr &e, ValueId a, ValueId b);
@@ -241,7 +253,7 @@ Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSym
     const DimAST &d = t.dims[i];
     if (!d.isName) {
       if (d.number < 1 || d.number != std::floor(d.number) || d.number > (1 << 30))
-        userError(d.loc, "a dim must be a positive whole number, got {}", ir::formatNumber(d.number));
+        userError(d.loc, "a dim must be a positive whole number (at most 2^30), got {}", ir::formatNumber(d.number));
       s.push_back(ir::Dim::fixed(static_cast<int64_t>(d.number)));
       continue;
     }
@@ -260,6 +272,7 @@ Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSym
     }
     s.push_back(ir::Dim::sym(it->second.dimIndex));
   }
+  checkSize(s, t.loc);
   return s;
 }
 
@@ -429,6 +442,12 @@ ValueId Sema::eval(const Expr &e, const Scope &sc) {
     userError(e.loc, "expression nested too deeply through def calls (more than {} levels)", kMaxEvalDepth);
   if (fn().size() > kMaxNodes)
     userError(e.loc, "the program grows beyond {} IR nodes (defs inlined too often)", kMaxNodes);
+  ValueId v = evalNode(e, sc);
+  checkSize(node(v).shape, e.loc);
+  return v;
+}
+
+ValueId Sema::evalNode(const Expr &e, const Scope &sc) {
   switch (e.kind) {
   case Expr::Number:
   case Expr::Bool:
@@ -605,6 +624,7 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
         continue;
       }
       int64_t n = wholeNumber(d, "a reshape dim");
+      if (n > kMaxElements) userError(d.loc, "tensor too large: more than 2^32 elements");
       if (n == -1) {
         if (inferred >= 0) userError(d.loc, "only one dim of a reshape may be -1");
         inferred = static_cast<int>(i);
@@ -617,6 +637,7 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
     }
     if (target.size() > static_cast<size_t>(ir::kMaxRank))
       userError(list.loc, "tensors may have at most {} dims", ir::kMaxRank);
+    checkSize(target, list.loc);
     if (inferred >= 0) {
       ir::Dim total{1, 0}, known{1, 0};
       bool ok = true;

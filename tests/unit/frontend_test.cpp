@@ -343,3 +343,40 @@ TEST_CASE("sema: int compared with float is cast; comparisons give f32") {
   for (const auto &n : f.nodes) sawCast |= n.op == ir::Op::Cast;
   CHECK(sawCast);
 }
+
+TEST_CASE("sema: initialisers and optimisers") {
+  auto b = build("param a: [2, 2] = uniform(-1, hi = 2)\nparam c: [2] = const(v = 3 / 4)\nparam d: [2] = ones\n"
+                 "param e: [3, 2] = he\nparam f: [2] = normal\n"
+                 "minimize sum(a) + sum(c) + sum(d) + sum(e) + sum(f) with sgd(0.1, 0.9, nesterov = true)\n");
+  const Model &m = b->model;
+  CHECK(m.params[0].init == InitKind::Uniform);
+  CHECK(m.params[0].initArgs == std::vector<double>{-1, 2});
+  CHECK(m.params[1].init == InitKind::Const);
+  CHECK(m.params[1].initArgs == std::vector<double>{0.75});
+  CHECK(m.params[2].init == InitKind::Ones);
+  CHECK(m.params[3].init == InitKind::He);
+  CHECK(m.params[4].init == InitKind::Normal);
+  CHECK(m.params[4].initArgs == std::vector<double>{0, 1});
+  CHECK(m.optimizer.kind == "sgd");
+  CHECK(m.optimizer.args.at("lr") == 0.1);
+  CHECK(m.optimizer.args.at("momentum") == 0.9);
+  CHECK(m.optimizer.args.at("nesterov") == 1);
+  CHECK(m.optimizer.args.at("dampening") == 0);
+  CHECK(m.optimizer.args.size() == 5);
+
+  for (const std::string &opt : optimizerNames()) {
+    auto o = build("param a = 1\nminimize a * a with " + opt + "(lr = 0.5)\n");
+    CHECK(o->model.optimizer.kind == opt);
+    CHECK(o->model.optimizer.args.at("lr") == 0.5);
+    CHECK(o->model.optimizer.args.size() == optimizerDefaults(opt).size());
+  }
+  auto w = build("param a = 1\nminimize a * a with adamw\n");
+  CHECK(w->model.optimizer.args.at("weight_decay") == 0.01);
+  CHECK(buildError("param a = 1\nminimize a with adam(lr = 0.1, beta1 = 1)\n") == "2:40: beta1 must be less than 1");
+  CHECK(buildError("param a = 1\nminimize a with adagrad(0.1, 1e-10, 3)\n") == "2:37: adagrad takes at most 2 arguments, got 3");
+  CHECK(buildError("param a: [2] = normal(0, -1)\nminimize sum(a)\n") ==
+        "1:16: normal: the standard deviation must not be negative");
+  CHECK(buildError("param a: [2] = const\nminimize sum(a)\n") == "1:16: const needs a value: const(v)");
+  CHECK(buildError("param a: [65536, 65536, 2] = zeros\nminimize sum(a)\n") ==
+        "1:10: tensor too large: more than 2^32 elements");
+}
