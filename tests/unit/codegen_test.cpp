@@ -467,3 +467,19 @@ TEST_CASE("codegen: LLVM IR, assembly and objects for the host and for AArch64")
   bad.triple = "nonsense-unknown-thing";
   CHECK_THROWS_AS(codegen::emitObject(f, bad, "never.o"), UserError);
 }
+
+TEST_CASE("codegen: work regions are reused once their value is dead") {
+  // v <- v * v + v, twenty times: each v is read twice, so each is stored, but only the
+  // last two are ever live together.
+  Function f = make("chain", [&](Builder &b) {
+    ValueId v = b.input("x", DType::F32, {B, n(64)});
+    for (int i = 0; i < 20; ++i) v = b.add(b.mul(v, v), b.mul(v, b.constant(-0.5)));
+    output(b, b.reduce(Op::Sum, v, 1u << 1, false));
+  });
+  checkAgainstInterpreter(f, false, {-0.5, 0.5});
+  rt::Kernel k = codegen::jitCompile(f, {});
+  int64_t batch = 32;
+  size_t one = static_cast<size_t>(batch) * 64 * 4;
+  CHECK(k.workBytes(&batch) >= 2 * one);
+  CHECK(k.workBytes(&batch) <= 3 * one);
+}
