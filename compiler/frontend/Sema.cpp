@@ -864,6 +864,8 @@ Model Sema::run() {
     case Stmt::Bind:
     case Stmt::Output:
     case Stmt::Metric: {
+      if (s.kind == Stmt::Metric && s.name == "loss")
+        userError(s.nameLoc, "a metric may not be named `loss`: the loss is always reported under that name");
       if (globals_.count(s.name)) declare(s.name, s.nameLoc, {});
       ValueId v = eval(*s.expr, global);
       bindName(v, s.name);

@@ -16,6 +16,14 @@
 //   bce(p, y) = -(y * maximum(log(p), -100) + (1 - y) * maximum(log(1 - p), -100));
 //   bce_with_logits(z, y) = softplus(z) - z * y;
 //   cross_entropy(z, y) = -mean(sum(log_softmax(z, axis=1) * onehot(y, C), axis=1)).
+// Choices where SPEC.md is silent:
+//   - an error of an operator is reported at the operator (`x @ W1` at the `@`), an error of
+//     a call at the function's name, a wrong argument at that argument;
+//   - normal and uniform default to (0, 1) like torch.nn.init; argmax needs its axis;
+//   - `param NAME: TYPE = CONST` is allowed (every element starts at CONST);
+//   - a dim name used as a value is its run-time size (`sum(x) / B`);
+//   - an output may be an int tensor (argmax); a metric is a float scalar and is not named `loss`;
+//   - tensors hold at most 2^32 elements (dims at most 2^30) so that sizes cannot overflow.
 // Limits: expressions nest at most kMaxExprDepth levels (the parser enforces it), def calls
 // nest at most kMaxDefDepth deep, and inlining stops with an error beyond kMaxNodes IR nodes;
 // a def called again with the same argument values reuses the first result.
