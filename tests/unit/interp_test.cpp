@@ -267,3 +267,19 @@ TEST_CASE("interp: the Kernel convention writes results in order and params in p
     }
   }
 }
+
+TEST_CASE("interp: wrong arguments and undescribable slots are internal errors") {
+  Function f;
+  f.name = "bad";
+  f.dimNames = {"B"};
+  Builder b(f);
+  ValueId x = b.input("x", DType::F32, {Dim::sym(0), Dim::fixed(2)});
+  f.results = {{"y", b.reshape(x, {Dim{2, 1}}), ResultKind::Output}};
+  Tensor good{{2, 2}, {1, 2, 3, 4}, false};
+  CHECK(interp::interpret(f, {good}, {2}, false)[0].shape == std::vector<int64_t>{4});
+  CHECK_THROWS_AS(interp::interpret(f, {}, {2}, false), InternalError);
+  CHECK_THROWS_AS(interp::interpret(f, {good}, {3}, false), InternalError);
+  CHECK_THROWS_AS(interp::interpret(f, {good}, {}, false), InternalError);
+  // A result of size 2*B has no slot shape (slots hold plain numbers or one dim each).
+  CHECK_THROWS_AS(interp::interpreterKernel(f, true), InternalError);
+}
