@@ -117,9 +117,10 @@ Function randomProgram(std::mt19937 &rng) {
 
 TEST_CASE("codegen: random programs agree with the interpreter") {
   std::mt19937 rng(2026);
-  for (int i = 0; i < 60; ++i) {
+  for (int i = 0; i < 100; ++i) {
     Function f = randomProgram(rng);
     CAPTURE(i);
     codegen::testing::checkAgainstInterpreterFor(f, true, -1.5, 1.5, 2, {1, 3});
+    codegen::testing::checkAgainstInterpreterFor(f, false, -1.5, 1.5, 2, {5});
   }
 }
