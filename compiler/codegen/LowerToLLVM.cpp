@@ -10,6 +10,7 @@
 #include "codegen/LowerToLLVM.h"
 
 #include <bit>
+#include <cctype>
 #include <map>
 
 #include <llvm/IR/Intrinsics.h>
@@ -239,7 +240,6 @@ private:
   }
 
   Value *computeUnary(const Node &n, Value *x) {
-    using llvm::Intrinsic::ID;
     switch (n.op) {
     case Op::Neg: return b_.CreateFNeg(x);
     case Op::Exp: return unary(llvm::Intrinsic::exp, x);

@@ -2,6 +2,7 @@
 #include "codegen/Target.h"
 
 #include <algorithm>
+#include <cctype>
 #include <mutex>
 
 #include <llvm/IR/LegacyPassManager.h>
