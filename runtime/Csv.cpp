@@ -222,6 +222,8 @@ private:
   static std::string cellText(const char *b, const char *e) {
     std::string s(b, e);
     if (s.size() > 40) s = s.substr(0, 37) + "...";
+    for (char &c : s)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';  // keep the error one line
     return s;
   }
 

@@ -121,6 +121,11 @@ TEST_CASE("csv: values that are not numbers") {
   CHECK(errorOf("a,b,c\n1,\"2\",0\n") == "F:2:3: error: '\"2\"' is not a number\n");
   CHECK(errorOf("a,b,c\n1,é,0\n") == "F:2:3: error: 'é' is not a number\n");
   CHECK(errorOf("a,b,c\n1,0x10,0\n") == "F:2:3: error: '0x10' is not a number\n");
+  // Control characters are not printed (the error stays one line).
+  CHECK(errorOf("a,b,c\n1,2\r3,0\n") == "F:2:3: error: '2?3' is not a number\n");
+  // A long cell is shortened.
+  CHECK(errorOf("a,b,c\n1," + std::string(50, 'z') + ",0\n") ==
+        "F:2:3: error: '" + std::string(37, 'z') + "...' is not a number\n");
 }
 
 TEST_CASE("csv: NaN and infinity are refused") {
