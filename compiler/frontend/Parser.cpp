@@ -2,6 +2,7 @@
 #include "frontend/Parser.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "frontend/Frontend.h"
 
@@ -432,6 +433,8 @@ void Parser::parseCallArgs(Expr &call) {
 }
 
 std::unique_ptr<ModuleAST> parseModelFile(SourceManager &sm, const std::string &path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fileError(path, "is a directory, not a model file");
   int file = sm.addFile(path);
   return Parser(sm, file).parseModule();
 }

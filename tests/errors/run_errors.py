@@ -96,6 +96,8 @@ def generated(tmp):
     cases.append(("defs_nested_200", chain.encode(), "nested too deeply", 1))
     cases.append(("empty_file", b"", "FILE: the model has no `minimize` statement", 1))
     cases.append(("missing_file", None, "FILE: cannot read file", 1))
+    os.mkdir(os.path.join(tmp, "directory.grad"))
+    cases.append(("directory", None, "FILE: is a directory, not a model file", 1))
     out = []
     for name, data, expected, rc in cases:
         path = os.path.join(tmp, name + ".grad")
