@@ -94,6 +94,11 @@ def generated(tmp):
         chain += "def f%d(x) = f%d(x) * 2\n" % (i, i - 1)
     chain += "minimize f199(a)\n"
     cases.append(("defs_nested_200", chain.encode(), "nested too deeply", 1))
+    deep_defs = "param a = 1\ndef f0(x) = x\n"
+    for i in range(1, 60):
+        deep_defs += "def f%d(x) = %sf%d(x)%s\n" % (i, "exp(" * 120, i - 1, ")" * 120)
+    deep_defs += "minimize f59(a)\n"
+    cases.append(("defs_deep_bodies", deep_defs.encode(), "nested too deeply through def calls", 1))
     cases.append(("empty_file", b"", "FILE: the model has no `minimize` statement", 1))
     cases.append(("missing_file", None, "FILE: cannot read file", 1))
     os.mkdir(os.path.join(tmp, "directory.grad"))
