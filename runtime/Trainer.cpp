@@ -223,6 +223,14 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
   step = counter("gradc.step", "__step__");
   epoch = counter("gradc.epoch", "__epoch__");
   batch = meta("gradc.batch") ? counter("gradc.batch", "") : 0;
+  if (const std::string *sd = meta("gradc.seed")) {
+    try {
+      seed = std::stoull(*sd);
+      hasSeed = true;
+    } catch (const std::exception &) {
+      fileError(path, "metadata 'gradc.seed' is not a whole number: '{}'", *sd);
+    }
+  }
   if (step < 0 || epoch < 0 || batch < 0) fileError(path, "negative step or epoch count");
   if (const std::string *h = meta("gradc.model_hash"); h && !modelHash.empty() && *h != modelHash)
     std::cerr << fmt::format("{}: warning: the checkpoint was written for another version of the "

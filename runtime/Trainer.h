@@ -72,6 +72,8 @@ public:
   int64_t step = 0;   // optimiser steps taken (the next step has t = step + 1)
   int64_t epoch = 0;  // epochs completed
   int64_t batch = 0;  // batches done in epoch `epoch` when it was left unfinished
+  bool hasSeed = false;  // load() found the seed of the data order in a checkpoint
+  uint64_t seed = 0;
 };
 
 /// The argument array of one kernel, bound to a state and (when the kernel has inputs) a

@@ -43,7 +43,8 @@ int runTrain(Options &o, SourceManager &sm) {
   t.maxSteps = o.steps ? *o.steps : hasData ? -1 : 1000;
   t.batchSize = o.batchSize;
   t.lr = o.lr ? *o.lr : m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;
-  t.seed = o.seed;
+  // A resumed run keeps the data order of the run it continues.
+  t.seed = st.hasSeed ? st.seed : o.seed;
   t.shuffle = !o.noShuffle;
   t.dropLast = o.dropLast;
   t.savePath = o.save;

@@ -175,6 +175,10 @@ def train_and_resume(tmp):
     rc, out, err = run(*common, "--init", ckpt("b"), "--epochs", "2", "--save", ckpt("b"))
     check(rc == 0 and out.splitlines()[0].startswith("epoch 3/4"), "resumed epochs: %r %r" % (out, err))
     check(read_safetensors(ckpt("b"))[0] == a, "2 + 2 resumed epochs equal 4 epochs bit for bit")
+    # The checkpoint keeps the seed of the data order: resuming without --seed is exact too.
+    run(*common, "--epochs", "2", "--save", ckpt("b"))
+    run("train", MODEL, "--data", train, "--init", ckpt("b"), "--epochs", "2", "--save", ckpt("b"))
+    check(read_safetensors(ckpt("b"))[0] == a, "resumed without --seed: the checkpoint's seed")
 
     # --steps 15 stops inside epoch 2; resuming with --epochs 3 finishes epoch 2 (the
     # unfinished epoch counts as one of the N) and runs epochs 3 and 4.

@@ -272,6 +272,8 @@ TEST_CASE("trainer: checkpoints round-trip and resume exactly") {
   CHECK(c2.step == 10);
   CHECK(c2.epoch == 1);
   CHECK(c2.batch == 3);
+  CHECK(c2.hasSeed);
+  CHECK(c2.seed == 1);
   rt::train(step, nullptr, c2, &train, nullptr, options(1), out);
   CHECK(snapshot(c2) == snapshot(a));
 
