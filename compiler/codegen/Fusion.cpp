@@ -38,12 +38,37 @@ std::vector<ValueId> kernelReads(const Function &f, const FusionPlan &p, ValueId
       for (ValueId w : f.node(u).operands) self(self, w);
       return;
     }
+    if (r == Role::Fused) {
+      for (ValueId w : usedOperands(f, f.node(u))) self(self, w);
+      return;
+    }
     ValueId root = p.root[static_cast<size_t>(u)];
     if (f.node(root).op == Op::Const || f.node(root).op == Op::DimSize) return;
     if (std::find(out.begin(), out.end(), root) == out.end()) out.push_back(root);
   };
   for (ValueId u : usedOperands(f, f.node(v))) visit(visit, u);
   return out;
+}
+
+bool readsOnlyAtSameIndex(const Function &f, const FusionPlan &fp, ValueId v, ValueId target) {
+  const Shape &shape = f.node(v).shape;
+  bool ok = true;
+  auto walk = [&](auto &self, ValueId u, bool good) -> void {
+    for (ValueId w : f.node(u).operands) {
+      const Node &wn = f.node(w);
+      Role r = fp.role[static_cast<size_t>(w)];
+      if (r == Role::Inline) {
+        self(self, w, good && isElementwise(wn.op) && wn.shape == shape);
+      } else if (r == Role::Fused) {
+        std::vector<ValueId> inner = kernelReads(f, fp, w);
+        if (std::find(inner.begin(), inner.end(), target) != inner.end()) ok = false;
+      } else if (fp.root[static_cast<size_t>(w)] == target && !(good && w == target && wn.shape == shape)) {
+        ok = false;
+      }
+    }
+  };
+  walk(walk, v, isElementwise(f.node(v).op));
+  return ok;
 }
 
 FusionPlan planFusion(const Function &f) {
@@ -101,10 +126,33 @@ FusionPlan planFusion(const Function &f) {
       role = fusible && uses[i] == 1 && sameWalk ? Role::Inline : Role::Kernel;
     }
   }
+  std::vector<int> readers(n, 0);
+  for (ValueId v = 0; v < f.size(); ++v) {
+    if (p.role[static_cast<size_t>(v)] != Role::Kernel) continue;
+    for (ValueId r : kernelReads(f, p, v)) readers[static_cast<size_t>(r)]++;
+  }
+  // Matmul epilogues: decided in node order, so a kernel's reads are final when it is seen.
+  std::vector<ValueId> fusedInto(n, kNoValue);
+  for (ValueId v = 0; v < f.size(); ++v) {
+    const Node &e = f.node(v);
+    if (p.role[static_cast<size_t>(v)] != Role::Kernel || !isElementwise(e.op)) continue;
+    for (ValueId m : kernelReads(f, p, v)) {
+      const Node &mn = f.node(m);
+      if (mn.op != Op::MatMul || p.role[static_cast<size_t>(m)] != Role::Kernel || isResult[static_cast<size_t>(m)] ||
+          readers[static_cast<size_t>(m)] != 1 || mn.shape != e.shape ||
+          mn.transB != matmulOperand(f, mn.operands[1]).flipped)
+        continue;
+      if (!readsOnlyAtSameIndex(f, p, v, m)) continue;
+      p.role[static_cast<size_t>(m)] = Role::Fused;
+      fusedInto[static_cast<size_t>(v)] = m;
+      break;
+    }
+  }
   for (ValueId v = 0; v < f.size(); ++v) {
     if (p.role[static_cast<size_t>(v)] != Role::Kernel) continue;
     p.kernels.push_back(v);
     p.reads.push_back(kernelReads(f, p, v));
+    p.epilogueOf.push_back(fusedInto[static_cast<size_t>(v)]);
   }
   return p;
 }

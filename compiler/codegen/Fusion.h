@@ -13,6 +13,11 @@
 // matrix products are kernels; so are results, values with several users (computing them
 // once is cheaper than twice), and operands that must be a buffer (matmul, reshape).
 // A matmul operand that is a transpose reads the transpose's operand with the flag flipped.
+//
+// Matmul epilogues: a matmul (B not transposed) whose only reader is an element-wise kernel
+// of its shape, reading it at the same index, becomes Fused: it is computed tile by tile
+// inside that kernel (bias + activation after x @ W, the update W - lr * (x^T @ d)), and the
+// kernel reads the matmul's operands instead.
 #pragma once
 
 #include <vector>
@@ -21,13 +26,14 @@
 
 namespace gradc::codegen {
 
-enum class Role : uint8_t { Dead, Leaf, Inline, Alias, Kernel };
+enum class Role : uint8_t { Dead, Leaf, Inline, Alias, Kernel, Fused };
 
 struct FusionPlan {
   std::vector<Role> role;                    // per node
   std::vector<ir::ValueId> root;             // per node: the value whose buffer holds it
   std::vector<ir::ValueId> kernels;          // Kernel values, in execution (node) order
   std::vector<std::vector<ir::ValueId>> reads;  // per kernel: the roots whose buffers it reads
+  std::vector<ir::ValueId> epilogueOf;       // per kernel: the Fused matmul it computes, or kNoValue
 };
 
 FusionPlan planFusion(const ir::Function &f);
@@ -42,5 +48,10 @@ MatMulOperand matmulOperand(const ir::Function &f, ir::ValueId operand);
 
 /// The roots whose buffers the loop computing `v` reads (inlined operands are walked).
 std::vector<ir::ValueId> kernelReads(const ir::Function &f, const FusionPlan &p, ir::ValueId v);
+
+/// True when the loop computing `v` reads `target` only at the index it writes: every path
+/// from v to a read of target runs through element-wise ops of v's shape, and target has
+/// v's shape. A Fused matmul reading target counts as a read at other indices.
+bool readsOnlyAtSameIndex(const ir::Function &f, const FusionPlan &p, ir::ValueId v, ir::ValueId target);
 
 }  // namespace gradc::codegen

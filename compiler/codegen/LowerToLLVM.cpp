@@ -86,6 +86,10 @@ private:
   std::map<std::pair<int64_t, uint32_t>, Value *> dimCache_;
   std::map<std::pair<int, int>, Value *> bufPtr_;
   llvm::BasicBlock *entryBB_ = nullptr;
+  struct {
+    ValueId value = kNoValue;
+    Value *ptr = nullptr, *i0 = nullptr, *j0 = nullptr, *width = nullptr;
+  } tile_;
 
   Role role(ValueId v) const { return fp_.role[static_cast<size_t>(v)]; }
   const Node &node(ValueId v) const { return f_.node(v); }
@@ -174,6 +178,12 @@ private:
   Value *at(ValueId v, const Index &idx) {
     Role r = role(v);
     if (r == Role::Inline) return compute(v, idx);
+    if (v == tile_.value) {
+      // A fused matmul's element, from the tile just computed: [row - i0][col - j0].
+      Value *off = b_.CreateAdd(b_.CreateMul(b_.CreateSub(idx[0], tile_.i0), tile_.width),
+                                b_.CreateSub(idx[1], tile_.j0));
+      return b_.CreateLoad(ft_, b_.CreateInBoundsGEP(ft_, tile_.ptr, off));
+    }
     ValueId root = fp_.root[static_cast<size_t>(v)];
     const Node &n = node(v);
     return b_.CreateLoad(elemTy(n), elemPtr(mp_.homeOf(root), elemTy(n), n.shape, idx));
@@ -469,6 +479,34 @@ private:
     });
   }
 
+  // An element-wise kernel with a matmul computed inside it: after each tile of the product,
+  // the kernel's expression runs over the tile's elements.
+  void emitFusedMatMul(const Step &s, llvm::Function *fn) {
+    const Node &n = node(s.value);
+    const Node &mn = node(s.matmul);
+    MatMulOperand a = matmulOperand(f_, mn.operands[0]), bb = matmulOperand(f_, mn.operands[1]);
+    bool transA = mn.transA != a.flipped;
+    const Shape &as = node(a.value).shape;
+    Value *M = dimValue(mn.shape[0]), *N = dimValue(mn.shape[1]), *K = dimValue(transA ? as[0] : as[1]);
+    auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
+    unsigned vectorBytes = matmulVectorBytes(t_);
+    int64_t width = kMatMulTileVectors * static_cast<int64_t>(vectorBytes) / (o_.f64 ? 8 : 4);
+    Value *tilePtr = ptrOf(s.scratch);
+    TileEpilogue epilogue = [&](Value *i0, int rows, Value *j0, Value *cols) {
+      Value *w = i64(width);
+      Value *ncols = b_.CreateSelect(b_.CreateICmpSLT(cols, w), cols, w);
+      tile_ = {s.matmul, tilePtr, i0, j0, w};
+      for (int r = 0; r < rows; ++r) {
+        emitFor(b_, ncols, [&](Value *jj) {
+          Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
+          storeAt(s.dest, n, idx, compute(s.value, idx));
+        });
+      }
+      tile_ = {};
+    };
+    emitMatMulTiles(b_, fn, transA, ptr(a.value), ptr(bb.value), tilePtr, M, K, N, ft_, vectorBytes, &epilogue);
+  }
+
   void emitMatMul(const Step &s) {
     const Node &n = node(s.value);
     MatMulOperand a = matmulOperand(f_, n.operands[0]), bb = matmulOperand(f_, n.operands[1]);
@@ -517,6 +555,8 @@ private:
 
     if (s.kind == Step::Copy) {
       emitElementwise(s);
+    } else if (s.matmul != kNoValue) {
+      emitFusedMatMul(s, fn);
     } else {
       switch (opKind(n.op)) {
       case OpKind::Reduce:

@@ -7,7 +7,10 @@
 //   for each tile:  for p:  b_c = B[p, j0 + c*VL ..]            (NR vector loads)
 //                           acc[r][c] += A(i0 + r, p) * b_c      (MR broadcasts, MR*NR FMAs)
 // Columns past N are masked (a 10-wide output layer is one masked vector); leftover rows
-// use a one-row tile. Each C element is still the sum over p in ascending order, with FMA.
+// use a one-row tile. A matmul whose only reader is an element-wise loop at the same index
+// (bias + activation, an optimiser update) is computed inside that loop: each finished tile
+// goes to a small scratch buffer and the element-wise expression runs over it right away
+// (LowerToLLVM.cpp), so the product is never stored whole. Each C element is still the sum over p in ascending order, with FMA.
 // nt and tt (B stored [n,k]) first pack B transposed into scratch memory S[k,n] planned by
 // the memory plan (k*n moves against m*n*k FMAs), then run the same kernel; so all four
 // cases sum over p in the same order. This is the seam for further tuning (cache blocking,
@@ -20,11 +23,10 @@ namespace gradc::codegen {
 
 using llvm::Value;
 
-namespace {
-
-void emitBlocked(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, Value *A, Value *B,
-                 Value *C, Value *M, Value *K, Value *N, llvm::Type *ft, unsigned vectorBytes) {
-  constexpr int MR = 6, NR = 2;
+void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, Value *A, Value *B,
+                     Value *C, Value *M, Value *K, Value *N, llvm::Type *ft, unsigned vectorBytes,
+                     const TileEpilogue *epilogue) {
+  constexpr int MR = kMatMulTileRows, NR = kMatMulTileVectors;
   unsigned vl = vectorBytes / static_cast<unsigned>(ft->getPrimitiveSizeInBits() / 8);
   auto *vt = llvm::FixedVectorType::get(ft, vl);
   std::vector<llvm::Constant *> iota;
@@ -71,17 +73,18 @@ void emitBlocked(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, Value *A
       for (int r = 0; r < mr; ++r)
         for (int c = 0; c < NR; ++c) {
           Value *row = add(i0, b.getInt64(static_cast<uint64_t>(r)));
-          Value *ptr = b.CreateInBoundsGEP(ft, C, add(mul(row, N), add(j0, b.getInt64(static_cast<uint64_t>(c) * vl))));
-          b.CreateMaskedStore(b.CreateLoad(vt, acc[r][c]), ptr, align, mask[c]);
+          Value *col = add(j0, b.getInt64(static_cast<uint64_t>(c) * vl));
+          // With an epilogue, C is the tile buffer [MR, NR*vl].
+          Value *off = epilogue ? b.getInt64(static_cast<uint64_t>(r * NR + c) * vl) : add(mul(row, N), col);
+          b.CreateMaskedStore(b.CreateLoad(vt, acc[r][c]), b.CreateInBoundsGEP(ft, C, off), align, mask[c]);
         }
+      if (epilogue) (*epilogue)(i0, mr, j0, b.CreateSub(N, j0));
     });
   };
   Value *fullRows = mul(b.CreateUDiv(M, b.getInt64(MR)), b.getInt64(MR));
   emitFor(b, b.CreateUDiv(M, b.getInt64(MR)), [&](Value *it) { tile(mul(it, b.getInt64(MR)), MR); });
   emitFor(b, b.CreateSub(M, fullRows), [&](Value *ir) { tile(add(fullRows, ir), 1); });
 }
-
-}  // namespace
 
 llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
                           const std::vector<std::string> &dimNames, llvm::Type *ft,
@@ -128,7 +131,7 @@ llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
     });
     B = S;
   }
-  emitBlocked(b, fn, s.transA, A, B, C, M, K, N, ft, t.avx512 ? 64 : 32);
+  emitMatMulTiles(b, fn, s.transA, A, B, C, M, K, N, ft, matmulVectorBytes(t), nullptr);
   b.CreateRetVoid();
   return fn;
 }

@@ -1,6 +1,8 @@
 // The memory plan (see MemoryPlan.h): destinations, write-back, region reuse by liveness.
 #include "codegen/MemoryPlan.h"
 
+#include "codegen/LowerToLLVM.h"
+
 #include <algorithm>
 #include <bit>
 
@@ -22,24 +24,6 @@ RegionMember MemoryPlan::sizeOf(const Node &n, int floatBytes) {
 namespace {
 
 bool isWriteBack(ResultKind k) { return k == ResultKind::NewParam || k == ResultKind::NewState; }
-
-// True when every read of p inside the loop computing v is at the index v is written at:
-// the path from v to p runs through element-wise ops of v's shape only.
-bool readsOnlyAtSameIndex(const Function &f, const FusionPlan &fp, ValueId v, ValueId p) {
-  const Shape &shape = f.node(v).shape;
-  bool ok = true;
-  auto walk = [&](auto &self, ValueId u, bool good) -> void {
-    for (ValueId w : f.node(u).operands) {
-      const Node &wn = f.node(w);
-      if (fp.role[static_cast<size_t>(w)] == Role::Inline)
-        self(self, w, good && isElementwise(wn.op) && wn.shape == shape);
-      else if (fp.root[static_cast<size_t>(w)] == p && !(good && w == p && wn.shape == shape))
-        ok = false;
-    }
-  };
-  walk(walk, v, isElementwise(f.node(v).op));
-  return ok;
-}
 
 }  // namespace
 
@@ -131,6 +115,7 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes) {
   for (size_t k = 0; k < fp.kernels.size(); ++k) {
     Step s;
     s.value = fp.kernels[k];
+    s.matmul = fp.epilogueOf[k];
     s.dest = dest[static_cast<size_t>(s.value)];
     mp.steps.push_back(s);
   }
@@ -147,8 +132,13 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes) {
     }
   }
 
-  // A matmul reading B transposed packs B into a scratch region (MatMul.cpp).
+  // A matmul reading B transposed packs B into a scratch region (MatMul.cpp); a matmul
+  // computed in an element-wise loop hands it its tiles in one.
   for (Step &s : mp.steps) {
+    if (s.kind == Step::Compute && s.matmul != kNoValue) {
+      virt.push_back({kMatMulTileBytes, {}});
+      s.scratch = Buffer{Buffer::Region, static_cast<int>(virt.size()) - 1};
+    }
     if (s.kind != Step::Compute || f.node(s.value).op != Op::MatMul) continue;
     const Node &mm = f.node(s.value);
     MatMulOperand b = matmulOperand(f, mm.operands[1]);

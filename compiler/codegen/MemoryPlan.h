@@ -36,6 +36,7 @@ struct Step {
     Copy,     // store `value` into `dest`: read from `src` when it is set, else evaluate it
   } kind = Compute;
   ir::ValueId value = ir::kNoValue;
+  ir::ValueId matmul = ir::kNoValue;  // Compute: a Fused matmul computed in this loop
   Buffer dest;
   Buffer src;                 // Copy only; index -1 when unset
   Buffer scratch;             // memory the step needs only while it runs (a matmul's packed
