@@ -2,6 +2,7 @@
 // Each update is PyTorch 1.13's single-tensor rule (torch/optim/*.py), written as IR.
 #include "autodiff/Step.h"
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -158,6 +159,43 @@ std::vector<std::pair<std::string, Shape>> optimizerStates(const Model &m) {
   return out;
 }
 
+namespace {
+
+// The optimiser lowering shared by buildStep and buildUpdate: appends to `b` the update of
+// every param (its leaf in `param`, its gradient in `grad`) and returns the results
+// `param NAME` per param, then `state NAME` per state (in optimizerStates order).
+std::vector<Result> lowerUpdate(const Model &m, Builder &b,
+                                const std::function<ValueId(const std::string &)> &param,
+                                const std::function<ValueId(const std::string &)> &grad,
+                                const std::map<std::string, ValueId> &states, ValueId lr, ValueId t) {
+  std::map<std::string, ValueId> newStates;
+  Update u{m, b, lr, t, newStates, states};
+  std::vector<Result> results;
+  for (const ParamInfo &p : m.params) {
+    ValueId w = param(p.name), g = grad(p.name);
+    if (w == kNoValue || g == kNoValue)
+      internalError("optimiser update: no param or gradient for {}", p.name);
+    const std::string &k = m.optimizer.kind;
+    ValueId next = k == "sgd"       ? u.sgd(p.name, w, g)
+                   : k == "adam"    ? u.adam(p.name, w, g, false)
+                   : k == "adamw"   ? u.adam(p.name, w, g, true)
+                   : k == "rmsprop" ? u.rmsprop(p.name, w, g)
+                                    : u.adagrad(p.name, w, g);
+    results.push_back({p.name, next, ResultKind::NewParam});
+  }
+  for (auto &[name, shape] : optimizerStates(m))
+    results.push_back({name, newStates.at(name), ResultKind::NewState});
+  return results;
+}
+
+std::map<std::string, ValueId> stateLeaves(const Model &m, Builder &b) {
+  std::map<std::string, ValueId> states;
+  for (auto &[name, shape] : optimizerStates(m)) states[name] = b.state(name, shape);
+  return states;
+}
+
+}  // namespace
+
 Function buildStep(const Model &m, const Function &grad) {
   Function s;
   s.name = m.forward.name.empty() ? grad.name + ".step" : m.forward.name + ".step";
@@ -174,37 +212,52 @@ Function buildStep(const Model &m, const Function &grad) {
   std::vector<ValueId> gradArgs = grad.arguments();
   for (ValueId v : gradArgs) copy(v);
   b.loc = m.optimizer.loc;
-  std::map<std::string, ValueId> states;
-  std::vector<std::pair<std::string, Shape>> stateList = optimizerStates(m);
-  for (auto &[name, shape] : stateList) states[name] = b.state(name, shape);
+  std::map<std::string, ValueId> states = stateLeaves(m, b);
   ValueId lr = b.hyper("lr"), t = b.hyper("t");
   for (ValueId v = 0; v < grad.size(); ++v)
     if (map[static_cast<size_t>(v)] == kNoValue) copy(v);
 
-  std::map<std::string, ValueId> newStates;
-  Update u{m, b, lr, t, newStates, states};
-  std::vector<Result> paramResults;
-  for (const ParamInfo &p : m.params) {
-    ValueId param = s.findArgument(Op::Param, p.name);
-    ValueId g = grad.findResult(ResultKind::Grad, p.name);
-    if (param == kNoValue || g == kNoValue)
-      internalError("buildStep: the gradient function has no param or grad {}", p.name);
-    g = map[static_cast<size_t>(g)];
-    const std::string &k = m.optimizer.kind;
-    ValueId next = k == "sgd"       ? u.sgd(p.name, param, g)
-                   : k == "adam"    ? u.adam(p.name, param, g, false)
-                   : k == "adamw"   ? u.adam(p.name, param, g, true)
-                   : k == "rmsprop" ? u.rmsprop(p.name, param, g)
-                                    : u.adagrad(p.name, param, g);
-    paramResults.push_back({p.name, next, ResultKind::NewParam});
-  }
+  std::vector<Result> updates = lowerUpdate(
+      m, b, [&](const std::string &p) { return s.findArgument(Op::Param, p); },
+      [&](const std::string &p) {
+        ValueId g = grad.findResult(ResultKind::Grad, p);
+        return g == kNoValue ? kNoValue : map[static_cast<size_t>(g)];
+      },
+      states, lr, t);
 
   for (const Result &r : grad.results)
     if (r.kind != ResultKind::Grad) s.results.push_back({r.name, map[static_cast<size_t>(r.value)], r.kind});
-  for (const Result &r : paramResults) s.results.push_back(r);
-  for (auto &[name, shape] : stateList) s.results.push_back({name, newStates.at(name), ResultKind::NewState});
+  for (const Result &r : updates) s.results.push_back(r);
   verify(s);
   return s;
 }
+
+Function buildUpdate(const Model &m, const Function &grad) {
+  Function u;
+  u.name = (m.forward.name.empty() ? grad.name : m.forward.name) + ".update";
+  Builder b(u);
+  b.loc = m.optimizer.loc;
+  std::map<std::string, ValueId> params, grads;
+  for (ValueId v : grad.arguments()) {
+    const Node &n = grad.node(v);
+    if (n.op == Op::Param) params[n.name] = b.param(n.name, n.shape);
+  }
+  std::map<std::string, ValueId> states = stateLeaves(m, b);
+  ValueId lr = b.hyper("lr"), t = b.hyper("t");
+  for (const ParamInfo &p : m.params) {
+    ValueId g = grad.findResult(ResultKind::Grad, p.name);
+    if (g == kNoValue || !params.count(p.name))
+      internalError("buildUpdate: the gradient function has no param or grad {}", p.name);
+    grads[p.name] = b.input(gradInputName(p.name), DType::F32, grad.node(g).shape);
+  }
+  auto find = [](const std::map<std::string, ValueId> &in) {
+    return [&in](const std::string &p) { return in.at(p); };
+  };
+  u.results = lowerUpdate(m, b, find(params), find(grads), states, lr, t);
+  verify(u);
+  return u;
+}
+
+std::string gradInputName(const std::string &param) { return "grad." + param; }
 
 }  // namespace gradc::autodiff

@@ -44,6 +44,10 @@ ir::Function stepProgram(const Model &m) {
   return named(passes::simplify(autodiff::buildStep(m, optimizedGradient(m))), m, "step");
 }
 
+ir::Function updateProgram(const Model &m) {
+  return named(passes::simplify(autodiff::buildUpdate(m, optimizedGradient(m))), m, "update");
+}
+
 // The forward function keeping only the results of the given kinds.
 static ir::Function forwardWith(const Model &m, ir::ResultKind a, ir::ResultKind b) {
   ir::Function f = m.forward;
@@ -67,6 +71,8 @@ ir::Function buildProgram(const Model &m, Program p) {
     return named(optimizedGradient(m), m, "grad");
   case Program::Step:
     return stepProgram(m);
+  case Program::Update:
+    return updateProgram(m);
   }
   internalError("unknown program");
 }

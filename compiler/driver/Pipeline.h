@@ -4,6 +4,7 @@
 //   Function g = differentiate(m.forward)      autodiff/   (inspect grad)
 //   Function o = simplify(g)                   passes/     (inspect opt)
 //   Function s = simplify(buildStep(m, o))     autodiff/   (inspect step)
+//   Function u = simplify(buildUpdate(m, o))   autodiff/   (distributed training only)
 //   rt::Kernel k = jitCompile(s)               codegen/    (inspect llvm, asm)
 //
 // Each stage's output is the very object the next stage consumes and `inspect` prints.
@@ -26,6 +27,7 @@ Model applyFlags(Model m, const Options &o);
 ir::Function rawGradient(const Model &m);          // inspect --stage grad
 ir::Function optimizedGradient(const Model &m);    // inspect --stage opt
 ir::Function stepProgram(const Model &m);          // inspect --stage step
+ir::Function updateProgram(const Model &m);        // the step's update alone
 
 /// The function a command runs.
 enum class Program {
@@ -33,6 +35,7 @@ enum class Program {
   Predict,  // inputs, params -> outputs
   Grad,     // inputs, params -> loss, metrics, grad per param
   Step,     // the fused forward + backward + update
+  Update,   // params, states, lr, t, grad.NAME per param -> updated params and states
 };
 /// The program `p` of the model with the flags of `o` applied (applyFlags).
 ir::Function buildProgram(const Model &m, Program p, const Options &o);
