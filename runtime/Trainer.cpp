@@ -581,9 +581,10 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
         stopped = true;
         break;
       }
-      int64_t n = batcher.gather(order, b);
-      call.run(n, o.lr, static_cast<double>(st.step + 1));
-      double loss = call.loss();
+      int64_t n = o.runner ? o.runner->run(order, b, o.lr, static_cast<double>(st.step + 1))
+                           : batcher.gather(order, b);
+      if (!o.runner) call.run(n, o.lr, static_cast<double>(st.step + 1));
+      double loss = o.runner ? o.runner->loss() : call.loss();
       if (!std::isfinite(loss))
         lossError(loss, fmt::format(" (epoch {}, batch {}, rows {}..{} of the shuffled order)",
                                     epoch + 1, b + 1, b * batchSize + 1, b * batchSize + n));
@@ -591,7 +592,8 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       ++stepsThisRun;
       ++done;
       st.batch = b + 1;
-      call.metrics(metricValues);
+      if (o.runner) o.runner->metrics(metricValues);
+      else call.metrics(metricValues);
       means.add(static_cast<double>(n), loss, metricValues);
       progress.update(head, b + 1, batches, means.meanLoss(), done, start);
       if (gSignal) {

@@ -108,6 +108,8 @@ private:
   int64_t workRows_ = 0;
 };
 
+class StepRunner;
+
 struct TrainOptions {
   int64_t epochs = 1;       // epochs to run (with data), counted from the state's epoch
   int64_t maxSteps = -1;    // stop after this many steps of this run (-1: no limit)
@@ -123,6 +125,7 @@ struct TrainOptions {
   std::string modelPath;    // for messages
   int progress = -1;        // progress bar: -1 when stderr is a terminal, 0 never, 1 always
   bool handleSignals = true;
+  StepRunner *runner = nullptr;  // runs each step with data instead of `step` (see StepRunner)
 };
 
 struct EpochStats {
@@ -140,6 +143,20 @@ struct TrainResult {
   int status = 0;  // 0, or 130 (SIGINT) / 143 (SIGTERM)
   std::vector<std::string> metricNames;
   std::vector<EpochStats> history;  // per epoch (with data) or per report (without)
+};
+
+/// Runs one training step in place of the step kernel: data-parallel training
+/// (runtime/Distributed.h) computes the gradient of this process's rows of the batch, sums
+/// the gradients of all processes and applies the update. loss() and metrics() are those of
+/// the whole batch.
+class StepRunner {
+public:
+  virtual ~StepRunner() = default;
+  /// The step of batch `batch` of `order` (with the batch size of TrainOptions); returns the
+  /// batch's row count over all processes.
+  virtual int64_t run(const std::vector<int64_t> &order, int64_t batch, double lr, double t) = 0;
+  virtual double loss() const = 0;
+  virtual void metrics(std::vector<double> &out) const = 0;
 };
 
 /// Trains: one step per batch of `data` (or, when `data` is null, `maxSteps` steps of a
