@@ -8,11 +8,13 @@
 #include "driver/Pipeline.h"
 #include "driver/RunSupport.h"
 #include "frontend/Frontend.h"
+#include "runtime/Distributed.h"
 #include "runtime/Trainer.h"
 
 namespace gradc::driver {
 
 int runTrain(Options &o, SourceManager &sm) {
+  if (o.distributed || rt::launchedByMpi()) return runTrainDistributed(o, sm);
   Model m = applyFlags(loadModel(sm, o.model), o);
   bool f64 = o.dtype == "f64";
 

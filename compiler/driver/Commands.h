@@ -30,6 +30,8 @@ struct Options {
   std::string dtype = "f32";  // f32 or f64
   bool json = false;
   bool checkNumerics = false;
+  bool distributed = false;   // --distributed (also on when an MPI launcher started gradc)
+  double mpiTimeout = 30;     // --mpi-timeout SECONDS: the longest wait for the other ranks
   // compile
   std::string emit = "obj", header, target, cpu;
 };
@@ -37,6 +39,8 @@ struct Options {
 int runCheck(Options &o, SourceManager &sm);
 int runInspect(Options &o, SourceManager &sm);
 int runTrain(Options &o, SourceManager &sm);
+/// `train` as one rank of data-parallel training (CmdTrainDistributed.cpp).
+int runTrainDistributed(Options &o, SourceManager &sm);
 int runEval(Options &o, SourceManager &sm);
 int runPredict(Options &o, SourceManager &sm);
 int runGrad(Options &o, SourceManager &sm);

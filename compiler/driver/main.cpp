@@ -64,6 +64,9 @@ int main(int argc, char **argv) {
   train->add_option("--save", o.save, "Write a checkpoint at each epoch and at the end");
   train->add_option("--metrics", o.metrics, "Write per-epoch loss and metrics as CSV");
   train->add_flag("--check-numerics", o.checkNumerics, "Check every value of the step for NaN and Inf");
+  train->add_flag("--distributed", o.distributed, "Data-parallel training with MPI (on by itself under mpirun)");
+  train->add_option("--mpi-timeout", o.mpiTimeout, "Seconds to wait for the other ranks before failing (default 30)")
+      ->check(CLI::PositiveNumber);
   addThreads(train, o);
   addDtype(train, o);
 
