@@ -1,0 +1,175 @@
+// `gradc train` as one rank of data-parallel training (runtime/Distributed.h), chosen by
+// `--distributed` or when an MPI launcher started gradc (`mpirun -np 4 gradc train ...`).
+//
+// Start: every rank loads the model, reads the data, compiles the gradient and the update
+// programs and initialises (or loads) the params; then one collective compares a hash of
+// the printed programs, the flags that change the run, the data and the start weights, and
+// whether each rank got that far. Any failure or difference stops every rank with one error.
+// Training: runtime/Trainer.h's loop with a DataParallelStep in place of the fused step.
+// Only rank 0 prints, writes the metrics file and saves checkpoints; with the environment
+// variable GRADC_MPI_SAVE_EVERY_RANK=1 (a test hook) rank r > 0 also saves its checkpoint to
+// `SAVE.rankR`, so tests can check that every rank holds the same weights.
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <thread>
+#include <unistd.h>
+
+#include "driver/GradSupport.h"
+#include "driver/Pipeline.h"
+#include "driver/RunSupport.h"
+#include "frontend/Frontend.h"
+#include "ir/Printer.h"
+#include "runtime/Distributed.h"
+#include "runtime/Trainer.h"
+
+namespace gradc::driver {
+
+#ifndef GRADC_MPI
+
+int runTrainDistributed(Options &, SourceManager &) {
+  throw UserError(std::string("gradc"),
+                  "this gradc was built without MPI, so it cannot train across processes "
+                  "(--distributed, mpirun): install libopenmpi-dev and rebuild (CMake option GRADC_MPI)");
+}
+
+#else
+
+namespace {
+
+struct Fnv {
+  uint64_t h = 0xcbf29ce484222325ull;
+  void add(const void *p, size_t n) {
+    const unsigned char *c = static_cast<const unsigned char *>(p);
+    for (size_t i = 0; i < n; ++i) h = (h ^ c[i]) * 0x100000001b3ull;
+  }
+  void add(const std::string &s) { add(s.data(), s.size() + 1); }
+};
+
+// An unwritable --save or --metrics path of rank 0 must fail at the start, together.
+void checkWritable(const std::string &path) {
+  if (path.empty()) return;
+  std::string dir = path.substr(0, path.find_last_of('/') + 1);
+  if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
+    fileError(path, "cannot write file: {}", std::strerror(errno));
+}
+
+}  // namespace
+
+int runTrainDistributed(Options &o, SourceManager &sm) {
+  rt::Mpi mpi(o.mpiTimeout);
+  int rank = mpi.rank();
+  if (o.threads == 0)
+    o.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / mpi.localSize());
+  bool f64 = o.dtype == "f64";
+
+  Model m;
+  rt::Dataset data, val;
+  rt::Kernel grad, update, eval;
+  std::optional<rt::TrainState> st;
+  std::string hash, failure;
+  bool hasVal = !o.val.empty();
+  Fnv fnv;
+  try {
+    m = applyFlags(loadModel(sm, o.model), o);
+    if (m.inputs.empty())
+      fileError(o.model, "distributed training needs a model with inputs and --data; "
+                         "this model has no inputs");
+    if (o.data.empty()) needData(m, o.model, "train");
+    data = readData(m, o.data);
+    if (hasVal) val = readData(m, o.val);
+    ir::Function gradFn = buildProgram(m, Program::Grad), updateFn = buildProgram(m, Program::Update);
+    grad = compileProgram(gradFn, o);
+    update = compileProgram(updateFn, o);
+    if (hasVal) eval = compileProgram(buildProgram(m, Program::Eval), o);
+    hash = modelHash(sm, m);
+    st.emplace(update.sig, f64);
+    st->include(grad.sig);
+    if (hasVal) st->include(eval.sig);
+    st->initParams(paramSpecs(m), o.seed);
+    if (!o.init.empty()) st->load(o.init, hash);
+    if (rank == 0) {
+      checkWritable(o.save);
+      checkWritable(o.metrics);
+    }
+    fnv.add(ir::printFunction(gradFn, nullptr));
+    fnv.add(ir::printFunction(updateFn, nullptr));
+    fnv.add(fmt::format("{} {} {} {} {} {} {} {}", o.dtype, o.batchSize, o.seed, o.noShuffle,
+                        o.dropLast, o.lr.value_or(-1), o.epochs.value_or(-1), o.steps.value_or(-1)));
+    for (const rt::Dataset *d : {&data, &val})
+      for (const rt::Column &c : d->inputs) {
+        fnv.add(c.f.data(), c.f.size() * sizeof(float));
+        fnv.add(c.i.data(), c.i.size() * sizeof(int32_t));
+      }
+    for (const rt::StateTensor &t : st->tensors) fnv.add(t.buf.data(), t.buf.bytes());
+    fnv.add(&st->step, sizeof st->step);
+  } catch (const UserError &e) {
+    failure = renderUserError(sm, e);
+  }
+
+  // [first rank that failed, min hash, ~max hash]
+  uint64_t check[3] = {failure.empty() ? UINT64_MAX : static_cast<uint64_t>(rank), fnv.h, ~fnv.h};
+  mpi.min(check, 3, "the start-up check", std::max(300.0, o.mpiTimeout));
+  if (check[0] != UINT64_MAX) {
+    if (check[0] == static_cast<uint64_t>(rank)) {
+      if (rank != 0) std::cerr << fmt::format("gradc: rank {} of {}:\n", rank, mpi.size());
+      std::cerr << failure;
+    }
+    return 1;
+  }
+  if (check[1] != ~check[2]) {
+    if (rank == 0)
+      std::cerr << fmt::format(
+          "{}: error: the {} ranks did not start the same training: the model, the flags, the data "
+          "or the start weights differ between them (hashes {:016x} to {:016x}); start every rank "
+          "with the same files and flags\n",
+          o.model, mpi.size(), check[1], ~check[2]);
+    return 1;
+  }
+
+  rt::TrainOptions t;
+  t.epochs = o.epochs.value_or(1);
+  t.maxSteps = o.steps ? *o.steps : -1;
+  t.batchSize = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
+  t.lr = o.lr ? *o.lr : m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;
+  t.seed = st->hasSeed ? st->seed : o.seed;
+  t.shuffle = !o.noShuffle;
+  t.dropLast = o.dropLast;
+  t.modelName = m.name;
+  t.modelHash = hash;
+  t.modelPath = o.model;
+  t.handleSignals = false;  // mpirun forwards Ctrl-C to every rank, which would stop at different steps
+  if (rank == 0) {
+    t.savePath = o.save;
+    t.metricsPath = o.metrics;
+  } else {
+    t.progress = 0;
+    const char *every = std::getenv("GRADC_MPI_SAVE_EVERY_RANK");
+    if (every && std::string(every) == "1" && !o.save.empty()) t.savePath = fmt::format("{}.rank{}", o.save, rank);
+  }
+  rt::DataParallelStep runner(mpi, grad, update, *st, data, t.batchSize);
+  t.runner = &runner;
+  std::ostream quiet(nullptr);
+  rt::TrainResult r;
+  try {
+    r = rt::train(grad, hasVal ? &eval : nullptr, *st, &data, hasVal ? &val : nullptr, t,
+                  rank == 0 ? std::cout : quiet);
+  } catch (const UserError &e) {
+    // The loss is the same on every rank, so a non-finite one stops them all at once.
+    if (rank == 0) std::cerr << renderUserError(sm, e);
+    return 1;
+  }
+  if (rank == 0 && runner.steps > 0)
+    std::cerr << fmt::format("distributed: {} ranks, {:.3f} ms per step, of which {:.3f} ms "
+                             "({:.1f}%) in the gradient exchange\n",
+                             mpi.size(), 1e3 * runner.stepSeconds / static_cast<double>(runner.steps),
+                             1e3 * runner.reduceSeconds / static_cast<double>(runner.steps),
+                             100 * runner.reduceSeconds / std::max(1e-12, runner.stepSeconds));
+  return r.status;
+}
+
+#endif  // GRADC_MPI
+
+}  // namespace gradc::driver
