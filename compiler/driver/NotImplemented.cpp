@@ -10,6 +10,4 @@ int notImplemented(const char *command) {
   return 2;
 }
 
-int runCompile(Options &, SourceManager &) { return notImplemented("compile"); }
-
 }  // namespace gradc::driver

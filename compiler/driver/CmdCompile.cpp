@@ -1,0 +1,132 @@
+// `gradc compile MODEL -o OUT [--header H] [--emit obj|asm|llvm|shared] [--target T]
+// [--cpu C] [--dtype f32|f64]`: the model's step, eval and predict programs (as `gradc train`
+// JIT-compiles them) and an init function in one object file, assembly file, LLVM IR file
+// or shared library, and a plain C header that describes them (CHeader.h, docs/aot.md).
+// Every output appears whole or not at all: it is written to a temporary file and renamed.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <llvm/TargetParser/Host.h>
+#include <llvm/TargetParser/Triple.h>
+
+#include "codegen/Aot.h"
+#include "codegen/Target.h"
+#include "driver/CHeader.h"
+#include "driver/Pipeline.h"
+#include "driver/RunSupport.h"
+#include "frontend/Frontend.h"
+#include "ir/Signature.h"
+#include "runtime/Files.h"
+
+extern char **environ;
+
+namespace gradc::driver {
+
+namespace {
+
+// Links `object` into the shared library `out` with the system's C compiler driver
+// (`cc -shared`), through a temporary file renamed into place.
+void linkShared(const std::string &objectBytes, const std::string &out) {
+  std::string base = out + ".tmp" + std::to_string(::getpid());
+  std::string obj = base + ".o", so = base + ".so";
+  rt::writeFileAtomic(obj, objectBytes);
+  const char *cc = std::getenv("CC");
+  std::string driver = cc && *cc ? cc : "cc";
+  std::vector<std::string> argv = {driver, "-shared", "-o", so, obj, "-lm"};
+  std::vector<char *> cargv;
+  for (std::string &a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  pid_t pid;
+  int err = ::posix_spawnp(&pid, driver.c_str(), nullptr, nullptr, cargv.data(), environ);
+  int status = 0;
+  if (err == 0) ::waitpid(pid, &status, 0);
+  std::remove(obj.c_str());
+  if (err != 0)
+    fileError(out, "--emit shared needs a linker: cannot run `{}` ({}); install a C compiler "
+              "(e.g. gcc) or set CC", driver, std::strerror(err));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::remove(so.c_str());
+    fileError(out, "`{} -shared` failed to link the shared library", driver);
+  }
+  if (std::rename(so.c_str(), out.c_str()) != 0) {
+    int e = errno;
+    std::remove(so.c_str());
+    fileError(out, "cannot write file: {}", std::strerror(e));
+  }
+}
+
+}  // namespace
+
+int runCompile(Options &o, SourceManager &sm) {
+  Model m = applyFlags(loadModel(sm, o.model), o);
+  bool f64 = o.dtype == "f64";
+  if (o.emit != "obj" && o.emit != "asm" && o.emit != "llvm" && o.emit != "shared")
+    throw UserError(std::string("--emit"),
+                    fmt::format("unknown output kind '{}' (known: obj, asm, llvm, shared)", o.emit));
+
+  codegen::CodegenOptions c;
+  c.f64 = f64;
+  c.triple = o.target;
+  c.cpu = o.cpu;
+  codegen::TargetDesc target = codegen::resolveTarget(c);
+  if (o.emit == "shared" && !o.target.empty() &&
+      llvm::Triple::normalize(o.target) != llvm::Triple::normalize(llvm::sys::getProcessTriple()))
+    throw UserError(std::string("--emit"),
+                    fmt::format("--emit shared links with the host's linker; for the target {} use "
+                                "--emit obj and link with that target's tools", o.target));
+
+  ir::Function step = buildProgram(m, Program::Step);
+  ir::Function eval = buildProgram(m, Program::Eval);
+  ir::Function predict = buildProgram(m, Program::Predict);
+  bool hasPredict = !predict.results.empty();
+  rt::Signature stepSig = ir::signatureOf(step);
+  StateLayout state = stateLayout(m, stepSig, f64);
+
+  codegen::AotUnit unit;
+  unit.name = m.name;
+  unit.functions = {&step, &eval};
+  if (hasPredict) unit.functions.push_back(&predict);
+  unit.initSymbol = "gradc_" + m.name + "_init";
+  for (char &ch : unit.initSymbol)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') ch = '_';
+  unit.stateBytes = state.bytes;
+  for (const StateEntry &e : state.entries) {
+    if (e.paramIndex < 0) continue;
+    const ParamInfo &p = m.params[static_cast<size_t>(e.paramIndex)];
+    unit.inits.push_back({e.offset, static_cast<int>(p.init), p.initArgs, e.shape, e.paramIndex});
+  }
+
+  codegen::AotEmit kind = o.emit == "asm" ? codegen::AotEmit::Assembly
+                        : o.emit == "llvm" ? codegen::AotEmit::LLVM
+                                           : codegen::AotEmit::Object;
+  std::string bytes = codegen::emitAot(unit, c, kind);
+
+  std::string header;
+  if (!o.header.empty()) {
+    HeaderInfo info;
+    info.modelPath = o.model;
+    info.hash = modelHash(sm, m);
+    info.triple = target.triple;
+    info.cpu = target.cpu;
+    info.initSymbol = unit.initSymbol;
+    info.f64 = f64;
+    info.lr = m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;
+    std::vector<HeaderFunction> fns = {
+        {"step", codegen::entrySymbol(step, c), stepSig},
+        {"eval", codegen::entrySymbol(eval, c), ir::signatureOf(eval)},
+        {"predict", hasPredict ? codegen::entrySymbol(predict, c) : "",
+         hasPredict ? ir::signatureOf(predict) : rt::Signature{}}};
+    header = cHeader(m, info, state, fns);
+  }
+
+  if (o.emit == "shared") linkShared(bytes, o.out);
+  else rt::writeFileAtomic(o.out, bytes);
+  if (!o.header.empty()) rt::writeFileAtomic(o.header, header);
+  return 0;
+}
+
+}  // namespace gradc::driver

@@ -1,0 +1,270 @@
+// The C API of gradc_runtime.h over the C++ runtime: each function converts the C model
+// description into the runtime's Signature / Kernel, copies the caller's contiguous state
+// buffer into a TrainState (and back), runs the C++ code `gradc train` runs, and turns
+// exceptions into -1 / NULL and a message for gradc_last_error().
+#include "runtime/gradc_runtime.h"
+
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "runtime/Batches.h"
+#include "runtime/Csv.h"
+#include "runtime/Init.h"
+#include "runtime/Trainer.h"
+#include "support/Diagnostics.h"
+
+struct gradc_dataset {
+  gradc::rt::Dataset ds;
+};
+
+struct gradc_batcher {
+  std::unique_ptr<gradc::rt::Batcher> b;
+};
+
+namespace gradc::rt {
+namespace {
+
+thread_local std::string gLastError;
+
+// Runs `f`, turning an exception into `fail` and a message.
+template <typename F, typename R>
+R guarded(R fail, F &&f) {
+  try {
+    gLastError.clear();
+    return f();
+  } catch (const UserError &e) {
+    if (e.loc.line > 0) gLastError = fmt::format("{}:{}:{}: error: {}", e.fileName, e.loc.line, e.loc.col, e.what());
+    else gLastError = fmt::format("{}: error: {}", e.fileName.empty() ? "gradc" : e.fileName, e.what());
+  } catch (const std::exception &e) {
+    gLastError = fmt::format("gradc: error: {}", e.what());
+  }
+  return fail;
+}
+
+Slot toSlot(const gradc_slot &s) {
+  Slot out;
+  out.name = s.name;
+  out.kind = static_cast<SlotKind>(s.kind);
+  out.isInt = s.is_int != 0;
+  out.shape.assign(s.shape, s.shape + s.rank);
+  return out;
+}
+
+Signature toSignature(const gradc_model &m, const gradc_kernel &k) {
+  Signature sig;
+  for (int i = 0; i < m.num_dims; ++i) sig.dimNames.push_back(m.dim_names[i]);
+  for (int i = 0; i < k.num_slots; ++i) sig.slots.push_back(toSlot(k.slots[i]));
+  return sig;
+}
+
+Kernel toKernel(const gradc_model &m, const gradc_kernel &k) {
+  if (!k.fn) throw UserError(std::string(m.name), fmt::format("the model has no {} function", k.name));
+  Kernel out;
+  out.sig = toSignature(m, k);
+  out.f64 = m.f64 != 0;
+  gradc_kernel_fn fn = k.fn;
+  gradc_work_size_fn ws = k.work_size;
+  out.call = [fn](void *const *args, const int64_t *dims, void *work) { fn(args, dims, work); };
+  out.workBytes = [ws](const int64_t *dims) { return ws ? static_cast<size_t>(ws(dims)) : size_t(0); };
+  return out;
+}
+
+// The TrainState of `gradc train`: the step's params and states in slot order, then the
+// rest of the state buffer (params only the eval function uses).
+TrainState stateOf(const gradc_model &m) {
+  TrainState st(toSignature(m, m.step), m.f64 != 0);
+  Signature rest;
+  for (int i = 0; i < m.num_state; ++i) rest.slots.push_back(toSlot(m.state[i]));
+  st.include(rest);
+  return st;
+}
+
+const gradc_slot &stateSlot(const gradc_model &m, const std::string &name) {
+  for (int i = 0; i < m.num_state; ++i)
+    if (name == m.state[i].name) return m.state[i];
+  internalError("the state buffer has no tensor '{}'", name);
+}
+
+void copyIn(const gradc_model &m, TrainState &st, const void *state) {
+  for (StateTensor &t : st.tensors)
+    std::memcpy(t.buf.data(), static_cast<const char *>(state) + stateSlot(m, t.name).state_offset,
+                t.buf.bytes());
+}
+
+void copyOut(const gradc_model &m, const TrainState &st, void *state) {
+  for (const StateTensor &t : st.tensors)
+    std::memcpy(static_cast<char *>(state) + stateSlot(m, t.name).state_offset, t.buf.data(),
+                t.buf.bytes());
+}
+
+void countersIn(TrainState &st, const gradc_counters *c) {
+  if (!c) return;
+  st.step = c->step;
+  st.epoch = c->epoch;
+  st.batch = c->batch;
+  st.seed = c->seed;
+}
+
+void countersOut(const TrainState &st, gradc_counters *c, uint64_t seed) {
+  if (!c) return;
+  c->step = st.step;
+  c->epoch = st.epoch;
+  c->batch = st.batch;
+  c->seed = seed;
+}
+
+}  // namespace
+}  // namespace gradc::rt
+
+using namespace gradc;
+using namespace gradc::rt;
+
+extern "C" {
+
+const char *gradc_last_error(void) { return gLastError.c_str(); }
+
+gradc_dataset *gradc_dataset_read_csv(const gradc_model *m, const char *path) {
+  return guarded<>(static_cast<gradc_dataset *>(nullptr), [&] {
+    std::vector<InputSpec> specs = inputSpecs(toSignature(*m, m->step));
+    for (int i = 0, j = 0; i < m->step.num_slots; ++i)
+      if (m->step.slots[i].kind == GRADC_SLOT_INPUT) specs[static_cast<size_t>(j++)].classes = m->step.slots[i].classes;
+    auto *d = new gradc_dataset;
+    d->ds = readCsv(path, specs);
+    return d;
+  });
+}
+
+int64_t gradc_dataset_rows(const gradc_dataset *d) { return d ? d->ds.rows : 0; }
+
+void gradc_dataset_free(gradc_dataset *d) { delete d; }
+
+void gradc_epoch_order(int64_t rows, uint64_t seed, int64_t epoch, int shuffle, int64_t *order) {
+  std::vector<int64_t> o = epochOrder(rows, seed, epoch, shuffle != 0);
+  std::memcpy(order, o.data(), o.size() * sizeof(int64_t));
+}
+
+int64_t gradc_batch_count(int64_t rows, int64_t batch_size, int drop_last) {
+  return batchCount(rows, batch_size, drop_last != 0);
+}
+
+gradc_batcher *gradc_batcher_new(const gradc_model *m, const gradc_dataset *d, int64_t batch_size) {
+  return guarded<>(static_cast<gradc_batcher *>(nullptr), [&] {
+    if (batch_size < 1) throw UserError(std::string("gradc"), "the batch size must be at least 1");
+    auto *b = new gradc_batcher;
+    b->b = std::make_unique<Batcher>(d->ds, batch_size, m->f64 != 0);
+    return b;
+  });
+}
+
+int64_t gradc_batcher_gather(gradc_batcher *b, const int64_t *order, int64_t batch) {
+  // Batcher reads the order as a vector; only [batch * size, +size) of it is touched.
+  int64_t rows = b->b->data().rows;
+  std::vector<int64_t> o(order, order + rows);
+  return b->b->gather(o, batch);
+}
+
+void *gradc_batcher_buffer(const gradc_batcher *b, const char *name) { return b->b->buffer(name); }
+
+void gradc_batcher_free(gradc_batcher *b) { delete b; }
+
+void gradc_init_param_f32(float *out, int kind, const double *args, int num_args,
+                          const int64_t *shape, int rank, uint64_t seed, int index) {
+  initParam(out, kind, std::vector<double>(args, args + num_args),
+            std::vector<int64_t>(shape, shape + rank), seed, index);
+}
+
+void gradc_init_param_f64(double *out, int kind, const double *args, int num_args,
+                          const int64_t *shape, int rank, uint64_t seed, int index) {
+  initParam(out, kind, std::vector<double>(args, args + num_args),
+            std::vector<int64_t>(shape, shape + rank), seed, index);
+}
+
+int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_counters *c,
+                          const char *path) {
+  return guarded<>(-1, [&] {
+    TrainState st = stateOf(*m);
+    copyIn(*m, st, state);
+    countersIn(st, c);
+    st.save(path, m->name, m->hash, c ? c->seed : 0);
+    return 0;
+  });
+}
+
+int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, const char *path) {
+  return guarded<>(-1, [&] {
+    TrainState st = stateOf(*m);
+    copyIn(*m, st, state);
+    countersIn(st, c);
+    uint64_t seed = c ? c->seed : 0;
+    st.load(path, m->hash);
+    copyOut(*m, st, state);
+    countersOut(st, c, st.hasSeed ? st.seed : seed);
+    return 0;
+  });
+}
+
+gradc_train_options gradc_train_defaults(const gradc_model *m) {
+  gradc_train_options o{};
+  o.epochs = 1;
+  o.max_steps = -1;
+  o.batch_size = 32;
+  o.lr = m->lr;
+  o.seed = 0;
+  o.shuffle = 1;
+  o.drop_last = 0;
+  o.verbose = 1;
+  return o;
+}
+
+int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const gradc_dataset *train,
+                const gradc_dataset *val, const gradc_train_options *o) {
+  return guarded<>(-1, [&] {
+    Kernel step = toKernel(*m, m->step);
+    Kernel eval;
+    bool hasVal = val && m->eval.fn;
+    if (hasVal) eval = toKernel(*m, m->eval);
+    TrainState st = stateOf(*m);
+    copyIn(*m, st, state);
+    countersIn(st, c);
+    TrainOptions t;
+    t.epochs = o->epochs;
+    t.maxSteps = o->max_steps;
+    t.batchSize = o->batch_size;
+    t.lr = o->lr;
+    t.seed = o->seed;
+    t.shuffle = o->shuffle != 0;
+    t.dropLast = o->drop_last != 0;
+    t.savePath = o->save_path ? o->save_path : "";
+    t.metricsPath = o->metrics_path ? o->metrics_path : "";
+    t.modelName = m->name;
+    t.modelHash = m->hash;
+    t.modelPath = m->name;
+    t.progress = 0;
+    t.handleSignals = false;
+    std::ostringstream quiet;
+    TrainResult r = rt::train(step, hasVal ? &eval : nullptr, st, train ? &train->ds : nullptr,
+                              hasVal ? &val->ds : nullptr, t, o->verbose ? std::cout : quiet);
+    copyOut(*m, st, state);
+    countersOut(st, c, o->seed);
+    return r.status == 0 ? 0 : -1;
+  });
+}
+
+int gradc_evaluate(const gradc_model *m, void *state, const gradc_dataset *d, int64_t batch_size,
+                   double *loss, double *metrics) {
+  return guarded<>(-1, [&] {
+    Kernel eval = toKernel(*m, m->eval);
+    TrainState st = stateOf(*m);
+    copyIn(*m, st, state);
+    EvalResult r = evaluate(eval, st, d->ds, batch_size);
+    if (loss) *loss = r.loss;
+    if (metrics)
+      for (size_t i = 0; i < r.metrics.size(); ++i) metrics[i] = r.metrics[i];
+    return 0;
+  });
+}
+
+}  // extern "C"
