@@ -1,0 +1,92 @@
+"""A rank that dies or hangs must not leave the others waiting: under `mpirun -np 3`,
+  1. rank 1 is killed (SIGKILL) mid-training: mpirun must exit with an error naming rank 1
+     within 30 s (Open MPI notices the lost process and ends the job);
+  2. rank 1 is stopped (SIGSTOP, a hang Open MPI cannot see): the other ranks' time limit on
+     the gradient exchange (--mpi-timeout 3) must end the job with gradc's error within 30 s.
+
+usage: mpi_kill.py GRADC   (exit 77 = skipped when mpirun is missing)
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from common import env, mpirun_or_skip
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODEL = os.path.join(ROOT, "examples", "digits.grad")
+DATA = os.path.join(ROOT, "examples", "data", "digits_train.csv")
+
+
+def rank_pids(mpirun_pid):
+    """{rank: pid} of mpirun's child processes, from OMPI_COMM_WORLD_RANK in their environment."""
+    ranks = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != mpirun_pid:
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                for var in f.read().split(b"\0"):
+                    if var.startswith(b"OMPI_COMM_WORLD_RANK="):
+                        ranks[int(var.split(b"=")[1])] = int(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return ranks
+
+
+def case(mpirun, gradc, sig, expect):
+    cmd = mpirun + ["-np", "3", gradc, "train", MODEL, "--data", DATA, "--epochs", "100000",
+                    "--mpi-timeout", "3"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    ranks = {}
+    deadline = time.time() + 60
+    while len(ranks) < 3 and time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+        ranks = rank_pids(p.pid)
+    if len(ranks) < 3:
+        p.kill()
+        print("FAIL: the 3 ranks did not start:", p.communicate()[1])
+        return 1
+    time.sleep(3)  # well into training (compilation is done within a second)
+    os.kill(ranks[1], sig)
+    start = time.time()
+    try:
+        out, err = p.communicate(timeout=40)
+    except subprocess.TimeoutExpired:
+        for pid in ranks.values():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        p.kill()
+        print(f"FAIL: {signal.Signals(sig).name} of rank 1: the job still runs after 40 s")
+        return 1
+    took = time.time() - start
+    ok = p.returncode != 0 and took < 30 and expect in err
+    print(f"{'ok  ' if ok else 'FAIL'} {signal.Signals(sig).name} of rank 1: exit {p.returncode} after "
+          f"{took:.1f} s; stderr {'names' if expect in err else 'does not name'} '{expect}'")
+    if not ok:
+        print(err)
+    for pid in ranks.values():  # a stopped rank that survived
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return 0 if ok else 1
+
+
+def main():
+    gradc = sys.argv[1]
+    mpirun = mpirun_or_skip(gradc)
+    failures = case(mpirun, gradc, signal.SIGKILL, "rank 1")
+    failures += case(mpirun, gradc, signal.SIGSTOP, "got no answer from the other ranks within 3 s")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
