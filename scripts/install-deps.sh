@@ -14,6 +14,7 @@ packages=(
   python3 python3-torch            # comparisons with PyTorch (run with /usr/bin/python3)
   python3-sklearn                  # the source of the data sets in examples/data (regeneration only)
   graphviz                         # renders `gradc inspect --format dot`
+  libopenmpi-dev openmpi-bin       # data-parallel training (optional: CMake option GRADC_MPI)
 )
 
 missing=()

@@ -7,6 +7,9 @@ Two settings: --no-shuffle with batches of 32, and a shuffled run of batches of 
 epochs, whose shares are uneven (37 rows over 2 or 4 ranks) and whose epoch ends with a
 smaller batch (1437 rows = 38 * 37 + 31).
 
+Start-up: ranks started with different flags (mpirun's `A : B` form) or one rank that cannot
+read its data all exit 1 with one error, printed once.
+
 usage: mpi_train.py GRADC   (exit 77 = skipped when mpirun is missing)
 """
 import os
@@ -37,6 +40,25 @@ def run(cmd, **kw):
 def relative_error(a, b):
     worst = max(abs(x) for x in b) or 1.0
     return max(abs(x - y) for x, y in zip(a, b)) / worst
+
+
+def start_checks(gradc, mpirun):
+    train = [gradc, "train", MODEL, "--steps", "5"]
+    cases = [
+        ("different --lr", ["-np", "1"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", DATA, "--lr", "0.1"],
+         "did not start the same training"),
+        ("rank 2 cannot read its data", ["-np", "2"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", "/nonexistent.csv"],
+         "/nonexistent.csv: error: cannot read file"),
+    ]
+    failures = 0
+    for name, args, expect in cases:
+        p = subprocess.run(mpirun + args, capture_output=True, text=True, env=env(), timeout=300)
+        ok = p.returncode != 0 and p.stderr.count(expect) == 1 and "epoch" not in p.stdout
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} start-up, {name}: exit {p.returncode}, error printed {p.stderr.count(expect)} time(s)")
+        if not ok:
+            print(p.stderr)
+    return failures
 
 
 def main():
@@ -78,6 +100,7 @@ def main():
                 ok = len(lines) == expected
                 failures += not ok
                 print(f"{'ok  ' if ok else 'FAIL'} {name} np {ranks}: {len(lines)} epoch lines (expected {expected})")
+        failures += start_checks(gradc, mpirun)
     print("failures:", failures)
     sys.exit(1 if failures else 0)
 
