@@ -7,7 +7,8 @@
 // and live regions never overlap; an in-place update passes one pointer for both), so that
 // after inlining the vectoriser needs no run-time alias checks. Matrix products call
 // `gradc_matmul_*`, one internal function per shape and transpose flags (MatMul.cpp): the
-// seam where a tuned kernel goes.
+// seam where a tuned kernel goes. A matmul fused into its element-wise reader runs its tiles
+// inside that reader's step instead, with the reader's expression applied to each tile.
 #pragma once
 
 #include <functional>
