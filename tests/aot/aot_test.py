@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Tests of ahead-of-time compilation (issue 6); one mode per ctest (tests/aot/CMakeLists.txt).
+
+  embed    the embedded C example has no libLLVM among its libraries and saves the very
+           checkpoint `gradc train` saves with the same seed and settings, byte for byte
+  shared   `gradc compile --emit shared` loaded with dlopen and trained through the header's
+           slot enums: the same checkpoint as `gradc train`, byte for byte
+  install  `cmake --install` into a temporary prefix; examples/embed configured and built
+           against it with find_package(gradc), using the installed gradc
+  cross    `--target aarch64-linux-gnu --emit obj` is an AArch64 ELF object; other outputs
+           and refusals
+  header   every example's header compiles as strict C99 and as C++, links with its object
+           and libgradc_runtime, and carries the same type block as gradc_runtime.h
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+p = argparse.ArgumentParser()
+p.add_argument("mode")
+p.add_argument("--gradc", required=True)
+p.add_argument("--embed", required=True)
+p.add_argument("--runtime-dir", required=True)
+p.add_argument("--source", required=True)
+p.add_argument("--build", required=True)
+a = p.parse_args()
+
+DATA = os.path.join(a.source, "examples", "data")
+DIGITS = os.path.join(a.source, "examples", "digits.grad")
+TRAIN = os.path.join(DATA, "digits_train.csv")
+TEST = os.path.join(DATA, "digits_test.csv")
+RUNTIME_H = os.path.join(a.source, "runtime")
+failures = []
+
+
+def run(cmd, ok=True, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if ok and r.returncode != 0:
+        sys.exit(f"FAILED ({r.returncode}): {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def check(cond, what):
+    print(("ok    " if cond else "FAIL  ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def same_file(x, y):
+    with open(x, "rb") as f, open(y, "rb") as g:
+        return f.read() == g.read()
+
+
+def no_llvm(binary):
+    libs = run(["ldd", binary]).stdout
+    return "llvm" not in libs.lower(), libs
+
+
+def cc_link(src, out, incs, extra=()):
+    cmd = ["cc", "-std=c11", "-Wall", "-Wextra", "-pedantic", "-Werror", src, "-o", out]
+    cmd += [f"-I{i}" for i in incs] + list(extra)
+    cmd += [f"-L{a.runtime_dir}", "-lgradc_runtime", f"-Wl,-rpath,{a.runtime_dir}", "-lm", "-ldl"]
+    run(cmd)
+
+
+def mode_embed(tmp):
+    ok, libs = no_llvm(a.embed)
+    check(ok, "embed_digits does not load libLLVM (ldd)")
+    check("libgradc_runtime" in libs, "embed_digits loads libgradc_runtime")
+    ok, _ = no_llvm(os.path.join(a.runtime_dir, "libgradc_runtime.so"))
+    check(ok, "libgradc_runtime.so does not need libLLVM (ldd)")
+    mine, theirs = os.path.join(tmp, "embed.safetensors"), os.path.join(tmp, "train.safetensors")
+    out = run([a.embed, TRAIN, TEST, mine, "10"]).stdout
+    run([a.gradc, "train", DIGITS, "--data", TRAIN, "--epochs", "10", "--save", theirs])
+    check(same_file(mine, theirs), "embed and gradc train save the same checkpoint, byte for byte")
+    m = re.search(r"test loss \S+  accuracy (\S+)", out)
+    check(m is not None and float(m.group(1)) >= 0.9, f"embed prints the test accuracy: {out.strip().splitlines()[-1]}")
+    # The same accuracy as `gradc eval` of gradc train's weights.
+    ev = run([a.gradc, "eval", DIGITS, "--data", TEST, "--weights", theirs]).stdout
+    e = re.search(r"accuracy (\S+)", ev)
+    check(m is not None and e is not None and abs(float(m.group(1)) - float(e.group(1))) < 5e-5,
+          f"the test accuracy equals gradc eval's ({e.group(1) if e else ev.strip()})")
+
+
+def mode_shared(tmp):
+    so, h = os.path.join(tmp, "digits.so"), os.path.join(tmp, "digits.h")
+    run([a.gradc, "compile", DIGITS, "--emit", "shared", "-o", so, "--header", h])
+    check("shared object" in run(["file", so]).stdout, "--emit shared writes a shared object")
+    check(not [f for f in os.listdir(tmp) if ".tmp" in f], "no temporary files are left behind")
+    exe = os.path.join(tmp, "load_shared")
+    cc_link(os.path.join(a.source, "tests", "aot", "load_shared.c"), exe, [tmp, RUNTIME_H])
+    mine, theirs = os.path.join(tmp, "so.safetensors"), os.path.join(tmp, "train.safetensors")
+    out = run([exe, so, TRAIN, mine, "2"]).stdout
+    run([a.gradc, "train", DIGITS, "--data", TRAIN, "--epochs", "2", "--save", theirs])
+    check(same_file(mine, theirs), "dlopen'ed step, called through the header, equals gradc train byte for byte")
+    check("train loss" in out, "gradc_evaluate runs the dlopen'ed eval function")
+
+
+def mode_install(tmp):
+    prefix = os.path.join(tmp, "prefix")
+    run(["cmake", "--install", a.build, "--prefix", prefix])
+    for f in ["bin/gradc", "lib/libgradc_runtime.a", "lib/libgradc_runtime.so", "include/gradc_runtime.h",
+              "lib/cmake/gradc/gradcConfig.cmake", "lib/cmake/gradc/gradcTargets.cmake"]:
+        check(os.path.exists(os.path.join(prefix, f)), f"installed {f}")
+    ok, _ = no_llvm(os.path.join(prefix, "lib", "libgradc_runtime.so"))
+    check(ok, "the installed libgradc_runtime.so does not need libLLVM")
+    bdir = os.path.join(tmp, "embed-build")
+    run(["cmake", "-S", os.path.join(a.source, "examples", "embed"), "-B", bdir, "-G", "Ninja",
+         f"-DCMAKE_PREFIX_PATH={prefix}"])
+    run(["cmake", "--build", bdir])
+    ninja = open(os.path.join(bdir, "build.ninja")).read()
+    check(os.path.join(prefix, "bin", "gradc") in ninja, "the embed build runs the installed gradc")
+    exe = os.path.join(bdir, "embed_digits")
+    ok, libs = no_llvm(exe)
+    check(ok and os.path.join(prefix, "lib") in libs, "it links the installed libgradc_runtime, no libLLVM")
+    out = run([exe, TRAIN, TEST, "", "1"]).stdout
+    check(re.search(r"test loss \S+  accuracy 0\.\d+", out) is not None, "it trains and prints the test accuracy")
+
+
+def mode_cross(tmp):
+    obj, h = os.path.join(tmp, "digits.o"), os.path.join(tmp, "digits.h")
+    run([a.gradc, "compile", DIGITS, "--target", "aarch64-linux-gnu", "--emit", "obj", "-o", obj, "--header", h])
+    check("ARM aarch64" in run(["file", obj]).stdout, "`file` says ARM aarch64")
+    od = run(["llvm-objdump-19", "-f", obj]).stdout
+    check("elf64-littleaarch64" in od, "llvm-objdump says elf64-littleaarch64")
+    syms = run(["llvm-objdump-19", "-t", obj]).stdout
+    for s in ["gradc_digits_step", "gradc_digits_step_work_size", "gradc_digits_eval", "gradc_digits_init"]:
+        check(re.search(rf"\s{s}$", syms, re.M) is not None, f"the AArch64 object defines {s}")
+    check("aarch64" in open(h).read().split("*/")[0] and "cpu generic" in open(h).read(),
+          "the header names the target and the generic CPU")
+    asm = os.path.join(tmp, "digits.s")
+    run([a.gradc, "compile", DIGITS, "--emit", "asm", "-o", asm])
+    check("gradc_digits_step:" in open(asm).read(), "--emit asm writes assembly")
+    ll = os.path.join(tmp, "digits.ll")
+    run([a.gradc, "compile", DIGITS, "--emit", "llvm", "-o", ll, "--dtype", "f64"])
+    text = open(ll).read()
+    check("define void @gradc_digits_init" in text and "gradc_init_param_f64" in text,
+          "--emit llvm --dtype f64 writes IR whose init calls gradc_init_param_f64")
+    r = run([a.gradc, "compile", DIGITS, "--target", "aarch64-linux-gnu", "--emit", "shared",
+             "-o", os.path.join(tmp, "x.so")], ok=False)
+    check(r.returncode == 1 and "error" in r.stderr and not os.path.exists(os.path.join(tmp, "x.so")),
+          f"--emit shared for another target is refused: {r.stderr.strip()}")
+    r = run([a.gradc, "compile", DIGITS, "--target", "nonsense-unknown-none", "-o", os.path.join(tmp, "y.o")], ok=False)
+    check(r.returncode == 1 and "unsupported target" in r.stderr, f"an unknown target is an error: {r.stderr.strip()}")
+    r = run([a.gradc, "compile", DIGITS, "-o", os.path.join(tmp, "no", "such", "dir.o")], ok=False)
+    check(r.returncode == 1 and "error" in r.stderr, f"an unwritable output is an error: {r.stderr.strip()}")
+    r = run([a.gradc, "compile", DIGITS, "--emit", "exe", "-o", os.path.join(tmp, "z.o")], ok=False)
+    check(r.returncode != 0 and not os.path.exists(os.path.join(tmp, "z.o")), "--emit exe is refused")
+    env = dict(os.environ, CC="/nonexistent/cc")
+    r = run([a.gradc, "compile", DIGITS, "--emit", "shared", "-o", os.path.join(tmp, "w.so")], ok=False, env=env)
+    check(r.returncode == 1 and "needs a linker" in r.stderr and not os.path.exists(os.path.join(tmp, "w.so"))
+          and not [f for f in os.listdir(tmp) if ".tmp" in f],
+          f"no linker: a clear error, no output: {r.stderr.strip()}")
+
+
+def types_block(text):
+    s = text.index("/* --- begin model types")
+    return text[s:text.index("/* --- end model types --- */", s)]
+
+
+def mode_header(tmp):
+    runtime_types = types_block(open(os.path.join(RUNTIME_H, "gradc_runtime.h")).read())
+    models = sorted(f[:-5] for f in os.listdir(os.path.join(a.source, "examples")) if f.endswith(".grad"))
+    for name in models:
+        for dtype in ["f32", "f64"] if name in ("digits", "rosenbrock", "xor") else ["f32"]:
+            d = os.path.join(tmp, f"{name}_{dtype}")
+            os.mkdir(d)
+            obj, h = os.path.join(d, "model.o"), os.path.join(d, "model.h")
+            run([a.gradc, "compile", os.path.join(a.source, "examples", name + ".grad"), "--dtype", dtype,
+                 "-o", obj, "--header", h])
+            text = open(h).read()
+            check(types_block(text) == runtime_types, f"{name} {dtype}: the header's types equal gradc_runtime.h's")
+            src = os.path.join(d, "use.c")
+            with open(src, "w") as f:
+                f.write(f'#include "model.h"\n#include "gradc_runtime.h"\n#include <stdio.h>\n#include <stdlib.h>\n'
+                        f"int main(void) {{\n  gradc_model m = gradc_{name}_model();\n"
+                        f"  void *state = aligned_alloc(64, GRADC_{name.upper()}_STATE_BYTES);\n"
+                        f"  m.init(state, 0);\n"
+                        f'  printf("%s %d %d %d %lld\\n", m.name, m.f64, m.num_state, m.step.num_slots, (long long)m.state_bytes);\n'
+                        f"  free(state);\n  return 0;\n}}\n")
+            exe = os.path.join(d, "use")
+            cc_link(src, exe, [d, RUNTIME_H], [obj])
+            out = run([exe]).stdout.split()
+            check(out[0] == name and out[1] == ("1" if dtype == "f64" else "0"),
+                  f"{name} {dtype}: compiles as C11 -pedantic -Werror, links, runs: {' '.join(out)}")
+            r = run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c++", h], ok=False)
+            check(r.returncode == 0, f"{name} {dtype}: the header compiles as C++ {r.stderr[:300]}")
+            r = run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h], ok=False)
+            check(r.returncode == 0, f"{name} {dtype}: the header alone compiles as C99 {r.stderr[:300]}")
+    # The initial state equals gradc train's: 0 steps leave the initial weights in the checkpoint.
+    d = os.path.join(tmp, "digits_f32")
+    init_ckpt = os.path.join(tmp, "init.safetensors")
+    run([a.gradc, "train", DIGITS, "--data", TRAIN, "--steps", "0", "--seed", "7", "--save", init_ckpt])
+    src = os.path.join(d, "init.c")
+    with open(src, "w") as f:
+        f.write('#include "model.h"\n#include "gradc_runtime.h"\n#include <stdlib.h>\n'
+                "int main(int argc, char **argv) {\n  gradc_model m = gradc_digits_model();\n"
+                "  gradc_counters c = {0, 0, 0, 7};\n  void *state = aligned_alloc(64, GRADC_DIGITS_STATE_BYTES);\n"
+                "  (void)argc;\n  m.init(state, 7);\n  return gradc_checkpoint_save(&m, state, &c, argv[1]) != 0;\n}\n")
+    exe = os.path.join(d, "init")
+    cc_link(src, exe, [d, RUNTIME_H], [os.path.join(d, "model.o")])
+    mine = os.path.join(tmp, "init_c.safetensors")
+    run([exe, mine])
+    check(same_file(mine, init_ckpt), "init(state, 7) gives gradc train --seed 7's initial weights, byte for byte")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    {"embed": mode_embed, "shared": mode_shared, "install": mode_install, "cross": mode_cross,
+     "header": mode_header}[a.mode](tmp)
+if failures:
+    sys.exit(f"{len(failures)} check(s) failed")
