@@ -232,9 +232,12 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
     }
   }
   if (step < 0 || epoch < 0 || batch < 0) fileError(path, "negative step or epoch count");
-  if (const std::string *h = meta("gradc.model_hash"); h && !modelHash.empty() && *h != modelHash)
-    std::cerr << fmt::format("{}: warning: the checkpoint was written for another version of the "
-                             "model (the shapes agree, so it is used)\n", path);
+  if (const std::string *h = meta("gradc.model_hash")) {
+    savedHash = *h;
+    if (!modelHash.empty() && *h != modelHash)
+      std::cerr << fmt::format("{}: warning: the checkpoint was written for another version of the "
+                               "model (the shapes agree, so it is used)\n", path);
+  }
   return true;
 }
 
@@ -304,6 +307,11 @@ Call::Call(const Kernel &k, TrainState &st, const Batcher *batcher, int64_t maxR
 }
 
 void Call::run(int64_t rows, double lr, double t) {
+  prepare(rows, lr, t);
+  k_.call(args_.data(), dims_.data(), work_.data());
+}
+
+void Call::prepare(int64_t rows, double lr, double t) {
   if (fixedRows_ >= 0 && rows != fixedRows_)
     throw UserError(std::string("gradc"),
                     fmt::format("the model's inputs take batches of exactly {} rows, not {}{}",
@@ -323,7 +331,29 @@ void Call::run(int64_t rows, double lr, double t) {
   };
   setScalar(lrSlot_, lr);
   setScalar(tSlot_, t);
-  k_.call(args_.data(), dims_.data(), work_.data());
+}
+
+bool Call::allFinite() const {
+  // Integer arithmetic on the exponent bits, so that the loop vectorises.
+  auto finite = [](const void *p, int64_t n, bool f64) {
+    bool bad = false;
+    if (f64) {
+      const uint64_t *u = static_cast<const uint64_t *>(p);
+      constexpr uint64_t e = 0x7ff0000000000000ull;
+      for (int64_t i = 0; i < n; ++i) bad |= (u[i] & e) == e;
+    } else {
+      const uint32_t *u = static_cast<const uint32_t *>(p);
+      constexpr uint32_t e = 0x7f800000u;
+      for (int64_t i = 0; i < n; ++i) bad |= (u[i] & e) == e;
+    }
+    return !bad;
+  };
+  for (size_t i = 0; i < k_.sig.slots.size(); ++i) {
+    const Slot &s = k_.sig.slots[i];
+    if (s.isInt || s.kind == SlotKind::Input || s.kind == SlotKind::Hyper) continue;
+    if (!finite(args_[i], s.elements(dims_.data()), f64_)) return false;
+  }
+  return true;
 }
 
 double Call::scalar(int slot) const {
@@ -486,6 +516,30 @@ private:
   size_t valColumns_ = 0;
 };
 
+/// A copy of the params, optimiser states and step count, to go back to when a step gives a
+/// non-finite value (the step updates the state in place). Sized once; taking it copies.
+class Snapshot {
+public:
+  void take(const TrainState &st) {
+    bufs_.resize(st.tensors.size());
+    for (size_t i = 0; i < st.tensors.size(); ++i) {
+      const Buffer &b = st.tensors[i].buf;
+      if (bufs_[i].bytes() != b.bytes()) bufs_[i].allocate(b.bytes());
+      std::memcpy(bufs_[i].data(), b.data(), b.bytes());
+    }
+    step_ = st.step;
+  }
+  void restore(TrainState &st) const {
+    for (size_t i = 0; i < bufs_.size(); ++i)
+      std::memcpy(st.tensors[i].buf.data(), bufs_[i].data(), bufs_[i].bytes());
+    st.step = step_;
+  }
+
+private:
+  std::vector<Buffer> bufs_;
+  int64_t step_ = 0;
+};
+
 std::string epochLine(const EpochStats &e, const std::string &head,
                       const std::vector<std::string> &names) {
   std::string s = fmt::format("{}  loss {}", head, number(e.loss));
@@ -515,10 +569,30 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     if (!o.savePath.empty()) st.save(o.savePath, o.modelName, o.modelHash, o.seed);
   };
   auto stopStatus = [&]() -> int { return gSignal == 0 ? 0 : 128 + gSignal; };
-  auto lossError = [&](double loss, const std::string &where) {
+  // A step gave a non-finite value: go back to the state before it (from the snapshot, then
+  // replaying `replay` batches), let explainNonFinite name the value, else blame the loss.
+  Snapshot snap;
+  auto nonFinite = [&](Call &call, double loss, const std::string &where,
+                       const std::function<int64_t(int64_t)> &gather, int64_t replay, int64_t b) {
     progress.clear();
-    throw UserError(o.modelPath.empty() ? std::string("gradc") : o.modelPath,
-                    fmt::format("the loss became {} at step {}{}", loss, st.step + 1, where));
+    snap.restore(st);
+    if (!o.runner) {  // (a data-parallel step is not replayed on one process)
+      for (int64_t i = 0; i < replay; ++i) {
+        call.run(gather(b - replay + i), o.lr, static_cast<double>(st.step + 1));
+        ++st.step;
+      }
+      call.prepare(gather(b), o.lr, static_cast<double>(st.step + 1));
+      if (o.explainNonFinite) o.explainNonFinite(call, where);
+    }
+    std::string what = std::isfinite(loss) ? "a value of the step became non-finite"
+                                           : fmt::format("the loss became {}", loss);
+    throw UserError(o.modelPath.empty() ? std::string("gradc") : o.modelPath, what + where);
+  };
+  auto failed = [&](const Call &call, double loss) {
+    return !std::isfinite(loss) || (o.checkNumerics && !call.allFinite());
+  };
+  auto record = [&](const EpochStats &e) {
+    if (o.keepHistory) result.history.push_back(e);
   };
 
   if (!data) {
@@ -529,11 +603,18 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     int64_t total = o.maxSteps < 0 ? 1000 : o.maxSteps;
     int64_t every = std::max<int64_t>(1, total / 10);
     auto start = Clock::now();
+    int64_t snapAt = 0;
     for (int64_t s = 0; s < total; ++s) {
+      if (o.checkNumerics || s % every == 0) {
+        snap.take(st);
+        snapAt = s;
+      }
       call.run(1, o.lr, static_cast<double>(st.step + 1));
-      ++st.step;
       double loss = call.loss();
-      if (!std::isfinite(loss)) lossError(loss, "");
+      if (failed(call, loss))
+        nonFinite(call, loss, fmt::format(" at step {}", st.step + 1),
+                  [](int64_t) -> int64_t { return 1; }, s - snapAt, s);
+      ++st.step;
       progress.update("train", s + 1, total, loss, s + 1, start);
       if ((s + 1) % every == 0 || s + 1 == total || gSignal) {
         EpochStats e;
@@ -545,7 +626,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
         out << epochLine(e, fmt::format("step {}/{}", s + 1, total), result.metricNames) << "\n"
             << std::flush;
         metrics.add(e);
-        result.history.push_back(e);
+        record(e);
       }
       if (gSignal) break;
     }
@@ -574,20 +655,30 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     std::vector<int64_t> order = epochOrder(rows, o.seed, epoch, o.shuffle);
     Means means;
     auto start = Clock::now();
-    int64_t first = st.batch, done = 0;
+    int64_t first = st.batch, done = 0, snapAt = first;
     std::string head = fmt::format("epoch {}/{}", epoch + 1, lastEpoch);
+    if (!o.checkNumerics) snap.take(st);
+    auto gather = [&](int64_t b) { return batcher.gather(order, b); };
     for (int64_t b = first; b < batches; ++b) {
       if (o.maxSteps >= 0 && stepsThisRun >= o.maxSteps) {
         stopped = true;
         break;
       }
+      if (o.checkNumerics) {
+        snap.take(st);
+        snapAt = b;
+      }
       int64_t n = o.runner ? o.runner->run(order, b, o.lr, static_cast<double>(st.step + 1))
                            : batcher.gather(order, b);
       if (!o.runner) call.run(n, o.lr, static_cast<double>(st.step + 1));
       double loss = o.runner ? o.runner->loss() : call.loss();
-      if (!std::isfinite(loss))
-        lossError(loss, fmt::format(" (epoch {}, batch {}, rows {}..{} of the shuffled order)",
-                                    epoch + 1, b + 1, b * batchSize + 1, b * batchSize + n));
+      if (failed(call, loss))
+        nonFinite(call, loss,
+                  fmt::format(" at step {}, batch rows {}..{}{}", st.step + 1, b * batchSize,
+                              b * batchSize + n - 1,
+                              o.shuffle ? fmt::format(" of epoch {}'s shuffled order", epoch + 1)
+                                        : std::string()),
+                  gather, b - snapAt, b);
       ++st.step;
       ++stepsThisRun;
       ++done;
@@ -623,7 +714,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     }
     out << epochLine(e, head, result.metricNames) << "\n" << std::flush;
     metrics.add(e);
-    result.history.push_back(e);
+    record(e);
     if (finished && !stopped && epoch + 1 < lastEpoch) save();
   }
   save();

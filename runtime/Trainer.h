@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <utility>
@@ -74,6 +75,7 @@ public:
   int64_t batch = 0;  // batches done in epoch `epoch` when it was left unfinished
   bool hasSeed = false;  // load() found the seed of the data order in a checkpoint
   uint64_t seed = 0;
+  std::string savedHash;  // load() found this model hash in a checkpoint
 };
 
 /// The argument array of one kernel, bound to a state and (when the kernel has inputs) a
@@ -83,6 +85,13 @@ public:
   Call(const Kernel &k, TrainState &st, const Batcher *batcher, int64_t maxRows);
   /// Runs the kernel on the first `rows` rows of the batch buffers.
   void run(int64_t rows, double lr, double t);
+  /// Binds the dims and hyper-parameters for `rows` rows without running the kernel.
+  void prepare(int64_t rows, double lr, double t);
+  /// True when every float value the last run wrote (params, states, results) is finite.
+  bool allFinite() const;
+  /// The pointer per slot and the dims, as the kernel receives them.
+  void *const *args() const { return args_.data(); }
+  const int64_t *dims() const { return dims_.data(); }
   double loss() const;  // NaN when the kernel has no loss
   /// Metric values, in slot order.
   std::vector<double> metrics() const;
@@ -126,6 +135,15 @@ struct TrainOptions {
   int progress = -1;        // progress bar: -1 when stderr is a terminal, 0 never, 1 always
   bool handleSignals = true;
   StepRunner *runner = nullptr;  // runs each step with data instead of `step` (see StepRunner)
+  /// Also check every value the step writes (params, states, gradients, outputs) after each
+  /// step, and keep a copy of the state from before it. Without it only the loss is checked
+  /// and the state before a failing step is rebuilt by replaying the epoch from its start.
+  bool checkNumerics = false;
+  bool keepHistory = true;  // fill TrainResult::history (a CLI run of many epochs does not)
+  /// Called when a step gave a non-finite value, with the state as it was before that step
+  /// and `call` prepared for its batch; may throw a UserError naming the value that became
+  /// non-finite. `where` reads ` at step N, batch rows A..B` (and the epoch when shuffled).
+  std::function<void(const Call &call, const std::string &where)> explainNonFinite;
 };
 
 struct EpochStats {
@@ -161,7 +179,8 @@ public:
 
 /// Trains: one step per batch of `data` (or, when `data` is null, `maxSteps` steps of a
 /// kernel without inputs), reports to `out`, evaluates `val` with `eval` after each epoch,
-/// saves checkpoints. A non-finite loss stops training with a UserError.
+/// saves checkpoints. A non-finite loss (or, with checkNumerics, any non-finite value the step
+/// writes) stops training with a UserError, and nothing is saved.
 TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const Dataset *data,
                   const Dataset *val, const TrainOptions &o, std::ostream &out);
 

@@ -22,6 +22,7 @@ int runBench(Options &o, SourceManager &sm) {
   int64_t batch = m.inputs.empty() ? 1 : o.batchSize;
   double compileMs = 0;
   rt::Kernel k = compileProgram(buildProgram(m, Program::Step), o, &compileMs);
+  checkMemory(k, batch, o);
 
   rt::Dataset data = randomData(m, batch, o.seed);
   rt::TrainState st(k.sig, f64);

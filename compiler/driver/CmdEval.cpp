@@ -17,6 +17,7 @@ int runEval(Options &o, SourceManager &sm) {
   rt::Dataset data;
   if (!m.inputs.empty()) data = readDataFor(m, f, o.data);
   rt::Kernel k = compileProgram(f, o);
+  checkMemory(k, data.rows, o);
   rt::TrainState st(k.sig, k.f64);
   st.load(o.weights, modelHash(sm, m));
 

@@ -21,6 +21,7 @@ int runPredict(Options &o, SourceManager &sm) {
   if (inputsUsed(f).empty()) fileError(o.model, "the model's outputs do not depend on any input");
   rt::Dataset data = readDataFor(m, f, o.data);
   rt::Kernel k = compileProgram(f, o);
+  checkMemory(k, data.rows, o);
   rt::TrainState st(k.sig, k.f64);
   st.load(o.weights, modelHash(sm, m));
 

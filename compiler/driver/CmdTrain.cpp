@@ -2,16 +2,139 @@
 // first, JIT-compiles the step (and the eval program for --val), initialises or loads the
 // params, and runs the training loop of runtime/Trainer.h. Without inputs (a plain function
 // such as rosenbrock) it runs --steps steps (default 1000).
+//
+// The NaN trap: when a step gives a non-finite value, the trainer goes back to the state
+// before that step and calls explainNonFinite, which runs the step program in the reference
+// interpreter value by value on that state and that batch and reports the first value that is
+// not finite, at its place in the model: `digits.grad:14:9: error: log of 0 gives -inf in
+// 'log(p)' at step 412, batch rows 384..415`.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <iostream>
+#include <optional>
 
 #include "driver/GradSupport.h"
 #include "driver/Pipeline.h"
 #include "driver/RunSupport.h"
 #include "frontend/Frontend.h"
+#include "interp/Interpreter.h"
 #include "runtime/Distributed.h"
 #include "runtime/Trainer.h"
 
 namespace gradc::driver {
+
+namespace {
+
+/// The expression that starts at `loc`: a call with its parentheses, or the text up to the
+/// end of the enclosing expression.
+std::string sourceText(const SourceManager &sm, Loc loc) {
+  std::string_view line = sm.lineText(loc.file, loc.line);
+  size_t start = static_cast<size_t>(loc.col - 1);
+  if (start >= line.size()) return "";
+  size_t i = start;
+  while (i < line.size() && (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_')) ++i;
+  int depth = 0;
+  size_t end = i;
+  if (i > start && i < line.size() && line[i] == '(') {
+    for (end = i; end < line.size(); ++end) {
+      if (line[end] == '(') ++depth;
+      else if (line[end] == ')' && --depth == 0) return std::string(line.substr(start, end + 1 - start));
+    }
+    return std::string(line.substr(start));
+  }
+  for (end = start; end < line.size(); ++end) {
+    char c = line[end];
+    if (c == '(' || c == '[') ++depth;
+    else if ((c == ')' || c == ']') && depth-- == 0) break;
+    else if ((c == ',' || c == '#') && depth == 0) break;
+  }
+  while (end > start && std::isspace(static_cast<unsigned char>(line[end - 1]))) --end;
+  return std::string(line.substr(start, end - start));
+}
+
+std::string number(double v) { return fmt::format("{}", static_cast<float>(v)); }
+
+/// What went wrong in node `n`, whose value at index `i` is `bad`.
+std::string describe(const ir::Node &n, const std::vector<interp::Tensor> &vals, size_t i, double bad) {
+  auto operand = [&](size_t k) -> std::optional<double> {
+    if (k >= n.operands.size()) return std::nullopt;
+    const interp::Tensor &t = vals[static_cast<size_t>(n.operands[k])];
+    if (t.data.size() == 1) return t.data[0];
+    if (i < t.data.size()) return t.data[i];
+    return std::nullopt;
+  };
+  std::optional<double> a = operand(0), b = operand(1);
+  std::string gives = number(bad);
+  switch (n.op) {
+  case ir::Op::Log:
+    if (a && *a == 0) return "log of 0 gives " + gives;
+    if (a && *a < 0) return fmt::format("log of a negative number ({}) gives {}", number(*a), gives);
+    break;
+  case ir::Op::Sqrt:
+    if (a && *a < 0) return fmt::format("sqrt of a negative number ({}) gives {}", number(*a), gives);
+    break;
+  case ir::Op::Exp:
+    if (a) return fmt::format("exp of {} overflows to {}", number(*a), gives);
+    break;
+  case ir::Op::Div:
+    if (a && b && *b == 0) return fmt::format("{} / 0 gives {}", number(*a), gives);
+    if (a && b) return fmt::format("{} / {} gives {}", number(*a), number(*b), gives);
+    break;
+  case ir::Op::Param:
+  case ir::Op::State:
+    return fmt::format("{} '{}' holds {} before the step", ir::opName(n.op), n.name, gives);
+  default:
+    break;
+  }
+  if (a && b) return fmt::format("{} of {} and {} gives {}", ir::opName(n.op), number(*a), number(*b), gives);
+  if (a) return fmt::format("{} of {} gives {}", ir::opName(n.op), number(*a), gives);
+  return fmt::format("{} gives {}", ir::opName(n.op), gives);
+}
+
+/// Runs the step `f` in the interpreter on the arguments `call` holds and throws a UserError
+/// at the first value that is not finite. Returns when every value is finite.
+void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std::string &modelPath,
+                      bool f64, const rt::Call &call, const std::string &where) {
+  std::vector<int64_t> dims(call.dims(), call.dims() + f.dimNames.size());
+  std::vector<ir::ValueId> argIds = f.arguments();
+  std::vector<interp::Tensor> args;
+  for (size_t a = 0; a < argIds.size(); ++a) {
+    const ir::Node &n = f.node(argIds[a]);
+    interp::Tensor t;
+    for (const ir::Dim &d : n.shape) t.shape.push_back(d.eval(dims));
+    size_t count = static_cast<size_t>(ir::numElements(n.shape, dims));
+    t.isInt = n.dtype == ir::DType::I32;
+    const void *p = call.args()[a];
+    t.data.resize(count);
+    for (size_t i = 0; i < count; ++i)
+      t.data[i] = t.isInt ? static_cast<const int32_t *>(p)[i]
+                  : f64   ? static_cast<const double *>(p)[i]
+                          : static_cast<const float *>(p)[i];
+    args.push_back(std::move(t));
+  }
+  ir::Function every = f;
+  every.results.clear();
+  for (ir::ValueId v = 0; v < f.size(); ++v)
+    every.results.push_back({fmt::format("v{}", v), v, ir::ResultKind::Output});
+  std::vector<interp::Tensor> vals = interp::interpret(every, args, dims, !f64);
+  for (ir::ValueId v = 0; v < f.size(); ++v) {
+    const ir::Node &n = f.node(v);
+    const interp::Tensor &t = vals[static_cast<size_t>(v)];
+    if (t.isInt) continue;
+    for (size_t i = 0; i < t.data.size(); ++i) {
+      if (std::isfinite(t.data[i])) continue;
+      std::string what = describe(n, vals, i, t.data[i]);
+      if (!n.loc.valid())
+        fileError(modelPath, "{} in value %{} of the step{}", what, v, where);
+      std::string text = sourceText(sm, n.loc);
+      bool grad = n.srcName.rfind("d.", 0) == 0;
+      userError(n.loc, "{} in {}'{}'{}", what, grad ? "the gradient of " : "", text, where);
+    }
+  }
+}
+
+}  // namespace
 
 int runTrain(Options &o, SourceManager &sm) {
   if (o.distributed || rt::launchedByMpi()) return runTrainDistributed(o, sm);
@@ -29,16 +152,21 @@ int runTrain(Options &o, SourceManager &sm) {
                              o.model);
   }
 
-  rt::Kernel step = compileProgram(buildProgram(m, Program::Step), o);
+  ir::Function stepFn = buildProgram(m, Program::Step);
+  rt::Kernel step = compileProgram(stepFn, o);
   rt::Kernel eval;
   bool hasVal = hasData && !o.val.empty();
   if (hasVal) eval = compileProgram(buildProgram(m, Program::Eval), o);
+  int64_t rows = hasData ? std::max<int64_t>(1, std::min(o.batchSize, data.rows)) : 1;
+  checkMemory(step, rows, o);
 
   std::string hash = modelHash(sm, m);
   rt::TrainState st(step.sig, f64);
   if (hasVal) st.include(eval.sig);
   st.initParams(paramSpecs(m), o.seed);
-  if (!o.init.empty()) st.load(o.init, hash);
+  if (!o.init.empty() && st.load(o.init) && !st.savedHash.empty() && st.savedHash != hash)
+    fileError(o.init, "the checkpoint was written for another model (model hash {}, this model's is "
+              "{}): resume with the model file it was trained with", st.savedHash, hash);
 
   rt::TrainOptions t;
   t.epochs = o.epochs.value_or(1);
@@ -54,6 +182,11 @@ int runTrain(Options &o, SourceManager &sm) {
   t.modelName = m.name;
   t.modelHash = hash;
   t.modelPath = o.model;
+  t.checkNumerics = o.checkNumerics;
+  t.keepHistory = false;
+  t.explainNonFinite = [&](const rt::Call &call, const std::string &where) {
+    explainNonFinite(stepFn, sm, o.model, f64, call, where);
+  };
   rt::TrainResult r = rt::train(step, hasVal ? &eval : nullptr, st, hasData ? &data : nullptr,
                                 hasVal ? &val : nullptr, t, std::cout);
   return r.status;

@@ -32,6 +32,7 @@ struct Options {
   bool checkNumerics = false;
   bool distributed = false;   // --distributed (also on when an MPI launcher started gradc)
   double mpiTimeout = 30;     // --mpi-timeout SECONDS: the longest wait for the other ranks
+  std::string maxMemory;      // --max-memory BYTES (K, M, G suffixes); "" = the machine's memory
   // compile
   std::string emit = "obj", header, target, cpu;
 };

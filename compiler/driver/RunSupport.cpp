@@ -2,6 +2,8 @@
 #include "driver/RunSupport.h"
 
 #include <algorithm>
+#include <cctype>
+#include <unistd.h>
 
 #include "driver/GradSupport.h"
 
@@ -75,6 +77,70 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
     padded.inputs.push_back(std::move(c));
   }
   return padded;
+}
+
+uint64_t parseBytes(const std::string &text) {
+  size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  std::string suffix = text.substr(i);
+  int shift = suffix.empty() || suffix == "B" ? 0
+              : suffix == "K" || suffix == "k" ? 10
+              : suffix == "M" || suffix == "m" ? 20
+              : suffix == "G" || suffix == "g" ? 30
+              : -1;
+  uint64_t n = 0;
+  bool ok = i > 0 && i <= 18 && shift >= 0;
+  if (ok) n = std::stoull(text.substr(0, i));
+  if (!ok || n > (UINT64_MAX >> shift))
+    fileError("gradc", "--max-memory takes a number of bytes such as 512M or 2G, not '{}'", text);
+  return n << shift;
+}
+
+namespace {
+
+std::string byteText(long double b) {
+  if (b >= 1024.0L * 1024 * 1024) return fmt::format("{:.1f} GiB", static_cast<double>(b / (1024.0L * 1024 * 1024)));
+  if (b >= 1024.0L * 1024) return fmt::format("{:.1f} MiB", static_cast<double>(b / (1024.0L * 1024)));
+  if (b >= 1024.0L) return fmt::format("{:.1f} KiB", static_cast<double>(b / 1024.0L));
+  return fmt::format("{} bytes", static_cast<double>(b));
+}
+
+}  // namespace
+
+void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o) {
+  // Counted in long double: a product of dims that overflows 64 bits is still refused.
+  long double floatBytes = k.f64 ? 8 : 4, state = 0, other = 0;
+  int64_t batch = std::max<int64_t>(rows, 1);
+  for (const rt::Slot &s : k.sig.slots) {
+    long double n = 1;
+    for (int64_t d : s.shape) n *= d >= 0 ? static_cast<long double>(d) : static_cast<long double>(batch);
+    long double bytes = n * (s.isInt ? 4 : floatBytes);
+    if (s.kind == rt::SlotKind::Param || s.kind == rt::SlotKind::State) state += bytes;
+    else other += bytes;
+  }
+  long double work = 0;
+  if (k.workBytes && other + state < 1e18L) {
+    std::vector<int64_t> dims(k.sig.dimNames.size(), 1);
+    if (!dims.empty()) dims[0] = batch;
+    work = static_cast<long double>(k.workBytes(dims.data()));
+  }
+  long double need = 2 * state + other + work;  // the state, and its copy for the NaN trap
+  long double limit;
+  std::string what;
+  if (!o.maxMemory.empty()) {
+    limit = static_cast<long double>(parseBytes(o.maxMemory));
+    what = fmt::format("--max-memory {}", o.maxMemory);
+  } else {
+    long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return;
+    limit = static_cast<long double>(pages) * static_cast<long double>(page);
+    what = fmt::format("the machine's memory ({})", byteText(limit));
+  }
+  if (need > limit)
+    fileError(o.model, "the compiled program needs {} ({:.0f} bytes: params and optimiser states {} "
+              "twice, inputs and results {}, work {}) for batches of {} rows, more than {}",
+              byteText(need), static_cast<double>(need), byteText(state), byteText(other),
+              byteText(work), batch, what);
 }
 
 void needData(const Model &m, const std::string &modelPath, const char *command) {

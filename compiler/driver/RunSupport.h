@@ -29,6 +29,14 @@ std::vector<std::string> inputsUsed(const ir::Function &f);
 /// inputs then filled with zeros.
 rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string &path);
 
+/// Refuses, before anything is allocated, a kernel whose buffers for batches of `rows` rows
+/// (params, optimiser states and a copy of them, inputs, results, work memory) need more than
+/// --max-memory or the machine's physical memory: `MODEL: error: ... needs N bytes ...`.
+void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o);
+
+/// `--max-memory`: a whole number of bytes with an optional K, M or G suffix (powers of 1024).
+uint64_t parseBytes(const std::string &text);
+
 /// A flag error about a model with or without inputs: `MODEL: error: ...`.
 [[noreturn]] void needData(const Model &m, const std::string &modelPath, const char *command);
 

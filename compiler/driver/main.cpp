@@ -20,6 +20,10 @@ void addThreads(CLI::App *c, Options &o) {
   c->add_option("--threads", o.threads, "Threads for the step (default: all cores)")
       ->check(CLI::NonNegativeNumber);
 }
+void addMaxMemory(CLI::App *c, Options &o) {
+  c->add_option("--max-memory", o.maxMemory,
+                "Refuse a model whose buffers need more than BYTES (K, M, G suffixes; default: the machine's memory)");
+}
 void addDtype(CLI::App *c, Options &o) {
   c->add_option("--dtype", o.dtype, "Float type of the compiled code: f32 or f64")
       ->check(CLI::IsMember({"f32", "f64"}));
@@ -68,6 +72,7 @@ int main(int argc, char **argv) {
   train->add_option("--mpi-timeout", o.mpiTimeout, "Seconds to wait for the other ranks before failing (default 30)")
       ->check(CLI::PositiveNumber);
   addThreads(train, o);
+  addMaxMemory(train, o);
   addDtype(train, o);
 
   auto *eval = app.add_subcommand("eval", "Loss and every metric over a data file");
@@ -76,6 +81,7 @@ int main(int argc, char **argv) {
   eval->add_option("--data", o.data, "Data (CSV)")->required();
   eval->add_flag("--json", o.json, "Print one JSON object");
   addThreads(eval, o);
+  addMaxMemory(eval, o);
 
   auto *predict = app.add_subcommand("predict", "The model's outputs for each row, as CSV");
   addModel(predict, o);
@@ -83,6 +89,7 @@ int main(int argc, char **argv) {
   predict->add_option("--data", o.data, "Data (CSV)")->required();
   predict->add_option("--out", o.out, "Output file (default: standard output)");
   addThreads(predict, o);
+  addMaxMemory(predict, o);
 
   auto *grad = app.add_subcommand("grad", "Loss and gradient of every param, as safetensors");
   addModel(grad, o);
@@ -103,6 +110,7 @@ int main(int argc, char **argv) {
   bench->add_option("--batch-size", o.batchSize, "Batch size (default 32)")->check(CLI::PositiveNumber);
   bench->add_flag("--json", o.json, "Print one JSON object");
   addThreads(bench, o);
+  addMaxMemory(bench, o);
   addDtype(bench, o);
 
   auto *compile = app.add_subcommand("compile", "Compile the model ahead of time (object file and C header)");

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "runtime/Csv.h"
@@ -411,9 +412,58 @@ TEST_CASE("trainer: a non-finite loss stops training with an error") {
   } catch (const UserError &e) {
     SourceManager sm;
     CHECK(renderUserError(sm, e) ==
-          "linear.grad: error: the loss became nan at step 10 (epoch 2, batch 3, rows 65..96 of "
-          "the shuffled order)\n");
+          "linear.grad: error: the loss became nan at step 10, batch rows 64..95 of epoch 2's "
+          "shuffled order\n");
   }
+  // Nothing was saved, and the state is the one from before the failing step (rebuilt by
+  // replaying epoch 2 from its start): the state of a run of 9 steps.
+  CHECK(st.step == 9);
+  Hooks none;
+  Kernel clean = linearStep<float>(&none);
+  TrainState nine(clean.sig, false);
+  TrainOptions o9 = options(3);
+  o9.maxSteps = 9;
+  rt::train(clean, nullptr, nine, &train, nullptr, o9, out);
+  CHECK(snapshot(st) == snapshot(nine));
+}
+
+TEST_CASE("trainer: --check-numerics stops at a non-finite param even when the loss is finite") {
+  Kernel step = linearStep<float>(nullptr);
+  auto inner = step.call;
+  int calls = 0;
+  step.call = [&](void *const *a, const int64_t *dims, void *work) {
+    inner(a, dims, work);
+    if (++calls == 5) static_cast<float *>(a[5])[0] = std::numeric_limits<float>::infinity();
+  };
+  Dataset train = linearData("train");
+  std::ostringstream out;
+  TrainOptions o = options(1);
+  o.modelPath = "linear.grad";
+  o.checkNumerics = true;
+  std::string explained;
+  o.explainNonFinite = [&](const Call &call, const std::string &where) {
+    explained = where;
+    CHECK(call.dims()[0] == 32);
+    CHECK(std::isfinite(static_cast<const float *>(call.args()[5])[0]));  // the state before step 5
+  };
+  TrainState st(step.sig, false);
+  try {
+    rt::train(step, nullptr, st, &train, nullptr, o, out);
+    FAIL("no error");
+  } catch (const UserError &e) {
+    CHECK(std::string(e.what()) ==
+          "a value of the step became non-finite at step 5, batch rows 128..159 of epoch 1's "
+          "shuffled order");
+  }
+  CHECK(explained == " at step 5, batch rows 128..159 of epoch 1's shuffled order");
+  CHECK(st.step == 4);
+  // Without the flag only the loss is checked: the run goes on.
+  calls = 0;
+  TrainState st2(step.sig, false);
+  o.checkNumerics = false;
+  o.maxSteps = 5;
+  rt::train(step, nullptr, st2, &train, nullptr, o, out);
+  CHECK(st2.step == 5);
 }
 
 TEST_CASE("trainer: a kernel without inputs runs --steps steps") {

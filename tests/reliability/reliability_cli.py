@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""What `gradc train` guarantees when things go wrong (docs/reliability.md).
+
+Usage: reliability_cli.py PATH/TO/gradc
+
+Checks: the NaN trap names the first non-finite value's model line, column and source text,
+the step and the batch rows, with and without --check-numerics, and leaves the last
+checkpoint as it was; resuming with a changed model (other shapes, other hash) is an error;
+a model whose buffers exceed --max-memory or the machine's memory is refused with the figure
+before training; --max-memory takes K, M and G suffixes.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+NAN_MODEL = os.path.join(HERE, "nan_log.grad")
+CLASSIFY = os.path.join(ROOT, "tests", "runtime", "classify.grad")
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(*args):
+    p = subprocess.run([GRADC, *args], capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def regression_data(path, rows, zero_at=None):
+    lines = ["x,y"]
+    for i in range(rows):
+        x = 0.0 if i == zero_at else 0.5 + (i % 7) * 0.25
+        lines.append("%g,%g" % (x, 0.3 * (i % 5)))
+    return write(path, "\n".join(lines) + "\n")
+
+
+def nan_trap(tmp):
+    bad = regression_data(os.path.join(tmp, "bad.csv"), 64, zero_at=37)
+    good = regression_data(os.path.join(tmp, "good.csv"), 64)
+    want = ("nan_log.grad:9:5: error: log of 0 gives -inf in 'log(x)' at step 10, "
+            "batch rows 36..39")
+    for extra in ([], ["--check-numerics"]):
+        rc, out, err = run("train", NAN_MODEL, "--data", bad, "--batch-size", "4", "--no-shuffle",
+                           *extra)
+        first = err.splitlines()[0] if err else ""
+        check(rc == 1, "NaN trap %s: exit status %d" % (extra, rc))
+        check(first.endswith(want), "NaN trap %s: got %r" % (extra, first))
+        check("u = log(x) @ w + b" in err, "NaN trap %s: the source line is quoted: %r" % (extra, err))
+    # Shuffled: the same value and line, the step where its batch came.
+    rc, out, err = run("train", NAN_MODEL, "--data", bad, "--batch-size", "4", "--epochs", "2")
+    check(rc == 1 and re.search(r"nan_log.grad:9:5: error: log of 0 gives -inf in 'log\(x\)' at step "
+                                r"\d+, batch rows \d+\.\.\d+ of epoch 1's shuffled order", err),
+          "NaN trap, shuffled: %r" % err)
+    # A later epoch, resumed from a checkpoint: the checkpoint stays as it was.
+    ckpt = os.path.join(tmp, "ckpt.safetensors")
+    rc, _, err = run("train", NAN_MODEL, "--data", good, "--batch-size", "4", "--save", ckpt)
+    check(rc == 0, "good epoch: %s" % err)
+    with open(ckpt, "rb") as f:
+        before = f.read()
+    rc, _, err = run("train", NAN_MODEL, "--data", bad, "--batch-size", "4", "--no-shuffle",
+                     "--init", ckpt, "--save", ckpt, "--epochs", "1")
+    check(rc == 1 and "at step 26, batch rows 36..39" in err, "NaN after resume: %r" % err)
+    with open(ckpt, "rb") as f:
+        check(f.read() == before, "the checkpoint before the NaN is left as it was")
+    check(sorted(os.listdir(tmp)) == ["bad.csv", "ckpt.safetensors", "good.csv"],
+          "no temporary file is left: %s" % os.listdir(tmp))
+
+
+def changed_model(tmp):
+    data = write(os.path.join(tmp, "c.csv"), "x1,x2,y\n0,1,0\n1,0,1\n2,2,2\n1,1,0\n")
+    ckpt = os.path.join(tmp, "c.safetensors")
+    rc, _, err = run("train", CLASSIFY, "--data", data, "--save", ckpt)
+    check(rc == 0, "classify trains: %s" % err)
+    src = open(CLASSIFY).read()
+    wider = write(os.path.join(tmp, "wider.grad"),
+                  src.replace("[2, 3]", "[2, 4]").replace("[3]", "[4]").replace("int[B]", "int[B]"))
+    rc, _, err = run("train", wider, "--data", data, "--init", ckpt)
+    check(rc == 1 and "c.safetensors: error: tensor 'W' has shape [2, 3], but the model's param 'W' "
+          "has shape [2, 4]" in err, "other shapes: %r" % err)
+    edited = write(os.path.join(tmp, "edited.grad"), src.replace("lr = 0.05", "lr = 0.04"))
+    rc, _, err = run("train", edited, "--data", data, "--init", ckpt)
+    check(rc == 1 and re.search(r"c.safetensors: error: the checkpoint was written for another model "
+                                r"\(model hash [0-9a-f]{16}, this model's is [0-9a-f]{16}\)", err),
+          "other hash: %r" % err)
+    rc, _, err = run("train", CLASSIFY, "--data", data, "--init", ckpt)
+    check(rc == 0, "the same model resumes: %r" % err)
+
+
+def memory(tmp):
+    data = write(os.path.join(tmp, "m.csv"), "x1,x2,y\n0,1,0\n1,0,1\n2,2,2\n1,1,0\n")
+    rc, _, err = run("train", CLASSIFY, "--data", data, "--max-memory", "100")
+    check(rc == 1 and re.search(r"classify.grad: error: the compiled program needs [0-9.]+ (bytes|KiB) "
+                                r"\(\d+ bytes: .*\) for batches of 4 rows, more than --max-memory 100",
+                                err), "--max-memory 100: %r" % err)
+    for flag in ("4K", "64M", "2G", "1048576"):
+        rc, _, err = run("train", CLASSIFY, "--data", data, "--max-memory", flag)
+        check(rc == 0, "--max-memory %s: %r" % (flag, err))
+    rc, _, err = run("train", CLASSIFY, "--data", data, "--max-memory", "12Q")
+    check(rc == 1 and "--max-memory takes a number of bytes such as 512M or 2G, not '12Q'" in err,
+          "--max-memory 12Q: %r" % err)
+    for cmd in (["eval", "--weights", "w"], ["predict", "--weights", "w"], ["bench"]):
+        rc, _, err = run(cmd[0], CLASSIFY, *cmd[1:], *([] if cmd[0] == "bench" else ["--data", data]),
+                         "--max-memory", "10")
+        check(rc == 1 and "more than --max-memory 10" in err, "%s --max-memory: %r" % (cmd[0], err))
+    # 4 GiB of params with Adam's two states: more than any memory the test runs on... or refused by
+    # the machine's figure.
+    big = write(os.path.join(tmp, "big.grad"),
+                "dim B\ninput x: [B, 65536]\ninput y: int[B]\nparam W: [65536, 65536] = zeros\n"
+                "minimize cross_entropy(x @ W, y) with adam(lr = 0.01)\n")
+    rc, _, err = run("bench", big, "--batch-size", "1", "--max-memory", "16G")
+    check(rc == 1 and "GiB" in err and "more than --max-memory 16G" in err, "a huge model: %r" % err)
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if pages < 48 << 30:
+        rc, _, err = run("bench", big, "--batch-size", "1")
+        check(rc == 1 and "more than the machine's memory" in err, "a huge model, no flag: %r" % err)
+    # A batch so large that rows x width overflows 64 bits is refused, not allocated.
+    rc, _, err = run("bench", CLASSIFY, "--batch-size", str(2**62))
+    check(rc == 1 and "more than the machine's memory" in err, "an enormous batch: %r" % err)
+
+
+def main():
+    global GRADC
+    GRADC = sys.argv[1]
+    for part in (nan_trap, changed_model, memory):
+        with tempfile.TemporaryDirectory() as tmp:
+            part(tmp)
+    if failures:
+        print("%d failure(s)" % len(failures))
+        return 1
+    print("all reliability checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
