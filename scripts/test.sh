@@ -27,15 +27,7 @@ if [ "$fuzz_seconds" -gt 0 ]; then
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRADC_FUZZ=ON \
     -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 > /dev/null
   cmake --build build-fuzz -j"$jobs" --target gradc_fuzz_targets
-  for target in build-fuzz/tests/fuzz_*; do
-    [ -x "$target" ] || continue
-    name=$(basename "$target")
-    corpus=tests/fuzz/corpus_${name#fuzz_}
-    work=$(mktemp -d)
-    [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
-    echo "-- $name"
-    "$target" -max_total_time="$fuzz_seconds" -print_final_stats=0 "$work" 2>&1 | tail -3
-    rm -rf "$work"
-  done
+  # Each fuzz_NAME ctest runs tests/fuzz/run_fuzz.sh for GRADC_FUZZ_SECONDS from corpus_NAME.
+  GRADC_FUZZ_SECONDS=$fuzz_seconds ctest --test-dir build-fuzz --output-on-failure -L fuzz
 fi
 echo "== all tests passed"
