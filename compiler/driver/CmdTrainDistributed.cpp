@@ -107,6 +107,10 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     fnv.add(&st->step, sizeof st->step);
   } catch (const UserError &e) {
     failure = renderUserError(sm, e);
+  } catch (const InternalError &e) {
+    failure = fmt::format("gradc: internal error: {}\n", e.what());
+  } catch (const std::bad_alloc &) {
+    failure = "gradc: error: out of memory\n";
   }
 
   // [first rank that failed, min hash, ~max hash]
