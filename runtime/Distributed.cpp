@@ -1,7 +1,9 @@
 // Data-parallel training with MPI (see Distributed.h): the MPI session with its time-limited
 // collectives, and the step that sums the gradients of all ranks between the gradient and
-// the update kernel.
+// the update kernel. Compiled to nothing in a build without MPI (GRADC_MPI off).
 #include "runtime/Distributed.h"
+
+#ifdef GRADC_MPI
 
 #include <chrono>
 #include <cstdio>
@@ -216,3 +218,5 @@ int64_t DataParallelStep::run(const std::vector<int64_t> &order, int64_t batch, 
 void DataParallelStep::metrics(std::vector<double> &out) const { out = metrics_; }
 
 }  // namespace gradc::rt
+
+#endif  // GRADC_MPI
