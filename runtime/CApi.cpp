@@ -4,6 +4,7 @@
 // exceptions into -1 / NULL and a message for gradc_last_error().
 #include "runtime/gradc_runtime.h"
 
+#include <algorithm>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -22,6 +23,7 @@ struct gradc_dataset {
 
 struct gradc_batcher {
   std::unique_ptr<gradc::rt::Batcher> b;
+  std::vector<int64_t> window;
 };
 
 namespace gradc::rt {
@@ -160,10 +162,12 @@ gradc_batcher *gradc_batcher_new(const gradc_model *m, const gradc_dataset *d, i
 }
 
 int64_t gradc_batcher_gather(gradc_batcher *b, const int64_t *order, int64_t batch) {
-  // Batcher reads the order as a vector; only [batch * size, +size) of it is touched.
-  int64_t rows = b->b->data().rows;
-  std::vector<int64_t> o(order, order + rows);
-  return b->b->gather(o, batch);
+  // The batch's window of the order, in a vector reused from call to call.
+  int64_t size = b->b->batchSize(), begin = batch * size;
+  int64_t end = std::min(b->b->data().rows, begin + size);
+  if (batch < 0 || begin >= end) return 0;
+  b->window.assign(order + begin, order + end);
+  return b->b->gather(b->window, 0);
 }
 
 void *gradc_batcher_buffer(const gradc_batcher *b, const char *name) { return b->b->buffer(name); }

@@ -131,6 +131,10 @@ TEST_CASE("C API: batches and the epoch order") {
   const float *x = static_cast<const float *>(gradc_batcher_buffer(b, "x"));
   CHECK(x[0] == static_cast<float>(order[4] + 1));
   CHECK(gradc_batcher_buffer(b, "nope") == nullptr);
+  CHECK(gradc_batcher_gather(b, order.data(), 0) == 2);
+  CHECK(x[0] == static_cast<float>(order[0] + 1));
+  CHECK(x[1] == static_cast<float>(order[1] + 1));
+  CHECK(gradc_batcher_gather(b, order.data(), 3) == 0);
   gradc_batcher_free(b);
   gradc_dataset_free(d);
 }
