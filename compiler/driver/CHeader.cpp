@@ -335,12 +335,16 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   put(h, "  static const char *const dims[] = {{");
   for (const std::string &d : dims) put(h, "{}, ", cString(d));
   put(h, "NULL}};\n");
-  put(h, "  static const gradc_slot state[] = {{\n");
-  for (const StateEntry &e : state.entries) {
-    rt::Slot s{e.name, e.kind, false, e.shape};
-    put(h, "    {},\n", slotInit(s, 0, e.offset));
+  if (!state.entries.empty()) {
+    put(h, "  static const gradc_slot state[] = {{\n");
+    for (const StateEntry &e : state.entries) {
+      rt::Slot s{e.name, e.kind, false, e.shape};
+      put(h, "    {},\n", slotInit(s, 0, e.offset));
+    }
+    put(h, "  }};\n");
+  } else {
+    put(h, "  static const gradc_slot *const state = NULL;\n");
   }
-  put(h, "  }};\n");
   for (const HeaderFunction &f : fns) {
     if (f.symbol.empty() || f.sig.slots.empty()) continue;
     put(h, "  static const gradc_slot {}_slots[] = {{\n", f.role);
