@@ -65,8 +65,9 @@ public:
     sigaction(SIGTERM, &sa, &oldTerm_);
   }
   ~SignalGuard() {
-    gSignal = 0;
-    if (!on_) return;
+    // After a signal the process is on its way out (exit 130 / 143): the handler stays, so
+    // that a second signal still exits at once with 128 + its number.
+    if (!on_ || gSignal != 0) return;
     sigaction(SIGINT, &oldInt_, nullptr);
     sigaction(SIGTERM, &oldTerm_, nullptr);
   }

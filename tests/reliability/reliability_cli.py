@@ -7,14 +7,17 @@ Checks: the NaN trap names the first non-finite value's model line, column and s
 the step and the batch rows, with and without --check-numerics, and leaves the last
 checkpoint as it was; resuming with a changed model (other shapes, other hash) is an error;
 a model whose buffers exceed --max-memory or the machine's memory is refused with the figure
-before training; --max-memory takes K, M and G suffixes.
+before training; --max-memory takes K, M and G suffixes; a second SIGTERM exits at once and
+leaves a checkpoint that loads.
 """
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -133,10 +136,34 @@ def memory(tmp):
     check(rc == 1 and "more than the machine's memory" in err, "an enormous batch: %r" % err)
 
 
+def second_signal(tmp):
+    """A second SIGTERM exits at once (143); the checkpoint on disk stays whole and loads."""
+    lines = ["x1,x2,y"] + ["%d,%d,%d" % (i % 5, (i * 7) % 5, i % 3) for i in range(3000)]
+    data = write(os.path.join(tmp, "s.csv"), "\n".join(lines) + "\n")
+    path = os.path.join(tmp, "s.safetensors")
+    for gap in (0.0, 0.001, 0.01):
+        p = subprocess.Popen([GRADC, "train", CLASSIFY, "--data", data, "--batch-size", "8",
+                              "--epochs", "1000000", "--save", path],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(2)
+        p.send_signal(signal.SIGTERM)
+        time.sleep(gap)
+        p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = None
+        check(rc == 143, "two SIGTERMs %gs apart: exit %r" % (gap, rc))
+        if os.path.exists(path):
+            rc, _, err = run("eval", CLASSIFY, "--weights", path, "--data", data)
+            check(rc == 0, "the checkpoint after two signals loads: %r" % err)
+
+
 def main():
     global GRADC
     GRADC = sys.argv[1]
-    for part in (nan_trap, changed_model, memory):
+    for part in (nan_trap, changed_model, memory, second_signal):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
     if failures:
