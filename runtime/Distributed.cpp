@@ -62,9 +62,10 @@ void Mpi::abort(const std::string &message) const {
   std::_Exit(1);
 }
 
-// Polls the requests until all are done: spinning for the first millisecond (a step's
-// exchange is usually that short), then sleeping 50 µs between polls so that ranks sharing
-// a core leave it to the others. An error or `timeoutSeconds` without completion aborts.
+// Polls the requests until all are done (a non-blocking collective progresses inside these
+// calls, so they follow each other closely), yielding the core between polls so that ranks
+// sharing a core leave it to the others. An error or `timeoutSeconds` without completion
+// aborts.
 void Mpi::wait(std::vector<MPI_Request> &requests, const char *what, double timeoutSeconds) {
   auto start = Clock::now();
   for (uint64_t spins = 1;; ++spins) {
@@ -73,11 +74,11 @@ void Mpi::wait(std::vector<MPI_Request> &requests, const char *what, double time
     if (rc != MPI_SUCCESS) abort(fmt::format("{} failed: {}", what, errorText(rc)));
     if (done) return;
     if (spins % 64 != 0) continue;
+    std::this_thread::yield();
     double waited = std::chrono::duration<double>(Clock::now() - start).count();
     if (waited > timeoutSeconds)
       abort(fmt::format("{} got no answer from the other ranks within {} s (--mpi-timeout): "
                         "a rank died or hangs", what, timeoutSeconds));
-    if (waited > 1e-3) std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
 }
 

@@ -7,6 +7,7 @@
 usage: mpi_kill.py GRADC   (exit 77 = skipped when mpirun is missing)
 """
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -52,7 +53,12 @@ def case(mpirun, gradc, sig, expect):
         p.kill()
         print("FAIL: the 3 ranks did not start:", p.communicate()[1])
         return 1
-    time.sleep(3)  # well into training (compilation is done within a second)
+    # Training has started once rank 0 printed its first epoch line (about 45 steps).
+    ready, _, _ = select.select([p.stdout], [], [], 120)
+    if not ready or not p.stdout.readline().startswith("epoch"):
+        p.kill()
+        print("FAIL: no epoch line from rank 0:", p.communicate()[1])
+        return 1
     os.kill(ranks[1], sig)
     start = time.time()
     try:
@@ -65,6 +71,7 @@ def case(mpirun, gradc, sig, expect):
                 pass
         p.kill()
         print(f"FAIL: {signal.Signals(sig).name} of rank 1: the job still runs after 40 s")
+        print(p.communicate()[1])
         return 1
     took = time.time() - start
     ok = p.returncode != 0 and took < 30 and expect in err
