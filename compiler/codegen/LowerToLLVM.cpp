@@ -491,7 +491,10 @@ private:
     auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
     unsigned vectorBytes = matmulVectorBytes(t_);
     int64_t width = kMatMulTileVectors * static_cast<int64_t>(vectorBytes) / (o_.f64 ? 8 : 4);
-    Value *tilePtr = ptrOf(s.scratch);
+    llvm::IRBuilder<> eb(&fn->getEntryBlock(), fn->getEntryBlock().begin());
+    auto *tileAlloca = eb.CreateAlloca(llvm::ArrayType::get(b_.getInt8Ty(), kMatMulTileBytes));
+    tileAlloca->setAlignment(llvm::Align(64));
+    Value *tilePtr = tileAlloca;
     TileEpilogue epilogue = [&](Value *i0, int rows, Value *j0, Value *cols) {
       Value *w = i64(width);
       Value *ncols = b_.CreateSelect(b_.CreateICmpSLT(cols, w), cols, w);
@@ -504,7 +507,8 @@ private:
       }
       tile_ = {};
     };
-    emitMatMulTiles(b_, fn, transA, ptr(a.value), ptr(bb.value), tilePtr, M, K, N, ft_, vectorBytes, &epilogue);
+    emitMatMulTiles(b_, fn, transA, false, ptr(a.value), ptr(bb.value), tilePtr, ptrOf(s.scratch), M, K, N, ft_,
+                    vectorBytes, &epilogue);
   }
 
   void emitMatMul(const Step &s) {
@@ -519,8 +523,7 @@ private:
     ms.k = ms.transA ? as[0] : as[1];
     llvm::Function *mm = getMatMul(mod_, ms, f_.dimNames, ft_, t_);
     auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
-    Value *scratch = s.scratch.index >= 0 ? ptrOf(s.scratch) : llvm::ConstantPointerNull::get(b_.getPtrTy());
-    b_.CreateCall(mm, {ptr(a.value), ptr(bb.value), ptrOf(s.dest), scratch, dimValue(ms.m), dimValue(ms.k),
+    b_.CreateCall(mm, {ptr(a.value), ptr(bb.value), ptrOf(s.dest), ptrOf(s.scratch), dimValue(ms.m), dimValue(ms.k),
                        dimValue(ms.n)});
   }
 

@@ -46,23 +46,28 @@ struct MatMulShape {
 
 /// The tile of C the matmul kernel keeps in registers: rows x vectors of the target's width.
 constexpr int kMatMulTileRows = 6, kMatMulTileVectors = 2;
-/// The bytes of one tile at the widest vectors (the scratch a fused epilogue needs).
+/// The bytes of one tile at the widest vectors (the buffer a fused epilogue reads).
 constexpr int64_t kMatMulTileBytes = kMatMulTileRows * kMatMulTileVectors * 64;
+/// The bytes of one row of a packed B panel (k rows of one tile's width): every matmul gets
+/// a scratch region of k times this.
+constexpr int64_t kMatMulPanelRowBytes = kMatMulTileVectors * 64;
 inline unsigned matmulVectorBytes(const TargetDesc &t) { return t.avx512 ? 64 : 32; }
 
 /// Called after each tile of C is finished: rows i0 .. i0+rows-1, columns j0 .. j0 +
 /// min(cols, tile width) - 1, stored in the tile buffer as [rows][tile width].
 using TileEpilogue = std::function<void(llvm::Value *i0, int rows, llvm::Value *j0, llvm::Value *cols)>;
 
-/// The tiled loops of C = op(A) @ B (B row-major [k,n]) at the builder's insertion point in
-/// `fn`. Without an epilogue C is the [m,n] result; with one, C is the tile buffer.
-void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, llvm::Value *A,
-                     llvm::Value *B, llvm::Value *C, llvm::Value *M, llvm::Value *K, llvm::Value *N,
-                     llvm::Type *ft, unsigned vectorBytes, const TileEpilogue *epilogue);
+/// The tiled loops of C = op(A) @ op(B) at the builder's insertion point in `fn`. P is
+/// scratch for k * kMatMulPanelRowBytes (each column panel of B is packed there). Without an
+/// epilogue C is the [m,n] result; with one, C is the tile buffer.
+void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool transB,
+                     llvm::Value *A, llvm::Value *B, llvm::Value *C, llvm::Value *P, llvm::Value *M,
+                     llvm::Value *K, llvm::Value *N, llvm::Type *ft, unsigned vectorBytes,
+                     const TileEpilogue *epilogue);
 
 /// `void gradc_matmul_*(ptr A, ptr B, ptr C, ptr S, i64 m, i64 k, i64 n)`:
-/// C[m,n] = op(A) @ op(B), specialised for the static dims of `s`. S is scratch for k*n
-/// elements when transB is set (B is packed there), else unused.
+/// C[m,n] = op(A) @ op(B), specialised for the static dims of `s`. S is the panel scratch
+/// (k * kMatMulPanelRowBytes).
 llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
                           const std::vector<std::string> &dimNames, llvm::Type *floatTy,
                           const TargetDesc &t);

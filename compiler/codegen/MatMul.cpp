@@ -1,20 +1,22 @@
 // Matrix products: `gradc_matmul_<flags>_<m>x<k>x<n>`, one internal function per shape and
 // transpose flags, with C = op(A) @ op(B) and row-major A, B, C.
 //
-// nn and tn (B read along its rows) use a register-blocked micro-kernel written with vector
-// types: a tile of MR = 6 rows by NR = 2 vectors of C (12 independent FMA chains, enough to
-// keep both FMA ports busy) is accumulated in registers over all of p, then stored once:
-//   for each tile:  for p:  b_c = B[p, j0 + c*VL ..]            (NR vector loads)
-//                           acc[r][c] += A(i0 + r, p) * b_c      (MR broadcasts, MR*NR FMAs)
-// Columns past N are masked (a 10-wide output layer is one masked vector); leftover rows
-// use a one-row tile. A matmul whose only reader is an element-wise loop at the same index
-// (bias + activation, an optimiser update) is computed inside that loop: each finished tile
-// goes to a small scratch buffer and the element-wise expression runs over it right away
-// (LowerToLLVM.cpp), so the product is never stored whole. Each C element is still the sum over p in ascending order, with FMA.
-// nt and tt (B stored [n,k]) first pack B transposed into scratch memory S[k,n] planned by
-// the memory plan (k*n moves against m*n*k FMAs), then run the same kernel; so all four
-// cases sum over p in the same order. This is the seam for further tuning (cache blocking,
-// packing A, threads): callers only see the function's name and arguments.
+// The loops run over column panels of C, NR vectors wide. Each panel's slice of op(B) (k rows
+// of NR vectors, zero past N) is first packed contiguously into scratch memory planned by
+// the memory plan, for either orientation of B; then every row tile of the panel reads it:
+//   for each column panel j0:  P[p, 0..W) = op(B)[p, j0..j0+W)          (k*W moves)
+//     for each row tile i0:    for p:  b_c = P[p, c*VL ..]               (NR vector loads)
+//                                      acc[r][c] += A(i0 + r, p) * b_c  (MR broadcasts, MR*NR FMAs)
+// A tile of MR = 6 rows by NR = 2 vectors (12 independent FMA chains, enough to keep both FMA
+// ports busy) stays in registers over all of p and is stored once. The panel order keeps the
+// panel in L2 across all row tiles and reads it with unit stride (reading B's rows directly
+// strides by N and re-reads all of B from memory for every row tile: 6 GFLOP/s on the large
+// bench step). Columns past N are masked (a 10-wide output layer is one masked vector);
+// leftover rows use a one-row tile. A matmul whose only reader is an element-wise loop at the
+// same index (bias + activation, an optimiser update) is computed inside that loop: each
+// finished tile goes to a small stack buffer and the element-wise expression runs over it
+// right away (LowerToLLVM.cpp), so the product is never stored whole. Each C element is the
+// sum over p in ascending order, with FMA, in all four transpose cases.
 #include <llvm/IR/IRBuilder.h>
 
 #include "codegen/LowerToLLVM.h"
@@ -23,9 +25,9 @@ namespace gradc::codegen {
 
 using llvm::Value;
 
-void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, Value *A, Value *B,
-                     Value *C, Value *M, Value *K, Value *N, llvm::Type *ft, unsigned vectorBytes,
-                     const TileEpilogue *epilogue) {
+void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool transB, Value *A,
+                     Value *B, Value *C, Value *P, Value *M, Value *K, Value *N, llvm::Type *ft,
+                     unsigned vectorBytes, const TileEpilogue *epilogue) {
   constexpr int MR = kMatMulTileRows, NR = kMatMulTileVectors;
   unsigned vl = vectorBytes / static_cast<unsigned>(ft->getPrimitiveSizeInBits() / 8);
   auto *vt = llvm::FixedVectorType::get(ft, vl);
@@ -34,8 +36,10 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, Valu
   Value *lanes = llvm::ConstantVector::get(iota);
   llvm::Align align(ft->getPrimitiveSizeInBits() / 8);
   Value *zero = llvm::ConstantFP::get(vt, 0.0);
-  Value *tileCols = b.getInt64(static_cast<uint64_t>(NR) * vl);
-  Value *colTiles = b.CreateUDiv(b.CreateAdd(N, b.getInt64(static_cast<uint64_t>(NR) * vl - 1)), tileCols);
+  Value *fzero = llvm::ConstantFP::get(ft, 0.0);
+  const uint64_t W = static_cast<uint64_t>(NR) * vl;
+  Value *tileCols = b.getInt64(W);
+  Value *colTiles = b.CreateUDiv(b.CreateAdd(N, b.getInt64(W - 1)), tileCols);
 
   llvm::IRBuilder<> eb(&fn->getEntryBlock(), fn->getEntryBlock().begin());
   Value *acc[MR][NR];
@@ -43,25 +47,44 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, Valu
     for (auto &a : row) a = eb.CreateAlloca(vt);
   auto add = [&](Value *x, Value *y) { return b.CreateAdd(x, y, "", true, true); };
   auto mul = [&](Value *x, Value *y) { return b.CreateMul(x, y, "", true, true); };
+  auto c64 = [&](uint64_t v) { return b.getInt64(v); };
 
-  auto tile = [&](Value *i0, int mr) {
-    emitFor(b, colTiles, [&](Value *jt) {
-      Value *j0 = mul(jt, tileCols);
-      Value *mask[NR];
-      for (int c = 0; c < NR; ++c) {
-        Value *col = add(j0, b.getInt64(static_cast<uint64_t>(c) * vl));
-        mask[c] = b.CreateICmpULT(b.CreateAdd(b.CreateVectorSplat(vl, col), lanes),
-                                  b.CreateVectorSplat(vl, N));
-        for (int r = 0; r < mr; ++r) b.CreateStore(zero, acc[r][c]);
-      }
+  emitFor(b, colTiles, [&](Value *jt) {
+    Value *j0 = mul(jt, tileCols);
+    Value *mask[NR];
+    for (int c = 0; c < NR; ++c) {
+      Value *col = add(j0, c64(static_cast<uint64_t>(c) * vl));
+      mask[c] = b.CreateICmpULT(b.CreateAdd(b.CreateVectorSplat(vl, col), lanes), b.CreateVectorSplat(vl, N));
+    }
+    // P[p, c] = op(B)[p, j0 + c], zero past N.
+    if (!transB) {
+      emitFor(b, K, [&](Value *p) {
+        for (int c = 0; c < NR; ++c) {
+          Value *src = b.CreateInBoundsGEP(ft, B, add(mul(p, N), add(j0, c64(static_cast<uint64_t>(c) * vl))));
+          Value *v = b.CreateMaskedLoad(vt, src, align, mask[c], zero);
+          b.CreateAlignedStore(v, b.CreateInBoundsGEP(ft, P, add(mul(p, c64(W)), c64(static_cast<uint64_t>(c) * vl))), align);
+        }
+      });
+    } else {
+      emitFor(b, c64(W), [&](Value *c) {
+        Value *col = add(j0, c);
+        Value *valid = b.CreateICmpULT(col, N);
+        Value *srcRow = b.CreateSelect(valid, col, c64(0));
+        emitFor(b, K, [&](Value *p) {
+          Value *v = b.CreateLoad(ft, b.CreateInBoundsGEP(ft, B, add(mul(srcRow, K), p)));
+          b.CreateStore(b.CreateSelect(valid, v, fzero), b.CreateInBoundsGEP(ft, P, add(mul(p, c64(W)), c)));
+        });
+      });
+    }
+    auto tile = [&](Value *i0, int mr) {
+      for (int r = 0; r < mr; ++r)
+        for (int c = 0; c < NR; ++c) b.CreateStore(zero, acc[r][c]);
       emitFor(b, K, [&](Value *p) {
         Value *bv[NR];
-        for (int c = 0; c < NR; ++c) {
-          Value *ptr = b.CreateInBoundsGEP(ft, B, add(mul(p, N), add(j0, b.getInt64(static_cast<uint64_t>(c) * vl))));
-          bv[c] = b.CreateMaskedLoad(vt, ptr, align, mask[c], zero);
-        }
+        for (int c = 0; c < NR; ++c)
+          bv[c] = b.CreateAlignedLoad(vt, b.CreateInBoundsGEP(ft, P, add(mul(p, c64(W)), c64(static_cast<uint64_t>(c) * vl))), align);
         for (int r = 0; r < mr; ++r) {
-          Value *row = add(i0, b.getInt64(static_cast<uint64_t>(r)));
+          Value *row = add(i0, c64(static_cast<uint64_t>(r)));
           Value *off = transA ? add(mul(p, M), row) : add(mul(row, K), p);
           Value *a = b.CreateVectorSplat(vl, b.CreateLoad(ft, b.CreateInBoundsGEP(ft, A, off)));
           for (int c = 0; c < NR; ++c) {
@@ -72,18 +95,18 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, Valu
       });
       for (int r = 0; r < mr; ++r)
         for (int c = 0; c < NR; ++c) {
-          Value *row = add(i0, b.getInt64(static_cast<uint64_t>(r)));
-          Value *col = add(j0, b.getInt64(static_cast<uint64_t>(c) * vl));
+          Value *row = add(i0, c64(static_cast<uint64_t>(r)));
+          Value *col = add(j0, c64(static_cast<uint64_t>(c) * vl));
           // With an epilogue, C is the tile buffer [MR, NR*vl].
-          Value *off = epilogue ? b.getInt64(static_cast<uint64_t>(r * NR + c) * vl) : add(mul(row, N), col);
+          Value *off = epilogue ? c64(static_cast<uint64_t>(r * NR + c) * vl) : add(mul(row, N), col);
           b.CreateMaskedStore(b.CreateLoad(vt, acc[r][c]), b.CreateInBoundsGEP(ft, C, off), align, mask[c]);
         }
       if (epilogue) (*epilogue)(i0, mr, j0, b.CreateSub(N, j0));
-    });
-  };
-  Value *fullRows = mul(b.CreateUDiv(M, b.getInt64(MR)), b.getInt64(MR));
-  emitFor(b, b.CreateUDiv(M, b.getInt64(MR)), [&](Value *it) { tile(mul(it, b.getInt64(MR)), MR); });
-  emitFor(b, b.CreateSub(M, fullRows), [&](Value *ir) { tile(add(fullRows, ir), 1); });
+    };
+    Value *fullRows = mul(b.CreateUDiv(M, c64(MR)), c64(MR));
+    emitFor(b, b.CreateUDiv(M, c64(MR)), [&](Value *it) { tile(mul(it, c64(MR)), MR); });
+    emitFor(b, b.CreateSub(M, fullRows), [&](Value *ir) { tile(add(fullRows, ir), 1); });
+  });
 }
 
 llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
@@ -121,17 +144,7 @@ llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
   };
   Value *M = size(s.m, 4), *K = size(s.k, 5), *N = size(s.n, 6);
 
-  if (s.transB) {
-    // S[p, j] = B[j, p]
-    emitFor(b, N, [&](Value *j) {
-      emitFor(b, K, [&](Value *p) {
-        Value *v = b.CreateLoad(ft, b.CreateInBoundsGEP(ft, B, b.CreateAdd(b.CreateMul(j, K, "", true, true), p, "", true, true)));
-        b.CreateStore(v, b.CreateInBoundsGEP(ft, S, b.CreateAdd(b.CreateMul(p, N, "", true, true), j, "", true, true)));
-      });
-    });
-    B = S;
-  }
-  emitMatMulTiles(b, fn, s.transA, A, B, C, M, K, N, ft, matmulVectorBytes(t), nullptr);
+  emitMatMulTiles(b, fn, s.transA, s.transB, A, B, C, S, M, K, N, ft, matmulVectorBytes(t), nullptr);
   b.CreateRetVoid();
   return fn;
 }

@@ -132,17 +132,19 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes) {
     }
   }
 
-  // A matmul reading B transposed packs B into a scratch region (MatMul.cpp); a matmul
-  // computed in an element-wise loop hands it its tiles in one.
+  // Every matmul (alone or computed in an element-wise loop) packs each column panel of B,
+  // k rows of one tile's width, into a scratch region (MatMul.cpp).
   for (Step &s : mp.steps) {
-    if (s.kind == Step::Compute && s.matmul != kNoValue) {
-      virt.push_back({kMatMulTileBytes, {}});
-      s.scratch = Buffer{Buffer::Region, static_cast<int>(virt.size()) - 1};
-    }
-    if (s.kind != Step::Compute || f.node(s.value).op != Op::MatMul) continue;
-    const Node &mm = f.node(s.value);
-    MatMulOperand b = matmulOperand(f, mm.operands[1]);
-    if (mm.transB != b.flipped) s.scratch = newVirtual(b.value);
+    if (s.kind != Step::Compute) continue;
+    ValueId mv = s.matmul != kNoValue ? s.matmul : s.value;
+    const Node &mm = f.node(mv);
+    if (mm.op != Op::MatMul) continue;
+    MatMulOperand a = matmulOperand(f, mm.operands[0]);
+    const Dim &k = f.node(a.value).shape[mm.transA != a.flipped ? 0 : 1];
+    RegionMember panel{k.factor * kMatMulPanelRowBytes, {}};
+    for (uint32_t sy = k.syms; sy; sy &= sy - 1) panel.syms.push_back(std::countr_zero(sy));
+    virt.push_back(panel);
+    s.scratch = Buffer{Buffer::Region, static_cast<int>(virt.size()) - 1};
   }
 
   // Liveness of the virtual regions, then a greedy assignment to real regions.

@@ -14,7 +14,7 @@
 // (in the function's prologue and in the separate work-size function). Values are matched to
 // free regions of the same symbolic size (e.g. 128*B with 128*B) so that the sum stays close
 // to the peak of what is live. A step may also get a scratch region that is live only while
-// it runs: a matrix product whose B operand is read transposed packs it there first.
+// it runs: a matrix product packs the column panels of its B operand there.
 #pragma once
 
 #include <vector>
@@ -40,7 +40,7 @@ struct Step {
   Buffer dest;
   Buffer src;                 // Copy only; index -1 when unset
   Buffer scratch;             // memory the step needs only while it runs (a matmul's packed
-                              // operand), or index -1
+                              // B panel), or index -1
   std::vector<Buffer> reads;  // the buffers the step reads
 };
 
