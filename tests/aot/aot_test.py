@@ -34,6 +34,11 @@ TRAIN = os.path.join(DATA, "digits_train.csv")
 TEST = os.path.join(DATA, "digits_test.csv")
 RUNTIME_H = os.path.join(a.source, "runtime")
 failures = []
+# A sanitizer build (GRADC_SANITIZE) instruments libgradc_runtime.so: the programs built here
+# against it must then be instrumented too (the ASan runtime has to come first).
+SAN = (["-fsanitize=address,undefined"]
+       if "libasan" in subprocess.run(["ldd", os.path.join(a.runtime_dir, "libgradc_runtime.so")],
+                                      capture_output=True, text=True).stdout else [])
 
 
 def run(cmd, ok=True, **kw):
@@ -61,7 +66,7 @@ def no_llvm(binary):
 
 def cc_link(src, out, incs, extra=()):
     cmd = ["cc", "-std=c11", "-Wall", "-Wextra", "-pedantic", "-Werror", src, "-o", out]
-    cmd += [f"-I{i}" for i in incs] + list(extra)
+    cmd += [f"-I{i}" for i in incs] + list(extra) + SAN
     cmd += [f"-L{a.runtime_dir}", "-lgradc_runtime", f"-Wl,-rpath,{a.runtime_dir}", "-lm", "-ldl"]
     run(cmd)
 
@@ -109,7 +114,7 @@ def mode_install(tmp):
     check(ok, "the installed libgradc_runtime.so does not need libLLVM")
     bdir = os.path.join(tmp, "embed-build")
     run(["cmake", "-S", os.path.join(a.source, "examples", "embed"), "-B", bdir, "-G", "Ninja",
-         f"-DCMAKE_PREFIX_PATH={prefix}"])
+         f"-DCMAKE_PREFIX_PATH={prefix}", f"-DCMAKE_C_FLAGS={' '.join(SAN)}"])
     run(["cmake", "--build", bdir])
     ninja = open(os.path.join(bdir, "build.ninja")).read()
     check(os.path.join(prefix, "bin", "gradc") in ninja, "the embed build runs the installed gradc")
