@@ -136,8 +136,8 @@ struct TrainOptions {
   bool handleSignals = true;
   StepRunner *runner = nullptr;  // runs each step with data instead of `step` (see StepRunner)
   /// Also check every value the step writes (params, states, gradients, outputs) after each
-  /// step, and keep a copy of the state from before it. Without it only the loss is checked
-  /// and the state before a failing step is rebuilt by replaying the epoch from its start.
+  /// step; without it only the loss is checked. Either way the state before a failing step is
+  /// rebuilt from a copy taken at the start of the epoch by replaying the epoch's batches.
   bool checkNumerics = false;
   bool keepHistory = true;  // fill TrainResult::history (a CLI run of many epochs does not)
   /// Called when a step gave a non-finite value, with the state as it was before that step
