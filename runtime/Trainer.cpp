@@ -60,6 +60,9 @@ size_t elemBytes(const Slot &s, bool f64) {
 GRADC_FINITE_BITS(finiteBits32, uint32_t)
 GRADC_FINITE_BITS(finiteBits64, uint64_t)
 
+// With --check-numerics, every value the step writes is scanned every kScanEvery steps.
+constexpr int64_t kScanEvery = 16;
+
 // SIGINT / SIGTERM: the first one asks the loop to stop after the current step (and save);
 // a second one exits at once (a checkpoint being written stays whole: writes are atomic).
 volatile std::sig_atomic_t gSignal = 0;
@@ -663,10 +666,17 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     std::vector<int64_t> order = epochOrder(rows, o.seed, epoch, o.shuffle);
     Means means;
     auto start = Clock::now();
-    int64_t first = st.batch, done = 0, snapAt = first;
+    int64_t first = st.batch, done = 0, snapAt = first, snapStep = st.step;
     std::string head = fmt::format("epoch {}/{}", epoch + 1, lastEpoch);
     snap.take(st);
     auto gather = [&](int64_t b) { return batcher.gather(order, b); };
+    auto where = [&](int64_t b) {
+      int64_t n = std::min(batchSize, rows - b * batchSize);
+      return fmt::format(" at step {}, batch rows {}..{}{}", snapStep + (b - snapAt) + 1,
+                         b * batchSize, b * batchSize + n - 1,
+                         o.shuffle ? fmt::format(" of epoch {}'s shuffled order", epoch + 1)
+                                   : std::string());
+    };
     for (int64_t b = first; b < batches; ++b) {
       if (o.maxSteps >= 0 && stepsThisRun >= o.maxSteps) {
         stopped = true;
@@ -676,19 +686,36 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
                            : batcher.gather(order, b);
       if (!o.runner) call.run(n, o.lr, static_cast<double>(st.step + 1));
       double loss = o.runner ? o.runner->loss() : call.loss();
-      if (failed(call, loss))
-        nonFinite(call, loss,
-                  fmt::format(" at step {}, batch rows {}..{}{}", st.step + 1, b * batchSize,
-                              b * batchSize + n - 1,
-                              o.shuffle ? fmt::format(" of epoch {}'s shuffled order", epoch + 1)
-                                        : std::string()),
-                  gather, b - snapAt, b);
+      if (o.runner) o.runner->metrics(metricValues);
+      else call.metrics(metricValues);
+      // The loss and metrics every step; with --check-numerics everything the step wrote
+      // every kScanEvery steps and before anything is saved (a non-finite param or state
+      // stays non-finite under every update rule, so the replay below finds its first step).
+      bool bad = !std::isfinite(loss);
+      if (o.checkNumerics) {
+        for (double m : metricValues) bad = bad || !std::isfinite(m);
+        bool saves = b + 1 == batches && (!o.savePath.empty() || epoch + 1 == lastEpoch);
+        bool scan = (stepsThisRun + 1) % kScanEvery == 0 || saves || gSignal != 0 ||
+                    (o.maxSteps >= 0 && stepsThisRun + 1 >= o.maxSteps);
+        bad = bad || (scan && !call.allFinite());
+      }
+      if (bad) {
+        int64_t f = b;
+        if (!o.runner) {  // the first step of the epoch that gives a non-finite value
+          snap.restore(st);
+          for (f = snapAt; f < b; ++f) {
+            call.run(gather(f), o.lr, static_cast<double>(st.step + 1));
+            if (failed(call, call.loss())) break;
+            ++st.step;
+          }
+        }
+        double fl = f == b ? loss : call.loss();
+        nonFinite(call, fl, where(f), gather, f - snapAt, f);
+      }
       ++st.step;
       ++stepsThisRun;
       ++done;
       st.batch = b + 1;
-      if (o.runner) o.runner->metrics(metricValues);
-      else call.metrics(metricValues);
       means.add(static_cast<double>(n), loss, metricValues);
       progress.update(head, b + 1, batches, means.meanLoss(), done, start);
       if (gSignal) {

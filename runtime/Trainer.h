@@ -135,9 +135,10 @@ struct TrainOptions {
   int progress = -1;        // progress bar: -1 when stderr is a terminal, 0 never, 1 always
   bool handleSignals = true;
   StepRunner *runner = nullptr;  // runs each step with data instead of `step` (see StepRunner)
-  /// Also check every value the step writes (params, states, gradients, outputs) after each
-  /// step; without it only the loss is checked. Either way the state before a failing step is
-  /// rebuilt from a copy taken at the start of the epoch by replaying the epoch's batches.
+  /// Also check the metrics every step, and every value the step writes (params, states,
+  /// results) every 16 steps and before each save; a finding is traced to its first step by
+  /// replaying the epoch. Without it only the loss is checked. Either way the state before a
+  /// failing step is rebuilt from a copy taken at the start of the epoch by replaying.
   bool checkNumerics = false;
   bool keepHistory = true;  // fill TrainResult::history (a CLI run of many epochs does not)
   /// Called when a step gave a non-finite value, with the state as it was before that step
