@@ -28,6 +28,6 @@ if [ "$fuzz_seconds" -gt 0 ]; then
     -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 > /dev/null
   cmake --build build-fuzz -j"$jobs" --target gradc_fuzz_targets
   # Each fuzz_NAME ctest runs tests/fuzz/run_fuzz.sh for GRADC_FUZZ_SECONDS from corpus_NAME.
-  GRADC_FUZZ_SECONDS=$fuzz_seconds ctest --test-dir build-fuzz --output-on-failure -L fuzz
+  GRADC_FUZZ_SECONDS=$fuzz_seconds ctest --test-dir build-fuzz --output-on-failure -j"$jobs" -L fuzz
 fi
 echo "== all tests passed"
