@@ -133,9 +133,9 @@ gradc_dataset *gradc_dataset_read_csv(const gradc_model *m, const char *path) {
     std::vector<InputSpec> specs = inputSpecs(toSignature(*m, m->step));
     for (int i = 0, j = 0; i < m->step.num_slots; ++i)
       if (m->step.slots[i].kind == GRADC_SLOT_INPUT) specs[static_cast<size_t>(j++)].classes = m->step.slots[i].classes;
-    auto *d = new gradc_dataset;
-    d->ds = readCsv(path, specs);
-    return d;
+    auto d = std::make_unique<gradc_dataset>();
+    d->ds = readCsv(path, specs);  // may throw: nothing is leaked then
+    return d.release();
   });
 }
 
