@@ -10,6 +10,10 @@ machine's peak (measured by bench/fma_peak on one core, × threads), and each si
 
 Thread settings: gradc gets --threads N. PyTorch gets its fastest setting on these machines:
 torch.set_num_threads(1) and OPENBLAS_NUM_THREADS=N (OMP_NUM_THREADS=1), see docs/performance.md.
+On a CPU with AVX-512, OPENBLAS_CORETYPE=SkylakeX is set too (`--openblas-coretype`): OpenBLAS
+0.3.21 does not recognise newer CPUs (an AMD Zen 5 is taken for a generic core) and then runs
+its slower AVX2 or generic kernels; its AVX-512 kernel is PyTorch's fastest setting there, and
+the one it picks by itself on an AVX-512 Xeon.
 """
 import argparse
 import json
@@ -39,13 +43,34 @@ def child_rss(cmd, env=None):
         return json.loads(f.read().strip().splitlines()[-1]), usage.ru_maxrss / 1024.0
 
 
+def cpu_info():
+    name, avx512 = "unknown CPU", False
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and name == "unknown CPU":
+                    name = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    avx512 = avx512 or " avx512f" in line
+    except OSError:
+        pass
+    return name, avx512
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gradc", default=os.path.join(ROOT, "build", "gradc"))
     ap.add_argument("--configs", default="xor,tiny,small,medium,large")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--openblas-coretype", default="auto",
+                    help="OPENBLAS_CORETYPE for PyTorch: auto (SkylakeX on AVX-512 CPUs), none, or a name")
     args = ap.parse_args()
+    cpu, avx512 = cpu_info()
+    coretype = args.openblas_coretype
+    if coretype == "auto":
+        coretype = "SkylakeX" if avx512 else "none"
+    print(f"CPU: {cpu}; PyTorch: OPENBLAS_CORETYPE={coretype}")
 
     peak_bin = os.path.join(os.path.dirname(args.gradc), "bench", "fma_peak")
     peak, _ = child_rss([peak_bin])
@@ -65,6 +90,8 @@ def main():
                 g_rss.append(rss)
                 compile_ms.append(g.get("compile_ms", 0))
                 env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS=str(threads))
+                if coretype != "none":
+                    env["OPENBLAS_CORETYPE"] = coretype
                 t, rss = child_rss(["/usr/bin/python3", os.path.join(HERE, "torch_step.py"), cfg,
                                     "--threads", "1"], env)
                 t_us.append(t["us_per_step"])

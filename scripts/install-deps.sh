@@ -12,6 +12,8 @@ packages=(
   doctest-dev llvm-19-tools        # unit tests; FileCheck and lit for golden tests
   clang-19 libclang-rt-19-dev      # libFuzzer targets
   python3 python3-torch            # comparisons with PyTorch (run with /usr/bin/python3)
+  libopenblas0-pthread             # PyTorch's BLAS in bench/ (without it Debian's torch uses the
+                                   # reference BLAS, ~40x slower: an unfair comparison)
   python3-sklearn                  # the source of the data sets in examples/data (regeneration only)
   graphviz                         # renders `gradc inspect --format dot`
   libopenmpi-dev openmpi-bin       # data-parallel training (optional: CMake option GRADC_MPI)
