@@ -1,8 +1,9 @@
 // The JIT: the optimised module (Target.cpp) handed to ORC's LLJIT for the host.
 //
 // Like Kaleidoscope's JIT, little more than LLJITBuilder, a generator that resolves libm
-// (tanhf, log1pf, expf...) and memset/memcpy from this process, and two lookups: the entry
-// point and its work-size function. The LLJIT lives as long as any copy of the Kernel:
+// (tanhf, log1pf, expf...) and memset/memcpy from this process, the runtime's thread pool
+// entry `gradc_parallel_run` (defined by address: gradc does not export its symbols), and two
+// lookups: the entry point and its work-size function. The LLJIT lives as long as any copy of the Kernel:
 // a shared_ptr to it is captured by `call` and `workBytes`.
 #include <chrono>
 
@@ -16,6 +17,7 @@
 #include "codegen/Codegen.h"
 #include "codegen/Target.h"
 #include "ir/Signature.h"
+#include "runtime/Parallel.h"
 
 namespace gradc::codegen {
 
@@ -43,6 +45,11 @@ rt::Kernel jitCompile(const ir::Function &f, const CodegenOptions &o, CompileSta
   jit->getMainJITDylib().addGenerator(orFail(
       llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(jit->getDataLayout().getGlobalPrefix()),
       "process symbols"));
+  llvm::orc::SymbolMap runtimeSyms;
+  runtimeSyms[jit->mangleAndIntern("gradc_parallel_run")] = {
+      llvm::orc::ExecutorAddr::fromPtr(&gradc_parallel_run), llvm::JITSymbolFlags::Exported};
+  if (auto err = jit->getMainJITDylib().define(llvm::orc::absoluteSymbols(std::move(runtimeSyms))))
+    internalError("JIT: define runtime symbols: {}", llvm::toString(std::move(err)));
   if (auto err = jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(b.mod), std::move(b.ctx))))
     internalError("JIT: add module: {}", llvm::toString(std::move(err)));
   std::string sym = entrySymbol(f, o);

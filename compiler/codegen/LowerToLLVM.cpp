@@ -9,6 +9,8 @@
 // comparisons giving 1.0/0.0, the row's max subtracted in logsumexp, softmax, log_softmax.
 #include "codegen/LowerToLLVM.h"
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <cctype>
 #include <map>
@@ -61,7 +63,7 @@ public:
   Lowering(const Function &f, const CodegenOptions &o, const TargetDesc &t, llvm::LLVMContext &ctx,
            llvm::Module &mod)
       : f_(f), o_(o), t_(t), ctx_(ctx), mod_(mod), b_(ctx), fp_(planFusion(f)),
-        mp_(planMemory(f, fp_, o.f64 ? 8 : 4)) {
+        mp_(planMemory(f, fp_, o.f64 ? 8 : 4, std::max(o.threads, 1))), threads_(std::max(o.threads, 1)) {
     ft_ = o.f64 ? b_.getDoubleTy() : b_.getFloatTy();
   }
 
@@ -79,6 +81,7 @@ private:
   llvm::IRBuilder<> b_;
   FusionPlan fp_;
   MemoryPlan mp_;
+  int threads_;
   llvm::Type *ft_;
 
   // Per generated function.
@@ -86,6 +89,7 @@ private:
   std::map<std::pair<int64_t, uint32_t>, Value *> dimCache_;
   std::map<std::pair<int, int>, Value *> bufPtr_;
   llvm::BasicBlock *entryBB_ = nullptr;
+  Value *part_ = nullptr, *parts_ = nullptr;  // a matmul step's share of the work
   struct {
     ValueId value = kNoValue;
     Value *ptr = nullptr, *i0 = nullptr, *j0 = nullptr, *width = nullptr;
@@ -508,7 +512,7 @@ private:
       tile_ = {};
     };
     emitMatMulTiles(b_, fn, transA, false, ptr(a.value), ptr(bb.value), tilePtr, ptrOf(s.scratch), M, K, N, ft_,
-                    vectorBytes, &epilogue);
+                    vectorBytes, &epilogue, part_, parts_);
   }
 
   void emitMatMul(const Step &s) {
@@ -524,10 +528,28 @@ private:
     llvm::Function *mm = getMatMul(mod_, ms, f_.dimNames, ft_, t_);
     auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
     b_.CreateCall(mm, {ptr(a.value), ptr(bb.value), ptrOf(s.dest), ptrOf(s.scratch), dimValue(ms.m), dimValue(ms.k),
-                       dimValue(ms.n)});
+                       dimValue(ms.n), part_, parts_});
   }
 
-  // One internal function per step; its buffers are noalias pointers.
+  // The matrix product a step computes (alone or inside its element-wise loop), if any.
+  ValueId matmulOf(const Step &s) const {
+    if (s.kind != Step::Compute) return kNoValue;
+    if (s.matmul != kNoValue) return s.matmul;
+    return node(s.value).op == Op::MatMul ? s.value : kNoValue;
+  }
+
+  // A matmul step's m, k, n in the current function.
+  std::array<Value *, 3> matmulDims(ValueId mv) {
+    const Node &mn = node(mv);
+    MatMulOperand a = matmulOperand(f_, mn.operands[0]);
+    const Shape &as = node(a.value).shape;
+    return {dimValue(mn.shape[0]), dimValue(mn.transA != a.flipped ? as[0] : as[1]), dimValue(mn.shape[1])};
+  }
+
+  bool splitOverThreads(const Step &s) const { return threads_ > 1 && matmulOf(s) != kNoValue; }
+
+  // One internal function per step; its buffers are noalias pointers. A step that may be
+  // split over threads also takes (i64 part, i64 parts) after `dims`.
   llvm::Function *emitStep(const Step &s, size_t index, std::vector<Buffer> &params) {
     params.clear();
     auto addParam = [&](Buffer b) {
@@ -539,6 +561,7 @@ private:
     for (const Buffer &b : s.reads) addParam(b);
     if (s.scratch.index >= 0) addParam(s.scratch);
     std::vector<llvm::Type *> types(params.size() + 1, ptrTy());
+    if (splitOverThreads(s)) types.insert(types.end(), 2, b_.getInt64Ty());
     auto *fty = llvm::FunctionType::get(b_.getVoidTy(), types, false);
     const Node &n = node(s.value);
     std::string name = fmt::format("gradc_{}_{}_{}", index, s.kind == Step::Copy ? "copy" : opName(n.op),
@@ -555,6 +578,12 @@ private:
     beginFunction(fn, fn->getArg(static_cast<unsigned>(params.size())));
     for (size_t i = 0; i < params.size(); ++i)
       bufPtr_[{params[i].kind, params[i].index}] = fn->getArg(static_cast<unsigned>(i));
+    part_ = i64(0);
+    parts_ = i64(1);
+    if (splitOverThreads(s)) {
+      part_ = fn->getArg(static_cast<unsigned>(params.size() + 1));
+      parts_ = fn->getArg(static_cast<unsigned>(params.size() + 2));
+    }
 
     if (s.kind == Step::Copy) {
       emitElementwise(s);
@@ -635,9 +664,59 @@ private:
       std::vector<Value *> args;
       for (const Buffer &b : stepParams[i]) args.push_back(pointer(b));
       args.push_back(fn->getArg(1));
-      b_.CreateCall(stepFns[i], args);
+      if (splitOverThreads(mp_.steps[i])) emitParallelCall(mp_.steps[i], i, stepFns[i], args);
+      else b_.CreateCall(stepFns[i], args);
     }
     b_.CreateRetVoid();
+  }
+
+  // A large matmul step runs as `gradc_parallel_run(task, ctx, threads)` (runtime/Parallel.h),
+  // ctx holding the step's arguments; a small one runs on this thread as part 0 of 1.
+  void emitParallelCall(const Step &s, size_t index, llvm::Function *stepFn, const std::vector<Value *> &args) {
+    llvm::Type *i64t = b_.getInt64Ty();
+    auto *taskTy = llvm::FunctionType::get(b_.getVoidTy(), {ptrTy(), i64t, i64t}, false);
+    auto *task = llvm::Function::Create(taskTy, llvm::GlobalValue::InternalLinkage,
+                                        stepFn->getName() + "_task", mod_);
+    setTargetAttributes(*task, t_);
+    {
+      llvm::IRBuilder<> tb(llvm::BasicBlock::Create(ctx_, "entry", task));
+      std::vector<Value *> targs;
+      for (size_t a = 0; a < args.size(); ++a)
+        targs.push_back(tb.CreateLoad(ptrTy(), tb.CreateInBoundsGEP(ptrTy(), task->getArg(0), tb.getInt64(a))));
+      targs.push_back(task->getArg(1));
+      targs.push_back(task->getArg(2));
+      tb.CreateCall(stepFn, targs);
+      tb.CreateRetVoid();
+    }
+    llvm::FunctionCallee run = mod_.getOrInsertFunction(
+        "gradc_parallel_run", llvm::FunctionType::get(b_.getVoidTy(), {ptrTy(), ptrTy(), i64t}, false));
+
+    auto [M, K, N] = matmulDims(matmulOf(s));
+    unsigned vl = matmulVectorBytes(t_) / (o_.f64 ? 8 : 4);
+    Value *panels = b_.CreateUDiv(b_.CreateAdd(N, i64(kMatMulTileVectors * vl - 1)), i64(kMatMulTileVectors * vl));
+    Value *fmas = b_.CreateMul(b_.CreateMul(M, K), N);
+    Value *big = b_.CreateAnd(b_.CreateICmpUGE(panels, i64(2)), b_.CreateICmpUGE(fmas, i64(kParallelMinFmas)));
+    llvm::Function *fn = b_.GetInsertBlock()->getParent();
+    auto *par = llvm::BasicBlock::Create(ctx_, fmt::format("parallel{}", index), fn);
+    auto *ser = llvm::BasicBlock::Create(ctx_, fmt::format("serial{}", index), fn);
+    auto *join = llvm::BasicBlock::Create(ctx_, fmt::format("joined{}", index), fn);
+    b_.CreateCondBr(big, par, ser);
+
+    b_.SetInsertPoint(par);
+    llvm::IRBuilder<> eb(entryBB_, entryBB_->begin());
+    Value *ctxArr = eb.CreateAlloca(llvm::ArrayType::get(ptrTy(), args.size()));
+    for (size_t a = 0; a < args.size(); ++a)
+      b_.CreateStore(args[a], b_.CreateInBoundsGEP(ptrTy(), ctxArr, i64(static_cast<int64_t>(a))));
+    b_.CreateCall(run, {task, ctxArr, i64(threads_)});
+    b_.CreateBr(join);
+
+    b_.SetInsertPoint(ser);
+    std::vector<Value *> sargs = args;
+    sargs.push_back(i64(0));
+    sargs.push_back(i64(1));
+    b_.CreateCall(stepFn, sargs);
+    b_.CreateBr(join);
+    b_.SetInsertPoint(join);
   }
 };
 

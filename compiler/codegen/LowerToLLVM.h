@@ -57,17 +57,22 @@ inline unsigned matmulVectorBytes(const TargetDesc &t) { return t.avx512 ? 64 : 
 /// min(cols, tile width) - 1, stored in the tile buffer as [rows][tile width].
 using TileEpilogue = std::function<void(llvm::Value *i0, int rows, llvm::Value *j0, llvm::Value *cols)>;
 
-/// The tiled loops of C = op(A) @ op(B) at the builder's insertion point in `fn`. P is
-/// scratch for k * kMatMulPanelRowBytes (each column panel of B is packed there). Without an
-/// epilogue C is the [m,n] result; with one, C is the tile buffer.
+/// The tiled loops of C = op(A) @ op(B) at the builder's insertion point in `fn`, for part
+/// `part` of `parts` (a share of the column panels; 0 of 1 for all of them). P is scratch for
+/// parts * k * kMatMulPanelRowBytes (each part packs its column panels of B into its slice).
+/// Without an epilogue C is the [m,n] result; with one, C is the tile buffer.
 void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool transB,
                      llvm::Value *A, llvm::Value *B, llvm::Value *C, llvm::Value *P, llvm::Value *M,
                      llvm::Value *K, llvm::Value *N, llvm::Type *ft, unsigned vectorBytes,
-                     const TileEpilogue *epilogue);
+                     const TileEpilogue *epilogue, llvm::Value *part, llvm::Value *parts);
 
-/// `void gradc_matmul_*(ptr A, ptr B, ptr C, ptr S, i64 m, i64 k, i64 n)`:
-/// C[m,n] = op(A) @ op(B), specialised for the static dims of `s`. S is the panel scratch
-/// (k * kMatMulPanelRowBytes).
+/// A matmul is split over threads when it has at least two column panels and this many
+/// multiply-adds (below it, waking the other threads costs more than it saves).
+constexpr int64_t kParallelMinFmas = int64_t{1} << 20;
+
+/// `void gradc_matmul_*(ptr A, ptr B, ptr C, ptr S, i64 m, i64 k, i64 n, i64 part, i64 parts)`:
+/// C[m,n] = op(A) @ op(B) (this part's column panels), specialised for the static dims of
+/// `s`. S is the panel scratch (parts * k * kMatMulPanelRowBytes).
 llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
                           const std::vector<std::string> &dimNames, llvm::Type *floatTy,
                           const TargetDesc &t);

@@ -17,6 +17,10 @@
 // finished tile goes to a small stack buffer and the element-wise expression runs over it
 // right away (LowerToLLVM.cpp), so the product is never stored whole. Each C element is the
 // sum over p in ascending order, with FMA, in all four transpose cases.
+//
+// With several threads, part p of `parts` takes the column panels [p*T/parts, (p+1)*T/parts)
+// of the T panels and packs them into its own slice of the scratch: the same sums in the
+// same order, so the result does not depend on the thread count.
 #include <llvm/IR/IRBuilder.h>
 
 #include "codegen/LowerToLLVM.h"
@@ -27,7 +31,7 @@ using llvm::Value;
 
 void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool transB, Value *A,
                      Value *B, Value *C, Value *P, Value *M, Value *K, Value *N, llvm::Type *ft,
-                     unsigned vectorBytes, const TileEpilogue *epilogue) {
+                     unsigned vectorBytes, const TileEpilogue *epilogue, Value *part, Value *parts) {
   constexpr int MR = kMatMulTileRows, NR = kMatMulTileVectors;
   unsigned vl = vectorBytes / static_cast<unsigned>(ft->getPrimitiveSizeInBits() / 8);
   auto *vt = llvm::FixedVectorType::get(ft, vl);
@@ -40,6 +44,10 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
   const uint64_t W = static_cast<uint64_t>(NR) * vl;
   Value *tileCols = b.getInt64(W);
   Value *colTiles = b.CreateUDiv(b.CreateAdd(N, b.getInt64(W - 1)), tileCols);
+  // This part's share of the column panels, and its own panel scratch.
+  Value *firstTile = b.CreateUDiv(b.CreateMul(colTiles, part), parts);
+  Value *endTile = b.CreateUDiv(b.CreateMul(colTiles, b.CreateAdd(part, b.getInt64(1))), parts);
+  P = b.CreateInBoundsGEP(ft, P, b.CreateMul(part, b.CreateMul(K, b.getInt64(W))));
 
   llvm::IRBuilder<> eb(&fn->getEntryBlock(), fn->getEntryBlock().begin());
   Value *acc[MR][NR];
@@ -49,8 +57,8 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
   auto mul = [&](Value *x, Value *y) { return b.CreateMul(x, y, "", true, true); };
   auto c64 = [&](uint64_t v) { return b.getInt64(v); };
 
-  emitFor(b, colTiles, [&](Value *jt) {
-    Value *j0 = mul(jt, tileCols);
+  emitFor(b, b.CreateSub(endTile, firstTile), [&](Value *jr) {
+    Value *j0 = mul(add(firstTile, jr), tileCols);
     Value *mask[NR];
     for (int c = 0; c < NR; ++c) {
       Value *col = add(j0, c64(static_cast<uint64_t>(c) * vl));
@@ -126,7 +134,7 @@ llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
   llvm::LLVMContext &ctx = mod.getContext();
   llvm::IRBuilder<> b(ctx);
   llvm::Type *ptr = b.getPtrTy(), *i64 = b.getInt64Ty();
-  auto *fty = llvm::FunctionType::get(b.getVoidTy(), {ptr, ptr, ptr, ptr, i64, i64, i64}, false);
+  auto *fty = llvm::FunctionType::get(b.getVoidTy(), {ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64}, false);
   auto *fn = llvm::Function::Create(fty, llvm::GlobalValue::InternalLinkage, name, mod);
   setTargetAttributes(*fn, t);
   for (unsigned i = 0; i < 4; ++i) {
@@ -144,7 +152,8 @@ llvm::Function *getMatMul(llvm::Module &mod, const MatMulShape &s,
   };
   Value *M = size(s.m, 4), *K = size(s.k, 5), *N = size(s.n, 6);
 
-  emitMatMulTiles(b, fn, s.transA, s.transB, A, B, C, S, M, K, N, ft, matmulVectorBytes(t), nullptr);
+  emitMatMulTiles(b, fn, s.transA, s.transB, A, B, C, S, M, K, N, ft, matmulVectorBytes(t), nullptr,
+                  fn->getArg(7), fn->getArg(8));
   b.CreateRetVoid();
   return fn;
 }

@@ -27,7 +27,7 @@ bool isWriteBack(ResultKind k) { return k == ResultKind::NewParam || k == Result
 
 }  // namespace
 
-MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes) {
+MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes, int threads) {
   MemoryPlan mp;
   size_t n = static_cast<size_t>(f.size());
   mp.argSlot.assign(n, -1);
@@ -133,7 +133,7 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes) {
   }
 
   // Every matmul (alone or computed in an element-wise loop) packs each column panel of B,
-  // k rows of one tile's width, into a scratch region (MatMul.cpp).
+  // k rows of one tile's width, into a scratch region (MatMul.cpp), one per thread.
   for (Step &s : mp.steps) {
     if (s.kind != Step::Compute) continue;
     ValueId mv = s.matmul != kNoValue ? s.matmul : s.value;
@@ -141,7 +141,7 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes) {
     if (mm.op != Op::MatMul) continue;
     MatMulOperand a = matmulOperand(f, mm.operands[0]);
     const Dim &k = f.node(a.value).shape[mm.transA != a.flipped ? 0 : 1];
-    RegionMember panel{k.factor * kMatMulPanelRowBytes, {}};
+    RegionMember panel{k.factor * kMatMulPanelRowBytes * std::max(threads, 1), {}};
     for (uint32_t sy = k.syms; sy; sy &= sy - 1) panel.syms.push_back(std::countr_zero(sy));
     virt.push_back(panel);
     s.scratch = Buffer{Buffer::Region, static_cast<int>(virt.size()) - 1};

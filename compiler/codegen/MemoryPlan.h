@@ -66,6 +66,7 @@ struct MemoryPlan {
   static RegionMember sizeOf(const ir::Node &n, int floatBytes);
 };
 
-MemoryPlan planMemory(const ir::Function &f, const FusionPlan &fp, int floatBytes);
+/// `threads`: a matmul's panel scratch is planned once per thread.
+MemoryPlan planMemory(const ir::Function &f, const FusionPlan &fp, int floatBytes, int threads = 1);
 
 }  // namespace gradc::codegen

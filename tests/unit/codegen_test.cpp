@@ -486,3 +486,36 @@ TEST_CASE("codegen: work regions are reused once their value is dead") {
   CHECK(k.workBytes(&batch) >= 2 * one);
   CHECK(k.workBytes(&batch) <= 3 * one);
 }
+
+TEST_CASE("codegen: a step split over threads gives the one-thread result bit for bit") {
+  // Large enough that every hidden-layer matmul (forward, input gradient, weight gradient
+  // with the optimiser update fused in) is split over threads; 40 classes: two column panels.
+  Model m = mlpModel(300, 256, 40, "adam");
+  Function step = autodiff::buildStep(m, autodiff::differentiate(m.forward));
+  codegen::CodegenOptions one, many;
+  many.threads = 2;
+  CHECK(codegen::emitLLVM(step, one).find("gradc_parallel_run") == std::string::npos);
+  CHECK(codegen::emitLLVM(step, many).find("gradc_parallel_run") != std::string::npos);
+  rt::Kernel k1 = codegen::jitCompile(step, one);
+  for (int threads : {2, 3}) {
+    CAPTURE(threads);
+    many.threads = threads;
+    rt::Kernel kn = codegen::jitCompile(step, many);
+    std::mt19937 rng(7);
+    for (int64_t batch : {64, 33}) {
+      int64_t dims[1] = {batch};
+      Slots a = makeSlots(k1.sig, dims, false, rng, {-1, 1, 40});
+      Slots b = cloneSlots(a);
+      AlignedWork w1(k1.workBytes(dims)), wn(kn.workBytes(dims));
+      CHECK(kn.workBytes(dims) > k1.workBytes(dims));  // a panel scratch per thread
+      for (int rep = 0; rep < 2; ++rep) {
+        k1.call(a.ptrs.data(), dims, w1.p);
+        kn.call(b.ptrs.data(), dims, wn.p);
+      }
+      for (size_t j = 0; j < k1.sig.slots.size(); ++j) {
+        CAPTURE(k1.sig.slots[j].name);
+        CHECK(std::memcmp(a.f32[j].data(), b.f32[j].data(), a.f32[j].size() * sizeof(float)) == 0);
+      }
+    }
+  }
+}
