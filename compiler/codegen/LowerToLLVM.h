@@ -45,7 +45,7 @@ struct MatMulShape {
 };
 
 /// The tile of C the matmul kernel keeps in registers: rows x vectors of the target's width.
-constexpr int kMatMulTileRows = 6, kMatMulTileVectors = 2;
+constexpr int kMatMulTileRows = 6, kMatMulTileVectors = 4;
 /// The bytes of one tile at the widest vectors (the buffer a fused epilogue reads).
 constexpr int64_t kMatMulTileBytes = kMatMulTileRows * kMatMulTileVectors * 64;
 /// The bytes of one row of a packed B panel (k rows of one tile's width): every matmul gets

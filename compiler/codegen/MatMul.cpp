@@ -7,8 +7,9 @@
 //   for each column panel j0:  P[p, 0..W) = op(B)[p, j0..j0+W)          (k*W moves)
 //     for each row tile i0:    for p:  b_c = P[p, c*VL ..]               (NR vector loads)
 //                                      acc[r][c] += A(i0 + r, p) * b_c  (MR broadcasts, MR*NR FMAs)
-// A tile of MR = 6 rows by NR = 2 vectors (12 independent FMA chains, enough to keep both FMA
-// ports busy) stays in registers over all of p and is stored once. The panel order keeps the
+// A tile of MR = 6 rows by NR = 4 vectors (24 independent FMA chains in 24 of the 32 vector
+// registers; per p, 4 panel loads and 6 broadcasts feed 24 FMAs) stays in registers over all
+// of p and is stored once. Measured against 6 x 2 and 8 x 3 (docs/performance.md). The panel order keeps the
 // panel in L2 across all row tiles and reads it with unit stride (reading B's rows directly
 // strides by N and re-reads all of B from memory for every row tile: 6 GFLOP/s on the large
 // bench step). Columns past N are masked (a 10-wide output layer is one masked vector);
