@@ -72,6 +72,7 @@ int runCompile(Options &o, SourceManager &sm) {
   c.f64 = f64;
   c.triple = o.target;
   c.cpu = o.cpu;
+  c.threads = o.threads > 0 ? o.threads : 1;  // the target's cores are unknown here
   codegen::TargetDesc target = codegen::resolveTarget(c);
   if (o.emit == "shared" && !o.target.empty() &&
       llvm::Triple::normalize(o.target) != llvm::Triple::normalize(llvm::sys::getProcessTriple()))

@@ -121,6 +121,9 @@ int main(int argc, char **argv) {
       ->check(CLI::IsMember({"obj", "asm", "llvm", "shared"}));
   compile->add_option("--target", o.target, "Target triple (default: the host)");
   compile->add_option("--cpu", o.cpu, "Target CPU (default: the host's)");
+  compile->add_option("--threads", o.threads,
+                      "Threads the compiled step splits large matrix products over (default: 1)")
+      ->check(CLI::NonNegativeNumber);
   addDtype(compile, o);
 
   try {
