@@ -1,19 +1,29 @@
 #!/usr/bin/python3
-"""Side-by-side benchmark: gradc vs PyTorch, one training step of each bench config.
+"""Side-by-side benchmark: gradc vs PyTorch, one training step of each bench config, and the
+peak memory of a real training run.
 
 Usage: /usr/bin/python3 bench/run.py [--gradc build/gradc] [--configs xor,tiny,...] [--threads 1,2] [--rounds 3]
+                                     [--train-rss medium|CONFIG,...|none] [--train-rows 4096]
 
-For each config and thread count, runs `gradc bench --json` and bench/torch_step.py alternately
-(`--rounds` times each, so both see the same machine load), takes the median of the rounds, and
-prints a table: µs/step for both, the ratio PyTorch/gradc, gradc's GFLOP/s, its fraction of the
-machine's peak (measured by bench/fma_peak on one core, × threads), and each side's peak RSS.
+Step timing: for each config and thread count, runs `gradc bench --json` and bench/torch_step.py
+alternately (`--rounds` times each, so both see the same machine load), takes the median of the
+rounds, and prints a table: µs/step for both, the ratio PyTorch/gradc, gradc's GFLOP/s, its
+fraction of the machine's peak (measured by bench/fma_peak on one core, × threads), and each
+side's peak RSS during those timed step runs (random data, no data file; the largest of the rounds).
 
-Thread settings: gradc gets --threads N. PyTorch gets its fastest setting on these machines:
-torch.set_num_threads(1) and OPENBLAS_NUM_THREADS=N (OMP_NUM_THREADS=1), see docs/performance.md.
-On a CPU with AVX-512, OPENBLAS_CORETYPE=SkylakeX is set too (`--openblas-coretype`): OpenBLAS
-0.3.21 does not recognise newer CPUs (an AMD Zen 5 is taken for a generic core) and then runs
-its slower AVX2 or generic kernels; its AVX-512 kernel is PyTorch's fastest setting there, and
-the one it picks by itself on an AVX-512 Xeon.
+Training RSS: for each config of `--train-rss` (default medium; `none` skips it) a CSV of
+`--train-rows` rows of random features and integer class labels is written once to a temporary
+directory (removed afterwards); then, for each thread count, `gradc train MODEL --data CSV
+--epochs 1 --batch-size B --threads T` and the same training in PyTorch (bench/torch_step.py
+--data CSV --epochs 1) each run once under `/usr/bin/time -v`, whose "Maximum resident set size"
+is the figure. A second table gives both peaks and the ratio gradc/PyTorch.
+
+Thread settings (both parts): gradc gets --threads N. PyTorch gets its fastest setting on these
+machines: torch.set_num_threads(1) and OPENBLAS_NUM_THREADS=N (OMP_NUM_THREADS=1), see
+docs/performance.md. On a CPU with AVX-512, OPENBLAS_CORETYPE=SkylakeX is set too
+(`--openblas-coretype`): OpenBLAS 0.3.21 does not recognise newer CPUs (an AMD Zen 5 is taken for
+a generic core) and then runs its slower AVX2 or generic kernels; its AVX-512 kernel is PyTorch's
+fastest setting there, and the one it picks by itself on an AVX-512 Xeon.
 """
 import argparse
 import json
@@ -21,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 RESULT = "/tmp/gradc-bench-result-%d.json" % os.getpid()
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,6 +52,58 @@ def child_rss(cmd, env=None):
         sys.exit(f"run.py: {' '.join(cmd)} failed (status {status})")
     with open(RESULT) as f:
         return json.loads(f.read().strip().splitlines()[-1]), usage.ru_maxrss / 1024.0
+
+
+def torch_env(threads, coretype):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS=str(threads))
+    if coretype != "none":
+        env["OPENBLAS_CORETYPE"] = coretype
+    return env
+
+
+def time_rss(cmd, env=None):
+    """Peak RSS in MiB of cmd, as /usr/bin/time -v reports it."""
+    r = subprocess.run(["/usr/bin/time", "-v"] + cmd, env=env or os.environ,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        sys.exit(f"run.py: {' '.join(cmd)} failed (status {r.returncode}):\n{r.stderr[-2000:]}")
+    for line in r.stderr.splitlines():
+        if "Maximum resident set size" in line:
+            return int(line.split(":")[-1]) / 1024.0
+    sys.exit(f"run.py: no 'Maximum resident set size' from /usr/bin/time -v {' '.join(cmd)}")
+
+
+def write_train_csv(path, cfg, rows):
+    """Random features of the config's input width and whole-number class labels, with a header."""
+    import numpy as np
+    sys.path.insert(0, HERE)
+    from torch_step import CONFIGS
+    _, sizes, _, loss_kind, _ = CONFIGS[cfg]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((rows, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1] if loss_kind == "ce" else 2, rows)
+    with open(path, "w") as f:
+        f.write(",".join([f"x{i}" for i in range(sizes[0])] + ["label"]) + "\n")
+        for xs, label in zip(x, y):
+            f.write(",".join(f"{v:.6g}" for v in xs) + f",{label}\n")
+
+
+def train_rss(args, configs, thread_counts, coretype):
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gradc-train-rss-") as tmp:
+        for cfg in configs:
+            model = os.path.join(HERE, "models", f"{cfg}.grad")
+            data = os.path.join(tmp, f"{cfg}.csv")
+            write_train_csv(data, cfg, args.train_rows)
+            batch = str(BATCH[cfg])
+            for threads in thread_counts:
+                g = time_rss([args.gradc, "train", model, "--data", data, "--epochs", "1",
+                              "--batch-size", batch, "--threads", str(threads)])
+                t = time_rss(["/usr/bin/python3", os.path.join(HERE, "torch_step.py"), cfg,
+                              "--threads", "1", "--data", data, "--epochs", "1", "--batch-size", batch],
+                             torch_env(threads, coretype))
+                rows.append((cfg, threads, g, t))
+    return rows
 
 
 def cpu_info():
@@ -65,7 +128,16 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--openblas-coretype", default="auto",
                     help="OPENBLAS_CORETYPE for PyTorch: auto (SkylakeX on AVX-512 CPUs), none, or a name")
+    ap.add_argument("--train-rss", default="medium",
+                    help="configs whose `gradc train` and PyTorch training peak RSS is measured, or none")
+    ap.add_argument("--train-rows", type=int, default=4096, help="rows of the training CSV")
     args = ap.parse_args()
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    train_configs = [] if args.train_rss == "none" else args.train_rss.split(",")
+    for cfg in train_configs:
+        if cfg not in BATCH:
+            sys.exit(f"run.py: unknown config '{cfg}' in --train-rss (one of {', '.join(BATCH)} or none)")
+
     cpu, avx512 = cpu_info()
     coretype = args.openblas_coretype
     if coretype == "auto":
@@ -78,7 +150,7 @@ def main():
     print(f"machine peak (fma_peak, 1 core, {peak['isa']}): {peak1:.0f} GFLOP/s\n")
 
     rows = []
-    for threads in [int(t) for t in args.threads.split(",")]:
+    for threads in thread_counts:
         for cfg in args.configs.split(","):
             model = os.path.join(HERE, "models", f"{cfg}.grad")
             g_us, t_us, g_gf, g_rss, t_rss, compile_ms = [], [], [], [], [], []
@@ -89,11 +161,8 @@ def main():
                 g_gf.append(g["gflops"])
                 g_rss.append(rss)
                 compile_ms.append(g.get("compile_ms", 0))
-                env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS=str(threads))
-                if coretype != "none":
-                    env["OPENBLAS_CORETYPE"] = coretype
                 t, rss = child_rss(["/usr/bin/python3", os.path.join(HERE, "torch_step.py"), cfg,
-                                    "--threads", "1"], env)
+                                    "--threads", "1"], torch_env(threads, coretype))
                 t_us.append(t["us_per_step"])
                 t_rss.append(rss)
             gu, tu = statistics.median(g_us), statistics.median(t_us)
@@ -101,10 +170,18 @@ def main():
             rows.append((cfg, threads, tu, gu, tu / gu, gf, gf / (peak1 * threads),
                          max(g_rss), max(t_rss), statistics.median(compile_ms)))
 
-    print("| config | threads | PyTorch µs/step | gradc µs/step | PyTorch/gradc | gradc GFLOP/s | of peak | RSS gradc MiB | RSS PyTorch MiB | compile ms |")
+    print("| config | threads | PyTorch µs/step | gradc µs/step | PyTorch/gradc | gradc GFLOP/s | of peak | gradc peak RSS MiB (timed steps) | PyTorch peak RSS MiB (timed steps) | compile ms |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for cfg, th, tu, gu, ratio, gf, frac, grss, trss, cms in rows:
         print(f"| {cfg} | {th} | {tu:,.1f} | {gu:,.1f} | {ratio:.2f}x | {gf:.1f} | {frac*100:.0f}% | {grss:.0f} | {trss:.0f} | {cms:.0f} |")
+
+    if train_configs:
+        print(f"\nPeak RSS of a real training run: 1 epoch over {args.train_rows} random rows "
+              f"(`gradc train --data` vs PyTorch, /usr/bin/time -v)\n")
+        print("| config | threads | gradc train peak RSS MiB | PyTorch train peak RSS MiB | gradc/PyTorch |")
+        print("| --- | --- | --- | --- | --- |")
+        for cfg, th, g, t in train_rss(args, train_configs, thread_counts, coretype):
+            print(f"| {cfg} | {th} | {g:.0f} | {t:.0f} | {g / t:.2f}x |")
 
 
 if __name__ == "__main__":

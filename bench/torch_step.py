@@ -4,6 +4,12 @@
 Usage: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_step.py CONFIG [--threads N] [--steps N]
 Prints one JSON object: {"config", "us_per_step", "gflops", "threads"}.
 
+With --data CSV [--epochs N] [--batch-size B] it trains instead, the PyTorch twin of
+`gradc train MODEL --data CSV --epochs N --batch-size B` (bench/run.py measures the peak RSS of
+both): the CSV is read with numpy (header skipped; the first columns are x, the last one the
+label, as gradc maps them), each epoch goes over a fresh shuffle in batches of B (the last one
+smaller, as gradc does without --drop-last). Prints {"config", "epochs", "steps", "loss", "seconds"}.
+
 The models are the same as bench/models/CONFIG.grad. PyTorch runs in its fastest setting here:
 optimisers with foreach=True, zero_grad(set_to_none=True); the thread count of OpenBLAS is
 fixed by OPENBLAS_NUM_THREADS before torch is imported (torch.set_num_threads does not change it).
@@ -35,6 +41,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=0, help="timed steps (default: about 2 s worth)")
     ap.add_argument("--batch-size", type=int, default=0)
+    ap.add_argument("--data", help="train on this CSV instead of timing steps on random data")
+    ap.add_argument("--epochs", type=int, default=1)
     args = ap.parse_args()
     if os.environ.get("OPENBLAS_NUM_THREADS") is None:
         sys.exit("torch_step.py: set OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) before running")
@@ -68,6 +76,10 @@ def main():
         loss.backward()
         opt.step()
 
+    if args.data:
+        train(args, model, loss_fn, loss_kind, opt, batch, sizes)
+        return
+
     for _ in range(5):
         step()
     t0 = time.perf_counter()
@@ -82,6 +94,37 @@ def main():
     us = statistics.median(times) * 1e6
     print(json.dumps({"config": args.config, "threads": args.threads, "us_per_step": us,
                       "gflops": flops_per_step(batch, sizes) / us / 1e3}))
+
+
+def train(args, model, loss_fn, loss_kind, opt, batch, sizes):
+    import numpy as np
+    import torch
+
+    data = np.loadtxt(args.data, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
+    if data.shape[1] != sizes[0] + 1:
+        sys.exit(f"torch_step.py: {args.data} has {data.shape[1]} columns, expected {sizes[0] + 1}")
+    x = torch.from_numpy(data[:, :sizes[0]])
+    if loss_kind == "ce":
+        y = torch.from_numpy(data[:, sizes[0]]).long()
+    else:
+        y = torch.from_numpy(data[:, sizes[0]:])
+    n = x.shape[0]
+    steps, loss = 0, float("nan")
+    t0 = time.perf_counter()
+    for _ in range(args.epochs):
+        order = torch.randperm(n)
+        total = 0.0
+        for i in range(0, n, batch):
+            idx = order[i:i + batch]
+            opt.zero_grad(set_to_none=True)
+            out = loss_fn(model(x[idx]), y[idx])
+            out.backward()
+            opt.step()
+            total += out.item() * len(idx)
+            steps += 1
+        loss = total / n
+    print(json.dumps({"config": args.config, "epochs": args.epochs, "steps": steps, "loss": loss,
+                      "seconds": time.perf_counter() - t0}))
 
 
 if __name__ == "__main__":
