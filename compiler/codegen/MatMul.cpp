@@ -4,7 +4,8 @@
 // The loops run over column panels of C, NR vectors wide. Each panel's slice of op(B) (k rows
 // of NR vectors, zero past N) is first packed contiguously into scratch memory planned by
 // the memory plan, for either orientation of B; then every row tile of the panel reads it:
-//   for each column panel j0:  P[p, 0..W) = op(B)[p, j0..j0+W)          (k*W moves)
+//   for each column panel j0:  P[p, 0..W) = op(B)[p, j0..j0+W)          (k*W moves; for
+//                              B^T, VL x VL blocks transposed in registers)
 //     for each row tile i0:    for p:  b_c = P[p, c*VL ..]               (NR vector loads)
 //                                      acc[r][c] += A(i0 + r, p) * b_c  (MR broadcasts, MR*NR FMAs)
 // A tile of MR = 6 rows by NR = 4 vectors (24 independent FMA chains in 24 of the 32 vector
@@ -75,11 +76,45 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
         }
       });
     } else {
+      // op(B) = B^T. Blocks of VL rows of B (VL panel columns) by VL columns (values of p)
+      // are loaded as VL vectors, transposed in registers and stored as VL panel rows; the
+      // p past the last whole block are copied one by one.
+      Value *fullK = mul(b.CreateUDiv(K, c64(vl)), c64(vl));
+      for (int c = 0; c < NR; ++c) {
+        Value *c0 = add(j0, c64(static_cast<uint64_t>(c) * vl));
+        emitFor(b, b.CreateUDiv(K, c64(vl)), [&](Value *pb) {
+          Value *p0 = mul(pb, c64(vl));
+          std::vector<Value *> rows(vl);
+          for (unsigned l = 0; l < vl; ++l) {
+            Value *col = add(c0, c64(l));
+            Value *valid = b.CreateVectorSplat(vl, b.CreateICmpULT(col, N));
+            Value *srcRow = b.CreateSelect(b.CreateICmpULT(col, N), col, c64(0));
+            rows[l] = b.CreateMaskedLoad(vt, b.CreateInBoundsGEP(ft, B, add(mul(srcRow, K), p0)), align, valid, zero);
+          }
+          for (unsigned d = vl / 2; d >= 1; d /= 2) {
+            std::vector<int> lo(vl), hi(vl);
+            for (unsigned j = 0; j < vl; ++j) {
+              lo[j] = static_cast<int>((j & d) ? vl + j - d : j);
+              hi[j] = static_cast<int>((j & d) ? vl + j : j + d);
+            }
+            for (unsigned r = 0; r < vl; ++r) {
+              if (r & d) continue;
+              Value *x = rows[r], *y = rows[r + d];
+              rows[r] = b.CreateShuffleVector(x, y, lo);
+              rows[r + d] = b.CreateShuffleVector(x, y, hi);
+            }
+          }
+          for (unsigned q = 0; q < vl; ++q)
+            b.CreateAlignedStore(rows[q], b.CreateInBoundsGEP(ft, P, add(mul(add(p0, c64(q)), c64(W)), c64(static_cast<uint64_t>(c) * vl))),
+                               align);
+        });
+      }
       emitFor(b, c64(W), [&](Value *c) {
         Value *col = add(j0, c);
         Value *valid = b.CreateICmpULT(col, N);
         Value *srcRow = b.CreateSelect(valid, col, c64(0));
-        emitFor(b, K, [&](Value *p) {
+        emitFor(b, b.CreateSub(K, fullK), [&](Value *pr) {
+          Value *p = add(fullK, pr);
           Value *v = b.CreateLoad(ft, b.CreateInBoundsGEP(ft, B, add(mul(srcRow, K), p)));
           b.CreateStore(b.CreateSelect(valid, v, fzero), b.CreateInBoundsGEP(ft, P, add(mul(p, c64(W)), c)));
         });
