@@ -1,8 +1,13 @@
 // The step's thread pool (see Parallel.h).
 //
-// One fork-join at a time: the caller publishes (task, ctx, parts) and bumps `generation`;
-// every worker, whether it has a part or not, acknowledges the generation by decrementing
-// `pending`, so when the caller sees pending == 0 no worker still reads the published call.
+// One fork-join at a time. The caller publishes the call (task, ctx, parts) and then a new
+// `claim` word: the call's generation in the high 32 bits, the next unclaimed part in the low
+// 32. The caller and every awake worker take parts by compare-and-swap on `claim` until none
+// is left, and count finished parts in `done`; the caller returns when done == parts. A part
+// is only ever run by whoever claimed it, so a worker that the OS has not scheduled (the other
+// core busy with another process) costs nothing: the caller runs its part itself. A CAS that
+// succeeds proves the generation was still current, so the call it read was that
+// generation's (a new call is published only after every part of the last one is done).
 // Waiting spins (with a pause) for up to kSpin before sleeping on the atomic (a futex).
 #include "runtime/Parallel.h"
 
@@ -24,11 +29,11 @@ namespace {
 constexpr auto kSpin = std::chrono::microseconds(200);
 
 template <typename T, typename Pred>
-void spinThenWait(std::atomic<T> &a, Pred done) {
+T spinThenWait(std::atomic<T> &a, Pred done) {
   auto until = std::chrono::steady_clock::now() + kSpin;
   for (int n = 0;; ++n) {
     T v = a.load(std::memory_order_acquire);
-    if (done(v)) return;
+    if (done(v)) return v;
     if ((n & 63) == 63 && std::chrono::steady_clock::now() > until) {
       a.wait(v, std::memory_order_acquire);
     } else {
@@ -40,27 +45,45 @@ void spinThenWait(std::atomic<T> &a, Pred done) {
 struct Pool {
   std::mutex call;  // one fork-join at a time
   std::vector<std::thread> workers;
-  std::atomic<uint64_t> generation{0};
-  std::atomic<int64_t> pending{0};
-  gradc_task_fn task = nullptr;
-  void *ctx = nullptr;
-  int64_t parts = 0;
+  std::atomic<uint64_t> claim{0};
+  std::atomic<int64_t> done{0};
+  std::atomic<gradc_task_fn> task{nullptr};
+  std::atomic<void *> ctx{nullptr};
+  std::atomic<int64_t> parts{0};
 
-  void work(int64_t part, uint64_t seen) {
+  static uint64_t generationOf(uint64_t c) { return c >> 32; }
+
+  // Claims and runs parts of the call of `claim` value c's generation until none is left.
+  void runParts(uint64_t c) {
     for (;;) {
-      spinThenWait(generation, [&](uint64_t g) { return g != seen; });
-      seen = generation.load(std::memory_order_acquire);
-      if (part < parts) task(ctx, part, parts);
-      if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) pending.notify_one();
+      gradc_task_fn t = task.load(std::memory_order_relaxed);
+      void *x = ctx.load(std::memory_order_relaxed);
+      int64_t n = parts.load(std::memory_order_relaxed);
+      uint64_t part = c & 0xffffffffu;
+      if (static_cast<int64_t>(part) >= n) return;
+      if (!claim.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        if (generationOf(c) == 0) return;
+        continue;  // c now holds the current value: another part, or a new call
+      }
+      t(x, static_cast<int64_t>(part), n);
+      if (done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) done.notify_one();
+      c = claim.load(std::memory_order_acquire);
+    }
+  }
+
+  void work() {
+    uint64_t seen = generationOf(claim.load(std::memory_order_acquire));
+    for (;;) {
+      uint64_t c = spinThenWait(claim, [&](uint64_t v) { return generationOf(v) != seen; });
+      seen = generationOf(c);
+      runParts(c);
     }
   }
 
   // Called with `call` held.
   void grow(int64_t n) {
     while (static_cast<int64_t>(workers.size()) < n) {
-      int64_t part = static_cast<int64_t>(workers.size()) + 1;
-      uint64_t now = generation.load(std::memory_order_relaxed);
-      workers.emplace_back([this, part, now] { work(part, now); });
+      workers.emplace_back([this] { work(); });
       workers.back().detach();
     }
   }
@@ -82,12 +105,15 @@ extern "C" void gradc_parallel_run(gradc_task_fn task, void *ctx, int64_t parts)
     return;
   }
   p.grow(parts - 1);
-  p.task = task;
-  p.ctx = ctx;
-  p.parts = parts;
-  p.pending.store(static_cast<int64_t>(p.workers.size()), std::memory_order_relaxed);
-  p.generation.fetch_add(1, std::memory_order_release);
-  p.generation.notify_all();
-  task(ctx, 0, parts);
-  spinThenWait(p.pending, [](int64_t v) { return v == 0; });
+  p.task.store(task, std::memory_order_relaxed);
+  p.ctx.store(ctx, std::memory_order_relaxed);
+  p.parts.store(parts, std::memory_order_relaxed);
+  p.done.store(0, std::memory_order_relaxed);
+  uint64_t generation = Pool::generationOf(p.claim.load(std::memory_order_relaxed)) + 1;
+  if (generation > 0xffffffffu) generation = 1;
+  uint64_t c = generation << 32;
+  p.claim.store(c, std::memory_order_release);
+  p.claim.notify_all();
+  p.runParts(c);
+  spinThenWait(p.done, [parts](int64_t v) { return v == parts; });
 }

@@ -1,10 +1,11 @@
 // The thread pool of a multi-threaded step (`--threads N`).
 //
 // Generated code calls `gradc_parallel_run(task, ctx, parts)` for each large matrix product:
-// part 0 runs on the calling thread, parts 1..parts-1 on pool workers, and the call returns
-// when all are done (fork-join). Each part computes its own share of the product's column
-// panels, so every output element is summed in the same order whatever the thread count:
-// results are bit-identical to a one-thread run.
+// the calling thread and parts-1 pool workers take the parts one at a time until none is
+// left, and the call returns when all are done (fork-join). A worker that is not running
+// (its core busy with another process) takes none, and the caller runs them itself. Each part
+// computes its own share of the product's column panels, so every output element is summed
+// in the same order whatever the thread count: results are bit-identical to a one-thread run.
 //
 // Workers are started on first use and live until the process exits. Between calls they
 // spin for a short while (a training step forks many times within microseconds), then
