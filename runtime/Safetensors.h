@@ -11,14 +11,23 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gradc::rt {
 
+/// A tensor of the file. `data` always holds its values as float; an F64 tensor (`f64`) also
+/// holds them exactly in `data64`, and is written as F64 (from `data64`).
 struct NamedTensor {
+  NamedTensor() = default;
+  NamedTensor(std::string name, std::vector<int64_t> shape, std::vector<float> data)
+      : name(std::move(name)), shape(std::move(shape)), data(std::move(data)) {}
+
   std::string name;
   std::vector<int64_t> shape;
-  std::vector<float> data;  // F32 (the only dtype gradc writes; F64 files are read and narrowed)
+  std::vector<float> data;
+  bool f64 = false;
+  std::vector<double> data64;
 };
 
 struct TensorFile {

@@ -203,25 +203,34 @@ void TrainState::initParams(const std::vector<ParamSpec> &specs, uint64_t seed) 
 
 bool TrainState::load(const std::string &path, const std::string &modelHash) {
   TensorFile file = readSafetensors(path);
-  auto copyIn = [&](StateTensor &t, const NamedTensor &nt) {
-    if (nt.shape != t.shape)
-      fileError(path, "tensor '{}' has shape {}, but the model's {} '{}' has shape {}", nt.name,
-                shapeText(nt.shape), t.kind == SlotKind::Param ? "param" : "optimiser state",
-                t.name, shapeText(t.shape));
-    GRADC_ASSERT(static_cast<int64_t>(nt.data.size()) == t.elements, "tensor '{}' holds {} values",
-                 nt.name, nt.data.size());
-    for (int64_t i = 0; i < t.elements; ++i) t.set(i, nt.data[static_cast<size_t>(i)], f64);
-  };
-  for (StateTensor &t : tensors) {
-    if (t.kind != SlotKind::Param) continue;
-    const NamedTensor *nt = file.find(t.name);
-    if (!nt) fileError(path, "no tensor '{}' for the model's param '{}'", t.name, t.name);
-    copyIn(t, *nt);
-  }
   auto meta = [&](const char *key) -> const std::string * {
     auto it = file.metadata.find(key);
     return it == file.metadata.end() ? nullptr : &it->second;
   };
+  // A tensor that does not fit is an error; it says so when the file is another model's.
+  std::string other;
+  if (const std::string *h = meta("gradc.model_hash"); h && !modelHash.empty() && *h != modelHash)
+    other = fmt::format(" (the checkpoint was written for another model: model hash {}, this "
+                        "model's is {})", *h, modelHash);
+  auto copyIn = [&](StateTensor &t, const NamedTensor &nt) {
+    if (nt.shape != t.shape)
+      fileError(path, "tensor '{}' has shape {}, but the model's {} '{}' has shape {}{}", nt.name,
+                shapeText(nt.shape), t.kind == SlotKind::Param ? "param" : "optimiser state",
+                t.name, shapeText(t.shape), other);
+    GRADC_ASSERT(static_cast<int64_t>(nt.data.size()) == t.elements, "tensor '{}' holds {} values",
+                 nt.name, nt.data.size());
+    // Into the run's float type: F32 to float64 exactly, F64 to float32 rounded to nearest.
+    for (int64_t i = 0; i < t.elements; ++i) {
+      size_t k = static_cast<size_t>(i);
+      t.set(i, nt.f64 ? nt.data64[k] : nt.data[k], f64);
+    }
+  };
+  for (StateTensor &t : tensors) {
+    if (t.kind != SlotKind::Param) continue;
+    const NamedTensor *nt = file.find(t.name);
+    if (!nt) fileError(path, "no tensor '{}' for the model's param '{}'{}", t.name, t.name, other);
+    copyIn(t, *nt);
+  }
   auto counter = [&](const char *key, const char *tensor) -> int64_t {
     if (const std::string *s = meta(key)) {
       try {
@@ -265,9 +274,13 @@ void TrainState::save(const std::string &path, const std::string &modelName,
                       const std::string &modelHash, uint64_t seed) const {
   TensorFile file;
   for (const StateTensor &t : tensors) {
-    NamedTensor nt{t.name, t.shape, std::vector<float>(static_cast<size_t>(t.elements))};
-    for (int64_t i = 0; i < t.elements; ++i)
-      nt.data[static_cast<size_t>(i)] = static_cast<float>(t.get(i, f64));
+    NamedTensor nt;
+    nt.name = t.name;
+    nt.shape = t.shape;
+    nt.f64 = f64;
+    size_t n = static_cast<size_t>(t.elements);
+    if (f64) nt.data64.assign(t.buf.as<double>(), t.buf.as<double>() + n);
+    else nt.data.assign(t.buf.as<float>(), t.buf.as<float>() + n);
     file.tensors.push_back(std::move(nt));
   }
   file.tensors.push_back({"__step__", {}, {static_cast<float>(step)}});

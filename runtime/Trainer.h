@@ -6,9 +6,9 @@
 // hyper-parameters (`lr`, `t`) and results into buffers of its own. The step then runs with
 // no allocation: gather a batch, set `t`, call.
 //
-// Checkpoints are safetensors files: every param and optimiser state under its own name
-// (states are `PARAM.m` etc.; a '.' cannot occur in a param name), the scalars `__step__`
-// and `__epoch__`, and metadata `gradc.model`, `gradc.model_hash`, `gradc.step`,
+// Checkpoints are safetensors files (F32, or F64 for a float64 state): every param and
+// optimiser state under its own name (states are `PARAM.m` etc.; a '.' cannot occur in a
+// param name), the scalars `__step__` and `__epoch__`, and metadata `gradc.model`, `gradc.model_hash`, `gradc.step`,
 // `gradc.epoch`, `gradc.batch` (batches done in the unfinished epoch, when a run stopped
 // inside one), `gradc.seed`. The data order depends only on (seed, epoch), so a run resumed
 // from a checkpoint sees the very batches the uninterrupted run would have seen.
@@ -60,7 +60,10 @@ public:
   void initParams(const std::vector<ParamSpec> &specs, uint64_t seed);
   /// Loads the params from a weights file or checkpoint; from a checkpoint, also the
   /// optimiser states and counters. Returns true for a checkpoint. A missing param or one of
-  /// another shape is a UserError `PATH: error: ...`; extra tensors are ignored.
+  /// another shape is a UserError `PATH: error: ...` (naming both model hashes when the file
+  /// holds another than `modelHash`); extra tensors are ignored. A checkpoint whose tensors
+  /// fit but whose model hash is not `modelHash` is loaded with a warning. Values are
+  /// converted to the state's float type (F64 to float32 rounded to nearest).
   bool load(const std::string &path, const std::string &modelHash = "");
   /// Writes a checkpoint atomically.
   void save(const std::string &path, const std::string &modelName, const std::string &modelHash,

@@ -234,41 +234,43 @@ TEST_CASE("trainer: the last smaller batch is kept unless drop_last") {
   CHECK(d.step == 6);
 }
 
-TEST_CASE("trainer: checkpoints round-trip and resume exactly") {
-  Kernel step = linearStep<float>(nullptr);
+TEST_CASE_TEMPLATE("trainer: checkpoints round-trip and resume exactly", T, float, double) {
+  // float64 runs store F64 tensors, so they resume bit for bit too.
+  constexpr bool f64 = sizeof(T) == 8;
+  Kernel step = linearStep<T>(nullptr);
   Dataset train = linearData("train");
   std::ostringstream out;
 
   // Uninterrupted: 2 epochs.
-  TrainState a(step.sig, false);
+  TrainState a(step.sig, f64);
   a.initParams(linearParams(), 0);
   rt::train(step, nullptr, a, &train, nullptr, options(2), out);
 
   // 1 epoch, saved; loaded into a fresh state; 1 more epoch.
   std::string ckpt = tempPath("ckpt.safetensors");
-  TrainState b(step.sig, false);
+  TrainState b(step.sig, f64);
   b.initParams(linearParams(), 0);
   TrainOptions o = options(1);
   o.savePath = ckpt;
   rt::train(step, nullptr, b, &train, nullptr, o, out);
-  TrainState b2(step.sig, false);
+  TrainState b2(step.sig, f64);
   CHECK(b2.load(ckpt, "abc123"));
   CHECK(snapshot(b2) == snapshot(b));
   CHECK(b2.step == 7);
   CHECK(b2.epoch == 1);
   CHECK(b2.batch == 0);
-  CHECK(b2.find("w.buf")->get(0, false) != 0);
+  CHECK(b2.find("w.buf")->get(0, f64) != 0);
   rt::train(step, nullptr, b2, &train, nullptr, options(1), out);
   CHECK(snapshot(b2) == snapshot(a));
 
   // Stopped inside epoch 2 by --steps; resumed for the rest of it.
-  TrainState c(step.sig, false);
+  TrainState c(step.sig, f64);
   c.initParams(linearParams(), 0);
   o = options(2);
   o.maxSteps = 10;
   o.savePath = ckpt;
   rt::train(step, nullptr, c, &train, nullptr, o, out);
-  TrainState c2(step.sig, false);
+  TrainState c2(step.sig, f64);
   CHECK(c2.load(ckpt));
   CHECK(c2.step == 10);
   CHECK(c2.epoch == 1);
@@ -282,6 +284,7 @@ TEST_CASE("trainer: checkpoints round-trip and resume exactly") {
   TensorFile f = readSafetensors(ckpt);
   for (const char *name : {"w", "b", "w.buf", "b.buf", "__step__", "__epoch__"})
     CHECK(f.find(name) != nullptr);
+  for (const char *name : {"w", "b", "w.buf", "b.buf"}) CHECK(f.find(name)->f64 == f64);
   CHECK(f.find("__step__")->data == std::vector<float>{10});
   CHECK(f.find("__step__")->shape.empty());
   CHECK(f.metadata.at("gradc.model") == "linear");
