@@ -595,19 +595,22 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   auto stopStatus = [&]() -> int { return gSignal == 0 ? 0 : 128 + gSignal; };
   // A step gave a non-finite value: go back to the state before it (from the snapshot, then
   // replaying `replay` batches), let explainNonFinite name the value, else blame the loss.
+  // A data-parallel step is replayed by every process together (the loss every process
+  // checks is the same), with the epoch's order; `call` then holds batch `b` whole.
   Snapshot snap;
+  const std::vector<int64_t> *runnerOrder = nullptr;
   auto nonFinite = [&](Call &call, double loss, const std::string &where,
                        const std::function<int64_t(int64_t)> &gather, int64_t replay, int64_t b) {
     progress.clear();
     snap.restore(st);
-    if (!o.runner) {  // (a data-parallel step is not replayed on one process)
-      for (int64_t i = 0; i < replay; ++i) {
-        call.run(gather(b - replay + i), o.lr, static_cast<double>(st.step + 1));
-        ++st.step;
-      }
-      call.prepare(gather(b), o.lr, static_cast<double>(st.step + 1));
-      if (o.explainNonFinite) o.explainNonFinite(call, where);
+    for (int64_t i = 0; i < replay; ++i) {
+      double t = static_cast<double>(st.step + 1);
+      if (o.runner) o.runner->run(*runnerOrder, b - replay + i, o.lr, t);
+      else call.run(gather(b - replay + i), o.lr, t);
+      ++st.step;
     }
+    call.prepare(gather(b), o.lr, static_cast<double>(st.step + 1));
+    if (o.explainNonFinite) o.explainNonFinite(call, where);
     std::string what = std::isfinite(loss) ? "a value of the step became non-finite"
                                            : fmt::format("the loss became {}", loss);
     throw UserError(o.modelPath.empty() ? std::string("gradc") : o.modelPath, what + where);
@@ -682,6 +685,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     int64_t first = st.batch, done = 0, snapAt = first, snapStep = st.step;
     std::string head = fmt::format("epoch {}/{}", epoch + 1, lastEpoch);
     snap.take(st);
+    runnerOrder = &order;
     auto gather = [&](int64_t b) { return batcher.gather(order, b); };
     auto where = [&](int64_t b) {
       int64_t n = std::min(batchSize, rows - b * batchSize);

@@ -147,6 +147,8 @@ struct TrainOptions {
   /// Called when a step gave a non-finite value, with the state as it was before that step
   /// and `call` prepared for its batch; may throw a UserError naming the value that became
   /// non-finite. `where` reads ` at step N, batch rows A..B` (and the epoch when shuffled).
+  /// With a StepRunner, every process replays to that state together, and `call` is the Call
+  /// of `step` (the gradient kernel) prepared for the whole batch.
   std::function<void(const Call &call, const std::string &where)> explainNonFinite;
 };
 
