@@ -430,6 +430,71 @@ TEST_CASE("trainer: a non-finite loss stops training with an error") {
   CHECK(snapshot(st) == snapshot(nine));
 }
 
+// A StepRunner on one process, in place of DataParallelStep: the fused step with a batcher and
+// a Call of its own, bound to the same state.
+struct LocalRunner : StepRunner {
+  LocalRunner(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSize)
+      : batcher(ds, batchSize, k.f64), call(k, st, &batcher, batchSize) {}
+  int64_t run(const std::vector<int64_t> &order, int64_t batch, double lr, double t) override {
+    ++runs;
+    int64_t n = batcher.gather(order, batch);
+    call.run(n, lr, t);
+    return n;
+  }
+  double loss() const override { return call.loss(); }
+  void metrics(std::vector<double> &out) const override { call.metrics(out); }
+  Batcher batcher;
+  Call call;
+  int runs = 0;
+};
+
+TEST_CASE("trainer: with a StepRunner, a non-finite loss is replayed and explained too") {
+  Hooks hooks;
+  hooks.nanAt = 9;
+  Kernel inRunner = linearStep<float>(&hooks), step = linearStep<float>(nullptr);
+  Dataset train = linearData("train");
+  TrainState st(step.sig, false);
+  LocalRunner runner(inRunner, st, train, 32);
+  TrainOptions o = options(3);
+  o.modelPath = "linear.grad";
+  o.runner = &runner;
+  std::string explained;
+  std::vector<double> before;
+  std::vector<float> batchX;
+  o.explainNonFinite = [&](const Call &call, const std::string &where) {
+    explained = where;
+    before = snapshot(st);
+    const float *x = static_cast<const float *>(call.args()[0]);
+    batchX.assign(x, x + call.dims()[0]);
+  };
+  std::ostringstream out;
+  try {
+    rt::train(step, nullptr, st, &train, nullptr, o, out);
+    FAIL("no error");
+  } catch (const UserError &e) {
+    SourceManager sm;
+    CHECK(renderUserError(sm, e) ==
+          "linear.grad: error: the loss became nan at step 10, batch rows 64..95 of epoch 2's "
+          "shuffled order\n");
+  }
+  CHECK(explained == " at step 10, batch rows 64..95 of epoch 2's shuffled order");
+  // 10 steps, then the 2 steps of epoch 2 before the failing one replayed by the runner.
+  CHECK(runner.runs == 12);
+  // The state handed to explainNonFinite is the one before the failing step, and `call`
+  // holds the failing batch whole.
+  Hooks none;
+  Kernel clean = linearStep<float>(&none);
+  TrainState nine(clean.sig, false);
+  TrainOptions o9 = options(3);
+  o9.maxSteps = 9;
+  rt::train(clean, nullptr, nine, &train, nullptr, o9, out);
+  CHECK(before == snapshot(nine));
+  std::vector<int64_t> order = epochOrder(train.rows, 1, 1, true);
+  std::vector<float> want;
+  for (size_t i = 64; i < 96; ++i) want.push_back(train.inputs[0].f[static_cast<size_t>(order[i])]);
+  CHECK(batchX == want);
+}
+
 TEST_CASE("trainer: --check-numerics stops at a non-finite param even when the loss is finite") {
   Kernel step = linearStep<float>(nullptr);
   auto inner = step.call;
