@@ -1,8 +1,11 @@
 // safetensors reading (F32, and F64 kept as double and narrowed to float) with full
-// validation, and atomic writing (F32 and F64, through writeFileAtomic). The format is described in Safetensors.h.
+// validation, atomic writing (F32 and F64, through writeFileAtomic), and the exact F64 copies
+// a float64 run stores beside its F32 tensors. The format is described in Safetensors.h.
 #include "runtime/Safetensors.h"
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +24,20 @@ const NamedTensor *TensorFile::find(const std::string &name) const {
   for (const NamedTensor &t : tensors)
     if (t.name == name) return &t;
   return nullptr;
+}
+
+std::string exactCopyName(const std::string &name) { return name + ".f64"; }
+
+const NamedTensor *exactCopy(const TensorFile &file, const NamedTensor &t) {
+  const NamedTensor *c = file.find(exactCopyName(t.name));
+  if (!c || !c->f64 || c->shape != t.shape || c->data64.size() != t.data.size()) return nullptr;
+  for (size_t i = 0; i < t.data.size(); ++i) {
+    float rounded = static_cast<float>(c->data64[i]);
+    bool same = std::bit_cast<uint32_t>(rounded) == std::bit_cast<uint32_t>(t.data[i]) ||
+                (std::isnan(rounded) && std::isnan(t.data[i]));
+    if (!same) return nullptr;
+  }
+  return c;
 }
 
 namespace {

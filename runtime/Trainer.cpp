@@ -219,10 +219,15 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
                 t.name, shapeText(t.shape), other);
     GRADC_ASSERT(static_cast<int64_t>(nt.data.size()) == t.elements, "tensor '{}' holds {} values",
                  nt.name, nt.data.size());
-    // Into the run's float type: F32 to float64 exactly, F64 to float32 rounded to nearest.
+    // A float64 run takes the exact copy a float64 run stored beside the F32 tensor, when the
+    // file holds one. Otherwise the values are converted to the run's float type: F32 to
+    // float64 exactly, F64 (a file of another tool) to float32 rounded to nearest.
+    const NamedTensor *src = &nt;
+    if (f64 && !nt.f64)
+      if (const NamedTensor *exact = exactCopy(file, nt)) src = exact;
     for (int64_t i = 0; i < t.elements; ++i) {
       size_t k = static_cast<size_t>(i);
-      t.set(i, nt.f64 ? nt.data64[k] : nt.data[k], f64);
+      t.set(i, src->f64 ? src->data64[k] : src->data[k], f64);
     }
   };
   for (StateTensor &t : tensors) {
@@ -273,18 +278,23 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
 void TrainState::save(const std::string &path, const std::string &modelName,
                       const std::string &modelHash, uint64_t seed) const {
   TensorFile file;
+  std::vector<NamedTensor> exact;
   for (const StateTensor &t : tensors) {
-    NamedTensor nt;
-    nt.name = t.name;
-    nt.shape = t.shape;
-    nt.f64 = f64;
-    size_t n = static_cast<size_t>(t.elements);
-    if (f64) nt.data64.assign(t.buf.as<double>(), t.buf.as<double>() + n);
-    else nt.data.assign(t.buf.as<float>(), t.buf.as<float>() + n);
+    NamedTensor nt{t.name, t.shape, std::vector<float>(static_cast<size_t>(t.elements))};
+    for (int64_t i = 0; i < t.elements; ++i)
+      nt.data[static_cast<size_t>(i)] = static_cast<float>(t.get(i, f64));
     file.tensors.push_back(std::move(nt));
+    if (!f64) continue;
+    NamedTensor copy;
+    copy.name = exactCopyName(t.name);
+    copy.shape = t.shape;
+    copy.f64 = true;
+    copy.data64.assign(t.buf.as<double>(), t.buf.as<double>() + t.elements);
+    exact.push_back(std::move(copy));
   }
   file.tensors.push_back({"__step__", {}, {static_cast<float>(step)}});
   file.tensors.push_back({"__epoch__", {}, {static_cast<float>(epoch)}});
+  for (NamedTensor &copy : exact) file.tensors.push_back(std::move(copy));
   file.metadata["gradc.model"] = modelName;
   file.metadata["gradc.model_hash"] = modelHash;
   file.metadata["gradc.step"] = std::to_string(step);

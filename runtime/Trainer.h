@@ -6,9 +6,10 @@
 // hyper-parameters (`lr`, `t`) and results into buffers of its own. The step then runs with
 // no allocation: gather a batch, set `t`, call.
 //
-// Checkpoints are safetensors files (F32, or F64 for a float64 state): every param and
-// optimiser state under its own name (states are `PARAM.m` etc.; a '.' cannot occur in a
-// param name), the scalars `__step__` and `__epoch__`, and metadata `gradc.model`, `gradc.model_hash`, `gradc.step`,
+// Checkpoints are safetensors files (F32): every param and optimiser state under its own name
+// (states are `PARAM.m` etc.; a '.' cannot occur in a param name), for a float64 state also
+// its exact F64 values under `NAME.f64` (Safetensors.h, exactCopyName), the scalars
+// `__step__` and `__epoch__`, and metadata `gradc.model`, `gradc.model_hash`, `gradc.step`,
 // `gradc.epoch`, `gradc.batch` (batches done in the unfinished epoch, when a run stopped
 // inside one), `gradc.seed`. The data order depends only on (seed, epoch), so a run resumed
 // from a checkpoint sees the very batches the uninterrupted run would have seen.
@@ -62,7 +63,8 @@ public:
   /// optimiser states and counters. Returns true for a checkpoint. A missing param or one of
   /// another shape is a UserError `PATH: error: ...` (naming both model hashes when the file
   /// holds another than `modelHash`); extra tensors are ignored. A checkpoint whose tensors
-  /// fit but whose model hash is not `modelHash` is loaded with a warning. Values are
+  /// fit but whose model hash is not `modelHash` is loaded with a warning. A float64 state
+  /// takes the exact F64 copies (`NAME.f64`) when the file holds them; otherwise values are
   /// converted to the state's float type (F64 to float32 rounded to nearest).
   bool load(const std::string &path, const std::string &modelHash = "");
   /// Writes a checkpoint atomically.

@@ -69,7 +69,8 @@ Weights readWeights(const Model &m, const std::string &path) {
     if (t->shape != shape)
       fileError(path, "tensor '{}' has shape {}, but the model declares the param with shape {}", p.name,
                 shapeText(t->shape), shapeText(shape));
-    if (t->f64) w[p.name] = t->data64;
+    const rt::NamedTensor *exact = t->f64 ? t : rt::exactCopy(file, *t);
+    if (exact) w[p.name] = exact->data64;
     else w[p.name].assign(t->data.begin(), t->data.end());
   }
   return w;

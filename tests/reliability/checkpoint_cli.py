@@ -3,9 +3,12 @@
 
 Usage: checkpoint_cli.py PATH/TO/gradc
 
-Checks: a float64 run (--dtype f64) checkpoints its params and optimiser states as F64, and 2
-epochs equal 1 epoch plus 1 resumed epoch, bit for bit; a checkpoint of the other float type
-is converted on loading (F64 to float32 rounded to nearest, F32 to float64 exactly); eval and
+Checks: every file gradc train --save writes holds F32 tensors under the param and optimiser
+state names (SPEC §7); a float64 run (--dtype f64) also stores their exact values as F64 under
+`NAME.f64`, so 2 epochs equal 1 epoch plus 1 resumed epoch, bit for bit; a float32 run reads
+such a file's F32 tensors, and a file without the copies (a float32 run's) is converted on
+loading (F32 to float64 exactly); a file whose params are F64 (another tool's) is read
+(F64 to float32 rounded to nearest); a stale copy (the F32 tensor rewritten) is ignored; eval and
 predict with a checkpoint whose tensors do not fit the model (a param of another shape, a
 missing param) fail with `CKPT: error: ...` naming both model hashes, and with the checkpoint
 of an edited model whose shapes agree they warn and go on.
@@ -71,6 +74,24 @@ def read_tensors(path):
     return out, meta
 
 
+def write_tensors(path, tensors, meta=None):
+    """Writes {name: (dtype, shape, values)} as a safetensors file."""
+    header, data = {}, b""
+    for name, (dtype, shape, values) in tensors.items():
+        blob = array.array({"F32": "f", "F64": "d"}[dtype], values).tobytes()
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+        data += blob
+    if meta:
+        header["__metadata__"] = meta
+    text = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+    return path
+
+
+STATES = ("W", "b", "W.m", "W.v", "b.m", "b.v")
+
+
 def float64_resume(tmp):
     data = blobs(os.path.join(tmp, "blobs.csv"), 300)
     base = ["train", CLASSIFY, "--data", data, "--batch-size", "16", "--seed", "3", "--dtype", "f64"]
@@ -84,31 +105,71 @@ def float64_resume(tmp):
     check(rc == 0, "f64, 1 resumed epoch: %r" % err)
     tensors, meta = read_tensors(whole)
     check(meta.get("gradc.epoch") == "2", "f64 checkpoint metadata: %r" % meta)
-    for name in ("W", "b", "W.m", "W.v", "b.m", "b.v"):
-        check(tensors.get(name, ("",))[0] == "F64",
-              "f64 checkpoint holds %s as F64: %r" % (name, tensors.get(name)))
+    check(sorted(tensors) == sorted(STATES + tuple(n + ".f64" for n in STATES) + ("__step__", "__epoch__")),
+          "f64 checkpoint tensors: %r" % sorted(tensors))
+    for name in STATES:
+        f32, f64 = tensors.get(name, ("", [])), tensors.get(name + ".f64", ("", []))
+        check(f32[0] == "F32", "f64 checkpoint holds %s as F32 (SPEC 7): %r" % (name, f32))
+        check(f64[0] == "F64", "f64 checkpoint holds %s.f64 as F64: %r" % (name, f64))
+        check(f32[1] == list(array.array("f", f64[1])), "%s is %s.f64 rounded to nearest" % (name, name))
+        check(f64[1] != f32[1], "%s.f64 holds more than float precision" % name)
     with open(whole, "rb") as a, open(half, "rb") as b:
         check(a.read() == b.read(), "f64: 2 epochs equal 1 epoch + 1 resumed epoch, bit for bit")
 
-    # The other float type: loaded and converted (--epochs 0 saves what was loaded).
+    # A float32 run reads the F32 tensors and ignores the copies (--epochs 0 saves what was loaded).
     narrowed = os.path.join(tmp, "narrowed.safetensors")
     rc, _, err = run("train", CLASSIFY, "--data", data, "--epochs", "0", "--init", whole,
                      "--save", narrowed)
     check(rc == 0, "an f64 checkpoint in an f32 run: %r" % err)
     small, meta32 = read_tensors(narrowed)
     check(meta32.get("gradc.step") == meta.get("gradc.step"), "the counters carry over: %r" % meta32)
-    for name in ("W", "b", "W.m", "W.v"):
-        want = list(array.array("f", tensors[name][1]))  # rounded to nearest
-        check(small[name] == ("F32", want), "F64 -> float32 rounds %s: %r %r" % (name, small[name], want))
+    check(sorted(small) == sorted(STATES + ("__step__", "__epoch__")),
+          "an f32 checkpoint has no F64 copies: %r" % sorted(small))
+    for name in STATES:
+        check(small[name] == tensors[name], "an f32 run keeps %s: %r %r" % (name, small[name], tensors[name]))
+    # A float64 run from a file without the copies: F32 converted exactly.
     widened = os.path.join(tmp, "widened.safetensors")
     rc, _, err = run(*base, "--epochs", "0", "--init", narrowed, "--save", widened)
     check(rc == 0, "an f32 checkpoint in an f64 run: %r" % err)
     wide, _ = read_tensors(widened)
-    for name in ("W", "b", "W.m", "W.v"):
-        check(wide[name] == ("F64", small[name][1]), "F32 -> float64 is exact for %s" % name)
+    for name in STATES:
+        check(wide[name] == small[name] and wide[name + ".f64"] == ("F64", small[name][1]),
+              "F32 -> float64 is exact for %s" % name)
+    # A float64 run takes the exact copies: loaded and saved again, the file is the same.
+    again = os.path.join(tmp, "again.safetensors")
+    rc, _, err = run(*base, "--epochs", "0", "--init", whole, "--save", again)
+    check(rc == 0, "an f64 checkpoint in an f64 run: %r" % err)
+    with open(whole, "rb") as a, open(again, "rb") as b:
+        check(a.read() == b.read(), "f64: loaded and saved again, bit for bit")
+    # A copy that no longer rounds to its F32 tensor (another tool rewrote W) is ignored.
+    shapes = {"W": [2, 3], "b": [3], "__step__": [], "__epoch__": []}
+    stale = {n: (d, shapes[n.split(".")[0]], v) for n, (d, v) in tensors.items()}
+    stale["W"] = ("F32", [2, 3], [0.5] * 6)
+    rc, _, err = run(*base, "--epochs", "0", "--init", write_tensors(os.path.join(tmp, "stale.safetensors"),
+                     stale, meta), "--save", again)
+    check(rc == 0, "a stale copy: %r" % err)
+    fresh, _ = read_tensors(again)
+    check(fresh["W.f64"] == ("F64", [0.5] * 6) and fresh["b.f64"] == tensors["b.f64"],
+          "a stale copy is ignored, the others are used: %r" % (fresh["W.f64"],))
+
+    # Params stored as F64 by another tool (no F32 tensors): converted.
+    third = [0.1, -1 / 3, 2.0 / 7, 1e-9, -0.6, 1 / 9]
+    foreign = write_tensors(os.path.join(tmp, "foreign.safetensors"),
+                            {"W": ("F64", [2, 3], third), "b": ("F64", [3], third[:3])})
+    for dtype, want in (("f32", list(array.array("f", third))), ("f64", third)):
+        out = os.path.join(tmp, "foreign_%s.safetensors" % dtype)
+        rc, _, err = run("train", CLASSIFY, "--data", data, "--dtype", dtype, "--epochs", "0",
+                         "--init", foreign, "--save", out)
+        check(rc == 0, "F64 params in an %s run: %r" % (dtype, err))
+        got, _ = read_tensors(out)
+        check(got["W"] == ("F32", list(array.array("f", third))), "F64 params as F32 (%s)" % dtype)
+        if dtype == "f64":
+            check(got["W.f64"] == ("F64", want), "F64 params read exactly by an f64 run")
     for cmd in ("eval", "predict"):
         rc, out, err = run(cmd, CLASSIFY, "--weights", whole, "--data", data)
-        check(rc == 0 and out, "%s reads an F64 checkpoint: %r" % (cmd, err))
+        check(rc == 0 and out, "%s reads an f64 run's checkpoint: %r" % (cmd, err))
+        rc, out, err = run(cmd, CLASSIFY, "--weights", foreign, "--data", data)
+        check(rc == 0 and out, "%s reads F64 params: %r" % (cmd, err))
 
 
 def other_model(tmp):

@@ -284,7 +284,21 @@ TEST_CASE_TEMPLATE("trainer: checkpoints round-trip and resume exactly", T, floa
   TensorFile f = readSafetensors(ckpt);
   for (const char *name : {"w", "b", "w.buf", "b.buf", "__step__", "__epoch__"})
     CHECK(f.find(name) != nullptr);
-  for (const char *name : {"w", "b", "w.buf", "b.buf"}) CHECK(f.find(name)->f64 == f64);
+  // F32 under the names (SPEC §7); a float64 state also stores its exact values as F64 copies,
+  // which loading takes.
+  TrainState loaded(step.sig, f64);
+  CHECK(loaded.load(ckpt));
+  for (const char *name : {"w", "b", "w.buf", "b.buf"}) {
+    const NamedTensor *t = f.find(name);
+    CHECK_FALSE(t->f64);
+    CHECK(t->data == std::vector<float>{static_cast<float>(loaded.find(name)->get(0, f64))});
+    const NamedTensor *copy = f.find(std::string(name) + ".f64");
+    CHECK((copy != nullptr) == f64);
+    if (!copy) continue;
+    CHECK(copy->f64);
+    CHECK(exactCopy(f, *t) == copy);
+    CHECK(copy->data64 == std::vector<double>{loaded.find(name)->get(0, f64)});
+  }
   CHECK(f.find("__step__")->data == std::vector<float>{10});
   CHECK(f.find("__step__")->shape.empty());
   CHECK(f.metadata.at("gradc.model") == "linear");

@@ -130,6 +130,31 @@ TEST_CASE("safetensors: F64 tensors are written as F64 and read back exactly") {
   CHECK(g.find("s")->data == std::vector<float>{2.5f});
 }
 
+TEST_CASE("safetensors: the exact F64 copy of an F32 tensor is used only while it rounds to it") {
+  TensorFile f;
+  f.tensors = {{"W", {2}, {0.1f, static_cast<float>(1.0 / 3)}}, {"b", {1}, {2}}, {"c", {1}, {1}}};
+  CHECK(exactCopyName("W") == "W.f64");
+  CHECK(exactCopyName("W.m") == "W.m.f64");
+  CHECK(exactCopy(f, f.tensors[0]) == nullptr);
+  NamedTensor copy;
+  copy.name = "W.f64";
+  copy.shape = {2};
+  copy.f64 = true;
+  copy.data64 = {0.1, 1.0 / 3};
+  f.tensors.push_back(copy);
+  REQUIRE(exactCopy(f, f.tensors[0]) != nullptr);
+  CHECK(exactCopy(f, f.tensors[0])->data64 == copy.data64);
+  // Stale (W was rewritten), of another shape, or F32: ignored.
+  f.tensors[0].data[1] = 0.5f;
+  CHECK(exactCopy(f, f.tensors[0]) == nullptr);
+  copy.name = "b.f64";
+  copy.data64 = {2, 2};
+  f.tensors.push_back(copy);
+  CHECK(exactCopy(f, f.tensors[1]) == nullptr);
+  f.tensors.push_back({"c.f64", {1}, {1}});
+  CHECK(exactCopy(f, f.tensors[2]) == nullptr);
+}
+
 TEST_CASE("safetensors: malformed files") {
   TempDir d;
   auto entry = [](const std::string &dtype, const std::string &shape, const std::string &off) {
