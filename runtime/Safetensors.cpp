@@ -1,8 +1,11 @@
-// safetensors reading (F32, and F64 narrowed to float) with full validation, and atomic
-// writing (F32, through writeFileAtomic). The format is described in Safetensors.h.
+// safetensors reading (F32, and F64 kept as double and narrowed to float) with full
+// validation, atomic writing (F32 and F64, through writeFileAtomic), and the exact F64 copies
+// a float64 run stores beside its F32 tensors. The format is described in Safetensors.h.
 #include "runtime/Safetensors.h"
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +24,20 @@ const NamedTensor *TensorFile::find(const std::string &name) const {
   for (const NamedTensor &t : tensors)
     if (t.name == name) return &t;
   return nullptr;
+}
+
+std::string exactCopyName(const std::string &name) { return name + ".f64"; }
+
+const NamedTensor *exactCopy(const TensorFile &file, const NamedTensor &t) {
+  const NamedTensor *c = file.find(exactCopyName(t.name));
+  if (!c || !c->f64 || c->shape != t.shape || c->data64.size() != t.data.size()) return nullptr;
+  for (size_t i = 0; i < t.data.size(); ++i) {
+    float rounded = static_cast<float>(c->data64[i]);
+    bool same = std::bit_cast<uint32_t>(rounded) == std::bit_cast<uint32_t>(t.data[i]) ||
+                (std::isnan(rounded) && std::isnan(t.data[i]));
+    if (!same) return nullptr;
+  }
+  return c;
 }
 
 namespace {
@@ -133,18 +150,19 @@ TensorFile readSafetensors(const std::string &path) {
 
   const char *data = bytes.data() + 8 + headerLen;
   for (const Entry &e : entries) {
-    NamedTensor t{e.name, e.shape, {}};
+    NamedTensor t;
+    t.name = e.name;
+    t.shape = e.shape;
+    t.f64 = e.elementSize == 8;
     size_t n = static_cast<size_t>((e.end - e.begin) / e.elementSize);
     t.data.resize(n);
     const char *p = data + e.begin;
-    for (size_t i = 0; i < n; ++i) {
-      if (e.elementSize == 4) {
-        std::memcpy(&t.data[i], p + 4 * i, 4);
-      } else {
-        double d;
-        std::memcpy(&d, p + 8 * i, 8);
-        t.data[i] = static_cast<float>(d);
-      }
+    if (t.f64) {
+      t.data64.resize(n);
+      if (n > 0) std::memcpy(t.data64.data(), p, 8 * n);
+      for (size_t i = 0; i < n; ++i) t.data[i] = static_cast<float>(t.data64[i]);
+    } else if (n > 0) {
+      std::memcpy(t.data.data(), p, 4 * n);
     }
     file.tensors.push_back(std::move(t));
   }
@@ -162,11 +180,14 @@ void writeSafetensors(const std::string &path, const TensorFile &file) {
   for (const NamedTensor &t : file.tensors) {
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
-    GRADC_ASSERT(n == static_cast<int64_t>(t.data.size()), "tensor {} has {} values for shape {}", t.name,
-                 t.data.size(), shapeText(t.shape));
+    size_t values = t.f64 ? t.data64.size() : t.data.size();
+    GRADC_ASSERT(n == static_cast<int64_t>(values), "tensor {} has {} values for shape {}", t.name,
+                 values, shapeText(t.shape));
     size_t begin = data.size();
-    data.append(reinterpret_cast<const char *>(t.data.data()), t.data.size() * sizeof(float));
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
+    if (t.f64) data.append(reinterpret_cast<const char *>(t.data64.data()), values * sizeof(double));
+    else data.append(reinterpret_cast<const char *>(t.data.data()), values * sizeof(float));
+    header[t.name] = {{"dtype", t.f64 ? "F64" : "F32"}, {"shape", t.shape},
+                      {"data_offsets", {begin, data.size()}}};
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');

@@ -11,14 +11,23 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gradc::rt {
 
+/// A tensor of the file. `data` always holds its values as float; an F64 tensor (`f64`) also
+/// holds them exactly in `data64`, and is written as F64 (from `data64`).
 struct NamedTensor {
+  NamedTensor() = default;
+  NamedTensor(std::string name, std::vector<int64_t> shape, std::vector<float> data)
+      : name(std::move(name)), shape(std::move(shape)), data(std::move(data)) {}
+
   std::string name;
   std::vector<int64_t> shape;
-  std::vector<float> data;  // F32 (the only dtype gradc writes; F64 files are read and narrowed)
+  std::vector<float> data;
+  bool f64 = false;
+  std::vector<double> data64;
 };
 
 struct TensorFile {
@@ -26,6 +35,16 @@ struct TensorFile {
   std::map<std::string, std::string> metadata;
   const NamedTensor *find(const std::string &name) const;
 };
+
+/// The reserved name under which a float64 run stores the exact F64 values of its F32 tensor
+/// `name` (a param or an optimiser state): `NAME.f64` (`W1.f64`, `W1.m.f64`). A param name has no
+/// '.', and an optimiser state is `PARAM.SUFFIX` with a suffix other than `f64`, so it names no
+/// param or state.
+std::string exactCopyName(const std::string &name);
+/// The exact copy of the F32 tensor `t` in `file`: the tensor `exactCopyName(t.name)` when it is
+/// F64, has t's shape and rounds to t's values (so it is not stale: a tool that rewrote `t` and
+/// left the copy makes it ignored); otherwise nullptr.
+const NamedTensor *exactCopy(const TensorFile &file, const NamedTensor &t);
 
 TensorFile readSafetensors(const std::string &path);
 void writeSafetensors(const std::string &path, const TensorFile &file);

@@ -203,25 +203,39 @@ void TrainState::initParams(const std::vector<ParamSpec> &specs, uint64_t seed) 
 
 bool TrainState::load(const std::string &path, const std::string &modelHash) {
   TensorFile file = readSafetensors(path);
-  auto copyIn = [&](StateTensor &t, const NamedTensor &nt) {
-    if (nt.shape != t.shape)
-      fileError(path, "tensor '{}' has shape {}, but the model's {} '{}' has shape {}", nt.name,
-                shapeText(nt.shape), t.kind == SlotKind::Param ? "param" : "optimiser state",
-                t.name, shapeText(t.shape));
-    GRADC_ASSERT(static_cast<int64_t>(nt.data.size()) == t.elements, "tensor '{}' holds {} values",
-                 nt.name, nt.data.size());
-    for (int64_t i = 0; i < t.elements; ++i) t.set(i, nt.data[static_cast<size_t>(i)], f64);
-  };
-  for (StateTensor &t : tensors) {
-    if (t.kind != SlotKind::Param) continue;
-    const NamedTensor *nt = file.find(t.name);
-    if (!nt) fileError(path, "no tensor '{}' for the model's param '{}'", t.name, t.name);
-    copyIn(t, *nt);
-  }
   auto meta = [&](const char *key) -> const std::string * {
     auto it = file.metadata.find(key);
     return it == file.metadata.end() ? nullptr : &it->second;
   };
+  // A tensor that does not fit is an error; it says so when the file is another model's.
+  std::string other;
+  if (const std::string *h = meta("gradc.model_hash"); h && !modelHash.empty() && *h != modelHash)
+    other = fmt::format(" (the checkpoint was written for another model: model hash {}, this "
+                        "model's is {})", *h, modelHash);
+  auto copyIn = [&](StateTensor &t, const NamedTensor &nt) {
+    if (nt.shape != t.shape)
+      fileError(path, "tensor '{}' has shape {}, but the model's {} '{}' has shape {}{}", nt.name,
+                shapeText(nt.shape), t.kind == SlotKind::Param ? "param" : "optimiser state",
+                t.name, shapeText(t.shape), other);
+    GRADC_ASSERT(static_cast<int64_t>(nt.data.size()) == t.elements, "tensor '{}' holds {} values",
+                 nt.name, nt.data.size());
+    // A float64 run takes the exact copy a float64 run stored beside the F32 tensor, when the
+    // file holds one. Otherwise the values are converted to the run's float type: F32 to
+    // float64 exactly, F64 (a file of another tool) to float32 rounded to nearest.
+    const NamedTensor *src = &nt;
+    if (f64 && !nt.f64)
+      if (const NamedTensor *exact = exactCopy(file, nt)) src = exact;
+    for (int64_t i = 0; i < t.elements; ++i) {
+      size_t k = static_cast<size_t>(i);
+      t.set(i, src->f64 ? src->data64[k] : src->data[k], f64);
+    }
+  };
+  for (StateTensor &t : tensors) {
+    if (t.kind != SlotKind::Param) continue;
+    const NamedTensor *nt = file.find(t.name);
+    if (!nt) fileError(path, "no tensor '{}' for the model's param '{}'{}", t.name, t.name, other);
+    copyIn(t, *nt);
+  }
   auto counter = [&](const char *key, const char *tensor) -> int64_t {
     if (const std::string *s = meta(key)) {
       try {
@@ -264,14 +278,23 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
 void TrainState::save(const std::string &path, const std::string &modelName,
                       const std::string &modelHash, uint64_t seed) const {
   TensorFile file;
+  std::vector<NamedTensor> exact;
   for (const StateTensor &t : tensors) {
     NamedTensor nt{t.name, t.shape, std::vector<float>(static_cast<size_t>(t.elements))};
     for (int64_t i = 0; i < t.elements; ++i)
       nt.data[static_cast<size_t>(i)] = static_cast<float>(t.get(i, f64));
     file.tensors.push_back(std::move(nt));
+    if (!f64) continue;
+    NamedTensor copy;
+    copy.name = exactCopyName(t.name);
+    copy.shape = t.shape;
+    copy.f64 = true;
+    copy.data64.assign(t.buf.as<double>(), t.buf.as<double>() + t.elements);
+    exact.push_back(std::move(copy));
   }
   file.tensors.push_back({"__step__", {}, {static_cast<float>(step)}});
   file.tensors.push_back({"__epoch__", {}, {static_cast<float>(epoch)}});
+  for (NamedTensor &copy : exact) file.tensors.push_back(std::move(copy));
   file.metadata["gradc.model"] = modelName;
   file.metadata["gradc.model_hash"] = modelHash;
   file.metadata["gradc.step"] = std::to_string(step);
@@ -582,19 +605,22 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   auto stopStatus = [&]() -> int { return gSignal == 0 ? 0 : 128 + gSignal; };
   // A step gave a non-finite value: go back to the state before it (from the snapshot, then
   // replaying `replay` batches), let explainNonFinite name the value, else blame the loss.
+  // A data-parallel step is replayed by every process together (the loss every process
+  // checks is the same), with the epoch's order; `call` then holds batch `b` whole.
   Snapshot snap;
+  const std::vector<int64_t> *runnerOrder = nullptr;
   auto nonFinite = [&](Call &call, double loss, const std::string &where,
                        const std::function<int64_t(int64_t)> &gather, int64_t replay, int64_t b) {
     progress.clear();
     snap.restore(st);
-    if (!o.runner) {  // (a data-parallel step is not replayed on one process)
-      for (int64_t i = 0; i < replay; ++i) {
-        call.run(gather(b - replay + i), o.lr, static_cast<double>(st.step + 1));
-        ++st.step;
-      }
-      call.prepare(gather(b), o.lr, static_cast<double>(st.step + 1));
-      if (o.explainNonFinite) o.explainNonFinite(call, where);
+    for (int64_t i = 0; i < replay; ++i) {
+      double t = static_cast<double>(st.step + 1);
+      if (o.runner) o.runner->run(*runnerOrder, b - replay + i, o.lr, t);
+      else call.run(gather(b - replay + i), o.lr, t);
+      ++st.step;
     }
+    call.prepare(gather(b), o.lr, static_cast<double>(st.step + 1));
+    if (o.explainNonFinite) o.explainNonFinite(call, where);
     std::string what = std::isfinite(loss) ? "a value of the step became non-finite"
                                            : fmt::format("the loss became {}", loss);
     throw UserError(o.modelPath.empty() ? std::string("gradc") : o.modelPath, what + where);
@@ -669,6 +695,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     int64_t first = st.batch, done = 0, snapAt = first, snapStep = st.step;
     std::string head = fmt::format("epoch {}/{}", epoch + 1, lastEpoch);
     snap.take(st);
+    runnerOrder = &order;
     auto gather = [&](int64_t b) { return batcher.gather(order, b); };
     auto where = [&](int64_t b) {
       int64_t n = std::min(batchSize, rows - b * batchSize);

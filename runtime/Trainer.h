@@ -6,9 +6,10 @@
 // hyper-parameters (`lr`, `t`) and results into buffers of its own. The step then runs with
 // no allocation: gather a batch, set `t`, call.
 //
-// Checkpoints are safetensors files: every param and optimiser state under its own name
-// (states are `PARAM.m` etc.; a '.' cannot occur in a param name), the scalars `__step__`
-// and `__epoch__`, and metadata `gradc.model`, `gradc.model_hash`, `gradc.step`,
+// Checkpoints are safetensors files (F32): every param and optimiser state under its own name
+// (states are `PARAM.m` etc.; a '.' cannot occur in a param name), for a float64 state also
+// its exact F64 values under `NAME.f64` (Safetensors.h, exactCopyName), the scalars
+// `__step__` and `__epoch__`, and metadata `gradc.model`, `gradc.model_hash`, `gradc.step`,
 // `gradc.epoch`, `gradc.batch` (batches done in the unfinished epoch, when a run stopped
 // inside one), `gradc.seed`. The data order depends only on (seed, epoch), so a run resumed
 // from a checkpoint sees the very batches the uninterrupted run would have seen.
@@ -60,7 +61,11 @@ public:
   void initParams(const std::vector<ParamSpec> &specs, uint64_t seed);
   /// Loads the params from a weights file or checkpoint; from a checkpoint, also the
   /// optimiser states and counters. Returns true for a checkpoint. A missing param or one of
-  /// another shape is a UserError `PATH: error: ...`; extra tensors are ignored.
+  /// another shape is a UserError `PATH: error: ...` (naming both model hashes when the file
+  /// holds another than `modelHash`); extra tensors are ignored. A checkpoint whose tensors
+  /// fit but whose model hash is not `modelHash` is loaded with a warning. A float64 state
+  /// takes the exact F64 copies (`NAME.f64`) when the file holds them; otherwise values are
+  /// converted to the state's float type (F64 to float32 rounded to nearest).
   bool load(const std::string &path, const std::string &modelHash = "");
   /// Writes a checkpoint atomically.
   void save(const std::string &path, const std::string &modelName, const std::string &modelHash,
@@ -144,6 +149,8 @@ struct TrainOptions {
   /// Called when a step gave a non-finite value, with the state as it was before that step
   /// and `call` prepared for its batch; may throw a UserError naming the value that became
   /// non-finite. `where` reads ` at step N, batch rows A..B` (and the epoch when shuffled).
+  /// With a StepRunner, every process replays to that state together, and `call` is the Call
+  /// of `step` (the gradient kernel) prepared for the whole batch.
   std::function<void(const Call &call, const std::string &where)> explainNonFinite;
 };
 

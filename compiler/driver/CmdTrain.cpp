@@ -92,8 +92,8 @@ std::string describe(const ir::Node &n, const std::vector<interp::Tensor> &vals,
   return fmt::format("{} gives {}", ir::opName(n.op), gives);
 }
 
-/// Runs the step `f` in the interpreter on the arguments `call` holds and throws a UserError
-/// at the first value that is not finite. Returns when every value is finite.
+}  // namespace
+
 void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std::string &modelPath,
                       bool f64, const rt::Call &call, const std::string &where) {
   std::vector<int64_t> dims(call.dims(), call.dims() + f.dimNames.size());
@@ -133,8 +133,6 @@ void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std:
     }
   }
 }
-
-}  // namespace
 
 int runTrain(Options &o, SourceManager &sm) {
   if (o.distributed || rt::launchedByMpi()) return runTrainDistributed(o, sm);

@@ -66,6 +66,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   bool f64 = o.dtype == "f64";
 
   Model m;
+  ir::Function gradFn;
   rt::Dataset data, val;
   rt::Kernel grad, update, eval;
   std::optional<rt::TrainState> st;
@@ -80,7 +81,8 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     if (o.data.empty()) needData(m, o.model, "train");
     data = readData(m, o.data);
     if (hasVal) val = readData(m, o.val);
-    ir::Function gradFn = buildProgram(m, Program::Grad), updateFn = buildProgram(m, Program::Update);
+    gradFn = buildProgram(m, Program::Grad);
+    ir::Function updateFn = buildProgram(m, Program::Update);
     grad = compileProgram(gradFn, o);
     update = compileProgram(updateFn, o);
     if (hasVal) eval = compileProgram(buildProgram(m, Program::Eval), o);
@@ -89,7 +91,9 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     st->include(grad.sig);
     if (hasVal) st->include(eval.sig);
     st->initParams(paramSpecs(m), o.seed);
-    if (!o.init.empty()) st->load(o.init, hash);
+    if (!o.init.empty() && st->load(o.init) && !st->savedHash.empty() && st->savedHash != hash)
+      fileError(o.init, "the checkpoint was written for another model (model hash {}, this model's "
+                "is {}): resume with the model file it was trained with", st->savedHash, hash);
     if (rank == 0) {
       checkWritable(o.save);
       checkWritable(o.metrics);
@@ -148,6 +152,11 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   if (rank == 0) {
     t.savePath = o.save;
     t.metricsPath = o.metrics;
+    // The NaN trap: every rank replays to the state before the failing step; rank 0 runs
+    // that batch in the interpreter and names the value, the others stop quietly.
+    t.explainNonFinite = [&](const rt::Call &call, const std::string &where) {
+      explainNonFinite(gradFn, sm, o.model, f64, call, where);
+    };
   } else {
     t.progress = 0;
     const char *every = std::getenv("GRADC_MPI_SAVE_EVERY_RANK");

@@ -69,7 +69,9 @@ Weights readWeights(const Model &m, const std::string &path) {
     if (t->shape != shape)
       fileError(path, "tensor '{}' has shape {}, but the model declares the param with shape {}", p.name,
                 shapeText(t->shape), shapeText(shape));
-    w[p.name].assign(t->data.begin(), t->data.end());
+    const rt::NamedTensor *exact = t->f64 ? t : rt::exactCopy(file, *t);
+    if (exact) w[p.name] = exact->data64;
+    else w[p.name].assign(t->data.begin(), t->data.end());
   }
   return w;
 }

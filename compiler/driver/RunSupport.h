@@ -1,6 +1,6 @@
 // What `gradc train`, `eval`, `predict` and `bench` share: the model's params as the
-// runtime's initialiser specs, the model's hash (stored in checkpoints), and reading the
-// data a kernel needs.
+// runtime's initialiser specs, the model's hash (stored in checkpoints), reading the data a
+// kernel needs, and the NaN trap's explanation (single-process and data-parallel training).
 #pragma once
 
 #include <string>
@@ -36,6 +36,14 @@ void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o);
 
 /// `--max-memory`: a whole number of bytes with an optional K, M or G suffix (powers of 1024).
 uint64_t parseBytes(const std::string &text);
+
+/// The NaN trap's explanation (CmdTrain.cpp): runs the program `f` of the kernel that `call`
+/// is bound to (the fused step, or the gradient program of data-parallel training) in the
+/// reference interpreter on the arguments `call` holds, and throws a UserError at the first
+/// value that is not finite, at its model line: `LINE:COL: error: log of 0 gives -inf in
+/// 'log(p)'WHERE`. Returns when every value is finite.
+void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std::string &modelPath,
+                      bool f64, const rt::Call &call, const std::string &where);
 
 /// A flag error about a model with or without inputs: `MODEL: error: ...`.
 [[noreturn]] void needData(const Model &m, const std::string &modelPath, const char *command);

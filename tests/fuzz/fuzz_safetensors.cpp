@@ -30,6 +30,10 @@ bool same(const gradc::rt::TensorFile &a, const gradc::rt::TensorFile &b) {
     if (!u || u->shape != t.shape || u->data.size() != t.data.size()) return false;
     if (!t.data.empty() && std::memcmp(u->data.data(), t.data.data(), t.data.size() * sizeof(float)) != 0)
       return false;
+    if (u->f64 != t.f64 || u->data64.size() != t.data64.size()) return false;
+    if (!t.data64.empty() &&
+        std::memcmp(u->data64.data(), t.data64.data(), t.data64.size() * sizeof(double)) != 0)
+      return false;
   }
   return true;
 }

@@ -1,6 +1,7 @@
 // The C API of libgradc_runtime (runtime/gradc_runtime.h) with a hand-written kernel: the
 // training loop calls a plain function pointer with the slots the description gives, the
-// state buffer goes in and out at its offsets, checkpoints round-trip, errors become -1 /
+// state buffer goes in and out at its offsets, checkpoints round-trip (float64 ones exactly, with
+// F32 tensors under the names), errors become -1 /
 // NULL and a message.
 #include <doctest/doctest.h>
 
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/Safetensors.h"
 #include "runtime/gradc_runtime.h"
 
 namespace {
@@ -160,4 +162,40 @@ TEST_CASE("C API: errors are -1 or NULL with a one-line message") {
   CHECK(gradc_train(&m, state, nullptr, d, nullptr, &o) == -1);
   CHECK(std::string(gradc_last_error()).rfind("/nonexistent/dir/w.safetensors: error: ", 0) == 0);
   gradc_dataset_free(d);
+}
+
+TEST_CASE("C API: a float64 checkpoint holds F32 tensors and exact F64 copies, and loads exactly") {
+  gradc_model m = toyModel();
+  m.f64 = 1;
+  alignas(64) double state[16] = {};
+  state[0] = 0.1;
+  state[8] = 1.0 / 3;  // w.m at byte offset 64
+  gradc_counters c = {5, 1, 0, 2};
+  std::string ckpt = writeTemp("toy64.safetensors", "");
+  REQUIRE(gradc_checkpoint_save(&m, state, &c, ckpt.c_str()) == 0);
+
+  gradc::rt::TensorFile f = gradc::rt::readSafetensors(ckpt);
+  for (const char *name : {"w", "w.m"}) {
+    const gradc::rt::NamedTensor *t = f.find(name);
+    REQUIRE(t != nullptr);
+    CHECK_FALSE(t->f64);
+  }
+  CHECK(f.find("w")->data == std::vector<float>{0.1f});
+  CHECK(f.find("w.m")->data == std::vector<float>{1.0f / 3});
+  CHECK(f.find("w.f64")->f64);
+  CHECK(f.find("w.f64")->data64 == std::vector<double>{0.1});
+  CHECK(f.find("w.m.f64")->data64 == std::vector<double>{1.0 / 3});
+
+  alignas(64) double back[16] = {};
+  gradc_counters c2 = {0, 0, 0, 0};
+  REQUIRE(gradc_checkpoint_load(&m, back, &c2, ckpt.c_str()) == 0);
+  CHECK(back[0] == 0.1);
+  CHECK(back[8] == 1.0 / 3);
+  CHECK(c2.step == 5);
+
+  gradc_model m32 = toyModel();
+  alignas(64) float narrow[32] = {};
+  REQUIRE(gradc_checkpoint_load(&m32, narrow, &c2, ckpt.c_str()) == 0);
+  CHECK(narrow[0] == 0.1f);
+  CHECK(narrow[16] == 1.0f / 3);
 }

@@ -234,41 +234,43 @@ TEST_CASE("trainer: the last smaller batch is kept unless drop_last") {
   CHECK(d.step == 6);
 }
 
-TEST_CASE("trainer: checkpoints round-trip and resume exactly") {
-  Kernel step = linearStep<float>(nullptr);
+TEST_CASE_TEMPLATE("trainer: checkpoints round-trip and resume exactly", T, float, double) {
+  // float64 runs store F64 tensors, so they resume bit for bit too.
+  constexpr bool f64 = sizeof(T) == 8;
+  Kernel step = linearStep<T>(nullptr);
   Dataset train = linearData("train");
   std::ostringstream out;
 
   // Uninterrupted: 2 epochs.
-  TrainState a(step.sig, false);
+  TrainState a(step.sig, f64);
   a.initParams(linearParams(), 0);
   rt::train(step, nullptr, a, &train, nullptr, options(2), out);
 
   // 1 epoch, saved; loaded into a fresh state; 1 more epoch.
   std::string ckpt = tempPath("ckpt.safetensors");
-  TrainState b(step.sig, false);
+  TrainState b(step.sig, f64);
   b.initParams(linearParams(), 0);
   TrainOptions o = options(1);
   o.savePath = ckpt;
   rt::train(step, nullptr, b, &train, nullptr, o, out);
-  TrainState b2(step.sig, false);
+  TrainState b2(step.sig, f64);
   CHECK(b2.load(ckpt, "abc123"));
   CHECK(snapshot(b2) == snapshot(b));
   CHECK(b2.step == 7);
   CHECK(b2.epoch == 1);
   CHECK(b2.batch == 0);
-  CHECK(b2.find("w.buf")->get(0, false) != 0);
+  CHECK(b2.find("w.buf")->get(0, f64) != 0);
   rt::train(step, nullptr, b2, &train, nullptr, options(1), out);
   CHECK(snapshot(b2) == snapshot(a));
 
   // Stopped inside epoch 2 by --steps; resumed for the rest of it.
-  TrainState c(step.sig, false);
+  TrainState c(step.sig, f64);
   c.initParams(linearParams(), 0);
   o = options(2);
   o.maxSteps = 10;
   o.savePath = ckpt;
   rt::train(step, nullptr, c, &train, nullptr, o, out);
-  TrainState c2(step.sig, false);
+  TrainState c2(step.sig, f64);
   CHECK(c2.load(ckpt));
   CHECK(c2.step == 10);
   CHECK(c2.epoch == 1);
@@ -282,6 +284,21 @@ TEST_CASE("trainer: checkpoints round-trip and resume exactly") {
   TensorFile f = readSafetensors(ckpt);
   for (const char *name : {"w", "b", "w.buf", "b.buf", "__step__", "__epoch__"})
     CHECK(f.find(name) != nullptr);
+  // F32 under the names (SPEC §7); a float64 state also stores its exact values as F64 copies,
+  // which loading takes.
+  TrainState loaded(step.sig, f64);
+  CHECK(loaded.load(ckpt));
+  for (const char *name : {"w", "b", "w.buf", "b.buf"}) {
+    const NamedTensor *t = f.find(name);
+    CHECK_FALSE(t->f64);
+    CHECK(t->data == std::vector<float>{static_cast<float>(loaded.find(name)->get(0, f64))});
+    const NamedTensor *copy = f.find(std::string(name) + ".f64");
+    CHECK((copy != nullptr) == f64);
+    if (!copy) continue;
+    CHECK(copy->f64);
+    CHECK(exactCopy(f, *t) == copy);
+    CHECK(copy->data64 == std::vector<double>{loaded.find(name)->get(0, f64)});
+  }
   CHECK(f.find("__step__")->data == std::vector<float>{10});
   CHECK(f.find("__step__")->shape.empty());
   CHECK(f.metadata.at("gradc.model") == "linear");
@@ -425,6 +442,71 @@ TEST_CASE("trainer: a non-finite loss stops training with an error") {
   o9.maxSteps = 9;
   rt::train(clean, nullptr, nine, &train, nullptr, o9, out);
   CHECK(snapshot(st) == snapshot(nine));
+}
+
+// A StepRunner on one process, in place of DataParallelStep: the fused step with a batcher and
+// a Call of its own, bound to the same state.
+struct LocalRunner : StepRunner {
+  LocalRunner(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSize)
+      : batcher(ds, batchSize, k.f64), call(k, st, &batcher, batchSize) {}
+  int64_t run(const std::vector<int64_t> &order, int64_t batch, double lr, double t) override {
+    ++runs;
+    int64_t n = batcher.gather(order, batch);
+    call.run(n, lr, t);
+    return n;
+  }
+  double loss() const override { return call.loss(); }
+  void metrics(std::vector<double> &out) const override { call.metrics(out); }
+  Batcher batcher;
+  Call call;
+  int runs = 0;
+};
+
+TEST_CASE("trainer: with a StepRunner, a non-finite loss is replayed and explained too") {
+  Hooks hooks;
+  hooks.nanAt = 9;
+  Kernel inRunner = linearStep<float>(&hooks), step = linearStep<float>(nullptr);
+  Dataset train = linearData("train");
+  TrainState st(step.sig, false);
+  LocalRunner runner(inRunner, st, train, 32);
+  TrainOptions o = options(3);
+  o.modelPath = "linear.grad";
+  o.runner = &runner;
+  std::string explained;
+  std::vector<double> before;
+  std::vector<float> batchX;
+  o.explainNonFinite = [&](const Call &call, const std::string &where) {
+    explained = where;
+    before = snapshot(st);
+    const float *x = static_cast<const float *>(call.args()[0]);
+    batchX.assign(x, x + call.dims()[0]);
+  };
+  std::ostringstream out;
+  try {
+    rt::train(step, nullptr, st, &train, nullptr, o, out);
+    FAIL("no error");
+  } catch (const UserError &e) {
+    SourceManager sm;
+    CHECK(renderUserError(sm, e) ==
+          "linear.grad: error: the loss became nan at step 10, batch rows 64..95 of epoch 2's "
+          "shuffled order\n");
+  }
+  CHECK(explained == " at step 10, batch rows 64..95 of epoch 2's shuffled order");
+  // 10 steps, then the 2 steps of epoch 2 before the failing one replayed by the runner.
+  CHECK(runner.runs == 12);
+  // The state handed to explainNonFinite is the one before the failing step, and `call`
+  // holds the failing batch whole.
+  Hooks none;
+  Kernel clean = linearStep<float>(&none);
+  TrainState nine(clean.sig, false);
+  TrainOptions o9 = options(3);
+  o9.maxSteps = 9;
+  rt::train(clean, nullptr, nine, &train, nullptr, o9, out);
+  CHECK(before == snapshot(nine));
+  std::vector<int64_t> order = epochOrder(train.rows, 1, 1, true);
+  std::vector<float> want;
+  for (size_t i = 64; i < 96; ++i) want.push_back(train.inputs[0].f[static_cast<size_t>(order[i])]);
+  CHECK(batchX == want);
 }
 
 TEST_CASE("trainer: --check-numerics stops at a non-finite param even when the loss is finite") {

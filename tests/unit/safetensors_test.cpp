@@ -1,8 +1,10 @@
-// safetensors: a round trip, F64 narrowing, and every malformed file rejected with one
+// safetensors: a round trip, F64 read exactly and narrowed, F64 written, and every malformed file rejected with one
 // `FILE: error: ...` message.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
+#include <iterator>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -99,7 +101,58 @@ TEST_CASE("safetensors: F64 is narrowed, extra tensors and trailing bytes are fi
   writeRaw(p, makeFile(header, bytesOf(std::vector<double>{0.1, -3}) + bytesOf(std::vector<float>{5}) + "junk"));
   TensorFile f = readSafetensors(p);
   CHECK(f.find("x")->data == std::vector<float>{0.1f, -3.0f});
+  CHECK(f.find("x")->f64);
+  CHECK(f.find("x")->data64 == std::vector<double>{0.1, -3});
   CHECK(f.find("y")->data == std::vector<float>{5});
+  CHECK(!f.find("y")->f64);
+}
+
+TEST_CASE("safetensors: F64 tensors are written as F64 and read back exactly") {
+  TempDir d;
+  TensorFile f;
+  NamedTensor t;
+  t.name = "w";
+  t.shape = {3};
+  t.f64 = true;
+  t.data64 = {0.1, 1.0 / 3, -1e300};
+  f.tensors.push_back(t);
+  f.tensors.push_back({"s", {}, {2.5f}});
+  std::string p = d.file("w64.safetensors");
+  writeSafetensors(p, f);
+  std::ifstream in(p, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(bytes.find(R"("w":{"dtype":"F64","shape":[3],"data_offsets":[0,24]})") != std::string::npos);
+  CHECK(bytes.find(R"("s":{"dtype":"F32","shape":[],"data_offsets":[24,28]})") != std::string::npos);
+  TensorFile g = readSafetensors(p);
+  CHECK(g.find("w")->f64);
+  CHECK(g.find("w")->data64 == t.data64);
+  CHECK(g.find("w")->data == std::vector<float>{0.1f, static_cast<float>(1.0 / 3), -INFINITY});
+  CHECK(g.find("s")->data == std::vector<float>{2.5f});
+}
+
+TEST_CASE("safetensors: the exact F64 copy of an F32 tensor is used only while it rounds to it") {
+  TensorFile f;
+  f.tensors = {{"W", {2}, {0.1f, static_cast<float>(1.0 / 3)}}, {"b", {1}, {2}}, {"c", {1}, {1}}};
+  CHECK(exactCopyName("W") == "W.f64");
+  CHECK(exactCopyName("W.m") == "W.m.f64");
+  CHECK(exactCopy(f, f.tensors[0]) == nullptr);
+  NamedTensor copy;
+  copy.name = "W.f64";
+  copy.shape = {2};
+  copy.f64 = true;
+  copy.data64 = {0.1, 1.0 / 3};
+  f.tensors.push_back(copy);
+  REQUIRE(exactCopy(f, f.tensors[0]) != nullptr);
+  CHECK(exactCopy(f, f.tensors[0])->data64 == copy.data64);
+  // Stale (W was rewritten), of another shape, or F32: ignored.
+  f.tensors[0].data[1] = 0.5f;
+  CHECK(exactCopy(f, f.tensors[0]) == nullptr);
+  copy.name = "b.f64";
+  copy.data64 = {2, 2};
+  f.tensors.push_back(copy);
+  CHECK(exactCopy(f, f.tensors[1]) == nullptr);
+  f.tensors.push_back({"c.f64", {1}, {1}});
+  CHECK(exactCopy(f, f.tensors[2]) == nullptr);
 }
 
 TEST_CASE("safetensors: malformed files") {

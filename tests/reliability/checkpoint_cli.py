@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Checkpoints across float types and models (docs/reliability.md, "Exact resume").
+
+Usage: checkpoint_cli.py PATH/TO/gradc
+
+Checks: every file gradc train --save writes holds F32 tensors under the param and optimiser
+state names (SPEC §7); a float64 run (--dtype f64) also stores their exact values as F64 under
+`NAME.f64`, so 2 epochs equal 1 epoch plus 1 resumed epoch, bit for bit; a float32 run reads
+such a file's F32 tensors, and a file without the copies (a float32 run's) is converted on
+loading (F32 to float64 exactly); a file whose params are F64 (another tool's) is read
+(F64 to float32 rounded to nearest); a stale copy (the F32 tensor rewritten) is ignored; eval and
+predict with a checkpoint whose tensors do not fit the model (a param of another shape, a
+missing param) fail with `CKPT: error: ...` naming both model hashes, and with the checkpoint
+of an edited model whose shapes agree they warn and go on.
+"""
+
+import array
+import json
+import os
+import random
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLASSIFY = os.path.join(os.path.dirname(HERE), "runtime", "classify.grad")
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(*args):
+    p = subprocess.run([GRADC, *args], capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def blobs(path, rows):
+    """Three noisy clusters of 2-d points, labels 0..2 (classify.grad's data)."""
+    rng = random.Random(7)
+    centres = [(0, 3), (3, -2), (-3, -2)]
+    lines = ["x1,x2,y"]
+    for i in range(rows):
+        c = i % 3
+        lines.append("%.4f,%.4f,%d" % (centres[c][0] + rng.gauss(0, 1.5),
+                                       centres[c][1] + rng.gauss(0, 1.5), c))
+    return write(path, "\n".join(lines) + "\n")
+
+
+def read_tensors(path):
+    """{name: (dtype, values)} of a safetensors file, and its metadata."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    out = {}
+    for name, info in header.items():
+        a, b = info["data_offsets"]
+        code = {"F32": "f", "F64": "d"}[info["dtype"]]
+        out[name] = (info["dtype"], list(array.array(code, blob[8 + n + a:8 + n + b])))
+    return out, meta
+
+
+def write_tensors(path, tensors, meta=None):
+    """Writes {name: (dtype, shape, values)} as a safetensors file."""
+    header, data = {}, b""
+    for name, (dtype, shape, values) in tensors.items():
+        blob = array.array({"F32": "f", "F64": "d"}[dtype], values).tobytes()
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+        data += blob
+    if meta:
+        header["__metadata__"] = meta
+    text = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+    return path
+
+
+STATES = ("W", "b", "W.m", "W.v", "b.m", "b.v")
+
+
+def float64_resume(tmp):
+    data = blobs(os.path.join(tmp, "blobs.csv"), 300)
+    base = ["train", CLASSIFY, "--data", data, "--batch-size", "16", "--seed", "3", "--dtype", "f64"]
+    whole = os.path.join(tmp, "whole.safetensors")
+    half = os.path.join(tmp, "half.safetensors")
+    rc, _, err = run(*base, "--epochs", "2", "--save", whole)
+    check(rc == 0, "f64, 2 epochs: %r" % err)
+    rc, _, err = run(*base, "--epochs", "1", "--save", half)
+    check(rc == 0, "f64, 1 epoch: %r" % err)
+    rc, _, err = run(*base, "--epochs", "1", "--init", half, "--save", half)
+    check(rc == 0, "f64, 1 resumed epoch: %r" % err)
+    tensors, meta = read_tensors(whole)
+    check(meta.get("gradc.epoch") == "2", "f64 checkpoint metadata: %r" % meta)
+    check(sorted(tensors) == sorted(STATES + tuple(n + ".f64" for n in STATES) + ("__step__", "__epoch__")),
+          "f64 checkpoint tensors: %r" % sorted(tensors))
+    for name in STATES:
+        f32, f64 = tensors.get(name, ("", [])), tensors.get(name + ".f64", ("", []))
+        check(f32[0] == "F32", "f64 checkpoint holds %s as F32 (SPEC 7): %r" % (name, f32))
+        check(f64[0] == "F64", "f64 checkpoint holds %s.f64 as F64: %r" % (name, f64))
+        check(f32[1] == list(array.array("f", f64[1])), "%s is %s.f64 rounded to nearest" % (name, name))
+        check(f64[1] != f32[1], "%s.f64 holds more than float precision" % name)
+    with open(whole, "rb") as a, open(half, "rb") as b:
+        check(a.read() == b.read(), "f64: 2 epochs equal 1 epoch + 1 resumed epoch, bit for bit")
+
+    # A float32 run reads the F32 tensors and ignores the copies (--epochs 0 saves what was loaded).
+    narrowed = os.path.join(tmp, "narrowed.safetensors")
+    rc, _, err = run("train", CLASSIFY, "--data", data, "--epochs", "0", "--init", whole,
+                     "--save", narrowed)
+    check(rc == 0, "an f64 checkpoint in an f32 run: %r" % err)
+    small, meta32 = read_tensors(narrowed)
+    check(meta32.get("gradc.step") == meta.get("gradc.step"), "the counters carry over: %r" % meta32)
+    check(sorted(small) == sorted(STATES + ("__step__", "__epoch__")),
+          "an f32 checkpoint has no F64 copies: %r" % sorted(small))
+    for name in STATES:
+        check(small[name] == tensors[name], "an f32 run keeps %s: %r %r" % (name, small[name], tensors[name]))
+    # A float64 run from a file without the copies: F32 converted exactly.
+    widened = os.path.join(tmp, "widened.safetensors")
+    rc, _, err = run(*base, "--epochs", "0", "--init", narrowed, "--save", widened)
+    check(rc == 0, "an f32 checkpoint in an f64 run: %r" % err)
+    wide, _ = read_tensors(widened)
+    for name in STATES:
+        check(wide[name] == small[name] and wide[name + ".f64"] == ("F64", small[name][1]),
+              "F32 -> float64 is exact for %s" % name)
+    # A float64 run takes the exact copies: loaded and saved again, the file is the same.
+    again = os.path.join(tmp, "again.safetensors")
+    rc, _, err = run(*base, "--epochs", "0", "--init", whole, "--save", again)
+    check(rc == 0, "an f64 checkpoint in an f64 run: %r" % err)
+    with open(whole, "rb") as a, open(again, "rb") as b:
+        check(a.read() == b.read(), "f64: loaded and saved again, bit for bit")
+    # A copy that no longer rounds to its F32 tensor (another tool rewrote W) is ignored.
+    shapes = {"W": [2, 3], "b": [3], "__step__": [], "__epoch__": []}
+    stale = {n: (d, shapes[n.split(".")[0]], v) for n, (d, v) in tensors.items()}
+    stale["W"] = ("F32", [2, 3], [0.5] * 6)
+    rc, _, err = run(*base, "--epochs", "0", "--init", write_tensors(os.path.join(tmp, "stale.safetensors"),
+                     stale, meta), "--save", again)
+    check(rc == 0, "a stale copy: %r" % err)
+    fresh, _ = read_tensors(again)
+    check(fresh["W.f64"] == ("F64", [0.5] * 6) and fresh["b.f64"] == tensors["b.f64"],
+          "a stale copy is ignored, the others are used: %r" % (fresh["W.f64"],))
+
+    # Params stored as F64 by another tool (no F32 tensors): converted.
+    third = [0.1, -1 / 3, 2.0 / 7, 1e-9, -0.6, 1 / 9]
+    foreign = write_tensors(os.path.join(tmp, "foreign.safetensors"),
+                            {"W": ("F64", [2, 3], third), "b": ("F64", [3], third[:3])})
+    for dtype, want in (("f32", list(array.array("f", third))), ("f64", third)):
+        out = os.path.join(tmp, "foreign_%s.safetensors" % dtype)
+        rc, _, err = run("train", CLASSIFY, "--data", data, "--dtype", dtype, "--epochs", "0",
+                         "--init", foreign, "--save", out)
+        check(rc == 0, "F64 params in an %s run: %r" % (dtype, err))
+        got, _ = read_tensors(out)
+        check(got["W"] == ("F32", list(array.array("f", third))), "F64 params as F32 (%s)" % dtype)
+        if dtype == "f64":
+            check(got["W.f64"] == ("F64", want), "F64 params read exactly by an f64 run")
+    for cmd in ("eval", "predict"):
+        rc, out, err = run(cmd, CLASSIFY, "--weights", whole, "--data", data)
+        check(rc == 0 and out, "%s reads an f64 run's checkpoint: %r" % (cmd, err))
+        rc, out, err = run(cmd, CLASSIFY, "--weights", foreign, "--data", data)
+        check(rc == 0 and out, "%s reads F64 params: %r" % (cmd, err))
+
+
+def other_model(tmp):
+    data = write(os.path.join(tmp, "c.csv"), "x1,x2,y\n0,1,0\n1,0,1\n2,2,2\n1,1,0\n")
+    ckpt = os.path.join(tmp, "c.safetensors")
+    rc, _, err = run("train", CLASSIFY, "--data", data, "--save", ckpt)
+    check(rc == 0, "classify trains: %s" % err)
+    src = open(CLASSIFY).read()
+    wider = write(os.path.join(tmp, "wider.grad"), src.replace("[2, 3]", "[2, 4]").replace("[3]", "[4]"))
+    more = write(os.path.join(tmp, "more.grad"),
+                 src.replace("z = x @ W + b", "z = x @ W + b + c")
+                    .replace("param b:", "param c: [3] = zeros\nparam b:"))
+    edited = write(os.path.join(tmp, "edited.grad"), src.replace("lr = 0.05", "lr = 0.04"))
+    hashes = (r" \(the checkpoint was written for another model: model hash [0-9a-f]{16}, "
+              r"this model's is [0-9a-f]{16}\)$")
+    for cmd in ("eval", "predict"):
+        rc, out, err = run(cmd, wider, "--weights", ckpt, "--data", data)
+        check(rc == 1 and out == "" and re.match(
+            r"^\S*c.safetensors: error: tensor 'W' has shape \[2, 3\], but the model's param 'W' "
+            r"has shape \[2, 4\]" + hashes, err.strip()), "%s, other shapes: %r" % (cmd, err))
+        rc, out, err = run(cmd, more, "--weights", ckpt, "--data", data)
+        check(rc == 1 and out == "" and re.match(
+            r"^\S*c.safetensors: error: no tensor 'c' for the model's param 'c'" + hashes, err.strip()),
+            "%s, a missing param: %r" % (cmd, err))
+        rc, out, err = run(cmd, edited, "--weights", ckpt, "--data", data)
+        check(rc == 0 and out and err.strip().endswith(
+            "c.safetensors: warning: the checkpoint was written for another version of the model "
+            "(the shapes agree, so it is used)"), "%s, an edited model: %r" % (cmd, err))
+        rc, out, err = run(cmd, CLASSIFY, "--weights", ckpt, "--data", data)
+        check(rc == 0 and out and err == "", "%s, the same model: %r" % (cmd, err))
+
+
+def main():
+    global GRADC
+    GRADC = sys.argv[1]
+    for part in (float64_resume, other_model):
+        with tempfile.TemporaryDirectory() as tmp:
+            part(tmp)
+    if failures:
+        print("%d failure(s)" % len(failures))
+        return 1
+    print("all checkpoint checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
