@@ -7,6 +7,14 @@
 // expression tree below it. Each op's semantics are those of compiler/interp exactly:
 // stable sigmoid and softplus, relu/abs/sign at 0 and NaN, NaN-propagating maximum/max,
 // comparisons giving 1.0/0.0, the row's max subtracted in logsumexp, softmax, log_softmax.
+//
+// Check mode (CodegenOptions::checkNumerics): each step function keeps an accumulator and
+// adds `v - v` for every float value v it computes (0 when v is finite, NaN when it is NaN
+// or infinite): each element-wise result in a fused loop, each reduction and row result, each
+// element of a matrix product (read from the tile in a fused epilogue, or in a pass over the
+// stored product). The addition allows reassociation, so the vectoriser keeps the sum in a
+// vector register as a reduction. At its end the step adds its sum to the flag at the start of
+// `work`, which the entry point sets to 0 first.
 #include "codegen/LowerToLLVM.h"
 
 #include <bit>
@@ -61,7 +69,7 @@ public:
   Lowering(const Function &f, const CodegenOptions &o, const TargetDesc &t, llvm::LLVMContext &ctx,
            llvm::Module &mod)
       : f_(f), o_(o), t_(t), ctx_(ctx), mod_(mod), b_(ctx), fp_(planFusion(f)),
-        mp_(planMemory(f, fp_, o.f64 ? 8 : 4)) {
+        mp_(planMemory(f, fp_, o.f64 ? 8 : 4)), check_(o.checkNumerics) {
     ft_ = o.f64 ? b_.getDoubleTy() : b_.getFloatTy();
   }
 
@@ -80,6 +88,12 @@ private:
   FusionPlan fp_;
   MemoryPlan mp_;
   llvm::Type *ft_;
+  bool check_;
+
+  // Check mode, per step function: the accumulator of `v - v`, and a count of the passes
+  // that recompute values already checked (the second and third pass over a row).
+  Value *checkAcc_ = nullptr;
+  int checkMuted_ = 0;
 
   // Per generated function.
   Value *dims_ = nullptr;
@@ -182,7 +196,7 @@ private:
       // A fused matmul's element, from the tile just computed: [row - i0][col - j0].
       Value *off = b_.CreateAdd(b_.CreateMul(b_.CreateSub(idx[0], tile_.i0), tile_.width),
                                 b_.CreateSub(idx[1], tile_.j0));
-      return b_.CreateLoad(ft_, b_.CreateInBoundsGEP(ft_, tile_.ptr, off));
+      return checked(b_.CreateLoad(ft_, b_.CreateInBoundsGEP(ft_, tile_.ptr, off)));
     }
     ValueId root = fp_.root[static_cast<size_t>(v)];
     const Node &n = node(v);
@@ -213,7 +227,32 @@ private:
 
   Value *cmpResult(Value *c) { return select(c, fconst(1), fconst(0)); }
 
+  // Check mode: acc += v - v (reassociable, so that it vectorises as a reduction).
+  Value *checked(Value *v) {
+    if (!checkAcc_ || checkMuted_ > 0 || !v->getType()->isFloatingPointTy()) return v;
+    Value *sum = b_.CreateFAdd(b_.CreateLoad(ft_, checkAcc_), b_.CreateFSub(v, v));
+    if (auto *inst = llvm::dyn_cast<llvm::Instruction>(sum)) inst->setHasAllowReassoc(true);
+    b_.CreateStore(sum, checkAcc_);
+    return v;
+  }
+
+  // Values that are computed here and can be non-finite: not constants, dim sizes,
+  // comparisons and casts, nor a value read from another (layout ops).
+  static bool computesNew(const Node &n) {
+    if (n.dtype == DType::I32 || opKind(n.op) == OpKind::Compare) return false;
+    switch (n.op) {
+    case Op::Const: case Op::DimSize: case Op::Transpose: case Op::Broadcast: case Op::StopGradient:
+    case Op::Reshape: case Op::OneHot: case Op::Cast: return false;
+    default: return true;
+    }
+  }
+
   Value *compute(ValueId v, const Index &idx) {
+    Value *r = computeValue(v, idx);
+    return computesNew(node(v)) ? checked(r) : r;
+  }
+
+  Value *computeValue(ValueId v, const Index &idx) {
     const Node &n = node(v);
     switch (n.op) {
     case Op::Const: return fconst(n.value);
@@ -383,6 +422,13 @@ private:
         b_.CreateStore(b_.CreateFDiv(b_.CreateLoad(ft_, p), cf), p);
       });
     }
+    checkStored(s.dest, n);
+  }
+
+  // Check mode: a pass over a stored result.
+  void checkStored(Buffer dest, const Node &n) {
+    if (!checkAcc_) return;
+    loopNest(n.shape, [&](const Index &idx) { checked(b_.CreateLoad(ft_, elemPtr(dest, ft_, n.shape, idx))); });
   }
 
   // Loops over the kept axes of `xs` outside, calling outer(idx) with the reduced axes
@@ -433,6 +479,7 @@ private:
       Value *mv = b_.CreateLoad(ft_, m);
       Value *rest = scalarVar(ft_, fconst(0));
       Value *ties = scalarVar(ft_, fconst(0));
+      ++checkMuted_;
       rowInner(xn.shape, n.axes, idx, [&](const Index &i) {
         Value *xv = at(x, i);
         Value *isMax = b_.CreateFCmpOEQ(xv, mv);
@@ -440,19 +487,22 @@ private:
         b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, rest), select(isMax, fconst(0), e)), rest);
         b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, ties), select(isMax, fconst(1), fconst(0))), ties);
       });
+      --checkMuted_;
       Value *rv = b_.CreateLoad(ft_, rest), *cv = b_.CreateLoad(ft_, ties);
       Value *logS = libm("log1pf", "log1p", b_.CreateFAdd(b_.CreateFSub(cv, fconst(1)), rv));
       if (n.op == Op::LogSumExp) {
         Value *finite = b_.CreateFCmpONE(unary(llvm::Intrinsic::fabs, mv), fconst(INFINITY));
-        storeAt(s.dest, n, reducedIndex(n, idx), select(finite, b_.CreateFAdd(mv, logS), mv));
+        storeAt(s.dest, n, reducedIndex(n, idx), checked(select(finite, b_.CreateFAdd(mv, logS), mv)));
         return;
       }
       Value *sv = b_.CreateFAdd(cv, rv);
       rowInner(xn.shape, n.axes, idx, [&](const Index &i) {
+        ++checkMuted_;
         Value *d = b_.CreateFSub(at(x, i), mv);
+        --checkMuted_;
         Value *r = n.op == Op::Softmax ? b_.CreateFDiv(unary(llvm::Intrinsic::exp, d), sv)
                                        : b_.CreateFSub(d, logS);
-        storeAt(s.dest, n, i, r);
+        storeAt(s.dest, n, i, checked(r));
       });
     });
   }
@@ -525,6 +575,7 @@ private:
     auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
     b_.CreateCall(mm, {ptr(a.value), ptr(bb.value), ptrOf(s.dest), ptrOf(s.scratch), dimValue(ms.m), dimValue(ms.k),
                        dimValue(ms.n)});
+    checkStored(s.dest, n);
   }
 
   // One internal function per step; its buffers are noalias pointers.
@@ -538,7 +589,10 @@ private:
     addParam(s.dest);
     for (const Buffer &b : s.reads) addParam(b);
     if (s.scratch.index >= 0) addParam(s.scratch);
-    std::vector<llvm::Type *> types(params.size() + 1, ptrTy());
+    // The buffers, the flag (check mode), dims.
+    unsigned flagArg = static_cast<unsigned>(params.size());
+    unsigned dimsArg = flagArg + (check_ ? 1 : 0);
+    std::vector<llvm::Type *> types(dimsArg + 1, ptrTy());
     auto *fty = llvm::FunctionType::get(b_.getVoidTy(), types, false);
     const Node &n = node(s.value);
     std::string name = fmt::format("gradc_{}_{}_{}", index, s.kind == Step::Copy ? "copy" : opName(n.op),
@@ -551,10 +605,16 @@ private:
       fn->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoAlias);
       fn->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoCapture);
     }
-    fn->addParamAttr(static_cast<unsigned>(params.size()), llvm::Attribute::ReadOnly);
-    beginFunction(fn, fn->getArg(static_cast<unsigned>(params.size())));
+    if (check_) {
+      fn->addParamAttr(flagArg, llvm::Attribute::NoAlias);
+      fn->addParamAttr(flagArg, llvm::Attribute::NoCapture);
+    }
+    fn->addParamAttr(dimsArg, llvm::Attribute::ReadOnly);
+    beginFunction(fn, fn->getArg(dimsArg));
     for (size_t i = 0; i < params.size(); ++i)
       bufPtr_[{params[i].kind, params[i].index}] = fn->getArg(static_cast<unsigned>(i));
+    checkAcc_ = check_ ? scalarVar(ft_, fconst(0)) : nullptr;
+    checkMuted_ = 0;
 
     if (s.kind == Step::Copy) {
       emitElementwise(s);
@@ -573,6 +633,11 @@ private:
         else emitElementwise(s);
       }
     }
+    if (check_) {
+      Value *flag = fn->getArg(flagArg);
+      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, flag), b_.CreateLoad(ft_, checkAcc_)), flag);
+      checkAcc_ = nullptr;
+    }
     b_.CreateRetVoid();
     return fn;
   }
@@ -581,7 +646,7 @@ private:
   // largest value it holds, rounded up to 64 bytes. Returns the offsets and the total.
   std::vector<Value *> regionOffsets(Value *&total) {
     std::vector<Value *> offs;
-    Value *off = i64(0);
+    Value *off = i64(check_ ? kNumericsFlagBytes : 0);
     for (const auto &members : mp_.regions) {
       offs.push_back(off);
       Value *size = i64(0);
@@ -631,9 +696,12 @@ private:
       Value *slot = b_.CreateInBoundsGEP(ptrTy(), fn->getArg(0), i64(b.index));
       return b_.CreateLoad(ptrTy(), slot);
     };
+    Value *flag = b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), i64(kNumericsFlagOffset));
+    if (check_) b_.CreateStore(fconst(0), flag);
     for (size_t i = 0; i < mp_.steps.size(); ++i) {
       std::vector<Value *> args;
       for (const Buffer &b : stepParams[i]) args.push_back(pointer(b));
+      if (check_) args.push_back(flag);
       args.push_back(fn->getArg(1));
       b_.CreateCall(stepFns[i], args);
     }
