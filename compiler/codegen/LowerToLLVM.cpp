@@ -9,11 +9,16 @@
 // comparisons giving 1.0/0.0, the row's max subtracted in logsumexp, softmax, log_softmax.
 //
 // Check mode (CodegenOptions::checkNumerics): each step function keeps an accumulator and
-// adds `v - v` for every float value v it computes (0 when v is finite, NaN when it is NaN
-// or infinite): each element-wise result in a fused loop, each reduction and row result, each
-// element of a matrix product (read from the tile in a fused epilogue, or in a pass over the
-// stored product). The addition allows reassociation, so the vectoriser keeps the sum in a
-// vector register as a reduction. At its end the step adds its sum to the flag at the start of
+// ors into it the bits of `v - v` for every float value v it computes (+0.0, all bits zero,
+// when v is finite; a NaN when v is NaN or infinite, and an or of NaNs is a NaN): each
+// element-wise result in a fused loop, each reduction and row result, each element of a
+// matrix product (read from the tile in a fused epilogue, or in a pass over the stored
+// product). An integer or is associative, so the vectoriser keeps the accumulator in a vector
+// register (a reduction), and a loop it leaves scalar waits one cycle per value, not the four
+// of a floating-point add. In a matmul epilogue the accumulator is a small array, one word per
+// tile element. An inlined operand whose NaN or Inf always reaches its user's value (an
+// operand of +, -, *, the numerator of /, neg, log...) is covered by its user's check and not
+// checked again. At its end the step ors its accumulator into the flag at the start of
 // `work`, which the entry point sets to 0 first.
 #include "codegen/LowerToLLVM.h"
 
@@ -94,6 +99,8 @@ private:
   // that recompute values already checked (the second and third pass over a row).
   Value *checkAcc_ = nullptr;
   int checkMuted_ = 0;
+  Value *checkLane_ = nullptr;  // in a matmul epilogue: this column's word of the tile's flags
+  bool covered_ = false;        // the next at() is an operand whose check its user's covers
 
   // Per generated function.
   Value *dims_ = nullptr;
@@ -190,13 +197,16 @@ private:
   // ---- Evaluation of a value at an index
 
   Value *at(ValueId v, const Index &idx) {
+    bool covered = covered_;
+    covered_ = false;
     Role r = role(v);
-    if (r == Role::Inline) return compute(v, idx);
+    if (r == Role::Inline) return compute(v, idx, covered);
     if (v == tile_.value) {
       // A fused matmul's element, from the tile just computed: [row - i0][col - j0].
       Value *off = b_.CreateAdd(b_.CreateMul(b_.CreateSub(idx[0], tile_.i0), tile_.width),
                                 b_.CreateSub(idx[1], tile_.j0));
-      return checked(b_.CreateLoad(ft_, b_.CreateInBoundsGEP(ft_, tile_.ptr, off)));
+      Value *tv = b_.CreateLoad(ft_, b_.CreateInBoundsGEP(ft_, tile_.ptr, off));
+      return covered ? tv : checked(tv);
     }
     ValueId root = fp_.root[static_cast<size_t>(v)];
     const Node &n = node(v);
@@ -205,7 +215,21 @@ private:
 
   Value *operand(const Node &n, int i, const Index &idx) {
     ValueId u = n.operands[static_cast<size_t>(i)];
+    // Check mode: an operand that n reads once per element and whose NaN or Inf always
+    // makes n's value NaN or Inf is covered by n's check.
+    covered_ = checkAcc_ && propagates(n.op, i) && node(u).shape == n.shape;
     return at(u, broadcastIndex(node(u).shape, n.shape, idx));
+  }
+
+  // True when a NaN or Inf in operand i always gives a NaN or Inf (inf * 0 is NaN; not so
+  // exp(-inf) = 0, x / inf = 0, tanh, sigmoid, relu, where, maximum).
+  static bool propagates(Op op, int i) {
+    switch (op) {
+    case Op::Neg: case Op::Abs: case Op::Sqrt: case Op::Log: case Op::Sin: case Op::Cos: case Op::Square:
+    case Op::Add: case Op::Sub: case Op::Mul: return true;
+    case Op::Div: return i == 0;
+    default: return false;
+    }
   }
 
   Value *isNaN(Value *x) { return b_.CreateFCmpUNO(x, x); }
@@ -227,12 +251,13 @@ private:
 
   Value *cmpResult(Value *c) { return select(c, fconst(1), fconst(0)); }
 
-  // Check mode: acc += v - v (reassociable, so that it vectorises as a reduction).
+  // Check mode: acc |= bits(v - v).
+  llvm::Type *checkTy() { return o_.f64 ? b_.getInt64Ty() : b_.getInt32Ty(); }
   Value *checked(Value *v) {
     if (!checkAcc_ || checkMuted_ > 0 || !v->getType()->isFloatingPointTy()) return v;
-    Value *sum = b_.CreateFAdd(b_.CreateLoad(ft_, checkAcc_), b_.CreateFSub(v, v));
-    if (auto *inst = llvm::dyn_cast<llvm::Instruction>(sum)) inst->setHasAllowReassoc(true);
-    b_.CreateStore(sum, checkAcc_);
+    Value *bits = b_.CreateBitCast(b_.CreateFSub(v, v), checkTy());
+    Value *acc = checkLane_ ? checkLane_ : checkAcc_;
+    b_.CreateStore(b_.CreateOr(b_.CreateLoad(checkTy(), acc), bits), acc);
     return v;
   }
 
@@ -247,9 +272,9 @@ private:
     }
   }
 
-  Value *compute(ValueId v, const Index &idx) {
+  Value *compute(ValueId v, const Index &idx, bool covered = false) {
     Value *r = computeValue(v, idx);
-    return computesNew(node(v)) ? checked(r) : r;
+    return computesNew(node(v)) && !covered ? checked(r) : r;
   }
 
   Value *computeValue(ValueId v, const Index &idx) {
@@ -545,20 +570,38 @@ private:
     auto *tileAlloca = eb.CreateAlloca(llvm::ArrayType::get(b_.getInt8Ty(), kMatMulTileBytes));
     tileAlloca->setAlignment(llvm::Align(64));
     Value *tilePtr = tileAlloca;
+    // Check mode: one flag word per element of the tile, or-ed in memory, not a scalar
+    // carried through the matmul's loops (which slowed the product by a third), nor one per
+    // column (each row of a tile waited for the previous row's store).
+    Value *lanes = nullptr;
+    int64_t laneCount = width * kMatMulTileRows;
+    if (checkAcc_) {
+      auto *a = eb.CreateAlloca(llvm::ArrayType::get(checkTy(), static_cast<uint64_t>(laneCount)));
+      a->setAlignment(llvm::Align(64));
+      b_.CreateMemSet(a, b_.getInt8(0), i64(laneCount * (o_.f64 ? 8 : 4)), llvm::MaybeAlign(64));
+      lanes = a;
+    }
     TileEpilogue epilogue = [&](Value *i0, int rows, Value *j0, Value *cols) {
       Value *w = i64(width);
       Value *ncols = b_.CreateSelect(b_.CreateICmpSLT(cols, w), cols, w);
       tile_ = {s.matmul, tilePtr, i0, j0, w};
       for (int r = 0; r < rows; ++r) {
         emitFor(b_, ncols, [&](Value *jj) {
+          if (lanes) checkLane_ = b_.CreateInBoundsGEP(checkTy(), lanes, b_.CreateAdd(jj, i64(r * width)));
           Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
           storeAt(s.dest, n, idx, compute(s.value, idx));
+          checkLane_ = nullptr;
         });
       }
       tile_ = {};
     };
     emitMatMulTiles(b_, fn, transA, false, ptr(a.value), ptr(bb.value), tilePtr, ptrOf(s.scratch), M, K, N, ft_,
                     vectorBytes, &epilogue);
+    if (lanes)
+      emitFor(b_, i64(laneCount), [&](Value *j) {
+        Value *lane = b_.CreateLoad(checkTy(), b_.CreateInBoundsGEP(checkTy(), lanes, j));
+        b_.CreateStore(b_.CreateOr(b_.CreateLoad(checkTy(), checkAcc_), lane), checkAcc_);
+      });
   }
 
   void emitMatMul(const Step &s) {
@@ -613,7 +656,7 @@ private:
     beginFunction(fn, fn->getArg(dimsArg));
     for (size_t i = 0; i < params.size(); ++i)
       bufPtr_[{params[i].kind, params[i].index}] = fn->getArg(static_cast<unsigned>(i));
-    checkAcc_ = check_ ? scalarVar(ft_, fconst(0)) : nullptr;
+    checkAcc_ = check_ ? scalarVar(checkTy(), llvm::ConstantInt::get(checkTy(), 0)) : nullptr;
     checkMuted_ = 0;
 
     if (s.kind == Step::Copy) {
@@ -635,7 +678,7 @@ private:
     }
     if (check_) {
       Value *flag = fn->getArg(flagArg);
-      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, flag), b_.CreateLoad(ft_, checkAcc_)), flag);
+      b_.CreateStore(b_.CreateOr(b_.CreateLoad(checkTy(), flag), b_.CreateLoad(checkTy(), checkAcc_)), flag);
       checkAcc_ = nullptr;
     }
     b_.CreateRetVoid();
