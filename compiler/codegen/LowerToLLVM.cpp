@@ -76,6 +76,7 @@ public:
       : f_(f), o_(o), t_(t), ctx_(ctx), mod_(mod), b_(ctx), fp_(planFusion(f)),
         mp_(planMemory(f, fp_, o.f64 ? 8 : 4)), check_(o.checkNumerics) {
     ft_ = o.f64 ? b_.getDoubleTy() : b_.getFloatTy();
+    if (check_) planMatMulChecks();
   }
 
   void run(const std::string &symbol) {
@@ -101,6 +102,31 @@ private:
   int checkMuted_ = 0;
   Value *checkLane_ = nullptr;  // in a matmul epilogue: this column's word of the tile's flags
   bool covered_ = false;        // the next at() is an operand whose check its user's covers
+  std::vector<bool> checkAtReads_;  // per node: a stored matmul checked where it is read
+
+  // A stored (not fused) matmul is checked where its readers load it, element by element,
+  // when every reader does so (element-wise ops, reductions, rows); otherwise, or when
+  // nothing reads it (a result), in a pass over it after the product.
+  void planMatMulChecks() {
+    size_t count = static_cast<size_t>(f_.size());
+    std::vector<int> readers(count, 0);
+    std::vector<bool> other(count, false);
+    for (ValueId u = 0; u < f_.size(); ++u) {
+      if (role(u) == Role::Dead) continue;
+      const Node &un = node(u);
+      OpKind k = opKind(un.op);
+      bool loads = k == OpKind::Unary || k == OpKind::Binary || k == OpKind::Compare || k == OpKind::Reduce ||
+                   k == OpKind::Row || un.op == Op::Where || un.op == Op::ArgMax || un.op == Op::Broadcast;
+      for (ValueId v : un.operands) {
+        ++readers[static_cast<size_t>(v)];
+        if (!loads) other[static_cast<size_t>(v)] = true;
+      }
+    }
+    checkAtReads_.assign(count, false);
+    for (ValueId v = 0; v < f_.size(); ++v)
+      checkAtReads_[static_cast<size_t>(v)] = node(v).op == Op::MatMul && role(v) == Role::Kernel &&
+                                              readers[static_cast<size_t>(v)] > 0 && !other[static_cast<size_t>(v)];
+  }
 
   // Per generated function.
   Value *dims_ = nullptr;
@@ -210,7 +236,8 @@ private:
     }
     ValueId root = fp_.root[static_cast<size_t>(v)];
     const Node &n = node(v);
-    return b_.CreateLoad(elemTy(n), elemPtr(mp_.homeOf(root), elemTy(n), n.shape, idx));
+    Value *x = b_.CreateLoad(elemTy(n), elemPtr(mp_.homeOf(root), elemTy(n), n.shape, idx));
+    return checkAcc_ && !covered && checkAtReads_[static_cast<size_t>(v)] ? checked(x) : x;
   }
 
   Value *operand(const Node &n, int i, const Index &idx) {
@@ -618,7 +645,7 @@ private:
     auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
     b_.CreateCall(mm, {ptr(a.value), ptr(bb.value), ptrOf(s.dest), ptrOf(s.scratch), dimValue(ms.m), dimValue(ms.k),
                        dimValue(ms.n)});
-    checkStored(s.dest, n);
+    if (checkAcc_ && !checkAtReads_[static_cast<size_t>(s.value)]) checkStored(s.dest, n);
   }
 
   // One internal function per step; its buffers are noalias pointers.
