@@ -76,7 +76,10 @@ public:
       : f_(f), o_(o), t_(t), ctx_(ctx), mod_(mod), b_(ctx), fp_(planFusion(f)),
         mp_(planMemory(f, fp_, o.f64 ? 8 : 4)), check_(o.checkNumerics) {
     ft_ = o.f64 ? b_.getDoubleTy() : b_.getFloatTy();
-    if (check_) planMatMulChecks();
+    if (check_) {
+      planMatMulChecks();
+      planSkips();
+    }
   }
 
   void run(const std::string &symbol) {
@@ -103,6 +106,45 @@ private:
   Value *checkLane_ = nullptr;  // in a matmul epilogue: this column's word of the tile's flags
   bool covered_ = false;        // the next at() is an operand whose check its user's covers
   std::vector<bool> checkAtReads_;  // per node: a stored matmul checked where it is read
+  std::vector<bool> skip_;          // per node: not checked, its operands' checks cover it
+
+  // An op that gives a finite value for finite operands (relu, neg, tanh, maximum, where...)
+  // needs no check of its own when every operand is guarded: a NaN or Inf in it implies one
+  // in a value that is checked. Guarded: a value checked where it is computed (or covered by
+  // its user's check, or skipped by this rule), a finite constant, a comparison; not an
+  // argument of the step (inputs are finite, but a param loaded from a file need not be).
+  static bool createsNoNonFinite(const Node &n) {
+    switch (n.op) {
+    case Op::Neg: case Op::Abs: case Op::Sign: case Op::Relu: case Op::Tanh: case Op::Sigmoid:
+    case Op::Sin: case Op::Cos: case Op::Maximum: case Op::Minimum: case Op::Where: return true;
+    case Op::LeakyRelu: return std::fabs(n.value) <= 1;
+    default: return false;
+    }
+  }
+
+  void planSkips() {
+    size_t count = static_cast<size_t>(f_.size());
+    std::vector<bool> guarded(count, false);
+    skip_.assign(count, false);
+    for (ValueId v = 0; v < f_.size(); ++v) {
+      const Node &n = node(v);
+      size_t i = static_cast<size_t>(v);
+      bool operandsGuarded = true;
+      for (ValueId u : n.operands) operandsGuarded = operandsGuarded && guarded[static_cast<size_t>(u)];
+      if (n.op == Op::Const) guarded[i] = std::isfinite(n.value);
+      else if (isLeaf(n.op)) guarded[i] = false;
+      else if (n.dtype == DType::I32 || opKind(n.op) == OpKind::Compare || n.op == Op::DimSize ||
+               n.op == Op::OneHot || n.op == Op::Cast) guarded[i] = true;
+      else if (!computesNew(n)) guarded[i] = operandsGuarded;  // layout ops
+      else {
+        skip_[i] = createsNoNonFinite(n) && operandsGuarded && !n.operands.empty();
+        guarded[i] = true;
+      }
+    }
+  }
+
+  // True when v's value is checked where it is computed (unless covered by its user).
+  bool ownCheck(ValueId v) const { return computesNew(node(v)) && !skip_[static_cast<size_t>(v)]; }
 
   // A stored (not fused) matmul is checked where its readers load it, element by element,
   // when every reader does so (element-wise ops, reductions, rows); otherwise, or when
@@ -139,6 +181,7 @@ private:
   } tile_;
 
   Role role(ValueId v) const { return fp_.role[static_cast<size_t>(v)]; }
+  ValueId idOf(const Node &n) const { return static_cast<ValueId>(&n - f_.nodes.data()); }
   const Node &node(ValueId v) const { return f_.node(v); }
   llvm::Type *elemTy(const Node &n) const { return n.dtype == DType::I32 ? llvm::Type::getInt32Ty(ctx_) : ft_; }
   llvm::Type *ptrTy() { return b_.getPtrTy(); }
@@ -244,7 +287,7 @@ private:
     ValueId u = n.operands[static_cast<size_t>(i)];
     // Check mode: an operand that n reads once per element and whose NaN or Inf always
     // makes n's value NaN or Inf is covered by n's check.
-    covered_ = checkAcc_ && propagates(n.op, i) && node(u).shape == n.shape;
+    covered_ = checkAcc_ && propagates(n.op, i) && node(u).shape == n.shape && ownCheck(idOf(n));
     return at(u, broadcastIndex(node(u).shape, n.shape, idx));
   }
 
@@ -301,7 +344,7 @@ private:
 
   Value *compute(ValueId v, const Index &idx, bool covered = false) {
     Value *r = computeValue(v, idx);
-    return computesNew(node(v)) && !covered ? checked(r) : r;
+    return checkAcc_ && !covered && ownCheck(v) ? checked(r) : r;
   }
 
   Value *computeValue(ValueId v, const Index &idx) {
