@@ -12,14 +12,16 @@
 // ors into it the bits of `v - v` for every float value v it computes (+0.0, all bits zero,
 // when v is finite; a NaN when v is NaN or infinite, and an or of NaNs is a NaN): each
 // element-wise result in a fused loop, each reduction and row result, each element of a
-// matrix product (read from the tile in a fused epilogue, or in a pass over the stored
-// product). An integer or is associative, so the vectoriser keeps the accumulator in a vector
-// register (a reduction), and a loop it leaves scalar waits one cycle per value, not the four
-// of a floating-point add. In a matmul epilogue the accumulator is a small array, one word per
-// tile element. An inlined operand whose NaN or Inf always reaches its user's value (an
-// operand of +, -, *, the numerator of /, neg, log...) is covered by its user's check and not
-// checked again. At its end the step ors its accumulator into the flag at the start of
-// `work`, which the entry point sets to 0 first.
+// matrix product (read from the tile in a fused epilogue; a stored product where its readers
+// load it, or in a pass over it when some reader does not). An integer or is associative, so
+// the vectoriser keeps the accumulator in a vector register (a reduction), and a loop it
+// leaves scalar waits one cycle per value, not the four of a floating-point add. In a matmul
+// epilogue the accumulator is a small array, one word per tile element. Two rules leave out
+// checks that cannot change the answer: an inlined operand whose NaN or Inf always reaches
+// its user's value (an operand of +, -, *, the numerator of /, neg, log...) is covered by its
+// user's check; an op that makes no NaN or Inf from finite operands (relu, where, maximum,
+// tanh...) is not checked when its operands are. At its end the step ors its accumulator
+// into the flag at the start of `work`, which the entry point sets to 0 first.
 #include "codegen/LowerToLLVM.h"
 
 #include <bit>
@@ -103,7 +105,7 @@ private:
   // that recompute values already checked (the second and third pass over a row).
   Value *checkAcc_ = nullptr;
   int checkMuted_ = 0;
-  Value *checkLane_ = nullptr;  // in a matmul epilogue: this column's word of the tile's flags
+  Value *checkLane_ = nullptr;  // in a matmul epilogue: this element's word of the tile's flags
   bool covered_ = false;        // the next at() is an operand whose check its user's covers
   std::vector<bool> checkAtReads_;  // per node: a stored matmul checked where it is read
   std::vector<bool> skip_;          // per node: not checked, its operands' checks cover it
