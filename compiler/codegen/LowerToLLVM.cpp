@@ -107,6 +107,7 @@ private:
   int checkMuted_ = 0;
   Value *checkLane_ = nullptr;  // in a matmul epilogue: this element's word of the tile's flags
   bool covered_ = false;        // the next at() is an operand whose check its user's covers
+  ValueId deferred_ = kNoValue;  // a matmul epilogue's value, checked after the tile's rows
   std::vector<bool> checkAtReads_;  // per node: a stored matmul checked where it is read
   std::vector<bool> skip_;          // per node: not checked, its operands' checks cover it
 
@@ -346,7 +347,7 @@ private:
 
   Value *compute(ValueId v, const Index &idx, bool covered = false) {
     Value *r = computeValue(v, idx);
-    return checkAcc_ && !covered && ownCheck(v) ? checked(r) : r;
+    return checkAcc_ && !covered && ownCheck(v) && v != deferred_ ? checked(r) : r;
   }
 
   Value *computeValue(ValueId v, const Index &idx) {
@@ -644,7 +645,9 @@ private:
     Value *tilePtr = tileAlloca;
     // Check mode: one flag word per element of the tile, or-ed in memory, not a scalar
     // carried through the matmul's loops (which slowed the product by a third), nor one per
-    // column (each row of a tile waited for the previous row's store).
+    // column (each row of a tile waited for the previous row's store). The kernel's own
+    // value is checked in a second loop over the rows just stored: the first then compiles as
+    // without checks (when its operands need none), straight from the tile's registers.
     Value *lanes = nullptr;
     int64_t laneCount = width * kMatMulTileRows;
     if (checkAcc_) {
@@ -661,11 +664,21 @@ private:
         emitFor(b_, ncols, [&](Value *jj) {
           if (lanes) checkLane_ = b_.CreateInBoundsGEP(checkTy(), lanes, b_.CreateAdd(jj, i64(r * width)));
           Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
+          deferred_ = s.value;
           storeAt(s.dest, n, idx, compute(s.value, idx));
+          deferred_ = kNoValue;
           checkLane_ = nullptr;
         });
       }
       tile_ = {};
+      if (lanes && ownCheck(s.value))
+        for (int r = 0; r < rows; ++r)
+          emitFor(b_, ncols, [&](Value *jj) {
+            checkLane_ = b_.CreateInBoundsGEP(checkTy(), lanes, b_.CreateAdd(jj, i64(r * width)));
+            Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
+            checked(b_.CreateLoad(ft_, elemPtr(s.dest, ft_, n.shape, idx)));
+            checkLane_ = nullptr;
+          });
     };
     emitMatMulTiles(b_, fn, transA, false, ptr(a.value), ptr(bb.value), tilePtr, ptrOf(s.scratch), M, K, N, ft_,
                     vectorBytes, &epilogue);

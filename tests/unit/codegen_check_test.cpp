@@ -138,6 +138,11 @@ TEST_CASE("codegen check mode: a non-finite value masked before any result sets 
       {"fused matmul", [](Builder &b, ValueId x, ValueId w) {
          output(b, b.unary(Op::Relu, b.neg(b.matmul(x, w))));
        }, 3e38},
+      // a matmul fused into x @ w + 1: the sum is checked in a second loop over the tile's
+      // rows just stored
+      {"fused matmul, stored sum", [](Builder &b, ValueId x, ValueId w) {
+         output(b, b.add(b.matmul(x, w), b.constant(1)));
+       }, 3e38},
       // a matmul with two readers (not fused): its result is checked where it is read
       {"matmul read twice", [](Builder &b, ValueId x, ValueId w) {
          ValueId m = b.matmul(x, w);
