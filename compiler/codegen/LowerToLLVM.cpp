@@ -16,7 +16,8 @@
 // load it, or in a pass over it when some reader does not). An integer or is associative, so
 // the vectoriser keeps the accumulator in a vector register (a reduction), and a loop it
 // leaves scalar waits one cycle per value, not the four of a floating-point add. In a matmul
-// epilogue the accumulator is a small array, one word per tile element. Two rules leave out
+// epilogue the accumulator is a small array, one word per tile element, and the kernel's own
+// value is checked in a second loop over the tile's stored rows. Two rules leave out
 // checks that cannot change the answer: an inlined operand whose NaN or Inf always reaches
 // its user's value (an operand of +, -, *, the numerator of /, neg, log...) is covered by its
 // user's check; an op that makes no NaN or Inf from finite operands (relu, where, maximum,
