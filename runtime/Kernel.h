@@ -13,6 +13,10 @@
 // work   scratch memory of at least workBytes(dims) bytes, 64-byte aligned; the function
 //        allocates nothing.
 //
+// A kernel compiled in check mode (CodegenOptions::checkNumerics) has the same convention and
+// also writes a flag into `work`: one float (double in an f64 build) at byte numericsFlag, 0
+// when every value the step computed was finite, NaN when one was NaN or infinite.
+//
 // This header is plain data (no LLVM, no IR) so that the runtime and programs that embed a
 // compiled model depend only on it.
 #pragma once
@@ -49,6 +53,7 @@ struct Kernel {
   std::function<void(void *const *args, const int64_t *dims, void *work)> call;
   std::function<size_t(const int64_t *dims)> workBytes;
   bool f64 = false;  // float buffers hold double
+  int64_t numericsFlag = -1;  // check mode: the flag's byte offset in `work`; else -1
 };
 
 }  // namespace gradc::rt

@@ -60,9 +60,6 @@ size_t elemBytes(const Slot &s, bool f64) {
 GRADC_FINITE_BITS(finiteBits32, uint32_t)
 GRADC_FINITE_BITS(finiteBits64, uint64_t)
 
-// With --check-numerics, every value the step writes is scanned every kScanEvery steps.
-constexpr int64_t kScanEvery = 16;
-
 // SIGINT / SIGTERM: the first one asks the loop to stop after the current step (and save);
 // a second one exits at once (a checkpoint being written stays whole: writes are atomic).
 volatile std::sig_atomic_t gSignal = 0;
@@ -390,6 +387,12 @@ bool Call::allFinite() const {
   return true;
 }
 
+bool Call::checkedFinite() const {
+  if (k_.numericsFlag < 0) return allFinite();
+  const char *flag = static_cast<const char *>(work_.data()) + k_.numericsFlag;
+  return f64_ ? *reinterpret_cast<const double *>(flag) == 0 : *reinterpret_cast<const float *>(flag) == 0;
+}
+
 double Call::scalar(int slot) const {
   const Slot &s = k_.sig.slots[static_cast<size_t>(slot)];
   const void *p = args_[static_cast<size_t>(slot)];
@@ -625,8 +628,14 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
                                            : fmt::format("the loss became {}", loss);
     throw UserError(o.modelPath.empty() ? std::string("gradc") : o.modelPath, what + where);
   };
-  auto failed = [&](const Call &call, double loss) {
-    return !std::isfinite(loss) || (o.checkNumerics && !call.allFinite());
+  // The loss every step; with --check-numerics also the metrics and every value the step
+  // computed (the check-mode kernel's flag), so the failing step is the one just run.
+  auto failed = [&](const Call &call, double loss, const std::vector<double> &metricValues) {
+    if (!std::isfinite(loss)) return true;
+    if (!o.checkNumerics) return false;
+    for (double m : metricValues)
+      if (!std::isfinite(m)) return true;
+    return o.runner ? !call.allFinite() : !call.checkedFinite();
   };
   auto record = [&](const EpochStats &e) {
     if (o.keepHistory) result.history.push_back(e);
@@ -641,6 +650,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     int64_t every = std::max<int64_t>(1, total / 10);
     auto start = Clock::now();
     int64_t snapAt = 0;
+    std::vector<double> metricValues;
     for (int64_t s = 0; s < total; ++s) {
       if (s % every == 0) {
         snap.take(st);
@@ -648,7 +658,8 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       }
       call.run(1, o.lr, static_cast<double>(st.step + 1));
       double loss = call.loss();
-      if (failed(call, loss))
+      call.metrics(metricValues);
+      if (failed(call, loss, metricValues))
         nonFinite(call, loss, fmt::format(" at step {}", st.step + 1),
                   [](int64_t) -> int64_t { return 1; }, s - snapAt, s);
       ++st.step;
@@ -715,30 +726,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       double loss = o.runner ? o.runner->loss() : call.loss();
       if (o.runner) o.runner->metrics(metricValues);
       else call.metrics(metricValues);
-      // The loss and metrics every step; with --check-numerics everything the step wrote
-      // every kScanEvery steps and before anything is saved (a non-finite param or state
-      // stays non-finite under every update rule, so the replay below finds its first step).
-      bool bad = !std::isfinite(loss);
-      if (o.checkNumerics) {
-        for (double m : metricValues) bad = bad || !std::isfinite(m);
-        bool saves = b + 1 == batches && (!o.savePath.empty() || epoch + 1 == lastEpoch);
-        bool scan = (stepsThisRun + 1) % kScanEvery == 0 || saves || gSignal != 0 ||
-                    (o.maxSteps >= 0 && stepsThisRun + 1 >= o.maxSteps);
-        bad = bad || (scan && !call.allFinite());
-      }
-      if (bad) {
-        int64_t f = b;
-        if (!o.runner) {  // the first step of the epoch that gives a non-finite value
-          snap.restore(st);
-          for (f = snapAt; f < b; ++f) {
-            call.run(gather(f), o.lr, static_cast<double>(st.step + 1));
-            if (failed(call, call.loss())) break;
-            ++st.step;
-          }
-        }
-        double fl = f == b ? loss : call.loss();
-        nonFinite(call, fl, where(f), gather, f - snapAt, f);
-      }
+      if (failed(call, loss, metricValues)) nonFinite(call, loss, where(b), gather, b - snapAt, b);
       ++st.step;
       ++stepsThisRun;
       ++done;

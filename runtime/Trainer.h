@@ -94,6 +94,9 @@ public:
   void prepare(int64_t rows, double lr, double t);
   /// True when every float value the last run wrote (params, states, results) is finite.
   bool allFinite() const;
+  /// True when every float value the last run computed was finite, from the flag of a
+  /// check-mode kernel (Kernel::numericsFlag); a kernel without the flag: allFinite().
+  bool checkedFinite() const;
   /// The pointer per slot and the dims, as the kernel receives them.
   void *const *args() const { return args_.data(); }
   const int64_t *dims() const { return dims_.data(); }
@@ -140,10 +143,11 @@ struct TrainOptions {
   int progress = -1;        // progress bar: -1 when stderr is a terminal, 0 never, 1 always
   bool handleSignals = true;
   StepRunner *runner = nullptr;  // runs each step with data instead of `step` (see StepRunner)
-  /// Also check the metrics every step, and every value the step writes (params, states,
-  /// results) every 16 steps and before each save; a finding is traced to its first step by
-  /// replaying the epoch. Without it only the loss is checked. Either way the state before a
-  /// failing step is rebuilt from a copy taken at the start of the epoch by replaying.
+  /// Also check, after every step, the metrics and every value the step computed: `step`
+  /// should then be a check-mode kernel (Kernel::numericsFlag); with another kernel (the
+  /// interpreter) every value the step writes is scanned instead. Without it only the loss is
+  /// checked. Either way the state before a failing step is rebuilt from a copy taken at the
+  /// start of the epoch by replaying.
   bool checkNumerics = false;
   bool keepHistory = true;  // fill TrainResult::history (a CLI run of many epochs does not)
   /// Called when a step gave a non-finite value, with the state as it was before that step
@@ -188,7 +192,7 @@ public:
 /// Trains: one step per batch of `data` (or, when `data` is null, `maxSteps` steps of a
 /// kernel without inputs), reports to `out`, evaluates `val` with `eval` after each epoch,
 /// saves checkpoints. A non-finite loss (or, with checkNumerics, any non-finite value the step
-/// writes) stops training with a UserError, and nothing is saved.
+/// computes) stops training with a UserError, and nothing is saved.
 TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const Dataset *data,
                   const Dataset *val, const TrainOptions &o, std::ostream &out);
 

@@ -7,6 +7,8 @@
 // Every path builds the same LLVM module: `void SYM(void *const *args, const int64_t *dims,
 // void *work)` (the calling convention of runtime/Kernel.h, slots as ir::signatureOf gives
 // them) and `size_t SYM_work_size(const int64_t *dims)`, the scratch size the first needs.
+// In check mode (checkNumerics) the same entry point also sets a NaN flag at the start of
+// `work` when any value it computes is not finite.
 // This header does not expose LLVM, so the driver and tests include it cheaply.
 #pragma once
 
@@ -23,7 +25,14 @@ struct CodegenOptions {
   std::string triple;   // empty: the host
   std::string cpu;      // empty: the host CPU (or "generic" for another triple)
   std::string symbol;   // the entry point's name; empty: "gradc_" + the function's name
+  /// Check mode: every value the step computes (element-wise results, reductions, matrix
+  /// products) is tested for NaN and Inf; the answer is a flag in `work` (rt::Kernel::numericsFlag).
+  bool checkNumerics = false;
 };
+
+/// The flag's byte offset in `work` in check mode: the first 64 bytes, before the regions.
+constexpr int64_t kNumericsFlagOffset = 0;
+constexpr int64_t kNumericsFlagBytes = 64;
 
 struct CompileStats {
   double compileMs = 0;   // lowering + O3 + machine code, wall clock

@@ -60,6 +60,7 @@ rt::Kernel jitCompile(const ir::Function &f, const CodegenOptions &o, CompileSta
   rt::Kernel k;
   k.sig = ir::signatureOf(f);
   k.f64 = o.f64;
+  k.numericsFlag = o.checkNumerics ? kNumericsFlagOffset : -1;
   k.call = [jit, fn](void *const *args, const int64_t *dims, void *work) { fn(args, dims, work); };
   k.workBytes = [jit, ws](const int64_t *dims) { return static_cast<size_t>(ws(dims)); };
   if (stats)

@@ -7,6 +7,22 @@
 // expression tree below it. Each op's semantics are those of compiler/interp exactly:
 // stable sigmoid and softplus, relu/abs/sign at 0 and NaN, NaN-propagating maximum/max,
 // comparisons giving 1.0/0.0, the row's max subtracted in logsumexp, softmax, log_softmax.
+//
+// Check mode (CodegenOptions::checkNumerics): each step function keeps an accumulator and
+// ors into it the bits of `v - v` for every float value v it computes (+0.0, all bits zero,
+// when v is finite; a NaN when v is NaN or infinite, and an or of NaNs is a NaN): each
+// element-wise result in a fused loop, each reduction and row result, each element of a
+// matrix product (read from the tile in a fused epilogue; a stored product where its readers
+// load it, or in a pass over it when some reader does not). An integer or is associative, so
+// the vectoriser keeps the accumulator in a vector register (a reduction), and a loop it
+// leaves scalar waits one cycle per value, not the four of a floating-point add. In a matmul
+// epilogue the accumulator is a small array, one word per tile element, and the kernel's own
+// value is checked in a second loop over the tile's stored rows. Two rules leave out
+// checks that cannot change the answer: an inlined operand whose NaN or Inf always reaches
+// its user's value (an operand of +, -, *, the numerator of /, neg, log...) is covered by its
+// user's check; an op that makes no NaN or Inf from finite operands (relu, where, maximum,
+// tanh...) is not checked when its operands are. At its end the step ors its accumulator
+// into the flag at the start of `work`, which the entry point sets to 0 first.
 #include "codegen/LowerToLLVM.h"
 
 #include <algorithm>
@@ -63,8 +79,13 @@ public:
   Lowering(const Function &f, const CodegenOptions &o, const TargetDesc &t, llvm::LLVMContext &ctx,
            llvm::Module &mod)
       : f_(f), o_(o), t_(t), ctx_(ctx), mod_(mod), b_(ctx), fp_(planFusion(f)),
-        mp_(planMemory(f, fp_, o.f64 ? 8 : 4, std::max(o.threads, 1))), threads_(std::max(o.threads, 1)) {
+        mp_(planMemory(f, fp_, o.f64 ? 8 : 4, std::max(o.threads, 1))), threads_(std::max(o.threads, 1)),
+        check_(o.checkNumerics) {
     ft_ = o.f64 ? b_.getDoubleTy() : b_.getFloatTy();
+    if (check_) {
+      planMatMulChecks();
+      planSkips();
+    }
   }
 
   void run(const std::string &symbol) {
@@ -83,6 +104,79 @@ private:
   MemoryPlan mp_;
   int threads_;
   llvm::Type *ft_;
+  bool check_;
+
+  // Check mode, per step function: the accumulator of `v - v`, and a count of the passes
+  // that recompute values already checked (the second and third pass over a row).
+  Value *checkAcc_ = nullptr;
+  int checkMuted_ = 0;
+  Value *checkLane_ = nullptr;  // in a matmul epilogue: this element's word of the tile's flags
+  bool covered_ = false;        // the next at() is an operand whose check its user's covers
+  ValueId deferred_ = kNoValue;  // a matmul epilogue's value, checked after the tile's rows
+  std::vector<bool> checkAtReads_;  // per node: a stored matmul checked where it is read
+  std::vector<bool> skip_;          // per node: not checked, its operands' checks cover it
+
+  // An op that gives a finite value for finite operands (relu, neg, tanh, maximum, where...)
+  // needs no check of its own when every operand is guarded: a NaN or Inf in it implies one
+  // in a value that is checked. Guarded: a value checked where it is computed (or covered by
+  // its user's check, or skipped by this rule), a finite constant, a comparison; not an
+  // argument of the step (inputs are finite, but a param loaded from a file need not be).
+  static bool createsNoNonFinite(const Node &n) {
+    switch (n.op) {
+    case Op::Neg: case Op::Abs: case Op::Sign: case Op::Relu: case Op::Tanh: case Op::Sigmoid:
+    case Op::Sin: case Op::Cos: case Op::Maximum: case Op::Minimum: case Op::Where: return true;
+    case Op::LeakyRelu: return std::fabs(n.value) <= 1;
+    default: return false;
+    }
+  }
+
+  void planSkips() {
+    size_t count = static_cast<size_t>(f_.size());
+    std::vector<bool> guarded(count, false);
+    skip_.assign(count, false);
+    for (ValueId v = 0; v < f_.size(); ++v) {
+      const Node &n = node(v);
+      size_t i = static_cast<size_t>(v);
+      bool operandsGuarded = true;
+      for (ValueId u : n.operands) operandsGuarded = operandsGuarded && guarded[static_cast<size_t>(u)];
+      if (n.op == Op::Const) guarded[i] = std::isfinite(n.value);
+      else if (isLeaf(n.op)) guarded[i] = false;
+      else if (n.dtype == DType::I32 || opKind(n.op) == OpKind::Compare || n.op == Op::DimSize ||
+               n.op == Op::OneHot || n.op == Op::Cast) guarded[i] = true;
+      else if (!computesNew(n)) guarded[i] = operandsGuarded;  // layout ops
+      else {
+        skip_[i] = createsNoNonFinite(n) && operandsGuarded && !n.operands.empty();
+        guarded[i] = true;
+      }
+    }
+  }
+
+  // True when v's value is checked where it is computed (unless covered by its user).
+  bool ownCheck(ValueId v) const { return computesNew(node(v)) && !skip_[static_cast<size_t>(v)]; }
+
+  // A stored (not fused) matmul is checked where its readers load it, element by element,
+  // when every reader does so (element-wise ops, reductions, rows); otherwise, or when
+  // nothing reads it (a result), in a pass over it after the product.
+  void planMatMulChecks() {
+    size_t count = static_cast<size_t>(f_.size());
+    std::vector<int> readers(count, 0);
+    std::vector<bool> other(count, false);
+    for (ValueId u = 0; u < f_.size(); ++u) {
+      if (role(u) == Role::Dead) continue;
+      const Node &un = node(u);
+      OpKind k = opKind(un.op);
+      bool loads = k == OpKind::Unary || k == OpKind::Binary || k == OpKind::Compare || k == OpKind::Reduce ||
+                   k == OpKind::Row || un.op == Op::Where || un.op == Op::ArgMax || un.op == Op::Broadcast;
+      for (ValueId v : un.operands) {
+        ++readers[static_cast<size_t>(v)];
+        if (!loads) other[static_cast<size_t>(v)] = true;
+      }
+    }
+    checkAtReads_.assign(count, false);
+    for (ValueId v = 0; v < f_.size(); ++v)
+      checkAtReads_[static_cast<size_t>(v)] = node(v).op == Op::MatMul && role(v) == Role::Kernel &&
+                                              readers[static_cast<size_t>(v)] > 0 && !other[static_cast<size_t>(v)];
+  }
 
   // Per generated function.
   Value *dims_ = nullptr;
@@ -96,6 +190,7 @@ private:
   } tile_;
 
   Role role(ValueId v) const { return fp_.role[static_cast<size_t>(v)]; }
+  ValueId idOf(const Node &n) const { return static_cast<ValueId>(&n - f_.nodes.data()); }
   const Node &node(ValueId v) const { return f_.node(v); }
   llvm::Type *elemTy(const Node &n) const { return n.dtype == DType::I32 ? llvm::Type::getInt32Ty(ctx_) : ft_; }
   llvm::Type *ptrTy() { return b_.getPtrTy(); }
@@ -180,22 +275,40 @@ private:
   // ---- Evaluation of a value at an index
 
   Value *at(ValueId v, const Index &idx) {
+    bool covered = covered_;
+    covered_ = false;
     Role r = role(v);
-    if (r == Role::Inline) return compute(v, idx);
+    if (r == Role::Inline) return compute(v, idx, covered);
     if (v == tile_.value) {
       // A fused matmul's element, from the tile just computed: [row - i0][col - j0].
       Value *off = b_.CreateAdd(b_.CreateMul(b_.CreateSub(idx[0], tile_.i0), tile_.width),
                                 b_.CreateSub(idx[1], tile_.j0));
-      return b_.CreateLoad(ft_, b_.CreateInBoundsGEP(ft_, tile_.ptr, off));
+      Value *tv = b_.CreateLoad(ft_, b_.CreateInBoundsGEP(ft_, tile_.ptr, off));
+      return covered ? tv : checked(tv);
     }
     ValueId root = fp_.root[static_cast<size_t>(v)];
     const Node &n = node(v);
-    return b_.CreateLoad(elemTy(n), elemPtr(mp_.homeOf(root), elemTy(n), n.shape, idx));
+    Value *x = b_.CreateLoad(elemTy(n), elemPtr(mp_.homeOf(root), elemTy(n), n.shape, idx));
+    return checkAcc_ && !covered && checkAtReads_[static_cast<size_t>(v)] ? checked(x) : x;
   }
 
   Value *operand(const Node &n, int i, const Index &idx) {
     ValueId u = n.operands[static_cast<size_t>(i)];
+    // Check mode: an operand that n reads once per element and whose NaN or Inf always
+    // makes n's value NaN or Inf is covered by n's check.
+    covered_ = checkAcc_ && propagates(n.op, i) && node(u).shape == n.shape && ownCheck(idOf(n));
     return at(u, broadcastIndex(node(u).shape, n.shape, idx));
+  }
+
+  // True when a NaN or Inf in operand i always gives a NaN or Inf (inf * 0 is NaN; not so
+  // exp(-inf) = 0, x / inf = 0, tanh, sigmoid, relu, where, maximum).
+  static bool propagates(Op op, int i) {
+    switch (op) {
+    case Op::Neg: case Op::Abs: case Op::Sqrt: case Op::Log: case Op::Sin: case Op::Cos: case Op::Square:
+    case Op::Add: case Op::Sub: case Op::Mul: return true;
+    case Op::Div: return i == 0;
+    default: return false;
+    }
   }
 
   Value *isNaN(Value *x) { return b_.CreateFCmpUNO(x, x); }
@@ -217,7 +330,33 @@ private:
 
   Value *cmpResult(Value *c) { return select(c, fconst(1), fconst(0)); }
 
-  Value *compute(ValueId v, const Index &idx) {
+  // Check mode: acc |= bits(v - v).
+  llvm::Type *checkTy() { return o_.f64 ? b_.getInt64Ty() : b_.getInt32Ty(); }
+  Value *checked(Value *v) {
+    if (!checkAcc_ || checkMuted_ > 0 || !v->getType()->isFloatingPointTy()) return v;
+    Value *bits = b_.CreateBitCast(b_.CreateFSub(v, v), checkTy());
+    Value *acc = checkLane_ ? checkLane_ : checkAcc_;
+    b_.CreateStore(b_.CreateOr(b_.CreateLoad(checkTy(), acc), bits), acc);
+    return v;
+  }
+
+  // Values that are computed here and can be non-finite: not constants, dim sizes,
+  // comparisons and casts, nor a value read from another (layout ops).
+  static bool computesNew(const Node &n) {
+    if (n.dtype == DType::I32 || opKind(n.op) == OpKind::Compare) return false;
+    switch (n.op) {
+    case Op::Const: case Op::DimSize: case Op::Transpose: case Op::Broadcast: case Op::StopGradient:
+    case Op::Reshape: case Op::OneHot: case Op::Cast: return false;
+    default: return true;
+    }
+  }
+
+  Value *compute(ValueId v, const Index &idx, bool covered = false) {
+    Value *r = computeValue(v, idx);
+    return checkAcc_ && !covered && ownCheck(v) && v != deferred_ ? checked(r) : r;
+  }
+
+  Value *computeValue(ValueId v, const Index &idx) {
     const Node &n = node(v);
     switch (n.op) {
     case Op::Const: return fconst(n.value);
@@ -387,6 +526,13 @@ private:
         b_.CreateStore(b_.CreateFDiv(b_.CreateLoad(ft_, p), cf), p);
       });
     }
+    checkStored(s.dest, n);
+  }
+
+  // Check mode: a pass over a stored result.
+  void checkStored(Buffer dest, const Node &n) {
+    if (!checkAcc_) return;
+    loopNest(n.shape, [&](const Index &idx) { checked(b_.CreateLoad(ft_, elemPtr(dest, ft_, n.shape, idx))); });
   }
 
   // Loops over the kept axes of `xs` outside, calling outer(idx) with the reduced axes
@@ -437,6 +583,7 @@ private:
       Value *mv = b_.CreateLoad(ft_, m);
       Value *rest = scalarVar(ft_, fconst(0));
       Value *ties = scalarVar(ft_, fconst(0));
+      ++checkMuted_;
       rowInner(xn.shape, n.axes, idx, [&](const Index &i) {
         Value *xv = at(x, i);
         Value *isMax = b_.CreateFCmpOEQ(xv, mv);
@@ -444,19 +591,22 @@ private:
         b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, rest), select(isMax, fconst(0), e)), rest);
         b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, ties), select(isMax, fconst(1), fconst(0))), ties);
       });
+      --checkMuted_;
       Value *rv = b_.CreateLoad(ft_, rest), *cv = b_.CreateLoad(ft_, ties);
       Value *logS = libm("log1pf", "log1p", b_.CreateFAdd(b_.CreateFSub(cv, fconst(1)), rv));
       if (n.op == Op::LogSumExp) {
         Value *finite = b_.CreateFCmpONE(unary(llvm::Intrinsic::fabs, mv), fconst(INFINITY));
-        storeAt(s.dest, n, reducedIndex(n, idx), select(finite, b_.CreateFAdd(mv, logS), mv));
+        storeAt(s.dest, n, reducedIndex(n, idx), checked(select(finite, b_.CreateFAdd(mv, logS), mv)));
         return;
       }
       Value *sv = b_.CreateFAdd(cv, rv);
       rowInner(xn.shape, n.axes, idx, [&](const Index &i) {
+        ++checkMuted_;
         Value *d = b_.CreateFSub(at(x, i), mv);
+        --checkMuted_;
         Value *r = n.op == Op::Softmax ? b_.CreateFDiv(unary(llvm::Intrinsic::exp, d), sv)
                                        : b_.CreateFSub(d, logS);
-        storeAt(s.dest, n, i, r);
+        storeAt(s.dest, n, i, checked(r));
       });
     });
   }
@@ -499,20 +649,50 @@ private:
     auto *tileAlloca = eb.CreateAlloca(llvm::ArrayType::get(b_.getInt8Ty(), kMatMulTileBytes));
     tileAlloca->setAlignment(llvm::Align(64));
     Value *tilePtr = tileAlloca;
+    // Check mode: one flag word per element of the tile, or-ed in memory, not a scalar
+    // carried through the matmul's loops (which slowed the product by a third), nor one per
+    // column (each row of a tile waited for the previous row's store). The kernel's own
+    // value is checked in a second loop over the rows just stored: the first then compiles as
+    // without checks (when its operands need none), straight from the tile's registers.
+    Value *lanes = nullptr;
+    int64_t laneCount = width * kMatMulTileRows;
+    if (checkAcc_) {
+      auto *a = eb.CreateAlloca(llvm::ArrayType::get(checkTy(), static_cast<uint64_t>(laneCount)));
+      a->setAlignment(llvm::Align(64));
+      b_.CreateMemSet(a, b_.getInt8(0), i64(laneCount * (o_.f64 ? 8 : 4)), llvm::MaybeAlign(64));
+      lanes = a;
+    }
     TileEpilogue epilogue = [&](Value *i0, int rows, Value *j0, Value *cols) {
       Value *w = i64(width);
       Value *ncols = b_.CreateSelect(b_.CreateICmpSLT(cols, w), cols, w);
       tile_ = {s.matmul, tilePtr, i0, j0, w};
       for (int r = 0; r < rows; ++r) {
         emitFor(b_, ncols, [&](Value *jj) {
+          if (lanes) checkLane_ = b_.CreateInBoundsGEP(checkTy(), lanes, b_.CreateAdd(jj, i64(r * width)));
           Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
+          deferred_ = s.value;
           storeAt(s.dest, n, idx, compute(s.value, idx));
+          deferred_ = kNoValue;
+          checkLane_ = nullptr;
         });
       }
       tile_ = {};
+      if (lanes && ownCheck(s.value))
+        for (int r = 0; r < rows; ++r)
+          emitFor(b_, ncols, [&](Value *jj) {
+            checkLane_ = b_.CreateInBoundsGEP(checkTy(), lanes, b_.CreateAdd(jj, i64(r * width)));
+            Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
+            checked(b_.CreateLoad(ft_, elemPtr(s.dest, ft_, n.shape, idx)));
+            checkLane_ = nullptr;
+          });
     };
     emitMatMulTiles(b_, fn, transA, false, ptr(a.value), ptr(bb.value), tilePtr, ptrOf(s.scratch), M, K, N, ft_,
                     vectorBytes, &epilogue, part_, parts_);
+    if (lanes)
+      emitFor(b_, i64(laneCount), [&](Value *j) {
+        Value *lane = b_.CreateLoad(checkTy(), b_.CreateInBoundsGEP(checkTy(), lanes, j));
+        b_.CreateStore(b_.CreateOr(b_.CreateLoad(checkTy(), checkAcc_), lane), checkAcc_);
+      });
   }
 
   void emitMatMul(const Step &s) {
@@ -529,6 +709,7 @@ private:
     auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
     b_.CreateCall(mm, {ptr(a.value), ptr(bb.value), ptrOf(s.dest), ptrOf(s.scratch), dimValue(ms.m), dimValue(ms.k),
                        dimValue(ms.n), part_, parts_});
+    if (checkAcc_ && !checkAtReads_[static_cast<size_t>(s.value)]) checkStored(s.dest, n);
   }
 
   // The matrix product a step computes (alone or inside its element-wise loop), if any.
@@ -560,7 +741,10 @@ private:
     addParam(s.dest);
     for (const Buffer &b : s.reads) addParam(b);
     if (s.scratch.index >= 0) addParam(s.scratch);
-    std::vector<llvm::Type *> types(params.size() + 1, ptrTy());
+    // The buffers, the flag (check mode), dims, and (part, parts) for a step split over threads.
+    unsigned flagArg = static_cast<unsigned>(params.size());
+    unsigned dimsArg = flagArg + (check_ ? 1 : 0);
+    std::vector<llvm::Type *> types(dimsArg + 1, ptrTy());
     if (splitOverThreads(s)) types.insert(types.end(), 2, b_.getInt64Ty());
     auto *fty = llvm::FunctionType::get(b_.getVoidTy(), types, false);
     const Node &n = node(s.value);
@@ -574,16 +758,22 @@ private:
       fn->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoAlias);
       fn->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoCapture);
     }
-    fn->addParamAttr(static_cast<unsigned>(params.size()), llvm::Attribute::ReadOnly);
-    beginFunction(fn, fn->getArg(static_cast<unsigned>(params.size())));
+    if (check_) {
+      fn->addParamAttr(flagArg, llvm::Attribute::NoAlias);
+      fn->addParamAttr(flagArg, llvm::Attribute::NoCapture);
+    }
+    fn->addParamAttr(dimsArg, llvm::Attribute::ReadOnly);
+    beginFunction(fn, fn->getArg(dimsArg));
     for (size_t i = 0; i < params.size(); ++i)
       bufPtr_[{params[i].kind, params[i].index}] = fn->getArg(static_cast<unsigned>(i));
     part_ = i64(0);
     parts_ = i64(1);
     if (splitOverThreads(s)) {
-      part_ = fn->getArg(static_cast<unsigned>(params.size() + 1));
-      parts_ = fn->getArg(static_cast<unsigned>(params.size() + 2));
+      part_ = fn->getArg(dimsArg + 1);
+      parts_ = fn->getArg(dimsArg + 2);
     }
+    checkAcc_ = check_ ? scalarVar(checkTy(), llvm::ConstantInt::get(checkTy(), 0)) : nullptr;
+    checkMuted_ = 0;
 
     if (s.kind == Step::Copy) {
       emitElementwise(s);
@@ -602,6 +792,12 @@ private:
         else emitElementwise(s);
       }
     }
+    if (check_) {
+      // Atomic: the parts of a step split over threads or into the same flag.
+      b_.CreateAtomicRMW(llvm::AtomicRMWInst::Or, fn->getArg(flagArg), b_.CreateLoad(checkTy(), checkAcc_),
+                         llvm::MaybeAlign(), llvm::AtomicOrdering::Monotonic);
+      checkAcc_ = nullptr;
+    }
     b_.CreateRetVoid();
     return fn;
   }
@@ -610,7 +806,7 @@ private:
   // largest value it holds, rounded up to 64 bytes. Returns the offsets and the total.
   std::vector<Value *> regionOffsets(Value *&total) {
     std::vector<Value *> offs;
-    Value *off = i64(0);
+    Value *off = i64(check_ ? kNumericsFlagBytes : 0);
     for (const auto &members : mp_.regions) {
       offs.push_back(off);
       Value *size = i64(0);
@@ -660,9 +856,12 @@ private:
       Value *slot = b_.CreateInBoundsGEP(ptrTy(), fn->getArg(0), i64(b.index));
       return b_.CreateLoad(ptrTy(), slot);
     };
+    Value *flag = b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), i64(kNumericsFlagOffset));
+    if (check_) b_.CreateStore(fconst(0), flag);
     for (size_t i = 0; i < mp_.steps.size(); ++i) {
       std::vector<Value *> args;
       for (const Buffer &b : stepParams[i]) args.push_back(pointer(b));
+      if (check_) args.push_back(flag);
       args.push_back(fn->getArg(1));
       if (splitOverThreads(mp_.steps[i])) emitParallelCall(mp_.steps[i], i, stepFns[i], args);
       else b_.CreateCall(stepFns[i], args);

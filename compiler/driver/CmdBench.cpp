@@ -1,8 +1,10 @@
-// `gradc bench MODEL [--batch-size N] [--json]` (SPEC §8): times the compiled step on random
-// data. After a warm-up, every step is timed on its own until at least a second and 20
-// steps have passed; the median is reported. GFLOP/s counts 6 × batch × Σ(in × out) over the
-// model's 2-D params (a matmul's forward and its two backward products, 2 flops per
-// multiply-add), divided by the median step time.
+// `gradc bench MODEL [--batch-size N] [--json] [--check-numerics]` (SPEC §8): times the
+// compiled step on random data. After a warm-up, every step is timed on its own until at
+// least a second and 20 steps have passed; the median is reported. GFLOP/s counts
+// 6 × batch × Σ(in × out) over the model's 2-D params (a matmul's forward and its two
+// backward products, 2 flops per multiply-add), divided by the median step time. With
+// --check-numerics the step is the one `train --check-numerics` runs: compiled in check
+// mode, its flag read after every step.
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -21,7 +23,7 @@ int runBench(Options &o, SourceManager &sm) {
   bool f64 = o.dtype == "f64";
   int64_t batch = m.inputs.empty() ? 1 : o.batchSize;
   double compileMs = 0;
-  rt::Kernel k = compileProgram(buildProgram(m, Program::Step), o, &compileMs);
+  rt::Kernel k = compileProgram(buildProgram(m, Program::Step), o, &compileMs, o.checkNumerics);
   checkMemory(k, batch, o);
 
   rt::Dataset data = randomData(m, batch, o.seed);
@@ -31,7 +33,11 @@ int runBench(Options &o, SourceManager &sm) {
   batcher.gather(rt::epochOrder(batch, 0, 0, false), 0);
   rt::Call call(k, st, m.inputs.empty() ? nullptr : &batcher, batch);
   // lr = 0 keeps the params where they are, so the timing does not drift with the values.
-  auto stepOnce = [&](int64_t t) { call.run(batch, 0.0, static_cast<double>(t)); };
+  int64_t nonFinite = 0;
+  auto stepOnce = [&](int64_t t) {
+    call.run(batch, 0.0, static_cast<double>(t));
+    if (o.checkNumerics && !call.checkedFinite()) ++nonFinite;
+  };
 
   int64_t t = 1;
   auto warm = Clock::now();
@@ -55,6 +61,9 @@ int runBench(Options &o, SourceManager &sm) {
                static_cast<double>(p.shape[1].factor);
   double gflops = median > 0 ? flops / (median * 1e3) : 0;
 
+  if (nonFinite > 0)
+    std::cerr << fmt::format("{}: warning: {} of the timed steps computed a non-finite value\n", o.model,
+                             nonFinite);
   if (o.json) {
     std::cout << fmt::format("{{\"us_per_step\": {:.3f}, \"gflops\": {:.3f}, \"compile_ms\": {:.3f}}}\n",
                              median, gflops, compileMs);

@@ -84,14 +84,16 @@ static codegen::CodegenOptions codegenOptions(const Options &o) {
   return c;
 }
 
-rt::Kernel compileProgram(const ir::Function &f, const Options &o, double *compileMs) {
+rt::Kernel compileProgram(const ir::Function &f, const Options &o, double *compileMs, bool checkNumerics) {
   const char *backend = std::getenv("GRADC_BACKEND");
   if (backend && std::strcmp(backend, "interp") == 0) {
     if (compileMs) *compileMs = 0;
     return interp::interpreterKernel(f, o.dtype == "f64");
   }
   codegen::CompileStats stats;
-  rt::Kernel k = codegen::jitCompile(f, codegenOptions(o), &stats);
+  codegen::CodegenOptions co = codegenOptions(o);
+  co.checkNumerics = checkNumerics;
+  rt::Kernel k = codegen::jitCompile(f, co, &stats);
   if (compileMs) *compileMs = stats.compileMs;
   return k;
 }

@@ -45,7 +45,9 @@ ir::Function buildProgram(const Model &m, Program p);
 /// Compiles a program with the JIT (`--dtype`, `--threads` from `o`); with the environment
 /// variable GRADC_BACKEND=interp the reference interpreter runs it instead, through the
 /// same calling convention (for differential debugging). `compileMs` gets the JIT time.
-rt::Kernel compileProgram(const ir::Function &f, const Options &o, double *compileMs = nullptr);
+/// `checkNumerics`: the JIT's check mode (rt::Kernel::numericsFlag; the interpreter has none).
+rt::Kernel compileProgram(const ir::Function &f, const Options &o, double *compileMs = nullptr,
+                          bool checkNumerics = false);
 
 /// `inspect --stage llvm|asm`: the compiled step as optimised LLVM IR or assembly.
 std::string compiledText(const ir::Function &f, const Options &o, bool assembly);

@@ -109,6 +109,7 @@ int main(int argc, char **argv) {
   addModel(bench, o);
   bench->add_option("--batch-size", o.batchSize, "Batch size (default 32)")->check(CLI::PositiveNumber);
   bench->add_flag("--json", o.json, "Print one JSON object");
+  bench->add_flag("--check-numerics", o.checkNumerics, "Time the step compiled in check mode (train --check-numerics)");
   addThreads(bench, o);
   addMaxMemory(bench, o);
   addDtype(bench, o);

@@ -547,6 +547,44 @@ TEST_CASE("trainer: --check-numerics stops at a non-finite param even when the l
   CHECK(st2.step == 5);
 }
 
+TEST_CASE("trainer: --check-numerics reads the check-mode flag after every step") {
+  // A check-mode kernel: its flag (first 64 bytes of work) is NaN at step 5, when a value
+  // inside the step was not finite, though everything it writes is finite.
+  Kernel step = linearStep<float>(nullptr);
+  auto inner = step.call;
+  auto innerWork = step.workBytes;
+  step.numericsFlag = 0;
+  step.workBytes = [innerWork](const int64_t *dims) { return innerWork(dims) + 64; };
+  step.call = [inner](void *const *a, const int64_t *dims, void *work) {
+    inner(a, dims, static_cast<char *>(work) + 64);
+    *static_cast<float *>(work) = *static_cast<const float *>(a[7]) == 5 ? NAN : 0.0f;
+  };
+  Dataset train = linearData("train");
+  std::ostringstream out;
+  TrainOptions o = options(1);
+  o.modelPath = "linear.grad";
+  o.checkNumerics = true;
+  std::string explained;
+  o.explainNonFinite = [&](const Call &, const std::string &where) { explained = where; };
+  TrainState st(step.sig, false);
+  try {
+    rt::train(step, nullptr, st, &train, nullptr, o, out);
+    FAIL("no error");
+  } catch (const UserError &e) {
+    CHECK(std::string(e.what()) ==
+          "a value of the step became non-finite at step 5, batch rows 128..159 of epoch 1's "
+          "shuffled order");
+  }
+  CHECK(explained == " at step 5, batch rows 128..159 of epoch 1's shuffled order");
+  CHECK(st.step == 4);
+  // Without --check-numerics the flag is not read: the run goes on.
+  TrainState st2(step.sig, false);
+  o.checkNumerics = false;
+  o.maxSteps = 7;
+  rt::train(step, nullptr, st2, &train, nullptr, o, out);
+  CHECK(st2.step == 7);
+}
+
 TEST_CASE("trainer: a kernel without inputs runs --steps steps") {
   // minimize (a - 3)^2 by gradient descent: a <- a - lr * 2 (a - 3).
   Kernel k;
