@@ -894,7 +894,8 @@ private:
     unsigned vl = matmulVectorBytes(t_) / (o_.f64 ? 8 : 4);
     Value *panels = b_.CreateUDiv(b_.CreateAdd(N, i64(kMatMulTileVectors * vl - 1)), i64(kMatMulTileVectors * vl));
     Value *fmas = b_.CreateMul(b_.CreateMul(M, K), N);
-    Value *big = b_.CreateAnd(b_.CreateICmpUGE(panels, i64(2)), b_.CreateICmpUGE(fmas, i64(kParallelMinFmas)));
+    Value *big = b_.CreateAnd(b_.CreateICmpUGE(panels, i64(kParallelMinPanelsPerPart * threads_)),
+                              b_.CreateICmpUGE(fmas, i64(kParallelMinFmas)));
     llvm::Function *fn = b_.GetInsertBlock()->getParent();
     auto *par = llvm::BasicBlock::Create(ctx_, fmt::format("parallel{}", index), fn);
     auto *ser = llvm::BasicBlock::Create(ctx_, fmt::format("serial{}", index), fn);

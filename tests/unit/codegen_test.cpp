@@ -489,8 +489,9 @@ TEST_CASE("codegen: work regions are reused once their value is dead") {
 
 TEST_CASE("codegen: a step split over threads gives the one-thread result bit for bit") {
   // Large enough that every hidden-layer matmul (forward, input gradient, weight gradient
-  // with the optimiser update fused in) is split over threads; 40 classes: two column panels.
-  Model m = mlpModel(300, 256, 40, "adam");
+  // with the optimiser update fused in) is split over up to 3 threads (12 column panels of
+  // 64); the 40-class layer is not (one panel).
+  Model m = mlpModel(300, 768, 40, "adam");
   Function step = autodiff::buildStep(m, autodiff::differentiate(m.forward));
   codegen::CodegenOptions one, many;
   many.threads = 2;
