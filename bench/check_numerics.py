@@ -8,7 +8,7 @@ with and without --check-numerics, alternating the two so that both see the same
 load, `--repeats` times each. `gradc bench` times the compiled step alone, each step on its
 own, and reports the median; with --check-numerics the step is the check-mode kernel and the
 flag is read after every step, as `train --check-numerics` does. Prints the median over the
-repeats of both step times and the relative cost. The issue's budget is 5%.
+repeats of both step times and the relative cost. The budget is 5%.
 """
 
 import argparse

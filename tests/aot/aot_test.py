@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tests of ahead-of-time compilation (issue 6); one mode per ctest (tests/aot/CMakeLists.txt).
+"""Tests of ahead-of-time compilation; one mode per ctest (tests/aot/CMakeLists.txt).
 
   embed    the embedded C example has no libLLVM among its libraries and saves the very
            checkpoint `gradc train` saves with the same seed and settings, byte for byte

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Each example model trains on its data set (examples/data/) to the results issue 4 asks for.
+"""Each example model trains on its data set (examples/data/) to its stated results.
 
 Usage: examples_train.py PATH/TO/gradc
 
