@@ -793,9 +793,12 @@ private:
       }
     }
     if (check_) {
-      // Atomic: the parts of a step split over threads or into the same flag.
-      b_.CreateAtomicRMW(llvm::AtomicRMWInst::Or, fn->getArg(flagArg), b_.CreateLoad(checkTy(), checkAcc_),
-                         llvm::MaybeAlign(), llvm::AtomicOrdering::Monotonic);
+      // Atomic where the parts of a step split over threads or into the same flag.
+      Value *flag = fn->getArg(flagArg), *acc = b_.CreateLoad(checkTy(), checkAcc_);
+      if (splitOverThreads(s))
+        b_.CreateAtomicRMW(llvm::AtomicRMWInst::Or, flag, acc, llvm::MaybeAlign(), llvm::AtomicOrdering::Monotonic);
+      else
+        b_.CreateStore(b_.CreateOr(b_.CreateLoad(checkTy(), flag), acc), flag);
       checkAcc_ = nullptr;
     }
     b_.CreateRetVoid();
