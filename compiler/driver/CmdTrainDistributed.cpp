@@ -64,6 +64,9 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   if (o.threads == 0)
     o.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / mpi.localSize());
   bool f64 = o.dtype == "f64";
+  if (o.checkNumerics && rank == 0)
+    std::cerr << fmt::format("{}: warning: --check-numerics is not applied in data-parallel training; "
+                             "only the loss is checked\n", o.model);
 
   Model m;
   ir::Function gradFn;
