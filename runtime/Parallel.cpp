@@ -1,19 +1,20 @@
 // The step's thread pool (see Parallel.h).
 //
-// One fork-join at a time. The caller publishes the call (task, ctx, parts) and then a new
-// `claim` word: the call's generation in the high 32 bits, the next unclaimed part in the low
-// 32. The caller and every awake worker take parts by compare-and-swap on `claim` until none
-// is left, and count finished parts in `done`; the caller returns when done == parts. A part
-// is only ever run by whoever claimed it, so a worker that the OS has not scheduled (the other
-// core busy with another process) costs nothing: the caller runs its part itself. A CAS that
-// succeeds proves the generation was still current, so the call it read was that
-// generation's (a new call is published only after every part of the last one is done).
+// One fork-join at a time. The caller publishes the call (task, ctx) and then a new `claim`
+// word: the call's generation, its part count and the next unclaimed part. The caller and
+// every awake worker take parts by compare-and-swap on `claim` until none is left, and count
+// finished parts in `done`; the caller returns when done == parts. A part is only ever run by
+// whoever claimed it, so a worker that the OS has not scheduled (the other core busy with
+// another process) costs nothing: the caller runs its part itself. A CAS that succeeds
+// proves the call was still current (a new call is published only after every part of the
+// last one is done), so the task and context read after it are that call's.
 // Waiting spins (with a pause) for up to kSpin before sleeping on the atomic (a futex).
 #include "runtime/Parallel.h"
 
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -45,28 +46,28 @@ T spinThenWait(std::atomic<T> &a, Pred done) {
 struct Pool {
   std::mutex call;  // one fork-join at a time
   std::vector<std::thread> workers;
+  // generation (32 bits) | parts (16) | next unclaimed part (16): the bound a participant
+  // checks comes from the word its CAS succeeds on, never from a field of another call.
   std::atomic<uint64_t> claim{0};
   std::atomic<int64_t> done{0};
   std::atomic<gradc_task_fn> task{nullptr};
   std::atomic<void *> ctx{nullptr};
-  std::atomic<int64_t> parts{0};
 
   static uint64_t generationOf(uint64_t c) { return c >> 32; }
 
-  // Claims and runs parts of the call of `claim` value c's generation until none is left.
+  // Claims and runs parts of the call of `claim` value c (or of a later call) until none is
+  // left. task and ctx are read after a successful claim: the caller publishes them before
+  // the claim word and changes them only once every part of the call is done.
   void runParts(uint64_t c) {
     for (;;) {
+      uint64_t n = (c >> 16) & 0xffffu, part = c & 0xffffu;
+      if (part >= n) return;
+      if (!claim.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+        continue;  // c now holds the current value: another part, or a new call
       gradc_task_fn t = task.load(std::memory_order_relaxed);
       void *x = ctx.load(std::memory_order_relaxed);
-      int64_t n = parts.load(std::memory_order_relaxed);
-      uint64_t part = c & 0xffffffffu;
-      if (static_cast<int64_t>(part) >= n) return;
-      if (!claim.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
-        if (generationOf(c) == 0) return;
-        continue;  // c now holds the current value: another part, or a new call
-      }
-      t(x, static_cast<int64_t>(part), n);
-      if (done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) done.notify_one();
+      t(x, static_cast<int64_t>(part), static_cast<int64_t>(n));
+      if (done.fetch_add(1, std::memory_order_acq_rel) + 1 == static_cast<int64_t>(n)) done.notify_one();
       c = claim.load(std::memory_order_acquire);
     }
   }
@@ -80,11 +81,15 @@ struct Pool {
     }
   }
 
-  // Called with `call` held.
+  // Called with `call` held. A worker that cannot be started is done without: the caller
+  // claims the parts nobody else takes.
   void grow(int64_t n) {
-    while (static_cast<int64_t>(workers.size()) < n) {
-      workers.emplace_back([this] { work(); });
-      workers.back().detach();
+    try {
+      while (static_cast<int64_t>(workers.size()) < n) {
+        workers.emplace_back([this] { work(); });
+        workers.back().detach();
+      }
+    } catch (const std::system_error &) {
     }
   }
 };
@@ -100,18 +105,17 @@ Pool &pool() {
 extern "C" void gradc_parallel_run(gradc_task_fn task, void *ctx, int64_t parts) {
   Pool &p = pool();
   std::unique_lock<std::mutex> lock(p.call, std::try_to_lock);
-  if (parts <= 1 || !lock.owns_lock()) {
+  if (parts <= 1 || parts > 0xffff || !lock.owns_lock()) {
     for (int64_t i = 0; i < parts; ++i) task(ctx, i, parts);
     return;
   }
   p.grow(parts - 1);
   p.task.store(task, std::memory_order_relaxed);
   p.ctx.store(ctx, std::memory_order_relaxed);
-  p.parts.store(parts, std::memory_order_relaxed);
   p.done.store(0, std::memory_order_relaxed);
   uint64_t generation = Pool::generationOf(p.claim.load(std::memory_order_relaxed)) + 1;
   if (generation > 0xffffffffu) generation = 1;
-  uint64_t c = generation << 32;
+  uint64_t c = generation << 32 | static_cast<uint64_t>(parts) << 16;
   p.claim.store(c, std::memory_order_release);
   p.claim.notify_all();
   p.runParts(c);

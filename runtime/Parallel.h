@@ -17,6 +17,7 @@
 
 extern "C" {
 typedef void (*gradc_task_fn)(void *ctx, int64_t part, int64_t parts);
-/// Runs task(ctx, p, parts) for p = 0 .. parts-1, in parallel, and returns when all are done.
+/// Runs task(ctx, p, parts) for p = 0 .. parts-1, in parallel, and returns when all are done
+/// (more than 65535 parts run one after the other on the calling thread).
 void gradc_parallel_run(gradc_task_fn task, void *ctx, int64_t parts);
 }

@@ -535,6 +535,24 @@ private:
     loopNest(n.shape, [&](const Index &idx) { checked(b_.CreateLoad(ft_, elemPtr(dest, ft_, n.shape, idx))); });
   }
 
+  // checkStored for a matmul result [m, n], over the columns of this part's panels only
+  // (all of them for part 0 of 1): the other parts may still be writing theirs.
+  void checkStoredColumns(Buffer dest, const Node &n) {
+    unsigned vl = matmulVectorBytes(t_) / (o_.f64 ? 8 : 4);
+    Value *w = i64(kMatMulTileVectors * static_cast<int64_t>(vl));
+    Value *M = dimValue(n.shape[0]), *N = dimValue(n.shape[1]);
+    Value *tiles = b_.CreateUDiv(b_.CreateAdd(N, b_.CreateSub(w, i64(1))), w);
+    Value *first = b_.CreateMul(b_.CreateUDiv(b_.CreateMul(tiles, part_), parts_), w);
+    Value *end = b_.CreateMul(b_.CreateUDiv(b_.CreateMul(tiles, b_.CreateAdd(part_, i64(1))), parts_), w);
+    end = b_.CreateSelect(b_.CreateICmpULT(end, N), end, N);
+    emitFor(b_, M, [&](Value *row) {
+      emitFor(b_, b_.CreateSub(end, first), [&](Value *c) {
+        Index idx = {row, b_.CreateAdd(first, c)};
+        checked(b_.CreateLoad(ft_, elemPtr(dest, ft_, n.shape, idx)));
+      });
+    });
+  }
+
   // Loops over the kept axes of `xs` outside, calling outer(idx) with the reduced axes
   // unset; inner(idx) walks the reduced axes of a full index.
   void rowLoops(const Shape &xs, uint32_t axes, const std::function<void(Index &)> &outer) {
@@ -709,7 +727,7 @@ private:
     auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
     b_.CreateCall(mm, {ptr(a.value), ptr(bb.value), ptrOf(s.dest), ptrOf(s.scratch), dimValue(ms.m), dimValue(ms.k),
                        dimValue(ms.n), part_, parts_});
-    if (checkAcc_ && !checkAtReads_[static_cast<size_t>(s.value)]) checkStored(s.dest, n);
+    if (checkAcc_ && !checkAtReads_[static_cast<size_t>(s.value)]) checkStoredColumns(s.dest, n);
   }
 
   // The matrix product a step computes (alone or inside its element-wise loop), if any.
