@@ -24,27 +24,12 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+import clitest  # noqa: E402
+from clitest import check, run, write  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLASSIFY = os.path.join(os.path.dirname(HERE), "runtime", "classify.grad")
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def run(*args):
-    p = subprocess.run([GRADC, *args], capture_output=True, text=True, timeout=300)
-    return p.returncode, p.stdout, p.stderr
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 def blobs(path, rows):
@@ -203,13 +188,12 @@ def other_model(tmp):
 
 
 def main():
-    global GRADC
-    GRADC = sys.argv[1]
+    clitest.GRADC = sys.argv[1]
     for part in (float64_resume, other_model):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
-    if failures:
-        print("%d failure(s)" % len(failures))
+    if clitest.failures:
+        print("%d failure(s)" % len(clitest.failures))
         return 1
     print("all checkpoint checks passed")
     return 0

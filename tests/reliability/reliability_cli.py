@@ -20,30 +20,15 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+import clitest  # noqa: E402
+from clitest import check, run, write  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 NAN_MODEL = os.path.join(HERE, "nan_log.grad")
 MASKED_MODEL = os.path.join(HERE, "nan_masked.grad")
 CLASSIFY = os.path.join(ROOT, "tests", "runtime", "classify.grad")
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def run(*args):
-    p = subprocess.run([GRADC, *args], capture_output=True, text=True, timeout=300)
-    return p.returncode, p.stdout, p.stderr
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 def regression_data(path, rows, zero_at=None):
@@ -107,7 +92,7 @@ def masked_nan(tmp):
     check(not os.path.exists(ckpt), "masked -inf, --check-numerics: nothing is saved")
     # The reference interpreter as the backend (no check-mode flag: every written value is
     # scanned instead) still names a written non-finite value.
-    env_rc = subprocess.run([GRADC, "train", NAN_MODEL, "--data", bad, "--batch-size", "4",
+    env_rc = subprocess.run([clitest.GRADC, "train", NAN_MODEL, "--data", bad, "--batch-size", "4",
                              "--no-shuffle", "--check-numerics"], capture_output=True, text=True,
                             timeout=300, env=dict(os.environ, GRADC_BACKEND="interp"))
     check(env_rc.returncode == 1 and "nan_log.grad:9:5: error: log of 0 gives -inf in 'log(x)' at "
@@ -172,7 +157,7 @@ def second_signal(tmp):
     data = write(os.path.join(tmp, "s.csv"), "\n".join(lines) + "\n")
     path = os.path.join(tmp, "s.safetensors")
     for gap in (0.0, 0.001, 0.01):
-        p = subprocess.Popen([GRADC, "train", CLASSIFY, "--data", data, "--batch-size", "8",
+        p = subprocess.Popen([clitest.GRADC, "train", CLASSIFY, "--data", data, "--batch-size", "8",
                               "--epochs", "1000000", "--save", path],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(2)
@@ -191,13 +176,12 @@ def second_signal(tmp):
 
 
 def main():
-    global GRADC
-    GRADC = sys.argv[1]
+    clitest.GRADC = sys.argv[1]
     for part in (nan_trap, masked_nan, changed_model, memory, second_signal):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
-    if failures:
-        print("%d failure(s)" % len(failures))
+    if clitest.failures:
+        print("%d failure(s)" % len(clitest.failures))
         return 1
     print("all reliability checks passed")
     return 0

@@ -23,18 +23,14 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+import clitest  # noqa: E402
+from clitest import check  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = os.path.join(os.path.dirname(HERE), "runtime", "classify.grad")
 EPOCHS = 40
 KILLS = 20
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
 
 
 def read_checkpoint(path):
@@ -128,12 +124,12 @@ def main():
                 else:
                     check(name.startswith("ckpt.safetensors.tmp."), "an unexpected file %s" % name)
                     os.remove(path)
-            if failures or runs > 200:
+            if clitest.failures or runs > 200:
                 break
         check(kills == KILLS, "%d kills landed" % kills)
         print("%d kills, %d runs, %d chain(s) of resumed runs" % (kills, runs, chains))
-    if failures:
-        print("%d failure(s)" % len(failures))
+    if clitest.failures:
+        print("%d failure(s)" % len(clitest.failures))
         return 1
     print("every checkpoint was whole; the resumed run equals the uninterrupted one")
     return 0

@@ -21,23 +21,14 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+import clitest  # noqa: E402
+from clitest import check, run  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(os.path.dirname(HERE), "data")
 MODEL = os.path.join(HERE, "classify.grad")
 ROSENBROCK = os.path.join(HERE, "rosenbrock.grad")
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def run(*args):
-    p = subprocess.run([GRADC, *args], capture_output=True, text=True, timeout=300)
-    return p.returncode, p.stdout, p.stderr
 
 
 def read_safetensors(path):
@@ -197,7 +188,7 @@ def train_and_resume(tmp):
     # Signals: the current step finishes, a checkpoint is written, exit 130 / 143.
     for sig, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
         path = ckpt("sig%d" % status)
-        p = subprocess.Popen([GRADC, *common, "--epochs", "100000000", "--save", path],
+        p = subprocess.Popen([clitest.GRADC, *common, "--epochs", "100000000", "--save", path],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(3)
         p.send_signal(sig)
@@ -240,17 +231,16 @@ def bench():
 
 
 def main():
-    global GRADC
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    GRADC = os.path.abspath(sys.argv[1])
+    clitest.GRADC = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory() as tmp:
         csv_errors()
         train_and_resume(tmp)
         no_inputs(tmp)
         bench()
-    if failures:
-        print("%d check(s) failed" % len(failures))
+    if clitest.failures:
+        print("%d check(s) failed" % len(clitest.failures))
         sys.exit(1)
     print("all checks passed")
 
