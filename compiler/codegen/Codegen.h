@@ -21,7 +21,7 @@ namespace gradc::codegen {
 
 struct CodegenOptions {
   bool f64 = false;     // float buffers and arithmetic in double
-  int threads = 1;      // reserved for a multi-threaded step
+  int threads = 1;      // large matmuls split over this many threads (runtime/Parallel.h)
   std::string triple;   // empty: the host
   std::string cpu;      // empty: the host CPU (or "generic" for another triple)
   std::string symbol;   // the entry point's name; empty: "gradc_" + the function's name

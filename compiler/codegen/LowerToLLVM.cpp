@@ -538,12 +538,10 @@ private:
   // checkStored for a matmul result [m, n], over the columns of this part's panels only
   // (all of them for part 0 of 1): the other parts may still be writing theirs.
   void checkStoredColumns(Buffer dest, const Node &n) {
-    unsigned vl = matmulVectorBytes(t_) / (o_.f64 ? 8 : 4);
-    Value *w = i64(kMatMulTileVectors * static_cast<int64_t>(vl));
     Value *M = dimValue(n.shape[0]), *N = dimValue(n.shape[1]);
-    Value *tiles = b_.CreateUDiv(b_.CreateAdd(N, b_.CreateSub(w, i64(1))), w);
-    Value *first = b_.CreateMul(b_.CreateUDiv(b_.CreateMul(tiles, part_), parts_), w);
-    Value *end = b_.CreateMul(b_.CreateUDiv(b_.CreateMul(tiles, b_.CreateAdd(part_, i64(1))), parts_), w);
+    PanelShare share = panelShare(b_, N, static_cast<uint64_t>(panelWidth()), part_, parts_);
+    Value *first = b_.CreateMul(share.first, i64(panelWidth()));
+    Value *end = b_.CreateMul(share.end, i64(panelWidth()));
     end = b_.CreateSelect(b_.CreateICmpULT(end, N), end, N);
     emitFor(b_, M, [&](Value *row) {
       emitFor(b_, b_.CreateSub(end, first), [&](Value *c) {
@@ -658,11 +656,10 @@ private:
     const Node &mn = node(s.matmul);
     MatMulOperand a = matmulOperand(f_, mn.operands[0]), bb = matmulOperand(f_, mn.operands[1]);
     bool transA = mn.transA != a.flipped;
-    const Shape &as = node(a.value).shape;
-    Value *M = dimValue(mn.shape[0]), *N = dimValue(mn.shape[1]), *K = dimValue(transA ? as[0] : as[1]);
+    auto [M, K, N] = matmulDims(s.matmul);
     auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
     unsigned vectorBytes = matmulVectorBytes(t_);
-    int64_t width = kMatMulTileVectors * static_cast<int64_t>(vectorBytes) / (o_.f64 ? 8 : 4);
+    int64_t width = panelWidth();
     llvm::IRBuilder<> eb(&fn->getEntryBlock(), fn->getEntryBlock().begin());
     auto *tileAlloca = eb.CreateAlloca(llvm::ArrayType::get(b_.getInt8Ty(), kMatMulTileBytes));
     tileAlloca->setAlignment(llvm::Align(64));
@@ -735,6 +732,11 @@ private:
     if (s.kind != Step::Compute) return kNoValue;
     if (s.matmul != kNoValue) return s.matmul;
     return node(s.value).op == Op::MatMul ? s.value : kNoValue;
+  }
+
+  // The width in elements of a matmul's column panel (and of its register tile).
+  int64_t panelWidth() const {
+    return kMatMulTileVectors * static_cast<int64_t>(matmulVectorBytes(t_)) / (o_.f64 ? 8 : 4);
   }
 
   // A matmul step's m, k, n in the current function.
@@ -912,8 +914,7 @@ private:
         "gradc_parallel_run", llvm::FunctionType::get(b_.getVoidTy(), {ptrTy(), ptrTy(), i64t}, false));
 
     auto [M, K, N] = matmulDims(matmulOf(s));
-    unsigned vl = matmulVectorBytes(t_) / (o_.f64 ? 8 : 4);
-    Value *panels = b_.CreateUDiv(b_.CreateAdd(N, i64(kMatMulTileVectors * vl - 1)), i64(kMatMulTileVectors * vl));
+    Value *panels = panelShare(b_, N, static_cast<uint64_t>(panelWidth()), i64(0), i64(1)).panels;
     Value *fmas = b_.CreateMul(b_.CreateMul(M, K), N);
     Value *big = b_.CreateAnd(b_.CreateICmpUGE(panels, i64(kParallelMinPanelsPerPart * threads_)),
                               b_.CreateICmpUGE(fmas, i64(kParallelMinFmas)));

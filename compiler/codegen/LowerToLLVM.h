@@ -66,6 +66,15 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
                      llvm::Value *K, llvm::Value *N, llvm::Type *ft, unsigned vectorBytes,
                      const TileEpilogue *epilogue, llvm::Value *part, llvm::Value *parts);
 
+/// The column panels of an n-column product (the tile width is `panelWidth` elements) and
+/// part `part` of `parts`'s share of them, [first, end): the one definition of the split,
+/// used by the kernel, the check mode and the decision to split.
+struct PanelShare {
+  llvm::Value *panels, *first, *end;
+};
+PanelShare panelShare(llvm::IRBuilder<> &b, llvm::Value *n, uint64_t panelWidth, llvm::Value *part,
+                      llvm::Value *parts);
+
 /// A matmul is split over threads when it has this many multiply-adds (below it, waking the
 /// other threads costs more than it saves) and at least this many column panels per thread.
 /// With fewer, the parts' columns interleave finely in every row (a 128-wide layer split in

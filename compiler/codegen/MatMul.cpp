@@ -31,6 +31,12 @@ namespace gradc::codegen {
 
 using llvm::Value;
 
+PanelShare panelShare(llvm::IRBuilder<> &b, Value *n, uint64_t panelWidth, Value *part, Value *parts) {
+  Value *panels = b.CreateUDiv(b.CreateAdd(n, b.getInt64(panelWidth - 1)), b.getInt64(panelWidth));
+  return {panels, b.CreateUDiv(b.CreateMul(panels, part), parts),
+          b.CreateUDiv(b.CreateMul(panels, b.CreateAdd(part, b.getInt64(1))), parts)};
+}
+
 void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool transB, Value *A,
                      Value *B, Value *C, Value *P, Value *M, Value *K, Value *N, llvm::Type *ft,
                      unsigned vectorBytes, const TileEpilogue *epilogue, Value *part, Value *parts) {
@@ -45,10 +51,9 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
   Value *fzero = llvm::ConstantFP::get(ft, 0.0);
   const uint64_t W = static_cast<uint64_t>(NR) * vl;
   Value *tileCols = b.getInt64(W);
-  Value *colTiles = b.CreateUDiv(b.CreateAdd(N, b.getInt64(W - 1)), tileCols);
   // This part's share of the column panels, and its own panel scratch.
-  Value *firstTile = b.CreateUDiv(b.CreateMul(colTiles, part), parts);
-  Value *endTile = b.CreateUDiv(b.CreateMul(colTiles, b.CreateAdd(part, b.getInt64(1))), parts);
+  PanelShare share = panelShare(b, N, W, part, parts);
+  Value *firstTile = share.first, *endTile = share.end;
   P = b.CreateInBoundsGEP(ft, P, b.CreateMul(part, b.CreateMul(K, b.getInt64(W))));
 
   llvm::IRBuilder<> eb(&fn->getEntryBlock(), fn->getEntryBlock().begin());
