@@ -70,6 +70,17 @@ void emitFor(llvm::IRBuilder<> &b, Value *n, const std::function<void(Value *)> 
   b.SetInsertPoint(exit);
 }
 
+void emitIf(llvm::IRBuilder<> &b, Value *cond, const std::function<void()> &then) {
+  llvm::Function *fn = b.GetInsertBlock()->getParent();
+  auto *thenBB = llvm::BasicBlock::Create(b.getContext(), "then", fn);
+  auto *join = llvm::BasicBlock::Create(b.getContext(), "endif", fn);
+  b.CreateCondBr(cond, thenBB, join);
+  b.SetInsertPoint(thenBB);
+  then();
+  b.CreateBr(join);
+  b.SetInsertPoint(join);
+}
+
 namespace {
 
 using Index = std::vector<Value *>;
@@ -701,8 +712,11 @@ private:
             checkLane_ = nullptr;
           });
     };
+    std::vector<Value *> tileOperands = {ptrOf(s.dest)};
+    for (ValueId r : kernelReads(f_, fp_, s.value))
+      if (r != s.matmul && node(r).shape == n.shape) tileOperands.push_back(ptr(r));
     emitMatMulTiles(b_, fn, transA, false, ptr(a.value), ptr(bb.value), tilePtr, ptrOf(s.scratch), M, K, N, ft_,
-                    vectorBytes, &epilogue, part_, parts_);
+                    vectorBytes, &epilogue, part_, parts_, tileOperands);
     if (lanes)
       emitFor(b_, i64(laneCount), [&](Value *j) {
         Value *lane = b_.CreateLoad(checkTy(), b_.CreateInBoundsGEP(checkTy(), lanes, j));

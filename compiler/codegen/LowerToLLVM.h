@@ -38,6 +38,8 @@ void setTargetAttributes(llvm::Function &fn, const TargetDesc &t);
 
 /// `for (i = 0; i < n; ++i) body(i)` at the builder's insertion point (top-tested).
 void emitFor(llvm::IRBuilder<> &b, llvm::Value *n, const std::function<void(llvm::Value *)> &body);
+/// `then` under `if (cond)`, at the builder's insertion point; continues after it.
+void emitIf(llvm::IRBuilder<> &b, llvm::Value *cond, const std::function<void()> &then);
 
 struct MatMulShape {
   bool transA = false, transB = false;  // A is [k,m] / B is [n,k] in memory
@@ -64,7 +66,8 @@ using TileEpilogue = std::function<void(llvm::Value *i0, int rows, llvm::Value *
 void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool transB,
                      llvm::Value *A, llvm::Value *B, llvm::Value *C, llvm::Value *P, llvm::Value *M,
                      llvm::Value *K, llvm::Value *N, llvm::Type *ft, unsigned vectorBytes,
-                     const TileEpilogue *epilogue, llvm::Value *part, llvm::Value *parts);
+                     const TileEpilogue *epilogue, llvm::Value *part, llvm::Value *parts,
+                     const std::vector<llvm::Value *> &tileOperands);
 
 /// The column panels of an n-column product (the tile width is `panelWidth` elements) and
 /// part `part` of `parts`'s share of them, [first, end): the one definition of the split,
