@@ -131,29 +131,65 @@ FusionPlan planFusion(const Function &f) {
     if (p.role[static_cast<size_t>(v)] != Role::Kernel) continue;
     for (ValueId r : kernelReads(f, p, v)) readers[static_cast<size_t>(r)]++;
   }
-  // Matmul epilogues: decided in node order, so a kernel's reads are final when it is seen.
+  auto elementwiseKernel = [&](ValueId v) {
+    return p.role[static_cast<size_t>(v)] == Role::Kernel && isElementwise(f.node(v).op);
+  };
+  // Loop groups, in node order: u joins v (with the kernels that joined u) when v is u's
+  // only reader and reads it at the same index.
+  std::vector<ValueId> hostOf(n);
+  for (size_t i = 0; i < n; ++i) hostOf[i] = static_cast<ValueId>(i);
+  for (ValueId v = 0; v < f.size(); ++v) {
+    if (!elementwiseKernel(v)) continue;
+    for (ValueId u : kernelReads(f, p, v)) {
+      if (!elementwiseKernel(u) || hostOf[static_cast<size_t>(u)] != u || readers[static_cast<size_t>(u)] != 1 ||
+          f.node(u).shape != f.node(v).shape || !readsOnlyAtSameIndex(f, p, v, u))
+        continue;
+      for (ValueId w = 0; w <= u; ++w)
+        if (hostOf[static_cast<size_t>(w)] == u) hostOf[static_cast<size_t>(w)] = v;
+    }
+  }
+  // Matmul epilogues: decided in node order, so a group's reads are final when its host is seen.
   std::vector<ValueId> fusedInto(n, kNoValue);
   for (ValueId v = 0; v < f.size(); ++v) {
     const Node &e = f.node(v);
-    if (p.role[static_cast<size_t>(v)] != Role::Kernel || !isElementwise(e.op)) continue;
-    for (ValueId m : kernelReads(f, p, v)) {
+    if (!elementwiseKernel(v) || hostOf[static_cast<size_t>(v)] != v) continue;
+    std::vector<ValueId> group;
+    for (ValueId w = 0; w <= v; ++w)
+      if (p.role[static_cast<size_t>(w)] == Role::Kernel && hostOf[static_cast<size_t>(w)] == v) group.push_back(w);
+    std::vector<ValueId> candidates;
+    for (ValueId w : group)
+      for (ValueId m : kernelReads(f, p, w))
+        if (std::find(candidates.begin(), candidates.end(), m) == candidates.end()) candidates.push_back(m);
+    for (ValueId m : candidates) {
       const Node &mn = f.node(m);
       if (mn.op != Op::MatMul || p.role[static_cast<size_t>(m)] != Role::Kernel || isResult[static_cast<size_t>(m)] ||
-          readers[static_cast<size_t>(m)] != 1 || mn.shape != e.shape ||
-          mn.transB != matmulOperand(f, mn.operands[1]).flipped)
+          mn.shape != e.shape || mn.transB != matmulOperand(f, mn.operands[1]).flipped)
         continue;
-      if (!readsOnlyAtSameIndex(f, p, v, m)) continue;
+      int groupReaders = 0;
+      bool sameIndex = true;
+      for (ValueId w : group) {
+        std::vector<ValueId> r = kernelReads(f, p, w);
+        if (std::find(r.begin(), r.end(), m) == r.end()) continue;
+        ++groupReaders;
+        sameIndex = sameIndex && readsOnlyAtSameIndex(f, p, w, m);
+      }
+      if (groupReaders != readers[static_cast<size_t>(m)] || !sameIndex) continue;
       p.role[static_cast<size_t>(m)] = Role::Fused;
       fusedInto[static_cast<size_t>(v)] = m;
       break;
     }
   }
+  std::vector<size_t> kernelIndex(n);
   for (ValueId v = 0; v < f.size(); ++v) {
     if (p.role[static_cast<size_t>(v)] != Role::Kernel) continue;
+    kernelIndex[static_cast<size_t>(v)] = p.kernels.size();
     p.kernels.push_back(v);
     p.reads.push_back(kernelReads(f, p, v));
     p.epilogueOf.push_back(fusedInto[static_cast<size_t>(v)]);
   }
+  for (ValueId v : p.kernels) p.host.push_back(kernelIndex[static_cast<size_t>(hostOf[static_cast<size_t>(v)])]);
+  for (size_t k = 0; k < p.kernels.size(); ++k)
+    p.inLoopOnly.push_back(p.host[k] != k && !isResult[static_cast<size_t>(p.kernels[k])]);
   return p;
 }
 

@@ -14,10 +14,17 @@
 // once is cheaper than twice), and operands that must be a buffer (matmul, reshape).
 // A matmul operand that is a transpose reads the transpose's operand with the flag flipped.
 //
-// Matmul epilogues: a matmul (B not transposed) whose only reader is an element-wise kernel
-// of its shape, reading it at the same index, becomes Fused: it is computed tile by tile
-// inside that kernel (bias + activation after x @ W, the update W - lr * (x^T @ d)), and the
-// kernel reads the matmul's operands instead.
+// Loop groups: an element-wise kernel whose only reader is a later element-wise kernel of its
+// shape, reading it at the same index, is computed in that kernel's loop (its host), just
+// before the host's own value: the Adam update's new first and second moments and the new
+// weight (three results) are one loop over the weight. A joined kernel is stored only when it
+// is a result; otherwise (a value with two users in one expression) it lives in a register
+// for one index. Joining only ever moves a kernel later, past kernels that do not read it.
+//
+// Matmul epilogues: a matmul (B not transposed) whose readers are all in one element-wise
+// kernel's group, each reading it at the same index, becomes Fused: it is computed tile by
+// tile inside that loop (bias + activation after x @ W, the update W - lr * (x^T @ d), the
+// whole Adam update of W), and the loop reads the matmul's operands instead.
 #pragma once
 
 #include <vector>
@@ -31,9 +38,13 @@ enum class Role : uint8_t { Dead, Leaf, Inline, Alias, Kernel, Fused };
 struct FusionPlan {
   std::vector<Role> role;                    // per node
   std::vector<ir::ValueId> root;             // per node: the value whose buffer holds it
-  std::vector<ir::ValueId> kernels;          // Kernel values, in execution (node) order
+  std::vector<ir::ValueId> kernels;          // Kernel values, in node order
   std::vector<std::vector<ir::ValueId>> reads;  // per kernel: the roots whose buffers it reads
-  std::vector<ir::ValueId> epilogueOf;       // per kernel: the Fused matmul it computes, or kNoValue
+  std::vector<ir::ValueId> epilogueOf;       // per kernel: the Fused matmul its loop computes, or kNoValue
+  std::vector<size_t> host;                  // per kernel: the kernel whose loop computes it (itself
+                                             // unless it joined a later kernel's group)
+  std::vector<bool> inLoopOnly;              // per kernel: joined a group and is no result, so it
+                                             // is never stored: the loop keeps it in a register
 };
 
 FusionPlan planFusion(const ir::Function &f);

@@ -124,6 +124,7 @@ private:
   Value *checkLane_ = nullptr;  // in a matmul epilogue: this element's word of the tile's flags
   bool covered_ = false;        // the next at() is an operand whose check its user's covers
   ValueId deferred_ = kNoValue;  // a matmul epilogue's value, checked after the tile's rows
+  std::map<ValueId, Value *> inLoop_;  // a loop group's unstored kernels at the current index
   std::vector<bool> checkAtReads_;  // per node: a stored matmul checked where it is read
   std::vector<bool> skip_;          // per node: not checked, its operands' checks cover it
 
@@ -290,6 +291,7 @@ private:
     covered_ = false;
     Role r = role(v);
     if (r == Role::Inline) return compute(v, idx, covered);
+    if (auto it = inLoop_.find(v); it != inLoop_.end()) return it->second;
     if (v == tile_.value) {
       // A fused matmul's element, from the tile just computed: [row - i0][col - j0].
       Value *off = b_.CreateAdd(b_.CreateMul(b_.CreateSub(idx[0], tile_.i0), tile_.width),
@@ -480,6 +482,18 @@ private:
     b_.CreateStore(v, elemPtr(dest, elemTy(n), n.shape, idx));
   }
 
+  // A value of a loop group at idx: stored when it has a buffer, else kept for the later
+  // values of the loop to read at this index. `deferCheck`: a stored value is checked in a
+  // later pass over what was stored (matmul epilogues).
+  void storeOut(ValueId v, Buffer dest, const Index &idx, bool deferCheck) {
+    bool stored = dest.index >= 0;
+    deferred_ = stored && deferCheck ? v : kNoValue;
+    Value *x = compute(v, idx);
+    deferred_ = kNoValue;
+    if (stored) storeAt(dest, node(v), idx, x);
+    else inLoop_[v] = x;
+  }
+
   // max/min that propagate NaN, like the interpreter: take x when it is NaN or better.
   Value *maxStep(Value *acc, Value *x, bool isMax) {
     Value *better = isMax ? b_.CreateFCmpOGT(x, acc) : b_.CreateFCmpOLT(x, acc);
@@ -494,8 +508,12 @@ private:
         v = b_.CreateLoad(elemTy(n), elemPtr(s.src, elemTy(n), n.shape, idx));
       else if (s.kind == Step::Copy)
         v = at(s.value, idx);
-      else
+      else {
+        // The kernels of the loop's group first: the host reads them back at this index.
+        for (size_t k = 0; k < s.also.size(); ++k) storeOut(s.also[k], s.alsoDest[k], idx, false);
         v = compute(s.value, idx);
+        inLoop_.clear();
+      }
       storeAt(s.dest, n, idx, v);
     });
   }
@@ -688,6 +706,11 @@ private:
       b_.CreateMemSet(a, b_.getInt8(0), i64(laneCount * (o_.f64 ? 8 : 4)), llvm::MaybeAlign(64));
       lanes = a;
     }
+    // The values the loop stores: its group's kernels, then its own.
+    std::vector<ValueId> outs = s.also;
+    std::vector<Buffer> outDest = s.alsoDest;
+    outs.push_back(s.value);
+    outDest.push_back(s.dest);
     TileEpilogue epilogue = [&](Value *i0, int rows, Value *j0, Value *cols) {
       Value *w = i64(width);
       Value *ncols = b_.CreateSelect(b_.CreateICmpSLT(cols, w), cols, w);
@@ -696,25 +719,32 @@ private:
         emitFor(b_, ncols, [&](Value *jj) {
           if (lanes) checkLane_ = b_.CreateInBoundsGEP(checkTy(), lanes, b_.CreateAdd(jj, i64(r * width)));
           Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
-          deferred_ = s.value;
-          storeAt(s.dest, n, idx, compute(s.value, idx));
-          deferred_ = kNoValue;
+          for (size_t k = 0; k < outs.size(); ++k) storeOut(outs[k], outDest[k], idx, lanes != nullptr);
+          inLoop_.clear();
           checkLane_ = nullptr;
         });
       }
       tile_ = {};
-      if (lanes && ownCheck(s.value))
-        for (int r = 0; r < rows; ++r)
-          emitFor(b_, ncols, [&](Value *jj) {
-            checkLane_ = b_.CreateInBoundsGEP(checkTy(), lanes, b_.CreateAdd(jj, i64(r * width)));
-            Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
-            checked(b_.CreateLoad(ft_, elemPtr(s.dest, ft_, n.shape, idx)));
-            checkLane_ = nullptr;
-          });
+      for (size_t k = 0; k < outs.size(); ++k)
+        if (lanes && ownCheck(outs[k]) && outDest[k].index >= 0)
+          for (int r = 0; r < rows; ++r)
+            emitFor(b_, ncols, [&](Value *jj) {
+              checkLane_ = b_.CreateInBoundsGEP(checkTy(), lanes, b_.CreateAdd(jj, i64(r * width)));
+              Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
+              checked(b_.CreateLoad(ft_, elemPtr(outDest[k], ft_, n.shape, idx)));
+              checkLane_ = nullptr;
+            });
     };
-    std::vector<Value *> tileOperands = {ptrOf(s.dest)};
-    for (ValueId r : kernelReads(f_, fp_, s.value))
-      if (r != s.matmul && node(r).shape == n.shape) tileOperands.push_back(ptr(r));
+    std::vector<Value *> tileOperands;
+    auto addOperand = [&](Value *p) {
+      if (std::find(tileOperands.begin(), tileOperands.end(), p) == tileOperands.end()) tileOperands.push_back(p);
+    };
+    for (size_t k = 0; k < outs.size(); ++k) {
+      if (outDest[k].index >= 0) addOperand(ptrOf(outDest[k]));
+      for (ValueId r : kernelReads(f_, fp_, outs[k]))
+        if (r != s.matmul && node(r).shape == n.shape && mp_.hasHome(fp_.root[static_cast<size_t>(r)]))
+          addOperand(ptr(r));
+    }
     emitMatMulTiles(b_, fn, transA, false, ptr(a.value), ptr(bb.value), tilePtr, ptrOf(s.scratch), M, K, N, ft_,
                     vectorBytes, &epilogue, part_, parts_, tileOperands);
     if (lanes)
@@ -773,6 +803,8 @@ private:
       params.push_back(b);
     };
     addParam(s.dest);
+    for (const Buffer &b : s.alsoDest)
+      if (b.index >= 0) addParam(b);
     for (const Buffer &b : s.reads) addParam(b);
     if (s.scratch.index >= 0) addParam(s.scratch);
     // The buffers, the flag (check mode), dims, and (part, parts) for a step split over threads.

@@ -77,11 +77,18 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes, i
     Buffer pb = slot(mp.argSlot[static_cast<size_t>(p)]);
     Role role = fp.role[static_cast<size_t>(v)];
     if (role == Role::Kernel) {
-      int k = kernelIndex[static_cast<size_t>(v)];
+      size_t k = static_cast<size_t>(kernelIndex[static_cast<size_t>(v)]);
+      // Written in place only when no loop reads the old p after this one: a kernel runs in
+      // its host's loop, and within one loop, before the kernels after it in the group, at
+      // each index in turn (so an earlier one may read p only at the same index).
       bool laterRead = false;
-      for (size_t j = static_cast<size_t>(k) + 1; j < fp.kernels.size(); ++j)
-        if (std::find(fp.reads[j].begin(), fp.reads[j].end(), p) != fp.reads[j].end()) laterRead = true;
-      const auto &own = fp.reads[static_cast<size_t>(k)];
+      for (size_t j = 0; j < fp.kernels.size(); ++j) {
+        if (j == k || std::find(fp.reads[j].begin(), fp.reads[j].end(), p) == fp.reads[j].end()) continue;
+        if (fp.host[j] > fp.host[k] ||
+            (fp.host[j] == fp.host[k] && (j > k || !readsOnlyAtSameIndex(f, fp, fp.kernels[j], p))))
+          laterRead = true;
+      }
+      const auto &own = fp.reads[k];
       bool ownOk = std::find(own.begin(), own.end(), p) == own.end() ||
                    readsOnlyAtSameIndex(f, fp, v, p);
       if (!hasDest(v) && !laterRead && ownOk) {
@@ -106,24 +113,39 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes, i
   };
   for (ValueId a : f.arguments())
     if (fp.role[static_cast<size_t>(a)] == Role::Leaf) setHome(a, slot(mp.argSlot[static_cast<size_t>(a)]));
-  for (ValueId v : fp.kernels) {
+  for (size_t k = 0; k < fp.kernels.size(); ++k) {
+    ValueId v = fp.kernels[k];
+    if (fp.inLoopOnly[k]) continue;
     if (!hasDest(v)) dest[static_cast<size_t>(v)] = newVirtual(v);
     setHome(v, dest[static_cast<size_t>(v)]);
   }
 
   for (Step &s : startCopies) mp.steps.push_back(s);
   for (size_t k = 0; k < fp.kernels.size(); ++k) {
+    if (fp.host[k] != k) continue;
     Step s;
     s.value = fp.kernels[k];
     s.matmul = fp.epilogueOf[k];
     s.dest = dest[static_cast<size_t>(s.value)];
+    for (size_t j = 0; j < k; ++j)
+      if (fp.host[j] == k) {
+        s.also.push_back(fp.kernels[j]);
+        s.alsoDest.push_back(dest[static_cast<size_t>(fp.kernels[j])]);
+      }
     mp.steps.push_back(s);
   }
   for (Step &s : endCopies) mp.steps.push_back(s);
   for (Step &s : mp.steps) {
     if (s.kind == Step::Compute) {
-      for (ValueId r : fp.reads[static_cast<size_t>(kernelIndex[static_cast<size_t>(s.value)])])
-        s.reads.push_back(mp.homeOf(r));
+      auto addReads = [&](ValueId v) {
+        for (ValueId r : fp.reads[static_cast<size_t>(kernelIndex[static_cast<size_t>(v)])]) {
+          if (!mp.hasHome(r)) continue;  // a kernel of the group kept in a register
+          Buffer b = mp.homeOf(r);
+          if (std::find(s.reads.begin(), s.reads.end(), b) == s.reads.end()) s.reads.push_back(b);
+        }
+      };
+      for (ValueId v : s.also) addReads(v);
+      addReads(s.value);
     } else if (s.src.index >= 0) {
       s.reads.push_back(s.src);
     } else if (fp.role[static_cast<size_t>(s.value)] == Role::Kernel ||
@@ -164,7 +186,10 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes, i
         ++it;
       }
     }
-    for (Buffer d : {mp.steps[s].dest, mp.steps[s].scratch}) {
+    std::vector<Buffer> written = mp.steps[s].alsoDest;
+    written.push_back(mp.steps[s].dest);
+    written.push_back(mp.steps[s].scratch);
+    for (Buffer d : written) {
       if (d.kind != Buffer::Region || d.index < 0) continue;
       const RegionMember &m = virt[static_cast<size_t>(d.index)];
       int best = -1;
@@ -198,6 +223,7 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes, i
   };
   for (Step &s : mp.steps) {
     remap(s.dest);
+    for (Buffer &b : s.alsoDest) remap(b);
     remap(s.src);
     remap(s.scratch);
     for (Buffer &b : s.reads) remap(b);

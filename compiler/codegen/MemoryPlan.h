@@ -38,6 +38,8 @@ struct Step {
   ir::ValueId value = ir::kNoValue;
   ir::ValueId matmul = ir::kNoValue;  // Compute: a Fused matmul computed in this loop
   Buffer dest;
+  std::vector<ir::ValueId> also;  // Compute: kernels of the loop's group computed before `value`
+  std::vector<Buffer> alsoDest;   // and where each is stored
   Buffer src;                 // Copy only; index -1 when unset
   Buffer scratch;             // memory the step needs only while it runs (a matmul's packed
                               // B panel), or index -1

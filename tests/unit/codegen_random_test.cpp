@@ -9,6 +9,7 @@
 
 #include "codegen/Codegen.h"
 #include "ir/Builder.h"
+#include "ir/Printer.h"
 
 using namespace gradc;
 using namespace gradc::ir;
@@ -115,11 +116,13 @@ Function randomProgram(std::mt19937 &rng) {
 
 }  // namespace
 
+// GRADC_TEST_SEED=S GRADC_TEST_PROGRAMS=K: K programs from seed S; GRADC_TEST_DUMP=I prints program I.
 TEST_CASE("codegen: random programs agree with the interpreter") {
-  std::mt19937 rng(2026);
-  for (int i = 0; i < 100; ++i) {
+  std::mt19937 rng(getenv("GRADC_TEST_SEED") ? atoi(getenv("GRADC_TEST_SEED")) : 2026);
+  for (int i = 0; i < (getenv("GRADC_TEST_PROGRAMS") ? atoi(getenv("GRADC_TEST_PROGRAMS")) : 100); ++i) {
     Function f = randomProgram(rng);
     CAPTURE(i);
+    if (getenv("GRADC_TEST_DUMP") && atoi(getenv("GRADC_TEST_DUMP")) == i) fmt::print("{}\n", printFunction(f, nullptr));
     codegen::testing::checkAgainstInterpreterFor(f, true, -1.5, 1.5, 2, {1, 3});
     codegen::testing::checkAgainstInterpreterFor(f, false, -1.5, 1.5, 2, {5});
   }

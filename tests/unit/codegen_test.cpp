@@ -15,6 +15,8 @@
 #include "autodiff/ReverseMode.h"
 #include "autodiff/Step.h"
 #include "codegen/Codegen.h"
+#include "codegen/Fusion.h"
+#include "codegen/MemoryPlan.h"
 #include "interp/Interpreter.h"
 #include "ir/Builder.h"
 
@@ -407,6 +409,48 @@ TEST_CASE("codegen: MLP gradient and optimiser steps agree with the interpreter"
   }
 }
 
+TEST_CASE("codegen: an optimiser update is one loop over each weight, with its gradient computed in it") {
+  // Adam: the new moments m and v and the new weight are three results, each read only at
+  // the same index by the next; the weight gradient x^T @ d is read by the first two.
+  // Momentum: the new buffer and the new weight. Either way one loop per weight, which
+  // computes the gradient tile by tile, stores the results in place and nothing else.
+  for (const char *opt : {"adam", "momentum"}) {
+    CAPTURE(opt);
+    Model m = mlpModel(20, 16, 4, opt == std::string("momentum") ? "sgd" : opt);
+    if (opt == std::string("momentum")) m.optimizer.args["momentum"] = 0.9;
+    Function step = autodiff::buildStep(m, autodiff::differentiate(m.forward));
+    codegen::FusionPlan fp = codegen::planFusion(step);
+    codegen::MemoryPlan mp = codegen::planMemory(step, fp, 4);
+    auto result = [&](ResultKind kind, const std::string &name) {
+      ValueId v = step.findResult(kind, name);
+      REQUIRE(v != kNoValue);
+      return v;
+    };
+    for (const char *w : {"W1", "W2"}) {
+      CAPTURE(w);
+      ValueId nw = result(ResultKind::NewParam, w);
+      std::vector<std::string> states = opt == std::string("adam") ? std::vector<std::string>{".m", ".v"}
+                                                                    : std::vector<std::string>{".buf"};
+      const codegen::Step *loop = nullptr;
+      for (const codegen::Step &s : mp.steps)
+        if (s.kind == codegen::Step::Compute && s.value == nw) loop = &s;
+      REQUIRE(loop != nullptr);
+      REQUIRE(loop->also.size() == states.size());
+      for (size_t i = 0; i < states.size(); ++i) {
+        CHECK(loop->also[i] == result(ResultKind::NewState, w + states[i]));
+        // in place: the state's own argument slot
+        ValueId arg = step.findArgument(Op::State, w + states[i]);
+        CHECK(loop->alsoDest[i] == mp.homeOf(arg));
+      }
+      CHECK(loop->dest == mp.homeOf(step.findArgument(Op::Param, w)));
+      REQUIRE(loop->matmul != kNoValue);
+      CHECK(step.node(loop->matmul).srcName == std::string("d.") + w);
+    }
+    checkAgainstInterpreter(step, false, {-1, 1, 4});
+    checkAgainstInterpreter(step, true, {-1, 1, 4}, {5, 32});
+  }
+}
+
 TEST_CASE("codegen: the work size grows with the batch and covers every live value") {
   Model m = mlpModel(784, 128, 10, "sgd");
   Function step = autodiff::buildStep(m, autodiff::differentiate(m.forward));
@@ -472,11 +516,12 @@ TEST_CASE("codegen: LLVM IR, assembly and objects for the host and for AArch64")
 }
 
 TEST_CASE("codegen: work regions are reused once their value is dead") {
-  // v <- v * v + v, twenty times: each v is read twice, so each is stored, but only the
-  // last two are ever live together.
+  // v <- v * v + rowsum(v), twenty times: each v is read by two loops (the row sum and the
+  // next v), so each is stored, but only the last two are ever live together.
   Function f = make("chain", [&](Builder &b) {
     ValueId v = b.input("x", DType::F32, {B, n(64)});
-    for (int i = 0; i < 20; ++i) v = b.add(b.mul(v, v), b.mul(v, b.constant(-0.5)));
+    for (int i = 0; i < 20; ++i)
+      v = b.add(b.mul(v, b.constant(0.5)), b.mul(b.reduce(Op::Mean, v, 1u << 1, true), b.constant(0.25)));
     output(b, b.reduce(Op::Sum, v, 1u << 1, false));
   });
   checkAgainstInterpreter(f, false, {-0.5, 0.5});
@@ -485,6 +530,22 @@ TEST_CASE("codegen: work regions are reused once their value is dead") {
   size_t one = static_cast<size_t>(batch) * 64 * 4;
   CHECK(k.workBytes(&batch) >= 2 * one);
   CHECK(k.workBytes(&batch) <= 3 * one);
+}
+
+TEST_CASE("codegen: a value read twice by the next loop only is kept in a register, not stored") {
+  // v <- v * v - v / 2, twenty times: each v has two users, both in the next v's
+  // expression, so the twenty values are one loop that stores only the last.
+  Function f = make("chain", [&](Builder &b) {
+    ValueId v = b.input("x", DType::F32, {B, n(64)});
+    for (int i = 0; i < 20; ++i) v = b.add(b.mul(v, v), b.mul(v, b.constant(-0.5)));
+    output(b, b.reduce(Op::Sum, v, 1u << 1, false));
+  });
+  checkAgainstInterpreter(f, false, {-0.5, 0.5});
+  checkAgainstInterpreter(f, true, {-0.5, 0.5});
+  rt::Kernel k = codegen::jitCompile(f, {});
+  int64_t batch = 32;
+  size_t one = static_cast<size_t>(batch) * 64 * 4;
+  CHECK(k.workBytes(&batch) <= one + 64);
 }
 
 TEST_CASE("codegen: a step split over threads gives the one-thread result bit for bit") {
