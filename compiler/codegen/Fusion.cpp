@@ -163,7 +163,7 @@ FusionPlan planFusion(const Function &f) {
     for (ValueId m : candidates) {
       const Node &mn = f.node(m);
       if (mn.op != Op::MatMul || p.role[static_cast<size_t>(m)] != Role::Kernel || isResult[static_cast<size_t>(m)] ||
-          mn.shape != e.shape || mn.transB != matmulOperand(f, mn.operands[1]).flipped)
+          mn.shape != e.shape)
         continue;
       int groupReaders = 0;
       bool sameIndex = true;

@@ -21,10 +21,11 @@
 // is a result; otherwise (a value with two users in one expression) it lives in a register
 // for one index. Joining only ever moves a kernel later, past kernels that do not read it.
 //
-// Matmul epilogues: a matmul (B not transposed) whose readers are all in one element-wise
-// kernel's group, each reading it at the same index, becomes Fused: it is computed tile by
-// tile inside that loop (bias + activation after x @ W, the update W - lr * (x^T @ d), the
-// whole Adam update of W), and the loop reads the matmul's operands instead.
+// Matmul epilogues: a matmul whose readers are all in one element-wise kernel's group, each
+// reading it at the same index, becomes Fused: it is computed tile by tile inside that loop
+// (bias + activation after x @ W, the activation's derivative after d @ W^T, the update
+// W - lr * (x^T @ d), the whole Adam update of W), and the loop reads the matmul's operands
+// instead.
 #pragma once
 
 #include <vector>

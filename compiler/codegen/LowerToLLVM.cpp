@@ -684,7 +684,7 @@ private:
     const Node &n = node(s.value);
     const Node &mn = node(s.matmul);
     MatMulOperand a = matmulOperand(f_, mn.operands[0]), bb = matmulOperand(f_, mn.operands[1]);
-    bool transA = mn.transA != a.flipped;
+    bool transA = mn.transA != a.flipped, transB = mn.transB != bb.flipped;
     auto [M, K, N] = matmulDims(s.matmul);
     auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
     unsigned vectorBytes = matmulVectorBytes(t_);
@@ -745,7 +745,7 @@ private:
         if (r != s.matmul && node(r).shape == n.shape && mp_.hasHome(fp_.root[static_cast<size_t>(r)]))
           addOperand(ptr(r));
     }
-    emitMatMulTiles(b_, fn, transA, false, ptr(a.value), ptr(bb.value), tilePtr, ptrOf(s.scratch), M, K, N, ft_,
+    emitMatMulTiles(b_, fn, transA, transB, ptr(a.value), ptr(bb.value), tilePtr, ptrOf(s.scratch), M, K, N, ft_,
                     vectorBytes, &epilogue, part_, parts_, tileOperands);
     if (lanes)
       emitFor(b_, i64(laneCount), [&](Value *j) {
