@@ -245,14 +245,14 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
       return static_cast<int64_t>(nt->data[0]);
     return 0;
   };
-  bool checkpoint = meta("gradc.step") || file.find("__step__");
+  bool checkpoint = meta("gradc.step") || file.find("gradc.step");
   if (!checkpoint) return false;
   for (StateTensor &t : tensors) {
     if (t.kind != SlotKind::State) continue;
     if (const NamedTensor *nt = file.find(t.name)) copyIn(t, *nt);
   }
-  step = counter("gradc.step", "__step__");
-  epoch = counter("gradc.epoch", "__epoch__");
+  step = counter("gradc.step", "gradc.step");
+  epoch = counter("gradc.epoch", "gradc.epoch");
   batch = meta("gradc.batch") ? counter("gradc.batch", "") : 0;
   if (const std::string *sd = meta("gradc.seed")) {
     try {
@@ -289,8 +289,8 @@ void TrainState::save(const std::string &path, const std::string &modelName,
     copy.data64.assign(t.buf.as<double>(), t.buf.as<double>() + t.elements);
     exact.push_back(std::move(copy));
   }
-  file.tensors.push_back({"__step__", {}, {static_cast<float>(step)}});
-  file.tensors.push_back({"__epoch__", {}, {static_cast<float>(epoch)}});
+  file.tensors.push_back({"gradc.step", {}, {static_cast<float>(step)}});
+  file.tensors.push_back({"gradc.epoch", {}, {static_cast<float>(epoch)}});
   for (NamedTensor &copy : exact) file.tensors.push_back(std::move(copy));
   file.metadata["gradc.model"] = modelName;
   file.metadata["gradc.model_hash"] = modelHash;

@@ -9,7 +9,7 @@
 // Checkpoints are safetensors files (F32): every param and optimiser state under its own name
 // (states are `PARAM.m` etc.; a '.' cannot occur in a param name), for a float64 state also
 // its exact F64 values under `NAME.f64` (Safetensors.h, exactCopyName), the scalars
-// `__step__` and `__epoch__`, and metadata `gradc.model`, `gradc.model_hash`, `gradc.step`,
+// `gradc.step` and `gradc.epoch` (no param can be named so: a name has no '.'), and metadata `gradc.model`, `gradc.model_hash`, `gradc.step`,
 // `gradc.epoch`, `gradc.batch` (batches done in the unfinished epoch, when a run stopped
 // inside one), `gradc.seed`. The data order depends only on (seed, epoch), so a run resumed
 // from a checkpoint sees the very batches the uninterrupted run would have seen.

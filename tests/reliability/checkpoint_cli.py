@@ -11,7 +11,8 @@ loading (F32 to float64 exactly); a file whose params are F64 (another tool's) i
 (F64 to float32 rounded to nearest); a stale copy (the F32 tensor rewritten) is ignored; eval and
 predict with a checkpoint whose tensors do not fit the model (a param of another shape, a
 missing param) fail with `CKPT: error: ...` naming both model hashes, and with the checkpoint
-of an edited model whose shapes agree they warn and go on.
+of an edited model whose shapes agree they warn and go on; params named `__step__` and
+`__epoch__` do not collide with the step and epoch counters (`gradc.step`, `gradc.epoch`).
 """
 
 import array
@@ -90,7 +91,7 @@ def float64_resume(tmp):
     check(rc == 0, "f64, 1 resumed epoch: %r" % err)
     tensors, meta = read_tensors(whole)
     check(meta.get("gradc.epoch") == "2", "f64 checkpoint metadata: %r" % meta)
-    check(sorted(tensors) == sorted(STATES + tuple(n + ".f64" for n in STATES) + ("__step__", "__epoch__")),
+    check(sorted(tensors) == sorted(STATES + tuple(n + ".f64" for n in STATES) + ("gradc.step", "gradc.epoch")),
           "f64 checkpoint tensors: %r" % sorted(tensors))
     for name in STATES:
         f32, f64 = tensors.get(name, ("", [])), tensors.get(name + ".f64", ("", []))
@@ -108,7 +109,7 @@ def float64_resume(tmp):
     check(rc == 0, "an f64 checkpoint in an f32 run: %r" % err)
     small, meta32 = read_tensors(narrowed)
     check(meta32.get("gradc.step") == meta.get("gradc.step"), "the counters carry over: %r" % meta32)
-    check(sorted(small) == sorted(STATES + ("__step__", "__epoch__")),
+    check(sorted(small) == sorted(STATES + ("gradc.step", "gradc.epoch")),
           "an f32 checkpoint has no F64 copies: %r" % sorted(small))
     for name in STATES:
         check(small[name] == tensors[name], "an f32 run keeps %s: %r %r" % (name, small[name], tensors[name]))
@@ -127,8 +128,8 @@ def float64_resume(tmp):
     with open(whole, "rb") as a, open(again, "rb") as b:
         check(a.read() == b.read(), "f64: loaded and saved again, bit for bit")
     # A copy that no longer rounds to its F32 tensor (another tool rewrote W) is ignored.
-    shapes = {"W": [2, 3], "b": [3], "__step__": [], "__epoch__": []}
-    stale = {n: (d, shapes[n.split(".")[0]], v) for n, (d, v) in tensors.items()}
+    shapes = {"W": [2, 3], "b": [3], "gradc.step": [], "gradc.epoch": []}
+    stale = {n: (d, shapes[n] if n in shapes else shapes[n.split(".")[0]], v) for n, (d, v) in tensors.items()}
     stale["W"] = ("F32", [2, 3], [0.5] * 6)
     rc, _, err = run(*base, "--epochs", "0", "--init", write_tensors(os.path.join(tmp, "stale.safetensors"),
                      stale, meta), "--save", again)
@@ -187,9 +188,31 @@ def other_model(tmp):
         check(rc == 0 and out and err == "", "%s, the same model: %r" % (cmd, err))
 
 
+def counter_names(tmp):
+    # The step and epoch counters are stored under names no param can have: a model whose
+    # params are called __step__ and __epoch__ saves them and resumes from them like any other.
+    data = write(os.path.join(tmp, "c.csv"), "x1,x2,y\n0,1,0\n1,0,1\n2,2,2\n1,1,0\n")
+    src = (open(CLASSIFY).read().replace("param W:", "param __step__:").replace("param b:", "param __epoch__:")
+           .replace("x @ W + b", "x @ __step__ + __epoch__"))
+    check("x @ __step__ + __epoch__" in src, "renamed classify model: %r" % src)
+    model = write(os.path.join(tmp, "counters.grad"), src)
+    one, two, resumed = (os.path.join(tmp, n + ".safetensors") for n in ("one", "two", "resumed"))
+    for out, epochs, init in ((one, "1", []), (two, "2", []), (resumed, "1", ["--init", one])):
+        rc, _, err = run("train", model, "--data", data, "--epochs", epochs, "--save", out, *init)
+        check(rc == 0, "train %s: %s" % (out, err))
+    t, meta = read_tensors(two)
+    check(set(t) >= {"__step__", "__epoch__", "gradc.step", "gradc.epoch"}, "tensors: %r" % sorted(t))
+    check(len(t["__step__"][1]) == 6 and len(t["__epoch__"][1]) == 3 and t["gradc.step"][1] == [2.0]
+          and t["gradc.epoch"][1] == [2.0] and meta.get("gradc.step") == "2",
+          "params and counters: %r %r" % (t.get("gradc.step"), meta))
+    r, rmeta = read_tensors(resumed)
+    check(r["__step__"] == t["__step__"] and r["__epoch__"] == t["__epoch__"] and rmeta.get("gradc.step") == "2",
+          "1 epoch + 1 resumed epoch equals 2 epochs")
+
+
 def main():
     clitest.GRADC = sys.argv[1]
-    for part in (float64_resume, other_model):
+    for part in (float64_resume, other_model, counter_names):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
     if clitest.failures:

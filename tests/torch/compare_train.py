@@ -105,8 +105,8 @@ def main():
                 problems.append(f"gradc train failed ({r.returncode}): {r.stderr.strip()}")
             else:
                 got, want = read_safetensors(save), torch_train(weights, x, y, make)
-                if "__step__" in got and float(got["__step__"]) != STEPS:
-                    problems.append(f"the checkpoint says {float(got['__step__'])} steps, not {STEPS}")
+                if "gradc.step" not in got or float(got["gradc.step"]) != STEPS:
+                    problems.append(f"the checkpoint says {got.get('gradc.step')} steps, not {STEPS}")
                 for name, ref in want.items():
                     err = float(np.abs(got[name].astype(np.float64) - ref).max()) / float(np.abs(ref).max())
                     if not err <= TOLERANCE:

@@ -282,7 +282,7 @@ TEST_CASE_TEMPLATE("trainer: checkpoints round-trip and resume exactly", T, floa
 
   // What the file holds.
   TensorFile f = readSafetensors(ckpt);
-  for (const char *name : {"w", "b", "w.buf", "b.buf", "__step__", "__epoch__"})
+  for (const char *name : {"w", "b", "w.buf", "b.buf", "gradc.step", "gradc.epoch"})
     CHECK(f.find(name) != nullptr);
   // F32 under the names (SPEC §7); a float64 state also stores its exact values as F64 copies,
   // which loading takes.
@@ -299,8 +299,8 @@ TEST_CASE_TEMPLATE("trainer: checkpoints round-trip and resume exactly", T, floa
     CHECK(exactCopy(f, *t) == copy);
     CHECK(copy->data64 == std::vector<double>{loaded.find(name)->get(0, f64)});
   }
-  CHECK(f.find("__step__")->data == std::vector<float>{10});
-  CHECK(f.find("__step__")->shape.empty());
+  CHECK(f.find("gradc.step")->data == std::vector<float>{10});
+  CHECK(f.find("gradc.step")->shape.empty());
   CHECK(f.metadata.at("gradc.model") == "linear");
   CHECK(f.metadata.at("gradc.model_hash") == "abc123");
   CHECK(f.metadata.at("gradc.batch") == "3");
