@@ -451,6 +451,40 @@ TEST_CASE("codegen: an optimiser update is one loop over each weight, with its g
   }
 }
 
+TEST_CASE("codegen: a value computed in a later loop keeps its buffer when a reshape or a result reads it") {
+  // u and w are each read by one loop (v and z, at the same index), so each is computed in
+  // that loop; u is then kept in a register, unless a reshape of u (a result) reads its
+  // buffer; w is a result, so it is stored either way.
+  for (bool reshape : {false, true}) {
+    CAPTURE(reshape);
+    ValueId u = kNoValue, v = kNoValue, w = kNoValue, z = kNoValue;
+    Function f = make("groups", [&](Builder &b) {
+      ValueId x = b.input("x", DType::F32, {B, n(4)});
+      u = b.add(b.unary(Op::Tanh, x), b.constant(1));
+      v = b.mul(u, b.unary(Op::Sigmoid, u));
+      w = b.sub(b.unary(Op::Exp, x), x);
+      z = b.mul(w, b.constant(3));
+      auto &res = b.function().results;
+      res.push_back({"v", v, ResultKind::Output});
+      if (reshape) res.push_back({"r", b.reshape(u, {B, n(2), n(2)}), ResultKind::Output});
+      res.push_back({"w", w, ResultKind::Output});
+      res.push_back({"z", z, ResultKind::Output});
+    });
+    codegen::FusionPlan fp = codegen::planFusion(f);
+    auto kernel = [&](ValueId x) {
+      auto it = std::find(fp.kernels.begin(), fp.kernels.end(), x);
+      REQUIRE(it != fp.kernels.end());
+      return static_cast<size_t>(it - fp.kernels.begin());
+    };
+    CHECK(fp.host[kernel(u)] == (reshape ? kernel(u) : kernel(v)));
+    CHECK(fp.inLoopOnly[kernel(u)] == !reshape);
+    CHECK(fp.host[kernel(w)] == kernel(z));
+    CHECK(!fp.inLoopOnly[kernel(w)]);
+    checkAgainstInterpreter(f, false);
+    checkAgainstInterpreter(f, true);
+  }
+}
+
 TEST_CASE("codegen: the work size grows with the batch and covers every live value") {
   Model m = mlpModel(784, 128, 10, "sgd");
   Function step = autodiff::buildStep(m, autodiff::differentiate(m.forward));
