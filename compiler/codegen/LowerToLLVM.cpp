@@ -688,11 +688,22 @@ private:
       b_.CreateMemSet(a, b_.getInt8(0), i64(laneCount * (o_.f64 ? 8 : 4)), llvm::MaybeAlign(64));
       lanes = a;
     }
-    TileEpilogue epilogue = [&](Value *i0, int rows, Value *j0, Value *cols) {
+    // Rows [first, rows) of the tile: the ones the tile before has not done (the last row
+    // always is new).
+    auto newRows = [&](Value *first, int rows, const std::function<void(int)> &row) {
+      for (int r = 0; r < rows; ++r) {
+        auto *zero = llvm::dyn_cast<llvm::ConstantInt>(first);
+        if (r == rows - 1 || (zero && zero->isZero()))
+          row(r);
+        else
+          emitIf(b_, b_.CreateICmpULE(first, i64(r)), [&] { row(r); });
+      }
+    };
+    TileEpilogue epilogue = [&](Value *i0, Value *first, int rows, Value *j0, Value *cols) {
       Value *w = i64(width);
       Value *ncols = b_.CreateSelect(b_.CreateICmpSLT(cols, w), cols, w);
       tile_ = {s.matmul, tilePtr, i0, j0, w};
-      for (int r = 0; r < rows; ++r) {
+      newRows(first, rows, [&](int r) {
         emitFor(b_, ncols, [&](Value *jj) {
           if (lanes) checkLane_ = b_.CreateInBoundsGEP(checkTy(), lanes, b_.CreateAdd(jj, i64(r * width)));
           Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
@@ -701,16 +712,17 @@ private:
           deferred_ = kNoValue;
           checkLane_ = nullptr;
         });
-      }
+      });
       tile_ = {};
       if (lanes && ownCheck(s.value))
-        for (int r = 0; r < rows; ++r)
+        newRows(first, rows, [&](int r) {
           emitFor(b_, ncols, [&](Value *jj) {
             checkLane_ = b_.CreateInBoundsGEP(checkTy(), lanes, b_.CreateAdd(jj, i64(r * width)));
             Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
             checked(b_.CreateLoad(ft_, elemPtr(s.dest, ft_, n.shape, idx)));
             checkLane_ = nullptr;
           });
+        });
     };
     std::vector<Value *> tileOperands = {ptrOf(s.dest)};
     for (ValueId r : kernelReads(f_, fp_, s.value))

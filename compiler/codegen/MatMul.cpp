@@ -13,12 +13,17 @@
 // of p and is stored once. Measured against 6 x 2 and 8 x 3 (docs/performance.md). The panel order keeps the
 // panel in L2 across all row tiles and reads it with unit stride (reading B's rows directly
 // strides by N and re-reads all of B from memory for every row tile: 6 GFLOP/s on the large
-// bench step). Columns past N are masked (a 10-wide output layer is one masked vector);
-// leftover rows use a one-row tile. A matmul whose only reader is an element-wise loop at the
-// same index (bias + activation, an optimiser update) is computed inside that loop: each
-// finished tile goes to a small stack buffer and the element-wise expression runs over it
-// right away (LowerToLLVM.cpp), so the product is never stored whole. Each C element is the
-// sum over p in ascending order, with FMA, in all four transpose cases.
+// bench step). Columns past N are masked (a 10-wide output layer is one masked vector).
+// When M is not a multiple of MR, the last of the ceil(M/MR) row tiles starts at row M - MR
+// and overlaps the one before it: the rows computed twice are the same sums (stored twice
+// without an epilogue; an epilogue runs only on the rows that are new, as it may update a
+// weight in place). One-row tiles are used only when M < MR. (One-row tiles for the M mod
+// MR leftover rows were load-bound: 4 FMAs per broadcast and 4 loads, 2-3x slower per row.)
+// A matmul whose only reader is an element-wise loop at the same index (bias + activation,
+// an optimiser update) is computed inside that loop: each finished tile goes to a small
+// stack buffer and the element-wise expression runs over it right away (LowerToLLVM.cpp),
+// so the product is never stored whole. Each C element is the sum over p in ascending
+// order, with FMA, in all four transpose cases.
 //
 // With several threads, part p of `parts` takes the column panels [p*T/parts, (p+1)*T/parts)
 // of the T panels and packs them into its own slice of the scratch: the same sums in the
@@ -64,6 +69,9 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
   auto add = [&](Value *x, Value *y) { return b.CreateAdd(x, y, "", true, true); };
   auto mul = [&](Value *x, Value *y) { return b.CreateMul(x, y, "", true, true); };
   auto c64 = [&](uint64_t v) { return b.getInt64(v); };
+  auto umin = [&](Value *x, Value *y) { return b.CreateSelect(b.CreateICmpULT(x, y), x, y); };
+  // The first row of the last full tile (meaningful when M >= MR).
+  Value *lastRow = b.CreateSub(M, b.getInt64(MR));
 
   emitFor(b, b.CreateSub(endTile, firstTile), [&](Value *jr) {
     Value *j0 = mul(add(firstTile, jr), tileCols);
@@ -134,8 +142,8 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
     auto prefetchNextTile = [&](Value *i0, Value *p) {
       emitIf(b, b.CreateICmpULT(p, c64(MR * NR)), [&] {
         Value *ni = add(i0, c64(MR));
-        Value *wrap = b.CreateICmpUGT(b.CreateAdd(ni, c64(MR)), M);
-        Value *ti = b.CreateSelect(wrap, c64(0), ni);
+        Value *wrap = b.CreateICmpUGE(ni, M);
+        Value *ti = b.CreateSelect(wrap, c64(0), umin(ni, lastRow));
         Value *tj = b.CreateSelect(wrap, b.CreateAdd(j0, tileCols), j0);
         Value *row = b.CreateAdd(ti, b.CreateUDiv(p, c64(NR)));
         Value *col = b.CreateAdd(tj, b.CreateMul(b.CreateURem(p, c64(NR)), c64(vl)));
@@ -148,11 +156,12 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
         }
       });
     };
-    auto tile = [&](Value *i0, int mr, bool full) {
+    // Rows [first, mr) of the tile are new (the rows before were done by the previous tile).
+    auto tile = [&](Value *i0, Value *first, int mr) {
       for (int r = 0; r < mr; ++r)
         for (int c = 0; c < NR; ++c) b.CreateStore(zero, acc[r][c]);
       emitFor(b, K, [&](Value *p) {
-        if (full && !tileOperands.empty()) prefetchNextTile(i0, p);
+        if (mr == MR && !tileOperands.empty()) prefetchNextTile(i0, p);
         Value *bv[NR];
         for (int c = 0; c < NR; ++c)
           bv[c] = b.CreateAlignedLoad(vt, b.CreateInBoundsGEP(ft, P, add(mul(p, c64(W)), c64(static_cast<uint64_t>(c) * vl))), align);
@@ -174,11 +183,22 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
           Value *off = epilogue ? c64(static_cast<uint64_t>(r * NR + c) * vl) : add(mul(row, N), col);
           b.CreateMaskedStore(b.CreateLoad(vt, acc[r][c]), b.CreateInBoundsGEP(ft, C, off), align, mask[c]);
         }
-      if (epilogue) (*epilogue)(i0, mr, j0, b.CreateSub(N, j0));
+      if (epilogue) (*epilogue)(i0, first, mr, j0, b.CreateSub(N, j0));
     };
-    Value *fullRows = mul(b.CreateUDiv(M, c64(MR)), c64(MR));
-    emitFor(b, b.CreateUDiv(M, c64(MR)), [&](Value *it) { tile(mul(it, c64(MR)), MR, true); });
-    emitFor(b, b.CreateSub(M, fullRows), [&](Value *ir) { tile(add(fullRows, ir), 1, false); });
+    // With M >= MR, ceil(M / MR) full tiles, the last one moved up to end at row M (it
+    // overlaps the one before); with M < MR, one-row tiles. A static M emits only one loop.
+    auto *staticM = llvm::dyn_cast<llvm::ConstantInt>(M);
+    Value *tall = b.CreateICmpUGE(M, c64(MR));
+    if (!staticM || staticM->getZExtValue() >= MR) {
+      Value *tiles = b.CreateSelect(tall, b.CreateUDiv(b.CreateAdd(M, c64(MR - 1)), c64(MR)), c64(0));
+      emitFor(b, tiles, [&](Value *it) {
+        Value *start = mul(it, c64(MR));
+        Value *i0 = umin(start, lastRow);
+        tile(i0, b.CreateSub(start, i0), MR);
+      });
+    }
+    if (!staticM || staticM->getZExtValue() < MR)
+      emitFor(b, b.CreateSelect(tall, c64(0), M), [&](Value *ir) { tile(ir, c64(0), 1); });
   });
 }
 
