@@ -691,11 +691,11 @@ private:
     // Rows [first, rows) of the tile: the ones the tile before has not done (the last row
     // always is new).
     auto newRows = [&](Value *first, int rows, const std::function<void(int)> &row) {
+      auto *known = llvm::dyn_cast<llvm::ConstantInt>(first);
       for (int r = 0; r < rows; ++r) {
-        auto *zero = llvm::dyn_cast<llvm::ConstantInt>(first);
-        if (r == rows - 1 || (zero && zero->isZero()))
+        if (r == rows - 1 || (known && known->getZExtValue() <= static_cast<uint64_t>(r)))
           row(r);
-        else
+        else if (!known)
           emitIf(b_, b_.CreateICmpULE(first, i64(r)), [&] { row(r); });
       }
     };

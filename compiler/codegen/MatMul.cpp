@@ -14,11 +14,14 @@
 // panel in L2 across all row tiles and reads it with unit stride (reading B's rows directly
 // strides by N and re-reads all of B from memory for every row tile: 6 GFLOP/s on the large
 // bench step). Columns past N are masked (a 10-wide output layer is one masked vector).
-// When M is not a multiple of MR, the last of the ceil(M/MR) row tiles starts at row M - MR
-// and overlaps the one before it: the rows computed twice are the same sums (stored twice
-// without an epilogue; an epilogue runs only on the rows that are new, as it may update a
-// weight in place). One-row tiles are used only when M < MR. (One-row tiles for the M mod
-// MR leftover rows were load-bound: 4 FMAs per broadcast and 4 loads, 2-3x slower per row.)
+// The M mod MR leftover rows, when there are 3 or more of them (and M >= MR), are done by
+// one more full tile starting at row M - MR, overlapping the one before it: the rows
+// computed twice are the same sums (stored twice without an epilogue; an epilogue runs only
+// on the rows that are new, as it may update a weight in place). One or two leftover rows,
+// and all rows when M < MR, use one-row tiles: per p, a one-row tile waits for its 4 FMA
+// chains (about twice the time per row of the full tile), so one or two of them cost less
+// than a whole extra tile, and three or more cost more (tiny bench step, 32 = 5*6 + 2 rows:
+// the overlapping tile made it 2-3% slower).
 // A matmul whose only reader is an element-wise loop at the same index (bias + activation,
 // an optimiser update) is computed inside that loop: each finished tile goes to a small
 // stack buffer and the element-wise expression runs over it right away (LowerToLLVM.cpp),
@@ -185,20 +188,25 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
         }
       if (epilogue) (*epilogue)(i0, first, mr, j0, b.CreateSub(N, j0));
     };
-    // With M >= MR, ceil(M / MR) full tiles, the last one moved up to end at row M (it
-    // overlaps the one before); with M < MR, one-row tiles. A static M emits only one loop.
+    // The M mod MR leftover rows: with M >= MR and at least kOverlapRows of them, one more
+    // full tile, moved up to end at row M (it overlaps the one before); else one-row tiles
+    // (the last `ones` rows). A static M emits only the loops it runs.
+    constexpr uint64_t kOverlapRows = 3;
+    Value *left = b.CreateURem(M, c64(MR));
+    Value *overlap = b.CreateAnd(b.CreateICmpUGE(M, c64(MR)), b.CreateICmpUGE(left, c64(kOverlapRows)));
+    Value *ones = b.CreateSelect(overlap, c64(0), left);
     auto *staticM = llvm::dyn_cast<llvm::ConstantInt>(M);
-    Value *tall = b.CreateICmpUGE(M, c64(MR));
-    if (!staticM || staticM->getZExtValue() >= MR) {
-      Value *tiles = b.CreateSelect(tall, b.CreateUDiv(b.CreateAdd(M, c64(MR - 1)), c64(MR)), c64(0));
+    uint64_t m = staticM ? staticM->getZExtValue() : 0;
+    if (!staticM || m >= MR) {
+      Value *tiles = b.CreateAdd(b.CreateUDiv(M, c64(MR)), b.CreateZExt(overlap, b.getInt64Ty()));
       emitFor(b, tiles, [&](Value *it) {
         Value *start = mul(it, c64(MR));
         Value *i0 = umin(start, lastRow);
         tile(i0, b.CreateSub(start, i0), MR);
       });
     }
-    if (!staticM || staticM->getZExtValue() < MR)
-      emitFor(b, b.CreateSelect(tall, c64(0), M), [&](Value *ir) { tile(ir, c64(0), 1); });
+    if (!staticM || (m % MR != 0 && (m < MR || m % MR < kOverlapRows)))
+      emitFor(b, ones, [&](Value *ir) { tile(add(b.CreateSub(M, ones), ir), c64(0), 1); });
   });
 }
 
