@@ -21,7 +21,9 @@
 // and all rows when M < MR, use one-row tiles: per p, a one-row tile waits for its 4 FMA
 // chains (about twice the time per row of the full tile), so one or two of them cost less
 // than a whole extra tile, and three or more cost more (tiny bench step, 32 = 5*6 + 2 rows:
-// the overlapping tile made it 2-3% slower).
+// the overlapping tile made it 2-3% slower). With A^T (a weight's gradient), a one-row tile
+// reads a new line of A for every p, as many as a full tile does, so any leftover rows take
+// the overlapping tile (large bench step, weights of 2048 = 341*6 + 2 rows: about 1% faster).
 // A matmul whose only reader is an element-wise loop at the same index (bias + activation,
 // an optimiser update) is computed inside that loop: each finished tile goes to a small
 // stack buffer and the element-wise expression runs over it right away (LowerToLLVM.cpp),
@@ -188,12 +190,13 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
         }
       if (epilogue) (*epilogue)(i0, first, mr, j0, b.CreateSub(N, j0));
     };
-    // The M mod MR leftover rows: with M >= MR and at least kOverlapRows of them, one more
-    // full tile, moved up to end at row M (it overlaps the one before); else one-row tiles
-    // (the last `ones` rows). A static M emits only the loops it runs.
-    constexpr uint64_t kOverlapRows = 3;
+    // The M mod MR leftover rows (see the top of the file): with M >= MR and at least
+    // minLeft of them, one more full tile, moved up to end at row M (it overlaps the one
+    // before); else one-row tiles (the last `ones` rows). A static M emits only the loops it
+    // runs.
+    const uint64_t minLeft = transA ? 1 : 3;
     Value *left = b.CreateURem(M, c64(MR));
-    Value *overlap = b.CreateAnd(b.CreateICmpUGE(M, c64(MR)), b.CreateICmpUGE(left, c64(kOverlapRows)));
+    Value *overlap = b.CreateAnd(b.CreateICmpUGE(M, c64(MR)), b.CreateICmpUGE(left, c64(minLeft)));
     Value *ones = b.CreateSelect(overlap, c64(0), left);
     auto *staticM = llvm::dyn_cast<llvm::ConstantInt>(M);
     uint64_t m = staticM ? staticM->getZExtValue() : 0;
@@ -205,7 +208,7 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
         tile(i0, b.CreateSub(start, i0), MR);
       });
     }
-    if (!staticM || (m % MR != 0 && (m < MR || m % MR < kOverlapRows)))
+    if (!staticM || (m % MR != 0 && (m < MR || m % MR < minLeft)))
       emitFor(b, ones, [&](Value *ir) { tile(add(b.CreateSub(M, ones), ir), c64(0), 1); });
   });
 }
