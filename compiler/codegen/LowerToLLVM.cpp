@@ -711,11 +711,22 @@ private:
     std::vector<Buffer> outDest = s.alsoDest;
     outs.push_back(s.value);
     outDest.push_back(s.dest);
-    TileEpilogue epilogue = [&](Value *i0, int rows, Value *j0, Value *cols) {
+    // Rows [first, rows) of the tile: the ones the tile before has not done (the last row
+    // always is new).
+    auto newRows = [&](Value *first, int rows, const std::function<void(int)> &row) {
+      auto *known = llvm::dyn_cast<llvm::ConstantInt>(first);
+      for (int r = 0; r < rows; ++r) {
+        if (r == rows - 1 || (known && known->getZExtValue() <= static_cast<uint64_t>(r)))
+          row(r);
+        else if (!known)
+          emitIf(b_, b_.CreateICmpULE(first, i64(r)), [&] { row(r); });
+      }
+    };
+    TileEpilogue epilogue = [&](Value *i0, Value *first, int rows, Value *j0, Value *cols) {
       Value *w = i64(width);
       Value *ncols = b_.CreateSelect(b_.CreateICmpSLT(cols, w), cols, w);
       tile_ = {s.matmul, tilePtr, i0, j0, w};
-      for (int r = 0; r < rows; ++r) {
+      newRows(first, rows, [&](int r) {
         emitFor(b_, ncols, [&](Value *jj) {
           if (lanes) checkLane_ = b_.CreateInBoundsGEP(checkTy(), lanes, b_.CreateAdd(jj, i64(r * width)));
           Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
@@ -723,17 +734,18 @@ private:
           inLoop_.clear();
           checkLane_ = nullptr;
         });
-      }
+      });
       tile_ = {};
       for (size_t k = 0; k < outs.size(); ++k)
         if (lanes && ownCheck(outs[k]) && outDest[k].index >= 0)
-          for (int r = 0; r < rows; ++r)
+          newRows(first, rows, [&](int r) {
             emitFor(b_, ncols, [&](Value *jj) {
               checkLane_ = b_.CreateInBoundsGEP(checkTy(), lanes, b_.CreateAdd(jj, i64(r * width)));
               Index idx = {b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, jj)};
               checked(b_.CreateLoad(ft_, elemPtr(outDest[k], ft_, n.shape, idx)));
               checkLane_ = nullptr;
             });
+          });
     };
     std::vector<Value *> tileOperands;
     auto addOperand = [&](Value *p) {

@@ -56,8 +56,12 @@ constexpr int64_t kMatMulPanelRowBytes = kMatMulTileVectors * 64;
 inline unsigned matmulVectorBytes(const TargetDesc &t) { return t.avx512 ? 64 : 32; }
 
 /// Called after each tile of C is finished: rows i0 .. i0+rows-1, columns j0 .. j0 +
-/// min(cols, tile width) - 1, stored in the tile buffer as [rows][tile width].
-using TileEpilogue = std::function<void(llvm::Value *i0, int rows, llvm::Value *j0, llvm::Value *cols)>;
+/// min(cols, tile width) - 1, stored in the tile buffer as [rows][tile width] (buffer row r
+/// is row i0 + r of C). Only rows first .. rows-1 of the tile are new (first < rows): the
+/// last tile of a column panel can overlap the one before, whose epilogue already ran on the
+/// rows before `first`, and must not run twice (it may update a weight in place).
+using TileEpilogue = std::function<void(llvm::Value *i0, llvm::Value *first, int rows, llvm::Value *j0,
+                                        llvm::Value *cols)>;
 
 /// The tiled loops of C = op(A) @ op(B) at the builder's insertion point in `fn`, for part
 /// `part` of `parts` (a share of the column panels; 0 of 1 for all of them). P is scratch for

@@ -13,12 +13,22 @@
 // of p and is stored once. Measured against 6 x 2 and 8 x 3 (docs/performance.md). The panel order keeps the
 // panel in L2 across all row tiles and reads it with unit stride (reading B's rows directly
 // strides by N and re-reads all of B from memory for every row tile: 6 GFLOP/s on the large
-// bench step). Columns past N are masked (a 10-wide output layer is one masked vector);
-// leftover rows use a one-row tile. A matmul whose only reader is an element-wise loop at the
-// same index (bias + activation, an optimiser update) is computed inside that loop: each
-// finished tile goes to a small stack buffer and the element-wise expression runs over it
-// right away (LowerToLLVM.cpp), so the product is never stored whole. Each C element is the
-// sum over p in ascending order, with FMA, in all four transpose cases.
+// bench step). Columns past N are masked (a 10-wide output layer is one masked vector).
+// The M mod MR leftover rows, when there are 3 or more of them (and M >= MR), are done by
+// one more full tile starting at row M - MR, overlapping the one before it: the rows
+// computed twice are the same sums (stored twice without an epilogue; an epilogue runs only
+// on the rows that are new, as it may update a weight in place). One or two leftover rows,
+// and all rows when M < MR, use one-row tiles: per p, a one-row tile waits for its 4 FMA
+// chains (about twice the time per row of the full tile), so one or two of them cost less
+// than a whole extra tile, and three or more cost more (tiny bench step, 32 = 5*6 + 2 rows:
+// the overlapping tile made it 2-3% slower). With A^T (a weight's gradient), a one-row tile
+// reads a new line of A for every p, as many as a full tile does, so any leftover rows take
+// the overlapping tile (large bench step, weights of 2048 = 341*6 + 2 rows: about 1% faster).
+// A matmul whose only reader is an element-wise loop at the same index (bias + activation,
+// an optimiser update) is computed inside that loop: each finished tile goes to a small
+// stack buffer and the element-wise expression runs over it right away (LowerToLLVM.cpp),
+// so the product is never stored whole. Each C element is the sum over p in ascending
+// order, with FMA, in all four transpose cases.
 //
 // With several threads, part p of `parts` takes the column panels [p*T/parts, (p+1)*T/parts)
 // of the T panels and packs them into its own slice of the scratch: the same sums in the
@@ -64,6 +74,9 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
   auto add = [&](Value *x, Value *y) { return b.CreateAdd(x, y, "", true, true); };
   auto mul = [&](Value *x, Value *y) { return b.CreateMul(x, y, "", true, true); };
   auto c64 = [&](uint64_t v) { return b.getInt64(v); };
+  auto umin = [&](Value *x, Value *y) { return b.CreateSelect(b.CreateICmpULT(x, y), x, y); };
+  // The first row of the last full tile (meaningful when M >= MR).
+  Value *lastRow = b.CreateSub(M, b.getInt64(MR));
 
   emitFor(b, b.CreateSub(endTile, firstTile), [&](Value *jr) {
     Value *j0 = mul(add(firstTile, jr), tileCols);
@@ -134,8 +147,8 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
     auto prefetchNextTile = [&](Value *i0, Value *p) {
       emitIf(b, b.CreateICmpULT(p, c64(MR * NR)), [&] {
         Value *ni = add(i0, c64(MR));
-        Value *wrap = b.CreateICmpUGT(b.CreateAdd(ni, c64(MR)), M);
-        Value *ti = b.CreateSelect(wrap, c64(0), ni);
+        Value *wrap = b.CreateICmpUGE(ni, M);
+        Value *ti = b.CreateSelect(wrap, c64(0), umin(ni, lastRow));
         Value *tj = b.CreateSelect(wrap, b.CreateAdd(j0, tileCols), j0);
         Value *row = b.CreateAdd(ti, b.CreateUDiv(p, c64(NR)));
         Value *col = b.CreateAdd(tj, b.CreateMul(b.CreateURem(p, c64(NR)), c64(vl)));
@@ -148,11 +161,12 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
         }
       });
     };
-    auto tile = [&](Value *i0, int mr, bool full) {
+    // Rows [first, mr) of the tile are new (the rows before were done by the previous tile).
+    auto tile = [&](Value *i0, Value *first, int mr) {
       for (int r = 0; r < mr; ++r)
         for (int c = 0; c < NR; ++c) b.CreateStore(zero, acc[r][c]);
       emitFor(b, K, [&](Value *p) {
-        if (full && !tileOperands.empty()) prefetchNextTile(i0, p);
+        if (mr == MR && !tileOperands.empty()) prefetchNextTile(i0, p);
         Value *bv[NR];
         for (int c = 0; c < NR; ++c)
           bv[c] = b.CreateAlignedLoad(vt, b.CreateInBoundsGEP(ft, P, add(mul(p, c64(W)), c64(static_cast<uint64_t>(c) * vl))), align);
@@ -174,11 +188,28 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
           Value *off = epilogue ? c64(static_cast<uint64_t>(r * NR + c) * vl) : add(mul(row, N), col);
           b.CreateMaskedStore(b.CreateLoad(vt, acc[r][c]), b.CreateInBoundsGEP(ft, C, off), align, mask[c]);
         }
-      if (epilogue) (*epilogue)(i0, mr, j0, b.CreateSub(N, j0));
+      if (epilogue) (*epilogue)(i0, first, mr, j0, b.CreateSub(N, j0));
     };
-    Value *fullRows = mul(b.CreateUDiv(M, c64(MR)), c64(MR));
-    emitFor(b, b.CreateUDiv(M, c64(MR)), [&](Value *it) { tile(mul(it, c64(MR)), MR, true); });
-    emitFor(b, b.CreateSub(M, fullRows), [&](Value *ir) { tile(add(fullRows, ir), 1, false); });
+    // The M mod MR leftover rows (see the top of the file): with M >= MR and at least
+    // minLeft of them, one more full tile, moved up to end at row M (it overlaps the one
+    // before); else one-row tiles (the last `ones` rows). A static M emits only the loops it
+    // runs.
+    const uint64_t minLeft = transA ? 1 : 3;
+    Value *left = b.CreateURem(M, c64(MR));
+    Value *overlap = b.CreateAnd(b.CreateICmpUGE(M, c64(MR)), b.CreateICmpUGE(left, c64(minLeft)));
+    Value *ones = b.CreateSelect(overlap, c64(0), left);
+    auto *staticM = llvm::dyn_cast<llvm::ConstantInt>(M);
+    uint64_t m = staticM ? staticM->getZExtValue() : 0;
+    if (!staticM || m >= MR) {
+      Value *tiles = b.CreateAdd(b.CreateUDiv(M, c64(MR)), b.CreateZExt(overlap, b.getInt64Ty()));
+      emitFor(b, tiles, [&](Value *it) {
+        Value *start = mul(it, c64(MR));
+        Value *i0 = umin(start, lastRow);
+        tile(i0, b.CreateSub(start, i0), MR);
+      });
+    }
+    if (!staticM || (m % MR != 0 && (m < MR || m % MR < minLeft)))
+      emitFor(b, ones, [&](Value *ir) { tile(add(b.CreateSub(M, ones), ir), c64(0), 1); });
   });
 }
 
