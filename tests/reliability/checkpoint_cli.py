@@ -16,18 +16,16 @@ of an edited model whose shapes agree they warn and go on; params named `__step_
 """
 
 import array
-import json
 import os
 import random
 import re
-import struct
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
 import clitest  # noqa: E402
-from clitest import check, run, write  # noqa: E402
+from clitest import check, read_safetensors, run, write, write_safetensors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLASSIFY = os.path.join(os.path.dirname(HERE), "runtime", "classify.grad")
@@ -45,36 +43,6 @@ def blobs(path, rows):
     return write(path, "\n".join(lines) + "\n")
 
 
-def read_tensors(path):
-    """{name: (dtype, values)} of a safetensors file, and its metadata."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    out = {}
-    for name, info in header.items():
-        a, b = info["data_offsets"]
-        code = {"F32": "f", "F64": "d"}[info["dtype"]]
-        out[name] = (info["dtype"], list(array.array(code, blob[8 + n + a:8 + n + b])))
-    return out, meta
-
-
-def write_tensors(path, tensors, meta=None):
-    """Writes {name: (dtype, shape, values)} as a safetensors file."""
-    header, data = {}, b""
-    for name, (dtype, shape, values) in tensors.items():
-        blob = array.array({"F32": "f", "F64": "d"}[dtype], values).tobytes()
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
-        data += blob
-    if meta:
-        header["__metadata__"] = meta
-    text = json.dumps(header).encode()
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + data)
-    return path
-
-
 STATES = ("W", "b", "W.m", "W.v", "b.m", "b.v")
 
 
@@ -89,16 +57,16 @@ def float64_resume(tmp):
     check(rc == 0, "f64, 1 epoch: %r" % err)
     rc, _, err = run(*base, "--epochs", "1", "--init", half, "--save", half)
     check(rc == 0, "f64, 1 resumed epoch: %r" % err)
-    tensors, meta = read_tensors(whole)
+    tensors, meta = read_safetensors(whole)
     check(meta.get("gradc.epoch") == "2", "f64 checkpoint metadata: %r" % meta)
     check(sorted(tensors) == sorted(STATES + tuple(n + ".f64" for n in STATES) + ("gradc.step", "gradc.epoch")),
           "f64 checkpoint tensors: %r" % sorted(tensors))
     for name in STATES:
-        f32, f64 = tensors.get(name, ("", [])), tensors.get(name + ".f64", ("", []))
+        f32, f64 = tensors.get(name, ("", [], [])), tensors.get(name + ".f64", ("", [], []))
         check(f32[0] == "F32", "f64 checkpoint holds %s as F32 (SPEC 7): %r" % (name, f32))
-        check(f64[0] == "F64", "f64 checkpoint holds %s.f64 as F64: %r" % (name, f64))
-        check(f32[1] == list(array.array("f", f64[1])), "%s is %s.f64 rounded to nearest" % (name, name))
-        check(f64[1] != f32[1], "%s.f64 holds more than float precision" % name)
+        check(f64[0] == "F64" and f64[1] == f32[1], "f64 checkpoint holds %s.f64 as F64: %r" % (name, f64))
+        check(f32[2] == list(array.array("f", f64[2])), "%s is %s.f64 rounded to nearest" % (name, name))
+        check(f64[2] != f32[2], "%s.f64 holds more than float precision" % name)
     with open(whole, "rb") as a, open(half, "rb") as b:
         check(a.read() == b.read(), "f64: 2 epochs equal 1 epoch + 1 resumed epoch, bit for bit")
 
@@ -107,7 +75,7 @@ def float64_resume(tmp):
     rc, _, err = run("train", CLASSIFY, "--data", data, "--epochs", "0", "--init", whole,
                      "--save", narrowed)
     check(rc == 0, "an f64 checkpoint in an f32 run: %r" % err)
-    small, meta32 = read_tensors(narrowed)
+    small, meta32 = read_safetensors(narrowed)
     check(meta32.get("gradc.step") == meta.get("gradc.step"), "the counters carry over: %r" % meta32)
     check(sorted(small) == sorted(STATES + ("gradc.step", "gradc.epoch")),
           "an f32 checkpoint has no F64 copies: %r" % sorted(small))
@@ -117,9 +85,9 @@ def float64_resume(tmp):
     widened = os.path.join(tmp, "widened.safetensors")
     rc, _, err = run(*base, "--epochs", "0", "--init", narrowed, "--save", widened)
     check(rc == 0, "an f32 checkpoint in an f64 run: %r" % err)
-    wide, _ = read_tensors(widened)
+    wide, _ = read_safetensors(widened)
     for name in STATES:
-        check(wide[name] == small[name] and wide[name + ".f64"] == ("F64", small[name][1]),
+        check(wide[name] == small[name] and wide[name + ".f64"] == ("F64",) + small[name][1:],
               "F32 -> float64 is exact for %s" % name)
     # A float64 run takes the exact copies: loaded and saved again, the file is the same.
     again = os.path.join(tmp, "again.safetensors")
@@ -128,29 +96,27 @@ def float64_resume(tmp):
     with open(whole, "rb") as a, open(again, "rb") as b:
         check(a.read() == b.read(), "f64: loaded and saved again, bit for bit")
     # A copy that no longer rounds to its F32 tensor (another tool rewrote W) is ignored.
-    shapes = {"W": [2, 3], "b": [3], "gradc.step": [], "gradc.epoch": []}
-    stale = {n: (d, shapes[n] if n in shapes else shapes[n.split(".")[0]], v) for n, (d, v) in tensors.items()}
-    stale["W"] = ("F32", [2, 3], [0.5] * 6)
-    rc, _, err = run(*base, "--epochs", "0", "--init", write_tensors(os.path.join(tmp, "stale.safetensors"),
+    stale = dict(tensors, W=("F32", [2, 3], [0.5] * 6))
+    rc, _, err = run(*base, "--epochs", "0", "--init", write_safetensors(os.path.join(tmp, "stale.safetensors"),
                      stale, meta), "--save", again)
     check(rc == 0, "a stale copy: %r" % err)
-    fresh, _ = read_tensors(again)
-    check(fresh["W.f64"] == ("F64", [0.5] * 6) and fresh["b.f64"] == tensors["b.f64"],
+    fresh, _ = read_safetensors(again)
+    check(fresh["W.f64"] == ("F64", [2, 3], [0.5] * 6) and fresh["b.f64"] == tensors["b.f64"],
           "a stale copy is ignored, the others are used: %r" % (fresh["W.f64"],))
 
     # Params stored as F64 by another tool (no F32 tensors): converted.
     third = [0.1, -1 / 3, 2.0 / 7, 1e-9, -0.6, 1 / 9]
-    foreign = write_tensors(os.path.join(tmp, "foreign.safetensors"),
+    foreign = write_safetensors(os.path.join(tmp, "foreign.safetensors"),
                             {"W": ("F64", [2, 3], third), "b": ("F64", [3], third[:3])})
     for dtype, want in (("f32", list(array.array("f", third))), ("f64", third)):
         out = os.path.join(tmp, "foreign_%s.safetensors" % dtype)
         rc, _, err = run("train", CLASSIFY, "--data", data, "--dtype", dtype, "--epochs", "0",
                          "--init", foreign, "--save", out)
         check(rc == 0, "F64 params in an %s run: %r" % (dtype, err))
-        got, _ = read_tensors(out)
-        check(got["W"] == ("F32", list(array.array("f", third))), "F64 params as F32 (%s)" % dtype)
+        got, _ = read_safetensors(out)
+        check(got["W"] == ("F32", [2, 3], list(array.array("f", third))), "F64 params as F32 (%s)" % dtype)
         if dtype == "f64":
-            check(got["W.f64"] == ("F64", want), "F64 params read exactly by an f64 run")
+            check(got["W.f64"] == ("F64", [2, 3], want), "F64 params read exactly by an f64 run")
     for cmd in ("eval", "predict"):
         rc, out, err = run(cmd, CLASSIFY, "--weights", whole, "--data", data)
         check(rc == 0 and out, "%s reads an f64 run's checkpoint: %r" % (cmd, err))
@@ -200,12 +166,12 @@ def counter_names(tmp):
     for out, epochs, init in ((one, "1", []), (two, "2", []), (resumed, "1", ["--init", one])):
         rc, _, err = run("train", model, "--data", data, "--epochs", epochs, "--save", out, *init)
         check(rc == 0, "train %s: %s" % (out, err))
-    t, meta = read_tensors(two)
+    t, meta = read_safetensors(two)
     check(set(t) >= {"__step__", "__epoch__", "gradc.step", "gradc.epoch"}, "tensors: %r" % sorted(t))
-    check(len(t["__step__"][1]) == 6 and len(t["__epoch__"][1]) == 3 and t["gradc.step"][1] == [2.0]
-          and t["gradc.epoch"][1] == [2.0] and meta.get("gradc.step") == "2",
+    check(t["__step__"][1] == [2, 3] and t["__epoch__"][1] == [3] and t["gradc.step"][1:] == ([], [2.0])
+          and t["gradc.epoch"][1:] == ([], [2.0]) and meta.get("gradc.step") == "2",
           "params and counters: %r %r" % (t.get("gradc.step"), meta))
-    r, rmeta = read_tensors(resumed)
+    r, rmeta = read_safetensors(resumed)
     check(r["__step__"] == t["__step__"] and r["__epoch__"] == t["__epoch__"] and rmeta.get("gradc.step") == "2",
           "1 epoch + 1 resumed epoch equals 2 epochs")
 
