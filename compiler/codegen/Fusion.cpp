@@ -141,9 +141,7 @@ FusionPlan planFusion(const Function &f) {
   for (ValueId v = 0; v < f.size(); ++v) {
     if (!elementwiseKernel(v)) continue;
     for (ValueId u : kernelReads(f, p, v)) {
-      // (A reshape's operand keeps its buffer: the reshape reads it there.)
       if (!elementwiseKernel(u) || hostOf[static_cast<size_t>(u)] != u || readers[static_cast<size_t>(u)] != 1 ||
-          needsBuffer[static_cast<size_t>(u)] ||
           f.node(u).shape != f.node(v).shape || !readsOnlyAtSameIndex(f, p, v, u))
         continue;
       for (ValueId w = 0; w <= u; ++w)

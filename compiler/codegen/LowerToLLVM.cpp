@@ -202,6 +202,8 @@ private:
   } tile_;
 
   Role role(ValueId v) const { return fp_.role[static_cast<size_t>(v)]; }
+  // The buffer that holds materialised value v (its root's home), in this step function.
+  Value *homePtr(ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); }
   ValueId idOf(const Node &n) const { return static_cast<ValueId>(&n - f_.nodes.data()); }
   const Node &node(ValueId v) const { return f_.node(v); }
   llvm::Type *elemTy(const Node &n) const { return n.dtype == DType::I32 ? llvm::Type::getInt32Ty(ctx_) : ft_; }
@@ -686,7 +688,6 @@ private:
     MatMulOperand a = matmulOperand(f_, mn.operands[0]), bb = matmulOperand(f_, mn.operands[1]);
     bool transA = mn.transA != a.flipped, transB = mn.transB != bb.flipped;
     auto [M, K, N] = matmulDims(s.matmul);
-    auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
     unsigned vectorBytes = matmulVectorBytes(t_);
     int64_t width = panelWidth();
     llvm::IRBuilder<> eb(&fn->getEntryBlock(), fn->getEntryBlock().begin());
@@ -754,10 +755,10 @@ private:
     for (size_t k = 0; k < outs.size(); ++k) {
       if (outDest[k].index >= 0) addOperand(ptrOf(outDest[k]));
       for (ValueId r : kernelReads(f_, fp_, outs[k]))
-        if (r != s.matmul && node(r).shape == n.shape && mp_.hasHome(fp_.root[static_cast<size_t>(r)]))
-          addOperand(ptr(r));
+        if (r != s.matmul && node(r).shape == n.shape && mp_.hasHome(r))
+          addOperand(homePtr(r));
     }
-    emitMatMulTiles(b_, fn, transA, transB, ptr(a.value), ptr(bb.value), tilePtr, ptrOf(s.scratch), M, K, N, ft_,
+    emitMatMulTiles(b_, fn, transA, transB, homePtr(a.value), homePtr(bb.value), tilePtr, ptrOf(s.scratch), M, K, N, ft_,
                     vectorBytes, &epilogue, part_, parts_, tileOperands);
     if (lanes)
       emitFor(b_, i64(laneCount), [&](Value *j) {
@@ -777,8 +778,7 @@ private:
     ms.n = n.shape[1];
     ms.k = ms.transA ? as[0] : as[1];
     llvm::Function *mm = getMatMul(mod_, ms, f_.dimNames, ft_, t_);
-    auto ptr = [&](ValueId v) { return ptrOf(mp_.homeOf(fp_.root[static_cast<size_t>(v)])); };
-    b_.CreateCall(mm, {ptr(a.value), ptr(bb.value), ptrOf(s.dest), ptrOf(s.scratch), dimValue(ms.m), dimValue(ms.k),
+    b_.CreateCall(mm, {homePtr(a.value), homePtr(bb.value), ptrOf(s.dest), ptrOf(s.scratch), dimValue(ms.m), dimValue(ms.k),
                        dimValue(ms.n), part_, parts_});
     if (checkAcc_ && !checkAtReads_[static_cast<size_t>(s.value)]) checkStoredColumns(s.dest, n);
   }

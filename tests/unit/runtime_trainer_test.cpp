@@ -6,6 +6,8 @@
 // and a kernel without inputs.
 #include <doctest/doctest.h>
 
+#include <functional>
+
 #include <csignal>
 #include <cmath>
 #include <filesystem>
@@ -509,14 +511,12 @@ TEST_CASE("trainer: with a StepRunner, a non-finite loss is replayed and explain
   CHECK(batchX == want);
 }
 
-TEST_CASE("trainer: --check-numerics stops at a non-finite param even when the loss is finite") {
-  Kernel step = linearStep<float>(nullptr);
-  auto inner = step.call;
-  step.call = [&](void *const *a, const int64_t *dims, void *work) {
-    inner(a, dims, work);
-    if (*static_cast<const float *>(a[7]) == 5)  // t: step 5, also when replayed
-      static_cast<float *>(a[5])[0] = std::numeric_limits<float>::infinity();
-  };
+namespace {
+
+// Trains `step` (which goes non-finite at step 5) with --check-numerics: the run stops there
+// with the batch named, `extraCheck` sees the call; without the flag it runs `steps` steps.
+void expectStopAtStep5(const Kernel &step, int64_t steps,
+                       const std::function<void(const Call &)> &extraCheck = {}) {
   Dataset train = linearData("train");
   std::ostringstream out;
   TrainOptions o = options(1);
@@ -525,8 +525,7 @@ TEST_CASE("trainer: --check-numerics stops at a non-finite param even when the l
   std::string explained;
   o.explainNonFinite = [&](const Call &call, const std::string &where) {
     explained = where;
-    CHECK(call.dims()[0] == 32);
-    CHECK(std::isfinite(static_cast<const float *>(call.args()[5])[0]));  // the state before step 5
+    if (extraCheck) extraCheck(call);
   };
   TrainState st(step.sig, false);
   try {
@@ -539,12 +538,28 @@ TEST_CASE("trainer: --check-numerics stops at a non-finite param even when the l
   }
   CHECK(explained == " at step 5, batch rows 128..159 of epoch 1's shuffled order");
   CHECK(st.step == 4);
-  // Without the flag only the loss is checked: the run goes on.
   TrainState st2(step.sig, false);
   o.checkNumerics = false;
-  o.maxSteps = 5;
+  o.maxSteps = steps;
   rt::train(step, nullptr, st2, &train, nullptr, o, out);
-  CHECK(st2.step == 5);
+  CHECK(st2.step == steps);
+}
+
+}  // namespace
+
+TEST_CASE("trainer: --check-numerics stops at a non-finite param even when the loss is finite") {
+  Kernel step = linearStep<float>(nullptr);
+  auto inner = step.call;
+  step.call = [&](void *const *a, const int64_t *dims, void *work) {
+    inner(a, dims, work);
+    if (*static_cast<const float *>(a[7]) == 5)  // t: step 5, also when replayed
+      static_cast<float *>(a[5])[0] = std::numeric_limits<float>::infinity();
+  };
+  // Without the flag only the loss is checked: the run goes on.
+  expectStopAtStep5(step, 5, [](const Call &call) {
+    CHECK(call.dims()[0] == 32);
+    CHECK(std::isfinite(static_cast<const float *>(call.args()[5])[0]));  // the state before step 5
+  });
 }
 
 TEST_CASE("trainer: --check-numerics reads the check-mode flag after every step") {
@@ -559,30 +574,8 @@ TEST_CASE("trainer: --check-numerics reads the check-mode flag after every step"
     inner(a, dims, static_cast<char *>(work) + 64);
     *static_cast<float *>(work) = *static_cast<const float *>(a[7]) == 5 ? NAN : 0.0f;
   };
-  Dataset train = linearData("train");
-  std::ostringstream out;
-  TrainOptions o = options(1);
-  o.modelPath = "linear.grad";
-  o.checkNumerics = true;
-  std::string explained;
-  o.explainNonFinite = [&](const Call &, const std::string &where) { explained = where; };
-  TrainState st(step.sig, false);
-  try {
-    rt::train(step, nullptr, st, &train, nullptr, o, out);
-    FAIL("no error");
-  } catch (const UserError &e) {
-    CHECK(std::string(e.what()) ==
-          "a value of the step became non-finite at step 5, batch rows 128..159 of epoch 1's "
-          "shuffled order");
-  }
-  CHECK(explained == " at step 5, batch rows 128..159 of epoch 1's shuffled order");
-  CHECK(st.step == 4);
   // Without --check-numerics the flag is not read: the run goes on.
-  TrainState st2(step.sig, false);
-  o.checkNumerics = false;
-  o.maxSteps = 7;
-  rt::train(step, nullptr, st2, &train, nullptr, o, out);
-  CHECK(st2.step == 7);
+  expectStopAtStep5(step, 7);
 }
 
 TEST_CASE("trainer: a kernel without inputs runs --steps steps") {
