@@ -18,12 +18,13 @@
 // one more full tile starting at row M - MR, overlapping the one before it: the rows
 // computed twice are the same sums (stored twice without an epilogue; an epilogue runs only
 // on the rows that are new, as it may update a weight in place). One or two leftover rows,
-// and all rows when M < MR, use one-row tiles: per p, a one-row tile waits for its 4 FMA
-// chains (about twice the time per row of the full tile), so one or two of them cost less
-// than a whole extra tile, and three or more cost more (tiny bench step, 32 = 5*6 + 2 rows:
-// the overlapping tile made it 2-3% slower). With A^T (a weight's gradient), a one-row tile
-// reads a new line of A for every p, as many as a full tile does, so any leftover rows take
-// the overlapping tile (large bench step, weights of 2048 = 341*6 + 2 rows: about 1% faster).
+// and all rows when M < MR, use tiles of two rows (and one for an odd row): per p, a
+// one-row tile waits for its 4 FMA chains (about twice the time per row of the full tile),
+// a two-row tile has 8 chains, enough to cover the FMA latency, and takes about as long, so
+// two rows cost half of two one-row tiles (tiny bench step, 32 = 5*6 + 2 rows: 68 -> 65
+// us/step) and less than a whole extra tile (the overlapping tile made tiny 2-3% slower).
+// With A^T (a weight's gradient), a small tile reads a new line of A for every p, as many as
+// a full tile does, so any leftover rows take the overlapping tile (large bench step, weights of 2048 = 341*6 + 2 rows: about 1% faster).
 // A matmul whose only reader is an element-wise loop at the same index (bias + activation,
 // an optimiser update) is computed inside that loop: each finished tile goes to a small
 // stack buffer and the element-wise expression runs over it right away (LowerToLLVM.cpp),
@@ -209,8 +210,8 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
     };
     // The M mod MR leftover rows (see the top of the file): with M >= MR and at least
     // minLeft of them, one more full tile, moved up to end at row M (it overlaps the one
-    // before); else one-row tiles (the last `ones` rows). A static M emits only the loops it
-    // runs.
+    // before); else tiles of two rows and one (the last `ones` rows). A static M emits only
+    // the loops it runs.
     const uint64_t minLeft = transA ? 1 : 3;
     Value *left = b.CreateURem(M, c64(MR));
     Value *overlap = b.CreateAnd(b.CreateICmpUGE(M, c64(MR)), b.CreateICmpUGE(left, c64(minLeft)));
@@ -225,8 +226,19 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
         tile(i0, b.CreateSub(start, i0), MR);
       });
     }
-    if (!staticM || (m % MR != 0 && (m < MR || m % MR < minLeft)))
-      emitFor(b, ones, [&](Value *ir) { tile(add(b.CreateSub(M, ones), ir), c64(0), 1); });
+    if (!staticM || (m % MR != 0 && (m < MR || m % MR < minLeft))) {
+      // Two rows at a time, then the odd one: a two-row tile has 8 FMA chains, enough to
+      // fill the FMA latency, so it costs about what one one-row tile does.
+      Value *firstOne = b.CreateSub(M, ones);
+      uint64_t staticOnes = m < MR ? m : m % MR;
+      if (!staticM || staticOnes >= 2)
+        emitFor(b, b.CreateUDiv(ones, c64(2)), [&](Value *ip) { tile(add(firstOne, mul(ip, c64(2))), c64(0), 2); });
+      if (!staticM) {
+        emitIf(b, b.CreateTrunc(ones, b.getInt1Ty()), [&] { tile(b.CreateSub(M, c64(1)), c64(0), 1); });
+      } else if (staticOnes % 2) {
+        tile(b.CreateSub(M, c64(1)), c64(0), 1);
+      }
+    }
   });
 }
 

@@ -1,6 +1,6 @@
 // The matrix kernel's row tiles for every remainder of m mod 6: with 3 to 5 leftover rows
 // (any, for A^T) the last full tile of a column panel overlaps the one before it, with 1 or
-// 2 (and for m below 6) they use one-row tiles. Each element of a product must equal the float32 sum over
+// 2 (and for m below 6) they use tiles of two rows and one. Each element of a product must equal the float32 sum over
 // p in ascending order with FMA, bit for bit, whether stored whole or fed to a fused
 // element-wise epilogue; and an epilogue that updates a weight and its momentum in place
 // (w -= lr * (0.5 m + g)) must run exactly once on each element (twice would subtract the
@@ -85,8 +85,8 @@ size_t count(const std::string &s, const std::string &what) {
   return c;
 }
 
-// m mod 6 from 0 to 5, below and above 6: one-row tiles for 1 or 2 leftover rows (and all
-// of m < 6), an overlapping full tile for 3 to 5 (and for 1 or 2 with A^T).
+// m mod 6 from 0 to 5, below and above 6: two-row and one-row tiles for 1 or 2 leftover rows
+// (and all of m < 6), an overlapping full tile for 3 to 5 (and for 1 or 2 with A^T).
 const int64_t kRows[] = {1, 2, 5, 6, 7, 8, 9, 10, 11, 13, 260, 262};
 
 }  // namespace
@@ -154,7 +154,7 @@ TEST_CASE("matmul rows: a weight's in-place update and fused epilogues run once 
 }
 
 TEST_CASE("matmul rows: a batch of any size, stored whole or through a fused epilogue") {
-  // m is the batch, known only at run time: both the full-tile and the one-row loops exist.
+  // m is the batch, known only at run time: the full-tile, two-row and one-row loops exist.
   // 70 columns: B packed (the last panel masked); 128: B's short rows read in place.
   for (int64_t cols : {int64_t{70}, int64_t{128}}) {
     CAPTURE(cols);
