@@ -82,9 +82,11 @@ ValueId gradSigmoid(const RuleArgs &r, int) {
   return r.b.mul(r.g, r.b.mul(r.y, r.b.sub(k(r, 1), r.y)));
 }
 
-// y = relu(x):   dx = where(x > 0, g, 0)     (relu'(0) = 0)
+// y = relu(x):   dx = where(y > 0, g, 0)     (relu'(0) = 0)
+// y > 0 exactly where x > 0. Testing y, as PyTorch's threshold_backward does, leaves x with
+// one reader, so the forward pass computes relu in the loop of x and never stores x.
 ValueId gradRelu(const RuleArgs &r, int) {
-  return r.b.where(r.b.binary(Op::Gt, r.x(0), k(r, 0)), r.g, k(r, 0));
+  return r.b.where(r.b.binary(Op::Gt, r.y, k(r, 0)), r.g, k(r, 0));
 }
 
 // y = softplus(x) = log(1 + exp(x)):  dx = g * sigmoid(x)

@@ -3,6 +3,7 @@
 //   jitCompile   -> an rt::Kernel running JIT-compiled code in this process (LLJIT / ORC)
 //   emitObject   -> an object file for any supported target (x86-64, AArch64), the same code
 //   emitLLVM/Asm -> the optimised LLVM IR or assembly, for `gradc inspect --stage llvm|asm`
+//   printLoopPlan -> the loops the module will have, for `gradc inspect --stage loops`
 //
 // Every path builds the same LLVM module: `void SYM(void *const *args, const int64_t *dims,
 // void *work)` (the calling convention of runtime/Kernel.h, slots as ir::signatureOf gives
@@ -48,6 +49,9 @@ rt::Kernel jitCompile(const ir::Function &f, const CodegenOptions &o, CompileSta
 std::string emitLLVM(const ir::Function &f, const CodegenOptions &o);
 /// The target's assembly for the optimised module.
 std::string emitAsm(const ir::Function &f, const CodegenOptions &o);
+/// The loop plan (`gradc inspect --stage loops`): each loop nest of the step in order, what
+/// it computes and where it stores it, and the work regions. `sm` (may be null) adds places.
+std::string printLoopPlan(const ir::Function &f, const CodegenOptions &o, const SourceManager *sm);
 /// Writes an object file (ELF for Linux triples). Throws UserError when it cannot.
 void emitObject(const ir::Function &f, const CodegenOptions &o, const std::string &path);
 

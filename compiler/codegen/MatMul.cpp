@@ -18,17 +18,25 @@
 // one more full tile starting at row M - MR, overlapping the one before it: the rows
 // computed twice are the same sums (stored twice without an epilogue; an epilogue runs only
 // on the rows that are new, as it may update a weight in place). One or two leftover rows,
-// and all rows when M < MR, use one-row tiles: per p, a one-row tile waits for its 4 FMA
-// chains (about twice the time per row of the full tile), so one or two of them cost less
-// than a whole extra tile, and three or more cost more (tiny bench step, 32 = 5*6 + 2 rows:
-// the overlapping tile made it 2-3% slower). With A^T (a weight's gradient), a one-row tile
-// reads a new line of A for every p, as many as a full tile does, so any leftover rows take
-// the overlapping tile (large bench step, weights of 2048 = 341*6 + 2 rows: about 1% faster).
+// and all rows when M < MR, use tiles of two rows (and one for an odd row): per p, a
+// one-row tile waits for its 4 FMA chains (about twice the time per row of the full tile),
+// a two-row tile has 8 chains, enough to cover the FMA latency, and takes about as long, so
+// two rows cost half of two one-row tiles (tiny bench step, 32 = 5*6 + 2 rows: 68 -> 65
+// us/step) and less than a whole extra tile (the overlapping tile made tiny 2-3% slower).
+// With A^T (a weight's gradient), a small tile reads a new line of A for every p, as many as
+// a full tile does, so any leftover rows take the overlapping tile (large bench step, weights of 2048 = 341*6 + 2 rows: about 1% faster).
 // A matmul whose only reader is an element-wise loop at the same index (bias + activation,
 // an optimiser update) is computed inside that loop: each finished tile goes to a small
 // stack buffer and the element-wise expression runs over it right away (LowerToLLVM.cpp),
 // so the product is never stored whole. Each C element is the sum over p in ascending
 // order, with FMA, in all four transpose cases.
+//
+// A B (not transposed) whose rows are at most kMatMulDirectRowBytes long and a whole number
+// of panels wide (a layer of 128 or 256 floats) is not packed: the tiles read each panel row
+// straight from B. Its rows are close enough that the hardware prefetchers follow them and
+// they do not crowd a few cache sets (rows 4 KiB apart all map to the same L1 set, which is
+// what packing avoids), and the copy it saves cost as much as a tenth of the tiny bench step
+// (x @ W1 with W1 784 x 128: 71-76 -> 66-69 us/step, small 398-421 -> 379-387).
 //
 // With several threads, part p of `parts` takes the column panels [p*T/parts, (p+1)*T/parts)
 // of the T panels and packs them into its own slice of the scratch: the same sums in the
@@ -78,6 +86,12 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
   // The first row of the last full tile (meaningful when M >= MR).
   Value *lastRow = b.CreateSub(M, b.getInt64(MR));
 
+  // B's rows are read in place, without packing, when they are short and whole panels wide
+  // (see the top of the file).
+  auto *staticN = llvm::dyn_cast<llvm::ConstantInt>(N);
+  const bool direct = !transB && staticN && staticN->getZExtValue() % W == 0 &&
+                      staticN->getZExtValue() * (ft->getPrimitiveSizeInBits() / 8) <=
+                          static_cast<uint64_t>(kMatMulDirectRowBytes);
   emitFor(b, b.CreateSub(endTile, firstTile), [&](Value *jr) {
     Value *j0 = mul(add(firstTile, jr), tileCols);
     Value *mask[NR];
@@ -86,7 +100,11 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
       mask[c] = b.CreateICmpULT(b.CreateAdd(b.CreateVectorSplat(vl, col), lanes), b.CreateVectorSplat(vl, N));
     }
     // P[p, c] = op(B)[p, j0 + c], zero past N.
-    if (!transB) {
+    Value *panel = P, *panelStride = c64(W);
+    if (direct) {
+      panel = b.CreateInBoundsGEP(ft, B, j0);
+      panelStride = N;
+    } else if (!transB) {
       emitFor(b, K, [&](Value *p) {
         for (int c = 0; c < NR; ++c) {
           Value *src = b.CreateInBoundsGEP(ft, B, add(mul(p, N), add(j0, c64(static_cast<uint64_t>(c) * vl))));
@@ -169,7 +187,7 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
         if (mr == MR && !tileOperands.empty()) prefetchNextTile(i0, p);
         Value *bv[NR];
         for (int c = 0; c < NR; ++c)
-          bv[c] = b.CreateAlignedLoad(vt, b.CreateInBoundsGEP(ft, P, add(mul(p, c64(W)), c64(static_cast<uint64_t>(c) * vl))), align);
+          bv[c] = b.CreateAlignedLoad(vt, b.CreateInBoundsGEP(ft, panel, add(mul(p, panelStride), c64(static_cast<uint64_t>(c) * vl))), align);
         for (int r = 0; r < mr; ++r) {
           Value *row = add(i0, c64(static_cast<uint64_t>(r)));
           Value *off = transA ? add(mul(p, M), row) : add(mul(row, K), p);
@@ -192,8 +210,8 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
     };
     // The M mod MR leftover rows (see the top of the file): with M >= MR and at least
     // minLeft of them, one more full tile, moved up to end at row M (it overlaps the one
-    // before); else one-row tiles (the last `ones` rows). A static M emits only the loops it
-    // runs.
+    // before); else tiles of two rows and one (the last `ones` rows). A static M emits only
+    // the loops it runs.
     const uint64_t minLeft = transA ? 1 : 3;
     Value *left = b.CreateURem(M, c64(MR));
     Value *overlap = b.CreateAnd(b.CreateICmpUGE(M, c64(MR)), b.CreateICmpUGE(left, c64(minLeft)));
@@ -208,8 +226,19 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
         tile(i0, b.CreateSub(start, i0), MR);
       });
     }
-    if (!staticM || (m % MR != 0 && (m < MR || m % MR < minLeft)))
-      emitFor(b, ones, [&](Value *ir) { tile(add(b.CreateSub(M, ones), ir), c64(0), 1); });
+    if (!staticM || (m % MR != 0 && (m < MR || m % MR < minLeft))) {
+      // Two rows at a time, then the odd one: a two-row tile has 8 FMA chains, enough to
+      // fill the FMA latency, so it costs about what one one-row tile does.
+      Value *firstOne = b.CreateSub(M, ones);
+      uint64_t staticOnes = m < MR ? m : m % MR;
+      if (!staticM || staticOnes >= 2)
+        emitFor(b, b.CreateUDiv(ones, c64(2)), [&](Value *ip) { tile(add(firstOne, mul(ip, c64(2))), c64(0), 2); });
+      if (!staticM) {
+        emitIf(b, b.CreateTrunc(ones, b.getInt1Ty()), [&] { tile(b.CreateSub(M, c64(1)), c64(0), 1); });
+      } else if (staticOnes % 2) {
+        tile(b.CreateSub(M, c64(1)), c64(0), 1);
+      }
+    }
   });
 }
 

@@ -12,8 +12,8 @@
 namespace gradc::driver {
 
 namespace {
-// The stages of SPEC §8 in pipeline order.
-enum class Stage { AST, IR, Grad, Opt, Step, LLVM, Asm };
+// The stages of SPEC §8 in pipeline order, and `loops` (the loop plan of the step).
+enum class Stage { AST, IR, Grad, Opt, Step, Loops, LLVM, Asm };
 
 Stage parseStage(const std::string &s) {
   if (s == "ast") return Stage::AST;
@@ -21,6 +21,7 @@ Stage parseStage(const std::string &s) {
   if (s == "grad") return Stage::Grad;
   if (s == "opt") return Stage::Opt;
   if (s == "step") return Stage::Step;
+  if (s == "loops") return Stage::Loops;
   if (s == "llvm") return Stage::LLVM;
   if (s == "asm") return Stage::Asm;
   internalError("unknown stage {}", s);  // main.cpp accepts only the names above
@@ -46,6 +47,9 @@ int runInspect(Options &o, SourceManager &sm) {
   case Stage::Grad: return printIR(rawGradient(m));
   case Stage::Opt: return printIR(optimizedGradient(m));
   case Stage::Step: return printIR(stepProgram(applyFlags(m, o)));
+  case Stage::Loops:
+    std::cout << loopPlanText(stepProgram(applyFlags(m, o)), o, sm);
+    return 0;
   case Stage::LLVM:
   case Stage::Asm:
     std::cout << compiledText(stepProgram(applyFlags(m, o)), o, stage == Stage::Asm);

@@ -14,7 +14,7 @@ namespace gradc::driver {
 struct Options {
   std::string model;          // MODEL
   // inspect
-  std::string stage = "ir";   // ast ir grad opt step llvm asm
+  std::string stage = "ir";   // ast ir grad opt step loops llvm asm
   std::string format = "text";
   // data and weights
   std::string data, val, weights, init, save, out, metrics;

@@ -102,4 +102,8 @@ std::string compiledText(const ir::Function &f, const Options &o, bool assembly)
   return assembly ? codegen::emitAsm(f, codegenOptions(o)) : codegen::emitLLVM(f, codegenOptions(o));
 }
 
+std::string loopPlanText(const ir::Function &f, const Options &o, const SourceManager &sm) {
+  return codegen::printLoopPlan(f, codegenOptions(o), &sm);
+}
+
 }  // namespace gradc::driver

@@ -51,5 +51,7 @@ rt::Kernel compileProgram(const ir::Function &f, const Options &o, double *compi
 
 /// `inspect --stage llvm|asm`: the compiled step as optimised LLVM IR or assembly.
 std::string compiledText(const ir::Function &f, const Options &o, bool assembly);
+/// The loop plan of the step as codegen will build it (inspect --stage loops).
+std::string loopPlanText(const ir::Function &f, const Options &o, const SourceManager &sm);
 
 }  // namespace gradc::driver

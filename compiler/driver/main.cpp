@@ -45,11 +45,14 @@ int main(int argc, char **argv) {
 
   auto *inspect = app.add_subcommand("inspect", "Print the program at one stage of the pipeline");
   addModel(inspect, o);
-  inspect->add_option("--stage", o.stage, "ast, ir (forward), grad (reverse mode), opt (simplified), step (fused step), llvm, asm")
-      ->check(CLI::IsMember({"ast", "ir", "grad", "opt", "step", "llvm", "asm"}));
+  inspect->add_option("--stage", o.stage,
+                      "ast, ir (forward), grad (reverse mode), opt (simplified), step (fused step), "
+                      "loops (the step's loop nests and buffers), llvm, asm")
+      ->check(CLI::IsMember({"ast", "ir", "grad", "opt", "step", "loops", "llvm", "asm"}));
   inspect->add_option("--format", o.format, "text or dot (Graphviz)")
       ->check(CLI::IsMember({"text", "dot"}));
   addDtype(inspect, o);
+  addThreads(inspect, o);
 
   auto *train = app.add_subcommand("train", "JIT-compile the step and train");
   addModel(train, o);
@@ -134,6 +137,10 @@ int main(int argc, char **argv) {
     return rc == 0 ? 0 : 2;
   }
 
+  if (inspect->parsed() && o.stage == "loops" && o.format == "dot") {
+    std::cerr << "gradc: error: --format dot is not available for --stage loops\n";
+    return 2;
+  }
   SourceManager sm;
   try {
     if (check->parsed()) return runCheck(o, sm);

@@ -16,8 +16,6 @@ std::string formatNumber(double v) {
   return std::string(buf, res.ptr);
 }
 
-namespace {
-
 // Value names: arguments by their name; the last node bound to a source name by that
 // name; everything else by its id. Collisions get a numeric suffix.
 std::vector<std::string> valueNames(const Function &f) {
@@ -45,8 +43,7 @@ std::vector<std::string> valueNames(const Function &f) {
   return names;
 }
 
-bool isInlineConst(const Node &n) { return n.op == Op::Const && n.shape.empty(); }
-
+namespace {
 std::string axesList(uint32_t axes) {
   std::string out = "[";
   bool first = true;
@@ -57,6 +54,31 @@ std::string axesList(uint32_t axes) {
   }
   return out + "]";
 }
+}  // namespace
+
+std::string opAttributes(const Node &n) {
+  std::string s;
+  switch (opKind(n.op)) {
+  case OpKind::Reduce:
+    s += " axes=" + axesList(n.axes);
+    if (n.keepdims) s += " keepdims";
+    break;
+  case OpKind::Row:
+    s += fmt::format(" axis={}", std::countr_zero(n.axes));
+    break;
+  default:
+    break;
+  }
+  if (n.op == Op::ArgMax) s += fmt::format(" axis={}", std::countr_zero(n.axes));
+  if (n.op == Op::LeakyRelu) s += " slope=" + formatNumber(n.value);
+  if (n.op == Op::OneHot) s += fmt::format(" classes={}", n.classes);
+  return s;
+}
+
+namespace {
+
+bool isInlineConst(const Node &n) { return n.op == Op::Const && n.shape.empty(); }
+
 
 std::string typeOf(const Function &f, const Node &n) {
   return std::string(dtypeName(n.dtype)) + formatShape(n.shape, f.dimNames);
@@ -73,21 +95,7 @@ std::string body(const Function &f, const Node &n, const std::vector<std::string
     s += isInlineConst(o) ? formatNumber(o.value) : "%" + names[static_cast<size_t>(n.operands[i])];
     if (n.op == Op::MatMul && ((i == 0 && n.transA) || (i == 1 && n.transB))) s += "^T";
   }
-  switch (opKind(n.op)) {
-  case OpKind::Reduce:
-    s += " axes=" + axesList(n.axes);
-    if (n.keepdims) s += " keepdims";
-    break;
-  case OpKind::Row:
-    s += fmt::format(" axis={}", std::countr_zero(n.axes));
-    break;
-  default:
-    break;
-  }
-  if (n.op == Op::ArgMax) s += fmt::format(" axis={}", std::countr_zero(n.axes));
-  if (n.op == Op::LeakyRelu) s += " slope=" + formatNumber(n.value);
-  if (n.op == Op::OneHot) s += fmt::format(" classes={}", n.classes);
-  return s;
+  return s + opAttributes(n);
 }
 
 std::string comment(const Node &n, const SourceManager *sm) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "ir/IR.h"
 
@@ -22,5 +23,10 @@ std::string printFunction(const Function &f, const SourceManager *sm);
 std::string printDot(const Function &f, const SourceManager *sm);
 /// A number the way the printer writes it: shortest form that reads back the same.
 std::string formatNumber(double v);
+/// The name the text form gives each value (without the `%`), indexed by ValueId.
+std::vector<std::string> valueNames(const Function &f);
+/// An op's attributes as the text form writes them after its operands (` axes=[1] keepdims`),
+/// or "".
+std::string opAttributes(const Node &n);
 
 }  // namespace gradc::ir

@@ -1,6 +1,6 @@
 // The matrix kernel's row tiles for every remainder of m mod 6: with 3 to 5 leftover rows
 // (any, for A^T) the last full tile of a column panel overlaps the one before it, with 1 or
-// 2 (and for m below 6) they use one-row tiles. Each element of a product must equal the float32 sum over
+// 2 (and for m below 6) they use tiles of two rows and one. Each element of a product must equal the float32 sum over
 // p in ascending order with FMA, bit for bit, whether stored whole or fed to a fused
 // element-wise epilogue; and an epilogue that updates a weight and its momentum in place
 // (w -= lr * (0.5 m + g)) must run exactly once on each element (twice would subtract the
@@ -59,14 +59,14 @@ Run run(const rt::Kernel &k, int64_t batch, uint32_t seed) {
 
 // op(a) @ b for a [m,k] (or [k,m] when transA) and b [k,n]: fma over ascending p.
 std::vector<float> product(const std::vector<float> &a, const std::vector<float> &b, int64_t m, int64_t k,
-                           bool transA) {
-  std::vector<float> c(static_cast<size_t>(m * kN));
+                           bool transA, int64_t n = kN) {
+  std::vector<float> c(static_cast<size_t>(m * n));
   for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < kN; ++j) {
+    for (int64_t j = 0; j < n; ++j) {
       float acc = 0;
       for (int64_t p = 0; p < k; ++p)
-        acc = std::fma(a[static_cast<size_t>(transA ? p * m + i : i * k + p)], b[static_cast<size_t>(p * kN + j)], acc);
-      c[static_cast<size_t>(i * kN + j)] = acc;
+        acc = std::fma(a[static_cast<size_t>(transA ? p * m + i : i * k + p)], b[static_cast<size_t>(p * n + j)], acc);
+      c[static_cast<size_t>(i * n + j)] = acc;
     }
   return c;
 }
@@ -85,8 +85,8 @@ size_t count(const std::string &s, const std::string &what) {
   return c;
 }
 
-// m mod 6 from 0 to 5, below and above 6: one-row tiles for 1 or 2 leftover rows (and all
-// of m < 6), an overlapping full tile for 3 to 5 (and for 1 or 2 with A^T).
+// m mod 6 from 0 to 5, below and above 6: two-row and one-row tiles for 1 or 2 leftover rows
+// (and all of m < 6), an overlapping full tile for 3 to 5 (and for 1 or 2 with A^T).
 const int64_t kRows[] = {1, 2, 5, 6, 7, 8, 9, 10, 11, 13, 260, 262};
 
 }  // namespace
@@ -154,31 +154,35 @@ TEST_CASE("matmul rows: a weight's in-place update and fused epilogues run once 
 }
 
 TEST_CASE("matmul rows: a batch of any size, stored whole or through a fused epilogue") {
-  // m is the batch, known only at run time: both the full-tile and the one-row loops exist.
-  Function f;
-  f.name = "batch";
-  f.dimNames = {"B"};
-  Builder b(f);
-  constexpr int64_t k = 7;
-  ValueId x1 = b.input("x1", DType::F32, {B, n(k)}), x2 = b.input("x2", DType::F32, {B, n(k)});
-  ValueId w1 = b.param("W1", {n(k), n(kN)}), w2 = b.param("W2", {n(k), n(kN)});
-  ValueId bias = b.param("bias", {n(kN)});
-  f.results = {{"plain", b.matmul(x1, w1), ResultKind::Output},
-               {"relu", b.unary(Op::Relu, b.add(b.matmul(x2, w2), bias)), ResultKind::Output}};
-  verify(f);
-  codegen::CodegenOptions check;
-  check.checkNumerics = true;
-  rt::Kernel normal = codegen::jitCompile(f, {}), checked = codegen::jitCompile(f, check);
-  for (int64_t m : kRows) {
-    CAPTURE(m);
-    Run r = run(normal, m, static_cast<uint32_t>(m));
-    std::vector<float> relu = product(r.in["x2"], r.in["W2"], m, k, false);
-    for (size_t e = 0; e < relu.size(); ++e) relu[e] = std::max(relu[e] + r.in["bias"][e % kN], 0.f);
-    CHECK(mismatches(r.out["plain"], product(r.in["x1"], r.in["W1"], m, k, false)) == 0);
-    CHECK(mismatches(r.out["relu"], relu) == 0);
-    Run c = run(checked, m, static_cast<uint32_t>(m));
-    CHECK(c.flag == 0);
-    CHECK(mismatches(c.out["plain"], r.out["plain"]) == 0);
-    CHECK(mismatches(c.out["relu"], r.out["relu"]) == 0);
+  // m is the batch, known only at run time: the full-tile, two-row and one-row loops exist.
+  // 70 columns: B packed (the last panel masked); 128: B's short rows read in place.
+  for (int64_t cols : {int64_t{70}, int64_t{128}}) {
+    CAPTURE(cols);
+    Function f;
+    f.name = "batch";
+    f.dimNames = {"B"};
+    Builder b(f);
+    constexpr int64_t k = 7;
+    ValueId x1 = b.input("x1", DType::F32, {B, n(k)}), x2 = b.input("x2", DType::F32, {B, n(k)});
+    ValueId w1 = b.param("W1", {n(k), n(cols)}), w2 = b.param("W2", {n(k), n(cols)});
+    ValueId bias = b.param("bias", {n(cols)});
+    f.results = {{"plain", b.matmul(x1, w1), ResultKind::Output},
+                 {"relu", b.unary(Op::Relu, b.add(b.matmul(x2, w2), bias)), ResultKind::Output}};
+    verify(f);
+    codegen::CodegenOptions check;
+    check.checkNumerics = true;
+    rt::Kernel normal = codegen::jitCompile(f, {}), checked = codegen::jitCompile(f, check);
+    for (int64_t m : kRows) {
+      CAPTURE(m);
+      Run r = run(normal, m, static_cast<uint32_t>(m));
+      std::vector<float> relu = product(r.in["x2"], r.in["W2"], m, k, false, cols);
+      for (size_t e = 0; e < relu.size(); ++e) relu[e] = std::max(relu[e] + r.in["bias"][e % cols], 0.f);
+      CHECK(mismatches(r.out["plain"], product(r.in["x1"], r.in["W1"], m, k, false, cols)) == 0);
+      CHECK(mismatches(r.out["relu"], relu) == 0);
+      Run c = run(checked, m, static_cast<uint32_t>(m));
+      CHECK(c.flag == 0);
+      CHECK(mismatches(c.out["plain"], r.out["plain"]) == 0);
+      CHECK(mismatches(c.out["relu"], r.out["relu"]) == 0);
+    }
   }
 }
