@@ -107,7 +107,7 @@ public:
       }
       if (first) {
         first = false;
-        if (!allNumbers(p, lineEnd)) {
+        if (isHeader(p, lineEnd)) {
           sawHeader = true;
           p = next;
           continue;
@@ -160,15 +160,22 @@ private:
     }
   }
 
-  bool allNumbers(const char *b, const char *e) {
-    int64_t n = split(b, e, static_cast<int64_t>(cellBegin_.size()) - 1);
-    n = std::min<int64_t>(n, static_cast<int64_t>(cellBegin_.size()));
-    for (int64_t k = 0; k < n; ++k) {
+  /// True when the first line is a header: one of its cells is text, neither empty nor a
+  /// number. A line of numbers with an empty cell or a trailing comma is a data row, and its
+  /// error is reported, rather than the row being skipped as a header.
+  bool isHeader(const char *b, const char *e) {
+    const char *c = b;
+    while (true) {
+      const char *comma = static_cast<const char *>(std::memchr(c, ',', static_cast<size_t>(e - c)));
+      const char *cellEnd = comma ? comma : e;
+      const char *s = c, *t = cellEnd;
+      while (s < t && isSpace(*s)) ++s;
+      while (t > s && isSpace(t[-1])) --t;
       double d;
-      if (!parseDouble(cellBegin_[static_cast<size_t>(k)], cellEnd_[static_cast<size_t>(k)], d))
-        return false;
+      if (s < t && !parseDouble(s, t, d)) return true;
+      if (!comma) return false;
+      c = comma + 1;
     }
-    return true;
   }
 
   void parseRow(Dataset &ds, int line, const char *b, const char *e, int64_t expected) {

@@ -81,6 +81,29 @@ def csv_errors():
     check(rc == 1 and err == DATA + ": error: cannot read file\n", "a folder as data: %r" % err)
 
 
+def csv_first_line(tmp):
+    """The first line is a header only when one of its cells is text: a first row of numbers
+    with an empty cell or a trailing comma is a data row, and its error names line 1."""
+    cases = [
+        ("1,a,b\n0,1,0\n", None),
+        (",x,y\n0,1,0\n", None),
+        ("1,,0\n0,1,0\n", "1:3: error: missing value (column 2 of 3 is empty)"),
+        ("1,2,0,\n0,1,0\n", "1:7: error: expected 3 values, found 4"),
+        ("\ufeff 1 , 2\n", "1:7: error: expected 3 values, found 2"),
+        ("nan,1,0\n", "1:1: error: 'nan' is not a finite number"),
+    ]
+    for i, (text, tail) in enumerate(cases):
+        path = os.path.join(tmp, "first%d.csv" % i)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        rc, out, err = run("train", MODEL, "--data", path, "--steps", "1")
+        if tail is None:
+            check(rc == 0 and err == "", "first line %r is a header: rc %d, err %r" % (text, rc, err))
+        else:
+            want = "%s:%s\n" % (path, tail)
+            check(rc == 1 and err == want, "first line %r: rc %d, err %r, want %r" % (text, rc, err, want))
+
+
 def train_and_resume(tmp):
     train = os.path.join(tmp, "train.csv")
     test = os.path.join(tmp, "test.csv")
@@ -219,6 +242,7 @@ def main():
     clitest.GRADC = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory() as tmp:
         csv_errors()
+        csv_first_line(tmp)
         train_and_resume(tmp)
         no_inputs(tmp)
         bench()
