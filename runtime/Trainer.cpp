@@ -230,6 +230,7 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
   for (StateTensor &t : tensors) {
     if (t.kind != SlotKind::Param) continue;
     const NamedTensor *nt = file.find(t.name);
+    file.checkReadable(path, t.name);
     if (!nt) fileError(path, "no tensor '{}' for the model's param '{}'{}", t.name, t.name, other);
     copyIn(t, *nt);
   }
@@ -249,6 +250,7 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
   if (!checkpoint) return false;
   for (StateTensor &t : tensors) {
     if (t.kind != SlotKind::State) continue;
+    file.checkReadable(path, t.name);
     if (const NamedTensor *nt = file.find(t.name)) copyIn(t, *nt);
   }
   step = counter("gradc.step", "gradc.step");

@@ -65,6 +65,7 @@ Weights readWeights(const Model &m, const std::string &path) {
   for (const ParamInfo &p : m.params) {
     std::vector<int64_t> shape = staticShape(p.shape);
     const rt::NamedTensor *t = file.find(p.name);
+    file.checkReadable(path, p.name);
     if (!t) fileError(path, "no tensor for param '{}' (the model declares it with shape {})", p.name, shapeText(shape));
     if (t->shape != shape)
       fileError(path, "tensor '{}' has shape {}, but the model declares the param with shape {}", p.name,

@@ -31,6 +31,12 @@ def write_safetensors(path, tensors):
         f.write(struct.pack("<Q", len(text)) + text + data)
 
 
+def write_raw_safetensors(path, header, data):
+    text = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
 def read_header(path):
     with open(path, "rb") as f:
         raw = f.read()
@@ -90,6 +96,28 @@ def main():
         write_safetensors(extra, dict(weights(), extra=([1], [1.0])))
         r = run("grad", XOR, "--weights", extra, "--data", XOR_DATA, "--out", out)
         check("grad: extra tensors in the weights are ignored", r.returncode == 0, r.stderr)
+        # A PyTorch state dict may hold tensors of other dtypes (an I64 counter): ignored as extras,
+        # an error when a param is stored so.
+        header, data = {}, b""
+        for name, (shape, values) in weights().items():
+            blob = struct.pack("<%df" % len(values), *values)
+            header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+            data += blob
+        header["num_batches_tracked"] = {"dtype": "I64", "shape": [], "data_offsets": [len(data), len(data) + 8]}
+        header["half"] = {"dtype": "F16", "shape": [2], "data_offsets": [len(data) + 8, len(data) + 12]}
+        write_raw_safetensors(extra, header, data + b"\0" * 12)
+        r = run("grad", XOR, "--weights", extra, "--data", XOR_DATA, "--out", out)
+        check("grad: extra I64 and F16 tensors are ignored", r.returncode == 0, r.stderr)
+        r = run("eval", XOR, "--weights", extra, "--data", XOR_DATA)
+        check("eval: extra I64 and F16 tensors are ignored", r.returncode == 0, r.stderr)
+        header["b2"] = dict(header["half"], shape=[1], data_offsets=[len(data) + 8, len(data) + 10])
+        del header["half"]
+        write_raw_safetensors(extra, header, data + b"\0" * 12)
+        for cmd in (["grad", XOR, "--weights", extra, "--data", XOR_DATA, "--out", out],
+                    ["eval", XOR, "--weights", extra, "--data", XOR_DATA]):
+            r = run(*cmd)
+            check(cmd[0] + ": a param stored as F16", r.returncode == 1 and r.stderr ==
+                  extra + ": error: tensor 'b2' has dtype F16; gradc reads F32 and F64\n", r.stderr)
         grad_error("grad: inputs without --data", weights(), "the data with --data FILE", data=None)
         bad_csv = os.path.join(tmp, "bad.csv")
         with open(bad_csv, "w") as f:
