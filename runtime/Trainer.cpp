@@ -477,7 +477,7 @@ void predict(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSi
     if (s.kind != SlotKind::Output) continue;
     int64_t w = 1;
     for (size_t d = 1; d < s.shape.size(); ++d) w *= s.shape[d] >= 0 ? s.shape[d] : 1;
-    if (s.shape.empty() || s.shape[0] >= 0)
+    if (s.shape.empty() || (s.shape[0] >= 0 && s.shape[0] != call.fixedRows()))
       internalError("output '{}' does not have the batch dim first", s.name);
     outs.push_back({static_cast<int>(i), w, s.isInt});
     if (w == 1) header.push_back(s.name);

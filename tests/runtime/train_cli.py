@@ -213,6 +213,32 @@ def train_and_resume(tmp):
             check(False, "no checkpoint after signal %d" % sig)
 
 
+def predict_output_rows(tmp):
+    """An output without the batch dim first is a user error at the output's expression (it
+    was an internal error); outputs of a model with a fixed batch size are written."""
+    data = clitest.write(os.path.join(tmp, "o.csv"), "1,2,3\n4,5,6\n")
+    head = "dim B\ninput x: [B, 2]\ninput y: [B, 1]\nparam W: [2, 1] = ones\nz = x @ W\n"
+    tail = "minimize mean(mse(z, y))\n"
+    weights = os.path.join(tmp, "o.safetensors")
+    rc, _, err = run("train", clitest.write(os.path.join(tmp, "o.grad"), head + tail), "--data", data,
+                     "--save", weights)
+    check(rc == 0, "train o.grad: %r" % err)
+    for expr, shape in (("mean(z)", "[]"), ("transpose(z)", "[1,B]"), ("reshape(x, [-1])", "[2*B]")):
+        model = clitest.write(os.path.join(tmp, "bad_output.grad"), head + "output t = %s\n" % expr + tail)
+        out_path = os.path.join(tmp, "p.csv")
+        rc, out, err = run("predict", model, "--weights", weights, "--data", data, "--out", out_path)
+        want = ("%s:6:12: error: output t has shape %s, but `predict` writes one row per sample: its first "
+                "dim must be the batch dim B and the others numbers" % (model, shape))
+        check(rc == 1 and err.splitlines()[0] == want and not os.path.exists(out_path),
+              "predict, output t = %s: rc %d, err %r" % (expr, rc, err))
+    fixed = clitest.write(os.path.join(tmp, "fixed.grad"),
+                          "input x: [2, 2]\ninput y: [2, 1]\nparam W: [2, 1] = ones\nz = x @ W\n"
+                          "output s = z\nminimize mean(mse(z, y))\n")
+    ones = clitest.write_safetensors(os.path.join(tmp, "ones.safetensors"), {"W": ("F32", [2, 1], [1, 1])})
+    rc, out, err = run("predict", fixed, "--weights", ones, "--data", data)
+    check(rc == 0 and out == "s\n3\n9\n" and err == "", "predict with a fixed batch of 2: rc %d out %r err %r" % (rc, out, err))
+
+
 def no_inputs(tmp):
     rc, out, err = run("train", ROSENBROCK)
     lines = out.splitlines()
@@ -243,6 +269,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         csv_errors()
         csv_first_line(tmp)
+        predict_output_rows(tmp)
         train_and_resume(tmp)
         no_inputs(tmp)
         bench()
