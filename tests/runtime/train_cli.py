@@ -239,6 +239,39 @@ def predict_output_rows(tmp):
     check(rc == 0 and out == "s\n3\n9\n" and err == "", "predict with a fixed batch of 2: rc %d out %r err %r" % (rc, out, err))
 
 
+def bad_flags():
+    """A bad flag is one line `gradc: error: ...` and exit status 2; a learning rate must be a
+    finite number >= 0 (like torch.optim); every command that runs a compiled program takes
+    --threads."""
+    data = os.path.join(DATA, "oddities.csv")
+    cases = [
+        (["train", MODEL, "--data"], "--data: 1 required TEXT missing"),
+        (["train", MODEL, "--data", data, "--bogus"], "The following argument was not expected: --bogus"),
+        (["train", MODEL, "--data", data, "--batch-size", "0"], "--batch-size: takes a whole number >= 1, not '0'"),
+        (["train", MODEL, "--data", data, "--epochs", "-1"], "--epochs: takes a whole number (0 or more), not '-1'"),
+        (["train", MODEL, "--data", data, "--steps", "1.5"], "--steps: takes a whole number (0 or more), not '1.5'"),
+        (["train", MODEL, "--data", data, "--optimizer", "lbfgs"], "--optimizer: lbfgs not in"),
+        (["bench", MODEL, "--batch-size", "-3"], "--batch-size: takes a whole number >= 1, not '-3'"),
+        (["eval", MODEL, "--data", data], "--weights is required"),
+        (["inspect", MODEL, "--stage", "tokens"], "--stage: tokens not in"),
+        (["train"], "MODEL is required"),
+        ([], "A subcommand is required"),
+    ]
+    for lr in ("nan", "inf", "-0.1", "1e-3x"):
+        cases.append((["train", MODEL, "--data", data, "--lr", lr],
+                      "--lr: takes a learning rate, a number >= 0, not '%s'" % lr))
+    for args, msg in cases:
+        rc, out, err = run(*args)
+        check(rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("gradc: error: " + msg),
+              "bad flag %r: rc %d, err %r" % (args, rc, err))
+    rc, out, err = run("train", MODEL, "--data", data, "--lr", "0", "--steps", "1", "--threads", "1")
+    check(rc == 0, "--lr 0: rc %d, err %r" % (rc, err))
+    rc, out, err = run("gradcheck", MODEL, "--threads", "1")
+    check(rc == 0 and "passed" in out, "gradcheck --threads 1: rc %d, err %r" % (rc, err))
+    rc, out, err = run("train", "--help")
+    check(rc == 0 and "--drop-last" in out, "train --help: rc %d" % rc)
+
+
 def no_inputs(tmp):
     rc, out, err = run("train", ROSENBROCK)
     lines = out.splitlines()
@@ -270,6 +303,7 @@ def main():
         csv_errors()
         csv_first_line(tmp)
         predict_output_rows(tmp)
+        bad_flags()
         train_and_resume(tmp)
         no_inputs(tmp)
         bench()
