@@ -9,6 +9,7 @@
 #include <iostream>
 #include <limits>
 #include <sstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -603,6 +604,9 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     std::string dir = o.savePath.substr(0, o.savePath.find_last_of('/') + 1);
     if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
       fileError(o.savePath, "cannot write file: {}", std::strerror(errno));
+    struct stat sb {};
+    if (::stat(o.savePath.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode))
+      fileError(o.savePath, "cannot write file: {}", std::strerror(EISDIR));
   }
   auto save = [&] {
     if (!o.savePath.empty()) st.save(o.savePath, o.modelName, o.modelHash, o.seed);
@@ -687,6 +691,9 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   }
 
   int64_t rows = data->rows;
+  if (o.dropLast && o.batchSize > rows)
+    throw UserError(data->path, fmt::format("--drop-last with --batch-size {} drops every row: the "
+                                            "file has {} rows, fewer than one batch", o.batchSize, rows));
   int64_t batchSize = std::max<int64_t>(1, std::min(o.batchSize, rows));
   int64_t batches = batchCount(rows, batchSize, o.dropLast);
   Batcher batcher(*data, batchSize, step.f64);

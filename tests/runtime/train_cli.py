@@ -239,6 +239,31 @@ def predict_output_rows(tmp):
     check(rc == 0 and out == "s\n3\n9\n" and err == "", "predict with a fixed batch of 2: rc %d out %r err %r" % (rc, out, err))
 
 
+def batches(tmp):
+    """Steps per epoch: the last, smaller batch is kept unless --drop-last (like DataLoader);
+    --drop-last with fewer rows than one batch is an error instead of training on nothing;
+    --steps stops inside an epoch; --epochs defaults to 1; a --save path that is a folder
+    fails before training."""
+    data = os.path.join(tmp, "b100.csv")
+    make_blobs(data, 100, 5)
+    ckpt = os.path.join(tmp, "steps.safetensors")
+    for extra, steps, batch in (([], 4, 0), (["--drop-last"], 3, 0), (["--epochs", "2"], 8, 0),
+                                (["--batch-size", "200"], 1, 0), (["--batch-size", "100", "--drop-last"], 1, 0),
+                                (["--steps", "2"], 2, 2), (["--steps", "10"], 4, 0),
+                                (["--epochs", "3", "--steps", "10"], 10, 2)):
+        args = ["--batch-size", "32"] + extra if "--batch-size" not in extra else extra
+        rc, out, err = run("train", MODEL, "--data", data, "--save", ckpt, *args)
+        _, meta = read_safetensors(ckpt) if rc == 0 else ({}, {})
+        check(rc == 0 and meta.get("gradc.step") == str(steps) and meta.get("gradc.batch") == str(batch),
+              "train %r: rc %d, %r, want %d steps" % (extra, rc, meta, steps))
+    rc, out, err = run("train", MODEL, "--data", data, "--batch-size", "200", "--drop-last")
+    check(rc == 1 and out == "" and err == data + ": error: --drop-last with --batch-size 200 drops every "
+          "row: the file has 100 rows, fewer than one batch\n", "--drop-last, no full batch: %r" % err)
+    rc, out, err = run("train", MODEL, "--data", data, "--save", tmp)
+    check(rc == 1 and out == "" and err == tmp + ": error: cannot write file: Is a directory\n",
+          "--save FOLDER: rc %d, out %r, err %r" % (rc, out, err))
+
+
 def bad_flags():
     """A bad flag is one line `gradc: error: ...` and exit status 2; a learning rate must be a
     finite number >= 0 (like torch.optim); every command that runs a compiled program takes
@@ -304,6 +329,7 @@ def main():
         csv_first_line(tmp)
         predict_output_rows(tmp)
         bad_flags()
+        batches(tmp)
         train_and_resume(tmp)
         no_inputs(tmp)
         bench()
