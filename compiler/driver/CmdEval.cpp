@@ -15,6 +15,8 @@ int runEval(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
   ir::Function f = buildProgram(m, Program::Eval);
   rt::Dataset data;
+  if (m.inputs.empty() && !o.data.empty()) warnNoInputs(o.model, "--data is");
+  if (!m.inputs.empty() && o.data.empty()) needData(m, o.model, "eval");
   if (!m.inputs.empty()) data = readDataFor(m, f, o.data);
   rt::Kernel k = compileProgram(f, o);
   checkMemory(k, data.rows, o);

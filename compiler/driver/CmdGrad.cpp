@@ -12,7 +12,9 @@ int runGrad(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
   Weights w = readWeights(m, o.weights);
   rt::Dataset data;
-  if (!o.data.empty()) {
+  if (!o.data.empty() && m.inputs.empty()) {
+    warnNoInputs(o.model, "--data is");
+  } else if (!o.data.empty()) {
     data = readData(m, o.data);
   } else if (!m.inputs.empty()) {
     needData(m, o.model, "grad");

@@ -19,6 +19,7 @@
 #include <numeric>
 
 #include "driver/GradSupport.h"
+#include "driver/RunSupport.h"
 #include "frontend/Frontend.h"
 #include "runtime/Init.h"
 
@@ -50,7 +51,9 @@ std::vector<size_t> elementsToCheck(size_t n, uint64_t seed, size_t paramIndex) 
 int runGradcheck(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
   Weights w = o.weights.empty() ? initialWeights(m, o.seed) : readWeights(m, o.weights);
-  rt::Dataset data = o.data.empty() ? randomData(m, kRandomRows, o.seed) : readData(m, o.data);
+  if (!o.data.empty() && m.inputs.empty()) warnNoInputs(o.model, "--data is");
+  rt::Dataset data = o.data.empty() || m.inputs.empty() ? randomData(m, kRandomRows, o.seed)
+                                                        : readData(m, o.data);
 
   KernelCall grad(gradientKernel(gradientProgram(m, o), o, /*f64=*/true), m, data);
   grad.setParams(w);

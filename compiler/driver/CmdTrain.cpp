@@ -147,8 +147,7 @@ int runTrain(Options &o, SourceManager &sm) {
     data = readData(m, o.data);
     if (!o.val.empty()) val = readData(m, o.val);
   } else if (!o.data.empty() || !o.val.empty()) {
-    std::cerr << fmt::format("{}: warning: the model has no inputs; --data and --val are not used\n",
-                             o.model);
+    warnNoInputs(o.model, "--data and --val are");
   }
 
   ir::Function stepFn = buildProgram(m, Program::Step);

@@ -309,6 +309,20 @@ def no_inputs(tmp):
     w, _ = read_safetensors(path)
     check(abs(w["a"][2][0] - 1) < 0.01 and abs(w["b"][2][0] - 1) < 0.02 and w["a"][1] == [],
           "rosenbrock minimum at (1, 1): %r" % w)
+    # Data given to a model without inputs is not used, with a warning, by every command;
+    # eval needs no --data then, and does with inputs.
+    data = os.path.join(DATA, "oddities.csv")
+    warning = ROSENBROCK + ": warning: the model has no inputs; --data is not used\n"
+    for args in (["eval", ROSENBROCK, "--weights", path, "--data", data],
+                 ["grad", ROSENBROCK, "--weights", path, "--data", data, "--out", os.path.join(tmp, "g.st")],
+                 ["gradcheck", ROSENBROCK, "--data", data]):
+        rc, out, err = run(*args)
+        check(rc == 0 and err == warning, "%s --data on a model without inputs: rc %d, err %r" % (args[0], rc, err))
+    rc, out, err = run("eval", ROSENBROCK, "--weights", path)
+    check(rc == 0 and out.startswith("loss ") and out.count("\n") == 1, "eval without inputs or --data: %r" % out)
+    rc, out, err = run("eval", MODEL, "--weights", path)
+    check(rc == 1 and err == MODEL + ": error: the model has inputs (x, y): give `gradc eval` the data with "
+          "--data FILE\n", "eval of a model with inputs, no --data: %r" % err)
 
 
 def bench():
