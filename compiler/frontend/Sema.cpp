@@ -771,6 +771,11 @@ void Sema::parseOptimizer(const Expr *e, Loc at) {
       userError(args[i]->loc, "{} must be less than 1", order[i]);
     o.args[order[i]] = v;
   }
+  // torch.optim.SGD refuses Nesterov momentum without momentum or with dampening.
+  for (size_t i = 0; i < args.size(); ++i)
+    if (args[i] && order[i] == "nesterov" && o.args["nesterov"] != 0 &&
+        (o.args["momentum"] <= 0 || o.args["dampening"] != 0))
+      userError(args[i]->loc, "nesterov needs momentum > 0 and dampening = 0 (as in torch.optim.SGD)");
 }
 
 void Sema::bindName(ValueId v, const std::string &name) {
