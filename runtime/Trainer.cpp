@@ -704,7 +704,9 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
                                             rows % fixed != 0 ? " --drop-last" : ""));
   result.metricNames = call.metricNames();
   MetricsFile metrics(o.metricsPath, true, result.metricNames, val && eval);
-  int64_t lastEpoch = st.epoch + o.epochs;
+  GRADC_ASSERT(o.epochs >= 0 || o.maxSteps >= 0, "training without an epoch or step limit");
+  bool byEpochs = o.epochs >= 0;
+  int64_t lastEpoch = byEpochs ? st.epoch + o.epochs : std::numeric_limits<int64_t>::max();
   int64_t stepsThisRun = 0;
   std::vector<double> metricValues;
   bool stopped = false;
@@ -713,7 +715,8 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     Means means;
     auto start = Clock::now();
     int64_t first = st.batch, done = 0, snapAt = first, snapStep = st.step;
-    std::string head = fmt::format("epoch {}/{}", epoch + 1, lastEpoch);
+    std::string head = byEpochs ? fmt::format("epoch {}/{}", epoch + 1, lastEpoch)
+                                : fmt::format("epoch {}", epoch + 1);
     snap.take(st);
     runnerOrder = &order;
     auto gather = [&](int64_t b) { return batcher.gather(order, b); };

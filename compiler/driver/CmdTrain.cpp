@@ -167,7 +167,8 @@ int runTrain(Options &o, SourceManager &sm) {
               "{}): resume with the model file it was trained with", st.savedHash, hash);
 
   rt::TrainOptions t;
-  t.epochs = o.epochs.value_or(1);
+  // --steps N without --epochs trains N steps, over as many epochs as they take.
+  t.epochs = o.epochs.value_or(o.steps ? -1 : 1);
   t.maxSteps = o.steps ? *o.steps : hasData ? -1 : 1000;
   t.batchSize = o.batchSize;
   t.lr = o.lr ? *o.lr : m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;

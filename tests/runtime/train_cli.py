@@ -242,20 +242,28 @@ def predict_output_rows(tmp):
 def batches(tmp):
     """Steps per epoch: the last, smaller batch is kept unless --drop-last (like DataLoader);
     --drop-last with fewer rows than one batch is an error instead of training on nothing;
-    --steps stops inside an epoch; --epochs defaults to 1; a --save path that is a folder
-    fails before training."""
+    --steps stops inside an epoch; --epochs defaults to 1, but --steps N alone trains N steps
+    over as many epochs as they take, so N steps equal N/2 + N/2 resumed ones bit for bit;
+    a --save path that is a folder fails before training."""
     data = os.path.join(tmp, "b100.csv")
     make_blobs(data, 100, 5)
     ckpt = os.path.join(tmp, "steps.safetensors")
     for extra, steps, batch in (([], 4, 0), (["--drop-last"], 3, 0), (["--epochs", "2"], 8, 0),
                                 (["--batch-size", "200"], 1, 0), (["--batch-size", "100", "--drop-last"], 1, 0),
-                                (["--steps", "2"], 2, 2), (["--steps", "10"], 4, 0),
+                                (["--steps", "2"], 2, 2), (["--steps", "10"], 10, 2),
                                 (["--epochs", "3", "--steps", "10"], 10, 2)):
         args = ["--batch-size", "32"] + extra if "--batch-size" not in extra else extra
         rc, out, err = run("train", MODEL, "--data", data, "--save", ckpt, *args)
         _, meta = read_safetensors(ckpt) if rc == 0 else ({}, {})
         check(rc == 0 and meta.get("gradc.step") == str(steps) and meta.get("gradc.batch") == str(batch),
               "train %r: rc %d, %r, want %d steps" % (extra, rc, meta, steps))
+    half, full = os.path.join(tmp, "half.safetensors"), os.path.join(tmp, "full.safetensors")
+    run("train", MODEL, "--data", data, "--steps", "10", "--save", full)
+    run("train", MODEL, "--data", data, "--steps", "5", "--save", half)
+    rc, out, err = run("train", MODEL, "--data", data, "--steps", "5", "--init", half, "--save", half)
+    check(rc == 0 and out.splitlines()[0].startswith("epoch 2  loss "), "resumed --steps 5: %r %r" % (out, err))
+    with open(full, "rb") as a, open(half, "rb") as b:
+        check(a.read() == b.read(), "--steps 10 equals --steps 5 and 5 resumed steps, bit for bit")
     rc, out, err = run("train", MODEL, "--data", data, "--batch-size", "200", "--drop-last")
     check(rc == 1 and out == "" and err == data + ": error: --drop-last with --batch-size 200 drops every "
           "row: the file has 100 rows, fewer than one batch\n", "--drop-last, no full batch: %r" % err)
