@@ -16,6 +16,7 @@ int runGrad(Options &o, SourceManager &sm) {
     warnNoInputs(o.model, "--data is");
   } else if (!o.data.empty()) {
     data = readData(m, o.data);
+    checkOneBatch(m, data, "grad");
   } else if (!m.inputs.empty()) {
     needData(m, o.model, "grad");
   }

@@ -52,8 +52,11 @@ int runGradcheck(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
   Weights w = o.weights.empty() ? initialWeights(m, o.seed) : readWeights(m, o.weights);
   if (!o.data.empty() && m.inputs.empty()) warnNoInputs(o.model, "--data is");
-  rt::Dataset data = o.data.empty() || m.inputs.empty() ? randomData(m, kRandomRows, o.seed)
+  // Random data has kRandomRows rows, or the batch size the model fixes.
+  int64_t randomRows = fixedRows(m) >= 0 ? fixedRows(m) : kRandomRows;
+  rt::Dataset data = o.data.empty() || m.inputs.empty() ? randomData(m, randomRows, o.seed)
                                                         : readData(m, o.data);
+  if (!m.inputs.empty()) checkOneBatch(m, data, "gradcheck");
 
   KernelCall grad(gradientKernel(gradientProgram(m, o), o, /*f64=*/true), m, data);
   grad.setParams(w);

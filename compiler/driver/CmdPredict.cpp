@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "driver/Pipeline.h"
+#include "driver/GradSupport.h"
 #include "driver/RunSupport.h"
 #include "frontend/Frontend.h"
 #include "runtime/Files.h"
@@ -44,6 +45,7 @@ int runPredict(Options &o, SourceManager &sm) {
   if (inputsUsed(f).empty()) fileError(o.model, "the model's outputs do not depend on any input");
   checkOutputRows(m, f, o.model);
   rt::Dataset data = readDataFor(m, f, o.data);
+  checkOneBatch(m, data, "predict");
   rt::Kernel k = compileProgram(f, o);
   checkMemory(k, data.rows, o);
   rt::TrainState st(k.sig, k.f64);

@@ -130,6 +130,35 @@ def main():
         check("grad: a truncated weights file", r.returncode == 1 and r.stderr.startswith(truncated + ": error: "),
               r.stderr)
 
+        # A model that fixes its batch size (input x: [2, 3]): commands that take the whole file
+        # as one batch refuse a file of another row count (grad and gradcheck overran their
+        # buffers and crashed); gradcheck's random batch and bench use the fixed size.
+        fixed = os.path.join(tmp, "fixed.grad")
+        with open(fixed, "w") as f:
+            f.write("input x: [2, 3]\ninput y: [2, 1]\nparam W: [3, 1] = ones\noutput p = x @ W\n"
+                    "minimize mean(mse(x @ W, y))\n")
+        two, many = os.path.join(tmp, "two.csv"), os.path.join(tmp, "many.csv")
+        with open(two, "w") as f:
+            f.write("1,2,3,4\n5,6,7,8\n")
+        with open(many, "w") as f:
+            f.write("".join("%d,1,2,3\n" % i for i in range(500)))
+        w = os.path.join(tmp, "fixed.safetensors")
+        write_safetensors(w, {"W": ([3, 1], [1.0, 1.0, 1.0])})
+        for cmd in ("grad", "gradcheck", "eval", "predict"):
+            args = [cmd, fixed, "--weights", w] + (["--out", os.path.join(tmp, "fg.st")] if cmd == "grad" else [])
+            r = run(*args, "--data", many)
+            want = (many + ": error: the model's inputs take batches of exactly 2 rows (input x has the first "
+                    "dim 2); `gradc %s` takes the whole file as one batch, and it has 500 rows\n" % cmd)
+            check(cmd + ": a fixed batch of 2, a file of 500 rows", r.returncode == 1 and r.stderr == want, r.stderr)
+            r = run(*args, "--data", two)
+            check(cmd + ": a fixed batch of 2, a file of 2 rows", r.returncode == 0, r.stderr)
+        r = run("predict", fixed, "--weights", w, "--data", two)
+        check("predict: a fixed batch", r.stdout == "p\n6\n18\n", r.stdout)
+        r = run("gradcheck", fixed)
+        check("gradcheck: random data of the fixed batch size", r.returncode == 0 and "passed" in r.stdout, r.stderr)
+        r = run("bench", fixed, "--json")
+        check("bench: the fixed batch size", r.returncode == 0 and json.loads(r.stdout)["us_per_step"] > 0, r.stderr)
+
         r = run("gradcheck", XOR)
         check("gradcheck passes on random weights and data", r.returncode == 0 and "passed" in r.stdout, r.stdout)
         r = run("gradcheck", XOR, "--weights", good, "--data", XOR_DATA)
