@@ -702,6 +702,14 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     throw UserError(data->path, fmt::format("the model's inputs take batches of exactly {} rows: "
                                             "use --batch-size {}{}", fixed, fixed,
                                             rows % fixed != 0 ? " --drop-last" : ""));
+  // A fixed batch size holds for validation too: its batches are of that size.
+  int64_t valBatchSize = o.valBatchSize;
+  if (int64_t fixed = call.fixedRows(); fixed >= 0 && val && eval) {
+    if (val->rows % fixed != 0)
+      throw UserError(val->path, fmt::format("the model's inputs take batches of exactly {} rows, and "
+                                             "the file's {} rows do not divide into them", fixed, val->rows));
+    valBatchSize = fixed;
+  }
   result.metricNames = call.metricNames();
   MetricsFile metrics(o.metricsPath, true, result.metricNames, val && eval);
   GRADC_ASSERT(o.epochs >= 0 || o.maxSteps >= 0, "training without an epoch or step limit");
@@ -765,7 +773,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     e.metrics = means.meanMetrics();
     e.stepsPerSecond = done / std::max(1e-9, elapsed);
     if (val && eval && finished) {
-      EvalResult v = evaluate(*eval, st, *val, o.valBatchSize);
+      EvalResult v = evaluate(*eval, st, *val, valBatchSize);
       e.hasVal = true;
       e.valLoss = v.loss;
       e.valMetrics = v.metrics;

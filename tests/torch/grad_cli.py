@@ -156,6 +156,18 @@ def main():
         check("predict: a fixed batch", r.stdout == "p\n6\n18\n", r.stdout)
         r = run("gradcheck", fixed)
         check("gradcheck: random data of the fixed batch size", r.returncode == 0 and "passed" in r.stdout, r.stderr)
+        four, three = os.path.join(tmp, "four.csv"), os.path.join(tmp, "three.csv")
+        with open(four, "w") as f:
+            f.write("1,2,3,4\n5,6,7,8\n1,2,3,4\n5,6,7,8\n")
+        with open(three, "w") as f:
+            f.write("1,2,3,4\n5,6,7,8\n1,2,3,4\n")
+        r = run("train", fixed, "--data", four, "--batch-size", "2", "--val", four, "--epochs", "2")
+        check("train: validation of a fixed batch size runs in batches of that size",
+              r.returncode == 0 and r.stdout.count("val_loss") == 2, r.stderr)
+        r = run("train", fixed, "--data", four, "--batch-size", "2", "--val", three)
+        check("train: a validation file that does not divide into fixed batches fails before training",
+              r.returncode == 1 and r.stdout == "" and r.stderr == three + ": error: the model's inputs take "
+              "batches of exactly 2 rows, and the file's 3 rows do not divide into them\n", r.stderr)
         r = run("bench", fixed, "--json")
         check("bench: the fixed batch size", r.returncode == 0 and json.loads(r.stdout)["us_per_step"] > 0, r.stderr)
 
