@@ -99,6 +99,9 @@ public:
       const char *next = nl ? nl + 1 : end;
       if (lineEnd > p && lineEnd[-1] == '\r') --lineEnd;
       lineBegin_ = p;
+      const char *cr = std::find(p, lineEnd, '\r');
+      if (cr != lineEnd)
+        errorAt(line, cr, "a carriage return (CR) inside a line; lines end with LF or CR LF");
       const char *q = p;
       while (q < lineEnd && isSpace(*q)) ++q;
       if (q == lineEnd) {

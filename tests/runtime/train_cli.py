@@ -91,10 +91,13 @@ def csv_first_line(tmp):
         ("1,2,0,\n0,1,0\n", "1:7: error: expected 3 values, found 4"),
         ("\ufeff 1 , 2\n", "1:7: error: expected 3 values, found 2"),
         ("nan,1,0\n", "1:1: error: 'nan' is not a finite number"),
+        # A CR that does not end a line (classic Mac files) is an error, not a header.
+        ("1,2,0\r0,1,0\r", "1:6: error: a carriage return (CR) inside a line; lines end with LF or CR LF"),
+        ("x,y,z\n1,2\r,0\n", "2:4: error: a carriage return (CR) inside a line; lines end with LF or CR LF"),
     ]
     for i, (text, tail) in enumerate(cases):
         path = os.path.join(tmp, "first%d.csv" % i)
-        with open(path, "w", encoding="utf-8") as f:
+        with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         rc, out, err = run("train", MODEL, "--data", path, "--steps", "1")
         if tail is None:

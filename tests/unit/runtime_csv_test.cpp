@@ -122,7 +122,10 @@ TEST_CASE("csv: values that are not numbers") {
   CHECK(errorOf("a,b,c\n1,é,0\n") == "F:2:3: error: 'é' is not a number\n");
   CHECK(errorOf("a,b,c\n1,0x10,0\n") == "F:2:3: error: '0x10' is not a number\n");
   // Control characters are not printed (the error stays one line).
-  CHECK(errorOf("a,b,c\n1,2\r3,0\n") == "F:2:3: error: '2?3' is not a number\n");
+  CHECK(errorOf("a,b,c\n1,2\t\v3,0\n") == "F:2:3: error: '2??3' is not a number\n");
+  // A CR that does not end a line is reported where it is (not taken for part of a header).
+  CHECK(errorOf("a,b,c\n1,2\r3,0\n") == "F:2:4: error: a carriage return (CR) inside a line; lines end with LF or CR LF\n");
+  CHECK(errorOf("1,2,0\r0,1,0\r") == "F:1:6: error: a carriage return (CR) inside a line; lines end with LF or CR LF\n");
   // A long cell is shortened.
   CHECK(errorOf("a,b,c\n1," + std::string(50, 'z') + ",0\n") ==
         "F:2:3: error: '" + std::string(37, 'z') + "...' is not a number\n");
