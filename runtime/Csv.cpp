@@ -229,11 +229,26 @@ private:
     return static_cast<int32_t>(d);
   }
 
+  /// The cell as it can be quoted in a one-line message: at most 40 characters, control
+  /// characters and bytes that are not UTF-8 as '?'.
   static std::string cellText(const char *b, const char *e) {
-    std::string s(b, e);
-    if (s.size() > 40) s = s.substr(0, 37) + "...";
-    for (char &c : s)
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';  // keep the error one line
+    std::string s;
+    bool shorten = std::count_if(b, e, [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }) > 40;
+    int chars = 0;
+    for (const char *c = b; c < e; ++chars) {
+      if (shorten && chars == 37) return s + "...";
+      unsigned char u = static_cast<unsigned char>(*c);
+      int len = u < 0x80 ? 1 : u >= 0xC2 && u <= 0xDF ? 2 : u >= 0xE0 && u <= 0xEF ? 3 : u >= 0xF0 && u <= 0xF4 ? 4 : 0;
+      bool ok = len > 0 && e - c >= len;
+      for (int k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(c[k]) & 0xC0) == 0x80;
+      if (!ok || u < 0x20 || u == 0x7f) {
+        s += '?';
+        ++c;
+      } else {
+        s.append(c, static_cast<size_t>(len));
+        c += len;
+      }
+    }
     return s;
   }
 

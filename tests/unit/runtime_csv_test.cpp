@@ -129,6 +129,14 @@ TEST_CASE("csv: values that are not numbers") {
   // A long cell is shortened.
   CHECK(errorOf("a,b,c\n1," + std::string(50, 'z') + ",0\n") ==
         "F:2:3: error: '" + std::string(37, 'z') + "...' is not a number\n");
+  // ...by characters, never inside one; bytes that are not UTF-8 are not printed.
+  std::string e40, e37;
+  for (int i = 0; i < 40; ++i) e40 += "\xC3\xA9";
+  for (int i = 0; i < 37; ++i) e37 += "\xC3\xA9";
+  CHECK(errorOf("a,b,c\n1," + e40 + ",0\n") == "F:2:3: error: '" + e40 + "' is not a number\n");
+  CHECK(errorOf("a,b,c\n1," + e40 + "\xC3\xA9,0\n") == "F:2:3: error: '" + e37 + "...' is not a number\n");
+  CHECK(errorOf("a,b,c\n1,caf\xE9,0\n") == "F:2:3: error: 'caf?' is not a number\n");
+  CHECK(errorOf("a,b,c\n1,\xC3,0\n") == "F:2:3: error: '?' is not a number\n");
 }
 
 TEST_CASE("csv: NaN and infinity are refused") {
