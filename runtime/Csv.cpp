@@ -74,8 +74,9 @@ public:
     int64_t expected = 0;
     for (const InputSpec &s : specs_) expected += s.width;
     if (expected <= 0) fileError(path_, "the model takes no data from a file");
-    cellBegin_.resize(static_cast<size_t>(expected) + 1);
-    cellEnd_.resize(static_cast<size_t>(expected) + 1);
+    // The cell vectors grow with the rows (a model's width says nothing of the file's), and
+    // the columns reserve no more values than the file's bytes can hold (two bytes a value).
+    int64_t maxValues = static_cast<int64_t>(text_.size() / 2) + 1;
 
     Dataset ds;
     ds.path = path_;
@@ -85,8 +86,9 @@ public:
       c.name = s.name;
       c.isInt = s.isInt;
       c.width = s.width;
-      if (s.isInt) c.i.reserve(static_cast<size_t>(lineCount * s.width));
-      else c.f.reserve(static_cast<size_t>(lineCount * s.width));
+      size_t values = static_cast<size_t>(std::min(lineCount * s.width, maxValues));
+      if (s.isInt) c.i.reserve(values);
+      else c.f.reserve(values);
       ds.inputs.push_back(std::move(c));
     }
 
@@ -145,6 +147,8 @@ private:
   /// after max + 1 of them.
   int64_t split(const char *b, const char *e, int64_t max) {
     int64_t n = 0;
+    cellBegin_.clear();
+    cellEnd_.clear();
     const char *c = b;
     while (true) {
       const char *comma = static_cast<const char *>(std::memchr(c, ',', static_cast<size_t>(e - c)));
@@ -153,8 +157,8 @@ private:
       while (s < t && isSpace(*s)) ++s;
       while (t > s && isSpace(t[-1])) --t;
       if (n <= max) {
-        cellBegin_[static_cast<size_t>(n)] = s;
-        cellEnd_[static_cast<size_t>(n)] = t;
+        cellBegin_.push_back(s);
+        cellEnd_.push_back(t);
       }
       ++n;
       if (!comma) return n;

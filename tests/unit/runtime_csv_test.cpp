@@ -105,6 +105,9 @@ TEST_CASE("csv: wrong number of values") {
   // Too few: reported where the line ends.
   CHECK(errorOf("a,b,c\n1,2,0\n1,2\n") == "F:3:4: error: expected 3 values, found 2\n");
   CHECK(errorOf("1,2  \r\n") == "F:1:4: error: expected 3 values, found 2\n");
+  // A model as wide as 400 million values per row: the reader's memory follows the file (it
+  // took 6 GB of cell pointers and reserved values before the first row).
+  CHECK(errorOf("1,2\n3,4\n", {{"x", false, 400000000, 0}}) == "F:1:4: error: expected 400000000 values, found 2\n");
   // Too many: reported at the first value too many.
   CHECK(errorOf("1,2,0,7,8\n") == "F:1:7: error: expected 3 values, found 5\n");
   CHECK(errorOf("a,b,c\n1,2,0,\n") == "F:2:7: error: expected 3 values, found 4\n");
