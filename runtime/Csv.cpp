@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -31,33 +32,40 @@ std::string readWholeFile(const std::string &path) {
 
 bool isSpace(char c) { return c == ' ' || c == '\t'; }
 
-/// Parses a whole cell [b, e) as a float. A leading '+' is allowed. Returns false when the
-/// cell is not a number; `out` may then be anything.
-bool parseFloat(const char *b, const char *e, float &out) {
-  if (b < e && *b == '+') ++b;
-  if (b == e) return false;
-  auto r = std::from_chars(b, e, out);
-  if (r.ec == std::errc::result_out_of_range) {
-    // Out of range for float: either too large (an error below, reported as not finite) or
-    // so small that it rounds to zero or a subnormal.
-    double d;
-    auto r2 = std::from_chars(b, e, d);
-    if (r2.ptr != e) return false;
-    out = std::fabs(d) < 1.0 ? static_cast<float>(d) : std::numeric_limits<float>::infinity();
-    return true;
-  }
-  return r.ec == std::errc() && r.ptr == e;
+/// The value of a number [b, e) that from_chars found out of range (it then leaves its result
+/// unset): strtod's, which is ±HUGE_VAL for a magnitude too large and the nearest subnormal or
+/// ±0 for one too small.
+double outOfRange(const char *b, const char *e) {
+  std::string s(b, e);
+  return std::strtod(s.c_str(), nullptr);
 }
 
+/// Parses a whole cell [b, e) as a double. A leading '+' is allowed. Returns false when the
+/// cell is not a number; `out` may then be anything.
 bool parseDouble(const char *b, const char *e, double &out) {
   if (b < e && *b == '+') ++b;
   if (b == e) return false;
   auto r = std::from_chars(b, e, out);
+  if (r.ptr != e) return false;
+  if (r.ec == std::errc::result_out_of_range) out = outOfRange(b, e);
+  else if (r.ec != std::errc()) return false;
+  return true;
+}
+
+/// The same as a float, rounded to nearest: a magnitude beyond float's range becomes ±inf
+/// (reported as too large), one below it a subnormal or ±0.
+bool parseFloat(const char *b, const char *e, float &out) {
+  if (b < e && *b == '+') ++b;
+  if (b == e) return false;
+  auto r = std::from_chars(b, e, out);
+  if (r.ptr != e) return false;
   if (r.ec == std::errc::result_out_of_range) {
-    out = std::numeric_limits<double>::infinity();
-    return r.ptr == e;
+    double d;
+    if (!parseDouble(b, e, d)) return false;
+    out = std::fabs(d) < 1.0 ? static_cast<float>(d) : std::copysign(std::numeric_limits<float>::infinity(), d);
+    return true;
   }
-  return r.ec == std::errc() && r.ptr == e;
+  return r.ec == std::errc();
 }
 
 class Reader {
@@ -212,8 +220,9 @@ private:
     float v;
     if (!parseFloat(b, e, v)) errorAt(line, b, "'{}' is not a number", cellText(b, e));
     if (!std::isfinite(v)) {
-      double d;
-      bool big = parseDouble(b, e, d) && std::isfinite(d);
+      // A number written with digits (1e39, 1e400) is too large; inf and nan are spelled out.
+      bool big = std::any_of(b, e, [](char c) { return c >= '0' && c <= '9'; }) &&
+                 std::none_of(b, e, [](char c) { return c == 'n' || c == 'N'; });
       if (big) errorAt(line, b, "'{}' is too large for a float", cellText(b, e));
       errorAt(line, b, "'{}' is not a finite number", cellText(b, e));
     }

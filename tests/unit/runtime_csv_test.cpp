@@ -94,6 +94,9 @@ TEST_CASE("csv: values parse to the nearest float") {
   CHECK(parse1("3.4028234663852886e38") == std::numeric_limits<float>::max());
   CHECK(parse1("1.401298464324817e-45") == std::numeric_limits<float>::denorm_min());
   CHECK(parse1("1e-50") == 0.0f);
+  // Beyond double's range too (from_chars then leaves its result unset): still ±0.
+  CHECK(parse1("1e-400") == 0.0f);
+  CHECK(std::signbit(parse1("-1e-400")));
   float negZero = parse1("-0");
   CHECK(negZero == 0.0f);
   CHECK(std::signbit(negZero));
@@ -147,6 +150,9 @@ TEST_CASE("csv: NaN and infinity are refused") {
   CHECK(errorOf("a,b,c\n1,inf,0\n") == "F:2:3: error: 'inf' is not a finite number\n");
   CHECK(errorOf("a,b,c\n1,-Infinity,0\n") == "F:2:3: error: '-Infinity' is not a finite number\n");
   CHECK(errorOf("a,b,c\n1,1e39,0\n") == "F:2:3: error: '1e39' is too large for a float\n");
+  // Beyond double's range: an error too (the value was read from an unset double).
+  CHECK(errorOf("a,b,c\n1,1e400,0\n") == "F:2:3: error: '1e400' is too large for a float\n");
+  CHECK(errorOf("a,b,c\n1,-1e4000,0\n") == "F:2:3: error: '-1e4000' is too large for a float\n");
 }
 
 TEST_CASE("csv: labels") {
