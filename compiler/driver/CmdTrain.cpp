@@ -149,6 +149,9 @@ int runTrain(Options &o, SourceManager &sm) {
   } else if (!o.data.empty() || !o.val.empty()) {
     warnNoInputs(o.model, "--data and --val are");
   }
+  if (!hasData && o.epochs)
+    std::cerr << fmt::format("{}: warning: the model has no inputs, so no epochs; --steps N sets the "
+                             "length of training (default 1000)\n", o.model);
 
   ir::Function stepFn = buildProgram(m, Program::Step);
   rt::Kernel step = compileProgram(stepFn, o, nullptr, o.checkNumerics);

@@ -329,6 +329,9 @@ def no_inputs(tmp):
                  ["gradcheck", ROSENBROCK, "--data", data]):
         rc, out, err = run(*args)
         check(rc == 0 and err == warning, "%s --data on a model without inputs: rc %d, err %r" % (args[0], rc, err))
+    rc, out, err = run("train", ROSENBROCK, "--epochs", "3", "--steps", "2")
+    check(rc == 0 and out.count("\n") == 2 and err == ROSENBROCK + ": warning: the model has no inputs, so no "
+          "epochs; --steps N sets the length of training (default 1000)\n", "--epochs without inputs: %r %r" % (out, err))
     rc, out, err = run("eval", ROSENBROCK, "--weights", path)
     check(rc == 0 and out.startswith("loss ") and out.count("\n") == 1, "eval without inputs or --data: %r" % out)
     rc, out, err = run("eval", MODEL, "--weights", path)
