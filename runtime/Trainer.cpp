@@ -9,7 +9,6 @@
 #include <iostream>
 #include <limits>
 #include <sstream>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -600,14 +599,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   SignalGuard signals(o.handleSignals);
   Progress progress(o.progress < 0 ? ::isatty(2) != 0 : o.progress > 0);
   TrainResult result;
-  if (!o.savePath.empty()) {
-    std::string dir = o.savePath.substr(0, o.savePath.find_last_of('/') + 1);
-    if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
-      fileError(o.savePath, "cannot write file: {}", std::strerror(errno));
-    struct stat sb {};
-    if (::stat(o.savePath.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode))
-      fileError(o.savePath, "cannot write file: {}", std::strerror(EISDIR));
-  }
+  if (!o.savePath.empty()) checkWritable(o.savePath);
   auto save = [&] {
     if (!o.savePath.empty()) st.save(o.savePath, o.modelName, o.modelHash, o.seed);
   };

@@ -40,6 +40,7 @@ void checkOutputRows(const Model &m, const ir::Function &f, const std::string &m
 
 int runPredict(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
+  if (!o.out.empty()) rt::checkWritable(o.out);
   ir::Function f = buildProgram(m, Program::Predict);
   if (f.results.empty()) fileError(o.model, "the model has no `output` to predict");
   if (inputsUsed(f).empty()) fileError(o.model, "the model's outputs do not depend on any input");

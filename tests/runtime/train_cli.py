@@ -275,6 +275,26 @@ def batches(tmp):
           "--save FOLDER: rc %d, out %r, err %r" % (rc, out, err))
 
 
+def outputs_whole(tmp):
+    """Files named by --out, --save and -o appear whole or not at all: a command that cannot
+    write one of its files fails before writing any (compile wrote the object, then failed on
+    the header)."""
+    data = os.path.join(DATA, "oddities.csv")
+    weights = os.path.join(tmp, "w.safetensors")
+    rc, _, err = run("train", MODEL, "--data", data, "--save", weights, "--steps", "1")
+    check(rc == 0, "train: %r" % err)
+    obj = os.path.join(tmp, "m.o")
+    for args, bad in ((["compile", MODEL, "-o", obj, "--header", "/nonexistent/m.h"], "/nonexistent/m.h"),
+                      (["compile", MODEL, "-o", tmp, "--header", os.path.join(tmp, "m.h")], tmp),
+                      (["predict", MODEL, "--weights", weights, "--data", data, "--out", "/nonexistent/p.csv"],
+                       "/nonexistent/p.csv"),
+                      (["grad", MODEL, "--weights", weights, "--data", data, "--out", tmp], tmp)):
+        rc, out, err = run(*args)
+        check(rc == 1 and out == "" and err.startswith(bad + ": error: cannot write file: ")
+              and err.count("\n") == 1, "%s into %s: rc %d, err %r" % (args[0], bad, rc, err))
+    check(sorted(os.listdir(tmp)) == ["w.safetensors"], "nothing else is written: %r" % os.listdir(tmp))
+
+
 def bad_flags():
     """A bad flag is one line `gradc: error: ...` and exit status 2; a learning rate must be a
     finite number >= 0 (like torch.optim); every command that runs a compiled program takes
@@ -357,6 +377,8 @@ def main():
         csv_first_line(tmp)
         predict_output_rows(tmp)
         bad_flags()
+        with tempfile.TemporaryDirectory() as sub:
+            outputs_whole(sub)
         batches(tmp)
         train_and_resume(tmp)
         no_inputs(tmp)
