@@ -757,7 +757,9 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       st.batch = 0;
     }
     progress.clear();
-    if (done == 0) break;
+    // No step: the limit of steps was reached (the loop ends), or a resumed epoch had no batch
+    // left (a checkpoint of other data or another batch size): on to the next epoch.
+    if (done == 0) continue;
     EpochStats e;
     e.epoch = epoch + 1;
     e.step = st.step;

@@ -267,6 +267,13 @@ def batches(tmp):
     check(rc == 0 and out.splitlines()[0].startswith("epoch 2  loss "), "resumed --steps 5: %r %r" % (out, err))
     with open(full, "rb") as a, open(half, "rb") as b:
         check(a.read() == b.read(), "--steps 10 equals --steps 5 and 5 resumed steps, bit for bit")
+    # A checkpoint stopped at batch 5 of 13 (batches of 8), resumed with batches of 32 (4 an
+    # epoch): epoch 1 has nothing left and epoch 2 runs (the whole run stopped, training nothing).
+    run("train", MODEL, "--data", data, "--batch-size", "8", "--steps", "5", "--save", half)
+    rc, out, err = run("train", MODEL, "--data", data, "--epochs", "2", "--init", half, "--save", half)
+    _, meta = read_safetensors(half)
+    check(rc == 0 and out.startswith("epoch 2/2  loss ") and meta.get("gradc.step") == "9"
+          and meta.get("gradc.epoch") == "2", "resumed past the last batch: %r %r %r" % (out, err, meta))
     rc, out, err = run("train", MODEL, "--data", data, "--batch-size", "200", "--drop-last")
     check(rc == 1 and out == "" and err == data + ": error: --drop-last with --batch-size 200 drops every "
           "row: the file has 100 rows, fewer than one batch\n", "--drop-last, no full batch: %r" % err)
