@@ -1,6 +1,7 @@
 // The training loop, checkpoints, evaluation and prediction (see Trainer.h).
 #include "runtime/Trainer.h"
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cerrno>
@@ -234,16 +235,24 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
     if (!nt) fileError(path, "no tensor '{}' for the model's param '{}'{}", t.name, t.name, other);
     copyIn(t, *nt);
   }
+  // Counters are whole numbers, the metadata's text entirely ("12abc" is no count).
+  auto whole = [&](const char *key, const std::string &s, auto &out) {
+    auto r = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (r.ec != std::errc() || r.ptr != s.data() + s.size())
+      fileError(path, "metadata '{}' is not a whole number: '{}'", key, s);
+  };
   auto counter = [&](const char *key, const char *tensor) -> int64_t {
+    int64_t n = 0;
     if (const std::string *s = meta(key)) {
-      try {
-        return std::stoll(*s);
-      } catch (const std::exception &) {
-        fileError(path, "metadata '{}' is not a whole number: '{}'", key, *s);
-      }
+      whole(key, *s, n);
+      return n;
     }
-    if (const NamedTensor *nt = file.find(tensor); nt && nt->data.size() == 1)
-      return static_cast<int64_t>(nt->data[0]);
+    if (const NamedTensor *nt = file.find(tensor); nt && nt->data.size() == 1) {
+      float v = nt->data[0];
+      if (!(v >= 0 && v <= 9e15f) || v != std::floor(v))
+        fileError(path, "tensor '{}' is not a count: {}", tensor, v);
+      return static_cast<int64_t>(v);
+    }
     return 0;
   };
   bool checkpoint = meta("gradc.step") || file.find("gradc.step");
@@ -257,12 +266,8 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
   epoch = counter("gradc.epoch", "gradc.epoch");
   batch = meta("gradc.batch") ? counter("gradc.batch", "") : 0;
   if (const std::string *sd = meta("gradc.seed")) {
-    try {
-      seed = std::stoull(*sd);
-      hasSeed = true;
-    } catch (const std::exception &) {
-      fileError(path, "metadata 'gradc.seed' is not a whole number: '{}'", *sd);
-    }
+    whole("gradc.seed", *sd, seed);
+    hasSeed = true;
   }
   if (step < 0 || epoch < 0 || batch < 0) fileError(path, "negative step or epoch count");
   if (const std::string *h = meta("gradc.model_hash")) {
