@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -31,33 +32,40 @@ std::string readWholeFile(const std::string &path) {
 
 bool isSpace(char c) { return c == ' ' || c == '\t'; }
 
-/// Parses a whole cell [b, e) as a float. A leading '+' is allowed. Returns false when the
-/// cell is not a number; `out` may then be anything.
-bool parseFloat(const char *b, const char *e, float &out) {
-  if (b < e && *b == '+') ++b;
-  if (b == e) return false;
-  auto r = std::from_chars(b, e, out);
-  if (r.ec == std::errc::result_out_of_range) {
-    // Out of range for float: either too large (an error below, reported as not finite) or
-    // so small that it rounds to zero or a subnormal.
-    double d;
-    auto r2 = std::from_chars(b, e, d);
-    if (r2.ptr != e) return false;
-    out = std::fabs(d) < 1.0 ? static_cast<float>(d) : std::numeric_limits<float>::infinity();
-    return true;
-  }
-  return r.ec == std::errc() && r.ptr == e;
+/// The value of a number [b, e) that from_chars found out of range (it then leaves its result
+/// unset): strtod's, which is ±HUGE_VAL for a magnitude too large and the nearest subnormal or
+/// ±0 for one too small.
+double outOfRange(const char *b, const char *e) {
+  std::string s(b, e);
+  return std::strtod(s.c_str(), nullptr);
 }
 
+/// Parses a whole cell [b, e) as a double. A leading '+' is allowed. Returns false when the
+/// cell is not a number; `out` may then be anything.
 bool parseDouble(const char *b, const char *e, double &out) {
   if (b < e && *b == '+') ++b;
   if (b == e) return false;
   auto r = std::from_chars(b, e, out);
+  if (r.ptr != e) return false;
+  if (r.ec == std::errc::result_out_of_range) out = outOfRange(b, e);
+  else if (r.ec != std::errc()) return false;
+  return true;
+}
+
+/// The same as a float, rounded to nearest: a magnitude beyond float's range becomes ±inf
+/// (reported as too large), one below it a subnormal or ±0.
+bool parseFloat(const char *b, const char *e, float &out) {
+  if (b < e && *b == '+') ++b;
+  if (b == e) return false;
+  auto r = std::from_chars(b, e, out);
+  if (r.ptr != e) return false;
   if (r.ec == std::errc::result_out_of_range) {
-    out = std::numeric_limits<double>::infinity();
-    return r.ptr == e;
+    double d;
+    if (!parseDouble(b, e, d)) return false;
+    out = std::fabs(d) < 1.0 ? static_cast<float>(d) : std::copysign(std::numeric_limits<float>::infinity(), d);
+    return true;
   }
-  return r.ec == std::errc() && r.ptr == e;
+  return r.ec == std::errc();
 }
 
 class Reader {
@@ -74,8 +82,9 @@ public:
     int64_t expected = 0;
     for (const InputSpec &s : specs_) expected += s.width;
     if (expected <= 0) fileError(path_, "the model takes no data from a file");
-    cellBegin_.resize(static_cast<size_t>(expected) + 1);
-    cellEnd_.resize(static_cast<size_t>(expected) + 1);
+    // The cell vectors grow with the rows (a model's width says nothing of the file's), and
+    // the columns reserve no more values than the file's bytes can hold (two bytes a value).
+    int64_t maxValues = static_cast<int64_t>(text_.size() / 2) + 1;
 
     Dataset ds;
     ds.path = path_;
@@ -85,8 +94,9 @@ public:
       c.name = s.name;
       c.isInt = s.isInt;
       c.width = s.width;
-      if (s.isInt) c.i.reserve(static_cast<size_t>(lineCount * s.width));
-      else c.f.reserve(static_cast<size_t>(lineCount * s.width));
+      size_t values = static_cast<size_t>(std::min(lineCount * s.width, maxValues));
+      if (s.isInt) c.i.reserve(values);
+      else c.f.reserve(values);
       ds.inputs.push_back(std::move(c));
     }
 
@@ -99,6 +109,9 @@ public:
       const char *next = nl ? nl + 1 : end;
       if (lineEnd > p && lineEnd[-1] == '\r') --lineEnd;
       lineBegin_ = p;
+      const char *cr = std::find(p, lineEnd, '\r');
+      if (cr != lineEnd)
+        errorAt(line, cr, "a carriage return (CR) inside a line; lines end with LF or CR LF");
       const char *q = p;
       while (q < lineEnd && isSpace(*q)) ++q;
       if (q == lineEnd) {
@@ -107,7 +120,7 @@ public:
       }
       if (first) {
         first = false;
-        if (!allNumbers(p, lineEnd)) {
+        if (isHeader(p, lineEnd)) {
           sawHeader = true;
           p = next;
           continue;
@@ -142,6 +155,8 @@ private:
   /// after max + 1 of them.
   int64_t split(const char *b, const char *e, int64_t max) {
     int64_t n = 0;
+    cellBegin_.clear();
+    cellEnd_.clear();
     const char *c = b;
     while (true) {
       const char *comma = static_cast<const char *>(std::memchr(c, ',', static_cast<size_t>(e - c)));
@@ -150,8 +165,8 @@ private:
       while (s < t && isSpace(*s)) ++s;
       while (t > s && isSpace(t[-1])) --t;
       if (n <= max) {
-        cellBegin_[static_cast<size_t>(n)] = s;
-        cellEnd_[static_cast<size_t>(n)] = t;
+        cellBegin_.push_back(s);
+        cellEnd_.push_back(t);
       }
       ++n;
       if (!comma) return n;
@@ -160,15 +175,22 @@ private:
     }
   }
 
-  bool allNumbers(const char *b, const char *e) {
-    int64_t n = split(b, e, static_cast<int64_t>(cellBegin_.size()) - 1);
-    n = std::min<int64_t>(n, static_cast<int64_t>(cellBegin_.size()));
-    for (int64_t k = 0; k < n; ++k) {
+  /// True when the first line is a header: one of its cells is text, neither empty nor a
+  /// number. A line of numbers with an empty cell or a trailing comma is a data row, and its
+  /// error is reported, rather than the row being skipped as a header.
+  bool isHeader(const char *b, const char *e) {
+    const char *c = b;
+    while (true) {
+      const char *comma = static_cast<const char *>(std::memchr(c, ',', static_cast<size_t>(e - c)));
+      const char *cellEnd = comma ? comma : e;
+      const char *s = c, *t = cellEnd;
+      while (s < t && isSpace(*s)) ++s;
+      while (t > s && isSpace(t[-1])) --t;
       double d;
-      if (!parseDouble(cellBegin_[static_cast<size_t>(k)], cellEnd_[static_cast<size_t>(k)], d))
-        return false;
+      if (s < t && !parseDouble(s, t, d)) return true;
+      if (!comma) return false;
+      c = comma + 1;
     }
-    return true;
   }
 
   void parseRow(Dataset &ds, int line, const char *b, const char *e, int64_t expected) {
@@ -198,8 +220,9 @@ private:
     float v;
     if (!parseFloat(b, e, v)) errorAt(line, b, "'{}' is not a number", cellText(b, e));
     if (!std::isfinite(v)) {
-      double d;
-      bool big = parseDouble(b, e, d) && std::isfinite(d);
+      // A number written with digits (1e39, 1e400) is too large; inf and nan are spelled out.
+      bool big = std::any_of(b, e, [](char c) { return c >= '0' && c <= '9'; }) &&
+                 std::none_of(b, e, [](char c) { return c == 'n' || c == 'N'; });
       if (big) errorAt(line, b, "'{}' is too large for a float", cellText(b, e));
       errorAt(line, b, "'{}' is not a finite number", cellText(b, e));
     }
@@ -219,11 +242,26 @@ private:
     return static_cast<int32_t>(d);
   }
 
+  /// The cell as it can be quoted in a one-line message: at most 40 characters, control
+  /// characters and bytes that are not UTF-8 as '?'.
   static std::string cellText(const char *b, const char *e) {
-    std::string s(b, e);
-    if (s.size() > 40) s = s.substr(0, 37) + "...";
-    for (char &c : s)
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';  // keep the error one line
+    std::string s;
+    bool shorten = std::count_if(b, e, [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }) > 40;
+    int chars = 0;
+    for (const char *c = b; c < e; ++chars) {
+      if (shorten && chars == 37) return s + "...";
+      unsigned char u = static_cast<unsigned char>(*c);
+      int len = u < 0x80 ? 1 : u >= 0xC2 && u <= 0xDF ? 2 : u >= 0xE0 && u <= 0xEF ? 3 : u >= 0xF0 && u <= 0xF4 ? 4 : 0;
+      bool ok = len > 0 && e - c >= len;
+      for (int k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(c[k]) & 0xC0) == 0x80;
+      if (!ok || u < 0x20 || u == 0x7f) {
+        s += '?';
+        ++c;
+      } else {
+        s.append(c, static_cast<size_t>(len));
+        c += len;
+      }
+    }
     return s;
   }
 

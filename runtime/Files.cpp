@@ -5,11 +5,21 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "support/Diagnostics.h"
 
 namespace gradc::rt {
+
+void checkWritable(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (::access(dir.c_str(), W_OK) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
+  struct stat sb {};
+  if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode))
+    fileError(path, "cannot write file: {}", std::strerror(EISDIR));
+}
 
 void writeFileAtomic(const std::string &path, std::string_view content) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());

@@ -10,4 +10,9 @@ namespace gradc::rt {
 /// Writes `content` to `path` atomically. Throws UserError `PATH: error: ...` on failure.
 void writeFileAtomic(const std::string &path, std::string_view content);
 
+/// Throws the UserError that writing `path` would give, when it is plain before any work: its
+/// folder is missing or not writable, or `path` is a folder. A command calls it for every file
+/// it will write before computing, so that none is written when another cannot be.
+void checkWritable(const std::string &path);
+
 }  // namespace gradc::rt

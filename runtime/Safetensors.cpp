@@ -26,6 +26,11 @@ const NamedTensor *TensorFile::find(const std::string &name) const {
   return nullptr;
 }
 
+void TensorFile::checkReadable(const std::string &path, const std::string &name) const {
+  if (auto it = otherDtypes.find(name); it != otherDtypes.end())
+    fileError(path, "tensor '{}' has dtype {}; gradc reads F32 and F64", name, it->second);
+}
+
 std::string exactCopyName(const std::string &name) { return name + ".f64"; }
 
 const NamedTensor *exactCopy(const TensorFile &file, const NamedTensor &t) {
@@ -57,6 +62,7 @@ bool asSize(const json &j, uint64_t &out) {
 
 struct Entry {
   std::string name;
+  std::string dtype;
   size_t elementSize;
   std::vector<int64_t> shape;
   uint64_t begin, end;
@@ -66,13 +72,16 @@ Entry parseEntry(const std::string &path, const std::string &name, const json &j
   if (!j.is_object()) fileError(path, "tensor '{}' is not described by a JSON object", name);
   for (const char *key : {"dtype", "shape", "data_offsets"})
     if (!j.contains(key)) fileError(path, "tensor '{}' has no '{}'", name, key);
-  Entry e{name, 0, {}, 0, 0};
+  Entry e{name, "", 0, {}, 0, 0};
   const json &dtype = j["dtype"];
   if (!dtype.is_string()) fileError(path, "tensor '{}' has a dtype that is not a string", name);
   std::string dt = dtype.get<std::string>();
-  if (dt == "F32") e.elementSize = 4;
-  else if (dt == "F64") e.elementSize = 8;
-  else fileError(path, "tensor '{}' has dtype {}; gradc reads F32 and F64", name, dt);
+  e.dtype = dt;
+  if (dt == "F32" || dt == "I32" || dt == "U32") e.elementSize = 4;
+  else if (dt == "F64" || dt == "I64" || dt == "U64") e.elementSize = 8;
+  else if (dt == "F16" || dt == "BF16" || dt == "I16" || dt == "U16") e.elementSize = 2;
+  else if (dt == "BOOL" || dt == "U8" || dt == "I8" || dt == "F8_E5M2" || dt == "F8_E4M3") e.elementSize = 1;
+  else fileError(path, "tensor '{}' has dtype {}, which is not a safetensors dtype", name, dt);
 
   const json &shape = j["shape"];
   if (!shape.is_array()) fileError(path, "tensor '{}' has a shape that is not a list", name);
@@ -150,6 +159,10 @@ TensorFile readSafetensors(const std::string &path) {
 
   const char *data = bytes.data() + 8 + headerLen;
   for (const Entry &e : entries) {
+    if (e.dtype != "F32" && e.dtype != "F64") {
+      file.otherDtypes[e.name] = e.dtype;
+      continue;
+    }
     NamedTensor t;
     t.name = e.name;
     t.shape = e.shape;

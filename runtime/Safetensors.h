@@ -4,7 +4,8 @@
 // {"NAME": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, ...,
 //  "__metadata__": {...}}, then the raw little-endian data. Reading validates everything
 // (sizes, offsets, dtypes, overlapping or out-of-range data) and rejects a malformed file with
-// one UserError `FILE: error: ...`. Writing is atomic: a temporary file in the same folder,
+// one UserError `FILE: error: ...`. Tensors of dtypes other than F32 and F64 (a PyTorch
+// state dict's I64 counters) are validated but not read: an extra one is ignored. Writing is atomic: a temporary file in the same folder,
 // fsync, rename; a crash mid-write leaves the old file whole.
 #pragma once
 
@@ -31,9 +32,14 @@ struct NamedTensor {
 };
 
 struct TensorFile {
-  std::vector<NamedTensor> tensors;
+  std::vector<NamedTensor> tensors;  // the F32 and F64 tensors
   std::map<std::string, std::string> metadata;
+  /// Tensors of the other safetensors dtypes (I64, F16, BOOL, ...), name -> dtype: checked
+  /// like the others but not read. They are ignored unless a param or state needs one.
+  std::map<std::string, std::string> otherDtypes;
   const NamedTensor *find(const std::string &name) const;
+  /// Throws `PATH: error: tensor 'NAME' has dtype I64; ...` when `name` is in otherDtypes.
+  void checkReadable(const std::string &path, const std::string &name) const;
 };
 
 /// The reserved name under which a float64 run stores the exact F64 values of its F32 tensor

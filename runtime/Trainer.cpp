@@ -1,6 +1,7 @@
 // The training loop, checkpoints, evaluation and prediction (see Trainer.h).
 #include "runtime/Trainer.h"
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cerrno>
@@ -230,37 +231,43 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
   for (StateTensor &t : tensors) {
     if (t.kind != SlotKind::Param) continue;
     const NamedTensor *nt = file.find(t.name);
+    file.checkReadable(path, t.name);
     if (!nt) fileError(path, "no tensor '{}' for the model's param '{}'{}", t.name, t.name, other);
     copyIn(t, *nt);
   }
+  // Counters are whole numbers, the metadata's text entirely ("12abc" is no count).
+  auto whole = [&](const char *key, const std::string &s, auto &out) {
+    auto r = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (r.ec != std::errc() || r.ptr != s.data() + s.size())
+      fileError(path, "metadata '{}' is not a whole number: '{}'", key, s);
+  };
   auto counter = [&](const char *key, const char *tensor) -> int64_t {
+    int64_t n = 0;
     if (const std::string *s = meta(key)) {
-      try {
-        return std::stoll(*s);
-      } catch (const std::exception &) {
-        fileError(path, "metadata '{}' is not a whole number: '{}'", key, *s);
-      }
+      whole(key, *s, n);
+      return n;
     }
-    if (const NamedTensor *nt = file.find(tensor); nt && nt->data.size() == 1)
-      return static_cast<int64_t>(nt->data[0]);
+    if (const NamedTensor *nt = file.find(tensor); nt && nt->data.size() == 1) {
+      float v = nt->data[0];
+      if (!(v >= 0 && v <= 9e15f) || v != std::floor(v))
+        fileError(path, "tensor '{}' is not a count: {}", tensor, v);
+      return static_cast<int64_t>(v);
+    }
     return 0;
   };
   bool checkpoint = meta("gradc.step") || file.find("gradc.step");
   if (!checkpoint) return false;
   for (StateTensor &t : tensors) {
     if (t.kind != SlotKind::State) continue;
+    file.checkReadable(path, t.name);
     if (const NamedTensor *nt = file.find(t.name)) copyIn(t, *nt);
   }
   step = counter("gradc.step", "gradc.step");
   epoch = counter("gradc.epoch", "gradc.epoch");
   batch = meta("gradc.batch") ? counter("gradc.batch", "") : 0;
   if (const std::string *sd = meta("gradc.seed")) {
-    try {
-      seed = std::stoull(*sd);
-      hasSeed = true;
-    } catch (const std::exception &) {
-      fileError(path, "metadata 'gradc.seed' is not a whole number: '{}'", *sd);
-    }
+    whole("gradc.seed", *sd, seed);
+    hasSeed = true;
   }
   if (step < 0 || epoch < 0 || batch < 0) fileError(path, "negative step or epoch count");
   if (const std::string *h = meta("gradc.model_hash")) {
@@ -475,7 +482,7 @@ void predict(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSi
     if (s.kind != SlotKind::Output) continue;
     int64_t w = 1;
     for (size_t d = 1; d < s.shape.size(); ++d) w *= s.shape[d] >= 0 ? s.shape[d] : 1;
-    if (s.shape.empty() || s.shape[0] >= 0)
+    if (s.shape.empty() || (s.shape[0] >= 0 && s.shape[0] != call.fixedRows()))
       internalError("output '{}' does not have the batch dim first", s.name);
     outs.push_back({static_cast<int>(i), w, s.isInt});
     if (w == 1) header.push_back(s.name);
@@ -597,11 +604,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   SignalGuard signals(o.handleSignals);
   Progress progress(o.progress < 0 ? ::isatty(2) != 0 : o.progress > 0);
   TrainResult result;
-  if (!o.savePath.empty()) {
-    std::string dir = o.savePath.substr(0, o.savePath.find_last_of('/') + 1);
-    if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
-      fileError(o.savePath, "cannot write file: {}", std::strerror(errno));
-  }
+  if (!o.savePath.empty()) checkWritable(o.savePath);
   auto save = [&] {
     if (!o.savePath.empty()) st.save(o.savePath, o.modelName, o.modelHash, o.seed);
   };
@@ -685,6 +688,9 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   }
 
   int64_t rows = data->rows;
+  if (o.dropLast && o.batchSize > rows)
+    throw UserError(data->path, fmt::format("--drop-last with --batch-size {} drops every row: the "
+                                            "file has {} rows, fewer than one batch", o.batchSize, rows));
   int64_t batchSize = std::max<int64_t>(1, std::min(o.batchSize, rows));
   int64_t batches = batchCount(rows, batchSize, o.dropLast);
   Batcher batcher(*data, batchSize, step.f64);
@@ -693,9 +699,19 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     throw UserError(data->path, fmt::format("the model's inputs take batches of exactly {} rows: "
                                             "use --batch-size {}{}", fixed, fixed,
                                             rows % fixed != 0 ? " --drop-last" : ""));
+  // A fixed batch size holds for validation too: its batches are of that size.
+  int64_t valBatchSize = o.valBatchSize;
+  if (int64_t fixed = call.fixedRows(); fixed >= 0 && val && eval) {
+    if (val->rows % fixed != 0)
+      throw UserError(val->path, fmt::format("the model's inputs take batches of exactly {} rows, and "
+                                             "the file's {} rows do not divide into them", fixed, val->rows));
+    valBatchSize = fixed;
+  }
   result.metricNames = call.metricNames();
   MetricsFile metrics(o.metricsPath, true, result.metricNames, val && eval);
-  int64_t lastEpoch = st.epoch + o.epochs;
+  GRADC_ASSERT(o.epochs >= 0 || o.maxSteps >= 0, "training without an epoch or step limit");
+  bool byEpochs = o.epochs >= 0;
+  int64_t lastEpoch = byEpochs ? st.epoch + o.epochs : std::numeric_limits<int64_t>::max();
   int64_t stepsThisRun = 0;
   std::vector<double> metricValues;
   bool stopped = false;
@@ -704,7 +720,8 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     Means means;
     auto start = Clock::now();
     int64_t first = st.batch, done = 0, snapAt = first, snapStep = st.step;
-    std::string head = fmt::format("epoch {}/{}", epoch + 1, lastEpoch);
+    std::string head = byEpochs ? fmt::format("epoch {}/{}", epoch + 1, lastEpoch)
+                                : fmt::format("epoch {}", epoch + 1);
     snap.take(st);
     runnerOrder = &order;
     auto gather = [&](int64_t b) { return batcher.gather(order, b); };
@@ -745,7 +762,9 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       st.batch = 0;
     }
     progress.clear();
-    if (done == 0) break;
+    // No step: the limit of steps was reached (the loop ends), or a resumed epoch had no batch
+    // left (a checkpoint of other data or another batch size): on to the next epoch.
+    if (done == 0) continue;
     EpochStats e;
     e.epoch = epoch + 1;
     e.step = st.step;
@@ -753,7 +772,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     e.metrics = means.meanMetrics();
     e.stepsPerSecond = done / std::max(1e-9, elapsed);
     if (val && eval && finished) {
-      EvalResult v = evaluate(*eval, st, *val, o.valBatchSize);
+      EvalResult v = evaluate(*eval, st, *val, valBatchSize);
       e.hasVal = true;
       e.valLoss = v.loss;
       e.valMetrics = v.metrics;

@@ -128,7 +128,8 @@ private:
 class StepRunner;
 
 struct TrainOptions {
-  int64_t epochs = 1;       // epochs to run (with data), counted from the state's epoch
+  int64_t epochs = 1;       // epochs to run (with data), counted from the state's epoch;
+                            // -1: as many as maxSteps needs (--steps without --epochs)
   int64_t maxSteps = -1;    // stop after this many steps of this run (-1: no limit)
   int64_t batchSize = 32;
   double lr = 0.01;

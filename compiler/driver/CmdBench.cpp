@@ -21,7 +21,8 @@ int runBench(Options &o, SourceManager &sm) {
   using Clock = std::chrono::steady_clock;
   Model m = applyFlags(loadModel(sm, o.model), o);
   bool f64 = o.dtype == "f64";
-  int64_t batch = m.inputs.empty() ? 1 : o.batchSize;
+  // A model that fixes its batch size (an input `[4, 2]`) is timed at that size.
+  int64_t batch = m.inputs.empty() ? 1 : fixedRows(m) >= 0 ? fixedRows(m) : o.batchSize;
   double compileMs = 0;
   rt::Kernel k = compileProgram(buildProgram(m, Program::Step), o, &compileMs, o.checkNumerics);
   checkMemory(k, batch, o);

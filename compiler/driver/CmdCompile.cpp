@@ -68,6 +68,10 @@ int runCompile(Options &o, SourceManager &sm) {
     throw UserError(std::string("--emit"),
                     fmt::format("unknown output kind '{}' (known: obj, asm, llvm, shared)", o.emit));
 
+  // Both files or neither: an unwritable header path fails before the object is written.
+  rt::checkWritable(o.out);
+  if (!o.header.empty()) rt::checkWritable(o.header);
+
   codegen::CodegenOptions c;
   c.f64 = f64;
   c.triple = o.target;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "driver/Pipeline.h"
+#include "driver/GradSupport.h"
 #include "driver/RunSupport.h"
 #include "frontend/Frontend.h"
 #include "runtime/Trainer.h"
@@ -15,7 +16,12 @@ int runEval(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
   ir::Function f = buildProgram(m, Program::Eval);
   rt::Dataset data;
-  if (!m.inputs.empty()) data = readDataFor(m, f, o.data);
+  if (m.inputs.empty() && !o.data.empty()) warnNoInputs(o.model, "--data is");
+  if (!m.inputs.empty() && o.data.empty()) needData(m, o.model, "eval");
+  if (!m.inputs.empty()) {
+    data = readDataFor(m, f, o.data);
+    checkOneBatch(m, data, "eval");
+  }
   rt::Kernel k = compileProgram(f, o);
   checkMemory(k, data.rows, o);
   rt::TrainState st(k.sig, k.f64);

@@ -4,16 +4,21 @@
 #include "driver/GradSupport.h"
 #include "driver/RunSupport.h"
 #include "frontend/Frontend.h"
+#include "runtime/Files.h"
 #include "runtime/Safetensors.h"
 
 namespace gradc::driver {
 
 int runGrad(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
+  rt::checkWritable(o.out);
   Weights w = readWeights(m, o.weights);
   rt::Dataset data;
-  if (!o.data.empty()) {
+  if (!o.data.empty() && m.inputs.empty()) {
+    warnNoInputs(o.model, "--data is");
+  } else if (!o.data.empty()) {
     data = readData(m, o.data);
+    checkOneBatch(m, data, "grad");
   } else if (!m.inputs.empty()) {
     needData(m, o.model, "grad");
   }

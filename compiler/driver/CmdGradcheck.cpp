@@ -19,6 +19,7 @@
 #include <numeric>
 
 #include "driver/GradSupport.h"
+#include "driver/RunSupport.h"
 #include "frontend/Frontend.h"
 #include "runtime/Init.h"
 
@@ -50,7 +51,12 @@ std::vector<size_t> elementsToCheck(size_t n, uint64_t seed, size_t paramIndex) 
 int runGradcheck(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
   Weights w = o.weights.empty() ? initialWeights(m, o.seed) : readWeights(m, o.weights);
-  rt::Dataset data = o.data.empty() ? randomData(m, kRandomRows, o.seed) : readData(m, o.data);
+  if (!o.data.empty() && m.inputs.empty()) warnNoInputs(o.model, "--data is");
+  // Random data has kRandomRows rows, or the batch size the model fixes.
+  int64_t randomRows = fixedRows(m) >= 0 ? fixedRows(m) : kRandomRows;
+  rt::Dataset data = o.data.empty() || m.inputs.empty() ? randomData(m, randomRows, o.seed)
+                                                        : readData(m, o.data);
+  if (!m.inputs.empty()) checkOneBatch(m, data, "gradcheck");
 
   KernelCall grad(gradientKernel(gradientProgram(m, o), o, /*f64=*/true), m, data);
   grad.setParams(w);

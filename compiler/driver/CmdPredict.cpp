@@ -1,12 +1,13 @@
 // `gradc predict MODEL --weights W --data F [--out F]` (SPEC §8): the model's outputs for
 // every row of the data (one batch, like eval), as CSV with a header. The data may hold all the model's inputs
 // (a training file) or just those the outputs need (no labels). --out is written whole or
-// not at all.
+// not at all. Each output must have the batch dim first (one row per sample).
 #include <algorithm>
 #include <iostream>
 #include <sstream>
 
 #include "driver/Pipeline.h"
+#include "driver/GradSupport.h"
 #include "driver/RunSupport.h"
 #include "frontend/Frontend.h"
 #include "runtime/Files.h"
@@ -14,12 +15,38 @@
 
 namespace gradc::driver {
 
+namespace {
+
+/// Every output must give one row per sample: its first dim is the batch dim (the first dim of
+/// the inputs) and its other dims are numbers. A scalar (`mean(z)`), a transposed or flattened
+/// batch is reported at the output's expression.
+void checkOutputRows(const Model &m, const ir::Function &f, const std::string &modelPath) {
+  const ir::Dim batch = m.inputs.front().shape.front();
+  for (const ir::Result &r : f.results) {
+    const ir::Node &n = f.node(r.value);
+    bool rows = !n.shape.empty() && n.shape[0] == batch;
+    for (size_t i = 1; rows && i < n.shape.size(); ++i) rows = n.shape[i].isStatic();
+    if (rows) continue;
+    std::string msg = fmt::format("output {} has shape {}, but `predict` writes one row per sample: "
+                                  "its first dim must be the batch dim {} and the others numbers",
+                                  r.name, ir::formatShape(n.shape, f.dimNames),
+                                  ir::formatDim(batch, f.dimNames));
+    if (n.loc.valid()) userError(n.loc, "{}", msg);
+    fileError(modelPath, "{}", msg);
+  }
+}
+
+}  // namespace
+
 int runPredict(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
+  if (!o.out.empty()) rt::checkWritable(o.out);
   ir::Function f = buildProgram(m, Program::Predict);
   if (f.results.empty()) fileError(o.model, "the model has no `output` to predict");
   if (inputsUsed(f).empty()) fileError(o.model, "the model's outputs do not depend on any input");
+  checkOutputRows(m, f, o.model);
   rt::Dataset data = readDataFor(m, f, o.data);
+  checkOneBatch(m, data, "predict");
   rt::Kernel k = compileProgram(f, o);
   checkMemory(k, data.rows, o);
   rt::TrainState st(k.sig, k.f64);

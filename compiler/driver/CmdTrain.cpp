@@ -147,9 +147,11 @@ int runTrain(Options &o, SourceManager &sm) {
     data = readData(m, o.data);
     if (!o.val.empty()) val = readData(m, o.val);
   } else if (!o.data.empty() || !o.val.empty()) {
-    std::cerr << fmt::format("{}: warning: the model has no inputs; --data and --val are not used\n",
-                             o.model);
+    warnNoInputs(o.model, "--data and --val are");
   }
+  if (!hasData && o.epochs)
+    std::cerr << fmt::format("{}: warning: the model has no inputs, so no epochs; --steps N sets the "
+                             "length of training (default 1000)\n", o.model);
 
   ir::Function stepFn = buildProgram(m, Program::Step);
   rt::Kernel step = compileProgram(stepFn, o, nullptr, o.checkNumerics);
@@ -168,7 +170,8 @@ int runTrain(Options &o, SourceManager &sm) {
               "{}): resume with the model file it was trained with", st.savedHash, hash);
 
   rt::TrainOptions t;
-  t.epochs = o.epochs.value_or(1);
+  // --steps N without --epochs trains N steps, over as many epochs as they take.
+  t.epochs = o.epochs.value_or(o.steps ? -1 : 1);
   t.maxSteps = o.steps ? *o.steps : hasData ? -1 : 1000;
   t.batchSize = o.batchSize;
   t.lr = o.lr ? *o.lr : m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;

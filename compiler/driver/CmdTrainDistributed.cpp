@@ -141,7 +141,8 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   }
 
   rt::TrainOptions t;
-  t.epochs = o.epochs.value_or(1);
+  // --steps N without --epochs trains N steps, over as many epochs as they take.
+  t.epochs = o.epochs.value_or(o.steps ? -1 : 1);
   t.maxSteps = o.steps ? *o.steps : -1;
   t.batchSize = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
   t.lr = o.lr ? *o.lr : m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;

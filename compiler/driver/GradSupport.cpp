@@ -65,6 +65,7 @@ Weights readWeights(const Model &m, const std::string &path) {
   for (const ParamInfo &p : m.params) {
     std::vector<int64_t> shape = staticShape(p.shape);
     const rt::NamedTensor *t = file.find(p.name);
+    file.checkReadable(path, p.name);
     if (!t) fileError(path, "no tensor for param '{}' (the model declares it with shape {})", p.name, shapeText(shape));
     if (t->shape != shape)
       fileError(path, "tensor '{}' has shape {}, but the model declares the param with shape {}", p.name,
@@ -86,6 +87,22 @@ Weights initialWeights(const Model &m, uint64_t seed) {
     rt::initParam(v.data(), static_cast<int>(p.init), p.initArgs, shape, seed, static_cast<int>(i));
   }
   return w;
+}
+
+int64_t fixedRows(const Model &m) {
+  for (const InputInfo &in : m.inputs)
+    if (in.shape.at(0).isStatic()) return in.shape[0].factor;
+  return -1;
+}
+
+void checkOneBatch(const Model &m, const rt::Dataset &data, const char *command) {
+  for (const InputInfo &in : m.inputs) {
+    const ir::Dim &d = in.shape.at(0);
+    if (d.isStatic() && d.factor != data.rows)
+      fileError(data.path, "the model's inputs take batches of exactly {} rows (input {} has the first "
+                "dim {}); `gradc {}` takes the whole file as one batch, and it has {} rows",
+                d.factor, in.name, d.factor, command, data.rows);
+  }
 }
 
 rt::Dataset readData(const Model &m, const std::string &path) {
@@ -135,6 +152,9 @@ KernelCall::KernelCall(rt::Kernel k, const Model &m, const rt::Dataset &data) : 
     int s = k_.sig.find(rt::SlotKind::Input, m.inputs[i].name);
     if (s < 0) continue;
     const rt::Column &c = data.inputs.at(i);
+    size_t values = c.isInt ? c.i.size() : c.f.size();
+    GRADC_ASSERT(static_cast<int64_t>(values) == k_.sig.slots[static_cast<size_t>(s)].elements(dims_.data()),
+                 "input {} has {} values for its slot", c.name, values);
     if (c.isInt) {
       std::memcpy(slot(static_cast<size_t>(s)), c.i.data(), c.i.size() * sizeof(int32_t));
     } else {

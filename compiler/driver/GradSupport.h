@@ -34,6 +34,14 @@ Weights readWeights(const Model &m, const std::string &path);
 /// Draws the params from their initialisers under `seed`.
 Weights initialWeights(const Model &m, uint64_t seed);
 
+/// The batch size the model fixes (an input declared `[4, 2]`: 4), or -1 when the batch dim
+/// is a `dim`.
+int64_t fixedRows(const Model &m);
+/// A command that takes the whole data set as one batch (`eval`, `predict`, `grad`,
+/// `gradcheck`): when the model fixes the batch size, the data must have exactly that many
+/// rows, else `DATA: error: ...`.
+void checkOneBatch(const Model &m, const rt::Dataset &data, const char *command);
+
 /// The model's inputs read from a CSV file, or `rows` rows of random values (float inputs
 /// uniform in [0, 1), labels uniform in [0, classes)).
 rt::Dataset readData(const Model &m, const std::string &path);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iostream>
 #include <unistd.h>
 
 #include "driver/GradSupport.h"
@@ -148,6 +149,10 @@ void needData(const Model &m, const std::string &modelPath, const char *command)
   for (const InputInfo &in : m.inputs) names += (names.empty() ? "" : ", ") + in.name;
   fileError(modelPath, "the model has inputs ({}): give `gradc {}` the data with --data FILE",
             names, command);
+}
+
+void warnNoInputs(const std::string &modelPath, const char *flags) {
+  std::cerr << fmt::format("{}: warning: the model has no inputs; {} not used\n", modelPath, flags);
 }
 
 }  // namespace gradc::driver

@@ -47,5 +47,8 @@ void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std:
 
 /// A flag error about a model with or without inputs: `MODEL: error: ...`.
 [[noreturn]] void needData(const Model &m, const std::string &modelPath, const char *command);
+/// `MODEL: warning: the model has no inputs; FLAGS not used`: data given to a model without
+/// inputs (rosenbrock) is ignored by every command, with this warning.
+void warnNoInputs(const std::string &modelPath, const char *flags);
 
 }  // namespace gradc::driver

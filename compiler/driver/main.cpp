@@ -1,6 +1,9 @@
 // gradc: the command line. Parses flags into Options and runs one command; turns a
 // UserError into `FILE:LINE:COL: error: ...` and exit status 1, an InternalError into a
-// bug report and exit status 70 (EX_SOFTWARE), and a bad flag into exit status 2.
+// bug report and exit status 70 (EX_SOFTWARE), and a bad flag into one line
+// `gradc: error: ...` and exit status 2.
+#include <charconv>
+#include <cmath>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -13,12 +16,34 @@ using namespace gradc::driver;
 
 namespace {
 
+// Flag values checked with plain messages (CLI11's ranges print the largest double).
+CLI::Validator wholeNumber(long long min) {
+  return CLI::Validator(
+      [min](std::string &s) -> std::string {
+        long long v = 0;
+        auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v < min)
+          return fmt::format("takes a whole number {}, not '{}'", min == 0 ? "(0 or more)" : ">= 1", s);
+        return "";
+      },
+      min == 0 ? "N >= 0" : "N >= 1");
+}
+const CLI::Validator kLearningRate(
+    [](std::string &s) -> std::string {
+      double v = 0;
+      auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (r.ec != std::errc() || r.ptr != s.data() + s.size() || !std::isfinite(v) || v < 0)
+        return fmt::format("takes a learning rate, a number >= 0, not '{}'", s);
+      return "";
+    },
+    "X >= 0");
+
 void addModel(CLI::App *c, Options &o) {
   c->add_option("MODEL", o.model, "The model file (.grad)")->required();
 }
 void addThreads(CLI::App *c, Options &o) {
   c->add_option("--threads", o.threads, "Threads for the step (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(wholeNumber(0));
 }
 void addMaxMemory(CLI::App *c, Options &o) {
   c->add_option("--max-memory", o.maxMemory,
@@ -58,10 +83,10 @@ int main(int argc, char **argv) {
   addModel(train, o);
   train->add_option("--data", o.data, "Training data (CSV)");
   train->add_option("--val", o.val, "Validation data (CSV), evaluated after each epoch");
-  train->add_option("--epochs", o.epochs, "Epochs (default 1 with data)")->check(CLI::NonNegativeNumber);
-  train->add_option("--steps", o.steps, "Stop after N steps (default 1000 without data)")->check(CLI::NonNegativeNumber);
-  train->add_option("--batch-size", o.batchSize, "Mini-batch size (default 32)")->check(CLI::PositiveNumber);
-  train->add_option("--lr", o.lr, "Learning rate (replaces the model's)");
+  train->add_option("--epochs", o.epochs, "Epochs (default 1 with data)")->check(wholeNumber(0));
+  train->add_option("--steps", o.steps, "Stop after N steps (default 1000 without data)")->check(wholeNumber(0));
+  train->add_option("--batch-size", o.batchSize, "Mini-batch size (default 32)")->check(wholeNumber(1));
+  train->add_option("--lr", o.lr, "Learning rate (replaces the model's)")->check(kLearningRate);
   train->add_option("--optimizer", o.optimizer, "sgd, adam, adamw, rmsprop or adagrad")
       ->check(CLI::IsMember(optimizerNames()));
   train->add_option("--seed", o.seed, "Seed for initialisers and shuffling (default 0)");
@@ -81,7 +106,7 @@ int main(int argc, char **argv) {
   auto *eval = app.add_subcommand("eval", "Loss and every metric over a data file");
   addModel(eval, o);
   eval->add_option("--weights", o.weights, "Weights (safetensors)")->required();
-  eval->add_option("--data", o.data, "Data (CSV)")->required();
+  eval->add_option("--data", o.data, "Data (CSV; required when the model has inputs)");
   eval->add_flag("--json", o.json, "Print one JSON object");
   addThreads(eval, o);
   addMaxMemory(eval, o);
@@ -107,10 +132,11 @@ int main(int argc, char **argv) {
   gradcheck->add_option("--weights", o.weights, "Weights (default: from the initialisers)");
   gradcheck->add_option("--data", o.data, "Data (default: a small random batch)");
   gradcheck->add_option("--seed", o.seed, "Seed for random weights and data (default 0)");
+  addThreads(gradcheck, o);
 
   auto *bench = app.add_subcommand("bench", "Time the compiled step on random data");
   addModel(bench, o);
-  bench->add_option("--batch-size", o.batchSize, "Batch size (default 32)")->check(CLI::PositiveNumber);
+  bench->add_option("--batch-size", o.batchSize, "Batch size (default 32)")->check(wholeNumber(1));
   bench->add_flag("--json", o.json, "Print one JSON object");
   bench->add_flag("--check-numerics", o.checkNumerics, "Time the step compiled in check mode (train --check-numerics)");
   addThreads(bench, o);
@@ -127,14 +153,15 @@ int main(int argc, char **argv) {
   compile->add_option("--cpu", o.cpu, "Target CPU (default: the host's)");
   compile->add_option("--threads", o.threads,
                       "Threads the compiled step splits large matrix products over (default: 1)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(wholeNumber(0));
   addDtype(compile, o);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help, --version
+    std::cerr << "gradc: error: " << e.what() << " (see gradc --help)\n";
+    return 2;
   }
 
   if (inspect->parsed() && o.stage == "loops" && o.format == "dot") {

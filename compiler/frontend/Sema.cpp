@@ -771,6 +771,11 @@ void Sema::parseOptimizer(const Expr *e, Loc at) {
       userError(args[i]->loc, "{} must be less than 1", order[i]);
     o.args[order[i]] = v;
   }
+  // torch.optim.SGD refuses Nesterov momentum without momentum or with dampening.
+  for (size_t i = 0; i < args.size(); ++i)
+    if (args[i] && order[i] == "nesterov" && o.args["nesterov"] != 0 &&
+        (o.args["momentum"] <= 0 || o.args["dampening"] != 0))
+      userError(args[i]->loc, "nesterov needs momentum > 0 and dampening = 0 (as in torch.optim.SGD)");
 }
 
 void Sema::bindName(ValueId v, const std::string &name) {
@@ -838,6 +843,12 @@ Model Sema::run() {
       in.shape = resolveType(s.type, "input " + s.name, true);
       if (in.shape.empty())
         userError(s.type.loc, "an input needs at least one dim (the batch dim), e.g. [B] or [B, 4]");
+      // SPEC §6: the batch dim is the first dim of every input (each CSV row is one sample of each).
+      if (!model_.inputs.empty() && in.shape[0] != model_.inputs.front().shape[0])
+        userError(s.type.dims.front().loc, "the first dim of every input is the batch dim: input {} has {}, "
+                  "input {} has {}", model_.inputs.front().name,
+                  ir::formatDim(model_.inputs.front().shape[0], fn().dimNames), s.name,
+                  ir::formatDim(in.shape[0], fn().dimNames));
       b_.loc = s.nameLoc;
       b_.srcName.clear();
       Sym sym;

@@ -176,9 +176,31 @@ def counter_names(tmp):
           "1 epoch + 1 resumed epoch equals 2 epochs")
 
 
+def bad_counters(tmp):
+    """A checkpoint's counters are whole numbers: metadata such as '12abc' or '1e3' (read as 12
+    and 1 before) and a counter tensor holding nan or 2.5 are errors naming the file."""
+    data = write(os.path.join(tmp, "c.csv"), "x1,x2,y\n0,1,0\n1,0,1\n2,2,2\n1,1,0\n")
+    ckpt = os.path.join(tmp, "c.safetensors")
+    rc, _, err = run("train", CLASSIFY, "--data", data, "--save", ckpt)
+    check(rc == 0, "classify trains: %s" % err)
+    tensors, meta = read_safetensors(ckpt)
+    bad = os.path.join(tmp, "bad.safetensors")
+    for key, value in (("gradc.step", "12abc"), ("gradc.epoch", "1e3"), ("gradc.seed", "-1")):
+        write_safetensors(bad, tensors, dict(meta, **{key: value}))
+        rc, out, err = run("train", CLASSIFY, "--data", data, "--init", bad, "--epochs", "0")
+        check(rc == 1 and err == "%s: error: metadata '%s' is not a whole number: '%s'\n" % (bad, key, value),
+              "metadata %s = %r: rc %d, err %r" % (key, value, rc, err))
+    bare = {k: v for k, v in meta.items() if k not in ("gradc.step", "gradc.epoch", "gradc.batch")}
+    for value, text in ((float("nan"), "nan"), (2.5, "2.5"), (-1.0, "-1")):
+        write_safetensors(bad, dict(tensors, **{"gradc.step": ("F32", [], [value])}), bare)
+        rc, out, err = run("train", CLASSIFY, "--data", data, "--init", bad, "--epochs", "0")
+        check(rc == 1 and err == "%s: error: tensor 'gradc.step' is not a count: %s\n" % (bad, text),
+              "tensor gradc.step = %r: rc %d, err %r" % (value, rc, err))
+
+
 def main():
     clitest.GRADC = sys.argv[1]
-    for part in (float64_resume, other_model, counter_names):
+    for part in (float64_resume, other_model, counter_names, bad_counters):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
     if clitest.failures:

@@ -81,6 +81,32 @@ def csv_errors():
     check(rc == 1 and err == DATA + ": error: cannot read file\n", "a folder as data: %r" % err)
 
 
+def csv_first_line(tmp):
+    """The first line is a header only when one of its cells is text: a first row of numbers
+    with an empty cell or a trailing comma is a data row, and its error names line 1."""
+    cases = [
+        ("1,a,b\n0,1,0\n", None),
+        (",x,y\n0,1,0\n", None),
+        ("1,,0\n0,1,0\n", "1:3: error: missing value (column 2 of 3 is empty)"),
+        ("1,2,0,\n0,1,0\n", "1:7: error: expected 3 values, found 4"),
+        ("\ufeff 1 , 2\n", "1:7: error: expected 3 values, found 2"),
+        ("nan,1,0\n", "1:1: error: 'nan' is not a finite number"),
+        # A CR that does not end a line (classic Mac files) is an error, not a header.
+        ("1,2,0\r0,1,0\r", "1:6: error: a carriage return (CR) inside a line; lines end with LF or CR LF"),
+        ("x,y,z\n1,2\r,0\n", "2:4: error: a carriage return (CR) inside a line; lines end with LF or CR LF"),
+    ]
+    for i, (text, tail) in enumerate(cases):
+        path = os.path.join(tmp, "first%d.csv" % i)
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        rc, out, err = run("train", MODEL, "--data", path, "--steps", "1")
+        if tail is None:
+            check(rc == 0 and err == "", "first line %r is a header: rc %d, err %r" % (text, rc, err))
+        else:
+            want = "%s:%s\n" % (path, tail)
+            check(rc == 1 and err == want, "first line %r: rc %d, err %r, want %r" % (text, rc, err, want))
+
+
 def train_and_resume(tmp):
     train = os.path.join(tmp, "train.csv")
     test = os.path.join(tmp, "test.csv")
@@ -190,6 +216,125 @@ def train_and_resume(tmp):
             check(False, "no checkpoint after signal %d" % sig)
 
 
+def predict_output_rows(tmp):
+    """An output without the batch dim first is a user error at the output's expression (it
+    was an internal error); outputs of a model with a fixed batch size are written."""
+    data = clitest.write(os.path.join(tmp, "o.csv"), "1,2,3\n4,5,6\n")
+    head = "dim B\ninput x: [B, 2]\ninput y: [B, 1]\nparam W: [2, 1] = ones\nz = x @ W\n"
+    tail = "minimize mean(mse(z, y))\n"
+    weights = os.path.join(tmp, "o.safetensors")
+    rc, _, err = run("train", clitest.write(os.path.join(tmp, "o.grad"), head + tail), "--data", data,
+                     "--save", weights)
+    check(rc == 0, "train o.grad: %r" % err)
+    for expr, shape in (("mean(z)", "[]"), ("transpose(z)", "[1,B]"), ("reshape(x, [-1])", "[2*B]")):
+        model = clitest.write(os.path.join(tmp, "bad_output.grad"), head + "output t = %s\n" % expr + tail)
+        out_path = os.path.join(tmp, "p.csv")
+        rc, out, err = run("predict", model, "--weights", weights, "--data", data, "--out", out_path)
+        want = ("%s:6:12: error: output t has shape %s, but `predict` writes one row per sample: its first "
+                "dim must be the batch dim B and the others numbers" % (model, shape))
+        check(rc == 1 and err.splitlines()[0] == want and not os.path.exists(out_path),
+              "predict, output t = %s: rc %d, err %r" % (expr, rc, err))
+    fixed = clitest.write(os.path.join(tmp, "fixed.grad"),
+                          "input x: [2, 2]\ninput y: [2, 1]\nparam W: [2, 1] = ones\nz = x @ W\n"
+                          "output s = z\nminimize mean(mse(z, y))\n")
+    ones = clitest.write_safetensors(os.path.join(tmp, "ones.safetensors"), {"W": ("F32", [2, 1], [1, 1])})
+    rc, out, err = run("predict", fixed, "--weights", ones, "--data", data)
+    check(rc == 0 and out == "s\n3\n9\n" and err == "", "predict with a fixed batch of 2: rc %d out %r err %r" % (rc, out, err))
+
+
+def batches(tmp):
+    """Steps per epoch: the last, smaller batch is kept unless --drop-last (like DataLoader);
+    --drop-last with fewer rows than one batch is an error instead of training on nothing;
+    --steps stops inside an epoch; --epochs defaults to 1, but --steps N alone trains N steps
+    over as many epochs as they take, so N steps equal N/2 + N/2 resumed ones bit for bit;
+    a --save path that is a folder fails before training."""
+    data = os.path.join(tmp, "b100.csv")
+    make_blobs(data, 100, 5)
+    ckpt = os.path.join(tmp, "steps.safetensors")
+    for extra, steps, batch in (([], 4, 0), (["--drop-last"], 3, 0), (["--epochs", "2"], 8, 0),
+                                (["--batch-size", "200"], 1, 0), (["--batch-size", "100", "--drop-last"], 1, 0),
+                                (["--steps", "2"], 2, 2), (["--steps", "10"], 10, 2),
+                                (["--epochs", "3", "--steps", "10"], 10, 2)):
+        args = ["--batch-size", "32"] + extra if "--batch-size" not in extra else extra
+        rc, out, err = run("train", MODEL, "--data", data, "--save", ckpt, *args)
+        _, meta = read_safetensors(ckpt) if rc == 0 else ({}, {})
+        check(rc == 0 and meta.get("gradc.step") == str(steps) and meta.get("gradc.batch") == str(batch),
+              "train %r: rc %d, %r, want %d steps" % (extra, rc, meta, steps))
+    half, full = os.path.join(tmp, "half.safetensors"), os.path.join(tmp, "full.safetensors")
+    run("train", MODEL, "--data", data, "--steps", "10", "--save", full)
+    run("train", MODEL, "--data", data, "--steps", "5", "--save", half)
+    rc, out, err = run("train", MODEL, "--data", data, "--steps", "5", "--init", half, "--save", half)
+    check(rc == 0 and out.splitlines()[0].startswith("epoch 2  loss "), "resumed --steps 5: %r %r" % (out, err))
+    with open(full, "rb") as a, open(half, "rb") as b:
+        check(a.read() == b.read(), "--steps 10 equals --steps 5 and 5 resumed steps, bit for bit")
+    # A checkpoint stopped at batch 5 of 13 (batches of 8), resumed with batches of 32 (4 an
+    # epoch): epoch 1 has nothing left and epoch 2 runs (the whole run stopped, training nothing).
+    run("train", MODEL, "--data", data, "--batch-size", "8", "--steps", "5", "--save", half)
+    rc, out, err = run("train", MODEL, "--data", data, "--epochs", "2", "--init", half, "--save", half)
+    _, meta = read_safetensors(half)
+    check(rc == 0 and out.startswith("epoch 2/2  loss ") and meta.get("gradc.step") == "9"
+          and meta.get("gradc.epoch") == "2", "resumed past the last batch: %r %r %r" % (out, err, meta))
+    rc, out, err = run("train", MODEL, "--data", data, "--batch-size", "200", "--drop-last")
+    check(rc == 1 and out == "" and err == data + ": error: --drop-last with --batch-size 200 drops every "
+          "row: the file has 100 rows, fewer than one batch\n", "--drop-last, no full batch: %r" % err)
+    rc, out, err = run("train", MODEL, "--data", data, "--save", tmp)
+    check(rc == 1 and out == "" and err == tmp + ": error: cannot write file: Is a directory\n",
+          "--save FOLDER: rc %d, out %r, err %r" % (rc, out, err))
+
+
+def outputs_whole(tmp):
+    """Files named by --out, --save and -o appear whole or not at all: a command that cannot
+    write one of its files fails before writing any (compile wrote the object, then failed on
+    the header)."""
+    data = os.path.join(DATA, "oddities.csv")
+    weights = os.path.join(tmp, "w.safetensors")
+    rc, _, err = run("train", MODEL, "--data", data, "--save", weights, "--steps", "1")
+    check(rc == 0, "train: %r" % err)
+    obj = os.path.join(tmp, "m.o")
+    for args, bad in ((["compile", MODEL, "-o", obj, "--header", "/nonexistent/m.h"], "/nonexistent/m.h"),
+                      (["compile", MODEL, "-o", tmp, "--header", os.path.join(tmp, "m.h")], tmp),
+                      (["predict", MODEL, "--weights", weights, "--data", data, "--out", "/nonexistent/p.csv"],
+                       "/nonexistent/p.csv"),
+                      (["grad", MODEL, "--weights", weights, "--data", data, "--out", tmp], tmp)):
+        rc, out, err = run(*args)
+        check(rc == 1 and out == "" and err.startswith(bad + ": error: cannot write file: ")
+              and err.count("\n") == 1, "%s into %s: rc %d, err %r" % (args[0], bad, rc, err))
+    check(sorted(os.listdir(tmp)) == ["w.safetensors"], "nothing else is written: %r" % os.listdir(tmp))
+
+
+def bad_flags():
+    """A bad flag is one line `gradc: error: ...` and exit status 2; a learning rate must be a
+    finite number >= 0 (like torch.optim); every command that runs a compiled program takes
+    --threads."""
+    data = os.path.join(DATA, "oddities.csv")
+    cases = [
+        (["train", MODEL, "--data"], "--data: 1 required TEXT missing"),
+        (["train", MODEL, "--data", data, "--bogus"], "The following argument was not expected: --bogus"),
+        (["train", MODEL, "--data", data, "--batch-size", "0"], "--batch-size: takes a whole number >= 1, not '0'"),
+        (["train", MODEL, "--data", data, "--epochs", "-1"], "--epochs: takes a whole number (0 or more), not '-1'"),
+        (["train", MODEL, "--data", data, "--steps", "1.5"], "--steps: takes a whole number (0 or more), not '1.5'"),
+        (["train", MODEL, "--data", data, "--optimizer", "lbfgs"], "--optimizer: lbfgs not in"),
+        (["bench", MODEL, "--batch-size", "-3"], "--batch-size: takes a whole number >= 1, not '-3'"),
+        (["eval", MODEL, "--data", data], "--weights is required"),
+        (["inspect", MODEL, "--stage", "tokens"], "--stage: tokens not in"),
+        (["train"], "MODEL is required"),
+        ([], "A subcommand is required"),
+    ]
+    for lr in ("nan", "inf", "-0.1", "1e-3x"):
+        cases.append((["train", MODEL, "--data", data, "--lr", lr],
+                      "--lr: takes a learning rate, a number >= 0, not '%s'" % lr))
+    for args, msg in cases:
+        rc, out, err = run(*args)
+        check(rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("gradc: error: " + msg),
+              "bad flag %r: rc %d, err %r" % (args, rc, err))
+    rc, out, err = run("train", MODEL, "--data", data, "--lr", "0", "--steps", "1", "--threads", "1")
+    check(rc == 0, "--lr 0: rc %d, err %r" % (rc, err))
+    rc, out, err = run("gradcheck", MODEL, "--threads", "1")
+    check(rc == 0 and "passed" in out, "gradcheck --threads 1: rc %d, err %r" % (rc, err))
+    rc, out, err = run("train", "--help")
+    check(rc == 0 and "--drop-last" in out, "train --help: rc %d" % rc)
+
+
 def no_inputs(tmp):
     rc, out, err = run("train", ROSENBROCK)
     lines = out.splitlines()
@@ -202,6 +347,23 @@ def no_inputs(tmp):
     w, _ = read_safetensors(path)
     check(abs(w["a"][2][0] - 1) < 0.01 and abs(w["b"][2][0] - 1) < 0.02 and w["a"][1] == [],
           "rosenbrock minimum at (1, 1): %r" % w)
+    # Data given to a model without inputs is not used, with a warning, by every command;
+    # eval needs no --data then, and does with inputs.
+    data = os.path.join(DATA, "oddities.csv")
+    warning = ROSENBROCK + ": warning: the model has no inputs; --data is not used\n"
+    for args in (["eval", ROSENBROCK, "--weights", path, "--data", data],
+                 ["grad", ROSENBROCK, "--weights", path, "--data", data, "--out", os.path.join(tmp, "g.st")],
+                 ["gradcheck", ROSENBROCK, "--data", data]):
+        rc, out, err = run(*args)
+        check(rc == 0 and err == warning, "%s --data on a model without inputs: rc %d, err %r" % (args[0], rc, err))
+    rc, out, err = run("train", ROSENBROCK, "--epochs", "3", "--steps", "2")
+    check(rc == 0 and out.count("\n") == 2 and err == ROSENBROCK + ": warning: the model has no inputs, so no "
+          "epochs; --steps N sets the length of training (default 1000)\n", "--epochs without inputs: %r %r" % (out, err))
+    rc, out, err = run("eval", ROSENBROCK, "--weights", path)
+    check(rc == 0 and out.startswith("loss ") and out.count("\n") == 1, "eval without inputs or --data: %r" % out)
+    rc, out, err = run("eval", MODEL, "--weights", path)
+    check(rc == 1 and err == MODEL + ": error: the model has inputs (x, y): give `gradc eval` the data with "
+          "--data FILE\n", "eval of a model with inputs, no --data: %r" % err)
 
 
 def bench():
@@ -219,6 +381,12 @@ def main():
     clitest.GRADC = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory() as tmp:
         csv_errors()
+        csv_first_line(tmp)
+        predict_output_rows(tmp)
+        bad_flags()
+        with tempfile.TemporaryDirectory() as sub:
+            outputs_whole(sub)
+        batches(tmp)
         train_and_resume(tmp)
         no_inputs(tmp)
         bench()

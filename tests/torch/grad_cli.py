@@ -31,6 +31,12 @@ def write_safetensors(path, tensors):
         f.write(struct.pack("<Q", len(text)) + text + data)
 
 
+def write_raw_safetensors(path, header, data):
+    text = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
 def read_header(path):
     with open(path, "rb") as f:
         raw = f.read()
@@ -90,6 +96,28 @@ def main():
         write_safetensors(extra, dict(weights(), extra=([1], [1.0])))
         r = run("grad", XOR, "--weights", extra, "--data", XOR_DATA, "--out", out)
         check("grad: extra tensors in the weights are ignored", r.returncode == 0, r.stderr)
+        # A PyTorch state dict may hold tensors of other dtypes (an I64 counter): ignored as extras,
+        # an error when a param is stored so.
+        header, data = {}, b""
+        for name, (shape, values) in weights().items():
+            blob = struct.pack("<%df" % len(values), *values)
+            header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+            data += blob
+        header["num_batches_tracked"] = {"dtype": "I64", "shape": [], "data_offsets": [len(data), len(data) + 8]}
+        header["half"] = {"dtype": "F16", "shape": [2], "data_offsets": [len(data) + 8, len(data) + 12]}
+        write_raw_safetensors(extra, header, data + b"\0" * 12)
+        r = run("grad", XOR, "--weights", extra, "--data", XOR_DATA, "--out", out)
+        check("grad: extra I64 and F16 tensors are ignored", r.returncode == 0, r.stderr)
+        r = run("eval", XOR, "--weights", extra, "--data", XOR_DATA)
+        check("eval: extra I64 and F16 tensors are ignored", r.returncode == 0, r.stderr)
+        header["b2"] = dict(header["half"], shape=[1], data_offsets=[len(data) + 8, len(data) + 10])
+        del header["half"]
+        write_raw_safetensors(extra, header, data + b"\0" * 12)
+        for cmd in (["grad", XOR, "--weights", extra, "--data", XOR_DATA, "--out", out],
+                    ["eval", XOR, "--weights", extra, "--data", XOR_DATA]):
+            r = run(*cmd)
+            check(cmd[0] + ": a param stored as F16", r.returncode == 1 and r.stderr ==
+                  extra + ": error: tensor 'b2' has dtype F16; gradc reads F32 and F64\n", r.stderr)
         grad_error("grad: inputs without --data", weights(), "the data with --data FILE", data=None)
         bad_csv = os.path.join(tmp, "bad.csv")
         with open(bad_csv, "w") as f:
@@ -101,6 +129,47 @@ def main():
         r = run("grad", XOR, "--weights", truncated, "--data", XOR_DATA, "--out", os.path.join(tmp, "x.st"))
         check("grad: a truncated weights file", r.returncode == 1 and r.stderr.startswith(truncated + ": error: "),
               r.stderr)
+
+        # A model that fixes its batch size (input x: [2, 3]): commands that take the whole file
+        # as one batch refuse a file of another row count (grad and gradcheck overran their
+        # buffers and crashed); gradcheck's random batch and bench use the fixed size.
+        fixed = os.path.join(tmp, "fixed.grad")
+        with open(fixed, "w") as f:
+            f.write("input x: [2, 3]\ninput y: [2, 1]\nparam W: [3, 1] = ones\noutput p = x @ W\n"
+                    "minimize mean(mse(x @ W, y))\n")
+        two, many = os.path.join(tmp, "two.csv"), os.path.join(tmp, "many.csv")
+        with open(two, "w") as f:
+            f.write("1,2,3,4\n5,6,7,8\n")
+        with open(many, "w") as f:
+            f.write("".join("%d,1,2,3\n" % i for i in range(500)))
+        w = os.path.join(tmp, "fixed.safetensors")
+        write_safetensors(w, {"W": ([3, 1], [1.0, 1.0, 1.0])})
+        for cmd in ("grad", "gradcheck", "eval", "predict"):
+            args = [cmd, fixed, "--weights", w] + (["--out", os.path.join(tmp, "fg.st")] if cmd == "grad" else [])
+            r = run(*args, "--data", many)
+            want = (many + ": error: the model's inputs take batches of exactly 2 rows (input x has the first "
+                    "dim 2); `gradc %s` takes the whole file as one batch, and it has 500 rows\n" % cmd)
+            check(cmd + ": a fixed batch of 2, a file of 500 rows", r.returncode == 1 and r.stderr == want, r.stderr)
+            r = run(*args, "--data", two)
+            check(cmd + ": a fixed batch of 2, a file of 2 rows", r.returncode == 0, r.stderr)
+        r = run("predict", fixed, "--weights", w, "--data", two)
+        check("predict: a fixed batch", r.stdout == "p\n6\n18\n", r.stdout)
+        r = run("gradcheck", fixed)
+        check("gradcheck: random data of the fixed batch size", r.returncode == 0 and "passed" in r.stdout, r.stderr)
+        four, three = os.path.join(tmp, "four.csv"), os.path.join(tmp, "three.csv")
+        with open(four, "w") as f:
+            f.write("1,2,3,4\n5,6,7,8\n1,2,3,4\n5,6,7,8\n")
+        with open(three, "w") as f:
+            f.write("1,2,3,4\n5,6,7,8\n1,2,3,4\n")
+        r = run("train", fixed, "--data", four, "--batch-size", "2", "--val", four, "--epochs", "2")
+        check("train: validation of a fixed batch size runs in batches of that size",
+              r.returncode == 0 and r.stdout.count("val_loss") == 2, r.stderr)
+        r = run("train", fixed, "--data", four, "--batch-size", "2", "--val", three)
+        check("train: a validation file that does not divide into fixed batches fails before training",
+              r.returncode == 1 and r.stdout == "" and r.stderr == three + ": error: the model's inputs take "
+              "batches of exactly 2 rows, and the file's 3 rows do not divide into them\n", r.stderr)
+        r = run("bench", fixed, "--json")
+        check("bench: the fixed batch size", r.returncode == 0 and json.loads(r.stdout)["us_per_step"] > 0, r.stderr)
 
         r = run("gradcheck", XOR)
         check("gradcheck passes on random weights and data", r.returncode == 0 and "passed" in r.stdout, r.stdout)

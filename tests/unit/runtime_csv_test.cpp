@@ -94,6 +94,9 @@ TEST_CASE("csv: values parse to the nearest float") {
   CHECK(parse1("3.4028234663852886e38") == std::numeric_limits<float>::max());
   CHECK(parse1("1.401298464324817e-45") == std::numeric_limits<float>::denorm_min());
   CHECK(parse1("1e-50") == 0.0f);
+  // Beyond double's range too (from_chars then leaves its result unset): still ±0.
+  CHECK(parse1("1e-400") == 0.0f);
+  CHECK(std::signbit(parse1("-1e-400")));
   float negZero = parse1("-0");
   CHECK(negZero == 0.0f);
   CHECK(std::signbit(negZero));
@@ -105,6 +108,9 @@ TEST_CASE("csv: wrong number of values") {
   // Too few: reported where the line ends.
   CHECK(errorOf("a,b,c\n1,2,0\n1,2\n") == "F:3:4: error: expected 3 values, found 2\n");
   CHECK(errorOf("1,2  \r\n") == "F:1:4: error: expected 3 values, found 2\n");
+  // A model as wide as 400 million values per row: the reader's memory follows the file (it
+  // took 6 GB of cell pointers and reserved values before the first row).
+  CHECK(errorOf("1,2\n3,4\n", {{"x", false, 400000000, 0}}) == "F:1:4: error: expected 400000000 values, found 2\n");
   // Too many: reported at the first value too many.
   CHECK(errorOf("1,2,0,7,8\n") == "F:1:7: error: expected 3 values, found 5\n");
   CHECK(errorOf("a,b,c\n1,2,0,\n") == "F:2:7: error: expected 3 values, found 4\n");
@@ -122,10 +128,21 @@ TEST_CASE("csv: values that are not numbers") {
   CHECK(errorOf("a,b,c\n1,é,0\n") == "F:2:3: error: 'é' is not a number\n");
   CHECK(errorOf("a,b,c\n1,0x10,0\n") == "F:2:3: error: '0x10' is not a number\n");
   // Control characters are not printed (the error stays one line).
-  CHECK(errorOf("a,b,c\n1,2\r3,0\n") == "F:2:3: error: '2?3' is not a number\n");
+  CHECK(errorOf("a,b,c\n1,2\t\v3,0\n") == "F:2:3: error: '2??3' is not a number\n");
+  // A CR that does not end a line is reported where it is (not taken for part of a header).
+  CHECK(errorOf("a,b,c\n1,2\r3,0\n") == "F:2:4: error: a carriage return (CR) inside a line; lines end with LF or CR LF\n");
+  CHECK(errorOf("1,2,0\r0,1,0\r") == "F:1:6: error: a carriage return (CR) inside a line; lines end with LF or CR LF\n");
   // A long cell is shortened.
   CHECK(errorOf("a,b,c\n1," + std::string(50, 'z') + ",0\n") ==
         "F:2:3: error: '" + std::string(37, 'z') + "...' is not a number\n");
+  // ...by characters, never inside one; bytes that are not UTF-8 are not printed.
+  std::string e40, e37;
+  for (int i = 0; i < 40; ++i) e40 += "\xC3\xA9";
+  for (int i = 0; i < 37; ++i) e37 += "\xC3\xA9";
+  CHECK(errorOf("a,b,c\n1," + e40 + ",0\n") == "F:2:3: error: '" + e40 + "' is not a number\n");
+  CHECK(errorOf("a,b,c\n1," + e40 + "\xC3\xA9,0\n") == "F:2:3: error: '" + e37 + "...' is not a number\n");
+  CHECK(errorOf("a,b,c\n1,caf\xE9,0\n") == "F:2:3: error: 'caf?' is not a number\n");
+  CHECK(errorOf("a,b,c\n1,\xC3,0\n") == "F:2:3: error: '?' is not a number\n");
 }
 
 TEST_CASE("csv: NaN and infinity are refused") {
@@ -133,6 +150,9 @@ TEST_CASE("csv: NaN and infinity are refused") {
   CHECK(errorOf("a,b,c\n1,inf,0\n") == "F:2:3: error: 'inf' is not a finite number\n");
   CHECK(errorOf("a,b,c\n1,-Infinity,0\n") == "F:2:3: error: '-Infinity' is not a finite number\n");
   CHECK(errorOf("a,b,c\n1,1e39,0\n") == "F:2:3: error: '1e39' is too large for a float\n");
+  // Beyond double's range: an error too (the value was read from an unset double).
+  CHECK(errorOf("a,b,c\n1,1e400,0\n") == "F:2:3: error: '1e400' is too large for a float\n");
+  CHECK(errorOf("a,b,c\n1,-1e4000,0\n") == "F:2:3: error: '-1e4000' is too large for a float\n");
 }
 
 TEST_CASE("csv: labels") {

@@ -107,6 +107,28 @@ TEST_CASE("safetensors: F64 is narrowed, extra tensors and trailing bytes are fi
   CHECK(!f.find("y")->f64);
 }
 
+TEST_CASE("safetensors: tensors of other dtypes are set aside; needed, they are an error") {
+  TempDir d;
+  std::string p = d.file("mixed.safetensors");
+  std::string header = R"({"n":{"dtype":"I64","shape":[],"data_offsets":[0,8]},)"
+                       R"("h":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]},)"
+                       R"("y":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})";
+  writeRaw(p, makeFile(header, bytesOf(std::vector<double>{0}) + "\1\2\3\4" + bytesOf(std::vector<float>{5})));
+  TensorFile f = readSafetensors(p);
+  REQUIRE(f.tensors.size() == 1);
+  CHECK(f.find("y")->data == std::vector<float>{5});
+  CHECK(f.find("n") == nullptr);
+  CHECK(f.otherDtypes == std::map<std::string, std::string>{{"h", "BF16"}, {"n", "I64"}});
+  f.checkReadable(p, "y");
+  f.checkReadable(p, "missing");
+  try {
+    f.checkReadable(p, "n");
+    CHECK(false);
+  } catch (const UserError &e) {
+    CHECK(std::string(e.what()) == "tensor 'n' has dtype I64; gradc reads F32 and F64");
+  }
+}
+
 TEST_CASE("safetensors: F64 tensors are written as F64 and read back exactly") {
   TempDir d;
   TensorFile f;
@@ -169,8 +191,10 @@ TEST_CASE("safetensors: malformed files") {
   CHECK(readError(d, makeFile("[1, 2]", "")) == "the safetensors header is not a JSON object");
   CHECK(readError(d, makeFile(R"({"a": 3})", "")) == "tensor 'a' is not described by a JSON object");
   CHECK(readError(d, makeFile(R"({"a": {"dtype":"F32","shape":[1]}})", "")) == "tensor 'a' has no 'data_offsets'");
-  CHECK(readError(d, makeFile(entry("I64", "[2]", "[0,16]"), kF32Data + kF32Data)) ==
-        "tensor 'a' has dtype I64; gradc reads F32 and F64");
+  CHECK(readError(d, makeFile(entry("X32", "[2]", "[0,8]"), kF32Data)) ==
+        "tensor 'a' has dtype X32, which is not a safetensors dtype");
+  CHECK(readError(d, makeFile(entry("I64", "[3]", "[0,16]"), kF32Data + kF32Data)) ==
+        "tensor 'a' of shape [3] and dtype I64 needs 24 bytes, but its data_offsets give 16");
   CHECK(readError(d, makeFile(entry("F32", "[3]", "[0,16]"), kF32Data)) ==
         "tensor 'a' of shape [3] and dtype F32 needs 12 bytes, but its data_offsets give 16");
   CHECK(readError(d, makeFile(entry("F32", "[-4]", "[0,16]"), kF32Data)) ==
