@@ -257,12 +257,18 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
   };
   bool checkpoint = meta("gradc.step") || file.find("gradc.step");
   if (!checkpoint) return false;
+  bool stateMissing = false;
   for (StateTensor &t : tensors) {
     if (t.kind != SlotKind::State) continue;
     file.checkReadable(path, t.name);
     if (const NamedTensor *nt = file.find(t.name)) copyIn(t, *nt);
+    else stateMissing = true;
   }
   step = counter("gradc.step", "gradc.step");
+  // A checkpoint of another optimiser holds none of this one's state: it starts afresh.
+  int64_t optimizerSteps = meta("gradc.optimizer_step") ? counter("gradc.optimizer_step", "") : step;
+  if (optimizerSteps > step) fileError(path, "metadata 'gradc.optimizer_step' is more than 'gradc.step'");
+  stateSince = stateMissing ? step : step - optimizerSteps;
   epoch = counter("gradc.epoch", "gradc.epoch");
   batch = meta("gradc.batch") ? counter("gradc.batch", "") : 0;
   if (const std::string *sd = meta("gradc.seed")) {
@@ -304,6 +310,7 @@ void TrainState::save(const std::string &path, const std::string &modelName,
   file.metadata["gradc.step"] = std::to_string(step);
   file.metadata["gradc.epoch"] = std::to_string(epoch);
   file.metadata["gradc.batch"] = std::to_string(batch);
+  file.metadata["gradc.optimizer_step"] = std::to_string(step - stateSince);
   file.metadata["gradc.seed"] = std::to_string(seed);
   writeSafetensors(path, file);
 }
@@ -620,12 +627,12 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     progress.clear();
     snap.restore(st);
     for (int64_t i = 0; i < replay; ++i) {
-      double t = static_cast<double>(st.step + 1);
+      double t = st.t();
       if (o.runner) o.runner->run(*runnerOrder, b - replay + i, o.lr, t);
       else call.run(gather(b - replay + i), o.lr, t);
       ++st.step;
     }
-    call.prepare(gather(b), o.lr, static_cast<double>(st.step + 1));
+    call.prepare(gather(b), o.lr, st.t());
     if (o.explainNonFinite) o.explainNonFinite(call, where);
     std::string what = std::isfinite(loss) ? "a value of the step became non-finite"
                                            : fmt::format("the loss became {}", loss);
@@ -659,7 +666,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
         snap.take(st);
         snapAt = s;
       }
-      call.run(1, o.lr, static_cast<double>(st.step + 1));
+      call.run(1, o.lr, st.t());
       double loss = call.loss();
       call.metrics(metricValues);
       if (failed(call, loss, metricValues))
@@ -737,9 +744,9 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
         stopped = true;
         break;
       }
-      int64_t n = o.runner ? o.runner->run(order, b, o.lr, static_cast<double>(st.step + 1))
+      int64_t n = o.runner ? o.runner->run(order, b, o.lr, st.t())
                            : batcher.gather(order, b);
-      if (!o.runner) call.run(n, o.lr, static_cast<double>(st.step + 1));
+      if (!o.runner) call.run(n, o.lr, st.t());
       double loss = o.runner ? o.runner->loss() : call.loss();
       if (o.runner) o.runner->metrics(metricValues);
       else call.metrics(metricValues);

@@ -11,7 +11,7 @@
 // its exact F64 values under `NAME.f64` (Safetensors.h, exactCopyName), the scalars
 // `gradc.step` and `gradc.epoch` (no param can be named so: a name has no '.'), and metadata `gradc.model`, `gradc.model_hash`, `gradc.step`,
 // `gradc.epoch`, `gradc.batch` (batches done in the unfinished epoch, when a run stopped
-// inside one), `gradc.seed`. The data order depends only on (seed, epoch), so a run resumed
+// inside one), `gradc.seed`, `gradc.optimizer_step` (see TrainState::stateSince). The data order depends only on (seed, epoch), so a run resumed
 // from a checkpoint sees the very batches the uninterrupted run would have seen.
 #pragma once
 
@@ -75,7 +75,13 @@ public:
 
   std::vector<StateTensor> tensors;
   bool f64;
-  int64_t step = 0;   // optimiser steps taken (the next step has t = step + 1)
+  int64_t step = 0;   // steps taken (the data position of a resumed run counts from it)
+  /// The step at which the optimiser's state began: 0, or the step of a checkpoint resumed
+  /// with another optimiser (its state starts at zero, so its count t starts again at 1, as
+  /// a new torch.optim optimiser's would).
+  int64_t stateSince = 0;
+  /// The optimiser's count for the next step, 1-based (Adam's bias corrections use it).
+  double t() const { return static_cast<double>(step - stateSince + 1); }
   int64_t epoch = 0;  // epochs completed
   int64_t batch = 0;  // batches done in epoch `epoch` when it was left unfinished
   bool hasSeed = false;  // load() found the seed of the data order in a checkpoint

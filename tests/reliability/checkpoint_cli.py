@@ -12,7 +12,8 @@ loading (F32 to float64 exactly); a file whose params are F64 (another tool's) i
 predict with a checkpoint whose tensors do not fit the model (a param of another shape, a
 missing param) fail with `CKPT: error: ...` naming both model hashes, and with the checkpoint
 of an edited model whose shapes agree they warn and go on; params named `__step__` and
-`__epoch__` do not collide with the step and epoch counters (`gradc.step`, `gradc.epoch`).
+`__epoch__` do not collide with the step and epoch counters (`gradc.step`, `gradc.epoch`);
+a checkpoint resumed with another optimiser starts that optimiser's state and count afresh.
 """
 
 import array
@@ -198,9 +199,39 @@ def bad_counters(tmp):
               "tensor gradc.step = %r: rc %d, err %r" % (value, rc, err))
 
 
+def other_optimizer(tmp):
+    """A checkpoint resumed with another optimiser: that optimiser's state starts at zero and its
+    count t at 1 (Adam's bias corrections), as a new torch.optim optimiser's would, so resuming
+    an SGD checkpoint with Adam equals starting Adam from the checkpoint's params alone; the
+    count carries on from there when that run is resumed in turn."""
+    model = os.path.join(os.path.dirname(HERE), "runtime", "rosenbrock.grad")
+    sgd, adam, fresh = (os.path.join(tmp, n + ".safetensors") for n in ("sgd", "adam", "fresh"))
+    params = os.path.join(tmp, "params.safetensors")
+    rc, _, err = run("train", model, "--steps", "5", "--save", sgd)
+    check(rc == 0, "sgd steps: %s" % err)
+    tensors, _ = read_safetensors(sgd)
+    write_safetensors(params, {"a": tensors["a"], "b": tensors["b"]})
+    rc, _, err = run("train", model, "--optimizer", "adam", "--steps", "3", "--init", sgd, "--save", adam)
+    check(rc == 0, "adam resumed from sgd: %s" % err)
+    rc, _, err = run("train", model, "--optimizer", "adam", "--steps", "3", "--init", params, "--save", fresh)
+    check(rc == 0, "adam from the params: %s" % err)
+    for _ in range(2):
+        a, ameta = read_safetensors(adam)
+        f, fmeta = read_safetensors(fresh)
+        check(all(a[k] == f[k] for k in ("a", "b", "a.m", "a.v", "b.m", "b.v")),
+              "resumed with adam equals adam from the params: %r %r" % (a, f))
+        check(ameta.get("gradc.optimizer_step") == fmeta.get("gradc.optimizer_step")
+              and int(ameta.get("gradc.step", "-1")) == int(fmeta.get("gradc.step", "-1")) + 5,
+              "counters: %r %r" % (ameta, fmeta))
+        for ckpt in (adam, fresh):
+            rc, _, err = run("train", model, "--optimizer", "adam", "--steps", "2", "--init", ckpt, "--save", ckpt)
+            check(rc == 0, "adam resumed with adam: %s" % err)
+    check(read_safetensors(fresh)[1].get("gradc.optimizer_step") == "7", "adam's count after 3 + 2 + 2 steps")
+
+
 def main():
     clitest.GRADC = sys.argv[1]
-    for part in (float64_resume, other_model, counter_names, bad_counters):
+    for part in (float64_resume, other_model, counter_names, bad_counters, other_optimizer):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
     if clitest.failures:
