@@ -692,20 +692,29 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
     return b_.unary(Op::Square, diff);
   }
   case BK::Bce: {
-    // bce(p, y) = -(y * maximum(log(p), -100) + (1 - y) * maximum(log(1 - p), -100))
+    // bce(p, y) = -(y * A + (1 - y) * C) + (p - stop_gradient(p)) * stop_gradient(dp), where
+    //   A = stop_gradient(maximum(log(p), -100)), C = stop_gradient(maximum(log(1 - p), -100)),
+    //   dp = (p - y) / maximum(p * (1 - p), 1e-12)
+    // The last term is 0 and gives the derivative in p PyTorch's, dp, which is finite where p
+    // is 0 or 1 (there the clamped log's is 0 / 0); the derivative in y is C - A.
     ValueId p = value(0), y = value(1);
     sameShape(p, y);
     at(e);
     auto clampLog = [&](ValueId v) {
       ValueId l = b_.unary(Op::Log, v);
-      return b_.binary(Op::Maximum, l, b_.constant(-100));
+      return b_.unary(Op::StopGradient, b_.binary(Op::Maximum, l, b_.constant(-100)));
     };
     ValueId logP = clampLog(p);
     ValueId pos = b_.mul(y, logP);
     ValueId oneMinusY = b_.sub(b_.constant(1), y);
-    ValueId log1mP = clampLog(b_.sub(b_.constant(1), p));
+    ValueId oneMinusP = b_.sub(b_.constant(1), p);
+    ValueId log1mP = clampLog(oneMinusP);
     ValueId neg = b_.mul(oneMinusY, log1mP);
-    return b_.neg(b_.add(pos, neg));
+    ValueId value = b_.neg(b_.add(pos, neg));
+    ValueId var = b_.binary(Op::Maximum, b_.mul(p, oneMinusP), b_.constant(1e-12));
+    ValueId dp = b_.unary(Op::StopGradient, b_.div(b_.sub(p, y), var));
+    ValueId zero = b_.sub(p, b_.unary(Op::StopGradient, p));
+    return b_.add(value, b_.mul(zero, dp));
   }
   case BK::BceLogits: {
     // bce_with_logits(z, y) = softplus(z) - z * y

@@ -159,6 +159,13 @@ def ops_repeated_dim(p, d):
             + torch.logsumexp(u * (d["x"] @ p["v"]), -1, keepdim=True).mean())
 
 
+def ops_bce_edges(p, d):
+    z = d["x"] @ p["W"]
+    q = torch.minimum(torch.maximum(2 * z, torch.zeros(())), torch.ones(()))
+    bce = lambda a: F.binary_cross_entropy(a, d["y"], reduction="none").mean()
+    return bce(q) + bce(torch.sigmoid(z))
+
+
 # (model file, torch loss, params {name: (shape, kind)}, inputs [(name, width, kind)], data)
 # kind of a param: "normal" or "positive"; of an input: "float", "unit" (in (0, 1)) or an int
 # class count; data: (CSV file, rows) or the number of random rows.
@@ -194,6 +201,8 @@ CASES = [
      [("x", 3, "float"), ("y", 2, "unit"), ("t", 2, "float"), ("k", 1, 3)], 16),
     ("tests/torch/models/ops_repeated_dim.grad", ops_repeated_dim,
      {"W": ((3, 1), "normal"), "v": ((3,), "normal")}, [("x", 3, "float")], 5),
+    ("tests/torch/models/ops_bce_edges.grad", ops_bce_edges, {"W": ((3, 3), "normal")},
+     [("x", 3, "float"), ("y", 3, "unit")], 16),
 ]
 
 
