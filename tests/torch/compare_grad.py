@@ -163,7 +163,7 @@ def ops_bce_edges(p, d):
     z = d["x"] @ p["W"]
     q = torch.minimum(torch.maximum(2 * z, torch.zeros(())), torch.ones(()))
     bce = lambda a: F.binary_cross_entropy(a, d["y"], reduction="none").mean()
-    return bce(q) + bce(torch.sigmoid(z))
+    return bce(q) + bce(torch.sigmoid(z)) + bce(torch.sigmoid(40 + z))
 
 
 # (model file, torch loss, params {name: (shape, kind)}, inputs [(name, width, kind)], data)
