@@ -42,8 +42,8 @@ std::vector<ValueId> kernelReads(const Function &f, const FusionPlan &p, ValueId
       for (ValueId w : usedOperands(f, f.node(u))) self(self, w);
       return;
     }
+    // A constant that is a kernel (a result, or a reshape's operand) has a buffer like any other.
     ValueId root = p.root[static_cast<size_t>(u)];
-    if (f.node(root).op == Op::Const || f.node(root).op == Op::DimSize) return;
     if (std::find(out.begin(), out.end(), root) == out.end()) out.push_back(root);
   };
   for (ValueId u : usedOperands(f, f.node(v))) visit(visit, u);

@@ -692,20 +692,30 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
     return b_.unary(Op::Square, diff);
   }
   case BK::Bce: {
-    // bce(p, y) = -(y * maximum(log(p), -100) + (1 - y) * maximum(log(1 - p), -100))
+    // bce(p, y) = -(y * maximum(log(q), -100) + (1 - y) * maximum(log(1 - q), -100))
+    //             + (p - q) * stop_gradient((q - y) / maximum(q * (1 - q), 1e-12)),
+    // q = stop_gradient(p). The last term is 0; its derivative in p is PyTorch's, finite where
+    // p is 0 or 1 (there the clamped log's is 0 / 0). The derivative in y is the logs'.
+    // PyTorch's values too: through q, log(sigmoid(z)) keeps its float32 saturation (-100
+    // when sigmoid(z) rounds to 1) instead of becoming the stable -softplus(-z).
     ValueId p = value(0), y = value(1);
     sameShape(p, y);
     at(e);
+    ValueId q = b_.unary(Op::StopGradient, p);
     auto clampLog = [&](ValueId v) {
       ValueId l = b_.unary(Op::Log, v);
       return b_.binary(Op::Maximum, l, b_.constant(-100));
     };
-    ValueId logP = clampLog(p);
+    ValueId logP = clampLog(q);
     ValueId pos = b_.mul(y, logP);
     ValueId oneMinusY = b_.sub(b_.constant(1), y);
-    ValueId log1mP = clampLog(b_.sub(b_.constant(1), p));
+    ValueId oneMinusQ = b_.sub(b_.constant(1), q);
+    ValueId log1mP = clampLog(oneMinusQ);
     ValueId neg = b_.mul(oneMinusY, log1mP);
-    return b_.neg(b_.add(pos, neg));
+    ValueId value = b_.neg(b_.add(pos, neg));
+    ValueId var = b_.binary(Op::Maximum, b_.mul(q, oneMinusQ), b_.constant(1e-12));
+    ValueId dp = b_.unary(Op::StopGradient, b_.div(b_.sub(q, y), var));
+    return b_.add(value, b_.mul(b_.sub(p, q), dp));
   }
   case BK::BceLogits: {
     // bce_with_logits(z, y) = softplus(z) - z * y

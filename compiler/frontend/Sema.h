@@ -13,7 +13,10 @@
 //   `@` -> 2-D matmul, vectors reshaped to 1-row/1-column matrices and back;
 //   sum mean max min logsumexp -> reduce ops (no axis: all axes); softmax, log_softmax -> row ops;
 //   mse(p, t) = square(p - t);
-//   bce(p, y) = -(y * maximum(log(p), -100) + (1 - y) * maximum(log(1 - p), -100));
+//   bce(p, y) = -(y * maximum(log(q), -100) + (1 - y) * maximum(log(1 - q), -100))
+//               + (p - q) * stop_gradient(dp), q = stop_gradient(p): the last term is 0 and
+//   gives PyTorch's derivative in p, dp = (q - y) / maximum(q * (1 - q), 1e-12); through q,
+//   log(sigmoid(z)) is not rewritten to its stable form, so the values are PyTorch's too;
 //   bce_with_logits(z, y) = softplus(z) - z * y;
 //   cross_entropy(z, y) = -mean(sum(log_softmax(z, axis=1) * onehot(y, C), axis=1)).
 // Choices where SPEC.md is silent:

@@ -138,6 +138,18 @@ static bool shapeProduct(const Shape &s, Dim &out) {
   return true;
 }
 
+// Equal but for dims of size 1: a reshape that only adds or drops 1s is valid even where a
+// dim name repeats (`[B, B]` to `[B, B, 1]`), which shapeProduct cannot multiply.
+static bool equalButOnes(const Shape &a, const Shape &b) {
+  auto strip = [](const Shape &s) {
+    Shape out;
+    for (const Dim &d : s)
+      if (d != Dim::fixed(1)) out.push_back(d);
+    return out;
+  };
+  return strip(a) == strip(b);
+}
+
 void inferType(const Function &f, Node &n) {
   const auto &dn = f.dimNames;
   auto shapeStr = [&](const Shape &s) { return formatShapeSep(s, dn, ", "); };
@@ -222,7 +234,7 @@ void inferType(const Function &f, Node &n) {
       n.shape = {s[1], s[0]};
     } else if (n.op == Op::Reshape) {
       Dim a, b;
-      if (!shapeProduct(s, a) || !shapeProduct(n.shape, b) || a != b)
+      if (!equalButOnes(s, n.shape) && (!shapeProduct(s, a) || !shapeProduct(n.shape, b) || a != b))
         userError(n.loc, "cannot reshape {} to {}: the sizes differ", shapeStr(s),
                   shapeStr(n.shape));
       if (n.shape.size() > kMaxRank) userError(n.loc, "tensors may have at most 8 dims");

@@ -151,6 +151,21 @@ def ops_losses(p, d):
             + ((z - d["t"]) ** 2).mean() + ce(d["x"] @ p["V"], d["k"]))
 
 
+def ops_repeated_dim(p, d):
+    s = d["x"] @ p["W"]
+    t = torch.tanh(s * s.T)
+    u = t.reshape(t.shape[0], 1, t.shape[0])
+    return (u.amax(2).mean() + t.mean(0).sum() + (u.mean(1) ** 2).sum()
+            + torch.logsumexp(u * (d["x"] @ p["v"]), -1, keepdim=True).mean())
+
+
+def ops_bce_edges(p, d):
+    z = d["x"] @ p["W"]
+    q = torch.minimum(torch.maximum(2 * z, torch.zeros(())), torch.ones(()))
+    bce = lambda a: F.binary_cross_entropy(a, d["y"], reduction="none").mean()
+    return bce(q) + bce(torch.sigmoid(z)) + bce(torch.sigmoid(40 + z))
+
+
 # (model file, torch loss, params {name: (shape, kind)}, inputs [(name, width, kind)], data)
 # kind of a param: "normal" or "positive"; of an input: "float", "unit" (in (0, 1)) or an int
 # class count; data: (CSV file, rows) or the number of random rows.
@@ -184,6 +199,10 @@ CASES = [
      [("x", 6, "float")], 16),
     ("tests/torch/models/ops_losses.grad", ops_losses, {"W": ((3, 2), "normal"), "V": ((3, 3), "normal")},
      [("x", 3, "float"), ("y", 2, "unit"), ("t", 2, "float"), ("k", 1, 3)], 16),
+    ("tests/torch/models/ops_repeated_dim.grad", ops_repeated_dim,
+     {"W": ((3, 1), "normal"), "v": ((3,), "normal")}, [("x", 3, "float")], 5),
+    ("tests/torch/models/ops_bce_edges.grad", ops_bce_edges, {"W": ((3, 3), "normal")},
+     [("x", 3, "float"), ("y", 3, "unit")], 16),
 ]
 
 

@@ -487,6 +487,25 @@ TEST_CASE("codegen: a value computed in a later loop keeps its buffer when a res
   }
 }
 
+TEST_CASE("codegen: a constant that is a result or a reshape's operand is read from its buffer") {
+  // The constant 0 is a result (a param's zero gradient) and also an operand of a compare;
+  // 2 and the batch size are reshaped. Each is a kernel with a buffer, which the loops that
+  // read it must be given.
+  Function f = make("constants", [&](Builder &b) {
+    ValueId x = b.input("x", DType::F32, {B, n(3)});
+    ValueId zero = b.constant(0);
+    ValueId gt = b.binary(Op::Gt, x, zero);
+    ValueId two = b.reshape(b.constant(2), {n(1), n(1)});
+    ValueId size = b.reshape(b.dimSize(B), {n(1)});
+    ValueId sum = b.add(b.add(gt, b.mul(x, two)), size);
+    auto &res = b.function().results;
+    res.push_back({"zero", zero, ResultKind::Output});
+    res.push_back({"sum", sum, ResultKind::Output});
+  });
+  checkAgainstInterpreter(f, false);
+  checkAgainstInterpreter(f, true);
+}
+
 TEST_CASE("codegen: the work size grows with the batch and covers every live value") {
   Model m = mlpModel(784, 128, 10, "sgd");
   Function step = autodiff::buildStep(m, autodiff::differentiate(m.forward));
