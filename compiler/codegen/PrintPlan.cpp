@@ -10,6 +10,8 @@
 // An expression shows every value the loop computes without storing it, nested at its use;
 // a `%name` in it is read from a buffer (or, inside a group, from the register of an earlier
 // member). After the loops, the work regions and the values that share each one.
+#include <algorithm>
+#include <bit>
 #include <map>
 
 #include <fmt/format.h>
