@@ -179,18 +179,12 @@ private:
   /// number. A line of numbers with an empty cell or a trailing comma is a data row, and its
   /// error is reported, rather than the row being skipped as a header.
   bool isHeader(const char *b, const char *e) {
-    const char *c = b;
-    while (true) {
-      const char *comma = static_cast<const char *>(std::memchr(c, ',', static_cast<size_t>(e - c)));
-      const char *cellEnd = comma ? comma : e;
-      const char *s = c, *t = cellEnd;
-      while (s < t && isSpace(*s)) ++s;
-      while (t > s && isSpace(t[-1])) --t;
+    int64_t n = split(b, e, std::numeric_limits<int64_t>::max() - 1);
+    for (size_t k = 0; k < static_cast<size_t>(n); ++k) {
       double d;
-      if (s < t && !parseDouble(s, t, d)) return true;
-      if (!comma) return false;
-      c = comma + 1;
+      if (cellBegin_[k] < cellEnd_[k] && !parseDouble(cellBegin_[k], cellEnd_[k], d)) return true;
     }
+    return false;
   }
 
   void parseRow(Dataset &ds, int line, const char *b, const char *e, int64_t expected) {

@@ -22,7 +22,8 @@ int runBench(Options &o, SourceManager &sm) {
   Model m = applyFlags(loadModel(sm, o.model), o);
   bool f64 = o.dtype == "f64";
   // A model that fixes its batch size (an input `[4, 2]`) is timed at that size.
-  int64_t batch = m.inputs.empty() ? 1 : fixedRows(m) >= 0 ? fixedRows(m) : o.batchSize;
+  int64_t fixed = fixedRows(m);
+  int64_t batch = m.inputs.empty() ? 1 : fixed >= 0 ? fixed : o.batchSize;
   double compileMs = 0;
   rt::Kernel k = compileProgram(buildProgram(m, Program::Step), o, &compileMs, o.checkNumerics);
   checkMemory(k, batch, o);

@@ -13,11 +13,10 @@ that finishes before its kill ends a chain of resumed runs, which is compared th
 and the next run starts a new chain from scratch, until 20 kills have landed.
 """
 
-import json
+import math
 import os
 import random
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
 import clitest  # noqa: E402
-from clitest import check  # noqa: E402
+from clitest import check, read_safetensors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = os.path.join(os.path.dirname(HERE), "runtime", "classify.grad")
@@ -35,20 +34,9 @@ KILLS = 20
 
 def read_checkpoint(path):
     """The metadata of a safetensors file, after checking that every tensor is whole."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    end = 0
-    for t in header.values():
-        b, e = t["data_offsets"]
-        count = 1
-        for d in t["shape"]:
-            count *= d
-        assert e - b == 4 * count, t
-        end = max(end, e)
-    assert len(blob) == 8 + n + end, (len(blob), n, end)
+    tensors, meta = read_safetensors(path)
+    for name, (_, shape, values) in tensors.items():
+        assert len(values) == math.prod(shape), (name, shape, len(values))
     return meta
 
 
