@@ -108,6 +108,10 @@ void countersIn(TrainState &st, const gradc_counters *c) {
   st.epoch = c->epoch;
   st.batch = c->batch;
   st.seed = c->seed;
+  if (c->step < 0 || c->optimizer_start < 0 || c->optimizer_start > c->step)
+    throw UserError(std::string("gradc"), fmt::format("counters: optimizer_start {} is not between 0 and step {}",
+                                                      c->optimizer_start, c->step));
+  st.stateSince = c->optimizer_start;
 }
 
 void countersOut(const TrainState &st, gradc_counters *c, uint64_t seed) {
@@ -116,6 +120,7 @@ void countersOut(const TrainState &st, gradc_counters *c, uint64_t seed) {
   c->epoch = st.epoch;
   c->batch = st.batch;
   c->seed = seed;
+  c->optimizer_start = st.stateSince;
 }
 
 }  // namespace

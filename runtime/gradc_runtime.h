@@ -116,6 +116,10 @@ typedef struct gradc_counters {
   int64_t epoch;  /* epochs completed */
   int64_t batch;  /* batches done in the unfinished epoch */
   uint64_t seed;  /* of the data order */
+  /* The step at which the optimiser's state began: 0, or the step of a checkpoint that was
+   * resumed with another optimiser (its state starts at zero, and its count t, which Adam's
+   * bias corrections use, at 1 again). The optimiser has taken step - optimizer_start steps. */
+  int64_t optimizer_start;
 } gradc_counters;
 
 /* Fills one param (the initialiser of ir/Model.h's InitKind order, its arguments, its

@@ -19,7 +19,7 @@ int main(int argc, char **argv) {
   gradc_model m = gradc_digits_model();
   gradc_dataset *train, *test;
   gradc_train_options o = gradc_train_defaults(&m);
-  gradc_counters counters = {0, 0, 0, 0};
+  gradc_counters counters = {0, 0, 0, 0, 0};
   double loss, metrics[8];
   void *state;
   int i, j = 0;

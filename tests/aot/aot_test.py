@@ -203,7 +203,7 @@ def mode_header(tmp):
     with open(src, "w") as f:
         f.write('#include "model.h"\n#include "gradc_runtime.h"\n#include <stdlib.h>\n'
                 "int main(int argc, char **argv) {\n  gradc_model m = gradc_digits_model();\n"
-                "  gradc_counters c = {0, 0, 0, 7};\n  void *state = aligned_alloc(64, GRADC_DIGITS_STATE_BYTES);\n"
+                "  gradc_counters c = {0, 0, 0, 7, 0};\n  void *state = aligned_alloc(64, GRADC_DIGITS_STATE_BYTES);\n"
                 "  (void)argc;\n  m.init(state, 7);\n  int rc = gradc_checkpoint_save(&m, state, &c, argv[1]) != 0;\n"
                 "  free(state);\n  return rc;\n}\n")
     exe = os.path.join(d, "init")

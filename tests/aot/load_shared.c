@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
   gradc_model m;
   gradc_dataset *data;
   gradc_batcher *batcher;
-  gradc_counters c = {0, 0, 0, 0};
+  gradc_counters c = {0, 0, 0, 0, 0};
   void *so, *state, *work, *args[GRADC_DIGITS_STEP_NUM_SLOTS];
   int64_t rows, batch, batches, n, dims[GRADC_DIGITS_NUM_DIMS], *order, work_bytes, epochs;
   float lr = (float)GRADC_DIGITS_LR, t, loss = 0, accuracy = 0;

@@ -24,6 +24,8 @@ std::string writeTemp(const std::string &name, const std::string &content) {
   return path;
 }
 
+float lastT = 0;  // the optimiser count t of the last toyStep call
+
 // step: loss = mean((x - w)^2) over the batch; w -= lr * d loss / d w; m counts the calls
 // (an optimiser state).
 extern "C" void toyStep(void *const *args, const int64_t *dims, void *) {
@@ -31,6 +33,7 @@ extern "C" void toyStep(void *const *args, const int64_t *dims, void *) {
   float *w = static_cast<float *>(args[1]);
   float *m = static_cast<float *>(args[2]);
   float lr = *static_cast<const float *>(args[3]);
+  lastT = *static_cast<const float *>(args[4]);
   float *loss = static_cast<float *>(args[5]);
   float l = 0, g = 0;
   for (int64_t i = 0; i < dims[0]; ++i) {
@@ -85,7 +88,7 @@ TEST_CASE("C API: gradc_train runs the step's function pointer over the batches 
   o.shuffle = 0;
   o.epochs = 2;
   o.verbose = 0;
-  gradc_counters c = {0, 0, 0, 0};
+  gradc_counters c = {0, 0, 0, 0, 0};
   REQUIRE(gradc_train(&m, state, &c, d, nullptr, &o) == 0);
   // The same loop by hand: batches {1,2} {3,4} {5} twice.
   float w = 10;
@@ -104,7 +107,7 @@ TEST_CASE("C API: gradc_train runs the step's function pointer over the batches 
   c.seed = 9;
   REQUIRE(gradc_checkpoint_save(&m, state, &c, ckpt.c_str()) == 0);
   alignas(64) float back[32] = {};
-  gradc_counters c2 = {0, 0, 0, 0};
+  gradc_counters c2 = {0, 0, 0, 0, 0};
   REQUIRE(gradc_checkpoint_load(&m, back, &c2, ckpt.c_str()) == 0);
   CHECK(back[0] == w);
   CHECK(back[16] == 6);
@@ -170,7 +173,7 @@ TEST_CASE("C API: a float64 checkpoint holds F32 tensors and exact F64 copies, a
   alignas(64) double state[16] = {};
   state[0] = 0.1;
   state[8] = 1.0 / 3;  // w.m at byte offset 64
-  gradc_counters c = {5, 1, 0, 2};
+  gradc_counters c = {5, 1, 0, 2, 0};
   std::string ckpt = writeTemp("toy64.safetensors", "");
   REQUIRE(gradc_checkpoint_save(&m, state, &c, ckpt.c_str()) == 0);
 
@@ -187,7 +190,7 @@ TEST_CASE("C API: a float64 checkpoint holds F32 tensors and exact F64 copies, a
   CHECK(f.find("w.m.f64")->data64 == std::vector<double>{1.0 / 3});
 
   alignas(64) double back[16] = {};
-  gradc_counters c2 = {0, 0, 0, 0};
+  gradc_counters c2 = {0, 0, 0, 0, 0};
   REQUIRE(gradc_checkpoint_load(&m, back, &c2, ckpt.c_str()) == 0);
   CHECK(back[0] == 0.1);
   CHECK(back[8] == 1.0 / 3);
@@ -198,4 +201,45 @@ TEST_CASE("C API: a float64 checkpoint holds F32 tensors and exact F64 copies, a
   REQUIRE(gradc_checkpoint_load(&m32, narrow, &c2, ckpt.c_str()) == 0);
   CHECK(narrow[0] == 0.1f);
   CHECK(narrow[16] == 1.0f / 3);
+}
+
+TEST_CASE("C API: the counters carry the step at which the optimiser's state began") {
+  gradc_model m = toyModel();
+  gradc_dataset *d = gradc_dataset_read_csv(&m, writeTemp("one.csv", "x\n1\n").c_str());
+  REQUIRE(d != nullptr);
+  alignas(64) float state[32] = {};
+  gradc_train_options o = gradc_train_defaults(&m);
+  o.verbose = 0;
+  // Step 6 of the run, the 3rd of its optimiser (resumed at step 4 with another one).
+  gradc_counters c = {6, 2, 0, 0, 4};
+  REQUIRE(gradc_train(&m, state, &c, d, nullptr, &o) == 0);
+  CHECK(lastT == 3);
+  CHECK(c.step == 7);
+  CHECK(c.optimizer_start == 4);
+
+  std::string ckpt = writeTemp("since.safetensors", "");
+  REQUIRE(gradc_checkpoint_save(&m, state, &c, ckpt.c_str()) == 0);
+  CHECK(gradc::rt::readSafetensors(ckpt).metadata.at("gradc.optimizer_step") == "3");
+  gradc_counters c2 = {0, 0, 0, 0, 0};
+  REQUIRE(gradc_checkpoint_load(&m, state, &c2, ckpt.c_str()) == 0);
+  CHECK(c2.step == 7);
+  CHECK(c2.optimizer_start == 4);
+
+  // A checkpoint without this optimiser's state (another optimiser's): it starts afresh.
+  gradc::rt::TensorFile f = gradc::rt::readSafetensors(ckpt);
+  std::erase_if(f.tensors, [](const gradc::rt::NamedTensor &t) { return t.name == "w.m"; });
+  f.metadata.erase("gradc.optimizer_step");
+  std::string other = writeTemp("other.safetensors", "");
+  gradc::rt::writeSafetensors(other, f);
+  gradc_counters c3 = {0, 0, 0, 0, 0};
+  REQUIRE(gradc_checkpoint_load(&m, state, &c3, other.c_str()) == 0);
+  CHECK(c3.step == 7);
+  CHECK(c3.optimizer_start == 7);
+  REQUIRE(gradc_train(&m, state, &c3, d, nullptr, &o) == 0);
+  CHECK(lastT == 1);
+
+  gradc_counters bad = {2, 0, 0, 0, 3};
+  CHECK(gradc_train(&m, state, &bad, d, nullptr, &o) == -1);
+  CHECK(std::string(gradc_last_error()) == "gradc: error: counters: optimizer_start 3 is not between 0 and step 2");
+  gradc_dataset_free(d);
 }
