@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "driver/Commands.h"
+#include "driver/RunSupport.h"
 #include "ir/Model.h"
 
 using namespace gradc;
@@ -47,7 +48,17 @@ void addThreads(CLI::App *c, Options &o) {
 }
 void addMaxMemory(CLI::App *c, Options &o) {
   c->add_option("--max-memory", o.maxMemory,
-                "Refuse a model whose buffers need more than BYTES (K, M, G suffixes; default: the machine's memory)");
+                "Refuse a model whose buffers need more than BYTES (K, M, G suffixes; default: the machine's memory)")
+      ->check(CLI::Validator(
+          [](std::string &s) -> std::string {
+            try {
+              gradc::driver::parseBytes(s);
+            } catch (const gradc::UserError &) {
+              return fmt::format("takes a number of bytes such as 512M or 2G, not '{}'", s);
+            }
+            return "";
+          },
+          "BYTES"));
 }
 void addDtype(CLI::App *c, Options &o) {
   c->add_option("--dtype", o.dtype, "Float type of the compiled code: f32 or f64")

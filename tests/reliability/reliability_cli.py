@@ -129,8 +129,9 @@ def memory(tmp):
         rc, _, err = run("train", CLASSIFY, "--data", data, "--max-memory", flag)
         check(rc == 0, "--max-memory %s: %r" % (flag, err))
     rc, _, err = run("train", CLASSIFY, "--data", data, "--max-memory", "12Q")
-    check(rc == 1 and "--max-memory takes a number of bytes such as 512M or 2G, not '12Q'" in err,
-          "--max-memory 12Q: %r" % err)
+    check(rc == 2 and err.count("\n") == 1
+          and "gradc: error: --max-memory: takes a number of bytes such as 512M or 2G, not '12Q'" in err,
+          "--max-memory 12Q (a bad flag: exit 2): %r" % err)
     for cmd in (["eval", "--weights", "w"], ["predict", "--weights", "w"], ["bench"]):
         rc, _, err = run(cmd[0], CLASSIFY, *cmd[1:], *([] if cmd[0] == "bench" else ["--data", data]),
                          "--max-memory", "10")
