@@ -1,12 +1,11 @@
 """What the MPI tests share: finding mpirun, running gradc under it, reading checkpoints."""
-import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 
-import array
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+import clitest  # noqa: E402
 
 SKIP = 77
 
@@ -33,15 +32,5 @@ def env():
 
 def read_safetensors(path):
     """{name: list of floats} of an F32 safetensors file."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    data = blob[8 + n:]
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        out[name] = array.array("f", data[a:b]).tolist()
-    return out
+    tensors, _ = clitest.read_safetensors(path)
+    return {name: values for name, (_, _, values) in tensors.items()}

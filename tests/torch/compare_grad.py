@@ -13,9 +13,7 @@ Every model runs twice: JIT-compiled (float32) and through the reference interpr
 Usage: /usr/bin/python3 tests/torch/compare_grad.py PATH/TO/gradc
 Exit status 0 when every model agrees, 1 otherwise, 77 (skipped) when torch is missing.
 """
-import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -35,32 +33,23 @@ MODELS = os.path.join(ROOT, "tests", "torch", "models")
 TOLERANCE = 1e-4
 
 
-# ---- safetensors (F32 only), as SPEC §7 describes it
+# ---- safetensors (F32), as SPEC §7 describes it: numpy arrays over the shared reader
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+import clitest  # noqa: E402
+
 
 def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, value in tensors.items():
-        data = np.ascontiguousarray(value, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(np.shape(value)), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    clitest.write_safetensors(path, {name: ("F32", list(np.shape(v)), np.asarray(v, dtype="<f4").ravel().tolist())
+                                     for name, v in tensors.items()})
 
 
 def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
+    tensors, _ = clitest.read_safetensors(path)
     out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        assert info["dtype"] == "F32", info
-        out[name] = np.frombuffer(raw[8 + n + b:8 + n + e], dtype="<f4").reshape(info["shape"])
+    for name, (dtype, shape, values) in tensors.items():
+        assert dtype == "F32", (name, dtype)
+        out[name] = np.array(values, dtype="<f4").reshape(shape)
     return out
 
 
