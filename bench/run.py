@@ -36,7 +36,7 @@ import tempfile
 RESULT = "/tmp/gradc-bench-result-%d.json" % os.getpid()
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-BATCH = {"xor": 4, "tiny": 32, "small": 64, "medium": 128, "large": 256}
+BATCH = {"xor": 4, "tiny": 32, "small": 64, "small_tanh": 64, "medium": 128, "large": 256}
 
 
 def child_rss(cmd, env=None):

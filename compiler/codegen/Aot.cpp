@@ -69,7 +69,7 @@ std::string emitAot(const AotUnit &u, const CodegenOptions &o, AotEmit kind) {
   llvm::Linker linker(*mod);
   for (const ir::Function *f : u.functions) {
     std::unique_ptr<llvm::Module> m = lowerToLLVM(*f, o, t, ctx, dl);
-    optimizeModule(*m, *tm);
+    optimizeModule(*m, *tm, t);
     if (linker.linkInModule(std::move(m)))
       internalError("cannot link the module of '{}' into '{}'", f->name, u.name);
   }

@@ -29,6 +29,8 @@ struct CodegenOptions {
   /// Check mode: every value the step computes (element-wise results, reductions, matrix
   /// products) is tested for NaN and Inf; the answer is a flag in `work` (rt::Kernel::numericsFlag).
   bool checkNumerics = false;
+  /// Allow glibc's vector math library where the target has it (TargetDesc::vectorMath).
+  bool vectorMath = true;
 };
 
 /// The flag's byte offset in `work` in check mode: the first 64 bytes, before the regions.

@@ -1,7 +1,9 @@
 // The JIT: the optimised module (Target.cpp) handed to ORC's LLJIT for the host.
 //
 // Like Kaleidoscope's JIT, little more than LLJITBuilder, a generator that resolves libm
-// (tanhf, log1pf, expf...) and memset/memcpy from this process, the runtime's thread pool
+// (tanhf, log1pf, expf...) and memset/memcpy from this process, one that resolves glibc's
+// vector math functions from libmvec.so.1 (when it cannot be loaded, the module is built
+// without them: TargetDesc::vectorMath), the runtime's thread pool
 // entry `gradc_parallel_run` (defined by address: gradc does not export its symbols), and two
 // lookups: the entry point and its work-size function. The LLJIT lives as long as any copy of the Kernel:
 // a shared_ptr to it is captured by `call` and `workBytes`.
@@ -33,18 +35,29 @@ rt::Kernel jitCompile(const ir::Function &f, const CodegenOptions &o, CompileSta
   auto start = std::chrono::steady_clock::now();
   CodegenOptions host = o;
   host.triple.clear();
-  BuiltModule b = buildModule(f, host);
+  initTargets();
+  TargetDesc target = resolveTarget(host);
 
-  llvm::orc::JITTargetMachineBuilder jtmb{llvm::Triple(b.target.triple)};
-  jtmb.setCPU(b.target.cpu);
-  llvm::SubtargetFeatures feats(b.target.features);
+  llvm::orc::JITTargetMachineBuilder jtmb{llvm::Triple(target.triple)};
+  jtmb.setCPU(target.cpu);
+  llvm::SubtargetFeatures feats(target.features);
   jtmb.addFeatures(feats.getFeatures());
   jtmb.setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
   std::shared_ptr<llvm::orc::LLJIT> jit =
       orFail(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(jtmb)).create(), "create");
-  jit->getMainJITDylib().addGenerator(orFail(
-      llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(jit->getDataLayout().getGlobalPrefix()),
-      "process symbols"));
+  char prefix = jit->getDataLayout().getGlobalPrefix();
+  jit->getMainJITDylib().addGenerator(
+      orFail(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(prefix), "process symbols"));
+  if (target.vectorMath) {
+    auto libmvec = llvm::orc::DynamicLibrarySearchGenerator::Load("libmvec.so.1", prefix);
+    if (libmvec) {
+      jit->getMainJITDylib().addGenerator(std::move(*libmvec));
+    } else {
+      llvm::consumeError(libmvec.takeError());
+      host.vectorMath = false;
+    }
+  }
+  BuiltModule b = buildModule(f, host);
   llvm::orc::SymbolMap runtimeSyms;
   runtimeSyms[jit->mangleAndIntern("gradc_parallel_run")] = {
       llvm::orc::ExecutorAddr::fromPtr(&gradc_parallel_run), llvm::JITSymbolFlags::Exported};

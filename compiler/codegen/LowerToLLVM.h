@@ -27,6 +27,9 @@ namespace gradc::codegen {
 struct TargetDesc {
   std::string triple, cpu, features;
   bool avx512 = false;
+  /// Loops may call glibc's vector math library (libmvec) for float exp, log, log1p, tanh,
+  /// sin, cos and pow (Target.cpp): x86-64 Linux with glibc, unless turned off.
+  bool vectorMath = false;
 };
 
 std::unique_ptr<llvm::Module> lowerToLLVM(const ir::Function &f, const CodegenOptions &o,

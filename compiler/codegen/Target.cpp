@@ -2,10 +2,17 @@
 #include "codegen/Target.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <mutex>
+#include <string>
+#include <vector>
 
+#include <fmt/format.h>
+
+#include <llvm/Analysis/TargetLibraryInfo.h>
 #include <llvm/IR/LegacyPassManager.h>
+#include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/FileSystem.h>
@@ -55,6 +62,9 @@ TargetDesc resolveTarget(const CodegenOptions &o) {
   } else {
     t.cpu = o.cpu.empty() ? "generic" : o.cpu;
   }
+  llvm::Triple triple(t.triple);
+  t.vectorMath = o.vectorMath && triple.getArch() == llvm::Triple::x86_64 && triple.isOSLinux() &&
+                 triple.isGNUEnvironment();
   return t;
 }
 
@@ -70,7 +80,54 @@ std::unique_ptr<llvm::TargetMachine> createTargetMachine(const TargetDesc &t) {
   return tm;
 }
 
-void optimizeModule(llvm::Module &mod, llvm::TargetMachine &tm) {
+namespace {
+
+// libmvec's float functions by ISA: SSE2 (4 lanes), AVX2 (8), AVX-512 (16). The names follow
+// the x86 vector function ABI (`_ZGV` ISA, unmasked, lanes, one vector argument per `v`).
+struct VectorMathIsa {
+  const char *feature;  // "" for baseline x86-64
+  char isa;
+  unsigned lanes;
+};
+constexpr VectorMathIsa kVectorMathIsas[] = {{"", 'b', 4}, {"+avx2", 'd', 8}, {"+avx512f", 'e', 16}};
+// The scalar function (a libm name or an LLVM intrinsic), libmvec's name and its arity.
+struct VectorMathFn {
+  const char *scalar, *name;
+  int args;
+};
+constexpr VectorMathFn kVectorMathFns[] = {
+    {"expf", "expf", 1},       {"llvm.exp.f32", "expf", 1}, {"logf", "logf", 1},
+    {"llvm.log.f32", "logf", 1}, {"log1pf", "log1pf", 1},   {"tanhf", "tanhf", 1},
+    {"sinf", "sinf", 1},       {"llvm.sin.f32", "sinf", 1}, {"cosf", "cosf", 1},
+    {"llvm.cos.f32", "cosf", 1}, {"powf", "powf", 2},       {"llvm.pow.f32", "powf", 2}};
+
+// The table for the subtarget's ISAs. VecDesc holds StringRefs: the names live as long as
+// the process, built once.
+std::vector<llvm::VecDesc> vectorMathTable(const llvm::MCSubtargetInfo &sti) {
+  static const std::vector<std::array<std::string, 2>> names = [] {
+    std::vector<std::array<std::string, 2>> out;
+    for (const VectorMathIsa &isa : kVectorMathIsas)
+      for (const VectorMathFn &f : kVectorMathFns) {
+        std::string params(static_cast<size_t>(f.args), 'v');
+        out.push_back({fmt::format("_ZGV{}N{}{}_{}", isa.isa, isa.lanes, params, f.name),
+                       fmt::format("_ZGV_LLVM_N{}{}", isa.lanes, params)});
+      }
+    return out;
+  }();
+  std::vector<llvm::VecDesc> table;
+  size_t i = 0;
+  for (const VectorMathIsa &isa : kVectorMathIsas)
+    for (const VectorMathFn &f : kVectorMathFns) {
+      const auto &[vectorName, abiPrefix] = names[i++];
+      if (*isa.feature && !sti.checkFeatures(isa.feature)) continue;
+      table.emplace_back(f.scalar, vectorName, llvm::ElementCount::getFixed(isa.lanes), false, abiPrefix);
+    }
+  return table;
+}
+
+}  // namespace
+
+void optimizeModule(llvm::Module &mod, llvm::TargetMachine &tm, const TargetDesc &t) {
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
@@ -84,6 +141,9 @@ void optimizeModule(llvm::Module &mod, llvm::TargetMachine &tm) {
   // interleaves, and the matrix kernels are blocked by hand.
   pto.LoopUnrolling = false;
   llvm::PassBuilder pb(&tm, pto);
+  llvm::TargetLibraryInfoImpl tlii(tm.getTargetTriple());
+  if (t.vectorMath) tlii.addVectorizableFunctions(vectorMathTable(*tm.getMCSubtargetInfo()));
+  fam.registerPass([&] { return llvm::TargetLibraryAnalysis(tlii); });
   pb.registerModuleAnalyses(mam);
   pb.registerCGSCCAnalyses(cgam);
   pb.registerFunctionAnalyses(fam);
@@ -99,7 +159,7 @@ BuiltModule buildModule(const ir::Function &f, const CodegenOptions &o) {
   b.tm = createTargetMachine(b.target);
   b.ctx = std::make_unique<llvm::LLVMContext>();
   b.mod = lowerToLLVM(f, o, b.target, *b.ctx, b.tm->createDataLayout());
-  optimizeModule(*b.mod, *b.tm);
+  optimizeModule(*b.mod, *b.tm, b.target);
   return b;
 }
 
