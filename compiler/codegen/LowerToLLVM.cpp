@@ -496,6 +496,19 @@ private:
     else inLoop_[v] = x;
   }
 
+  // One addition of a sum: marked reassociable, so that the loop vectoriser may keep one
+  // partial sum per lane and add them up at the end of the row, as PyTorch's vectorised sums
+  // do (a 1000-class log_softmax: 1.5x faster step). The order then differs from the
+  // interpreter's left-to-right one by rounding, but is fixed by the compiled code: every
+  // row of a given length is summed the same way, for any batch size and thread count.
+  Value *sumStep(Value *acc, Value *x) {
+    llvm::IRBuilderBase::FastMathFlagGuard guard(b_);
+    llvm::FastMathFlags fmf;
+    fmf.setAllowReassoc();
+    b_.setFastMathFlags(fmf);
+    return b_.CreateFAdd(acc, x);
+  }
+
   // max/min that propagate NaN, like the interpreter: take x when it is NaN or better.
   Value *maxStep(Value *acc, Value *x, bool isMax) {
     Value *better = isMax ? b_.CreateFCmpOGT(x, acc) : b_.CreateFCmpOLT(x, acc);
@@ -531,7 +544,9 @@ private:
   }
 
   // sum, mean, max, min: the result is initialised, then the operand is walked in its own
-  // row-major order, accumulating into the result (the interpreter's order of addition).
+  // row-major order, accumulating into the result (the interpreter's order of addition,
+  // except that the additions of a sum along the inner axis may be regrouped by lane:
+  // sumStep).
   void emitReduce(const Step &s) {
     const Node &n = node(s.value);
     ValueId x = n.operands[0];
@@ -544,7 +559,7 @@ private:
       Value *acc = b_.CreateLoad(ft_, p);
       Value *next = n.op == Op::Max ? maxStep(acc, xv, true)
                     : n.op == Op::Min ? maxStep(acc, xv, false)
-                                      : b_.CreateFAdd(acc, xv);
+                                      : sumStep(acc, xv);
       b_.CreateStore(next, p);
     });
     if (n.op == Op::Mean) {
@@ -611,7 +626,8 @@ private:
     rec(rec, 0);
   }
 
-  // logsumexp, softmax, log_softmax: per row, m = max (NaN-propagating) and
+  // logsumexp, softmax, log_softmax: per row, m = max (NaN-propagating, llvm.maximum, which
+  // the vectoriser reduces lane-wise) and
   // s = sum(exp(x - m)); logsumexp = m + log(s) (m itself when m is infinite),
   // softmax = exp(x - m) / s, log_softmax = x - m - log(s).
   // log(s) is computed as log1p(s - 1) with s - 1 = (c - 1) + sum_{x < m} exp(x - m), where
@@ -625,7 +641,7 @@ private:
     rowLoops(xn.shape, n.axes, [&](Index &idx) {
       Value *m = scalarVar(ft_, fconst(-INFINITY));
       rowInner(xn.shape, n.axes, idx, [&](const Index &i) {
-        b_.CreateStore(maxStep(b_.CreateLoad(ft_, m), at(x, i), true), m);
+        b_.CreateStore(b_.CreateBinaryIntrinsic(llvm::Intrinsic::maximum, b_.CreateLoad(ft_, m), at(x, i)), m);
       });
       Value *mv = b_.CreateLoad(ft_, m);
       Value *rest = scalarVar(ft_, fconst(0));
@@ -635,8 +651,8 @@ private:
         Value *xv = at(x, i);
         Value *isMax = b_.CreateFCmpOEQ(xv, mv);
         Value *e = unary(llvm::Intrinsic::exp, b_.CreateFSub(xv, mv));
-        b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, rest), select(isMax, fconst(0), e)), rest);
-        b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, ties), select(isMax, fconst(1), fconst(0))), ties);
+        b_.CreateStore(sumStep(b_.CreateLoad(ft_, rest), select(isMax, fconst(0), e)), rest);
+        b_.CreateStore(sumStep(b_.CreateLoad(ft_, ties), select(isMax, fconst(1), fconst(0))), ties);
       });
       --checkMuted_;
       Value *rv = b_.CreateLoad(ft_, rest), *cv = b_.CreateLoad(ft_, ties);

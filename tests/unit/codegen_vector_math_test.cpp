@@ -3,6 +3,8 @@
 // CodegenOptions::vectorMath off they call libm per element. Either way every value must be
 // within 4 ulp of the exact one (computed in double), and the special values (0, -0, inf,
 // NaN, overflow, underflow, the ends of each domain) must come out as libm gives them.
+// Also the row reductions of log_softmax and of a sum along the inner axis, which are
+// vectorised (LowerToLLVM.cpp, sumStep): the IR reduces lane-wise, NaN and inf propagate.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -151,4 +153,54 @@ TEST_CASE("vector math: on x86-64 Linux the loops call libmvec, and not with vec
     CHECK(vec.find(std::string("v_") + name + "(") != std::string::npos);
   }
 #endif
+}
+
+TEST_CASE("vector math: a row's sum and maximum are vectorised (log_softmax, sum over the inner axis)") {
+  // 1000 classes: log_softmax = x - max - log(sum(exp(x - max))), and a plain row sum.
+  const int64_t kCols = 1000;
+  Function f;
+  f.name = "rows";
+  f.dimNames = {"B"};
+  Builder b(f);
+  ValueId x = b.input("x", DType::F32, {Dim::sym(0), Dim::fixed(kCols)});
+  f.results = {{"log_softmax", b.row(Op::LogSoftmax, x, 1), ResultKind::Output},
+               {"sum", b.reduce(Op::Sum, x, 2u, false), ResultKind::Output}};
+  verify(f);
+  std::string ir = codegen::emitLLVM(f, {});
+  CHECK(ir.find("@llvm.vector.reduce.fadd") != std::string::npos);
+  CHECK(ir.find("@llvm.vector.reduce.fmaximum") != std::string::npos);
+
+  rt::Kernel k = codegen::jitCompile(f, {});
+  int64_t rows = 5;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-20, 20);
+  std::vector<float> in(static_cast<size_t>(rows * kCols));
+  for (float &v : in) v = u(rng);
+  in[3] = kNaN;                     // row 0: NaN everywhere in log_softmax, and the sum
+  in[kCols + 7] = kInf;             // row 1: the maximum is inf
+  std::vector<float> ls(in.size()), sum(static_cast<size_t>(rows));
+  std::vector<void *> ptrs = {in.data(), ls.data(), sum.data()};
+  size_t bytes = k.workBytes(&rows);
+  void *work = std::aligned_alloc(64, (bytes + 64) / 64 * 64);
+  k.call(ptrs.data(), &rows, work);
+  std::free(work);
+  CHECK(std::isnan(sum[0]));
+  CHECK(std::isnan(ls[5]));
+  CHECK(sum[1] == kInf);
+  CHECK(ls[kCols + 7] != ls[kCols + 7]);  // inf - inf
+  for (int64_t r = 2; r < rows; ++r) {
+    double m = -INFINITY, s = 0, total = 0, magnitude = 0;
+    for (int64_t c = 0; c < kCols; ++c) m = std::max(m, static_cast<double>(in[static_cast<size_t>(r * kCols + c)]));
+    for (int64_t c = 0; c < kCols; ++c) {
+      double v = in[static_cast<size_t>(r * kCols + c)];
+      s += std::exp(v - m);
+      total += v;
+      magnitude += std::fabs(v);
+    }
+    CHECK(std::fabs(sum[static_cast<size_t>(r)] - total) <= 1e-6 * magnitude);
+    for (int64_t c = 0; c < kCols; ++c) {
+      double want = in[static_cast<size_t>(r * kCols + c)] - m - std::log(s);
+      CHECK(std::fabs(ls[static_cast<size_t>(r * kCols + c)] - want) <= 1e-5 * (1 + std::fabs(want)));
+    }
+  }
 }
