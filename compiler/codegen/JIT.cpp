@@ -2,8 +2,8 @@
 //
 // Like Kaleidoscope's JIT, little more than LLJITBuilder, a generator that resolves libm
 // (tanhf, log1pf, expf...) and memset/memcpy from this process, one that resolves glibc's
-// vector math functions from libmvec.so.1 (when it cannot be loaded, the module is built
-// without them: TargetDesc::vectorMath), the runtime's thread pool
+// vector math functions from libmvec.so.1 (when it cannot be loaded or is older than glibc
+// 2.35, the module is built without them: TargetDesc::vectorMath), the runtime's thread pool
 // entry `gradc_parallel_run` (defined by address: gradc does not export its symbols), and two
 // lookups: the entry point and its work-size function. The LLJIT lives as long as any copy of the Kernel:
 // a shared_ptr to it is captured by `call` and `workBytes`.
@@ -13,6 +13,7 @@
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
+#include <llvm/Support/DynamicLibrary.h>
 #include <llvm/Support/Error.h>
 #include <llvm/TargetParser/SubtargetFeature.h>
 
@@ -24,6 +25,18 @@
 namespace gradc::codegen {
 
 namespace {
+
+// libmvec.so.1 when it can be loaded and has the newest functions the vector math table
+// names (tanhf and log1pf came with glibc 2.35); otherwise the JIT does without it.
+bool libmvecUsable() {
+  static const bool usable = [] {
+    std::string err;
+    llvm::sys::DynamicLibrary lib = llvm::sys::DynamicLibrary::getPermanentLibrary("libmvec.so.1", &err);
+    return lib.isValid() && lib.getAddressOfSymbol("_ZGVbN4v_tanhf") && lib.getAddressOfSymbol("_ZGVbN4v_log1pf");
+  }();
+  return usable;
+}
+
 template <typename T>
 T orFail(llvm::Expected<T> e, const char *what) {
   if (!e) internalError("JIT: {}: {}", what, llvm::toString(e.takeError()));
@@ -48,14 +61,11 @@ rt::Kernel jitCompile(const ir::Function &f, const CodegenOptions &o, CompileSta
   char prefix = jit->getDataLayout().getGlobalPrefix();
   jit->getMainJITDylib().addGenerator(
       orFail(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(prefix), "process symbols"));
-  if (target.vectorMath) {
-    auto libmvec = llvm::orc::DynamicLibrarySearchGenerator::Load("libmvec.so.1", prefix);
-    if (libmvec) {
-      jit->getMainJITDylib().addGenerator(std::move(*libmvec));
-    } else {
-      llvm::consumeError(libmvec.takeError());
-      host.vectorMath = false;
-    }
+  if (target.vectorMath && libmvecUsable()) {
+    jit->getMainJITDylib().addGenerator(
+        orFail(llvm::orc::DynamicLibrarySearchGenerator::Load("libmvec.so.1", prefix), "libmvec"));
+  } else {
+    host.vectorMath = false;
   }
   BuiltModule b = buildModule(f, host);
   llvm::orc::SymbolMap runtimeSyms;
