@@ -89,7 +89,13 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
   // B's rows are read in place, without packing, when they are short and whole panels wide
   // (see the top of the file).
   auto *staticN = llvm::dyn_cast<llvm::ConstantInt>(N);
-  const bool direct = !transB && staticN && staticN->getZExtValue() % W == 0 &&
+  // A static N that is a whole number of panels has no column past N in any panel: no masks
+  // or bounds checks are emitted. (LLVM proves as much by itself for one part of the
+  // panels, but not for a part's share of them when the product is split over threads,
+  // and kept every check: twice the code and compile time of the one-part step.)
+  const bool fullPanels = staticN && staticN->getZExtValue() % W == 0;
+  auto below = [&](Value *col) -> Value * { return fullPanels ? b.getTrue() : b.CreateICmpULT(col, N); };
+  const bool direct = !transB && fullPanels &&
                       staticN->getZExtValue() * (ft->getPrimitiveSizeInBits() / 8) <=
                           static_cast<uint64_t>(kMatMulDirectRowBytes);
   emitFor(b, b.CreateSub(endTile, firstTile), [&](Value *jr) {
@@ -97,7 +103,8 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
     Value *mask[NR];
     for (int c = 0; c < NR; ++c) {
       Value *col = add(j0, c64(static_cast<uint64_t>(c) * vl));
-      mask[c] = b.CreateICmpULT(b.CreateAdd(b.CreateVectorSplat(vl, col), lanes), b.CreateVectorSplat(vl, N));
+      mask[c] = fullPanels ? llvm::Constant::getAllOnesValue(llvm::FixedVectorType::get(b.getInt1Ty(), vl))
+                           : b.CreateICmpULT(b.CreateAdd(b.CreateVectorSplat(vl, col), lanes), b.CreateVectorSplat(vl, N));
     }
     // P[p, c] = op(B)[p, j0 + c], zero past N.
     Value *panel = P, *panelStride = c64(W);
@@ -124,8 +131,8 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
           std::vector<Value *> rows(vl);
           for (unsigned l = 0; l < vl; ++l) {
             Value *col = add(c0, c64(l));
-            Value *valid = b.CreateVectorSplat(vl, b.CreateICmpULT(col, N));
-            Value *srcRow = b.CreateSelect(b.CreateICmpULT(col, N), col, c64(0));
+            Value *valid = b.CreateVectorSplat(vl, below(col));
+            Value *srcRow = b.CreateSelect(below(col), col, c64(0));
             rows[l] = b.CreateMaskedLoad(vt, b.CreateInBoundsGEP(ft, B, add(mul(srcRow, K), p0)), align, valid, zero);
           }
           for (unsigned d = vl / 2; d >= 1; d /= 2) {
@@ -148,7 +155,7 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
       }
       emitFor(b, c64(W), [&](Value *c) {
         Value *col = add(j0, c);
-        Value *valid = b.CreateICmpULT(col, N);
+        Value *valid = below(col);
         Value *srcRow = b.CreateSelect(valid, col, c64(0));
         emitFor(b, b.CreateSub(K, fullK), [&](Value *pr) {
           Value *p = add(fullK, pr);
@@ -206,7 +213,7 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
           Value *off = epilogue ? c64(static_cast<uint64_t>(r * NR + c) * vl) : add(mul(row, N), col);
           b.CreateMaskedStore(b.CreateLoad(vt, acc[r][c]), b.CreateInBoundsGEP(ft, C, off), align, mask[c]);
         }
-      if (epilogue) (*epilogue)(i0, first, mr, j0, b.CreateSub(N, j0));
+      if (epilogue) (*epilogue)(i0, first, mr, j0, fullPanels ? tileCols : b.CreateSub(N, j0));
     };
     // The M mod MR leftover rows (see the top of the file): with M >= MR and at least
     // minLeft of them, one more full tile, moved up to end at row M (it overlaps the one
