@@ -3,7 +3,7 @@
 // Like Kaleidoscope's JIT, little more than LLJITBuilder, a generator that resolves libm
 // (tanhf, log1pf, expf...) and memset/memcpy from this process, one that resolves glibc's
 // vector math functions from libmvec.so.1 (when it cannot be loaded or is older than glibc
-// 2.35, the module is built without them: TargetDesc::vectorMath), the runtime's thread pool
+// 2.35, the module is built without them: resolveTarget, hostLibmvec), the runtime's thread pool
 // entry `gradc_parallel_run` (defined by address: gradc does not export its symbols), and two
 // lookups: the entry point and its work-size function. The LLJIT lives as long as any copy of the Kernel:
 // a shared_ptr to it is captured by `call` and `workBytes`.
@@ -13,7 +13,6 @@
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
-#include <llvm/Support/DynamicLibrary.h>
 #include <llvm/Support/Error.h>
 #include <llvm/TargetParser/SubtargetFeature.h>
 
@@ -25,17 +24,6 @@
 namespace gradc::codegen {
 
 namespace {
-
-// libmvec.so.1 when it can be loaded and has the newest functions the vector math table
-// names (tanhf and log1pf came with glibc 2.35); otherwise the JIT does without it.
-bool libmvecUsable() {
-  static const bool usable = [] {
-    std::string err;
-    llvm::sys::DynamicLibrary lib = llvm::sys::DynamicLibrary::getPermanentLibrary("libmvec.so.1", &err);
-    return lib.isValid() && lib.getAddressOfSymbol("_ZGVbN4v_tanhf") && lib.getAddressOfSymbol("_ZGVbN4v_log1pf");
-  }();
-  return usable;
-}
 
 template <typename T>
 T orFail(llvm::Expected<T> e, const char *what) {
@@ -61,12 +49,9 @@ rt::Kernel jitCompile(const ir::Function &f, const CodegenOptions &o, CompileSta
   char prefix = jit->getDataLayout().getGlobalPrefix();
   jit->getMainJITDylib().addGenerator(
       orFail(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(prefix), "process symbols"));
-  if (target.vectorMath && libmvecUsable()) {
+  if (target.vectorMath)  // the host's libmvec is usable (resolveTarget)
     jit->getMainJITDylib().addGenerator(
-        orFail(llvm::orc::DynamicLibrarySearchGenerator::Load("libmvec.so.1", prefix), "libmvec"));
-  } else {
-    host.vectorMath = false;
-  }
+        std::make_unique<llvm::orc::DynamicLibrarySearchGenerator>(hostLibmvec(), prefix));
   BuiltModule b = buildModule(f, host);
   llvm::orc::SymbolMap runtimeSyms;
   runtimeSyms[jit->mangleAndIntern("gradc_parallel_run")] = {

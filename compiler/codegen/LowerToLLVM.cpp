@@ -545,8 +545,8 @@ private:
 
   // sum, mean, max, min: the result is initialised, then the operand is walked in its own
   // row-major order, accumulating into the result (the interpreter's order of addition,
-  // except that the additions of a sum along the inner axis may be regrouped by lane:
-  // sumStep).
+  // except where consecutive additions go to one result, as along the inner axis: those may
+  // be regrouped by lane, sumStep).
   void emitReduce(const Step &s) {
     const Node &n = node(s.value);
     ValueId x = n.operands[0];

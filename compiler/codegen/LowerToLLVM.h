@@ -28,7 +28,8 @@ struct TargetDesc {
   std::string triple, cpu, features;
   bool avx512 = false;
   /// Loops may call glibc's vector math library (libmvec) for float exp, log, log1p, tanh,
-  /// sin, cos and pow (Target.cpp): x86-64 Linux with glibc, unless turned off.
+  /// sin, cos and pow (Target.cpp): x86-64 Linux with glibc (for the host, one whose libmvec
+  /// has them: hostLibmvec), unless turned off.
   bool vectorMath = false;
 };
 

@@ -2,7 +2,6 @@
 #include "codegen/Target.h"
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <mutex>
 #include <string>
@@ -15,6 +14,7 @@
 #include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/DynamicLibrary.h>
 #include <llvm/Support/FileSystem.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
@@ -64,8 +64,18 @@ TargetDesc resolveTarget(const CodegenOptions &o) {
   }
   llvm::Triple triple(t.triple);
   t.vectorMath = o.vectorMath && triple.getArch() == llvm::Triple::x86_64 && triple.isOSLinux() &&
-                 triple.isGNUEnvironment();
+                 triple.isGNUEnvironment() && (!isHost || hostLibmvec().isValid());
   return t;
+}
+
+llvm::sys::DynamicLibrary hostLibmvec() {
+  static const llvm::sys::DynamicLibrary lib = [] {
+    std::string err;
+    llvm::sys::DynamicLibrary l = llvm::sys::DynamicLibrary::getPermanentLibrary("libmvec.so.1", &err);
+    bool usable = l.isValid() && l.getAddressOfSymbol("_ZGVbN4v_tanhf") && l.getAddressOfSymbol("_ZGVbN4v_log1pf");
+    return usable ? l : llvm::sys::DynamicLibrary();
+  }();
+  return lib;
 }
 
 std::unique_ptr<llvm::TargetMachine> createTargetMachine(const TargetDesc &t) {
@@ -82,46 +92,46 @@ std::unique_ptr<llvm::TargetMachine> createTargetMachine(const TargetDesc &t) {
 
 namespace {
 
-// libmvec's float functions by ISA: SSE2 (4 lanes), AVX2 (8), AVX-512 (16). The names follow
-// the x86 vector function ABI (`_ZGV` ISA, unmasked, lanes, one vector argument per `v`).
-struct VectorMathIsa {
-  const char *feature;  // "" for baseline x86-64
-  char isa;
+// One libmvec function on one ISA: SSE2 (4 lanes), AVX2 (8) or AVX-512 (16). The names follow
+// the x86 vector function ABI (`_ZGV` ISA, unmasked, lanes, one `v` per vector argument).
+struct VectorMathEntry {
+  std::string feature;  // empty for baseline x86-64
+  std::string scalar;   // a libm name or an LLVM intrinsic
+  std::string vectorName, abiPrefix;
   unsigned lanes;
 };
-constexpr VectorMathIsa kVectorMathIsas[] = {{"", 'b', 4}, {"+avx2", 'd', 8}, {"+avx512f", 'e', 16}};
-// The scalar function (a libm name or an LLVM intrinsic), libmvec's name and its arity.
-struct VectorMathFn {
-  const char *scalar, *name;
-  int args;
-};
-constexpr VectorMathFn kVectorMathFns[] = {
-    {"expf", "expf", 1},       {"llvm.exp.f32", "expf", 1}, {"logf", "logf", 1},
-    {"llvm.log.f32", "logf", 1}, {"log1pf", "log1pf", 1},   {"tanhf", "tanhf", 1},
-    {"sinf", "sinf", 1},       {"llvm.sin.f32", "sinf", 1}, {"cosf", "cosf", 1},
-    {"llvm.cos.f32", "cosf", 1}, {"powf", "powf", 2},       {"llvm.pow.f32", "powf", 2}};
 
-// The table for the subtarget's ISAs. VecDesc holds StringRefs: the names live as long as
-// the process, built once.
+// The table for the subtarget's ISAs. VecDesc holds StringRefs into the entries, which are
+// built once and live as long as the process.
 std::vector<llvm::VecDesc> vectorMathTable(const llvm::MCSubtargetInfo &sti) {
-  static const std::vector<std::array<std::string, 2>> names = [] {
-    std::vector<std::array<std::string, 2>> out;
-    for (const VectorMathIsa &isa : kVectorMathIsas)
-      for (const VectorMathFn &f : kVectorMathFns) {
+  static const std::vector<VectorMathEntry> entries = [] {
+    struct Isa {
+      const char *feature;
+      char letter;
+      unsigned lanes;
+    };
+    struct Fn {
+      const char *scalar, *name;
+      int args;
+    };
+    const Isa isas[] = {{"", 'b', 4}, {"+avx2", 'd', 8}, {"+avx512f", 'e', 16}};
+    const Fn fns[] = {{"expf", "expf", 1},   {"llvm.exp.f32", "expf", 1}, {"logf", "logf", 1},
+                      {"llvm.log.f32", "logf", 1}, {"log1pf", "log1pf", 1}, {"tanhf", "tanhf", 1},
+                      {"sinf", "sinf", 1},   {"llvm.sin.f32", "sinf", 1}, {"cosf", "cosf", 1},
+                      {"llvm.cos.f32", "cosf", 1}, {"powf", "powf", 2},     {"llvm.pow.f32", "powf", 2}};
+    std::vector<VectorMathEntry> out;
+    for (const Isa &isa : isas)
+      for (const Fn &f : fns) {
         std::string params(static_cast<size_t>(f.args), 'v');
-        out.push_back({fmt::format("_ZGV{}N{}{}_{}", isa.isa, isa.lanes, params, f.name),
-                       fmt::format("_ZGV_LLVM_N{}{}", isa.lanes, params)});
+        out.push_back({isa.feature, f.scalar, fmt::format("_ZGV{}N{}{}_{}", isa.letter, isa.lanes, params, f.name),
+                       fmt::format("_ZGV_LLVM_N{}{}", isa.lanes, params), isa.lanes});
       }
     return out;
   }();
   std::vector<llvm::VecDesc> table;
-  size_t i = 0;
-  for (const VectorMathIsa &isa : kVectorMathIsas)
-    for (const VectorMathFn &f : kVectorMathFns) {
-      const auto &[vectorName, abiPrefix] = names[i++];
-      if (*isa.feature && !sti.checkFeatures(isa.feature)) continue;
-      table.emplace_back(f.scalar, vectorName, llvm::ElementCount::getFixed(isa.lanes), false, abiPrefix);
-    }
+  for (const VectorMathEntry &e : entries)
+    if (e.feature.empty() || sti.checkFeatures(e.feature))
+      table.emplace_back(e.scalar, e.vectorName, llvm::ElementCount::getFixed(e.lanes), false, e.abiPrefix);
   return table;
 }
 

@@ -23,6 +23,7 @@
 
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
+#include <llvm/Support/DynamicLibrary.h>
 #include <llvm/Target/TargetMachine.h>
 
 #include "codegen/LowerToLLVM.h"
@@ -34,6 +35,11 @@ void initTargets();
 
 /// The triple, CPU and features to compile for.
 TargetDesc resolveTarget(const CodegenOptions &o);
+
+/// glibc's libmvec.so.1 in this process, when it loads and has glibc 2.35's tanhf and
+/// log1pf (the newest functions of the vector math table); else an invalid library, and
+/// code for the host does without vector math.
+llvm::sys::DynamicLibrary hostLibmvec();
 
 /// A TargetMachine for `t`; UserError when the triple is unknown.
 std::unique_ptr<llvm::TargetMachine> createTargetMachine(const TargetDesc &t);
