@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "codegen/Codegen.h"
+#include "codegen/Target.h"
 #include "ir/Builder.h"
 
 using namespace gradc;
@@ -147,11 +148,13 @@ TEST_CASE("vector math: on x86-64 Linux the loops call libmvec, and not with vec
   f64.f64 = true;
   CHECK(codegen::emitLLVM(f, libm).find("@_ZGV") == std::string::npos);
   CHECK(codegen::emitLLVM(f, f64).find("@_ZGV") == std::string::npos);
-#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
+#if defined(__x86_64__) && defined(__linux__)
+  // (Without a libmvec of glibc 2.35 or later, the host's code does without it.)
   for (const char *name : {"expf", "logf", "tanhf", "log1pf", "sinf", "cosf", "powf"}) {
     CAPTURE(name);
-    CHECK(vec.find(std::string("v_") + name + "(") != std::string::npos);
+    CHECK((vec.find(std::string("v_") + name + "(") != std::string::npos) == codegen::hostLibmvec().isValid());
   }
+  CHECK(codegen::hostLibmvec().isValid());  // glibc 2.36 on Debian 12, the supported system
 #endif
 }
 
