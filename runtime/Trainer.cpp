@@ -267,7 +267,8 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
   step = counter("gradc.step", "gradc.step");
   // A checkpoint of another optimiser holds none of this one's state: it starts afresh.
   int64_t optimizerSteps = meta("gradc.optimizer_step") ? counter("gradc.optimizer_step", "") : step;
-  if (optimizerSteps > step) fileError(path, "metadata 'gradc.optimizer_step' is more than 'gradc.step'");
+  if (optimizerSteps < 0 || optimizerSteps > step)
+    fileError(path, "metadata 'gradc.optimizer_step' {} is not between 0 and 'gradc.step' {}", optimizerSteps, step);
   stateSince = stateMissing ? step : step - optimizerSteps;
   epoch = counter("gradc.epoch", "gradc.epoch");
   batch = meta("gradc.batch") ? counter("gradc.batch", "") : 0;

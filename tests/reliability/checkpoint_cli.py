@@ -179,7 +179,8 @@ def counter_names(tmp):
 
 def bad_counters(tmp):
     """A checkpoint's counters are whole numbers: metadata such as '12abc' or '1e3' (read as 12
-    and 1 before) and a counter tensor holding nan or 2.5 are errors naming the file."""
+    and 1 before), a 'gradc.optimizer_step' outside 0 .. step, and a counter tensor holding nan
+    or 2.5 are errors naming the file."""
     data = write(os.path.join(tmp, "c.csv"), "x1,x2,y\n0,1,0\n1,0,1\n2,2,2\n1,1,0\n")
     ckpt = os.path.join(tmp, "c.safetensors")
     rc, _, err = run("train", CLASSIFY, "--data", data, "--save", ckpt)
@@ -191,6 +192,13 @@ def bad_counters(tmp):
         rc, out, err = run("train", CLASSIFY, "--data", data, "--init", bad, "--epochs", "0")
         check(rc == 1 and err == "%s: error: metadata '%s' is not a whole number: '%s'\n" % (bad, key, value),
               "metadata %s = %r: rc %d, err %r" % (key, value, rc, err))
+    # The optimiser's count lies between 0 and the step (a negative one made Adam's step negative).
+    for value in ("-2", str(int(meta["gradc.step"]) + 1)):
+        write_safetensors(bad, tensors, dict(meta, **{"gradc.optimizer_step": value}))
+        rc, out, err = run("train", CLASSIFY, "--data", data, "--init", bad, "--epochs", "0")
+        want = "%s: error: metadata 'gradc.optimizer_step' %s is not between 0 and 'gradc.step' %s\n" % (
+            bad, value, meta["gradc.step"])
+        check(rc == 1 and err == want, "optimizer_step %s: rc %d, err %r" % (value, rc, err))
     bare = {k: v for k, v in meta.items() if k not in ("gradc.step", "gradc.epoch", "gradc.batch")}
     for value, text in ((float("nan"), "nan"), (2.5, "2.5"), (-1.0, "-1")):
         write_safetensors(bad, dict(tensors, **{"gradc.step": ("F32", [], [value])}), bare)
