@@ -2,12 +2,12 @@
 # The whole test suite, as CI runs it:
 #   1. build (Release, warnings as errors) and run every test with ctest;
 #   2. build again with AddressSanitizer + UndefinedBehaviorSanitizer and run the tests again;
-#   3. build the libFuzzer targets with clang and run each for GRADC_FUZZ_SECONDS (default 60).
+#   3. build the libFuzzer targets with clang and run each for GRADC_FUZZ_SECONDS (default 30).
 # Exits non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
-fuzz_seconds=${GRADC_FUZZ_SECONDS:-60}
+fuzz_seconds=${GRADC_FUZZ_SECONDS:-30}
 
 echo "== build (Release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRADC_WERROR=ON > /dev/null
