@@ -41,12 +41,14 @@ double outOfRange(const char *b, const char *e) {
 }
 
 /// Parses a whole cell [b, e) as a double. A leading '+' is allowed. Returns false when the
-/// cell is not a number; `out` may then be anything.
-bool parseDouble(const char *b, const char *e, double &out) {
+/// cell is not a number; `out` may then be anything. `outside`, when given, tells whether the
+/// number was beyond double's range (then ±inf, or a subnormal or ±0 for one too small).
+bool parseDouble(const char *b, const char *e, double &out, bool *outside = nullptr) {
   if (b < e && *b == '+') ++b;
   if (b == e) return false;
   auto r = std::from_chars(b, e, out);
   if (r.ptr != e) return false;
+  if (outside) *outside = r.ec == std::errc::result_out_of_range;
   if (r.ec == std::errc::result_out_of_range) out = outOfRange(b, e);
   else if (r.ec != std::errc()) return false;
   return true;
@@ -225,8 +227,11 @@ private:
 
   int32_t parseLabel(int line, const char *b, const char *e, const InputSpec &spec) const {
     double d;
-    if (!parseDouble(b, e, d)) errorAt(line, b, "label '{}' of '{}' is not a number", cellText(b, e), spec.name);
-    if (!std::isfinite(d) || d != std::floor(d))
+    bool outside = false;
+    if (!parseDouble(b, e, d, &outside))
+      errorAt(line, b, "label '{}' of '{}' is not a number", cellText(b, e), spec.name);
+    // 1e-400 is no whole number, although it rounds to 0.
+    if (outside || !std::isfinite(d) || d != std::floor(d))
       errorAt(line, b, "label {} of '{}' is not a whole number", cellText(b, e), spec.name);
     if (spec.classes > 0 && (d < 0 || d >= static_cast<double>(spec.classes)))
       errorAt(line, b, "label {} of '{}' is outside the {} classes 0..{}", cellText(b, e),

@@ -161,6 +161,8 @@ TEST_CASE("csv: labels") {
   CHECK(errorOf("a,b,c\n1,2, -1\n") == "F:2:6: error: label -1 of 'y' is outside the 3 classes 0..2\n");
   CHECK(errorOf("a,b,c\n1,2,one\n") == "F:2:5: error: label 'one' of 'y' is not a number\n");
   CHECK(errorOf("a,b,c\n1,2,nan\n") == "F:2:5: error: label nan of 'y' is not a whole number\n");
+  CHECK(errorOf("a,b,c\n1,2,1e-400\n") == "F:2:5: error: label 1e-400 of 'y' is not a whole number\n");
+  CHECK(errorOf("a,b,c\n1,2,1e400\n") == "F:2:5: error: label 1e400 of 'y' is not a whole number\n");
   // Without a class count, any whole number that fits int32 is a label.
   std::vector<InputSpec> open = {{"x", false, 2, 0}, {"y", true, 1, 0}};
   CHECK(read("1,2,-7\n", open).inputs[1].i == std::vector<int32_t>{-7});
