@@ -60,6 +60,9 @@ constexpr int64_t kMatMulPanelRowBytes = kMatMulTileVectors * 64;
 inline unsigned matmulVectorBytes(const TargetDesc &t) { return t.avx512 ? 64 : 32; }
 /// The longest rows (in bytes) of a B that the tiles read in place instead of packing it.
 constexpr int64_t kMatMulDirectRowBytes = 1024;
+// While the last full tiles of a column panel run, one line of the B the next panel packs
+// is fetched every 2^kPanelPrefetchShift iterations over p (MatMul.cpp).
+constexpr int kPanelPrefetchShift = 1;
 
 /// Called after each tile of C is finished: rows i0 .. i0+rows-1, columns j0 .. j0 +
 /// min(cols, tile width) - 1, stored in the tile buffer as [rows][tile width] (buffer row r
