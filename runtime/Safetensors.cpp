@@ -47,6 +47,8 @@ const NamedTensor *exactCopy(const TensorFile &file, const NamedTensor &t) {
 
 namespace {
 
+constexpr int kMaxHeaderDepth = 16;
+
 std::string shapeText(const std::vector<int64_t> &shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -125,8 +127,16 @@ TensorFile readSafetensors(const std::string &path) {
   if (headerLen > bytes.size() - 8)
     fileError(path, "not a safetensors file: the header length {} runs past the end of the file ({} bytes)",
               headerLen, bytes.size());
+  // A header nests three deep (tensor, entry, shape); a deeper one is refused while parsing,
+  // before copies of it recurse through the nesting.
+  auto shallow = [&](int depth, json::parse_event_t event, json &) {
+    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+        depth >= kMaxHeaderDepth)
+      fileError(path, "the safetensors header nests more than {} deep", kMaxHeaderDepth);
+    return true;
+  };
   json header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(headerLen),
-                            nullptr, /*allow_exceptions=*/false);
+                            shallow, /*allow_exceptions=*/false);
   if (header.is_discarded()) fileError(path, "the safetensors header is not valid JSON");
   if (!header.is_object()) fileError(path, "the safetensors header is not a JSON object");
 

@@ -15,6 +15,11 @@ MatMulOperand matmulOperand(const Function &f, ValueId operand) {
 
 namespace {
 
+// An Inline value is evaluated by recursion at each index (the lowering and the loop plan's
+// printer descend through its operands), so a chain of them is cut at this depth: the value
+// at the limit becomes a kernel, which the next loop may still host.
+constexpr int kMaxInlineDepth = 128;
+
 bool isTrivial(const Function &f, ValueId v) {
   const Node &n = f.node(v);
   if (n.op == Op::Const || n.op == Op::DimSize) return true;
@@ -81,6 +86,7 @@ FusionPlan planFusion(const Function &f) {
   std::vector<bool> live(n, false), isResult(n, false), needsBuffer(n, false);
   std::vector<int> uses(n, 0);
   std::vector<ValueId> user(n, kNoValue);
+  std::vector<int> inlineDepth(n, 0);
   for (const Result &r : f.results) {
     live[static_cast<size_t>(r.value)] = true;
     isResult[static_cast<size_t>(r.value)] = true;
@@ -124,6 +130,14 @@ FusionPlan planFusion(const Function &f) {
                        opKind(f.node(w).op) == OpKind::Row || f.node(w).op == Op::ArgMax ||
                        f.node(w).op == Op::Transpose);
       role = fusible && uses[i] == 1 && sameWalk ? Role::Inline : Role::Kernel;
+    }
+    if (role == Role::Inline) {
+      int depth = 0;
+      for (ValueId u : node.operands) depth = std::max(depth, inlineDepth[static_cast<size_t>(u)]);
+      if (depth < kMaxInlineDepth || isTrivial(f, v))
+        inlineDepth[i] = depth + 1;
+      else
+        role = Role::Kernel;
     }
   }
   std::vector<int> readers(n, 0);

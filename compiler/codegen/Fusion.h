@@ -9,7 +9,8 @@
 //
 // The rule is deliberately simple: a value is inlined when it is element-wise (or a
 // transpose, broadcast, onehot) and has exactly one user that walks the same number of
-// elements; scalar constants and dim sizes are always inlined. Reductions, rows, argmax and
+// elements; scalar constants and dim sizes are always inlined. A chain of inlined values is
+// cut 128 deep (the value there becomes a kernel), so evaluating one nests boundedly. Reductions, rows, argmax and
 // matrix products are kernels; so are results, values with several users (computing them
 // once is cheaper than twice), and operands that must be a buffer (matmul, reshape).
 // A matmul operand that is a transpose reads the transpose's operand with the flag flipped.

@@ -3,6 +3,7 @@
 // bug report and exit status 70 (EX_SOFTWARE), and a bad flag into one line
 // `gradc: error: ...` and exit status 2.
 #include <charconv>
+#include <cstdint>
 #include <cmath>
 #include <iostream>
 
@@ -38,6 +39,15 @@ const CLI::Validator kLearningRate(
       return "";
     },
     "X >= 0");
+const CLI::Validator kSeed(
+    [](std::string &s) -> std::string {
+      uint64_t v = 0;
+      auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (r.ec != std::errc() || r.ptr != s.data() + s.size())
+        return fmt::format("takes a whole number from 0 to 2^64-1, not '{}'", s);
+      return "";
+    },
+    "N >= 0");
 
 void addModel(CLI::App *c, Options &o) {
   c->add_option("MODEL", o.model, "The model file (.grad)")->required();
@@ -100,7 +110,7 @@ int main(int argc, char **argv) {
   train->add_option("--lr", o.lr, "Learning rate (replaces the model's)")->check(kLearningRate);
   train->add_option("--optimizer", o.optimizer, "sgd, adam, adamw, rmsprop or adagrad")
       ->check(CLI::IsMember(optimizerNames()));
-  train->add_option("--seed", o.seed, "Seed for initialisers and shuffling (default 0)");
+  train->add_option("--seed", o.seed, "Seed for initialisers and shuffling (default 0)")->check(kSeed);
   train->add_flag("--no-shuffle", o.noShuffle, "Keep the data order");
   train->add_flag("--drop-last", o.dropLast, "Drop the last, smaller batch");
   train->add_option("--init", o.init, "Start from weights or a checkpoint (safetensors)");
@@ -142,7 +152,7 @@ int main(int argc, char **argv) {
   addModel(gradcheck, o);
   gradcheck->add_option("--weights", o.weights, "Weights (default: from the initialisers)");
   gradcheck->add_option("--data", o.data, "Data (default: a small random batch)");
-  gradcheck->add_option("--seed", o.seed, "Seed for random weights and data (default 0)");
+  gradcheck->add_option("--seed", o.seed, "Seed for random weights and data (default 0)")->check(kSeed);
   addThreads(gradcheck, o);
 
   auto *bench = app.add_subcommand("bench", "Time the compiled step on random data");
@@ -198,7 +208,7 @@ int main(int argc, char **argv) {
               << "\nThis is a bug in gradc, not in your model. Please report it with the model file.\n";
     return 70;
   } catch (const std::bad_alloc &) {
-    std::cerr << "gradc: error: out of memory\n";
+    std::cerr << o.model << ": error: out of memory: the model's tensors do not fit in this machine's memory\n";
     return 1;
   }
   return 2;

@@ -395,7 +395,8 @@ double Sema::constant(const Expr &e, const std::string &what) {
 
 int64_t Sema::wholeNumber(const Expr &e, const std::string &what) {
   double v = constant(e, what);
-  if (v != std::floor(v) || std::fabs(v) > 1e9) userError(e.loc, "{} must be a whole number, got {}", what, ir::formatNumber(v));
+  if (v != std::floor(v)) userError(e.loc, "{} must be a whole number, got {}", what, ir::formatNumber(v));
+  if (std::fabs(v) > 1073741824.0) userError(e.loc, "{} is too large: {} (at most 2^30)", what, ir::formatNumber(v));
   return static_cast<int64_t>(v);
 }
 

@@ -8,7 +8,8 @@ the step and the batch rows, with and without --check-numerics, and leaves the l
 checkpoint as it was; a value masked before anything the step writes stops training only with
 --check-numerics; resuming with a changed model (other shapes, other hash) is an error;
 a model whose buffers exceed --max-memory or the machine's memory is refused with the figure
-before training; --max-memory takes K, M and G suffixes; a second SIGTERM exits at once and
+before training; --max-memory takes K, M and G suffixes; running out of memory anyway is one
+error line naming the model; a second SIGTERM exits at once and
 leaves a checkpoint that loads.
 """
 
@@ -147,6 +148,15 @@ def memory(tmp):
     if pages < 48 << 30:
         rc, _, err = run("bench", big, "--batch-size", "1")
         check(rc == 1 and "more than the machine's memory" in err, "a huge model, no flag: %r" % err)
+    # gradcheck (float64 copies of the params, no --max-memory) out of address space: one line
+    # naming the model, exit status 1.
+    def limit_address_space():
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+    p = subprocess.run([clitest.GRADC, "gradcheck", big], capture_output=True, text=True,
+                       preexec_fn=limit_address_space, timeout=300)
+    check(p.returncode == 1 and p.stderr == big + ": error: out of memory: the model's tensors do not fit "
+          "in this machine's memory\n", "gradcheck of a huge model: %r %r" % (p.returncode, p.stderr))
     # A batch so large that rows x width overflows 64 bits is refused, not allocated.
     rc, _, err = run("bench", CLASSIFY, "--batch-size", str(2**62))
     check(rc == 1 and "more than the machine's memory" in err, "an enormous batch: %r" % err)

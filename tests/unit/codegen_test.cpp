@@ -487,6 +487,30 @@ TEST_CASE("codegen: a value computed in a later loop keeps its buffer when a res
   }
 }
 
+TEST_CASE("codegen: a long element-wise chain is cut into loops, so no expression nests too deeply") {
+  // 1000 tanh in a row, each read once at the same index: without a limit every one would be
+  // inlined into the last, and lowering (which recurses through inlined operands) ran out of
+  // stack on chains of some ten thousand. No inlined expression may nest more than 128 deep.
+  Function f = make("chain", [&](Builder &b) {
+    ValueId v = b.input("x", DType::F32, {B, n(4)});
+    for (int i = 0; i < 1000; ++i) v = b.unary(Op::Tanh, b.add(v, b.constant(0.01)));
+    output(b, v);
+  });
+  codegen::FusionPlan fp = codegen::planFusion(f);
+  std::vector<int> depth(static_cast<size_t>(f.size()), 0);
+  int deepest = 0;
+  for (ValueId v = 0; v < f.size(); ++v) {
+    if (fp.role[static_cast<size_t>(v)] != codegen::Role::Inline) continue;
+    int d = 0;
+    for (ValueId u : f.node(v).operands) d = std::max(d, depth[static_cast<size_t>(u)]);
+    depth[static_cast<size_t>(v)] = d + 1;
+    deepest = std::max(deepest, d + 1);
+  }
+  CHECK(deepest <= 128);
+  CHECK(deepest >= 64);
+  checkAgainstInterpreter(f, false, {}, {1, 33});
+}
+
 TEST_CASE("codegen: a constant that is a result or a reshape's operand is read from its buffer") {
   // The constant 0 is a result (a param's zero gradient) and also an operand of a compare;
   // 2 and the batch size are reshaped. Each is a kernel with a buffer, which the loops that

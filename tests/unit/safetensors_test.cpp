@@ -214,6 +214,13 @@ TEST_CASE("safetensors: malformed files") {
   CHECK(readError(d, makeFile(R"({"__metadata__": [1]})", "")) == "__metadata__ is not a JSON object");
   CHECK(readError(d, makeFile(R"({"__metadata__": {"k": 1}})", "")) == "__metadata__ entry 'k' is not a string");
   CHECK(readError(d, makeFile(entry("F32", "[4]", "[0,16]"), kF32Data)) == "");
+  // A shape nested a million deep crashed the JSON library (it copies values recursively).
+  CHECK(readError(d, makeFile(entry("F32", std::string(1000000, '[') + std::string(1000000, ']'), "[0,16]"),
+                              kF32Data)) == "the safetensors header nests more than 16 deep");
+  CHECK(readError(d, makeFile(std::string(17, '[') + std::string(17, ']'), "")) ==
+        "the safetensors header nests more than 16 deep");
+  CHECK(readError(d, makeFile(std::string(16, '[') + std::string(16, ']'), "")) ==
+        "the safetensors header is not a JSON object");
 
   try {
     readSafetensors(d.path.string());
