@@ -12,7 +12,38 @@
 
 namespace gradc::rt {
 
+namespace {
+
+// An existing target that is not a regular file or a folder (/dev/null, a FIFO, /dev/stdout)
+// cannot be replaced by a rename: it is written in place.
+bool isSpecial(const std::string &path) {
+  struct stat sb {};
+  return ::stat(path.c_str(), &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode);
+}
+
+void writeAll(const std::string &path, int fd, std::string_view content) {
+  const char *p = content.data();
+  size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      ::close(fd);
+      fileError(path, "cannot write file: {}", std::strerror(err));
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
 void checkWritable(const std::string &path) {
+  if (isSpecial(path)) {
+    if (::access(path.c_str(), W_OK) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
+    return;
+  }
   size_t slash = path.find_last_of('/');
   std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   if (::access(dir.c_str(), W_OK) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
@@ -22,22 +53,21 @@ void checkWritable(const std::string &path) {
 }
 
 void writeFileAtomic(const std::string &path, std::string_view content) {
+  if (isSpecial(path)) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fileError(path, "cannot write file: {}", std::strerror(errno));
+    writeAll(path, fd, content);
+    if (::close(fd) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
+    return;
+  }
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fileError(path, "cannot write file: {}", std::strerror(errno));
-  const char *p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fileError(path, "cannot write file: {}", std::strerror(err));
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+  try {
+    writeAll(path, fd, content);
+  } catch (const UserError &) {
+    ::unlink(tmp.c_str());
+    throw;
   }
   bool ok = ::fsync(fd) == 0;
   int err = errno;

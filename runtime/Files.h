@@ -1,5 +1,6 @@
 // Writing files whole or not at all (SPEC §8: files named by --out, --save, -o, --metrics):
-// a temporary file in the same folder, fsync, rename over the target.
+// a temporary file in the same folder, fsync, rename over the target. A target that exists and
+// is neither a regular file nor a folder (/dev/null, a FIFO, /dev/stdout) is written in place.
 #pragma once
 
 #include <string>

@@ -8,13 +8,14 @@ and exit status 1 (also through --val, eval and predict); the accepted oddities 
 training reaches its accuracy; the same seed gives the same weights; a run resumed from a
 checkpoint (after whole epochs, or after --steps inside an epoch) ends with the weights of the
 uninterrupted run, bit for bit; SIGINT / SIGTERM save a checkpoint and exit 130 / 143; the
-metrics CSV; eval and predict output; training without inputs; bench --json.
+metrics CSV; eval and predict output; --out to a FIFO writes into it; training without inputs; bench --json.
 """
 
 import json
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -300,6 +301,21 @@ def outputs_whole(tmp):
         check(rc == 1 and out == "" and err.startswith(bad + ": error: cannot write file: ")
               and err.count("\n") == 1, "%s into %s: rc %d, err %r" % (args[0], bad, rc, err))
     check(sorted(os.listdir(tmp)) == ["w.safetensors"], "nothing else is written: %r" % os.listdir(tmp))
+    # A FIFO (like /dev/null or /dev/stdout, not a regular file) is written in place, not
+    # replaced by a regular file.
+    fifo = os.path.join(tmp, "fifo")
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    rc, out, err = run("predict", MODEL, "--weights", weights, "--data", data, "--out", fifo)
+    try:
+        piped = os.read(reader, 1 << 16).decode()
+    except BlockingIOError:
+        piped = ""
+    os.close(reader)
+    rc2, want, _ = run("predict", MODEL, "--weights", weights, "--data", data)
+    check(rc == 0 and rc2 == 0 and piped == want and want.count("\n") > 1 and stat.S_ISFIFO(os.stat(fifo).st_mode),
+          "predict --out FIFO: rc %d, err %r, read %r" % (rc, err, piped))
+    os.unlink(fifo)
 
 
 def bad_flags():
