@@ -187,7 +187,7 @@ ValueId Rewriter::identity(const Node &n) {
     if (op(x(1)) == Op::Neg) return b_.add(x(0), arg(x(1)));     // a - -b = a + b
     return kNoValue;
   case Op::Mul:
-    if (is(x(0), 0) || is(x(1), 0)) return zeros(n);            // 0 * b = 0
+    // No `0 * b = 0`: it is not when b is NaN or infinite (PyTorch gives NaN).
     if (is(x(1), 1)) return fit(x(0), n);                       // a * 1 = a
     if (is(x(0), 1)) return fit(x(1), n);
     if (is(x(1), -1)) return fit(b_.neg(x(0)), n);              // a * -1 = -a

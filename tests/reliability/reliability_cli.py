@@ -100,6 +100,15 @@ def masked_nan(tmp):
           "step 10, batch rows 36..39" in env_rc.stderr, "interp backend: %r" % env_rc.stderr)
 
 
+def times_zero(tmp):
+    """0 * x is NaN where x is infinite, as in PyTorch: it is not simplified away."""
+    model = write(os.path.join(tmp, "zero.grad"),
+                  "model zero\nparam x: [2] = ones\nminimize sum(log(x - 1) * 0)\n")
+    rc, out, err = run("train", model, "--steps", "1")
+    check(rc == 1 and err.startswith("%s:3:14: error: log of 0 gives -inf in 'log(x - 1)' at step 1"
+                                     % model), "0 * -inf: %d %r" % (rc, err))
+
+
 def changed_model(tmp):
     data = write(os.path.join(tmp, "c.csv"), "x1,x2,y\n0,1,0\n1,0,1\n2,2,2\n1,1,0\n")
     ckpt = os.path.join(tmp, "c.safetensors")
@@ -188,7 +197,7 @@ def second_signal(tmp):
 
 def main():
     clitest.GRADC = sys.argv[1]
-    for part in (nan_trap, masked_nan, changed_model, memory, second_signal):
+    for part in (nan_trap, masked_nan, times_zero, changed_model, memory, second_signal):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
     if clitest.failures:
