@@ -185,8 +185,9 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  if (inspect->parsed() && o.stage == "loops" && o.format == "dot") {
-    std::cerr << "gradc: error: --format dot is not available for --stage loops\n";
+  // The loop plan, LLVM IR and assembly are text only.
+  if (inspect->parsed() && o.format == "dot" && (o.stage == "loops" || o.stage == "llvm" || o.stage == "asm")) {
+    std::cerr << "gradc: error: --format dot is not available for --stage " << o.stage << "\n";
     return 2;
   }
   SourceManager sm;
