@@ -197,7 +197,7 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
     Value *pfStart = nullptr, *pfLines = nullptr;
     const bool pfNext = !direct;
     const uint64_t pfEvery = uint64_t(1) << kPanelPrefetchShift;
-    Value *hasNext = b.CreateICmpULT(add(add(firstTile, jr), c64(1)), endTile);
+    Value *hasNext = pfNext ? b.CreateICmpULT(add(add(firstTile, jr), c64(1)), endTile) : nullptr;
     auto prefetchNextPanel = [&](Value *it, Value *p) {
       // Wraps (no flags) before pfStart, where `go` is false.
       Value *g = b.CreateAdd(b.CreateMul(b.CreateSub(it, pfStart), K), p);

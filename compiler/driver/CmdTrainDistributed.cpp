@@ -117,7 +117,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   } catch (const InternalError &e) {
     failure = fmt::format("gradc: internal error: {}\n", e.what());
   } catch (const std::bad_alloc &) {
-    failure = fmt::format("{}: error: out of memory: the model's tensors do not fit in this machine's memory\n", o.model);
+    failure = outOfMemoryLine(o.model);
   }
 
   // [first rank that failed, min hash, ~max hash]

@@ -80,6 +80,11 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
   return padded;
 }
 
+std::string outOfMemoryLine(const std::string &modelPath) {
+  return fmt::format("{}: error: out of memory: the model's tensors do not fit in this machine's memory\n",
+                     modelPath);
+}
+
 uint64_t parseBytes(const std::string &text) {
   size_t i = 0;
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;

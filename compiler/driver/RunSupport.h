@@ -34,6 +34,9 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
 /// --max-memory or the machine's physical memory: `MODEL: error: ... needs N bytes ...`.
 void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o);
 
+/// The line for std::bad_alloc while running MODEL (plain and distributed training alike).
+std::string outOfMemoryLine(const std::string &modelPath);
+
 /// `--max-memory`: a whole number of bytes with an optional K, M or G suffix (powers of 1024).
 uint64_t parseBytes(const std::string &text);
 

@@ -209,7 +209,7 @@ int main(int argc, char **argv) {
               << "\nThis is a bug in gradc, not in your model. Please report it with the model file.\n";
     return 70;
   } catch (const std::bad_alloc &) {
-    std::cerr << o.model << ": error: out of memory: the model's tensors do not fit in this machine's memory\n";
+    std::cerr << outOfMemoryLine(o.model);
     return 1;
   }
   return 2;
