@@ -718,6 +718,17 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   result.metricNames = call.metricNames();
   MetricsFile metrics(o.metricsPath, true, result.metricNames, val && eval);
   GRADC_ASSERT(o.epochs >= 0 || o.maxSteps >= 0, "training without an epoch or step limit");
+  // A checkpoint that stopped inside an epoch at a batch past this data's last one (it was
+  // written for other data or another batch size) has no batch of that epoch left: the
+  // epoch is over, and the run starts the next one (so `--epochs 1` trains a whole epoch).
+  if (st.batch >= batches && o.epochs != 0) {
+    if (o.warnings)
+      std::cerr << fmt::format("{}: warning: the checkpoint stopped after batch {} of epoch {}, and the "
+                               "data has {} batches of {}: training goes on with epoch {}\n",
+                               data->path, st.batch, st.epoch + 1, batches, batchSize, st.epoch + 2);
+    ++st.epoch;
+    st.batch = 0;
+  }
   bool byEpochs = o.epochs >= 0;
   int64_t lastEpoch = byEpochs ? st.epoch + o.epochs : std::numeric_limits<int64_t>::max();
   int64_t stepsThisRun = 0;
@@ -770,8 +781,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       st.batch = 0;
     }
     progress.clear();
-    // No step: the limit of steps was reached (the loop ends), or a resumed epoch had no batch
-    // left (a checkpoint of other data or another batch size): on to the next epoch.
+    // No step: the limit of steps was reached (the loop ends).
     if (done == 0) continue;
     EpochStats e;
     e.epoch = epoch + 1;

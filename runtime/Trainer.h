@@ -149,6 +149,7 @@ struct TrainOptions {
   std::string modelPath;    // for messages
   int progress = -1;        // progress bar: -1 when stderr is a terminal, 0 never, 1 always
   bool handleSignals = true;
+  bool warnings = true;    // print warnings to stderr (not on the other ranks of an MPI run)
   StepRunner *runner = nullptr;  // runs each step with data instead of `step` (see StepRunner)
   /// Also check, after every step, the metrics and every value the step computed: `step`
   /// should then be a check-mode kernel (Kernel::numericsFlag); with another kernel (the

@@ -163,6 +163,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     };
   } else {
     t.progress = 0;
+    t.warnings = false;
     const char *every = std::getenv("GRADC_MPI_SAVE_EVERY_RANK");
     if (every && std::string(every) == "1" && !o.save.empty()) t.savePath = fmt::format("{}.rank{}", o.save, rank);
   }
