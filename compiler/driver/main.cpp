@@ -49,8 +49,12 @@ const CLI::Validator kSeed(
     },
     "N >= 0");
 
+// A path flag given an empty value is an error (not the same as leaving the flag out).
+const CLI::Validator kPath(
+    [](std::string &s) -> std::string { return s.empty() ? "takes a file name, not ''" : ""; }, "");
+
 void addModel(CLI::App *c, Options &o) {
-  c->add_option("MODEL", o.model, "The model file (.grad)")->required();
+  c->add_option("MODEL", o.model, "The model file (.grad)")->required()->check(kPath);
 }
 void addThreads(CLI::App *c, Options &o) {
   c->add_option("--threads", o.threads, "Threads for the step (default: all cores)")
@@ -102,8 +106,8 @@ int main(int argc, char **argv) {
 
   auto *train = app.add_subcommand("train", "JIT-compile the step and train");
   addModel(train, o);
-  train->add_option("--data", o.data, "Training data (CSV)");
-  train->add_option("--val", o.val, "Validation data (CSV), evaluated after each epoch");
+  train->add_option("--data", o.data, "Training data (CSV)")->check(kPath);
+  train->add_option("--val", o.val, "Validation data (CSV), evaluated after each epoch")->check(kPath);
   train->add_option("--epochs", o.epochs, "Epochs (default 1 with data)")->check(wholeNumber(0));
   train->add_option("--steps", o.steps, "Stop after N steps (default 1000 without data)")->check(wholeNumber(0));
   train->add_option("--batch-size", o.batchSize, "Mini-batch size (default 32)")->check(wholeNumber(1));
@@ -113,9 +117,9 @@ int main(int argc, char **argv) {
   train->add_option("--seed", o.seed, "Seed for initialisers and shuffling (default 0)")->check(kSeed);
   train->add_flag("--no-shuffle", o.noShuffle, "Keep the data order");
   train->add_flag("--drop-last", o.dropLast, "Drop the last, smaller batch");
-  train->add_option("--init", o.init, "Start from weights or a checkpoint (safetensors)");
-  train->add_option("--save", o.save, "Write a checkpoint at each epoch and at the end");
-  train->add_option("--metrics", o.metrics, "Write per-epoch loss and metrics as CSV");
+  train->add_option("--init", o.init, "Start from weights or a checkpoint (safetensors)")->check(kPath);
+  train->add_option("--save", o.save, "Write a checkpoint at each epoch and at the end")->check(kPath);
+  train->add_option("--metrics", o.metrics, "Write per-epoch loss and metrics as CSV")->check(kPath);
   train->add_flag("--check-numerics", o.checkNumerics, "Check every value of the step for NaN and Inf");
   train->add_flag("--distributed", o.distributed, "Data-parallel training with MPI (on by itself under mpirun)");
   train->add_option("--mpi-timeout", o.mpiTimeout, "Seconds to wait for the other ranks before failing (default 30)")
@@ -126,32 +130,32 @@ int main(int argc, char **argv) {
 
   auto *eval = app.add_subcommand("eval", "Loss and every metric over a data file");
   addModel(eval, o);
-  eval->add_option("--weights", o.weights, "Weights (safetensors)")->required();
-  eval->add_option("--data", o.data, "Data (CSV; required when the model has inputs)");
+  eval->add_option("--weights", o.weights, "Weights (safetensors)")->required()->check(kPath);
+  eval->add_option("--data", o.data, "Data (CSV->check(kPath); required when the model has inputs)");
   eval->add_flag("--json", o.json, "Print one JSON object");
   addThreads(eval, o);
   addMaxMemory(eval, o);
 
   auto *predict = app.add_subcommand("predict", "The model's outputs for each row, as CSV");
   addModel(predict, o);
-  predict->add_option("--weights", o.weights, "Weights (safetensors)")->required();
-  predict->add_option("--data", o.data, "Data (CSV)")->required();
-  predict->add_option("--out", o.out, "Output file (default: standard output)");
+  predict->add_option("--weights", o.weights, "Weights (safetensors)")->required()->check(kPath);
+  predict->add_option("--data", o.data, "Data (CSV)")->required()->check(kPath);
+  predict->add_option("--out", o.out, "Output file (default: standard output)")->check(kPath);
   addThreads(predict, o);
   addMaxMemory(predict, o);
 
   auto *grad = app.add_subcommand("grad", "Loss and gradient of every param, as safetensors");
   addModel(grad, o);
-  grad->add_option("--weights", o.weights, "Weights (safetensors)")->required();
-  grad->add_option("--data", o.data, "Data (CSV), taken as one batch");
-  grad->add_option("--out", o.out, "Output file (safetensors)")->required();
+  grad->add_option("--weights", o.weights, "Weights (safetensors)")->required()->check(kPath);
+  grad->add_option("--data", o.data, "Data (CSV), taken as one batch")->check(kPath);
+  grad->add_option("--out", o.out, "Output file (safetensors)")->required()->check(kPath);
   addThreads(grad, o);
   addDtype(grad, o);
 
   auto *gradcheck = app.add_subcommand("gradcheck", "Compare gradients with central finite differences in float64");
   addModel(gradcheck, o);
-  gradcheck->add_option("--weights", o.weights, "Weights (default: from the initialisers)");
-  gradcheck->add_option("--data", o.data, "Data (default: a small random batch)");
+  gradcheck->add_option("--weights", o.weights, "Weights (default: from the initialisers)")->check(kPath);
+  gradcheck->add_option("--data", o.data, "Data (default: a small random batch)")->check(kPath);
   gradcheck->add_option("--seed", o.seed, "Seed for random weights and data (default 0)")->check(kSeed);
   addThreads(gradcheck, o);
 
@@ -166,8 +170,8 @@ int main(int argc, char **argv) {
 
   auto *compile = app.add_subcommand("compile", "Compile the model ahead of time (object file and C header)");
   addModel(compile, o);
-  compile->add_option("-o", o.out, "Output file")->required();
-  compile->add_option("--header", o.header, "Write a C header");
+  compile->add_option("-o", o.out, "Output file")->required()->check(kPath);
+  compile->add_option("--header", o.header, "Write a C header")->check(kPath);
   compile->add_option("--emit", o.emit, "obj, asm, llvm or shared")
       ->check(CLI::IsMember({"obj", "asm", "llvm", "shared"}));
   compile->add_option("--target", o.target, "Target triple (default: the host)");

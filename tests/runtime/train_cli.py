@@ -269,12 +269,16 @@ def batches(tmp):
     with open(full, "rb") as a, open(half, "rb") as b:
         check(a.read() == b.read(), "--steps 10 equals --steps 5 and 5 resumed steps, bit for bit")
     # A checkpoint stopped at batch 5 of 13 (batches of 8), resumed with batches of 32 (4 an
-    # epoch): epoch 1 has nothing left and epoch 2 runs (the whole run stopped, training nothing).
+    # epoch): epoch 1 has nothing left, so it is over, with a warning, and --epochs 1 trains
+    # epoch 2 whole (it used to count the empty epoch 1 and train nothing).
     run("train", MODEL, "--data", data, "--batch-size", "8", "--steps", "5", "--save", half)
-    rc, out, err = run("train", MODEL, "--data", data, "--epochs", "2", "--init", half, "--save", half)
+    rc, out, err = run("train", MODEL, "--data", data, "--epochs", "1", "--init", half, "--save", half)
     _, meta = read_safetensors(half)
     check(rc == 0 and out.startswith("epoch 2/2  loss ") and meta.get("gradc.step") == "9"
-          and meta.get("gradc.epoch") == "2", "resumed past the last batch: %r %r %r" % (out, err, meta))
+          and meta.get("gradc.epoch") == "2" and meta.get("gradc.batch") == "0"
+          and err == "%s: warning: the checkpoint stopped after batch 5 of epoch 1, and the data has "
+          "4 batches of 32: training goes on with epoch 2\n" % data,
+          "resumed past the last batch: %r %r %r" % (out, err, meta))
     rc, out, err = run("train", MODEL, "--data", data, "--batch-size", "200", "--drop-last")
     check(rc == 1 and out == "" and err == data + ": error: --drop-last with --batch-size 200 drops every "
           "row: the file has 100 rows, fewer than one batch\n", "--drop-last, no full batch: %r" % err)
@@ -320,8 +324,8 @@ def outputs_whole(tmp):
 
 def bad_flags():
     """A bad flag is one line `gradc: error: ...` and exit status 2; a learning rate must be a
-    finite number >= 0 (like torch.optim); every command that runs a compiled program takes
-    --threads."""
+    finite number >= 0 (like torch.optim), a file name not empty; every command that runs a
+    compiled program takes --threads."""
     data = os.path.join(DATA, "oddities.csv")
     cases = [
         (["train", MODEL, "--data"], "--data: 1 required TEXT missing"),
@@ -337,6 +341,10 @@ def bad_flags():
         (["eval", MODEL, "--data", data], "--weights is required"),
         (["inspect", MODEL, "--stage", "tokens"], "--stage: tokens not in"),
         (["train"], "MODEL is required"),
+        (["train", ""], "MODEL: takes a file name, not ''"),
+        (["train", MODEL, "--data", data, "--save", ""], "--save: takes a file name, not ''"),
+        (["predict", MODEL, "--weights", data, "--data", data, "--out", ""], "--out: takes a file name, not ''"),
+        (["compile", MODEL, "-o", ""], "-o: takes a file name, not ''"),
         ([], "A subcommand is required"),
     ]
     for lr in ("nan", "inf", "-0.1", "1e-3x"):
