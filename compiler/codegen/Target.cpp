@@ -18,6 +18,7 @@
 #include <llvm/Support/FileSystem.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
+#include <llvm/Transforms/IPO/MergeFunctions.h>
 #include <llvm/TargetParser/Host.h>
 #include <llvm/TargetParser/Triple.h>
 
@@ -159,6 +160,12 @@ void optimizeModule(llvm::Module &mod, llvm::TargetMachine &tm, const TargetDesc
   pb.registerFunctionAnalyses(fam);
   pb.registerLoopAnalyses(lam);
   pb.crossRegisterProxies(lam, fam, cgam, mam);
+  // Steps of the same computation on the same shapes (the hidden layers of a deep MLP) are
+  // the same function, as buffers are arguments: one copy is kept and optimised, the calls
+  // to the others go to it.
+  llvm::ModulePassManager merge;
+  merge.addPass(llvm::MergeFunctionsPass());
+  merge.run(mod, mam);
   llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
   mpm.run(mod, mam);
 }
