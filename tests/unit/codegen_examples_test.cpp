@@ -82,3 +82,18 @@ TEST_CASE("codegen: every optimiser's step agrees with the interpreter") {
     codegen::testing::checkAgainstInterpreterFor(stepOf(m), true, -1, 1, 3, {7});
   }
 }
+
+TEST_CASE("codegen: layers of the same shapes run one merged function and agree with the interpreter") {
+  // Three hidden layers of 16 x 16: their forward, backward and update loop nests are merged
+  // into one function each (tests/golden/llvm/shared_steps.grad checks the merge itself).
+  SourceManager sm;
+  Model base = loadModel(sm, (examplesDir().parent_path() / "tests" / "golden" / "llvm" / "shared_steps.grad").string());
+  for (const char *kind : {"sgd", "adam"}) {
+    Model m = base;
+    m.optimizer.kind = kind;
+    m.optimizer.args = optimizerDefaults(kind);
+    CAPTURE(kind);
+    codegen::testing::checkAgainstInterpreterFor(stepOf(m), false, -1, 1, 3, {1, 7, 32});
+    codegen::testing::checkAgainstInterpreterFor(stepOf(m), true, -1, 1, 3, {7});
+  }
+}
