@@ -16,7 +16,10 @@ echo "== tests (Release)"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
 echo "== build (AddressSanitizer + UndefinedBehaviorSanitizer)"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRADC_SANITIZE=ON -DGRADC_WERROR=ON > /dev/null
+# -O1 and line tables only (-g1: the sanitizers' stack traces name file and line): half the
+# build time of -O2 -g, and the tests run as fast.
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRADC_SANITIZE=ON -DGRADC_WERROR=ON \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" > /dev/null
 cmake --build build-asan -j"$jobs"
 echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
