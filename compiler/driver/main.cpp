@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
   auto *eval = app.add_subcommand("eval", "Loss and every metric over a data file");
   addModel(eval, o);
   eval->add_option("--weights", o.weights, "Weights (safetensors)")->required()->check(kPath);
-  eval->add_option("--data", o.data, "Data (CSV->check(kPath); required when the model has inputs)");
+  eval->add_option("--data", o.data, "Data (CSV; required when the model has inputs)")->check(kPath);
   eval->add_flag("--json", o.json, "Print one JSON object");
   addThreads(eval, o);
   addMaxMemory(eval, o);

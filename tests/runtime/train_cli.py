@@ -345,6 +345,7 @@ def bad_flags():
         (["train", MODEL, "--data", data, "--save", ""], "--save: takes a file name, not ''"),
         (["predict", MODEL, "--weights", data, "--data", data, "--out", ""], "--out: takes a file name, not ''"),
         (["compile", MODEL, "-o", ""], "-o: takes a file name, not ''"),
+        (["eval", MODEL, "--weights", data, "--data", ""], "--data: takes a file name, not ''"),
         ([], "A subcommand is required"),
     ]
     for lr in ("nan", "inf", "-0.1", "1e-3x"):
