@@ -84,6 +84,9 @@ std::string fmtShape(const Shape &s, const std::vector<std::string> &dn) {
 // The static part of a shape's size, checked against a limit so that size arithmetic here
 // and in later stages cannot overflow.
 constexpr int64_t kMaxElements = int64_t(1) << 32;
+// The largest dim, and the largest whole number a model may give where a size is meant
+// (onehot's class count, an axis): 2^30.
+constexpr double kMaxDimSize = double(int64_t(1) << 30);
 void checkSize(const Shape &s, Loc loc) {
   int64_t n = 1;
   for (const ir::Dim &d : s) {
@@ -252,7 +255,7 @@ Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSym
   for (size_t i = 0; i < t.dims.size(); ++i) {
     const DimAST &d = t.dims[i];
     if (!d.isName) {
-      if (d.number < 1 || d.number != std::floor(d.number) || d.number > (1 << 30))
+      if (d.number < 1 || d.number != std::floor(d.number) || d.number > kMaxDimSize)
         userError(d.loc, "a dim must be a positive whole number (at most 2^30), got {}", ir::formatNumber(d.number));
       s.push_back(ir::Dim::fixed(static_cast<int64_t>(d.number)));
       continue;
@@ -396,7 +399,7 @@ double Sema::constant(const Expr &e, const std::string &what) {
 int64_t Sema::wholeNumber(const Expr &e, const std::string &what) {
   double v = constant(e, what);
   if (v != std::floor(v)) userError(e.loc, "{} must be a whole number, got {}", what, ir::formatNumber(v));
-  if (std::fabs(v) > 1073741824.0) userError(e.loc, "{} is too large: {} (at most 2^30)", what, ir::formatNumber(v));
+  if (std::fabs(v) > kMaxDimSize) userError(e.loc, "{} is too large: {} (at most 2^30)", what, ir::formatNumber(v));
   return static_cast<int64_t>(v);
 }
 
