@@ -62,6 +62,21 @@ TargetDesc resolveTarget(const CodegenOptions &o) {
     for (const std::string &f : feats) t.features += (t.features.empty() ? "" : ",") + f;
   } else {
     t.cpu = o.cpu.empty() ? "generic" : o.cpu;
+    // A named CPU (`--cpu skylake-avx512`) gets the 512-bit kernels its features allow, as
+    // the host does.
+    initTargets();
+    std::string err;
+    const llvm::Target *target = llvm::TargetRegistry::lookupTarget(t.triple, err);
+    if (!target) throw UserError(std::string("gradc"), fmt::format("unsupported target `{}`: {}", t.triple, err));
+    std::unique_ptr<llvm::MCSubtargetInfo> generic(target->createMCSubtargetInfo(t.triple, "generic", ""));
+    if (!generic || !generic->isCPUStringValid(t.cpu))
+      throw UserError(std::string("gradc"),
+                      fmt::format("unknown CPU `{}` for target `{}` (`llc-19 -mtriple={} -mcpu=help` lists them)",
+                                  t.cpu, t.triple, t.triple));
+    if (llvm::Triple(t.triple).getArch() == llvm::Triple::x86_64) {
+      std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(t.triple, t.cpu, t.features));
+      t.avx512 = sti && sti->checkFeatures("+avx512f");
+    }
   }
   llvm::Triple triple(t.triple);
   t.vectorMath = o.vectorMath && triple.getArch() == llvm::Triple::x86_64 && triple.isOSLinux() &&

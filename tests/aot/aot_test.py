@@ -150,6 +150,18 @@ def mode_cross(tmp):
           f"--emit shared for another target is refused: {r.stderr.strip()}")
     r = run([a.gradc, "compile", DIGITS, "--target", "nonsense-unknown-none", "-o", os.path.join(tmp, "y.o")], ok=False)
     check(r.returncode == 1 and "unsupported target" in r.stderr, f"an unknown target is an error: {r.stderr.strip()}")
+    r = run([a.gradc, "compile", DIGITS, "--cpu", "nonsense", "-o", os.path.join(tmp, "c.o")], ok=False)
+    check(r.returncode == 1 and "unknown CPU `nonsense`" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+          and not os.path.exists(os.path.join(tmp, "c.o")), f"an unknown CPU is one error line: {r.stderr.strip()}")
+    # A named CPU gets the kernels of its vector width, whatever the host has: the FMAs of
+    # the matrix products on 512-bit registers for an AVX-512 CPU, 256-bit ones for AVX2.
+    for cpu, wide, narrow in (("skylake-avx512", "zmm", "ymm"), ("x86-64-v3", "ymm", "zmm")):
+        s = os.path.join(tmp, cpu + ".s")
+        run([a.gradc, "compile", DIGITS, "--target", "x86_64-linux-gnu", "--cpu", cpu, "--emit", "asm", "-o", s])
+        fmas = [l for l in open(s).read().splitlines() if "vfmadd" in l and "ps" in l]
+        n_wide = sum(f"%{wide}" in l for l in fmas)
+        n_narrow = sum(f"%{narrow}" in l for l in fmas)
+        check(n_wide > 10 * max(n_narrow, 1), f"--cpu {cpu}: {n_wide} FMAs on {wide}, {n_narrow} on {narrow}")
     r = run([a.gradc, "compile", DIGITS, "-o", os.path.join(tmp, "no", "such", "dir.o")], ok=False)
     check(r.returncode == 1 and "error" in r.stderr, f"an unwritable output is an error: {r.stderr.strip()}")
     r = run([a.gradc, "compile", DIGITS, "--emit", "exe", "-o", os.path.join(tmp, "z.o")], ok=False)
