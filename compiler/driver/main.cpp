@@ -97,9 +97,9 @@ int main(int argc, char **argv) {
   addModel(inspect, o);
   inspect->add_option("--stage", o.stage,
                       "ast, ir (forward), grad (reverse mode), opt (simplified), step (fused step), "
-                      "loops (the step's loop nests and buffers), llvm, asm")
+                      "loops (the step's loop nests and buffers), llvm, asm; default ir")
       ->check(CLI::IsMember({"ast", "ir", "grad", "opt", "step", "loops", "llvm", "asm"}));
-  inspect->add_option("--format", o.format, "text or dot (Graphviz)")
+  inspect->add_option("--format", o.format, "text (default) or dot (Graphviz; not for loops, llvm, asm)")
       ->check(CLI::IsMember({"text", "dot"}));
   addDtype(inspect, o);
   addThreads(inspect, o);
