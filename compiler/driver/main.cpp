@@ -191,7 +191,7 @@ int main(int argc, char **argv) {
 
   // The loop plan, LLVM IR and assembly are text only.
   if (inspect->parsed() && o.format == "dot" && (o.stage == "loops" || o.stage == "llvm" || o.stage == "asm")) {
-    std::cerr << "gradc: error: --format dot is not available for --stage " << o.stage << "\n";
+    std::cerr << "gradc: error: --format dot is not available for --stage " << o.stage << " (see gradc --help)\n";
     return 2;
   }
   SourceManager sm;
