@@ -5,7 +5,7 @@ checkpoint with the test hook GRADC_MPI_SAVE_EVERY_RANK=1; the files must be ide
 
 Two settings: --no-shuffle with batches of 32, and a shuffled run of batches of 37 over two
 epochs, whose shares are uneven (37 rows over 2 or 4 ranks) and whose epoch ends with a
-smaller batch (1437 rows = 38 * 37 + 31).
+smaller batch (1438 rows = 38 * 37 + 32).
 
 Start-up: ranks started with different flags (mpirun's `A : B` form) or one rank that cannot
 read its data all exit 1 with one error, printed once.
