@@ -59,30 +59,40 @@ void linkShared(const std::string &objectBytes, const std::string &out) {
   }
 }
 
+codegen::CodegenOptions codegenOptions(const Options &o) {
+  codegen::CodegenOptions c;
+  c.f64 = o.dtype == "f64";
+  c.triple = o.target;
+  c.cpu = o.cpu;
+  c.threads = o.threads > 0 ? o.threads : 1;  // the target's cores are unknown here
+  return c;
+}
+
 }  // namespace
+
+std::string compileFlagError(const Options &o) {
+  try {
+    codegen::resolveTarget(codegenOptions(o));
+  } catch (const UserError &e) {
+    return e.what();
+  }
+  if (o.emit == "shared" && !o.target.empty() &&
+      llvm::Triple::normalize(o.target) != llvm::Triple::normalize(llvm::sys::getProcessTriple()))
+    return fmt::format("--emit shared links with the host's linker; for the target {} use --emit obj "
+                       "and link with that target's tools", o.target);
+  return "";
+}
 
 int runCompile(Options &o, SourceManager &sm) {
   Model m = applyFlags(loadModel(sm, o.model), o);
   bool f64 = o.dtype == "f64";
-  if (o.emit != "obj" && o.emit != "asm" && o.emit != "llvm" && o.emit != "shared")
-    throw UserError(std::string("--emit"),
-                    fmt::format("unknown output kind '{}' (known: obj, asm, llvm, shared)", o.emit));
 
   // Both files or neither: an unwritable header path fails before the object is written.
   rt::checkWritable(o.out);
   if (!o.header.empty()) rt::checkWritable(o.header);
 
-  codegen::CodegenOptions c;
-  c.f64 = f64;
-  c.triple = o.target;
-  c.cpu = o.cpu;
-  c.threads = o.threads > 0 ? o.threads : 1;  // the target's cores are unknown here
+  codegen::CodegenOptions c = codegenOptions(o);
   codegen::TargetDesc target = codegen::resolveTarget(c);
-  if (o.emit == "shared" && !o.target.empty() &&
-      llvm::Triple::normalize(o.target) != llvm::Triple::normalize(llvm::sys::getProcessTriple()))
-    throw UserError(std::string("--emit"),
-                    fmt::format("--emit shared links with the host's linker; for the target {} use "
-                                "--emit obj and link with that target's tools", o.target));
 
   ir::Function step = buildProgram(m, Program::Step);
   ir::Function eval = buildProgram(m, Program::Eval);

@@ -48,6 +48,9 @@ int runGrad(Options &o, SourceManager &sm);
 int runGradcheck(Options &o, SourceManager &sm);
 int runBench(Options &o, SourceManager &sm);
 int runCompile(Options &o, SourceManager &sm);
+/// What is wrong with `compile`'s --target, --cpu and --emit (a target or CPU LLVM does not
+/// know, a shared library for another target), or "" when nothing is: a bad flag.
+std::string compileFlagError(const Options &o);
 
 /// For commands that are not built yet: says so plainly and returns exit status 2.
 int notImplemented(const char *command);

@@ -194,6 +194,12 @@ int main(int argc, char **argv) {
     std::cerr << "gradc: error: --format dot is not available for --stage " << o.stage << " (see gradc --help)\n";
     return 2;
   }
+  // Flags whose values only LLVM knows: compile's target and CPU.
+  if (compile->parsed())
+    if (std::string why = compileFlagError(o); !why.empty()) {
+      std::cerr << "gradc: error: " << why << " (see gradc --help)\n";
+      return 2;
+    }
   SourceManager sm;
   try {
     if (check->parsed()) return runCheck(o, sm);
