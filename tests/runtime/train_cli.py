@@ -363,6 +363,19 @@ def bad_flags():
     check(rc == 0 and "--drop-last" in out, "train --help: rc %d" % rc)
 
 
+def device_inputs():
+    """A device read as the model, the data or the weights (/dev/zero) gives one error line
+    instead of being read forever."""
+    data = os.path.join(DATA, "oddities.csv")
+    for args, want in ((["check", "/dev/zero"], "/dev/zero:1:1: error: NUL byte in the source file\n"),
+                       (["train", MODEL, "--data", "/dev/zero"], "/dev/zero: error: not a text file: byte 1 is NUL\n"),
+                       (["eval", MODEL, "--weights", "/dev/zero", "--data", data],
+                        "/dev/zero: error: not a safetensors file: the header is not a JSON object of at most "
+                        "100000000 bytes\n")):
+        rc, out, err = run(*args, timeout=60)
+        check(rc == 1 and out == "" and err.startswith(want), "%s: rc %d, err %r" % (args, rc, err))
+
+
 def no_inputs(tmp):
     rc, out, err = run("train", ROSENBROCK)
     lines = out.splitlines()
@@ -412,6 +425,7 @@ def main():
         csv_first_line(tmp)
         predict_output_rows(tmp)
         bad_flags()
+        device_inputs()
         with tempfile.TemporaryDirectory() as sub:
             outputs_whole(sub)
         batches(tmp)
