@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <iostream>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,17 @@ bool isSpecial(const std::string &path) {
   return ::stat(path.c_str(), &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode);
 }
 
+// 1 or 2 when `path` is this process's standard output or error (/dev/stdout redirected to a
+// regular file: a rename would replace the link /dev/stdout, not the file), else -1. It is
+// written through that descriptor, after what the program printed there.
+int standardStream(const std::string &path) {
+  struct stat p {}, s {};
+  if (::stat(path.c_str(), &p) != 0) return -1;
+  for (int fd : {1, 2})
+    if (::fstat(fd, &s) == 0 && s.st_dev == p.st_dev && s.st_ino == p.st_ino) return fd;
+  return -1;
+}
+
 void writeAll(const std::string &path, int fd, std::string_view content) {
   const char *p = content.data();
   size_t left = content.size();
@@ -29,7 +41,7 @@ void writeAll(const std::string &path, int fd, std::string_view content) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       int err = errno;
-      ::close(fd);
+      if (fd > 2) ::close(fd);
       fileError(path, "cannot write file: {}", std::strerror(err));
     }
     p += n;
@@ -39,7 +51,10 @@ void writeAll(const std::string &path, int fd, std::string_view content) {
 
 }  // namespace
 
+bool writtenInPlace(const std::string &path) { return isSpecial(path) || standardStream(path) >= 0; }
+
 void checkWritable(const std::string &path) {
+  if (standardStream(path) >= 0) return;
   if (isSpecial(path)) {
     if (::access(path.c_str(), W_OK) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
     return;
@@ -53,6 +68,12 @@ void checkWritable(const std::string &path) {
 }
 
 void writeFileAtomic(const std::string &path, std::string_view content) {
+  if (int fd = standardStream(path); fd >= 0) {
+    std::cout.flush();
+    std::cerr.flush();
+    writeAll(path, fd, content);
+    return;
+  }
   if (isSpecial(path)) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) fileError(path, "cannot write file: {}", std::strerror(errno));

@@ -320,6 +320,20 @@ def outputs_whole(tmp):
     check(rc == 0 and rc2 == 0 and piped == want and want.count("\n") > 1 and stat.S_ISFIFO(os.stat(fifo).st_mode),
           "predict --out FIFO: rc %d, err %r, read %r" % (rc, err, piped))
     os.unlink(fifo)
+    # Standard output named as a file (/dev/stdout, /proc/self/fd/1) is written through, also
+    # when it is a regular file: the rename replaced the link (or failed to).
+    redirected = os.path.join(tmp, "stdout.csv")
+    with open(redirected, "w") as f:
+        p = subprocess.run([clitest.GRADC, "predict", MODEL, "--weights", weights, "--data", data,
+                            "--out", "/proc/self/fd/1"], stdout=f, stderr=subprocess.PIPE, text=True, timeout=300)
+    check(p.returncode == 0 and open(redirected).read() == want,
+          "predict --out /proc/self/fd/1 into a file: rc %d, err %r" % (p.returncode, p.stderr))
+    # A pipe gets each --metrics line once (the whole file was written again after each epoch).
+    rc, out, err = run("train", MODEL, "--data", data, "--epochs", "3", "--metrics", "/dev/stdout")
+    lines = out.splitlines()
+    check(rc == 0 and len(lines) == 7 and lines[0] == "epoch,step,loss,accuracy"
+          and [l.split(",")[0] for l in lines[2::2]] == ["1", "2", "3"] and "epoch,step" not in out[1:],
+          "--metrics /dev/stdout: rc %d, out %r" % (rc, out))
 
 
 def bad_flags():
