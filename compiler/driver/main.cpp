@@ -39,6 +39,15 @@ const CLI::Validator kLearningRate(
       return "";
     },
     "X >= 0");
+const CLI::Validator kSeconds(
+    [](std::string &s) -> std::string {
+      double v = 0;
+      auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (r.ec != std::errc() || r.ptr != s.data() + s.size() || !std::isfinite(v) || v <= 0)
+        return fmt::format("takes a number of seconds > 0, not '{}'", s);
+      return "";
+    },
+    "SECONDS > 0");
 const CLI::Validator kSeed(
     [](std::string &s) -> std::string {
       uint64_t v = 0;
@@ -123,7 +132,7 @@ int main(int argc, char **argv) {
   train->add_flag("--check-numerics", o.checkNumerics, "Check every value of the step for NaN and Inf");
   train->add_flag("--distributed", o.distributed, "Data-parallel training with MPI (on by itself under mpirun)");
   train->add_option("--mpi-timeout", o.mpiTimeout, "Seconds to wait for the other ranks before failing (default 30)")
-      ->check(CLI::PositiveNumber);
+      ->check(kSeconds);
   addThreads(train, o);
   addMaxMemory(train, o);
   addDtype(train, o);

@@ -362,6 +362,9 @@ def bad_flags():
         (["eval", MODEL, "--weights", data, "--data", ""], "--data: takes a file name, not ''"),
         ([], "A subcommand is required"),
     ]
+    for t in ("nan", "inf", "0", "-1", "abc"):
+        cases.append((["train", MODEL, "--data", data, "--mpi-timeout", t],
+                      "--mpi-timeout: takes a number of seconds > 0, not '%s'" % t))
     for lr in ("nan", "inf", "-0.1", "1e-3x"):
         cases.append((["train", MODEL, "--data", data, "--lr", lr],
                       "--lr: takes a learning rate, a number >= 0, not '%s'" % lr))
