@@ -165,6 +165,11 @@ def mode_cross(tmp):
     r = run([a.gradc, "compile", DIGITS, "--cpu", "nonsense", "-o", os.path.join(tmp, "c.o")], ok=False)
     check(r.returncode == 1 and "unknown CPU `nonsense`" in r.stderr and len(r.stderr.strip().splitlines()) == 1
           and not os.path.exists(os.path.join(tmp, "c.o")), f"an unknown CPU is one error line: {r.stderr.strip()}")
+    r = run([a.gradc, "compile", DIGITS, "--target", "x86_64-linux-gnu", "--cpu", "i386", "-o",
+             os.path.join(tmp, "c.o")], ok=False)
+    check(r.returncode == 1 and r.stderr == "gradc: error: CPU `i386` cannot run 64-bit code, which target "
+          "`x86_64-unknown-linux-gnu` needs\n" and not os.path.exists(os.path.join(tmp, "c.o")),
+          f"a 32-bit CPU for a 64-bit target is one error line (LLVM aborted): {r.stderr.strip()}")
     # A named CPU gets the kernels of its vector width, whatever the host has: the FMAs of
     # the matrix products on 512-bit registers for an AVX-512 CPU, 256-bit ones for AVX2.
     for cpu, wide, narrow in (("skylake-avx512", "zmm", "ymm"), ("x86-64-v3", "ymm", "zmm")):
