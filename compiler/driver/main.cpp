@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstdint>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -205,15 +207,23 @@ int main(int argc, char **argv) {
   }
   SourceManager sm;
   try {
-    if (check->parsed()) return runCheck(o, sm);
-    if (inspect->parsed()) return runInspect(o, sm);
-    if (train->parsed()) return runTrain(o, sm);
-    if (eval->parsed()) return runEval(o, sm);
-    if (predict->parsed()) return runPredict(o, sm);
-    if (grad->parsed()) return runGrad(o, sm);
-    if (gradcheck->parsed()) return runGradcheck(o, sm);
-    if (bench->parsed()) return runBench(o, sm);
-    if (compile->parsed()) return runCompile(o, sm);
+    int rc = check->parsed()       ? runCheck(o, sm)
+             : inspect->parsed()   ? runInspect(o, sm)
+             : train->parsed()     ? runTrain(o, sm)
+             : eval->parsed()      ? runEval(o, sm)
+             : predict->parsed()   ? runPredict(o, sm)
+             : grad->parsed()      ? runGrad(o, sm)
+             : gradcheck->parsed() ? runGradcheck(o, sm)
+             : bench->parsed()     ? runBench(o, sm)
+             : compile->parsed()   ? runCompile(o, sm)
+                                   : 2;
+    // Output lost to a full disk or a closed standard output is an error, not a success.
+    std::cout.flush();
+    if (!std::cout || std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      std::cerr << "gradc: error: cannot write standard output: " << (errno ? std::strerror(errno) : "write error") << "\n";
+      return rc == 0 ? 1 : rc;
+    }
+    return rc;
   } catch (const UserError &e) {
     std::cerr << renderUserError(sm, e);
     return 1;
@@ -225,5 +235,4 @@ int main(int argc, char **argv) {
     std::cerr << outOfMemoryLine(o.model);
     return 1;
   }
-  return 2;
 }

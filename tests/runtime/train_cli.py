@@ -328,6 +328,13 @@ def outputs_whole(tmp):
                             "--out", "/proc/self/fd/1"], stdout=f, stderr=subprocess.PIPE, text=True, timeout=300)
     check(p.returncode == 0 and open(redirected).read() == want,
           "predict --out /proc/self/fd/1 into a file: rc %d, err %r" % (p.returncode, p.stderr))
+    # Output lost on standard output (a full disk) is an error, not a success.
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as f:
+            p = subprocess.run([clitest.GRADC, "predict", MODEL, "--weights", weights, "--data", data],
+                               stdout=f, stderr=subprocess.PIPE, text=True, timeout=300)
+        check(p.returncode == 1 and p.stderr == "gradc: error: cannot write standard output: No space left on device\n",
+              "predict > /dev/full: rc %d, err %r" % (p.returncode, p.stderr))
     # A pipe gets each --metrics line once (the whole file was written again after each epoch).
     rc, out, err = run("train", MODEL, "--data", data, "--epochs", "3", "--metrics", "/dev/stdout")
     lines = out.splitlines()
