@@ -7,7 +7,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 
@@ -88,6 +90,37 @@ void addMaxMemory(CLI::App *c, Options &o) {
 void addDtype(CLI::App *c, Options &o) {
   c->add_option("--dtype", o.dtype, "Float type of the compiled code: f32 or f64")
       ->check(CLI::IsMember({"f32", "f64"}));
+}
+
+// Whether `a` and `b` name one regular file (or, not existing yet, one path). Two names of
+// /dev/null are not one file: nothing written there is lost.
+bool sameFile(const std::string &a, const std::string &b) {
+  if (a.empty() || b.empty()) return false;
+  struct stat sa {}, sb {};
+  bool ea = ::stat(a.c_str(), &sa) == 0, eb = ::stat(b.c_str(), &sb) == 0;
+  if (ea || eb)
+    return ea && eb && S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  std::error_code e1, e2;
+  return std::filesystem::weakly_canonical(a, e1) == std::filesystem::weakly_canonical(b, e2) && !e1 && !e2;
+}
+
+// An output that is another output or an input would overwrite it (`compile m.grad -o
+// m.grad` replaced the model by an object file); --init W --save W resumes in place.
+std::string clashingFiles(const Options &o, const char *outFlag) {
+  const std::pair<const char *, const std::string *> outputs[] = {
+      {outFlag, &o.out}, {"--save", &o.save}, {"--metrics", &o.metrics}, {"--header", &o.header}};
+  const std::pair<const char *, const std::string *> inputs[] = {
+      {"MODEL", &o.model}, {"--data", &o.data}, {"--val", &o.val}, {"--weights", &o.weights}, {"--init", &o.init}};
+  for (size_t i = 0; i < std::size(outputs); ++i) {
+    const auto &[name, path] = outputs[i];
+    for (size_t j = i + 1; j < std::size(outputs); ++j)
+      if (sameFile(*path, *outputs[j].second))
+        return fmt::format("{} and {} name the same file '{}'", name, outputs[j].first, *path);
+    for (const auto &[inName, inPath] : inputs)
+      if (!(path == &o.save && inPath == &o.init) && sameFile(*path, *inPath))
+        return fmt::format("{} '{}' is also {}: writing it would overwrite the input", name, *path, inName);
+  }
+  return "";
 }
 
 }  // namespace
@@ -203,6 +236,10 @@ int main(int argc, char **argv) {
   // The loop plan, LLVM IR and assembly are text only.
   if (inspect->parsed() && o.format == "dot" && (o.stage == "loops" || o.stage == "llvm" || o.stage == "asm")) {
     std::cerr << "gradc: error: --format dot is not available for --stage " << o.stage << "\n";
+    return 2;
+  }
+  if (std::string clash = clashingFiles(o, compile->parsed() ? "-o" : "--out"); !clash.empty()) {
+    std::cerr << "gradc: error: " << clash << "\n";
     return 2;
   }
   SourceManager sm;

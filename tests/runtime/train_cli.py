@@ -343,6 +343,36 @@ def outputs_whole(tmp):
           "--metrics /dev/stdout: rc %d, out %r" % (rc, out))
 
 
+def clashing_files(tmp):
+    """An output naming an input or another output is refused before anything is written
+    (`compile m.grad -o m.grad` replaced the model by an object file); --init W --save W
+    resumes in place."""
+    data = os.path.join(DATA, "oddities.csv")
+    model, weights, both = os.path.join(tmp, "m.grad"), os.path.join(tmp, "w.st"), os.path.join(tmp, "both")
+    with open(MODEL) as f:
+        source = f.read()
+    clitest.write(model, source)
+    rc, _, err = run("train", model, "--data", data, "--steps", "1", "--save", weights)
+    check(rc == 0, "train: %r" % err)
+    with open(weights, "rb") as f:
+        saved = f.read()
+    for args, msg in ((["compile", model, "-o", model], "-o '%s' is also MODEL" % model),
+                      (["compile", model, "-o", both, "--header", both], "-o and --header name the same file"),
+                      (["train", model, "--data", data, "--save", both, "--metrics", both],
+                       "--save and --metrics name the same file"),
+                      (["train", model, "--data", data, "--init", weights, "--metrics", weights],
+                       "--metrics '%s' is also --init" % weights),
+                      (["grad", model, "--weights", weights, "--data", data, "--out", weights],
+                       "--out '%s' is also --weights" % weights)):
+        rc, out, err = run(*args)
+        check(rc == 2 and err.startswith("gradc: error: " + msg) and err.count("\n") == 1,
+              "%s: rc %d, err %r" % (args, rc, err))
+    with open(model) as f, open(weights, "rb") as g:
+        check(f.read() == source and g.read() == saved and not os.path.exists(both), "no file was written")
+    rc, _, err = run("train", model, "--data", data, "--steps", "1", "--init", weights, "--save", weights)
+    check(rc == 0, "--init W --save W: rc %d, err %r" % (rc, err))
+
+
 def bad_flags():
     """A bad flag is one line `gradc: error: ...` and exit status 2; a learning rate must be a
     finite number >= 0 (like torch.optim), a file name not empty; every command that runs a
@@ -450,6 +480,8 @@ def main():
         predict_output_rows(tmp)
         bad_flags()
         device_inputs()
+        with tempfile.TemporaryDirectory() as sub:
+            clashing_files(sub)
         with tempfile.TemporaryDirectory() as sub:
             outputs_whole(sub)
         batches(tmp)
