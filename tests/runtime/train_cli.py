@@ -399,6 +399,9 @@ def bad_flags():
         (["eval", MODEL, "--weights", data, "--data", ""], "--data: takes a file name, not ''"),
         ([], "A subcommand is required"),
     ]
+    for t in ("1025", "100000", "2147483648", "-1", "1.5"):
+        for cmd in (["train", MODEL, "--data", data], ["bench", MODEL], ["compile", MODEL, "-o", "m.o"]):
+            cases.append((cmd + ["--threads", t], "--threads: takes a whole number from 0 to 1024, not '%s'" % t))
     for t in ("nan", "inf", "0", "-1", "abc"):
         cases.append((["train", MODEL, "--data", data, "--mpi-timeout", t],
                       "--mpi-timeout: takes a number of seconds > 0, not '%s'" % t))
