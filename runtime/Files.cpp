@@ -22,12 +22,12 @@ bool isSpecial(const std::string &path) {
   return ::stat(path.c_str(), &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode);
 }
 
-// 1 or 2 when `path` is this process's standard output or error (/dev/stdout redirected to a
-// regular file: a rename would replace the link /dev/stdout, not the file), else -1. It is
-// written through that descriptor, after what the program printed there.
+// 1 or 2 when `path` is a link to this process's standard output or error (/dev/stdout,
+// /proc/self/fd/1, redirected to a regular file: a rename would replace the link, not the
+// file), else -1. It is written through that descriptor, after what the program printed there.
 int standardStream(const std::string &path) {
-  struct stat p {}, s {};
-  if (::stat(path.c_str(), &p) != 0) return -1;
+  struct stat l {}, p {}, s {};
+  if (::lstat(path.c_str(), &l) != 0 || !S_ISLNK(l.st_mode) || ::stat(path.c_str(), &p) != 0) return -1;
   for (int fd : {1, 2})
     if (::fstat(fd, &s) == 0 && s.st_dev == p.st_dev && s.st_ino == p.st_ino) return fd;
   return -1;
