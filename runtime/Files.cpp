@@ -49,7 +49,27 @@ void writeAll(const std::string &path, int fd, std::string_view content) {
   }
 }
 
+// The longest file name in `dir` (NAME_MAX).
+size_t nameMax(const std::string &dir) {
+  long n = ::pathconf(dir.c_str(), _PC_NAME_MAX);
+  return n > 0 ? static_cast<size_t>(n) : 255;
+}
+
+std::string folderOf(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
 }  // namespace
+
+std::string tempPath(const std::string &path, const std::string &extension) {
+  std::string suffix = ".tmp." + std::to_string(::getpid()) + extension;
+  size_t start = path.find_last_of('/') + 1;  // 0 without a slash
+  std::string name = path.substr(start);
+  size_t max = nameMax(folderOf(path));
+  if (name.size() + suffix.size() > max) name.resize(max > suffix.size() ? max - suffix.size() : 0);
+  return path.substr(0, start) + name + suffix;
+}
 
 bool writtenInPlace(const std::string &path) { return isSpecial(path) || standardStream(path) >= 0; }
 
@@ -59,9 +79,10 @@ void checkWritable(const std::string &path) {
     if (::access(path.c_str(), W_OK) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
     return;
   }
-  size_t slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string dir = folderOf(path);
   if (::access(dir.c_str(), W_OK) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
+  if (path.size() - (path.find_last_of('/') + 1) > nameMax(dir))
+    fileError(path, "cannot write file: {}", std::strerror(ENAMETOOLONG));
   struct stat sb {};
   if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode))
     fileError(path, "cannot write file: {}", std::strerror(EISDIR));
@@ -81,7 +102,7 @@ void writeFileAtomic(const std::string &path, std::string_view content) {
     if (::close(fd) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
     return;
   }
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::string tmp = tempPath(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fileError(path, "cannot write file: {}", std::strerror(errno));
   try {

@@ -16,6 +16,10 @@ void writeFileAtomic(const std::string &path, std::string_view content);
 /// process's standard output or error. What is written there cannot be taken back.
 bool writtenInPlace(const std::string &path);
 
+/// `path` + `.tmp.PID` + `extension`, the name shortened where a long one would pass the
+/// longest file name (a valid 250-byte name could not be written).
+std::string tempPath(const std::string &path, const std::string &extension = "");
+
 /// Throws the UserError that writing `path` would give, when it is plain before any work: its
 /// folder is missing or not writable, or `path` is a folder. A command calls it for every file
 /// it will write before computing, so that none is written when another cannot be.

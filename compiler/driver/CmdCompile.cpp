@@ -37,9 +37,8 @@ void linkShared(const std::string &objectBytes, const std::string &out) {
   // the temporary files go to the temporary folder.
   bool inPlace = rt::writtenInPlace(out);
   const char *tmpdir = std::getenv("TMPDIR");
-  std::string base = (inPlace ? std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/gradc" : out + ".tmp") +
-                     std::to_string(::getpid());
-  std::string obj = base + ".o", so = base + ".so";
+  std::string base = inPlace ? std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/gradc" : out;
+  std::string obj = rt::tempPath(base, ".o"), so = rt::tempPath(base, ".so");
   rt::writeFileAtomic(obj, objectBytes);
   const char *cc = std::getenv("CC");
   std::string driver = cc && *cc ? cc : "cc";

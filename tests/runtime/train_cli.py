@@ -335,6 +335,15 @@ def outputs_whole(tmp):
                                stdout=f, stderr=subprocess.PIPE, text=True, timeout=300)
         check(p.returncode == 1 and p.stderr == "gradc: error: cannot write standard output: No space left on device\n",
               "predict > /dev/full: rc %d, err %r" % (p.returncode, p.stderr))
+    # A name of 255 bytes can be written (its temporary file was 255 + 12 bytes long); a longer
+    # one fails before training.
+    longest = os.path.join(tmp, "p" * 255)
+    rc, _, err = run("predict", MODEL, "--weights", weights, "--data", data, "--out", longest)
+    check(rc == 0 and open(longest).read() == want, "--out NAME of 255 bytes: rc %d, err %r" % (rc, err))
+    os.unlink(longest)
+    rc, out, err = run("train", MODEL, "--data", data, "--save", longest + "x")
+    check(rc == 1 and out == "" and err.endswith(": error: cannot write file: File name too long\n"),
+          "--save NAME of 256 bytes: rc %d, out %r, err %r" % (rc, out, err))
     # A pipe gets each --metrics line once (the whole file was written again after each epoch).
     rc, out, err = run("train", MODEL, "--data", data, "--epochs", "3", "--metrics", "/dev/stdout")
     lines = out.splitlines()
