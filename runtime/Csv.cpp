@@ -33,9 +33,15 @@ std::string readWholeFile(const std::string &path) {
     text.resize(static_cast<size_t>(st.st_size));
     text.resize(std::fread(text.data(), 1, text.size(), f.get()));
   }
+  // A NUL byte there ends the reading: a device such as /dev/zero is not read forever.
   char buf[1 << 16];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) text.append(buf, n);
+  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
+    if (const void *nul = std::memchr(buf, 0, n))
+      fileError(path, "not a text file: byte {} is NUL",
+                text.size() + static_cast<size_t>(static_cast<const char *>(nul) - buf) + 1);
+    text.append(buf, n);
+  }
   if (std::ferror(f.get())) fileError(path, "cannot read file");
   return text;
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <iostream>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,17 @@ bool isSpecial(const std::string &path) {
   return ::stat(path.c_str(), &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode);
 }
 
+// 1 or 2 when `path` is a link to this process's standard output or error (/dev/stdout,
+// /proc/self/fd/1, redirected to a regular file: a rename would replace the link, not the
+// file), else -1. It is written through that descriptor, after what the program printed there.
+int standardStream(const std::string &path) {
+  struct stat l {}, p {}, s {};
+  if (::lstat(path.c_str(), &l) != 0 || !S_ISLNK(l.st_mode) || ::stat(path.c_str(), &p) != 0) return -1;
+  for (int fd : {1, 2})
+    if (::fstat(fd, &s) == 0 && s.st_dev == p.st_dev && s.st_ino == p.st_ino) return fd;
+  return -1;
+}
+
 void writeAll(const std::string &path, int fd, std::string_view content) {
   const char *p = content.data();
   size_t left = content.size();
@@ -29,7 +41,7 @@ void writeAll(const std::string &path, int fd, std::string_view content) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       int err = errno;
-      ::close(fd);
+      if (fd > 2) ::close(fd);
       fileError(path, "cannot write file: {}", std::strerror(err));
     }
     p += n;
@@ -37,22 +49,52 @@ void writeAll(const std::string &path, int fd, std::string_view content) {
   }
 }
 
+// The longest file name in `dir` (NAME_MAX).
+size_t nameMax(const std::string &dir) {
+  long n = ::pathconf(dir.c_str(), _PC_NAME_MAX);
+  return n > 0 ? static_cast<size_t>(n) : 255;
+}
+
+std::string folderOf(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
 }  // namespace
 
+std::string tempPath(const std::string &path, const std::string &extension) {
+  std::string suffix = ".tmp." + std::to_string(::getpid()) + extension;
+  size_t start = path.find_last_of('/') + 1;  // 0 without a slash
+  std::string name = path.substr(start);
+  size_t max = nameMax(folderOf(path));
+  if (name.size() + suffix.size() > max) name.resize(max > suffix.size() ? max - suffix.size() : 0);
+  return path.substr(0, start) + name + suffix;
+}
+
+bool writtenInPlace(const std::string &path) { return isSpecial(path) || standardStream(path) >= 0; }
+
 void checkWritable(const std::string &path) {
+  if (standardStream(path) >= 0) return;
   if (isSpecial(path)) {
     if (::access(path.c_str(), W_OK) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
     return;
   }
-  size_t slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string dir = folderOf(path);
   if (::access(dir.c_str(), W_OK) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
+  if (path.size() - (path.find_last_of('/') + 1) > nameMax(dir))
+    fileError(path, "cannot write file: {}", std::strerror(ENAMETOOLONG));
   struct stat sb {};
   if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode))
     fileError(path, "cannot write file: {}", std::strerror(EISDIR));
 }
 
 void writeFileAtomic(const std::string &path, std::string_view content) {
+  if (int fd = standardStream(path); fd >= 0) {
+    std::cout.flush();
+    std::cerr.flush();
+    writeAll(path, fd, content);
+    return;
+  }
   if (isSpecial(path)) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) fileError(path, "cannot write file: {}", std::strerror(errno));
@@ -60,7 +102,7 @@ void writeFileAtomic(const std::string &path, std::string_view content) {
     if (::close(fd) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
     return;
   }
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::string tmp = tempPath(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fileError(path, "cannot write file: {}", std::strerror(errno));
   try {

@@ -1,6 +1,7 @@
 // Writing files whole or not at all (SPEC §8: files named by --out, --save, -o, --metrics):
 // a temporary file in the same folder, fsync, rename over the target. A target that exists and
-// is neither a regular file nor a folder (/dev/null, a FIFO, /dev/stdout) is written in place.
+// is neither a regular file nor a folder (/dev/null, a FIFO, /dev/stdout), or that is this
+// process's standard output or error, is written in place.
 #pragma once
 
 #include <string>
@@ -10,6 +11,14 @@ namespace gradc::rt {
 
 /// Writes `content` to `path` atomically. Throws UserError `PATH: error: ...` on failure.
 void writeFileAtomic(const std::string &path, std::string_view content);
+
+/// Whether `path` is written in place rather than replaced: a device, a FIFO, or this
+/// process's standard output or error. What is written there cannot be taken back.
+bool writtenInPlace(const std::string &path);
+
+/// `path` + `.tmp.PID` + `extension`, the name shortened where a long one would pass the
+/// longest file name (a valid 250-byte name could not be written).
+std::string tempPath(const std::string &path, const std::string &extension = "");
 
 /// Throws the UserError that writing `path` would give, when it is plain before any work: its
 /// folder is missing or not writable, or `path` is a folder. A command calls it for every file

@@ -48,6 +48,7 @@ const NamedTensor *exactCopy(const TensorFile &file, const NamedTensor &t) {
 namespace {
 
 constexpr int kMaxHeaderDepth = 16;
+constexpr uint64_t kMaxStreamHeader = 100'000'000;
 
 std::string shapeText(const std::vector<int64_t> &shape) {
   std::string s = "[";
@@ -111,6 +112,20 @@ std::string readAll(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fileError(path, "cannot read file");
   std::ostringstream ss;
+  // A pipe or a device is read on only while it looks like a safetensors file (the header a
+  // JSON object of at most 100 MB): /dev/zero is not read forever.
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    char head[9];
+    in.read(head, sizeof head);
+    ss.write(head, in.gcount());
+    if (in.gcount() == sizeof head) {
+      uint64_t headerLen = 0;
+      for (int i = 7; i >= 0; --i) headerLen = (headerLen << 8) | static_cast<unsigned char>(head[i]);
+      if (head[8] != '{' || headerLen > kMaxStreamHeader)
+        fileError(path, "not a safetensors file: the header is not a JSON object of at most {} bytes",
+                  kMaxStreamHeader);
+    }
+  }
   ss << in.rdbuf();
   if (in.bad()) fileError(path, "cannot read file");
   return ss.str();

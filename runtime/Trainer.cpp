@@ -543,7 +543,10 @@ public:
     text_ = fmt::format("{}\n", fmt::join(cols, ","));
     withEpoch_ = withEpoch;
     valColumns_ = val ? names.size() + 1 : 0;
-    if (!path_.empty()) writeFileAtomic(path_, text_);  // an unwritable path fails before training
+    if (!path_.empty()) {
+      inPlace_ = writtenInPlace(path_);  // a pipe or a terminal gets each line once
+      writeFileAtomic(path_, text_);     // an unwritable path fails before training
+    }
   }
   void add(const EpochStats &e) {
     if (path_.empty()) return;
@@ -558,12 +561,14 @@ public:
     } else {
       cols.resize(cols.size() + valColumns_);
     }
-    text_ += fmt::format("{}\n", fmt::join(cols, ","));
-    writeFileAtomic(path_, text_);
+    std::string line = fmt::format("{}\n", fmt::join(cols, ","));
+    text_ += line;
+    writeFileAtomic(path_, inPlace_ ? line : text_);
   }
 
 private:
   std::string path_, text_;
+  bool inPlace_ = false;
   bool withEpoch_ = true;
   size_t valColumns_ = 0;
 };

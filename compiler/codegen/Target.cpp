@@ -75,6 +75,10 @@ TargetDesc resolveTarget(const CodegenOptions &o) {
                                   t.cpu, t.triple, t.triple));
     if (llvm::Triple(t.triple).getArch() == llvm::Triple::x86_64) {
       std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(t.triple, t.cpu, t.features));
+      // A 32-bit CPU (i386, pentium4) for a 64-bit target aborts LLVM's code generator.
+      if (sti && !sti->checkFeatures("+64bit"))
+        throw UserError(std::string("gradc"),
+                        fmt::format("CPU `{}` cannot run 64-bit code, which target `{}` needs", t.cpu, t.triple));
       t.avx512 = sti && sti->checkFeatures("+avx512f");
     }
   }

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,8 +33,12 @@ namespace {
 // Links `object` into the shared library `out` with the system's C compiler driver
 // (`cc -shared`), through a temporary file renamed into place.
 void linkShared(const std::string &objectBytes, const std::string &out) {
-  std::string base = out + ".tmp" + std::to_string(::getpid());
-  std::string obj = base + ".o", so = base + ".so";
+  // /dev/null, a FIFO or standard output is written in place, not replaced by the rename, and
+  // the temporary files go to the temporary folder.
+  bool inPlace = rt::writtenInPlace(out);
+  const char *tmpdir = std::getenv("TMPDIR");
+  std::string base = inPlace ? std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/gradc" : out;
+  std::string obj = rt::tempPath(base, ".o"), so = rt::tempPath(base, ".so");
   rt::writeFileAtomic(obj, objectBytes);
   const char *cc = std::getenv("CC");
   std::string driver = cc && *cc ? cc : "cc";
@@ -51,6 +57,15 @@ void linkShared(const std::string &objectBytes, const std::string &out) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::remove(so.c_str());
     fileError(out, "`{} -shared` failed to link the shared library", driver);
+  }
+  if (inPlace) {
+    std::ifstream in(so, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    bool ok = !in.bad();
+    std::remove(so.c_str());
+    if (!ok) fileError(out, "cannot read the linked library {}", so);
+    rt::writeFileAtomic(out, bytes);
+    return;
   }
   if (std::rename(so.c_str(), out.c_str()) != 0) {
     int e = errno;

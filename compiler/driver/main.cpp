@@ -5,7 +5,11 @@
 #include <charconv>
 #include <cstdint>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 
@@ -39,6 +43,15 @@ const CLI::Validator kLearningRate(
       return "";
     },
     "X >= 0");
+const CLI::Validator kSeconds(
+    [](std::string &s) -> std::string {
+      double v = 0;
+      auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (r.ec != std::errc() || r.ptr != s.data() + s.size() || !std::isfinite(v) || v <= 0)
+        return fmt::format("takes a number of seconds > 0, not '{}'", s);
+      return "";
+    },
+    "SECONDS > 0");
 const CLI::Validator kSeed(
     [](std::string &s) -> std::string {
       uint64_t v = 0;
@@ -56,9 +69,21 @@ const CLI::Validator kPath(
 void addModel(CLI::App *c, Options &o) {
   c->add_option("MODEL", o.model, "The model file (.grad)")->required()->check(kPath);
 }
+// More threads than any machine has cores only cost memory and time: each gets a slice of
+// the work buffers (--threads 100000 took 20 s and 4 GB to train a small model).
+constexpr int kMaxThreads = 1024;
+const CLI::Validator kThreads(
+    [](std::string &s) -> std::string {
+      int v = 0;
+      auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v < 0 || v > kMaxThreads)
+        return fmt::format("takes a whole number from 0 to {}, not '{}'", kMaxThreads, s);
+      return "";
+    },
+    "N >= 0");
+
 void addThreads(CLI::App *c, Options &o) {
-  c->add_option("--threads", o.threads, "Threads for the step (default: all cores)")
-      ->check(wholeNumber(0));
+  c->add_option("--threads", o.threads, "Threads for the step (default: all cores)")->check(kThreads);
 }
 void addMaxMemory(CLI::App *c, Options &o) {
   c->add_option("--max-memory", o.maxMemory,
@@ -77,6 +102,37 @@ void addMaxMemory(CLI::App *c, Options &o) {
 void addDtype(CLI::App *c, Options &o) {
   c->add_option("--dtype", o.dtype, "Float type of the compiled code: f32 or f64")
       ->check(CLI::IsMember({"f32", "f64"}));
+}
+
+// Whether `a` and `b` name one regular file (or, not existing yet, one path). Two names of
+// /dev/null are not one file: nothing written there is lost.
+bool sameFile(const std::string &a, const std::string &b) {
+  if (a.empty() || b.empty()) return false;
+  struct stat sa {}, sb {};
+  bool ea = ::stat(a.c_str(), &sa) == 0, eb = ::stat(b.c_str(), &sb) == 0;
+  if (ea || eb)
+    return ea && eb && S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  std::error_code e1, e2;
+  return std::filesystem::weakly_canonical(a, e1) == std::filesystem::weakly_canonical(b, e2) && !e1 && !e2;
+}
+
+// An output that is another output or an input would overwrite it (`compile m.grad -o
+// m.grad` replaced the model by an object file); --init W --save W resumes in place.
+std::string clashingFiles(const Options &o, const char *outFlag) {
+  const std::pair<const char *, const std::string *> outputs[] = {
+      {outFlag, &o.out}, {"--save", &o.save}, {"--metrics", &o.metrics}, {"--header", &o.header}};
+  const std::pair<const char *, const std::string *> inputs[] = {
+      {"MODEL", &o.model}, {"--data", &o.data}, {"--val", &o.val}, {"--weights", &o.weights}, {"--init", &o.init}};
+  for (size_t i = 0; i < std::size(outputs); ++i) {
+    const auto &[name, path] = outputs[i];
+    for (size_t j = i + 1; j < std::size(outputs); ++j)
+      if (sameFile(*path, *outputs[j].second))
+        return fmt::format("{} and {} name the same file '{}'", name, outputs[j].first, *path);
+    for (const auto &[inName, inPath] : inputs)
+      if (!(path == &o.save && inPath == &o.init) && sameFile(*path, *inPath))
+        return fmt::format("{} '{}' is also {}: writing it would overwrite the input", name, *path, inName);
+  }
+  return "";
 }
 
 }  // namespace
@@ -123,7 +179,7 @@ int main(int argc, char **argv) {
   train->add_flag("--check-numerics", o.checkNumerics, "Check every value of the step for NaN and Inf");
   train->add_flag("--distributed", o.distributed, "Data-parallel training with MPI (on by itself under mpirun)");
   train->add_option("--mpi-timeout", o.mpiTimeout, "Seconds to wait for the other ranks before failing (default 30)")
-      ->check(CLI::PositiveNumber);
+      ->check(kSeconds);
   addThreads(train, o);
   addMaxMemory(train, o);
   addDtype(train, o);
@@ -178,7 +234,7 @@ int main(int argc, char **argv) {
   compile->add_option("--cpu", o.cpu, "Target CPU (default: the host's)");
   compile->add_option("--threads", o.threads,
                       "Threads the compiled step splits large matrix products over (default: 1)")
-      ->check(wholeNumber(0));
+      ->check(kThreads);
   addDtype(compile, o);
 
   try {
@@ -200,17 +256,29 @@ int main(int argc, char **argv) {
       std::cerr << "gradc: error: " << why << " (see gradc --help)\n";
       return 2;
     }
+  if (std::string clash = clashingFiles(o, compile->parsed() ? "-o" : "--out"); !clash.empty()) {
+    std::cerr << "gradc: error: " << clash << "\n";
+    return 2;
+  }
   SourceManager sm;
   try {
-    if (check->parsed()) return runCheck(o, sm);
-    if (inspect->parsed()) return runInspect(o, sm);
-    if (train->parsed()) return runTrain(o, sm);
-    if (eval->parsed()) return runEval(o, sm);
-    if (predict->parsed()) return runPredict(o, sm);
-    if (grad->parsed()) return runGrad(o, sm);
-    if (gradcheck->parsed()) return runGradcheck(o, sm);
-    if (bench->parsed()) return runBench(o, sm);
-    if (compile->parsed()) return runCompile(o, sm);
+    int rc = check->parsed()       ? runCheck(o, sm)
+             : inspect->parsed()   ? runInspect(o, sm)
+             : train->parsed()     ? runTrain(o, sm)
+             : eval->parsed()      ? runEval(o, sm)
+             : predict->parsed()   ? runPredict(o, sm)
+             : grad->parsed()      ? runGrad(o, sm)
+             : gradcheck->parsed() ? runGradcheck(o, sm)
+             : bench->parsed()     ? runBench(o, sm)
+             : compile->parsed()   ? runCompile(o, sm)
+                                   : 2;
+    // Output lost to a full disk or a closed standard output is an error, not a success.
+    std::cout.flush();
+    if (!std::cout || std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      std::cerr << "gradc: error: cannot write standard output: " << (errno ? std::strerror(errno) : "write error") << "\n";
+      return rc == 0 ? 1 : rc;
+    }
+    return rc;
   } catch (const UserError &e) {
     std::cerr << renderUserError(sm, e);
     return 1;
@@ -222,5 +290,4 @@ int main(int argc, char **argv) {
     std::cerr << outOfMemoryLine(o.model);
     return 1;
   }
-  return 2;
 }

@@ -2,7 +2,7 @@
 
 #include <fstream>
 #include <iostream>
-#include <sstream>
+#include <string_view>
 
 namespace gradc {
 
@@ -17,10 +17,18 @@ int SourceManager::addBuffer(std::string name, std::string text) {
 int SourceManager::addFile(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fileError(path, "cannot read file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
+  // Read up to the first NUL byte, which the lexer reports at its place: a device such as
+  // /dev/zero is not read forever.
+  std::string text;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    std::string_view chunk(buf, static_cast<size_t>(in.gcount()));
+    size_t nul = chunk.find('\0');
+    text.append(chunk.substr(0, nul == std::string_view::npos ? chunk.size() : nul + 1));
+    if (nul != std::string_view::npos) break;
+  }
   if (in.bad()) fileError(path, "cannot read file");
-  return addBuffer(path, ss.str());
+  return addBuffer(path, std::move(text));
 }
 
 std::string_view SourceManager::lineText(int file, int line) const {

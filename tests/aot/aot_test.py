@@ -15,6 +15,7 @@
 import argparse
 import os
 import re
+import stat
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,17 @@ def mode_shared(tmp):
     run([a.gradc, "compile", DIGITS, "--emit", "shared", "-o", so, "--header", h])
     check("shared object" in run(["file", so]).stdout, "--emit shared writes a shared object")
     check(not [f for f in os.listdir(tmp) if ".tmp" in f], "no temporary files are left behind")
+    # A FIFO (like /dev/null or /dev/stdout) is written in place, not replaced by the linked file.
+    fifo = os.path.join(tmp, "fifo")
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", fifo], stdout=subprocess.PIPE)
+    r = run([a.gradc, "compile", DIGITS, "--emit", "shared", "-o", fifo], ok=False,
+            env=dict(os.environ, TMPDIR=tmp))
+    piped = reader.communicate(timeout=120)[0]
+    check(r.returncode == 0 and piped == open(so, "rb").read() and stat.S_ISFIFO(os.stat(fifo).st_mode)
+          and sorted(os.listdir(tmp)) == ["digits.h", "digits.so", "fifo"],
+          f"--emit shared -o FIFO writes into the FIFO: {r.stderr.strip()}")
+    os.unlink(fifo)
     exe = os.path.join(tmp, "load_shared")
     cc_link(os.path.join(a.source, "tests", "aot", "load_shared.c"), exe, [tmp, RUNTIME_H])
     mine, theirs = os.path.join(tmp, "so.safetensors"), os.path.join(tmp, "train.safetensors")
@@ -154,6 +166,11 @@ def mode_cross(tmp):
     r = run([a.gradc, "compile", DIGITS, "--cpu", "nonsense", "-o", os.path.join(tmp, "c.o")], ok=False)
     check(r.returncode == 2 and "unknown CPU `nonsense`" in r.stderr and len(r.stderr.strip().splitlines()) == 1
           and not os.path.exists(os.path.join(tmp, "c.o")), f"an unknown CPU is a bad flag, one line: {r.stderr.strip()}")
+    r = run([a.gradc, "compile", DIGITS, "--target", "x86_64-linux-gnu", "--cpu", "i386", "-o",
+             os.path.join(tmp, "c.o")], ok=False)
+    check(r.returncode == 2 and r.stderr == "gradc: error: CPU `i386` cannot run 64-bit code, which target "
+          "`x86_64-unknown-linux-gnu` needs (see gradc --help)\n" and not os.path.exists(os.path.join(tmp, "c.o")),
+          f"a 32-bit CPU for a 64-bit target is a bad flag, one line (LLVM aborted): {r.stderr.strip()}")
     # A named CPU gets the kernels of its vector width, whatever the host has: the FMAs of
     # the matrix products on 512-bit registers for an AVX-512 CPU, 256-bit ones for AVX2.
     for cpu, wide, narrow in (("skylake-avx512", "zmm", "ymm"), ("x86-64-v3", "ymm", "zmm")):

@@ -320,6 +320,66 @@ def outputs_whole(tmp):
     check(rc == 0 and rc2 == 0 and piped == want and want.count("\n") > 1 and stat.S_ISFIFO(os.stat(fifo).st_mode),
           "predict --out FIFO: rc %d, err %r, read %r" % (rc, err, piped))
     os.unlink(fifo)
+    # Standard output named as a file (/dev/stdout, /proc/self/fd/1) is written through, also
+    # when it is a regular file: the rename replaced the link (or failed to).
+    redirected = os.path.join(tmp, "stdout.csv")
+    with open(redirected, "w") as f:
+        p = subprocess.run([clitest.GRADC, "predict", MODEL, "--weights", weights, "--data", data,
+                            "--out", "/proc/self/fd/1"], stdout=f, stderr=subprocess.PIPE, text=True, timeout=300)
+    check(p.returncode == 0 and open(redirected).read() == want,
+          "predict --out /proc/self/fd/1 into a file: rc %d, err %r" % (p.returncode, p.stderr))
+    # Output lost on standard output (a full disk) is an error, not a success.
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as f:
+            p = subprocess.run([clitest.GRADC, "predict", MODEL, "--weights", weights, "--data", data],
+                               stdout=f, stderr=subprocess.PIPE, text=True, timeout=300)
+        check(p.returncode == 1 and p.stderr == "gradc: error: cannot write standard output: No space left on device\n",
+              "predict > /dev/full: rc %d, err %r" % (p.returncode, p.stderr))
+    # A name of 255 bytes can be written (its temporary file was 255 + 12 bytes long); a longer
+    # one fails before training.
+    longest = os.path.join(tmp, "p" * 255)
+    rc, _, err = run("predict", MODEL, "--weights", weights, "--data", data, "--out", longest)
+    check(rc == 0 and open(longest).read() == want, "--out NAME of 255 bytes: rc %d, err %r" % (rc, err))
+    os.unlink(longest)
+    rc, out, err = run("train", MODEL, "--data", data, "--save", longest + "x")
+    check(rc == 1 and out == "" and err.endswith(": error: cannot write file: File name too long\n"),
+          "--save NAME of 256 bytes: rc %d, out %r, err %r" % (rc, out, err))
+    # A pipe gets each --metrics line once (the whole file was written again after each epoch).
+    rc, out, err = run("train", MODEL, "--data", data, "--epochs", "3", "--metrics", "/dev/stdout")
+    lines = out.splitlines()
+    check(rc == 0 and len(lines) == 7 and lines[0] == "epoch,step,loss,accuracy"
+          and [l.split(",")[0] for l in lines[2::2]] == ["1", "2", "3"] and "epoch,step" not in out[1:],
+          "--metrics /dev/stdout: rc %d, out %r" % (rc, out))
+
+
+def clashing_files(tmp):
+    """An output naming an input or another output is refused before anything is written
+    (`compile m.grad -o m.grad` replaced the model by an object file); --init W --save W
+    resumes in place."""
+    data = os.path.join(DATA, "oddities.csv")
+    model, weights, both = os.path.join(tmp, "m.grad"), os.path.join(tmp, "w.st"), os.path.join(tmp, "both")
+    with open(MODEL) as f:
+        source = f.read()
+    clitest.write(model, source)
+    rc, _, err = run("train", model, "--data", data, "--steps", "1", "--save", weights)
+    check(rc == 0, "train: %r" % err)
+    with open(weights, "rb") as f:
+        saved = f.read()
+    for args, msg in ((["compile", model, "-o", model], "-o '%s' is also MODEL" % model),
+                      (["compile", model, "-o", both, "--header", both], "-o and --header name the same file"),
+                      (["train", model, "--data", data, "--save", both, "--metrics", both],
+                       "--save and --metrics name the same file"),
+                      (["train", model, "--data", data, "--init", weights, "--metrics", weights],
+                       "--metrics '%s' is also --init" % weights),
+                      (["grad", model, "--weights", weights, "--data", data, "--out", weights],
+                       "--out '%s' is also --weights" % weights)):
+        rc, out, err = run(*args)
+        check(rc == 2 and err.startswith("gradc: error: " + msg) and err.count("\n") == 1,
+              "%s: rc %d, err %r" % (args, rc, err))
+    with open(model) as f, open(weights, "rb") as g:
+        check(f.read() == source and g.read() == saved and not os.path.exists(both), "no file was written")
+    rc, _, err = run("train", model, "--data", data, "--steps", "1", "--init", weights, "--save", weights)
+    check(rc == 0, "--init W --save W: rc %d, err %r" % (rc, err))
 
 
 def bad_flags():
@@ -348,6 +408,12 @@ def bad_flags():
         (["eval", MODEL, "--weights", data, "--data", ""], "--data: takes a file name, not ''"),
         ([], "A subcommand is required"),
     ]
+    for t in ("1025", "100000", "2147483648", "-1", "1.5"):
+        for cmd in (["train", MODEL, "--data", data], ["bench", MODEL], ["compile", MODEL, "-o", "m.o"]):
+            cases.append((cmd + ["--threads", t], "--threads: takes a whole number from 0 to 1024, not '%s'" % t))
+    for t in ("nan", "inf", "0", "-1", "abc"):
+        cases.append((["train", MODEL, "--data", data, "--mpi-timeout", t],
+                      "--mpi-timeout: takes a number of seconds > 0, not '%s'" % t))
     for lr in ("nan", "inf", "-0.1", "1e-3x"):
         cases.append((["train", MODEL, "--data", data, "--lr", lr],
                       "--lr: takes a learning rate, a number >= 0, not '%s'" % lr))
@@ -361,6 +427,19 @@ def bad_flags():
     check(rc == 0 and "passed" in out, "gradcheck --threads 1: rc %d, err %r" % (rc, err))
     rc, out, err = run("train", "--help")
     check(rc == 0 and "--drop-last" in out, "train --help: rc %d" % rc)
+
+
+def device_inputs():
+    """A device read as the model, the data or the weights (/dev/zero) gives one error line
+    instead of being read forever."""
+    data = os.path.join(DATA, "oddities.csv")
+    for args, want in ((["check", "/dev/zero"], "/dev/zero:1:1: error: NUL byte in the source file\n"),
+                       (["train", MODEL, "--data", "/dev/zero"], "/dev/zero: error: not a text file: byte 1 is NUL\n"),
+                       (["eval", MODEL, "--weights", "/dev/zero", "--data", data],
+                        "/dev/zero: error: not a safetensors file: the header is not a JSON object of at most "
+                        "100000000 bytes\n")):
+        rc, out, err = run(*args, timeout=60)
+        check(rc == 1 and out == "" and err.startswith(want), "%s: rc %d, err %r" % (args, rc, err))
 
 
 def no_inputs(tmp):
@@ -412,6 +491,9 @@ def main():
         csv_first_line(tmp)
         predict_output_rows(tmp)
         bad_flags()
+        device_inputs()
+        with tempfile.TemporaryDirectory() as sub:
+            clashing_files(sub)
         with tempfile.TemporaryDirectory() as sub:
             outputs_whole(sub)
         batches(tmp)
