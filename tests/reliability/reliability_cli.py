@@ -180,10 +180,18 @@ def second_signal(tmp):
     data = write(os.path.join(tmp, "s.csv"), "\n".join(lines) + "\n")
     path = os.path.join(tmp, "s.safetensors")
     for gap in (0.0, 0.001, 0.01):
+        if os.path.exists(path):
+            os.remove(path)
         p = subprocess.Popen([clitest.GRADC, "train", CLASSIFY, "--data", data, "--batch-size", "8",
                               "--epochs", "1000000", "--save", path],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(2)
+        # Training has begun (the signal handlers are in place) once the first epoch's
+        # checkpoint is there: on a loaded machine compiling can take longer than any fixed wait.
+        waited = 0.0
+        while not os.path.exists(path) and waited < 120 and p.poll() is None:
+            time.sleep(0.05)
+            waited += 0.05
+        time.sleep(0.2)
         p.send_signal(signal.SIGTERM)
         time.sleep(gap)
         p.send_signal(signal.SIGTERM)
@@ -193,9 +201,9 @@ def second_signal(tmp):
             p.kill()
             rc = None
         check(rc == 143, "two SIGTERMs %gs apart: exit %r" % (gap, rc))
-        if os.path.exists(path):
-            rc, _, err = run("eval", CLASSIFY, "--weights", path, "--data", data)
-            check(rc == 0, "the checkpoint after two signals loads: %r" % err)
+        check(os.path.exists(path), "a checkpoint was written before the signals")
+        rc, _, err = run("eval", CLASSIFY, "--weights", path, "--data", data)
+        check(rc == 0, "the checkpoint after two signals loads: %r" % err)
 
 
 def main():
