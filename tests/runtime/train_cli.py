@@ -14,11 +14,13 @@ metrics CSV; eval and predict output; --out to a FIFO writes into it; training w
 import json
 import os
 import random
+import select
 import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
@@ -199,8 +201,13 @@ def train_and_resume(tmp):
     for sig, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
         path = ckpt("sig%d" % status)
         p = subprocess.Popen([clitest.GRADC, *common, "--epochs", "100000000", "--save", path],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(3)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Training has begun (its signal handlers are in place) once the first epoch's line is
+        # printed: on a loaded machine compiling can take longer than any fixed wait.
+        ready, _, _ = select.select([p.stdout], [], [], 120)
+        check(bool(ready) and p.stdout.readline().startswith(b"epoch"), "signal %d: training began" % sig)
+        threading.Thread(target=p.stdout.read, daemon=True).start()  # keep the pipe drained
+        time.sleep(0.5)
         p.send_signal(sig)
         try:
             rc = p.wait(timeout=60)
