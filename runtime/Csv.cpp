@@ -12,8 +12,10 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <new>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "support/Diagnostics.h"
 
@@ -30,6 +32,10 @@ std::string readWholeFile(const std::string &path) {
   // What is left (a pipe, or a file that grew meanwhile) is read in chunks.
   struct stat st;
   if (fstat(fileno(f.get()), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && static_cast<double>(st.st_size) > static_cast<double>(pages) * page)
+      fileError(path, "out of memory: the file ({:.1f} GiB) is larger than this machine's memory ({:.1f} GiB)",
+                static_cast<double>(st.st_size) / (1 << 30), static_cast<double>(pages) * page / (1 << 30));
     text.resize(static_cast<size_t>(st.st_size));
     text.resize(std::fread(text.data(), 1, text.size(), f.get()));
   }
@@ -290,7 +296,11 @@ private:
 }  // namespace
 
 Dataset readCsv(const std::string &path, const std::vector<InputSpec> &specs) {
-  return Reader(path, specs).read();
+  try {
+    return Reader(path, specs).read();
+  } catch (const std::bad_alloc &) {
+    fileError(path, "out of memory: the file and its values do not fit in this machine's memory");
+  }
 }
 
 }  // namespace gradc::rt

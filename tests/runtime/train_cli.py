@@ -449,6 +449,25 @@ def device_inputs():
         check(rc == 1 and out == "" and err.startswith(want), "%s: rc %d, err %r" % (args, rc, err))
 
 
+def huge_data(tmp):
+    """A data file larger than the machine's memory (a sparse file) is one error line naming
+    it, before any of it is read (it named the model's tensors)."""
+    path = os.path.join(tmp, "huge.csv")
+    try:
+        with open(path, "wb") as f:
+            f.truncate(1 << 44)  # 16 TiB
+    except OSError:
+        return  # the file system has no sparse files this large
+    try:
+        for args in (["train", MODEL, "--data", path], ["eval", MODEL, "--weights", "none", "--data", path]):
+            rc, out, err = run(*args, timeout=60)
+            check(rc == 1 and out == "" and err.startswith(path + ": error: out of memory: the file (16384.0 GiB) "
+                                                         "is larger than this machine's memory ("),
+                  "%s: rc %d, err %r" % (args[0], rc, err))
+    finally:
+        os.remove(path)
+
+
 def no_inputs(tmp):
     rc, out, err = run("train", ROSENBROCK)
     lines = out.splitlines()
@@ -499,6 +518,7 @@ def main():
         predict_output_rows(tmp)
         bad_flags()
         device_inputs()
+        huge_data(tmp)
         with tempfile.TemporaryDirectory() as sub:
             clashing_files(sub)
         with tempfile.TemporaryDirectory() as sub:
