@@ -69,13 +69,37 @@ static std::string caretLine(std::string_view line, int col) {
   return out + "^";
 }
 
+// Whether a line can be shown on a terminal as it is: valid UTF-8 without control characters
+// but tab (a binary file's bytes, or an escape sequence, would garble or drive the terminal).
+static bool printable(std::string_view line) {
+  for (size_t i = 0; i < line.size();) {
+    unsigned char c = static_cast<unsigned char>(line[i]);
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+      ++i;
+      continue;
+    }
+    size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+    if (n == 0 || (n == 4 && c > 0xF4) || i + n > line.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(line[i + k]) & 0xC0) != 0x80) return false;
+    unsigned char c1 = static_cast<unsigned char>(line[i + 1]);
+    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF.
+    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) ||
+        (c == 0xF4 && c1 >= 0x90))
+      return false;
+    i += n;
+  }
+  return true;
+}
+
 std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view severity,
                              std::string_view msg) {
   std::string out = fmt::format("{}: {}: {}\n", sm.format(loc), severity, msg);
   if (loc.valid()) {
     std::string_view line = sm.lineText(loc.file, loc.line);
-    // Very long lines (a 5 MB line) are not quoted whole.
-    if (line.size() <= 1000) {
+    // Very long lines (a 5 MB line) are not quoted whole, nor lines a terminal cannot show.
+    if (line.size() <= 1000 && printable(line)) {
       out += fmt::format("{}\n{}\n", line, caretLine(line, loc.col));
     }
   }

@@ -3,9 +3,11 @@
 
 Each tests/errors/*.grad ends with a comment
     # ERROR: LINE:COL: MESSAGE        (or  # ERROR: FILE: MESSAGE  for errors without a place)
-and the first line of stderr must be `PATH:LINE:COL: error: ...MESSAGE...`. Inputs too big
-or too strange to commit (100,000 nested parentheses, a 5 MB line, NUL bytes, invalid UTF-8,
-defs that double 40 times) are generated here into a temporary directory.
+and the first line of stderr must be `PATH:LINE:COL: error: ...MESSAGE...`. Nothing in
+stderr may be a control character or invalid UTF-8 (the source line is not quoted then).
+Inputs too big or too strange to commit (100,000 nested parentheses, a 5 MB line, NUL bytes,
+invalid UTF-8, escape sequences, defs that double 40 times) are generated here into a
+temporary directory.
 No case may crash, hang, report an internal error or print a stack trace.
 
 usage: run_errors.py GRADC ERRORS_DIR
@@ -39,6 +41,10 @@ def check_case(gradc, path, expected, want_rc=1):
             return "stderr shows %r:\n%s" % (sign, err[:2000])
     if rc != want_rc:
         return "exit status %s, expected %d; stderr:\n%s" % (rc, want_rc, err[:2000])
+    # What reaches the terminal is text: no control character (an escape sequence in the
+    # file would drive the terminal) and no invalid UTF-8 (decoded here as U+FFFD).
+    if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 or c == "\ufffd" for c in err):
+        return "stderr holds a control character or invalid UTF-8: %r" % err[:2000]
     if want_rc == 0:
         return None
     first = err.splitlines()[0] if err else ""
@@ -77,6 +83,9 @@ def generated(tmp):
     cases.append(("nul_byte", b"param a = 1\nminimize a\x00\n", "2:11: NUL byte in the source file", 1))
     cases.append(("nul_in_comment", b"param a = 1 # \x00\nminimize a\n", "1:15: NUL byte in the source file", 1))
     cases.append(("invalid_utf8", b"param a = 1\nminimize a # caf\xe9\n", "2:17: invalid UTF-8 sequence starting with byte 0xe9", 1))
+    cases.append(("escape_sequence", b"param a = 1\nminimize a \x1b[2J\x1b[31m\n",
+                  "2:12: unexpected control character 0x1b", 1))
+    cases.append(("binary_bytes", b"param a = 1\n\x7fELF\x02\x01\x01\n", "2:1: unexpected control character 0x7f", 1))
     cases.append(("invalid_utf8_code", b"param \xff = 1\nminimize a\n", "1:7: invalid UTF-8 byte 0xff", 1))
     cases.append(("truncated_utf8", b"param a = 1 # \xe2\x82", "1:15: invalid UTF-8: truncated sequence at the end of the file", 1))
     double = "param a = 1\ndef f0(x) = x * x\n"
