@@ -91,8 +91,12 @@ std::string compileFlagError(const Options &o) {
   } catch (const UserError &e) {
     return e.what();
   }
+  // The host's linker makes a library for the host's architecture, system and C library
+  // (`x86_64-linux-gnu` is the host `x86_64-pc-linux-gnu` for it).
+  llvm::Triple target(llvm::Triple::normalize(o.target)), host(llvm::sys::getProcessTriple());
   if (o.emit == "shared" && !o.target.empty() &&
-      llvm::Triple::normalize(o.target) != llvm::Triple::normalize(llvm::sys::getProcessTriple()))
+      (target.getArch() != host.getArch() || target.getOS() != host.getOS() ||
+       target.getEnvironment() != host.getEnvironment()))
     return fmt::format("--emit shared links with the host's linker; for the target {} use --emit obj "
                        "and link with that target's tools", o.target);
   return "";

@@ -95,6 +95,12 @@ def mode_shared(tmp):
     so, h = os.path.join(tmp, "digits.so"), os.path.join(tmp, "digits.h")
     run([a.gradc, "compile", DIGITS, "--emit", "shared", "-o", so, "--header", h])
     check("shared object" in run(["file", so]).stdout, "--emit shared writes a shared object")
+    if os.uname().machine == "x86_64":  # the host's triple spelt another way is the host
+        so2 = os.path.join(tmp, "portable.so")
+        run([a.gradc, "compile", DIGITS, "--target", "x86_64-linux-gnu", "--cpu", "x86-64-v2",
+             "--emit", "shared", "-o", so2])
+        check("shared object" in run(["file", so2]).stdout, "--target x86_64-linux-gnu --emit shared")
+        os.remove(so2)
     check(not [f for f in os.listdir(tmp) if ".tmp" in f], "no temporary files are left behind")
     # A FIFO (like /dev/null or /dev/stdout) is written in place, not replaced by the linked file.
     fifo = os.path.join(tmp, "fifo")
