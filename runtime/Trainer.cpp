@@ -225,7 +225,11 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
       if (const NamedTensor *exact = exactCopy(file, nt)) src = exact;
     for (int64_t i = 0; i < t.elements; ++i) {
       size_t k = static_cast<size_t>(i);
-      t.set(i, src->f64 ? src->data64[k] : src->data[k], f64);
+      double v = src->f64 ? src->data64[k] : src->data[k];
+      if (!f64 && std::isfinite(v) && std::isinf(static_cast<float>(v)))
+        fileError(path, "tensor '{}' holds {} (element {}), too large for float32",
+                  nt.name, v, i);
+      t.set(i, v, f64);
     }
   };
   for (StateTensor &t : tensors) {

@@ -123,6 +123,17 @@ def float64_resume(tmp):
         check(rc == 0 and out, "%s reads an f64 run's checkpoint: %r" % (cmd, err))
         rc, out, err = run(cmd, CLASSIFY, "--weights", foreign, "--data", data)
         check(rc == 0 and out, "%s reads F64 params: %r" % (cmd, err))
+    # An F64 value beyond float32's range is an error in a float32 run (it became inf), and
+    # is read by a float64 run.
+    huge = write_safetensors(os.path.join(tmp, "huge.safetensors"),
+                             {"W": ("F64", [2, 3], [0.5, 1e300, 0, 0, 0, 0]), "b": ("F64", [3], [0, 0, 0])})
+    want = huge + ": error: tensor 'W' holds 1e+300 (element 1), too large for float32\n"
+    for args in (("eval", CLASSIFY, "--weights", huge, "--data", data),
+                 ("train", CLASSIFY, "--data", data, "--epochs", "0", "--init", huge)):
+        rc, out, err = run(*args)
+        check(rc == 1 and err == want, "%s with a value beyond float32: %r" % (args[0], err))
+    rc, _, err = run("train", CLASSIFY, "--data", data, "--epochs", "0", "--dtype", "f64", "--init", huge)
+    check(rc == 0, "a float64 run reads a value beyond float32: %r" % err)
 
 
 def other_model(tmp):
