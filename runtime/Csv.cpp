@@ -15,8 +15,8 @@
 #include <new>
 
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "runtime/Files.h"
 #include "support/Diagnostics.h"
 
 namespace gradc::rt {
@@ -32,10 +32,7 @@ std::string readWholeFile(const std::string &path) {
   // What is left (a pipe, or a file that grew meanwhile) is read in chunks.
   struct stat st;
   if (fstat(fileno(f.get()), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-    long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page > 0 && static_cast<double>(st.st_size) > static_cast<double>(pages) * page)
-      fileError(path, "out of memory: the file ({:.1f} GiB) is larger than this machine's memory ({:.1f} GiB)",
-                static_cast<double>(st.st_size) / (1 << 30), static_cast<double>(pages) * page / (1 << 30));
+    checkFitsInMemory(path, static_cast<uint64_t>(st.st_size));
     text.resize(static_cast<size_t>(st.st_size));
     text.resize(std::fread(text.data(), 1, text.size(), f.get()));
   }

@@ -4,6 +4,7 @@
 // process's standard output or error, is written in place.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,10 @@ bool writtenInPlace(const std::string &path);
 /// `path` + `.tmp.PID` + `extension`, the name shortened where a long one would pass the
 /// longest file name (a valid 250-byte name could not be written).
 std::string tempPath(const std::string &path, const std::string &extension = "");
+
+/// Throws UserError `PATH: error: out of memory: ...` when a file of `bytes` bytes is larger
+/// than this machine's memory, before any of it is read.
+void checkFitsInMemory(const std::string &path, uint64_t bytes);
 
 /// Throws the UserError that writing `path` would give, when it is plain before any work: its
 /// folder is missing or not writable, or `path` is a folder. A command calls it for every file

@@ -112,6 +112,7 @@ std::string readAll(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fileError(path, "cannot read file");
   std::ostringstream ss;
+  if (std::filesystem::is_regular_file(path, ec)) checkFitsInMemory(path, std::filesystem::file_size(path, ec));
   // A pipe or a device is read on only while it looks like a safetensors file (the header a
   // JSON object of at most 100 MB): /dev/zero is not read forever.
   if (!std::filesystem::is_regular_file(path, ec)) {

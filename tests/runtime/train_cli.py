@@ -450,20 +450,22 @@ def device_inputs():
 
 
 def huge_data(tmp):
-    """A data file larger than the machine's memory (a sparse file) is one error line naming
-    it, before any of it is read (it named the model's tensors)."""
+    """A data or weights file larger than the machine's memory (a sparse file) is one error
+    line naming it, before any of it is read (it named the model's tensors)."""
     path = os.path.join(tmp, "huge.csv")
     try:
         with open(path, "wb") as f:
             f.truncate(1 << 44)  # 16 TiB
     except OSError:
         return  # the file system has no sparse files this large
+    data = os.path.join(DATA, "oddities.csv")
     try:
-        for args in (["train", MODEL, "--data", path], ["eval", MODEL, "--weights", "none", "--data", path]):
+        for args in (["train", MODEL, "--data", path], ["eval", MODEL, "--weights", "none", "--data", path],
+                     ["train", MODEL, "--data", data, "--init", path], ["eval", MODEL, "--weights", path]):
             rc, out, err = run(*args, timeout=60)
             check(rc == 1 and out == "" and err.startswith(path + ": error: out of memory: the file (16384.0 GiB) "
                                                          "is larger than this machine's memory ("),
-                  "%s: rc %d, err %r" % (args[0], rc, err))
+                  "%s: rc %d, err %r" % (args, rc, err))
     finally:
         os.remove(path)
 
