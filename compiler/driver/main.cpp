@@ -257,7 +257,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   if (std::string clash = clashingFiles(o, compile->parsed() ? "-o" : "--out"); !clash.empty()) {
-    std::cerr << "gradc: error: " << clash << "\n";
+    std::cerr << "gradc: error: " << clash << " (see gradc --help)\n";
     return 2;
   }
   SourceManager sm;
