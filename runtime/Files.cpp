@@ -73,12 +73,16 @@ std::string tempPath(const std::string &path, const std::string &extension) {
 
 bool writtenInPlace(const std::string &path) { return isSpecial(path) || standardStream(path) >= 0; }
 
-void checkFitsInMemory(const std::string &path, uint64_t bytes) {
+uint64_t physicalMemory() {
   long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-  double memory = static_cast<double>(pages) * static_cast<double>(page);
-  if (pages > 0 && page > 0 && static_cast<double>(bytes) > memory)
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+void checkFitsInMemory(const std::string &path, uint64_t bytes) {
+  uint64_t memory = physicalMemory();
+  if (memory > 0 && bytes > memory)
     fileError(path, "out of memory: the file ({:.1f} GiB) is larger than this machine's memory ({:.1f} GiB)",
-              static_cast<double>(bytes) / (1 << 30), memory / (1 << 30));
+              static_cast<double>(bytes) / (1 << 30), static_cast<double>(memory) / (1 << 30));
 }
 
 void checkWritable(const std::string &path) {

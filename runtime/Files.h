@@ -21,6 +21,9 @@ bool writtenInPlace(const std::string &path);
 /// longest file name (a valid 250-byte name could not be written).
 std::string tempPath(const std::string &path, const std::string &extension = "");
 
+/// This machine's physical memory in bytes (0 when it cannot be known).
+uint64_t physicalMemory();
+
 /// Throws UserError `PATH: error: out of memory: ...` when a file of `bytes` bytes is larger
 /// than this machine's memory, before any of it is read.
 void checkFitsInMemory(const std::string &path, uint64_t bytes);

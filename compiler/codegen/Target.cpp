@@ -46,6 +46,19 @@ std::string entrySymbol(const ir::Function &f, const CodegenOptions &o) {
   return s;
 }
 
+namespace {
+
+// The registered back end of `triple` (x86-64 or AArch64), or a UserError.
+const llvm::Target *findTarget(const std::string &triple) {
+  initTargets();
+  std::string err;
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, err);
+  if (!target) throw UserError(std::string("gradc"), fmt::format("unsupported target `{}`: {}", triple, err));
+  return target;
+}
+
+}  // namespace
+
 TargetDesc resolveTarget(const CodegenOptions &o) {
   TargetDesc t;
   std::string host = llvm::sys::getProcessTriple();
@@ -64,10 +77,7 @@ TargetDesc resolveTarget(const CodegenOptions &o) {
     t.cpu = o.cpu.empty() ? "generic" : o.cpu;
     // A named CPU (`--cpu skylake-avx512`) gets the 512-bit kernels its features allow, as
     // the host does.
-    initTargets();
-    std::string err;
-    const llvm::Target *target = llvm::TargetRegistry::lookupTarget(t.triple, err);
-    if (!target) throw UserError(std::string("gradc"), fmt::format("unsupported target `{}`: {}", t.triple, err));
+    const llvm::Target *target = findTarget(t.triple);
     std::unique_ptr<llvm::MCSubtargetInfo> generic(target->createMCSubtargetInfo(t.triple, "generic", ""));
     if (!generic || !generic->isCPUStringValid(t.cpu))
       throw UserError(std::string("gradc"),
@@ -99,10 +109,7 @@ llvm::sys::DynamicLibrary hostLibmvec() {
 }
 
 std::unique_ptr<llvm::TargetMachine> createTargetMachine(const TargetDesc &t) {
-  initTargets();
-  std::string err;
-  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(t.triple, err);
-  if (!target) throw UserError(std::string("gradc"), fmt::format("unsupported target `{}`: {}", t.triple, err));
+  const llvm::Target *target = findTarget(t.triple);
   llvm::TargetOptions opts;
   std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
       t.triple, t.cpu, t.features, opts, llvm::Reloc::PIC_, std::nullopt, llvm::CodeGenOptLevel::Aggressive));

@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <cctype>
 #include <iostream>
-#include <unistd.h>
 
 #include "driver/GradSupport.h"
+#include "runtime/Files.h"
 
 namespace gradc::driver {
 
@@ -137,9 +137,9 @@ void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o) {
     limit = static_cast<long double>(parseBytes(o.maxMemory));
     what = fmt::format("--max-memory {}", o.maxMemory);
   } else {
-    long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page <= 0) return;
-    limit = static_cast<long double>(pages) * static_cast<long double>(page);
+    uint64_t memory = rt::physicalMemory();
+    if (memory == 0) return;
+    limit = static_cast<long double>(memory);
     what = fmt::format("the machine's memory ({})", byteText(limit));
   }
   if (need > limit)

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
@@ -23,41 +24,39 @@ using namespace gradc::driver;
 namespace {
 
 // Flag values checked with plain messages (CLI11's ranges print the largest double).
-CLI::Validator wholeNumber(long long min) {
+template <typename T> bool parsesWhole(const std::string &s, T &v) {
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+CLI::Validator wholeNumber(long long min, long long max = std::numeric_limits<long long>::max()) {
+  bool bounded = max != std::numeric_limits<long long>::max();
   return CLI::Validator(
-      [min](std::string &s) -> std::string {
+      [min, max, bounded](std::string &s) -> std::string {
         long long v = 0;
-        auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v < min)
-          return fmt::format("takes a whole number {}, not '{}'", min == 0 ? "(0 or more)" : ">= 1", s);
+        if (!parsesWhole(s, v) || v < min || v > max)
+          return bounded ? fmt::format("takes a whole number from {} to {}, not '{}'", min, max, s)
+                         : fmt::format("takes a whole number {}, not '{}'", min == 0 ? "(0 or more)" : ">= 1", s);
         return "";
       },
       min == 0 ? "N >= 0" : "N >= 1");
 }
-const CLI::Validator kLearningRate(
-    [](std::string &s) -> std::string {
-      double v = 0;
-      auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-      if (r.ec != std::errc() || r.ptr != s.data() + s.size() || !std::isfinite(v) || v < 0)
-        return fmt::format("takes a learning rate, a number >= 0, not '{}'", s);
-      return "";
-    },
-    "X >= 0");
-const CLI::Validator kSeconds(
-    [](std::string &s) -> std::string {
-      double v = 0;
-      auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-      if (r.ec != std::errc() || r.ptr != s.data() + s.size() || !std::isfinite(v) || v <= 0)
-        return fmt::format("takes a number of seconds > 0, not '{}'", s);
-      return "";
-    },
-    "SECONDS > 0");
+// A finite number, >= 0 or (without `zero`) > 0; `what` names it in the message.
+CLI::Validator finiteNumber(const char *what, bool zero, const char *desc) {
+  return CLI::Validator(
+      [what, zero](std::string &s) -> std::string {
+        double v = 0;
+        if (!parsesWhole(s, v) || !std::isfinite(v) || v < 0 || (!zero && v == 0))
+          return fmt::format("takes {} {}, not '{}'", what, zero ? ">= 0" : "> 0", s);
+        return "";
+      },
+      desc);
+}
+const CLI::Validator kLearningRate = finiteNumber("a learning rate, a number", true, "X >= 0");
+const CLI::Validator kSeconds = finiteNumber("a number of seconds", false, "SECONDS > 0");
 const CLI::Validator kSeed(
     [](std::string &s) -> std::string {
       uint64_t v = 0;
-      auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-      if (r.ec != std::errc() || r.ptr != s.data() + s.size())
-        return fmt::format("takes a whole number from 0 to 2^64-1, not '{}'", s);
+      if (!parsesWhole(s, v)) return fmt::format("takes a whole number from 0 to 2^64-1, not '{}'", s);
       return "";
     },
     "N >= 0");
@@ -72,18 +71,9 @@ void addModel(CLI::App *c, Options &o) {
 // More threads than any machine has cores only cost memory and time: each gets a slice of
 // the work buffers (--threads 100000 took 20 s and 4 GB to train a small model).
 constexpr int kMaxThreads = 1024;
-const CLI::Validator kThreads(
-    [](std::string &s) -> std::string {
-      int v = 0;
-      auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-      if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v < 0 || v > kMaxThreads)
-        return fmt::format("takes a whole number from 0 to {}, not '{}'", kMaxThreads, s);
-      return "";
-    },
-    "N >= 0");
 
 void addThreads(CLI::App *c, Options &o) {
-  c->add_option("--threads", o.threads, "Threads for the step (default: all cores)")->check(kThreads);
+  c->add_option("--threads", o.threads, "Threads for the step (default: all cores)")->check(wholeNumber(0, kMaxThreads));
 }
 void addMaxMemory(CLI::App *c, Options &o) {
   c->add_option("--max-memory", o.maxMemory,
@@ -234,7 +224,7 @@ int main(int argc, char **argv) {
   compile->add_option("--cpu", o.cpu, "Target CPU (default: the host's)");
   compile->add_option("--threads", o.threads,
                       "Threads the compiled step splits large matrix products over (default: 1)")
-      ->check(kThreads);
+      ->check(wholeNumber(0, kMaxThreads));
   addDtype(compile, o);
 
   try {
