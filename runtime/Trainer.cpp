@@ -63,10 +63,16 @@ GRADC_FINITE_BITS(finiteBits64, uint64_t)
 
 // SIGINT / SIGTERM: the first one asks the loop to stop after the current step (and save);
 // a second one exits at once (a checkpoint being written stays whole: writes are atomic).
+// SIGPIPE (the reader of the output went away: `gradc train ... | head -3`) stops the same
+// way, and later writes to the closed pipe just fail: the run ends as the pipe would end it
+// (exit 141), with its checkpoint saved.
 volatile std::sig_atomic_t gSignal = 0;
 
 extern "C" void onSignal(int sig) {
-  if (gSignal != 0) ::_exit(128 + sig);
+  if (gSignal != 0) {
+    if (sig == SIGPIPE) return;
+    ::_exit(128 + sig);
+  }
   gSignal = sig;
 }
 
@@ -80,6 +86,7 @@ public:
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &oldInt_);
     sigaction(SIGTERM, &sa, &oldTerm_);
+    sigaction(SIGPIPE, &sa, &oldPipe_);
   }
   ~SignalGuard() {
     // After a signal the process is on its way out (exit 130 / 143): the handler stays, so
@@ -87,11 +94,12 @@ public:
     if (!on_ || gSignal != 0) return;
     sigaction(SIGINT, &oldInt_, nullptr);
     sigaction(SIGTERM, &oldTerm_, nullptr);
+    sigaction(SIGPIPE, &oldPipe_, nullptr);
   }
 
 private:
   bool on_;
-  struct sigaction oldInt_ {}, oldTerm_ {};
+  struct sigaction oldInt_ {}, oldTerm_ {}, oldPipe_ {};
 };
 
 /// The progress bar on stderr: redrawn in place at most 10 times a second.

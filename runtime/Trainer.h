@@ -178,7 +178,7 @@ struct EpochStats {
 };
 
 struct TrainResult {
-  int status = 0;  // 0, or 130 (SIGINT) / 143 (SIGTERM)
+  int status = 0;  // 0, or 130 (SIGINT) / 143 (SIGTERM) / 141 (SIGPIPE: the output's reader went away)
   std::vector<std::string> metricNames;
   std::vector<EpochStats> history;  // per epoch (with data) or per report (without)
 };

@@ -3,6 +3,7 @@
 // bug report and exit status 70 (EX_SOFTWARE), and a bad flag into one line
 // `gradc: error: ...` and exit status 2.
 #include <charconv>
+#include <csignal>
 #include <cstdint>
 #include <cmath>
 #include <cstdio>
@@ -263,7 +264,10 @@ int main(int argc, char **argv) {
              : compile->parsed()   ? runCompile(o, sm)
                                    : 2;
     // Output lost to a full disk or a closed standard output is an error, not a success.
+    // A reader that went away (train's exit 141) is no error to report, as for any program
+    // a closed pipe stops.
     std::cout.flush();
+    if (rc == 128 + SIGPIPE) return rc;
     if (!std::cout || std::fflush(stdout) != 0 || std::ferror(stdout)) {
       std::cerr << "gradc: error: cannot write standard output: " << (errno ? std::strerror(errno) : "write error") << "\n";
       return rc == 0 ? 1 : rc;

@@ -223,6 +223,30 @@ def train_and_resume(tmp):
         else:
             check(False, "no checkpoint after signal %d" % sig)
 
+    # `gradc train ... | head -1`: the reader goes away after the first line; the write of a
+    # later epoch line stops training as a signal does, with the checkpoint saved, exit 141
+    # (what the closed pipe's SIGPIPE gives) and nothing on stderr.
+    path = ckpt("pipe")
+    p = subprocess.Popen([clitest.GRADC, *common, "--epochs", "100000000", "--save", path],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.readline()
+    p.stdout.close()
+    try:
+        rc = p.wait(timeout=120)
+        err = p.stderr.read().decode()
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc, err = None, ""
+    check(first.startswith(b"epoch 1/") and rc == 141 and err == "",
+          "closed pipe: first line %r, exit %r, stderr %r" % (first, rc, err))
+    if os.path.exists(path):
+        t, m = read_safetensors(path)
+        check(int(m["gradc.step"]) >= 10, "checkpoint after a closed pipe: step %r" % m["gradc.step"])
+        rc, out, err = run("eval", MODEL, "--weights", path, "--data", test)
+        check(rc == 0, "the checkpoint written after a closed pipe loads: %r" % err)
+    else:
+        check(False, "no checkpoint after a closed pipe")
+
 
 def predict_output_rows(tmp):
     """An output without the batch dim first is a user error at the output's expression (it
