@@ -93,9 +93,24 @@ static bool printable(std::string_view line) {
   return true;
 }
 
+// The message line with its control characters written as escapes: a file name or a quoted
+// value holding a newline or an escape sequence keeps the error on one line and the
+// terminal as it was.
+static std::string oneLine(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if ((c < 0x20 && c != '\t') || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += ch;
+  }
+  return out + "\n";
+}
+
 std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view severity,
                              std::string_view msg) {
-  std::string out = fmt::format("{}: {}: {}\n", sm.format(loc), severity, msg);
+  std::string out = oneLine(fmt::format("{}: {}: {}", sm.format(loc), severity, msg));
   if (loc.valid()) {
     std::string_view line = sm.lineText(loc.file, loc.line);
     // Very long lines (a 5 MB line) are not quoted whole, nor lines a terminal cannot show.
@@ -109,10 +124,10 @@ std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view 
 std::string renderUserError(const SourceManager &sm, const UserError &e) {
   if (e.loc.valid()) return renderDiagnostic(sm, e.loc, "error", e.what());
   if (!e.fileName.empty() && e.loc.line > 0)
-    return fmt::format("{}:{}:{}: error: {}\n", e.fileName, e.loc.line, e.loc.col, e.what());
-  if (!e.fileName.empty()) return fmt::format("{}: error: {}\n", e.fileName, e.what());
-  if (e.loc.file >= 0) return fmt::format("{}: error: {}\n", sm.name(e.loc.file), e.what());
-  return fmt::format("gradc: error: {}\n", e.what());
+    return oneLine(fmt::format("{}:{}:{}: error: {}", e.fileName, e.loc.line, e.loc.col, e.what()));
+  if (!e.fileName.empty()) return oneLine(fmt::format("{}: error: {}", e.fileName, e.what()));
+  if (e.loc.file >= 0) return oneLine(fmt::format("{}: error: {}", sm.name(e.loc.file), e.what()));
+  return oneLine(fmt::format("gradc: error: {}", e.what()));
 }
 
 void warn(const SourceManager &sm, Loc loc, std::string_view msg) {

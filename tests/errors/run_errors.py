@@ -122,6 +122,21 @@ def generated(tmp):
     return out
 
 
+def newline_in_name(gradc, tmp):
+    """A file name holding a newline or an escape keeps the error on one line, escaped."""
+    problems = []
+    bad = os.path.join(tmp, "two\nlines\x1b[31m.grad")
+    with open(bad, "w") as f:
+        f.write("param a = 1\nminimize a +\n")
+    for path, want in ((bad, ":3:1: error: expected an expression"),
+                       (os.path.join(tmp, "no\nsuch.grad"), ": error: cannot read file")):
+        rc, out, err = run(gradc, path)
+        shown = path.replace("\n", "\\n").replace("\x1b", "\\x1b")
+        if rc != 1 or not err.startswith(shown + want) or "\x1b" in err or err.count("\n") > 3:
+            problems.append("name %r: exit %s, stderr %r" % (path, rc, err[:500]))
+    return problems
+
+
 def main():
     gradc, errors_dir = sys.argv[1], sys.argv[2]
     failures, count = [], 0
@@ -144,6 +159,8 @@ def main():
             problem = check_case(gradc, path, expected, rc)
             if problem:
                 failures.append("%s (generated): %s" % (os.path.basename(path), problem))
+        count += 1
+        failures += newline_in_name(gradc, tmp)
     for f in failures:
         print("FAIL", f)
     print("%d of %d malformed-model cases behave" % (count - len(failures), count))
