@@ -71,6 +71,20 @@ std::string tempPath(const std::string &path, const std::string &extension) {
   return path.substr(0, start) + name + suffix;
 }
 
+std::string linkTarget(const std::string &path) {
+  std::string p = path;
+  for (int hops = 0; hops < 40; ++hops) {
+    struct stat l {};
+    if (::lstat(p.c_str(), &l) != 0 || !S_ISLNK(l.st_mode)) return p;
+    std::string target(static_cast<size_t>(l.st_size > 0 ? l.st_size : 4096) + 1, '\0');
+    ssize_t n = ::readlink(p.c_str(), target.data(), target.size());
+    if (n <= 0 || static_cast<size_t>(n) >= target.size()) return p;
+    target.resize(static_cast<size_t>(n));
+    p = target[0] == '/' || p.find('/') == std::string::npos ? target : folderOf(p) + "/" + target;
+  }
+  return p;
+}
+
 bool writtenInPlace(const std::string &path) { return isSpecial(path) || standardStream(path) >= 0; }
 
 uint64_t physicalMemory() {
@@ -85,19 +99,20 @@ void checkFitsInMemory(const std::string &path, uint64_t bytes) {
               static_cast<double>(bytes) / (1 << 30), static_cast<double>(memory) / (1 << 30));
 }
 
-void checkWritable(const std::string &path) {
-  if (standardStream(path) >= 0) return;
+void checkWritable(const std::string &userPath) {
+  if (standardStream(userPath) >= 0) return;
+  std::string path = linkTarget(userPath);
   if (isSpecial(path)) {
-    if (::access(path.c_str(), W_OK) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
+    if (::access(path.c_str(), W_OK) != 0) fileError(userPath, "cannot write file: {}", std::strerror(errno));
     return;
   }
   std::string dir = folderOf(path);
-  if (::access(dir.c_str(), W_OK) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
+  if (::access(dir.c_str(), W_OK) != 0) fileError(userPath, "cannot write file: {}", std::strerror(errno));
   if (path.size() - (path.find_last_of('/') + 1) > nameMax(dir))
-    fileError(path, "cannot write file: {}", std::strerror(ENAMETOOLONG));
+    fileError(userPath, "cannot write file: {}", std::strerror(ENAMETOOLONG));
   struct stat sb {};
   if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode))
-    fileError(path, "cannot write file: {}", std::strerror(EISDIR));
+    fileError(userPath, "cannot write file: {}", std::strerror(EISDIR));
 }
 
 void writeFileAtomic(const std::string &path, std::string_view content) {
@@ -114,7 +129,9 @@ void writeFileAtomic(const std::string &path, std::string_view content) {
     if (::close(fd) != 0) fileError(path, "cannot write file: {}", std::strerror(errno));
     return;
   }
-  std::string tmp = tempPath(path);
+  // Through a symbolic link, the file it names is replaced, not the link.
+  std::string target = linkTarget(path);
+  std::string tmp = tempPath(target);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fileError(path, "cannot write file: {}", std::strerror(errno));
   try {
@@ -133,7 +150,7 @@ void writeFileAtomic(const std::string &path, std::string_view content) {
     ::unlink(tmp.c_str());
     fileError(path, "cannot write file: {}", std::strerror(err));
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (std::rename(tmp.c_str(), target.c_str()) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
     fileError(path, "cannot write file: {}", std::strerror(err));

@@ -1,5 +1,6 @@
 // Writing files whole or not at all (SPEC §8: files named by --out, --save, -o, --metrics):
-// a temporary file in the same folder, fsync, rename over the target. A target that exists and
+// a temporary file in the same folder, fsync, rename over the target (over the file a symbolic
+// link names, not the link). A target that exists and
 // is neither a regular file nor a folder (/dev/null, a FIFO, /dev/stdout), or that is this
 // process's standard output or error, is written in place.
 #pragma once
@@ -16,6 +17,10 @@ void writeFileAtomic(const std::string &path, std::string_view content);
 /// Whether `path` is written in place rather than replaced: a device, a FIFO, or this
 /// process's standard output or error. What is written there cannot be taken back.
 bool writtenInPlace(const std::string &path);
+
+/// The file `path` names once symbolic links are followed (also when the last one dangles:
+/// writing creates that file). A file written through a link replaces what the link names.
+std::string linkTarget(const std::string &path);
 
 /// `path` + `.tmp.PID` + `extension`, the name shortened where a long one would pass the
 /// longest file name (a valid 250-byte name could not be written).

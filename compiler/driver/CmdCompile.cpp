@@ -37,7 +37,8 @@ void linkShared(const std::string &objectBytes, const std::string &out) {
   // the temporary files go to the temporary folder.
   bool inPlace = rt::writtenInPlace(out);
   const char *tmpdir = std::getenv("TMPDIR");
-  std::string base = inPlace ? std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/gradc" : out;
+  std::string target = rt::linkTarget(out);
+  std::string base = inPlace ? std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/gradc" : target;
   std::string obj = rt::tempPath(base, ".o"), so = rt::tempPath(base, ".so");
   rt::writeFileAtomic(obj, objectBytes);
   const char *cc = std::getenv("CC");
@@ -67,7 +68,7 @@ void linkShared(const std::string &objectBytes, const std::string &out) {
     rt::writeFileAtomic(out, bytes);
     return;
   }
-  if (std::rename(so.c_str(), out.c_str()) != 0) {
+  if (std::rename(so.c_str(), target.c_str()) != 0) {
     int e = errno;
     std::remove(so.c_str());
     fileError(out, "cannot write file: {}", std::strerror(e));

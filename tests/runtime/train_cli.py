@@ -15,6 +15,7 @@ import json
 import os
 import random
 import select
+import shutil
 import signal
 import stat
 import subprocess
@@ -366,6 +367,25 @@ def outputs_whole(tmp):
                                stdout=f, stderr=subprocess.PIPE, text=True, timeout=300)
         check(p.returncode == 1 and p.stderr == "gradc: error: cannot write standard output: No space left on device\n",
               "predict > /dev/full: rc %d, err %r" % (p.returncode, p.stderr))
+    # Through a symbolic link (a relative one, and a chain of two) the file it names is
+    # replaced and the link stays; a dangling link creates its file.
+    os.mkdir(os.path.join(tmp, "real"))
+    os.symlink("real/p.csv", os.path.join(tmp, "p.csv"))
+    os.symlink("p.csv", os.path.join(tmp, "p2.csv"))
+    os.symlink("real/w2.safetensors", os.path.join(tmp, "latest.safetensors"))
+    rc, _, err = run("predict", MODEL, "--weights", weights, "--data", data, "--out", os.path.join(tmp, "p2.csv"))
+    rc2, _, err2 = run("train", MODEL, "--data", data, "--steps", "1", "--save",
+                       os.path.join(tmp, "latest.safetensors"))
+    check(rc == 0 and rc2 == 0 and os.path.islink(os.path.join(tmp, "p.csv"))
+          and os.path.islink(os.path.join(tmp, "p2.csv"))
+          and os.path.islink(os.path.join(tmp, "latest.safetensors"))
+          and open(os.path.join(tmp, "real", "p.csv")).read() == want
+          and sorted(os.listdir(os.path.join(tmp, "real"))) == ["p.csv", "w2.safetensors"]
+          and read_safetensors(os.path.join(tmp, "real", "w2.safetensors"))[0] == read_safetensors(weights)[0],
+          "outputs through symbolic links: %r %r %r" % (err, err2, os.listdir(os.path.join(tmp, "real"))))
+    for name in ("p.csv", "p2.csv", "latest.safetensors"):
+        os.unlink(os.path.join(tmp, name))
+    shutil.rmtree(os.path.join(tmp, "real"))
     # A name of 255 bytes can be written (its temporary file was 255 + 12 bytes long); a longer
     # one fails before training.
     longest = os.path.join(tmp, "p" * 255)
