@@ -806,7 +806,9 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     e.loss = means.meanLoss();
     e.metrics = means.meanMetrics();
     e.stepsPerSecond = done / std::max(1e-9, elapsed);
-    if (val && eval && finished) {
+    // The last epoch of a run that --steps stops inside it is validated too (its line is the
+    // run's last word on the weights it saves); one a signal interrupts is not, to exit soon.
+    if (val && eval && (finished || !gSignal)) {
       EvalResult v = evaluate(*eval, st, *val, valBatchSize);
       e.hasVal = true;
       e.valLoss = v.loss;

@@ -293,6 +293,16 @@ def batches(tmp):
         _, meta = read_safetensors(ckpt) if rc == 0 else ({}, {})
         check(rc == 0 and meta.get("gradc.step") == str(steps) and meta.get("gradc.batch") == str(batch),
               "train %r: rc %d, %r, want %d steps" % (extra, rc, meta, steps))
+    # The last epoch, stopped inside by --steps, is validated too, like every whole one.
+    metrics = os.path.join(tmp, "steps_metrics.csv")
+    rc, out, err = run("train", MODEL, "--data", data, "--val", data, "--batch-size", "32", "--steps", "6",
+                       "--metrics", metrics)
+    lines = out.splitlines()
+    with open(metrics) as f:
+        rows = f.read().splitlines()
+    check(rc == 0 and len(lines) == 2 and all("  val_loss " in l and "  val_accuracy " in l for l in lines)
+          and len(rows) == 3 and rows[2].startswith("2,6,") and "" not in rows[2].split(","),
+          "--val with --steps stopping inside epoch 2: rc %d, out %r, metrics %r" % (rc, out, rows))
     half, full = os.path.join(tmp, "half.safetensors"), os.path.join(tmp, "full.safetensors")
     run("train", MODEL, "--data", data, "--steps", "10", "--save", full)
     run("train", MODEL, "--data", data, "--steps", "5", "--save", half)
