@@ -1,5 +1,6 @@
 // `gradc eval MODEL --weights W --data F [--json]` (SPEC §8): the loss and every metric over
 // the data file, seen as one batch; a `NAME VALUE` line each, or one JSON object.
+#include <cmath>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -46,9 +47,11 @@ int runEval(Options &o, SourceManager &sm) {
     for (size_t i = 0; i < r.metricNames.size(); ++i) j[r.metricNames[i]] = r.metrics[i];
     std::cout << j.dump() << "\n";
   } else {
-    std::cout << fmt::format("loss {}\n", r.loss);
+    // NaN is `nan` whatever its sign bit, as Python prints it.
+    auto value = [](double v) { return std::isnan(v) ? std::string("nan") : fmt::format("{}", v); };
+    std::cout << fmt::format("loss {}\n", value(r.loss));
     for (size_t i = 0; i < r.metricNames.size(); ++i)
-      std::cout << fmt::format("{} {}\n", r.metricNames[i], r.metrics[i]);
+      std::cout << fmt::format("{} {}\n", r.metricNames[i], value(r.metrics[i]));
   }
   return 0;
 }

@@ -248,9 +248,24 @@ def other_optimizer(tmp):
     check(read_safetensors(fresh)[1].get("gradc.optimizer_step") == "7", "adam's count after 3 + 2 + 2 steps")
 
 
+def nan_weights(tmp):
+    """NaN weights load (as torch.load takes them); eval reports `nan`, never `-nan` (the
+    sign bit of x86's NaN from sqrt(-1)), as Python prints it, and JSON null."""
+    model = os.path.join(tmp, "m.grad")
+    with open(model, "w") as f:
+        f.write("param a = 1\nmetric r = sqrt(a)\nminimize sqrt(a) + a\n")
+    weights = os.path.join(tmp, "w.safetensors")
+    for value in (-1.0, float("nan")):
+        write_safetensors(weights, {"a": ("F32", [], [value])})
+        rc, out, err = run("eval", model, "--weights", weights)
+        check(rc == 0 and out == "loss nan\nr nan\n", "eval with a = %r: rc %d, out %r, err %r" % (value, rc, out, err))
+        rc, out, err = run("eval", model, "--weights", weights, "--json")
+        check(rc == 0 and out == '{"loss":null,"r":null}\n', "eval --json with a = %r: %r" % (value, out))
+
+
 def main():
     clitest.GRADC = sys.argv[1]
-    for part in (float64_resume, other_model, counter_names, bad_counters, other_optimizer):
+    for part in (float64_resume, other_model, counter_names, bad_counters, other_optimizer, nan_weights):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
     if clitest.failures:
