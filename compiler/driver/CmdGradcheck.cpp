@@ -46,6 +46,24 @@ std::vector<size_t> elementsToCheck(size_t n, uint64_t seed, size_t paramIndex) 
   return idx;
 }
 
+// The first stop_gradient on a path from `param` to the loss, or kNoValue. Finite
+// differences see through it; the gradient, by its definition, does not.
+ir::ValueId stopOnPath(const ir::Function &f, const std::string &param) {
+  ir::ValueId p = f.findArgument(ir::Op::Param, param), loss = f.findResult(ir::ResultKind::Loss);
+  if (p == ir::kNoValue || loss == ir::kNoValue) return ir::kNoValue;
+  std::vector<bool> fromParam(f.nodes.size()), toLoss(f.nodes.size());
+  fromParam[p] = true;
+  for (ir::ValueId v = p + 1; v < f.size(); ++v)
+    for (ir::ValueId u : f.node(v).operands) fromParam[v] = fromParam[v] || fromParam[u];
+  toLoss[loss] = true;
+  for (ir::ValueId v = loss; v >= 0; --v)
+    if (toLoss[v])
+      for (ir::ValueId u : f.node(v).operands) toLoss[u] = true;
+  for (ir::ValueId v = 0; v < f.size(); ++v)
+    if (f.node(v).op == ir::Op::StopGradient && fromParam[v] && toLoss[v]) return v;
+  return ir::kNoValue;
+}
+
 }  // namespace
 
 int runGradcheck(Options &o, SourceManager &sm) {
@@ -98,6 +116,11 @@ int runGradcheck(Options &o, SourceManager &sm) {
     if (!(worst <= kTolerance)) failed.push_back(name);
   }
   if (!failed.empty()) {
+    for (const std::string &n : failed)
+      if (ir::ValueId v = stopOnPath(m.forward, n); v != ir::kNoValue)
+        warn(sm, m.forward.node(v).loc,
+             fmt::format("{} reaches the loss through stop_gradient, which finite differences see "
+                         "through and the gradient does not", n));
     std::string names;
     for (const std::string &n : failed) names += (names.empty() ? "" : ", ") + n;
     std::cerr << fmt::format("{}: error: the gradient of {} differs from finite differences (tolerance {:g})\n",
