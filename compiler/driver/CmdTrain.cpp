@@ -14,6 +14,7 @@
 #include <cmath>
 #include <iostream>
 #include <optional>
+#include <unistd.h>
 
 #include "driver/GradSupport.h"
 #include "driver/Pipeline.h"
@@ -135,6 +136,24 @@ void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std:
   }
 }
 
+// On a terminal, what train is doing before its first step (reading a large CSV file,
+// compiling a deep model take seconds): one status line on stderr, erased when the phase
+// ends (also by an error, before its message).
+class Status {
+public:
+  explicit Status(const std::string &what) {
+    if (on_) std::cerr << what << "..." << std::flush;
+  }
+  ~Status() {
+    if (on_) std::cerr << "\r\x1b[K" << std::flush;
+  }
+  Status(const Status &) = delete;
+  Status &operator=(const Status &) = delete;
+
+private:
+  bool on_ = ::isatty(2) != 0;
+};
+
 int runTrain(Options &o, SourceManager &sm) {
   if (o.distributed || rt::launchedByMpi()) return runTrainDistributed(o, sm);
   Model m = applyFlags(loadModel(sm, o.model), o);
@@ -144,8 +163,14 @@ int runTrain(Options &o, SourceManager &sm) {
   bool hasData = !m.inputs.empty();
   if (hasData) {
     if (o.data.empty()) needData(m, o.model, "train");
-    data = readData(m, o.data);
-    if (!o.val.empty()) val = readData(m, o.val);
+    {
+      Status status("reading " + o.data);
+      data = readData(m, o.data);
+    }
+    if (!o.val.empty()) {
+      Status status("reading " + o.val);
+      val = readData(m, o.val);
+    }
   } else if (!o.data.empty() || !o.val.empty()) {
     warnNoInputs(o.model, "--data and --val are");
   }
@@ -154,10 +179,13 @@ int runTrain(Options &o, SourceManager &sm) {
                              "length of training (default 1000)\n", o.model);
 
   ir::Function stepFn = buildProgram(m, Program::Step);
-  rt::Kernel step = compileProgram(stepFn, o, nullptr, o.checkNumerics);
-  rt::Kernel eval;
+  rt::Kernel step, eval;
   bool hasVal = hasData && !o.val.empty();
-  if (hasVal) eval = compileProgram(buildProgram(m, Program::Eval), o);
+  {
+    Status status("compiling the training step of " + o.model);
+    step = compileProgram(stepFn, o, nullptr, o.checkNumerics);
+    if (hasVal) eval = compileProgram(buildProgram(m, Program::Eval), o);
+  }
   int64_t rows = hasData ? std::max<int64_t>(1, std::min(o.batchSize, data.rows)) : 1;
   checkMemory(step, rows, o);
 

@@ -555,6 +555,34 @@ def no_inputs(tmp):
           "--data FILE\n", "eval of a model with inputs, no --data: %r" % err)
 
 
+def terminal(tmp):
+    """With stderr on a terminal: a status line while the data is read and the step compiled,
+    each erased before the next, then the progress bar; the epoch lines go to stdout."""
+    import pty
+    data = os.path.join(tmp, "tty.csv")
+    make_blobs(data, 200, 3)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([clitest.GRADC, "train", MODEL, "--data", data, "--epochs", "2"],
+                         stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child has exited and closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    out = p.stdout.read().decode()
+    rc = p.wait(timeout=120)
+    want = ("reading %s...\r\x1b[Kcompiling the training step of %s...\r\x1b[K" % (data, MODEL)).encode()
+    check(rc == 0 and shown.replace(b"\r\n", b"\n").startswith(want) and b"] 7/7  loss " in shown
+          and shown.endswith(b"\r\x1b[K") and out.count("\n") == 2 and out.startswith("epoch 1/2  loss "),
+          "train on a terminal: rc %d, stderr %r, stdout %r" % (rc, shown[:400], out))
+
+
 def bench():
     rc, out, err = run("bench", MODEL, "--batch-size", "64", "--json")
     j = json.loads(out.splitlines()[-1])
@@ -582,6 +610,7 @@ def main():
         batches(tmp)
         train_and_resume(tmp)
         no_inputs(tmp)
+        terminal(tmp)
         bench()
     if clitest.failures:
         print("%d check(s) failed" % len(clitest.failures))
