@@ -221,6 +221,7 @@ private:
   int evalDepth_ = 0;
   int defDepth_ = 0;
   int64_t inlined_ = 0;
+  std::map<int, Loc> dimValueUses_;  // dim index -> its first use as a value
 };
 
 void Sema::declare(const std::string &name, Loc loc, Sym sym) {
@@ -487,6 +488,7 @@ ValueId Sema::evalName(const Expr &e, const Scope &sc) {
   auto it = globals_.find(e.name);
   if (it != globals_.end()) {
     if (!it->second.isDim) return it->second.v;
+    dimValueUses_.emplace(it->second.dimIndex, e.loc);
     at(e);
     return b_.dimSize(ir::Dim::sym(it->second.dimIndex));
   }
@@ -922,6 +924,13 @@ Model Sema::run() {
   }
   if (!minimize)
     throw UserError(Loc{m_.file, 0, 0}, "the model has no `minimize` statement; it needs exactly one loss");
+  // A dim has a size only once a batch binds it: as a value it must be some input's batch dim.
+  for (const auto &[index, loc] : dimValueUses_) {
+    bool bound = false;
+    for (const InputInfo &in : model_.inputs) bound |= (in.shape[0].syms & (1u << index)) != 0;
+    if (!bound)
+      userError(loc, "dim `{}` has no size: no input has it as its first (batch) dim", fn().dimNames[index]);
+  }
 
   ir::Function &f = model_.forward;
   f.name = model_.name;
