@@ -228,6 +228,9 @@ void Sema::declare(const std::string &name, Loc loc, Sym sym) {
   auto it = globals_.find(name);
   if (it != globals_.end())
     userError(loc, "`{}` is already bound (at {}); each name is bound once", name, where(it->second.loc));
+  if (auto d = defIndex_.find(name); d != defIndex_.end())
+    userError(loc, "`{}` is already bound (a def at {}); each name is bound once", name,
+              where(defs_[d->second]->nameLoc));
   sym.loc = loc;
   globals_[name] = sym;
 }
@@ -283,7 +286,7 @@ Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSym
 void Sema::declareParam(const Stmt &s) {
   if (s.name == "loss")
     userError(s.nameLoc, "a param may not be named `loss` (gradient files use that name)");
-  if (globals_.count(s.name)) declare(s.name, s.nameLoc, {});
+  if (globals_.count(s.name) || defIndex_.count(s.name)) declare(s.name, s.nameLoc, {});
   ParamInfo p;
   p.name = s.name;
   p.loc = s.nameLoc;
@@ -851,7 +854,7 @@ Model Sema::run() {
       }
       break;
     case Stmt::Input: {
-      if (globals_.count(s.name)) declare(s.name, s.nameLoc, {});
+      if (globals_.count(s.name) || defIndex_.count(s.name)) declare(s.name, s.nameLoc, {});
       InputInfo in;
       in.name = s.name;
       in.loc = s.nameLoc;
@@ -879,6 +882,8 @@ Model Sema::run() {
         userError(s.nameLoc, "def {} would hide the built-in function of that name", s.name);
       if (auto it = defIndex_.find(s.name); it != defIndex_.end())
         userError(s.nameLoc, "def {} is defined twice (first at {})", s.name, where(defs_[it->second]->nameLoc));
+      if (auto it = globals_.find(s.name); it != globals_.end())
+        userError(s.nameLoc, "`{}` is already bound (at {}); each name is bound once", s.name, where(it->second.loc));
       std::set<std::string> args;
       for (size_t i = 0; i < s.names.size(); ++i)
         if (!args.insert(s.names[i]).second)
@@ -893,7 +898,7 @@ Model Sema::run() {
     case Stmt::Metric: {
       if (s.kind == Stmt::Metric && s.name == "loss")
         userError(s.nameLoc, "a metric may not be named `loss`: the loss is always reported under that name");
-      if (globals_.count(s.name)) declare(s.name, s.nameLoc, {});
+      if (globals_.count(s.name) || defIndex_.count(s.name)) declare(s.name, s.nameLoc, {});
       ValueId v = eval(*s.expr, global);
       bindName(v, s.name);
       if (s.kind == Stmt::Metric) {
