@@ -664,7 +664,9 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
     ValueId x = value(0);
     int rank = static_cast<int>(node(x).shape.size());
     uint32_t axes = args[1] ? 1u << axis(*args[1], rank, e.name) : (rank >= 32 ? ~0u : (1u << rank) - 1);
-    bool keepdims = args[2] ? constant(*args[2], "keepdims") != 0 : false;
+    double kd = args[2] ? constant(*args[2], "keepdims") : 0;
+    if (kd != 0 && kd != 1) userError(args[2]->loc, "keepdims is true or false");
+    bool keepdims = kd != 0;
     at(e);
     return b_.reduce(bi.op, x, axes, keepdims);
   }
