@@ -221,12 +221,16 @@ private:
   int evalDepth_ = 0;
   int defDepth_ = 0;
   int64_t inlined_ = 0;
+  std::map<int, Loc> dimValueUses_;  // dim index -> its first use as a value
 };
 
 void Sema::declare(const std::string &name, Loc loc, Sym sym) {
   auto it = globals_.find(name);
   if (it != globals_.end())
     userError(loc, "`{}` is already bound (at {}); each name is bound once", name, where(it->second.loc));
+  if (auto d = defIndex_.find(name); d != defIndex_.end())
+    userError(loc, "`{}` is already bound (a def at {}); each name is bound once", name,
+              where(defs_[d->second]->nameLoc));
   sym.loc = loc;
   globals_[name] = sym;
 }
@@ -282,7 +286,7 @@ Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSym
 void Sema::declareParam(const Stmt &s) {
   if (s.name == "loss")
     userError(s.nameLoc, "a param may not be named `loss` (gradient files use that name)");
-  if (globals_.count(s.name)) declare(s.name, s.nameLoc, {});
+  if (globals_.count(s.name) || defIndex_.count(s.name)) declare(s.name, s.nameLoc, {});
   ParamInfo p;
   p.name = s.name;
   p.loc = s.nameLoc;
@@ -487,6 +491,7 @@ ValueId Sema::evalName(const Expr &e, const Scope &sc) {
   auto it = globals_.find(e.name);
   if (it != globals_.end()) {
     if (!it->second.isDim) return it->second.v;
+    dimValueUses_.emplace(it->second.dimIndex, e.loc);
     at(e);
     return b_.dimSize(ir::Dim::sym(it->second.dimIndex));
   }
@@ -659,7 +664,9 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
     ValueId x = value(0);
     int rank = static_cast<int>(node(x).shape.size());
     uint32_t axes = args[1] ? 1u << axis(*args[1], rank, e.name) : (rank >= 32 ? ~0u : (1u << rank) - 1);
-    bool keepdims = args[2] ? constant(*args[2], "keepdims") != 0 : false;
+    double kd = args[2] ? constant(*args[2], "keepdims") : 0;
+    if (kd != 0 && kd != 1) userError(args[2]->loc, "keepdims is true or false");
+    bool keepdims = kd != 0;
     at(e);
     return b_.reduce(bi.op, x, axes, keepdims);
   }
@@ -849,7 +856,7 @@ Model Sema::run() {
       }
       break;
     case Stmt::Input: {
-      if (globals_.count(s.name)) declare(s.name, s.nameLoc, {});
+      if (globals_.count(s.name) || defIndex_.count(s.name)) declare(s.name, s.nameLoc, {});
       InputInfo in;
       in.name = s.name;
       in.loc = s.nameLoc;
@@ -877,6 +884,8 @@ Model Sema::run() {
         userError(s.nameLoc, "def {} would hide the built-in function of that name", s.name);
       if (auto it = defIndex_.find(s.name); it != defIndex_.end())
         userError(s.nameLoc, "def {} is defined twice (first at {})", s.name, where(defs_[it->second]->nameLoc));
+      if (auto it = globals_.find(s.name); it != globals_.end())
+        userError(s.nameLoc, "`{}` is already bound (at {}); each name is bound once", s.name, where(it->second.loc));
       std::set<std::string> args;
       for (size_t i = 0; i < s.names.size(); ++i)
         if (!args.insert(s.names[i]).second)
@@ -891,7 +900,7 @@ Model Sema::run() {
     case Stmt::Metric: {
       if (s.kind == Stmt::Metric && s.name == "loss")
         userError(s.nameLoc, "a metric may not be named `loss`: the loss is always reported under that name");
-      if (globals_.count(s.name)) declare(s.name, s.nameLoc, {});
+      if (globals_.count(s.name) || defIndex_.count(s.name)) declare(s.name, s.nameLoc, {});
       ValueId v = eval(*s.expr, global);
       bindName(v, s.name);
       if (s.kind == Stmt::Metric) {
@@ -922,6 +931,13 @@ Model Sema::run() {
   }
   if (!minimize)
     throw UserError(Loc{m_.file, 0, 0}, "the model has no `minimize` statement; it needs exactly one loss");
+  // A dim has a size only once a batch binds it: as a value it must be some input's batch dim.
+  for (const auto &[index, loc] : dimValueUses_) {
+    bool bound = false;
+    for (const InputInfo &in : model_.inputs) bound |= (in.shape[0].syms & (1u << index)) != 0;
+    if (!bound)
+      userError(loc, "dim `{}` has no size: no input has it as its first (batch) dim", fn().dimNames[index]);
+  }
 
   ir::Function &f = model_.forward;
   f.name = model_.name;
