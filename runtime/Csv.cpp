@@ -62,9 +62,29 @@ double outOfRange(const char *b, const char *e) {
 /// Parses a whole cell [b, e) as a double. A leading '+' is allowed. Returns false when the
 /// cell is not a number; `out` may then be anything. `outside`, when given, tells whether the
 /// number was beyond double's range (then ±inf, or a subnormal or ±0 for one too small).
+/// A cell of 1 to 9 decimal digits (a pixel value, a label: most cells of real data sets),
+/// whose value is exact in a double and rounds to nearest in one conversion to float, as
+/// from_chars would round it.
+bool smallWhole(const char *b, const char *e, uint32_t &out) {
+  if (b == e || e - b > 9) return false;
+  uint32_t v = 0;
+  for (const char *c = b; c < e; ++c) {
+    unsigned digit = static_cast<unsigned char>(*c) - unsigned{'0'};
+    if (digit > 9) return false;
+    v = v * 10 + digit;
+  }
+  out = v;
+  return true;
+}
+
 bool parseDouble(const char *b, const char *e, double &out, bool *outside = nullptr) {
   if (b < e && *b == '+') ++b;
   if (b == e) return false;
+  if (uint32_t v; smallWhole(b, e, v)) {
+    out = static_cast<double>(v);
+    if (outside) *outside = false;
+    return true;
+  }
   auto r = std::from_chars(b, e, out);
   if (r.ptr != e) return false;
   if (outside) *outside = r.ec == std::errc::result_out_of_range;
@@ -78,6 +98,10 @@ bool parseDouble(const char *b, const char *e, double &out, bool *outside = null
 bool parseFloat(const char *b, const char *e, float &out) {
   if (b < e && *b == '+') ++b;
   if (b == e) return false;
+  if (uint32_t v; smallWhole(b, e, v)) {
+    out = static_cast<float>(v);
+    return true;
+  }
   auto r = std::from_chars(b, e, out);
   if (r.ptr != e) return false;
   if (r.ec == std::errc::result_out_of_range) {
@@ -147,7 +171,7 @@ public:
           continue;
         }
       }
-      parseRow(ds, line, p, lineEnd, expected);
+      if (!fastRow(ds, p, lineEnd)) parseRow(ds, line, p, lineEnd, expected);
       ++ds.rows;
       p = next;
     }
@@ -180,8 +204,11 @@ private:
     cellEnd_.clear();
     const char *c = b;
     while (true) {
-      const char *comma = static_cast<const char *>(std::memchr(c, ',', static_cast<size_t>(e - c)));
-      const char *cellEnd = comma ? comma : e;
+      // Cells are short (a few bytes): a plain scan beats a call to memchr per cell.
+      const char *comma = c;
+      while (comma < e && *comma != ',') ++comma;
+      const char *cellEnd = comma;
+      if (comma == e) comma = nullptr;
       const char *s = c, *t = cellEnd;
       while (s < t && isSpace(*s)) ++s;
       while (t > s && isSpace(t[-1])) --t;
@@ -204,6 +231,50 @@ private:
     for (size_t k = 0; k < static_cast<size_t>(n); ++k) {
       double d;
       if (cellBegin_[k] < cellEnd_[k] && !parseDouble(cellBegin_[k], cellEnd_[k], d)) return true;
+    }
+    return false;
+  }
+
+  /// The common row in one pass: exactly the expected cells, each a number parseValue or
+  /// parseLabel would take as it is. Returns false, keeping nothing of the row, at anything
+  /// else (an error to report at its place, a label's other spelling): parseRow reads it then.
+  bool fastRow(Dataset &ds, const char *b, const char *e) {
+    sizes_.clear();
+    for (const Column &col : ds.inputs) sizes_.push_back(col.isInt ? col.i.size() : col.f.size());
+    const char *c = b;
+    bool more = true;  // a cell starts at c
+    for (size_t s = 0; s < specs_.size(); ++s) {
+      const InputSpec &spec = specs_[s];
+      Column &col = ds.inputs[s];
+      for (int64_t j = 0; j < spec.width; ++j) {
+        if (!more) return undo(ds);
+        const char *cellEnd = c;
+        while (cellEnd < e && *cellEnd != ',') ++cellEnd;
+        const char *x = c, *y = cellEnd;
+        while (x < y && isSpace(*x)) ++x;
+        while (y > x && isSpace(y[-1])) --y;
+        if (spec.isInt) {
+          uint32_t v;
+          if (!smallWhole(x, y, v) || (spec.classes > 0 && v >= static_cast<uint64_t>(spec.classes)))
+            return undo(ds);
+          col.i.push_back(static_cast<int32_t>(v));
+        } else {
+          float v;
+          if (x == y || !parseFloat(x, y, v) || !std::isfinite(v)) return undo(ds);
+          col.f.push_back(v);
+        }
+        more = cellEnd < e;
+        if (more) c = cellEnd + 1;
+      }
+    }
+    return more ? undo(ds) : true;
+  }
+
+  bool undo(Dataset &ds) {
+    for (size_t s = 0; s < ds.inputs.size(); ++s) {
+      Column &col = ds.inputs[s];
+      if (col.isInt) col.i.resize(sizes_[s]);
+      else col.f.resize(sizes_[s]);
     }
     return false;
   }
@@ -288,6 +359,7 @@ private:
   std::string text_;
   const char *lineBegin_ = nullptr;
   std::vector<const char *> cellBegin_, cellEnd_;
+  std::vector<size_t> sizes_;
 };
 
 }  // namespace
