@@ -101,11 +101,11 @@ void checkFitsInMemory(const std::string &path, uint64_t bytes) {
 
 void checkWritable(const std::string &userPath) {
   if (standardStream(userPath) >= 0) return;
-  std::string path = linkTarget(userPath);
-  if (isSpecial(path)) {
-    if (::access(path.c_str(), W_OK) != 0) fileError(userPath, "cannot write file: {}", std::strerror(errno));
+  if (isSpecial(userPath)) {  // (through any links: /dev/fd/63 of `--out >(gzip > f.gz)`)
+    if (::access(userPath.c_str(), W_OK) != 0) fileError(userPath, "cannot write file: {}", std::strerror(errno));
     return;
   }
+  std::string path = linkTarget(userPath);
   std::string dir = folderOf(path);
   if (::access(dir.c_str(), W_OK) != 0) fileError(userPath, "cannot write file: {}", std::strerror(errno));
   if (path.size() - (path.find_last_of('/') + 1) > nameMax(dir))

@@ -393,6 +393,15 @@ def outputs_whole(tmp):
           and sorted(os.listdir(os.path.join(tmp, "real"))) == ["p.csv", "w2.safetensors"]
           and read_safetensors(os.path.join(tmp, "real", "w2.safetensors"))[0] == read_safetensors(weights)[0],
           "outputs through symbolic links: %r %r %r" % (err, err2, os.listdir(os.path.join(tmp, "real"))))
+    # A pipe named through /dev/fd (bash's `--out >(gzip > p.csv.gz)`): a link to "pipe:[N]",
+    # which is written in place, not followed to a file of that name.
+    r, w = os.pipe()
+    p = subprocess.run([clitest.GRADC, "predict", MODEL, "--weights", weights, "--data", data,
+                        "--out", "/dev/fd/%d" % w], pass_fds=(w,), capture_output=True, text=True, timeout=300)
+    os.close(w)
+    with os.fdopen(r) as f:
+        piped = f.read()
+    check(p.returncode == 0 and piped == want, "predict --out /dev/fd/N: rc %d, err %r" % (p.returncode, p.stderr))
     for name in ("p.csv", "p2.csv", "latest.safetensors"):
         os.unlink(os.path.join(tmp, name))
     shutil.rmtree(os.path.join(tmp, "real"))
