@@ -668,6 +668,36 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   auto record = [&](const EpochStats &e) {
     if (o.keepHistory) result.history.push_back(e);
   };
+  // A step can leave a param or state non-finite with a finite loss (a NaN gradient that
+  // where() keeps out of the loss, an infinite learning rate). Before a run reports or saves
+  // an epoch (a tenth of a run without inputs), every param and state is checked; when one is
+  // not finite, the steps since the snapshot are run again from it, one by one, up to the
+  // first that leaves one non-finite, and that step is explained as above: nothing is saved.
+  auto stateFinite = [&] {
+    for (const StateTensor &t : st.tensors) {
+      bool ok = st.f64 ? finiteBits64(static_cast<const uint64_t *>(t.buf.data()), t.elements,
+                                      UINT64_C(0x7fffffffffffffff), UINT64_C(0x7ff0000000000000))
+                       : finiteBits32(static_cast<const uint32_t *>(t.buf.data()), t.elements,
+                                      0x7fffffffu, 0x7f800000u);
+      if (!ok) return false;
+    }
+    return true;
+  };
+  auto findNonFinite = [&](Call &call, int64_t from, int64_t to,
+                           const std::function<int64_t(int64_t)> &gather,
+                           const std::function<std::string(int64_t)> &where) {
+    if (stateFinite()) return;
+    snap.restore(st);
+    for (int64_t b = from; b < to; ++b) {
+      double t = st.t();
+      if (o.runner) o.runner->run(*runnerOrder, b, o.lr, t);
+      else call.run(gather(b), o.lr, t);
+      double loss = o.runner ? o.runner->loss() : call.loss();
+      if (!stateFinite()) nonFinite(call, loss, where(b), gather, b - from, b);
+      ++st.step;
+    }
+    GRADC_ASSERT(false, "a non-finite param or state that replaying the steps does not give");
+  };
 
   if (!data) {
     // No inputs: `maxSteps` steps of the kernel, a report every tenth of them.
@@ -693,6 +723,8 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       ++st.step;
       progress.update("train", s + 1, total, loss, s + 1, start);
       if ((s + 1) % every == 0 || s + 1 == total || gSignal) {
+        findNonFinite(call, snapAt, s + 1, [](int64_t) -> int64_t { return 1; },
+                      [&](int64_t) { return fmt::format(" at step {}", st.step + 1); });
         EpochStats e;
         e.step = st.step;
         e.loss = loss;
@@ -800,6 +832,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     progress.clear();
     // No step: the limit of steps was reached (the loop ends).
     if (done == 0) continue;
+    findNonFinite(call, snapAt, first + done, gather, where);
     EpochStats e;
     e.epoch = epoch + 1;
     e.step = st.step;
