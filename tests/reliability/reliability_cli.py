@@ -124,6 +124,14 @@ def nonfinite_params(tmp):
           "a NaN param after the epoch's last step: %d %r" % (rc, err))
     check("epoch 1/1" not in out, "the failing epoch is not reported: %r" % out)
     check(not os.path.exists(ckpt), "a NaN param after the epoch's last step: nothing is saved")
+    # The same NaN gradient in the first batch: the next step's loss is NaN, and the error names
+    # the step that made w NaN, not the param "holding nan before" the next one.
+    first = write(os.path.join(tmp, "first.csv"), "x,y\n1,1\n-1,0\n" + "1,1\n2,0\n" * 5)
+    rc, out, err = run("train", model, "--data", first, "--batch-size", "4", "--no-shuffle", "--save", ckpt)
+    check(rc == 1 and err.startswith("%s:6:35: error: sqrt of a negative number (-1) gives nan in 'sqrt(u)' "
+                                     "at step 1, batch rows 0..3\n" % model),
+          "a NaN param after a step inside the epoch: %d %r" % (rc, err))
+    check(not os.path.exists(ckpt), "a NaN param after a step inside the epoch: nothing is saved")
     free = write(os.path.join(tmp, "masked_free.grad"),
                  "param a = 1\nminimize where(a > 2, sqrt(-a), square(a)) with sgd(lr = 0.1)\n")
     rc, out, err = run("train", free, "--steps", "1", "--save", ckpt)
