@@ -48,7 +48,8 @@ int64_t Batcher::gather(const std::vector<int64_t> &order, int64_t batch) {
         std::memcpy(buffers_[k].as<float>() + dst, c.f.data() + src, w * sizeof(float));
       } else {
         double *out = buffers_[k].as<double>() + dst;
-        for (size_t j = 0; j < w; ++j) out[j] = c.f[src + j];
+        if (!c.d.empty()) std::memcpy(out, c.d.data() + src, w * sizeof(double));
+        else for (size_t j = 0; j < w; ++j) out[j] = c.f[src + j];
       }
     }
   }

@@ -115,8 +115,8 @@ bool parseFloat(const char *b, const char *e, float &out) {
 
 class Reader {
 public:
-  Reader(const std::string &path, const std::vector<InputSpec> &specs)
-      : path_(path), specs_(specs) {}
+  Reader(const std::string &path, const std::vector<InputSpec> &specs, bool f64)
+      : path_(path), specs_(specs), f64_(f64) {}
 
   Dataset read() {
     text_ = readWholeFile(path_);
@@ -141,6 +141,7 @@ public:
       c.width = s.width;
       size_t values = static_cast<size_t>(std::min(lineCount * s.width, maxValues));
       if (s.isInt) c.i.reserve(values);
+      else if (f64_) c.d.reserve(values);
       else c.f.reserve(values);
       ds.inputs.push_back(std::move(c));
     }
@@ -240,7 +241,7 @@ private:
   /// else (an error to report at its place, a label's other spelling): parseRow reads it then.
   bool fastRow(Dataset &ds, const char *b, const char *e) {
     sizes_.clear();
-    for (const Column &col : ds.inputs) sizes_.push_back(col.isInt ? col.i.size() : col.f.size());
+    for (const Column &col : ds.inputs) sizes_.push_back(col.isInt ? col.i.size() : f64_ ? col.d.size() : col.f.size());
     const char *c = b;
     bool more = true;  // a cell starts at c
     for (size_t s = 0; s < specs_.size(); ++s) {
@@ -258,6 +259,11 @@ private:
           if (!smallWhole(x, y, v) || (spec.classes > 0 && v >= static_cast<uint64_t>(spec.classes)))
             return undo(ds);
           col.i.push_back(static_cast<int32_t>(v));
+        } else if (f64_) {
+          double v;
+          bool outside = false;
+          if (x == y || !parseDouble(x, y, v, &outside) || outside || !std::isfinite(v)) return undo(ds);
+          col.d.push_back(v);
         } else {
           float v;
           if (x == y || !parseFloat(x, y, v) || !std::isfinite(v)) return undo(ds);
@@ -274,6 +280,7 @@ private:
     for (size_t s = 0; s < ds.inputs.size(); ++s) {
       Column &col = ds.inputs[s];
       if (col.isInt) col.i.resize(sizes_[s]);
+      else if (f64_) col.d.resize(sizes_[s]);
       else col.f.resize(sizes_[s]);
     }
     return false;
@@ -297,6 +304,7 @@ private:
         const char *cb = cellBegin_[k], *ce = cellEnd_[k];
         if (cb == ce) errorAt(line, cb, "missing value (column {} of {} is empty)", k + 1, expected);
         if (spec.isInt) col.i.push_back(parseLabel(line, cb, ce, spec));
+        else if (f64_) col.d.push_back(parseValue64(line, cb, ce));
         else col.f.push_back(parseValue(line, cb, ce));
       }
     }
@@ -310,6 +318,21 @@ private:
       bool big = std::any_of(b, e, [](char c) { return c >= '0' && c <= '9'; }) &&
                  std::none_of(b, e, [](char c) { return c == 'n' || c == 'N'; });
       if (big) errorAt(line, b, "'{}' is too large for a float", cellText(b, e));
+      errorAt(line, b, "'{}' is not a finite number", cellText(b, e));
+    }
+    return v;
+  }
+
+  double parseValue64(int line, const char *b, const char *e) const {
+    double v;
+    bool outside = false;
+    if (!parseDouble(b, e, v, &outside)) errorAt(line, b, "'{}' is not a number", cellText(b, e));
+    // 1e-400 rounds to 0 (or a subnormal), as it rounds to a float; 1e400 is too large.
+    if (outside && std::isfinite(v)) return v;
+    if (!std::isfinite(v)) {
+      bool big = std::any_of(b, e, [](char c) { return c >= '0' && c <= '9'; }) &&
+                 std::none_of(b, e, [](char c) { return c == 'n' || c == 'N'; });
+      if (big) errorAt(line, b, "'{}' is too large for a double", cellText(b, e));
       errorAt(line, b, "'{}' is not a finite number", cellText(b, e));
     }
     return v;
@@ -356,6 +379,7 @@ private:
 
   const std::string &path_;
   const std::vector<InputSpec> &specs_;
+  bool f64_;
   std::string text_;
   const char *lineBegin_ = nullptr;
   std::vector<const char *> cellBegin_, cellEnd_;
@@ -364,9 +388,9 @@ private:
 
 }  // namespace
 
-Dataset readCsv(const std::string &path, const std::vector<InputSpec> &specs) {
+Dataset readCsv(const std::string &path, const std::vector<InputSpec> &specs, bool f64) {
   try {
-    return Reader(path, specs).read();
+    return Reader(path, specs, f64).read();
   } catch (const std::bad_alloc &) {
     fileError(path, "out of memory: the file and its values do not fit in this machine's memory");
   }

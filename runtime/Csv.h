@@ -22,6 +22,7 @@ struct Column {
   bool isInt = false;
   int64_t width = 1;
   std::vector<float> f;    // float inputs
+  std::vector<double> d;   // float inputs read for a float64 run (readCsv's `f64`), instead of f
   std::vector<int32_t> i;  // int inputs
 };
 
@@ -32,7 +33,8 @@ struct Dataset {
 };
 
 /// Reads a CSV file for these inputs. Throws UserError (`FILE:LINE:COL: error: ...`, or
-/// `FILE: error: ...` for an empty or unreadable file).
-Dataset readCsv(const std::string &path, const std::vector<InputSpec> &specs);
+/// `FILE: error: ...` for an empty or unreadable file). With `f64` the float values are read
+/// as doubles (each to the nearest double) into Column::d, as a float64 run takes them.
+Dataset readCsv(const std::string &path, const std::vector<InputSpec> &specs, bool f64 = false);
 
 }  // namespace gradc::rt

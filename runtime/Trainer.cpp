@@ -635,26 +635,62 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   };
   auto stopStatus = [&]() -> int { return gSignal == 0 ? 0 : 128 + gSignal; };
   // A step gave a non-finite value: go back to the state before it (from the snapshot, then
-  // replaying `replay` batches), let explainNonFinite name the value, else blame the loss.
+  // replaying the batches from `from`), let explainNonFinite name the value, else blame the
+  // loss. An earlier step whose loss was finite but which left a param or state non-finite
+  // (a NaN gradient that where() keeps out of the loss, an update that overflows) is the one
+  // explained instead: the replay checks the params after each step. `b` past the replayed
+  // steps (`pastEnd`) means that one of them must be it.
   // A data-parallel step is replayed by every process together (the loss every process
   // checks is the same), with the epoch's order; `call` then holds batch `b` whole.
   Snapshot snap;
   const std::vector<int64_t> *runnerOrder = nullptr;
-  auto nonFinite = [&](Call &call, double loss, const std::string &where,
-                       const std::function<int64_t(int64_t)> &gather, int64_t replay, int64_t b) {
-    progress.clear();
-    snap.restore(st);
-    for (int64_t i = 0; i < replay; ++i) {
-      double t = st.t();
-      if (o.runner) o.runner->run(*runnerOrder, b - replay + i, o.lr, t);
-      else call.run(gather(b - replay + i), o.lr, t);
-      ++st.step;
+  auto stateFinite = [&] {
+    for (const StateTensor &t : st.tensors) {
+      bool ok = st.f64 ? finiteBits64(static_cast<const uint64_t *>(t.buf.data()), t.elements,
+                                      UINT64_C(0x7fffffffffffffff), UINT64_C(0x7ff0000000000000))
+                       : finiteBits32(static_cast<const uint32_t *>(t.buf.data()), t.elements,
+                                      0x7fffffffu, 0x7f800000u);
+      if (!ok) return false;
     }
-    call.prepare(gather(b), o.lr, st.t());
-    if (o.explainNonFinite) o.explainNonFinite(call, where);
+    return true;
+  };
+  auto nonFinite = [&](Call &call, double loss, const std::function<std::string(int64_t)> &where,
+                       const std::function<int64_t(int64_t)> &gather, int64_t from, int64_t b,
+                       bool pastEnd = false) {
+    progress.clear();
+    auto replay = [&](int64_t c) {
+      double t = st.t();
+      if (o.runner) o.runner->run(*runnerOrder, c, o.lr, t);
+      else call.run(gather(c), o.lr, t);
+    };
+    snap.restore(st);
+    int64_t at = b, reached = from;  // st holds the state before batch `reached` (-1: none)
+    if (stateFinite()) {
+      for (int64_t c = from; c < b; ++c) {
+        replay(c);
+        if (!stateFinite()) {
+          at = c;
+          reached = -1;
+          loss = o.runner ? o.runner->loss() : call.loss();
+          break;
+        }
+        ++st.step;
+        reached = c + 1;
+      }
+    }
+    if (pastEnd && at == b) at = from;  // the snapshot itself held the non-finite value
+    if (reached != at) {
+      snap.restore(st);
+      for (int64_t c = from; c < at; ++c) {
+        replay(c);
+        ++st.step;
+      }
+    }
+    call.prepare(gather(at), o.lr, st.t());
+    if (o.explainNonFinite) o.explainNonFinite(call, where(at));
     std::string what = std::isfinite(loss) ? "a value of the step became non-finite"
                                            : fmt::format("the loss became {}", loss);
-    throw UserError(o.modelPath.empty() ? std::string("gradc") : o.modelPath, what + where);
+    throw UserError(o.modelPath.empty() ? std::string("gradc") : o.modelPath, what + where(at));
   };
   // The loss every step; with --check-numerics also the metrics and every value the step
   // computed (the check-mode kernel's flag), so the failing step is the one just run.
@@ -667,6 +703,13 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   };
   auto record = [&](const EpochStats &e) {
     if (o.keepHistory) result.history.push_back(e);
+  };
+  // A step can leave a param or state non-finite with a finite loss. Before a run reports or
+  // saves an epoch (a tenth of a run without inputs), every param and state is checked, and
+  // a non-finite one is explained at the step that made it: nothing is saved.
+  auto checkState = [&](Call &call, int64_t from, int64_t to, const std::function<int64_t(int64_t)> &gather,
+                        const std::function<std::string(int64_t)> &where) {
+    if (!stateFinite()) nonFinite(call, 0.0, where, gather, from, to, true);
   };
 
   if (!data) {
@@ -688,11 +731,13 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       double loss = call.loss();
       call.metrics(metricValues);
       if (failed(call, loss, metricValues))
-        nonFinite(call, loss, fmt::format(" at step {}", st.step + 1),
-                  [](int64_t) -> int64_t { return 1; }, s - snapAt, s);
+        nonFinite(call, loss, [&](int64_t) { return fmt::format(" at step {}", st.step + 1); },
+                  [](int64_t) -> int64_t { return 1; }, snapAt, s);
       ++st.step;
       progress.update("train", s + 1, total, loss, s + 1, start);
       if ((s + 1) % every == 0 || s + 1 == total || gSignal) {
+        checkState(call, snapAt, s + 1, [](int64_t) -> int64_t { return 1; },
+                   [&](int64_t) { return fmt::format(" at step {}", st.step + 1); });
         EpochStats e;
         e.step = st.step;
         e.loss = loss;
@@ -720,6 +765,9 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   int64_t batches = batchCount(rows, batchSize, o.dropLast);
   Batcher batcher(*data, batchSize, step.f64);
   Call call(step, st, &batcher, batchSize);
+  if (int64_t fixed = call.fixedRows(); fixed > rows)
+    throw UserError(data->path, fmt::format("the model's inputs take batches of exactly {} rows, and the "
+                                            "file has only {}", fixed, rows));
   if (int64_t fixed = call.fixedRows(); fixed >= 0 && (batchSize != fixed || (rows % fixed != 0 && !o.dropLast)))
     throw UserError(data->path, fmt::format("the model's inputs take batches of exactly {} rows: "
                                             "use --batch-size {}{}", fixed, fixed,
@@ -779,7 +827,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       double loss = o.runner ? o.runner->loss() : call.loss();
       if (o.runner) o.runner->metrics(metricValues);
       else call.metrics(metricValues);
-      if (failed(call, loss, metricValues)) nonFinite(call, loss, where(b), gather, b - snapAt, b);
+      if (failed(call, loss, metricValues)) nonFinite(call, loss, where, gather, snapAt, b);
       ++st.step;
       ++stepsThisRun;
       ++done;
@@ -800,6 +848,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     progress.clear();
     // No step: the limit of steps was reached (the loop ends).
     if (done == 0) continue;
+    checkState(call, snapAt, first + done, gather, where);
     EpochStats e;
     e.epoch = epoch + 1;
     e.step = st.step;

@@ -17,7 +17,7 @@ int runGrad(Options &o, SourceManager &sm) {
   if (!o.data.empty() && m.inputs.empty()) {
     warnNoInputs(o.model, "--data is");
   } else if (!o.data.empty()) {
-    data = readData(m, o.data);
+    data = readData(m, o.data, o.dtype == "f64");
     checkOneBatch(m, data, "grad");
   } else if (!m.inputs.empty()) {
     needData(m, o.model, "grad");

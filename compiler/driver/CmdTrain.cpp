@@ -50,12 +50,15 @@ std::string sourceText(const SourceManager &sm, Loc loc) {
     if (c == '(' || c == '[') ++depth;
     else if ((c == ')' || c == ']') && depth-- == 0) break;
     else if ((c == ',' || c == '#') && depth == 0) break;
+    else if (depth == 0 && c == 'w' && end > start && line[end - 1] == ' ' && line.compare(end, 4, "with") == 0 &&
+             (end + 4 == line.size() || !(std::isalnum(static_cast<unsigned char>(line[end + 4])) || line[end + 4] == '_')))
+      break;  // minimize EXPR with OPTIMIZER(...)
   }
   while (end > start && std::isspace(static_cast<unsigned char>(line[end - 1]))) --end;
   return std::string(line.substr(start, end - start));
 }
 
-std::string number(double v) { return fmt::format("{}", static_cast<float>(v)); }
+std::string number(double v) { return std::isnan(v) ? "nan" : fmt::format("{}", static_cast<float>(v)); }
 
 /// What went wrong in node `n`, whose value at index `i` is `bad`.
 std::string describe(const ir::Node &n, const std::vector<interp::Tensor> &vals, size_t i, double bad) {
@@ -158,6 +161,7 @@ int runTrain(Options &o, SourceManager &sm) {
   if (o.distributed || rt::launchedByMpi()) return runTrainDistributed(o, sm);
   Model m = applyFlags(loadModel(sm, o.model), o);
   bool f64 = o.dtype == "f64";
+  checkLearningRate(m, o, f64);
 
   rt::Dataset data, val;
   bool hasData = !m.inputs.empty();
@@ -165,11 +169,11 @@ int runTrain(Options &o, SourceManager &sm) {
     if (o.data.empty()) needData(m, o.model, "train");
     {
       Status status("reading " + o.data);
-      data = readData(m, o.data);
+      data = readData(m, o.data, f64);
     }
     if (!o.val.empty()) {
       Status status("reading " + o.val);
-      val = readData(m, o.val);
+      val = readData(m, o.val, f64);
     }
   } else if (!o.data.empty() || !o.val.empty()) {
     warnNoInputs(o.model, "--data and --val are");

@@ -78,12 +78,13 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   Fnv fnv;
   try {
     m = applyFlags(loadModel(sm, o.model), o);
+    checkLearningRate(m, o, f64);
     if (m.inputs.empty())
       fileError(o.model, "distributed training needs a model with inputs and --data; "
                          "this model has no inputs");
     if (o.data.empty()) needData(m, o.model, "train");
-    data = readData(m, o.data);
-    if (hasVal) val = readData(m, o.val);
+    data = readData(m, o.data, f64);
+    if (hasVal) val = readData(m, o.val, f64);
     gradFn = buildProgram(m, Program::Grad);
     ir::Function updateFn = buildProgram(m, Program::Update);
     grad = compileProgram(gradFn, o);
@@ -108,6 +109,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     for (const rt::Dataset *d : {&data, &val})
       for (const rt::Column &c : d->inputs) {
         fnv.add(c.f.data(), c.f.size() * sizeof(float));
+        fnv.add(c.d.data(), c.d.size() * sizeof(double));
         fnv.add(c.i.data(), c.i.size() * sizeof(int32_t));
       }
     for (const rt::StateTensor &t : st->tensors) fnv.add(t.buf.data(), t.buf.bytes());

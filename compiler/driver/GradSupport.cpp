@@ -105,11 +105,11 @@ void checkOneBatch(const Model &m, const rt::Dataset &data, const char *command)
   }
 }
 
-rt::Dataset readData(const Model &m, const std::string &path) {
+rt::Dataset readData(const Model &m, const std::string &path, bool f64) {
   std::vector<rt::InputSpec> specs;
   for (const InputInfo &in : m.inputs)
     specs.push_back({in.name, in.dtype == ir::DType::I32, sampleWidth(in), in.classes});
-  return rt::readCsv(path, specs);
+  return rt::readCsv(path, specs, f64);
 }
 
 rt::Dataset randomData(const Model &m, int64_t rows, uint64_t seed) {
@@ -152,11 +152,16 @@ KernelCall::KernelCall(rt::Kernel k, const Model &m, const rt::Dataset &data) : 
     int s = k_.sig.find(rt::SlotKind::Input, m.inputs[i].name);
     if (s < 0) continue;
     const rt::Column &c = data.inputs.at(i);
-    size_t values = c.isInt ? c.i.size() : c.f.size();
+    size_t values = c.isInt ? c.i.size() : c.d.empty() ? c.f.size() : c.d.size();
     GRADC_ASSERT(static_cast<int64_t>(values) == k_.sig.slots[static_cast<size_t>(s)].elements(dims_.data()),
                  "input {} has {} values for its slot", c.name, values);
     if (c.isInt) {
       std::memcpy(slot(static_cast<size_t>(s)), c.i.data(), c.i.size() * sizeof(int32_t));
+    } else if (!c.d.empty()) {
+      for (size_t j = 0; j < c.d.size(); ++j) {
+        if (k_.f64) static_cast<double *>(slot(static_cast<size_t>(s)))[j] = c.d[j];
+        else static_cast<float *>(slot(static_cast<size_t>(s)))[j] = static_cast<float>(c.d[j]);
+      }
     } else {
       for (size_t j = 0; j < c.f.size(); ++j) {
         if (k_.f64) static_cast<double *>(slot(static_cast<size_t>(s)))[j] = c.f[j];

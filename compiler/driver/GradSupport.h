@@ -44,7 +44,7 @@ void checkOneBatch(const Model &m, const rt::Dataset &data, const char *command)
 
 /// The model's inputs read from a CSV file, or `rows` rows of random values (float inputs
 /// uniform in [0, 1), labels uniform in [0, classes)).
-rt::Dataset readData(const Model &m, const std::string &path);
+rt::Dataset readData(const Model &m, const std::string &path, bool f64 = false);
 rt::Dataset randomData(const Model &m, int64_t rows, uint64_t seed);
 
 /// A kernel with one buffer per slot, for a whole data set as one batch.

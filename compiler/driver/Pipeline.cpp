@@ -1,7 +1,9 @@
 #include "driver/Pipeline.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <thread>
 
 #include "autodiff/ReverseMode.h"
@@ -25,6 +27,13 @@ Model applyFlags(Model m, const Options &o) {
     m.optimizer.args = defaults;
   }
   return m;
+}
+
+void checkLearningRate(const Model &m, const Options &o, bool f64) {
+  auto lr = m.optimizer.args.find("lr");
+  if (f64 || o.lr || lr == m.optimizer.args.end() || !std::isinf(static_cast<float>(lr->second))) return;
+  userError(m.optimizer.loc, "the learning rate {} is too large for float32 (at most {}): use a smaller one "
+            "or --dtype f64", lr->second, std::numeric_limits<float>::max());
 }
 
 static ir::Function named(ir::Function f, const Model &m, const char *suffix) {

@@ -22,6 +22,9 @@ namespace gradc::driver {
 /// model's settings when X is its optimiser and takes X's defaults otherwise (SPEC §5).
 /// (`--lr` is a run-time argument of the step and changes nothing here.)
 Model applyFlags(Model m, const Options &o);
+/// A float32 run's learning rate must be a float: the model's `lr` (when no --lr replaces
+/// it; main checks --lr) beyond float's range is an error at the optimiser.
+void checkLearningRate(const Model &m, const Options &o, bool f64);
 
 /// The IR after each stage of the gradient pipeline.
 ir::Function rawGradient(const Model &m);          // inspect --stage grad

@@ -241,6 +241,12 @@ int main(int argc, char **argv) {
     std::cerr << "gradc: error: --format dot is not available for --stage " << o.stage << " (see gradc --help)\n";
     return 2;
   }
+  // A float32 run takes its learning rate as a float.
+  if (train->parsed() && o.lr && o.dtype != "f64" && std::isinf(static_cast<float>(*o.lr))) {
+    std::cerr << fmt::format("gradc: error: --lr {} is too large for float32 (at most {}): use a smaller one "
+                             "or --dtype f64 (see gradc --help)\n", *o.lr, std::numeric_limits<float>::max());
+    return 2;
+  }
   // Flags whose values only LLVM knows: compile's target and CPU.
   if (compile->parsed())
     if (std::string why = compileFlagError(o); !why.empty()) {

@@ -5,7 +5,8 @@ the interpreter. tests/reliability/nan_log.grad is trained on data with x = 0 in
 under `mpirun -np 2` and `-np 3` (uneven shares of the batch), unshuffled, shuffled over two
 epochs (the row comes in the last, smaller batch) and resumed from a checkpoint, the error
 must be the single-process error, printed once, with the source line;
-mpirun exits non-zero, no epoch line is printed and nothing is saved. Also: `--init` with a
+mpirun exits non-zero, no epoch line is printed and nothing is saved; so too for a param that a
+NaN gradient (masked out of the loss by where()) leaves NaN after an epoch's last step. Also: `--init` with a
 checkpoint of another model file (another model hash) is one error.
 
 usage: mpi_nan.py GRADC   (exit 77 = skipped when mpirun is missing)
@@ -67,6 +68,26 @@ def main():
                 print(f"{'ok  ' if ok else 'FAIL'} {name}, {ranks} ranks: exit {p.returncode}: {first}")
                 if not ok:
                     print(p.stdout, p.stderr)
+        # A NaN gradient that where() keeps out of the loss leaves w NaN after the epoch's last
+        # step: 2 ranks stop at that step, as one process does, and save nothing.
+        masked = os.path.join(tmp, "masked_grad.grad")
+        with open(masked, "w") as f:
+            f.write("dim B\ninput x: [B, 1]\ninput y: [B, 1]\nparam w: [1, 1] = ones\nu = x @ w\n"
+                    "minimize mean(square(where(u > 0, sqrt(u), u) - y)) with sgd(lr = 0.1)\n")
+        mdata = os.path.join(tmp, "masked.csv")
+        with open(mdata, "w") as f:
+            f.write("x,y\n1,1\n2,1\n1,0\n3,1\n1,1\n2,0\n1,1\n-1,0\n")
+        save = os.path.join(tmp, "masked.st")
+        p = subprocess.run(mpirun + ["-np", "2", gradc, "train", masked, "--data", mdata, "--batch-size", "4",
+                                     "--no-shuffle", "--save", save], capture_output=True, text=True, env=env(),
+                           timeout=300)
+        want = "masked_grad.grad:6:35: error: sqrt of a negative number"
+        ok = (p.returncode != 0 and p.stderr.count(want) == 1 and "at step 2, batch rows 4..7" in p.stderr
+              and "epoch" not in p.stdout and not os.path.exists(save))
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} a NaN param after the epoch's last step: exit {p.returncode}")
+        if not ok:
+            print(p.stdout, p.stderr)
         # --init refuses a checkpoint written for another model file, as one process does.
         edited = os.path.join(tmp, "edited.grad")
         with open(MODEL) as f, open(edited, "w") as g:

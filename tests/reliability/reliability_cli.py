@@ -109,6 +109,52 @@ def times_zero(tmp):
                                      % model), "0 * -inf: %d %r" % (rc, err))
 
 
+def nonfinite_params(tmp):
+    """A step whose loss is finite but whose update leaves a param NaN (a NaN gradient from a
+    where() branch the loss does not take): the run stops at that step, even the last of an
+    epoch or of the run, and saves nothing, instead of saving NaN weights with exit status 0."""
+    model = write(os.path.join(tmp, "masked_grad.grad"),
+                  "dim B\ninput x: [B, 1]\ninput y: [B, 1]\nparam w: [1, 1] = ones\nu = x @ w\n"
+                  "minimize mean(square(where(u > 0, sqrt(u), u) - y)) with sgd(lr = 0.1)\n")
+    data = write(os.path.join(tmp, "d.csv"), "x,y\n1,1\n2,1\n1,0\n3,1\n1,1\n2,0\n1,1\n-1,0\n")
+    ckpt = os.path.join(tmp, "w.safetensors")
+    rc, out, err = run("train", model, "--data", data, "--batch-size", "4", "--no-shuffle", "--save", ckpt)
+    check(rc == 1 and re.match(re.escape(model) + r":6:35: error: sqrt of a negative number \(-0\.9\d*\) gives nan "
+                               r"in 'sqrt\(u\)' at step 2, batch rows 4\.\.7\n", err),
+          "a NaN param after the epoch's last step: %d %r" % (rc, err))
+    check("epoch 1/1" not in out, "the failing epoch is not reported: %r" % out)
+    check(not os.path.exists(ckpt), "a NaN param after the epoch's last step: nothing is saved")
+    # The same NaN gradient in the first batch: the next step's loss is NaN, and the error names
+    # the step that made w NaN, not the param "holding nan before" the next one.
+    first = write(os.path.join(tmp, "first.csv"), "x,y\n1,1\n-1,0\n" + "1,1\n2,0\n" * 5)
+    rc, out, err = run("train", model, "--data", first, "--batch-size", "4", "--no-shuffle", "--save", ckpt)
+    check(rc == 1 and err.startswith("%s:6:35: error: sqrt of a negative number (-1) gives nan in 'sqrt(u)' "
+                                     "at step 1, batch rows 0..3\n" % model),
+          "a NaN param after a step inside the epoch: %d %r" % (rc, err))
+    check(not os.path.exists(ckpt), "a NaN param after a step inside the epoch: nothing is saved")
+    free = write(os.path.join(tmp, "masked_free.grad"),
+                 "param a = 1\nminimize where(a > 2, sqrt(-a), square(a)) with sgd(lr = 0.1)\n")
+    rc, out, err = run("train", free, "--steps", "1", "--save", ckpt)
+    check(rc == 1 and err.startswith("%s:2:23: error: sqrt of a negative number (-1) gives nan in "
+                                     "'sqrt(-a)' at step 1\n" % free),
+          "without inputs, a NaN param after the run's last step: %d %r" % (rc, err))
+    check(not os.path.exists(ckpt), "without inputs: nothing is saved")
+    # A learning rate beyond float32's range: a bad flag, or an error at the optimiser.
+    xor, xor_data = os.path.join(ROOT, "examples", "xor.grad"), os.path.join(ROOT, "examples", "data", "xor.csv")
+    rc, _, err = run("train", xor, "--data", xor_data, "--lr", "1e300", "--save", ckpt)
+    check(rc == 2 and err == "gradc: error: --lr 1e+300 is too large for float32 (at most 3.4028235e+38): use "
+          "a smaller one or --dtype f64 (see gradc --help)\n", "--lr 1e300: %d %r" % (rc, err))
+    rc, _, err = run("train", xor, "--data", xor_data, "--lr", "1e300", "--dtype", "f64", "--save", ckpt)
+    check(rc == 0, "--lr 1e300 in float64: %d %r" % (rc, err))
+    big = write(os.path.join(tmp, "big_lr.grad"), open(xor).read().replace("lr = 0.5", "lr = 1e300"))
+    rc, _, err = run("train", big, "--data", xor_data)
+    check(rc == 1 and err.startswith("%s:21:20: error: the learning rate 1e+300 is too large for float32" % big),
+          "lr = 1e300 in the model: %d %r" % (rc, err))
+    # The source text of a value of the minimize statement stops before `with`.
+    rc, _, err = run("train", os.path.join(ROOT, "examples", "rosenbrock.grad"), "--lr", "1", "--steps", "100")
+    check(rc == 1 and "gives inf in '* (b - a^2)^2' at step 3\n" in err, "rosenbrock diverges: %r" % err)
+
+
 def changed_model(tmp):
     data = write(os.path.join(tmp, "c.csv"), "x1,x2,y\n0,1,0\n1,0,1\n2,2,2\n1,1,0\n")
     ckpt = os.path.join(tmp, "c.safetensors")
@@ -208,7 +254,7 @@ def second_signal(tmp):
 
 def main():
     clitest.GRADC = sys.argv[1]
-    for part in (nan_trap, masked_nan, times_zero, changed_model, memory, second_signal):
+    for part in (nan_trap, masked_nan, times_zero, nonfinite_params, changed_model, memory, second_signal):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
     if clitest.failures:

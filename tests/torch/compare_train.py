@@ -24,9 +24,11 @@ except ImportError as e:
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
 from compare_grad import ROOT, read_safetensors, write_safetensors  # noqa: E402
 
 TOLERANCE = 2e-4
+F64_TOLERANCE = 1e-12
 STEPS, BATCH, ROWS = 20, 32, 120
 
 MODEL = """model iris_opt
@@ -117,7 +119,45 @@ def main():
             failed += bool(problems)
     print(f"{len(CONFIGS) - failed} of {len(CONFIGS)} optimisers agree with torch.optim {torch.__version__} "
           f"after {STEPS} steps (relative error <= {TOLERANCE:g})")
+    failed += float64_runs(gradc, lines, rows)
     sys.exit(1 if failed else 0)
+
+
+def float64_runs(gradc, lines, rows):
+    """The same runs with --dtype f64 against torch in float64: the CSV values are read as
+    doubles, the start weights are F64, and the checkpoint's exact copies (NAME.f64) agree with
+    torch to F64_TOLERANCE."""
+    import clitest
+    table = np.array([[float(c) for c in l.split(",")] for l in rows])
+    x, y = torch.tensor(table[:, :4]), torch.tensor(table[:, 4].astype(np.int64))
+    rng = np.random.default_rng(11)
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        data, model, init, save = (os.path.join(tmp, n) for n in ("d.csv", "m.grad", "w.st", "ck.st"))
+        with open(data, "w") as f:
+            f.write("\n".join([lines[0]] + rows) + "\n")
+        for optimizer, make in CONFIGS:
+            weights = {k: rng.normal(0, 0.5, size=s) for k, s in SHAPES.items()}
+            with open(model, "w") as f:
+                f.write(MODEL.format(optimizer=optimizer))
+            clitest.write_safetensors(init, {k: ("F64", list(v.shape), v.ravel().tolist()) for k, v in weights.items()})
+            r = subprocess.run([gradc, "train", model, "--data", data, "--init", init, "--save", save, "--no-shuffle",
+                                "--batch-size", str(BATCH), "--steps", str(STEPS), "--dtype", "f64"],
+                               capture_output=True, text=True)
+            problems = [f"gradc train failed ({r.returncode}): {r.stderr.strip()}"] if r.returncode else []
+            if not problems:
+                got = {k: np.array(v[2]).reshape(v[1]) for k, v in clitest.read_safetensors(save)[0].items()}
+                for name, ref in torch_train(weights, x, y, make).items():
+                    err = float(np.abs(got[name + ".f64"] - ref).max()) / float(np.abs(ref).max())
+                    if not err <= F64_TOLERANCE:
+                        problems.append(f"{name}: relative error {err:.3g}")
+            print(("ok     " if not problems else "FAILED ") + "float64 " + optimizer)
+            for p in problems:
+                print("       " + p)
+            failed += bool(problems)
+    print(f"{len(CONFIGS) - failed} of {len(CONFIGS)} optimisers agree with torch.optim in float64 "
+          f"(relative error <= {F64_TOLERANCE:g})")
+    return failed
 
 
 if __name__ == "__main__":

@@ -169,6 +169,13 @@ def main():
         check("train: a validation file that does not divide into fixed batches fails before training",
               r.returncode == 1 and r.stdout == "" and r.stderr == three + ": error: the model's inputs take "
               "batches of exactly 2 rows, and the file's 3 rows do not divide into them\n", r.stderr)
+        one = os.path.join(tmp, "one.csv")
+        with open(one, "w") as f:
+            f.write("1,2,3,4\n")
+        r = run("train", fixed, "--data", one, "--batch-size", "2")
+        check("train: a file with fewer rows than the fixed batch (not 'use --drop-last', which drops it all)",
+              r.returncode == 1 and r.stderr == one + ": error: the model's inputs take batches of exactly "
+              "2 rows, and the file has only 1\n", r.stderr)
         r = run("bench", fixed, "--json")
         check("bench: the fixed batch size", r.returncode == 0 and json.loads(r.stdout)["us_per_step"] > 0, r.stderr)
 

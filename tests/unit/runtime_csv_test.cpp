@@ -105,6 +105,23 @@ TEST_CASE("csv: values parse to the nearest float") {
   CHECK(parse1(".5") == 0.5f);
 }
 
+TEST_CASE("csv: for a float64 run, values parse to the nearest double") {
+  std::vector<InputSpec> specs = {{"v", false, 2, 0}, {"y", true, 1, 3}};
+  Dataset d = readCsv(writeTemp("t64.csv", "a,b,y\n0.1,16777217,2\n1e39, 1e-400 ,0\n"), specs, true);
+  REQUIRE(d.rows == 2);
+  CHECK(d.inputs[0].f.empty());
+  CHECK(d.inputs[0].d == std::vector<double>{0.1, 16777217.0, 1e39, 0.0});
+  CHECK(d.inputs[1].i == std::vector<int32_t>{2, 0});
+  std::string path = writeTemp("big64.csv", "1,1e400,0\n");
+  try {
+    readCsv(path, specs, true);
+    FAIL("1e400 is read");
+  } catch (const UserError &e) {
+    SourceManager sm;
+    CHECK(renderUserError(sm, e).rfind(path + ":1:3: error: '1e400' is too large for a double\n", 0) == 0);
+  }
+}
+
 TEST_CASE("csv: whole numbers of up to 9 digits read as from_chars reads them") {
   // Such cells take a shortcut past from_chars; every length, and the roundings of 2^24 + 1
   // and 10^9 - 1, must come out the same.

@@ -184,3 +184,17 @@ TEST_CASE("batches: count and gathering") {
   const double *xd = static_cast<const double *>(d.buffer("x"));
   CHECK(std::vector<double>(xd, xd + 8) == std::vector<double>{40, 41, 20, 21, 0, 1, 10, 11});
 }
+
+TEST_CASE("batches: a float64 run's columns read as doubles are gathered exactly") {
+  Dataset ds;
+  ds.rows = 3;
+  Column x;
+  x.name = "x";
+  x.width = 1;
+  x.d = {0.1, 0.2, 1e39};
+  ds.inputs = {x};
+  Batcher b(ds, 2, true);
+  CHECK(b.gather({2, 0, 1}, 0) == 2);
+  const double *xd = static_cast<const double *>(b.buffer("x"));
+  CHECK(std::vector<double>(xd, xd + 2) == std::vector<double>{1e39, 0.1});
+}

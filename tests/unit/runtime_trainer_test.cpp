@@ -514,8 +514,9 @@ TEST_CASE("trainer: with a StepRunner, a non-finite loss is replayed and explain
 namespace {
 
 // Trains `step` (which goes non-finite at step 5) with --check-numerics: the run stops there
-// with the batch named, `extraCheck` sees the call; without the flag it runs `steps` steps.
-void expectStopAtStep5(const Kernel &step, int64_t steps,
+// with the batch named, `extraCheck` sees the call; without the flag it runs `steps` steps, and
+// then, when step 5 `leavesState` non-finite, names step 5 before saving anything.
+void expectStopAtStep5(const Kernel &step, int64_t steps, bool leavesState,
                        const std::function<void(const Call &)> &extraCheck = {}) {
   Dataset train = linearData("train");
   std::ostringstream out;
@@ -541,8 +542,24 @@ void expectStopAtStep5(const Kernel &step, int64_t steps,
   TrainState st2(step.sig, false);
   o.checkNumerics = false;
   o.maxSteps = steps;
-  rt::train(step, nullptr, st2, &train, nullptr, o, out);
-  CHECK(st2.step == steps);
+  explained.clear();
+  if (!leavesState) {
+    rt::train(step, nullptr, st2, &train, nullptr, o, out);
+    CHECK(st2.step == steps);
+    return;
+  }
+  // A param or state left non-finite: the run goes on, but the check of the state before the
+  // run saves finds it and names the step that made it; nothing is saved.
+  try {
+    rt::train(step, nullptr, st2, &train, nullptr, o, out);
+    FAIL("no error");
+  } catch (const UserError &e) {
+    CHECK(std::string(e.what()) ==
+          "a value of the step became non-finite at step 5, batch rows 128..159 of epoch 1's "
+          "shuffled order");
+  }
+  CHECK(explained == " at step 5, batch rows 128..159 of epoch 1's shuffled order");
+  CHECK(st2.step == 4);
 }
 
 }  // namespace
@@ -555,8 +572,9 @@ TEST_CASE("trainer: --check-numerics stops at a non-finite param even when the l
     if (*static_cast<const float *>(a[7]) == 5)  // t: step 5, also when replayed
       static_cast<float *>(a[5])[0] = std::numeric_limits<float>::infinity();
   };
-  // Without the flag only the loss is checked: the run goes on.
-  expectStopAtStep5(step, 5, [](const Call &call) {
+  // Without the flag the loss is checked after every step, the params and states only before
+  // the run reports and saves: the run goes on to step 7, then names step 5.
+  expectStopAtStep5(step, 7, true, [](const Call &call) {
     CHECK(call.dims()[0] == 32);
     CHECK(std::isfinite(static_cast<const float *>(call.args()[5])[0]));  // the state before step 5
   });
@@ -575,7 +593,7 @@ TEST_CASE("trainer: --check-numerics reads the check-mode flag after every step"
     *static_cast<float *>(work) = *static_cast<const float *>(a[7]) == 5 ? NAN : 0.0f;
   };
   // Without --check-numerics the flag is not read: the run goes on.
-  expectStopAtStep5(step, 7);
+  expectStopAtStep5(step, 7, false);
 }
 
 TEST_CASE("trainer: a kernel without inputs runs --steps steps") {
