@@ -146,7 +146,7 @@ std::string printFunction(const Function &f, const SourceManager *sm) {
 static std::string dotEscape(const std::string &s) {
   std::string out;
   for (char c : s) {
-    if (c == '"') out += '\\';
+    if (c == '"' || c == '\\') out += '\\';
     out += c;
   }
   return out;
@@ -162,14 +162,15 @@ std::string printDot(const Function &f, const SourceManager *sm) {
     std::string label;
     std::string shape = "box";
     if (isLeaf(n.op) && n.op != Op::Const && n.op != Op::DimSize) {
-      label = fmt::format("{} %{}\\n{}", opName(n.op), names[static_cast<size_t>(v)], typeOf(f, n));
+      label = fmt::format("{} %{}\\n{}", opName(n.op), names[static_cast<size_t>(v)], dotEscape(typeOf(f, n)));
       shape = "ellipse";
     } else {
-      label = fmt::format("%{} = {}\\n{}", names[static_cast<size_t>(v)], body(f, n, names), typeOf(f, n));
+      label = dotEscape(fmt::format("%{} = {}", names[static_cast<size_t>(v)], body(f, n, names))) + "\\n" +
+              dotEscape(typeOf(f, n));
       std::string c = comment(n, sm);
-      if (!c.empty()) label += "\\n" + c;
+      if (!c.empty()) label += "\\n" + dotEscape(c);
     }
-    out += fmt::format("  v{} [shape={}, label=\"{}\"];\n", v, shape, dotEscape(label));
+    out += fmt::format("  v{} [shape={}, label=\"{}\"];\n", v, shape, label);
     for (ValueId o : n.operands)
       if (!isInlineConst(f.node(o))) out += fmt::format("  v{} -> v{};\n", o, v);
   }
