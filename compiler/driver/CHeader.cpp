@@ -152,15 +152,29 @@ std::string slotInit(const rt::Slot &s, int64_t classes, int64_t offset) {
                      s.isInt ? 1 : 0, s.shape.size(), fmt::join(shape, ", "), classes, offset);
 }
 
-// The enumerator of each slot: its name, with the kind appended where names repeat.
+// The enumerator of each slot: its name, with the kind appended where names repeat or a
+// name is the enum's own `NUM_SLOTS`.
 std::vector<std::string> slotIdents(const rt::Signature &sig) {
-  std::map<std::string, int> count;
+  std::map<std::string, int> count{{"NUM_SLOTS", 1}};
   for (const rt::Slot &s : sig.slots) ++count[ident(s.name)];
   std::vector<std::string> out;
   for (const rt::Slot &s : sig.slots) {
     std::string id = ident(s.name);
     if (count[id] > 1) id += std::string("_") + kindName(s.kind);
     out.push_back(id);
+  }
+  return out;
+}
+
+// The macro name of each state entry (`M_STATE_X_OFFSET`), by its name: the kind is appended
+// where two names give the same identifier (param `w_m` and Adam's state `w.m`).
+std::map<std::string, std::string> stateIdents(const StateLayout &state) {
+  std::map<std::string, int> count;
+  for (const StateEntry &e : state.entries) ++count[ident(e.name)];
+  std::map<std::string, std::string> out;
+  for (const StateEntry &e : state.entries) {
+    std::string id = ident(e.name);
+    out[e.name] = count[id] > 1 ? id + "_" + kindName(e.kind) : id;
   }
   return out;
 }
@@ -210,6 +224,7 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   for (const InputInfo &in : m.inputs) classes[in.name] = in.classes;
   std::map<std::string, int64_t> offsets;
   for (const StateEntry &e : state.entries) offsets[e.name] = e.offset;
+  std::map<std::string, std::string> stateIds = stateIdents(state);
 
   std::string h;
 
@@ -244,7 +259,7 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
       switch (s.kind) {
       case rt::SlotKind::Input: what = fmt::format("{}_data;   ({}{})", ident(s.name), typeText(s, info.f64), shapeText(s.shape, dims)); break;
       case rt::SlotKind::Param:
-      case rt::SlotKind::State: what = fmt::format("(char *)state + {}_STATE_{}_OFFSET;", M, ident(s.name)); break;
+      case rt::SlotKind::State: what = fmt::format("(char *)state + {}_STATE_{}_OFFSET;", M, stateIds[s.name]); break;
       case rt::SlotKind::Hyper: what = fmt::format("&{};   ({} {}{})", ident(s.name), fl, ident(s.name), s.name == "t" ? " = steps taken + 1" : s.name == "lr" ? " = the learning rate" : ""); break;
       default: what = fmt::format("&{};   (a {} result)", ident(s.name), typeText(s, info.f64)); break;
       }
@@ -292,9 +307,9 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   put(h, "#define {}_STATE_BYTES {}\n", M, state.bytes);
   put(h, "#define {}_NUM_STATE {}\n", M, state.entries.size());
   for (const StateEntry &e : state.entries) {
-    put(h, "#define {}_STATE_{}_OFFSET {}  /* {} {} {} */\n", M, ident(e.name), e.offset, kindName(e.kind),
+    put(h, "#define {}_STATE_{}_OFFSET {}  /* {} {} {} */\n", M, stateIds[e.name], e.offset, kindName(e.kind),
         e.name, shapeText(e.shape, dims));
-    put(h, "#define {}_STATE_{}_BYTES {}\n", M, ident(e.name), e.bytes);
+    put(h, "#define {}_STATE_{}_BYTES {}\n", M, stateIds[e.name], e.bytes);
   }
   put(h, "\n/* Fills the params from their initialisers with `seed` and zeroes the optimiser states.\n");
   put(h, " * It calls gradc_init_param_f32/_f64 of libgradc_runtime. */\n");

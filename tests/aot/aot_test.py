@@ -231,6 +231,28 @@ def mode_header(tmp):
             check(r.returncode == 0, f"{name} {dtype}: the header compiles as C++ {r.stderr[:300]}")
             r = run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h], ok=False)
             check(r.returncode == 0, f"{name} {dtype}: the header alone compiles as C99 {r.stderr[:300]}")
+    # Names whose C identifiers collide: param `w_m` and Adam's state `w.m` (both `w_m`), an input
+    # named like the enum's own NUM_SLOTS. Each gets its kind appended; the header compiles.
+    d = os.path.join(tmp, "clash")
+    os.mkdir(d)
+    model, obj, h = os.path.join(d, "clash.grad"), os.path.join(d, "clash.o"), os.path.join(d, "clash.h")
+    with open(model, "w") as f:
+        f.write("dim B\ninput NUM_SLOTS: [B, 2]\nparam w: [2] = ones\nparam w_m: [2] = ones\n"
+                "minimize mean(NUM_SLOTS @ (w * w_m)) with adam\n")
+    run([a.gradc, "compile", model, "-o", obj, "--header", h])
+    for std in ["c99", "c11"]:
+        r = run(["cc", f"-std={std}", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h], ok=False)
+        check(r.returncode == 0, f"colliding names: the header compiles as {std} {r.stderr[:300]}")
+    src = os.path.join(d, "use.c")
+    with open(src, "w") as f:
+        f.write('#include "clash.h"\n#include <stdio.h>\nint main(void) {\n'
+                '  printf("%d %d %d %d %d\\n", GRADC_CLASH_STATE_w_m_param_OFFSET, GRADC_CLASH_STATE_w_m_state_OFFSET,\n'
+                '         GRADC_CLASH_STEP_w_m_param, GRADC_CLASH_STEP_w_m_state, GRADC_CLASH_STEP_NUM_SLOTS_input);\n'
+                "  return 0;\n}\n")
+    exe = os.path.join(d, "use")
+    cc_link(src, exe, [d, RUNTIME_H], [obj])
+    out = run([exe]).stdout.split()
+    check(out == ["64", "128", "2", "3", "0"], f"colliding names: the param's and the state's offsets and slots {out}")
     # The initial state equals gradc train's: 0 steps leave the initial weights in the checkpoint.
     d = os.path.join(tmp, "digits_f32")
     init_ckpt = os.path.join(tmp, "init.safetensors")
