@@ -176,6 +176,12 @@ std::string printDot(const Function &f, const SourceManager *sm) {
   }
   for (size_t i = 0; i < f.results.size(); ++i) {
     const Result &r = f.results[i];
+    const Node &n = f.node(r.value);
+    if (isInlineConst(n)) {
+      out += fmt::format("  r{} [shape=note, label=\"{} {} = {}\"];\n", i, resultKindName(r.kind),
+                         dotEscape(r.name), formatNumber(n.value));
+      continue;
+    }
     out += fmt::format("  r{} [shape=note, label=\"{} {}\"];\n  v{} -> r{};\n", i,
                        resultKindName(r.kind), dotEscape(r.name), r.value, i);
   }
