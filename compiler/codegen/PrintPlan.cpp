@@ -55,9 +55,11 @@ private:
 
   Role role(ValueId v) const { return fp_.role.at(static_cast<size_t>(v)); }
   std::string name(ValueId v) const { return "%" + names_.at(static_cast<size_t>(v)); }
+  // A float value is f64 in the code of `--dtype f64`.
   std::string type(ValueId v) const {
     const Node &n = f_.node(v);
-    return std::string(dtypeName(n.dtype)) + formatShape(n.shape, f_.dimNames);
+    std::string dt = n.dtype == DType::F32 && o_.f64 ? "f64" : dtypeName(n.dtype);
+    return dt + formatShape(n.shape, f_.dimNames);
   }
 
   // An operand as the loop sees it: a scalar constant in place, a value computed in this
