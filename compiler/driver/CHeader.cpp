@@ -238,19 +238,23 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   put(h, " * args:  one pointer per slot, in the order of the FN slot enum below;\n");
   put(h, " *        float tensors hold {}, int tensors int32; dense, row-major; a scalar is a\n", fl);
   put(h, " *        pointer to one value. Params and optimiser states are updated in place.\n");
-  put(h, " * dims:  the symbolic dims, in the order below (dims[0] = {}: the rows of this call;\n",
-      dims.empty() ? "none" : dims[0]);
-  put(h, " *        it may change from call to call, e.g. for the last, smaller batch).\n");
+  if (dims.empty()) {
+    put(h, " * dims:  not read: this model has no symbolic dims (NULL will do).\n");
+  } else {
+    put(h, " * dims:  the symbolic dims, in the order below (dims[0] = {}: the rows of this call;\n", dims[0]);
+    put(h, " *        it may change from call to call, e.g. for the last, smaller batch).\n");
+  }
   put(h, " * work:  FN_work_size(dims) bytes of scratch, 64-byte aligned (allocate it once for\n");
   put(h, " *        the largest batch; FN allocates nothing).\n");
   put(h, " *\n");
-  put(h, " * Example: one training step on a batch of `rows` rows\n");
+  put(h, " * Example: one training step{}\n", dims.empty() ? "" : " on a batch of `rows` rows");
   put(h, " *     void *state = aligned_alloc(64, {}_STATE_BYTES);\n", M);
   put(h, " *     {}(state, 0);                          (seed 0, as gradc train)\n", info.initSymbol);
   if (step && !step->symbol.empty()) {
     std::vector<std::string> ids = slotIdents(step->sig);
     std::string S = M + "_STEP_";
-    put(h, " *     int64_t dims[{}_NUM_DIMS] = {{rows}};\n", M);
+    if (dims.empty()) put(h, " *     const int64_t *dims = NULL;\n");
+    else put(h, " *     int64_t dims[{}_NUM_DIMS] = {{rows}};\n", M);
     put(h, " *     void *work = aligned_alloc(64, ({}_work_size(dims) + 63) / 64 * 64);\n", step->symbol);
     put(h, " *     void *args[{}NUM_SLOTS];\n", S);
     for (size_t i = 0; i < step->sig.slots.size(); ++i) {
@@ -269,10 +273,11 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   }
   put(h, " * With libgradc_runtime (gradc_runtime.h) the same model trains in a few lines:\n");
   put(h, " *     gradc_model m = gradc_{}_model();\n", ident(m.name));
-  put(h, " *     gradc_dataset *d = gradc_dataset_read_csv(&m, \"train.csv\");\n");
+  if (!m.inputs.empty()) put(h, " *     gradc_dataset *d = gradc_dataset_read_csv(&m, \"train.csv\");\n");
   put(h, " *     gradc_train_options o = gradc_train_defaults(&m);\n");
   put(h, " *     m.init(state, o.seed);\n");
-  put(h, " *     gradc_train(&m, state, NULL, d, NULL, &o);\n");
+  if (m.inputs.empty()) put(h, " *     gradc_train(&m, state, NULL, NULL, NULL, &o);   (no data: 1000 steps, as gradc train)\n");
+  else put(h, " *     gradc_train(&m, state, NULL, d, NULL, &o);\n");
   put(h, " */\n");
   put(h, "#ifndef {}_H\n#define {}_H\n\n", M, M);
   h += kCModelTypes;

@@ -253,6 +253,27 @@ def mode_header(tmp):
     cc_link(src, exe, [d, RUNTIME_H], [obj])
     out = run([exe]).stdout.split()
     check(out == ["64", "128", "2", "3", "0"], f"colliding names: the param's and the state's offsets and slots {out}")
+    # A model without symbolic dims or inputs (rosenbrock): the header's example passes no dims
+    # array (a zero-length one would not compile) and reads no data; the step runs with NULL.
+    text = open(os.path.join(tmp, "rosenbrock_f32", "model.h")).read()
+    check("const int64_t *dims = NULL;" in text and "{rows}" not in text and "read_csv" not in text,
+          "rosenbrock: the header's example has no dims array and no data file")
+    src = os.path.join(tmp, "rosenbrock_f32", "null_dims.c")
+    with open(src, "w") as f:
+        f.write('#include "model.h"\n#include <stdio.h>\n#include <stdlib.h>\nint main(void) {\n'
+                "  void *state = aligned_alloc(64, GRADC_ROSENBROCK_STATE_BYTES);\n"
+                "  gradc_rosenbrock_init(state, 0);\n  const int64_t *dims = NULL;\n"
+                "  void *work = aligned_alloc(64, (gradc_rosenbrock_step_work_size(dims) + 63) / 64 * 64 + 64);\n"
+                "  float lr = 0.001f, t = 1, loss = 0;\n  void *args[GRADC_ROSENBROCK_STEP_NUM_SLOTS];\n"
+                "  args[GRADC_ROSENBROCK_STEP_a] = (char *)state + GRADC_ROSENBROCK_STATE_a_OFFSET;\n"
+                "  args[GRADC_ROSENBROCK_STEP_b] = (char *)state + GRADC_ROSENBROCK_STATE_b_OFFSET;\n"
+                "  args[GRADC_ROSENBROCK_STEP_lr] = &lr;\n  args[GRADC_ROSENBROCK_STEP_t] = &t;\n"
+                "  args[GRADC_ROSENBROCK_STEP_loss] = &loss;\n  gradc_rosenbrock_step(args, dims, work);\n"
+                '  printf("%g\\n", loss);\n  free(work);\n  free(state);\n  return 0;\n}\n')
+    exe = os.path.join(tmp, "rosenbrock_f32", "null_dims")
+    cc_link(src, exe, [os.path.join(tmp, "rosenbrock_f32"), RUNTIME_H], [os.path.join(tmp, "rosenbrock_f32", "model.o")])
+    out = run([exe]).stdout.strip()
+    check(out == "12.5", f"rosenbrock: one step with dims NULL gives the loss at (-1.5, 2), 12.5: {out}")
     # The initial state equals gradc train's: 0 steps leave the initial weights in the checkpoint.
     d = os.path.join(tmp, "digits_f32")
     init_ckpt = os.path.join(tmp, "init.safetensors")
