@@ -195,6 +195,11 @@ def mode_cross(tmp):
     check(r.returncode == 1 and "needs a linker" in r.stderr and not os.path.exists(os.path.join(tmp, "w.so"))
           and not [f for f in os.listdir(tmp) if ".tmp" in f],
           f"no linker: a clear error, no output: {r.stderr.strip()}")
+    # $CC of several words, as make takes it (`ccache cc`, `gcc -m64`).
+    env = dict(os.environ, CC="env cc")
+    r = run([a.gradc, "compile", DIGITS, "--emit", "shared", "-o", os.path.join(tmp, "words.so")], ok=False, env=env)
+    check(r.returncode == 0 and "shared object" in run(["file", os.path.join(tmp, "words.so")]).stdout,
+          f"CC='env cc' links the shared library: {r.stderr.strip()}")
 
 
 def types_block(text):
