@@ -111,10 +111,24 @@ std::string upper(std::string s) {
 std::string cString(const std::string &s) {
   std::string out = "\"";
   for (char c : s) {
+    if (c == '\n' || c == '\r') {
+      out += c == '\n' ? "\\n" : "\\r";
+      continue;
+    }
     if (c == '"' || c == '\\') out += '\\';
     out += c;
   }
   return out + "\"";
+}
+
+// Text inside a /* */ comment: a `*/` in it (a folder named `dir*`) would end the comment.
+std::string commentText(const std::string &s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    out += s[i];
+    if (s[i] == '*' && i + 1 < s.size() && s[i + 1] == '/') out += '\\';
+  }
+  return out;
 }
 
 std::string cDouble(double v) { return fmt::format("{:.17g}", v); }
@@ -228,7 +242,8 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
 
   std::string h;
 
-  put(h, "/* Model `{}`, compiled ahead of time by `gradc compile` from {}.\n", m.name, info.modelPath);
+  put(h, "/* Model `{}`, compiled ahead of time by `gradc compile` from {}.\n", commentText(m.name),
+      commentText(info.modelPath));
   put(h, " * Generated: do not edit. Target {} (cpu {}), {} buffers.\n", info.triple, info.cpu, fl);
   put(h, " *\n");
   put(h, " * Plain C: include it from C or C++, link the object file `gradc compile` wrote with it\n");

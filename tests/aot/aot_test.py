@@ -15,6 +15,7 @@
 import argparse
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -258,6 +259,15 @@ def mode_header(tmp):
     cc_link(src, exe, [d, RUNTIME_H], [obj])
     out = run([exe]).stdout.split()
     check(out == ["64", "128", "2", "3", "0"], f"colliding names: the param's and the state's offsets and slots {out}")
+    # A model in a folder whose name ends in `*`: the path in the header's first comment holds
+    # `*/`, which must not end the comment.
+    d = os.path.join(tmp, "star*")
+    os.mkdir(d)
+    shutil.copy(os.path.join(a.source, "examples", "xor.grad"), d)
+    h = os.path.join(tmp, "star.h")
+    run([a.gradc, "compile", os.path.join(d, "xor.grad"), "-o", os.path.join(tmp, "star.o"), "--header", h])
+    r = run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h], ok=False)
+    check(r.returncode == 0, f"a model path holding '*/': the header compiles {r.stderr[:300]}")
     # A model without symbolic dims or inputs (rosenbrock): the header's example passes no dims
     # array (a zero-length one would not compile) and reads no data; the step runs with NULL.
     text = open(os.path.join(tmp, "rosenbrock_f32", "model.h")).read()
