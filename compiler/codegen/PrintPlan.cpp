@@ -153,9 +153,16 @@ private:
         users[s.scratch.index].push_back(fmt::format("panels of loop {}", &s - mp_.steps.data()));
     }
     for (size_t r = 0; r < mp_.regions.size(); ++r) {
+      // Of the sizes with the same dims only the largest counts: max(16*B, 512*B) is 512*B.
+      std::vector<RegionMember> terms;
+      for (const RegionMember &m : mp_.regions[r]) {
+        auto same = std::find_if(terms.begin(), terms.end(), [&](const RegionMember &t) { return t.syms == m.syms; });
+        if (same == terms.end()) terms.push_back(m);
+        else same->bytes = std::max(same->bytes, m.bytes);
+      }
       std::string sizes;
-      for (const RegionMember &m : mp_.regions[r]) sizes += (sizes.empty() ? "" : ", ") + size(m, f_.dimNames);
-      if (mp_.regions[r].size() > 1) sizes = "max(" + sizes + ")";
+      for (const RegionMember &m : terms) sizes += (sizes.empty() ? "" : ", ") + size(m, f_.dimNames);
+      if (terms.size() > 1) sizes = "max(" + sizes + ")";
       std::string who;
       for (const std::string &u : users[static_cast<int>(r)]) who += (who.empty() ? "" : ", ") + u;
       out_ += fmt::format("region r{}: {} bytes: {}\n", r, sizes, who);
