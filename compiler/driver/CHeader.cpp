@@ -406,6 +406,8 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
       cString(m.name), M, info.f64 ? 1 : 0, dims.size(), M, M, state.entries.size());
   put(h, "    {}}};\n  return m;\n}}\n\n", fmt::join(ks, ",\n    "));
   put(h, "/* The model description with this object's functions (link the object). */\n");
+  // (clang warns of an unused static function in a header compiled on its own.)
+  put(h, "#if defined(__GNUC__)\n__attribute__((unused))\n#endif\n");
   put(h, "static inline gradc_model {}_model(void) {{\n  return {}_model_from(", lower, lower);
   std::vector<std::string> fargs;
   for (const char *role : {"step", "eval", "predict"}) {

@@ -237,6 +237,10 @@ def mode_header(tmp):
             check(r.returncode == 0, f"{name} {dtype}: the header compiles as C++ {r.stderr[:300]}")
             r = run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h], ok=False)
             check(r.returncode == 0, f"{name} {dtype}: the header alone compiles as C99 {r.stderr[:300]}")
+            if shutil.which("clang"):  # which warns of the unused static inline functions of a main file
+                r = run(["clang", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h],
+                        ok=False)
+                check(r.returncode == 0, f"{name} {dtype}: the header alone compiles with clang {r.stderr[:300]}")
     # Names whose C identifiers collide: param `w_m` and Adam's state `w.m` (both `w_m`), an input
     # named like the enum's own NUM_SLOTS. Each gets its kind appended; the header compiles.
     d = os.path.join(tmp, "clash")
