@@ -17,13 +17,15 @@ std::string formatNumber(double v) {
 }
 
 // Value names: arguments by their name; the last node bound to a source name by that
-// name; everything else by its id. Collisions get a numeric suffix.
+// name (a tensor constant too: the zero gradient `d.U`); everything else by its id.
+// Collisions get a numeric suffix.
 std::vector<std::string> valueNames(const Function &f) {
   std::vector<std::string> names(static_cast<size_t>(f.size()));
   std::map<std::string, ValueId> lastWithName;
   for (ValueId v = 0; v < f.size(); ++v) {
     const Node &n = f.node(v);
-    if (!n.srcName.empty() && !isLeaf(n.op)) lastWithName[n.srcName] = v;
+    bool tensorConst = n.op == Op::Const && !n.shape.empty();
+    if (!n.srcName.empty() && (!isLeaf(n.op) || tensorConst)) lastWithName[n.srcName] = v;
   }
   std::set<std::string> used;
   auto claim = [&](std::string base) {
