@@ -97,8 +97,11 @@ Function differentiate(const Function &fwd) {
       if (c == kNoValue) continue;
       c = fitShape(b, c, fwd.node(o).shape);
       // A rule that passes its adjoint on unchanged (add, sub, broadcast) makes no node; an
-      // unnamed adjoint then takes the name of the value it is also the gradient of.
-      if (c >= fwd.size() && g.node(c).srcName.empty()) g.node(c).srcName = b.srcName;
+      // unnamed adjoint then takes the name, and the place, of the value it is also the gradient of.
+      if (c >= fwd.size() && g.node(c).srcName.empty() && !b.srcName.empty()) {
+        g.node(c).srcName = b.srcName;
+        g.node(c).loc = b.loc;
+      }
       ValueId &a = adj[static_cast<size_t>(o)];
       a = a == kNoValue ? c : b.add(a, c);
     }

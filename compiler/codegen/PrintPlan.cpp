@@ -55,9 +55,11 @@ private:
 
   Role role(ValueId v) const { return fp_.role.at(static_cast<size_t>(v)); }
   std::string name(ValueId v) const { return "%" + names_.at(static_cast<size_t>(v)); }
+  // A float value is f64 in the code of `--dtype f64`.
   std::string type(ValueId v) const {
     const Node &n = f_.node(v);
-    return std::string(dtypeName(n.dtype)) + formatShape(n.shape, f_.dimNames);
+    std::string dt = n.dtype == DType::F32 && o_.f64 ? "f64" : dtypeName(n.dtype);
+    return dt + formatShape(n.shape, f_.dimNames);
   }
 
   // An operand as the loop sees it: a scalar constant in place, a value computed in this
@@ -151,9 +153,16 @@ private:
         users[s.scratch.index].push_back(fmt::format("panels of loop {}", &s - mp_.steps.data()));
     }
     for (size_t r = 0; r < mp_.regions.size(); ++r) {
+      // Of the sizes with the same dims only the largest counts: max(16*B, 512*B) is 512*B.
+      std::vector<RegionMember> terms;
+      for (const RegionMember &m : mp_.regions[r]) {
+        auto same = std::find_if(terms.begin(), terms.end(), [&](const RegionMember &t) { return t.syms == m.syms; });
+        if (same == terms.end()) terms.push_back(m);
+        else same->bytes = std::max(same->bytes, m.bytes);
+      }
       std::string sizes;
-      for (const RegionMember &m : mp_.regions[r]) sizes += (sizes.empty() ? "" : ", ") + size(m, f_.dimNames);
-      if (mp_.regions[r].size() > 1) sizes = "max(" + sizes + ")";
+      for (const RegionMember &m : terms) sizes += (sizes.empty() ? "" : ", ") + size(m, f_.dimNames);
+      if (terms.size() > 1) sizes = "max(" + sizes + ")";
       std::string who;
       for (const std::string &u : users[static_cast<int>(r)]) who += (who.empty() ? "" : ", ") + u;
       out_ += fmt::format("region r{}: {} bytes: {}\n", r, sizes, who);

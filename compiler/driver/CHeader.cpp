@@ -111,10 +111,24 @@ std::string upper(std::string s) {
 std::string cString(const std::string &s) {
   std::string out = "\"";
   for (char c : s) {
+    if (c == '\n' || c == '\r') {
+      out += c == '\n' ? "\\n" : "\\r";
+      continue;
+    }
     if (c == '"' || c == '\\') out += '\\';
     out += c;
   }
   return out + "\"";
+}
+
+// Text inside a /* */ comment: a `*/` in it (a folder named `dir*`) would end the comment.
+std::string commentText(const std::string &s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    out += s[i];
+    if (s[i] == '*' && i + 1 < s.size() && s[i + 1] == '/') out += '\\';
+  }
+  return out;
 }
 
 std::string cDouble(double v) { return fmt::format("{:.17g}", v); }
@@ -152,15 +166,29 @@ std::string slotInit(const rt::Slot &s, int64_t classes, int64_t offset) {
                      s.isInt ? 1 : 0, s.shape.size(), fmt::join(shape, ", "), classes, offset);
 }
 
-// The enumerator of each slot: its name, with the kind appended where names repeat.
+// The enumerator of each slot: its name, with the kind appended where names repeat or a
+// name is the enum's own `NUM_SLOTS`.
 std::vector<std::string> slotIdents(const rt::Signature &sig) {
-  std::map<std::string, int> count;
+  std::map<std::string, int> count{{"NUM_SLOTS", 1}};
   for (const rt::Slot &s : sig.slots) ++count[ident(s.name)];
   std::vector<std::string> out;
   for (const rt::Slot &s : sig.slots) {
     std::string id = ident(s.name);
     if (count[id] > 1) id += std::string("_") + kindName(s.kind);
     out.push_back(id);
+  }
+  return out;
+}
+
+// The macro name of each state entry (`M_STATE_X_OFFSET`), by its name: the kind is appended
+// where two names give the same identifier (param `w_m` and Adam's state `w.m`).
+std::map<std::string, std::string> stateIdents(const StateLayout &state) {
+  std::map<std::string, int> count;
+  for (const StateEntry &e : state.entries) ++count[ident(e.name)];
+  std::map<std::string, std::string> out;
+  for (const StateEntry &e : state.entries) {
+    std::string id = ident(e.name);
+    out[e.name] = count[id] > 1 ? id + "_" + kindName(e.kind) : id;
   }
   return out;
 }
@@ -210,10 +238,12 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   for (const InputInfo &in : m.inputs) classes[in.name] = in.classes;
   std::map<std::string, int64_t> offsets;
   for (const StateEntry &e : state.entries) offsets[e.name] = e.offset;
+  std::map<std::string, std::string> stateIds = stateIdents(state);
 
   std::string h;
 
-  put(h, "/* Model `{}`, compiled ahead of time by `gradc compile` from {}.\n", m.name, info.modelPath);
+  put(h, "/* Model `{}`, compiled ahead of time by `gradc compile` from {}.\n", commentText(m.name),
+      commentText(info.modelPath));
   put(h, " * Generated: do not edit. Target {} (cpu {}), {} buffers.\n", info.triple, info.cpu, fl);
   put(h, " *\n");
   put(h, " * Plain C: include it from C or C++, link the object file `gradc compile` wrote with it\n");
@@ -223,19 +253,23 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   put(h, " * args:  one pointer per slot, in the order of the FN slot enum below;\n");
   put(h, " *        float tensors hold {}, int tensors int32; dense, row-major; a scalar is a\n", fl);
   put(h, " *        pointer to one value. Params and optimiser states are updated in place.\n");
-  put(h, " * dims:  the symbolic dims, in the order below (dims[0] = {}: the rows of this call;\n",
-      dims.empty() ? "none" : dims[0]);
-  put(h, " *        it may change from call to call, e.g. for the last, smaller batch).\n");
+  if (dims.empty()) {
+    put(h, " * dims:  not read: this model has no symbolic dims (NULL will do).\n");
+  } else {
+    put(h, " * dims:  the symbolic dims, in the order below (dims[0] = {}: the rows of this call;\n", dims[0]);
+    put(h, " *        it may change from call to call, e.g. for the last, smaller batch).\n");
+  }
   put(h, " * work:  FN_work_size(dims) bytes of scratch, 64-byte aligned (allocate it once for\n");
   put(h, " *        the largest batch; FN allocates nothing).\n");
   put(h, " *\n");
-  put(h, " * Example: one training step on a batch of `rows` rows\n");
+  put(h, " * Example: one training step{}\n", dims.empty() ? "" : " on a batch of `rows` rows");
   put(h, " *     void *state = aligned_alloc(64, {}_STATE_BYTES);\n", M);
   put(h, " *     {}(state, 0);                          (seed 0, as gradc train)\n", info.initSymbol);
   if (step && !step->symbol.empty()) {
     std::vector<std::string> ids = slotIdents(step->sig);
     std::string S = M + "_STEP_";
-    put(h, " *     int64_t dims[{}_NUM_DIMS] = {{rows}};\n", M);
+    if (dims.empty()) put(h, " *     const int64_t *dims = NULL;\n");
+    else put(h, " *     int64_t dims[{}_NUM_DIMS] = {{rows}};\n", M);
     put(h, " *     void *work = aligned_alloc(64, ({}_work_size(dims) + 63) / 64 * 64);\n", step->symbol);
     put(h, " *     void *args[{}NUM_SLOTS];\n", S);
     for (size_t i = 0; i < step->sig.slots.size(); ++i) {
@@ -244,7 +278,7 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
       switch (s.kind) {
       case rt::SlotKind::Input: what = fmt::format("{}_data;   ({}{})", ident(s.name), typeText(s, info.f64), shapeText(s.shape, dims)); break;
       case rt::SlotKind::Param:
-      case rt::SlotKind::State: what = fmt::format("(char *)state + {}_STATE_{}_OFFSET;", M, ident(s.name)); break;
+      case rt::SlotKind::State: what = fmt::format("(char *)state + {}_STATE_{}_OFFSET;", M, stateIds[s.name]); break;
       case rt::SlotKind::Hyper: what = fmt::format("&{};   ({} {}{})", ident(s.name), fl, ident(s.name), s.name == "t" ? " = steps taken + 1" : s.name == "lr" ? " = the learning rate" : ""); break;
       default: what = fmt::format("&{};   (a {} result)", ident(s.name), typeText(s, info.f64)); break;
       }
@@ -254,10 +288,11 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   }
   put(h, " * With libgradc_runtime (gradc_runtime.h) the same model trains in a few lines:\n");
   put(h, " *     gradc_model m = gradc_{}_model();\n", ident(m.name));
-  put(h, " *     gradc_dataset *d = gradc_dataset_read_csv(&m, \"train.csv\");\n");
+  if (!m.inputs.empty()) put(h, " *     gradc_dataset *d = gradc_dataset_read_csv(&m, \"train.csv\");\n");
   put(h, " *     gradc_train_options o = gradc_train_defaults(&m);\n");
   put(h, " *     m.init(state, o.seed);\n");
-  put(h, " *     gradc_train(&m, state, NULL, d, NULL, &o);\n");
+  if (m.inputs.empty()) put(h, " *     gradc_train(&m, state, NULL, NULL, NULL, &o);   (no data: 1000 steps, as gradc train)\n");
+  else put(h, " *     gradc_train(&m, state, NULL, d, NULL, &o);\n");
   put(h, " */\n");
   put(h, "#ifndef {}_H\n#define {}_H\n\n", M, M);
   h += kCModelTypes;
@@ -292,9 +327,9 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   put(h, "#define {}_STATE_BYTES {}\n", M, state.bytes);
   put(h, "#define {}_NUM_STATE {}\n", M, state.entries.size());
   for (const StateEntry &e : state.entries) {
-    put(h, "#define {}_STATE_{}_OFFSET {}  /* {} {} {} */\n", M, ident(e.name), e.offset, kindName(e.kind),
+    put(h, "#define {}_STATE_{}_OFFSET {}  /* {} {} {} */\n", M, stateIds[e.name], e.offset, kindName(e.kind),
         e.name, shapeText(e.shape, dims));
-    put(h, "#define {}_STATE_{}_BYTES {}\n", M, ident(e.name), e.bytes);
+    put(h, "#define {}_STATE_{}_BYTES {}\n", M, stateIds[e.name], e.bytes);
   }
   put(h, "\n/* Fills the params from their initialisers with `seed` and zeroes the optimiser states.\n");
   put(h, " * It calls gradc_init_param_f32/_f64 of libgradc_runtime. */\n");
@@ -371,6 +406,8 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
       cString(m.name), M, info.f64 ? 1 : 0, dims.size(), M, M, state.entries.size());
   put(h, "    {}}};\n  return m;\n}}\n\n", fmt::join(ks, ",\n    "));
   put(h, "/* The model description with this object's functions (link the object). */\n");
+  // (clang warns of an unused static function in a header compiled on its own.)
+  put(h, "#if defined(__GNUC__)\n__attribute__((unused))\n#endif\n");
   put(h, "static inline gradc_model {}_model(void) {{\n  return {}_model_from(", lower, lower);
   std::vector<std::string> fargs;
   for (const char *role : {"step", "eval", "predict"}) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,14 +42,19 @@ void linkShared(const std::string &objectBytes, const std::string &out) {
   std::string base = inPlace ? std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/gradc" : target;
   std::string obj = rt::tempPath(base, ".o"), so = rt::tempPath(base, ".so");
   rt::writeFileAtomic(obj, objectBytes);
+  // $CC may hold words, as make's does (`ccache cc`, `gcc -m64`).
   const char *cc = std::getenv("CC");
   std::string driver = cc && *cc ? cc : "cc";
-  std::vector<std::string> argv = {driver, "-shared", "-o", so, obj, "-lm"};
+  std::vector<std::string> argv;
+  std::istringstream words(driver);
+  for (std::string w; words >> w;) argv.push_back(w);
+  if (argv.empty()) argv.push_back("cc");
+  for (const std::string &a : {std::string("-shared"), std::string("-o"), so, obj, std::string("-lm")}) argv.push_back(a);
   std::vector<char *> cargv;
   for (std::string &a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
   pid_t pid;
-  int err = ::posix_spawnp(&pid, driver.c_str(), nullptr, nullptr, cargv.data(), environ);
+  int err = ::posix_spawnp(&pid, argv[0].c_str(), nullptr, nullptr, cargv.data(), environ);
   int status = 0;
   if (err == 0) ::waitpid(pid, &status, 0);
   std::remove(obj.c_str());

@@ -17,13 +17,15 @@ std::string formatNumber(double v) {
 }
 
 // Value names: arguments by their name; the last node bound to a source name by that
-// name; everything else by its id. Collisions get a numeric suffix.
+// name (a tensor constant too: the zero gradient `d.U`); everything else by its id.
+// Collisions get a numeric suffix.
 std::vector<std::string> valueNames(const Function &f) {
   std::vector<std::string> names(static_cast<size_t>(f.size()));
   std::map<std::string, ValueId> lastWithName;
   for (ValueId v = 0; v < f.size(); ++v) {
     const Node &n = f.node(v);
-    if (!n.srcName.empty() && !isLeaf(n.op)) lastWithName[n.srcName] = v;
+    bool tensorConst = n.op == Op::Const && !n.shape.empty();
+    if (!n.srcName.empty() && (!isLeaf(n.op) || tensorConst)) lastWithName[n.srcName] = v;
   }
   std::set<std::string> used;
   auto claim = [&](std::string base) {
@@ -146,7 +148,7 @@ std::string printFunction(const Function &f, const SourceManager *sm) {
 static std::string dotEscape(const std::string &s) {
   std::string out;
   for (char c : s) {
-    if (c == '"') out += '\\';
+    if (c == '"' || c == '\\') out += '\\';
     out += c;
   }
   return out;
@@ -162,19 +164,26 @@ std::string printDot(const Function &f, const SourceManager *sm) {
     std::string label;
     std::string shape = "box";
     if (isLeaf(n.op) && n.op != Op::Const && n.op != Op::DimSize) {
-      label = fmt::format("{} %{}\\n{}", opName(n.op), names[static_cast<size_t>(v)], typeOf(f, n));
+      label = fmt::format("{} %{}\\n{}", opName(n.op), names[static_cast<size_t>(v)], dotEscape(typeOf(f, n)));
       shape = "ellipse";
     } else {
-      label = fmt::format("%{} = {}\\n{}", names[static_cast<size_t>(v)], body(f, n, names), typeOf(f, n));
+      label = dotEscape(fmt::format("%{} = {}", names[static_cast<size_t>(v)], body(f, n, names))) + "\\n" +
+              dotEscape(typeOf(f, n));
       std::string c = comment(n, sm);
-      if (!c.empty()) label += "\\n" + c;
+      if (!c.empty()) label += "\\n" + dotEscape(c);
     }
-    out += fmt::format("  v{} [shape={}, label=\"{}\"];\n", v, shape, dotEscape(label));
+    out += fmt::format("  v{} [shape={}, label=\"{}\"];\n", v, shape, label);
     for (ValueId o : n.operands)
       if (!isInlineConst(f.node(o))) out += fmt::format("  v{} -> v{};\n", o, v);
   }
   for (size_t i = 0; i < f.results.size(); ++i) {
     const Result &r = f.results[i];
+    const Node &n = f.node(r.value);
+    if (isInlineConst(n)) {
+      out += fmt::format("  r{} [shape=note, label=\"{} {} = {}\"];\n", i, resultKindName(r.kind),
+                         dotEscape(r.name), formatNumber(n.value));
+      continue;
+    }
     out += fmt::format("  r{} [shape=note, label=\"{} {}\"];\n  v{} -> r{};\n", i,
                        resultKindName(r.kind), dotEscape(r.name), r.value, i);
   }

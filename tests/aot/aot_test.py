@@ -15,6 +15,7 @@
 import argparse
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -195,6 +196,11 @@ def mode_cross(tmp):
     check(r.returncode == 1 and "needs a linker" in r.stderr and not os.path.exists(os.path.join(tmp, "w.so"))
           and not [f for f in os.listdir(tmp) if ".tmp" in f],
           f"no linker: a clear error, no output: {r.stderr.strip()}")
+    # $CC of several words, as make takes it (`ccache cc`, `gcc -m64`).
+    env = dict(os.environ, CC="env cc")
+    r = run([a.gradc, "compile", DIGITS, "--emit", "shared", "-o", os.path.join(tmp, "words.so")], ok=False, env=env)
+    check(r.returncode == 0 and "shared object" in run(["file", os.path.join(tmp, "words.so")]).stdout,
+          f"CC='env cc' links the shared library: {r.stderr.strip()}")
 
 
 def types_block(text):
@@ -231,6 +237,62 @@ def mode_header(tmp):
             check(r.returncode == 0, f"{name} {dtype}: the header compiles as C++ {r.stderr[:300]}")
             r = run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h], ok=False)
             check(r.returncode == 0, f"{name} {dtype}: the header alone compiles as C99 {r.stderr[:300]}")
+            if shutil.which("clang"):  # which warns of the unused static inline functions of a main file
+                r = run(["clang", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h],
+                        ok=False)
+                check(r.returncode == 0, f"{name} {dtype}: the header alone compiles with clang {r.stderr[:300]}")
+    # Names whose C identifiers collide: param `w_m` and Adam's state `w.m` (both `w_m`), an input
+    # named like the enum's own NUM_SLOTS. Each gets its kind appended; the header compiles.
+    d = os.path.join(tmp, "clash")
+    os.mkdir(d)
+    model, obj, h = os.path.join(d, "clash.grad"), os.path.join(d, "clash.o"), os.path.join(d, "clash.h")
+    with open(model, "w") as f:
+        f.write("dim B\ninput NUM_SLOTS: [B, 2]\nparam w: [2] = ones\nparam w_m: [2] = ones\n"
+                "minimize mean(NUM_SLOTS @ (w * w_m)) with adam\n")
+    run([a.gradc, "compile", model, "-o", obj, "--header", h])
+    for std in ["c99", "c11"]:
+        r = run(["cc", f"-std={std}", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h], ok=False)
+        check(r.returncode == 0, f"colliding names: the header compiles as {std} {r.stderr[:300]}")
+    src = os.path.join(d, "use.c")
+    with open(src, "w") as f:
+        f.write('#include "clash.h"\n#include <stdio.h>\nint main(void) {\n'
+                '  printf("%d %d %d %d %d\\n", GRADC_CLASH_STATE_w_m_param_OFFSET, GRADC_CLASH_STATE_w_m_state_OFFSET,\n'
+                '         GRADC_CLASH_STEP_w_m_param, GRADC_CLASH_STEP_w_m_state, GRADC_CLASH_STEP_NUM_SLOTS_input);\n'
+                "  return 0;\n}\n")
+    exe = os.path.join(d, "use")
+    cc_link(src, exe, [d, RUNTIME_H], [obj])
+    out = run([exe]).stdout.split()
+    check(out == ["64", "128", "2", "3", "0"], f"colliding names: the param's and the state's offsets and slots {out}")
+    # A model in a folder whose name ends in `*`: the path in the header's first comment holds
+    # `*/`, which must not end the comment.
+    d = os.path.join(tmp, "star*")
+    os.mkdir(d)
+    shutil.copy(os.path.join(a.source, "examples", "xor.grad"), d)
+    h = os.path.join(tmp, "star.h")
+    run([a.gradc, "compile", os.path.join(d, "xor.grad"), "-o", os.path.join(tmp, "star.o"), "--header", h])
+    r = run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h], ok=False)
+    check(r.returncode == 0, f"a model path holding '*/': the header compiles {r.stderr[:300]}")
+    # A model without symbolic dims or inputs (rosenbrock): the header's example passes no dims
+    # array (a zero-length one would not compile) and reads no data; the step runs with NULL.
+    text = open(os.path.join(tmp, "rosenbrock_f32", "model.h")).read()
+    check("const int64_t *dims = NULL;" in text and "{rows}" not in text and "read_csv" not in text,
+          "rosenbrock: the header's example has no dims array and no data file")
+    src = os.path.join(tmp, "rosenbrock_f32", "null_dims.c")
+    with open(src, "w") as f:
+        f.write('#include "model.h"\n#include <stdio.h>\n#include <stdlib.h>\nint main(void) {\n'
+                "  void *state = aligned_alloc(64, GRADC_ROSENBROCK_STATE_BYTES);\n"
+                "  gradc_rosenbrock_init(state, 0);\n  const int64_t *dims = NULL;\n"
+                "  void *work = aligned_alloc(64, (gradc_rosenbrock_step_work_size(dims) + 63) / 64 * 64 + 64);\n"
+                "  float lr = 0.001f, t = 1, loss = 0;\n  void *args[GRADC_ROSENBROCK_STEP_NUM_SLOTS];\n"
+                "  args[GRADC_ROSENBROCK_STEP_a] = (char *)state + GRADC_ROSENBROCK_STATE_a_OFFSET;\n"
+                "  args[GRADC_ROSENBROCK_STEP_b] = (char *)state + GRADC_ROSENBROCK_STATE_b_OFFSET;\n"
+                "  args[GRADC_ROSENBROCK_STEP_lr] = &lr;\n  args[GRADC_ROSENBROCK_STEP_t] = &t;\n"
+                "  args[GRADC_ROSENBROCK_STEP_loss] = &loss;\n  gradc_rosenbrock_step(args, dims, work);\n"
+                '  printf("%g\\n", loss);\n  free(work);\n  free(state);\n  return 0;\n}\n')
+    exe = os.path.join(tmp, "rosenbrock_f32", "null_dims")
+    cc_link(src, exe, [os.path.join(tmp, "rosenbrock_f32"), RUNTIME_H], [os.path.join(tmp, "rosenbrock_f32", "model.o")])
+    out = run([exe]).stdout.strip()
+    check(out == "12.5", f"rosenbrock: one step with dims NULL gives the loss at (-1.5, 2), 12.5: {out}")
     # The initial state equals gradc train's: 0 steps leave the initial weights in the checkpoint.
     d = os.path.join(tmp, "digits_f32")
     init_ckpt = os.path.join(tmp, "init.safetensors")
