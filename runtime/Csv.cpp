@@ -310,31 +310,27 @@ private:
     }
   }
 
+  /// The error of a cell that parsed to inf or NaN: a number written with digits (1e39,
+  /// 1e400) is too large for `type`; inf and nan are spelled out.
+  [[noreturn]] void notFinite(int line, const char *b, const char *e, const char *type) const {
+    bool big = std::any_of(b, e, [](char c) { return c >= '0' && c <= '9'; }) &&
+               std::none_of(b, e, [](char c) { return c == 'n' || c == 'N'; });
+    if (big) errorAt(line, b, "'{}' is too large for a {}", cellText(b, e), type);
+    errorAt(line, b, "'{}' is not a finite number", cellText(b, e));
+  }
+
   float parseValue(int line, const char *b, const char *e) const {
     float v;
     if (!parseFloat(b, e, v)) errorAt(line, b, "'{}' is not a number", cellText(b, e));
-    if (!std::isfinite(v)) {
-      // A number written with digits (1e39, 1e400) is too large; inf and nan are spelled out.
-      bool big = std::any_of(b, e, [](char c) { return c >= '0' && c <= '9'; }) &&
-                 std::none_of(b, e, [](char c) { return c == 'n' || c == 'N'; });
-      if (big) errorAt(line, b, "'{}' is too large for a float", cellText(b, e));
-      errorAt(line, b, "'{}' is not a finite number", cellText(b, e));
-    }
+    if (!std::isfinite(v)) notFinite(line, b, e, "float");
     return v;
   }
 
   double parseValue64(int line, const char *b, const char *e) const {
     double v;
-    bool outside = false;
-    if (!parseDouble(b, e, v, &outside)) errorAt(line, b, "'{}' is not a number", cellText(b, e));
+    if (!parseDouble(b, e, v)) errorAt(line, b, "'{}' is not a number", cellText(b, e));
     // 1e-400 rounds to 0 (or a subnormal), as it rounds to a float; 1e400 is too large.
-    if (outside && std::isfinite(v)) return v;
-    if (!std::isfinite(v)) {
-      bool big = std::any_of(b, e, [](char c) { return c >= '0' && c <= '9'; }) &&
-                 std::none_of(b, e, [](char c) { return c == 'n' || c == 'N'; });
-      if (big) errorAt(line, b, "'{}' is too large for a double", cellText(b, e));
-      errorAt(line, b, "'{}' is not a finite number", cellText(b, e));
-    }
+    if (!std::isfinite(v)) notFinite(line, b, e, "double");
     return v;
   }
 
