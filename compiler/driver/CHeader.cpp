@@ -166,30 +166,31 @@ std::string slotInit(const rt::Slot &s, int64_t classes, int64_t offset) {
                      s.isInt ? 1 : 0, s.shape.size(), fmt::join(shape, ", "), classes, offset);
 }
 
-// The enumerator of each slot: its name, with the kind appended where names repeat or a
-// name is the enum's own `NUM_SLOTS`.
-std::vector<std::string> slotIdents(const rt::Signature &sig) {
-  std::map<std::string, int> count{{"NUM_SLOTS", 1}};
-  for (const rt::Slot &s : sig.slots) ++count[ident(s.name)];
+// Identifiers for named items (slots, state entries): each name as an identifier, with the
+// item's kind appended where two give the same one (param `w_m` and Adam's state `w.m`) or
+// one is `reserved` (the slot enum's own `NUM_SLOTS`).
+template <typename Items>
+std::vector<std::string> uniqueIdents(const Items &items, const std::string &reserved = "") {
+  std::map<std::string, int> count;
+  if (!reserved.empty()) count[reserved] = 1;
+  for (const auto &x : items) ++count[ident(x.name)];
   std::vector<std::string> out;
-  for (const rt::Slot &s : sig.slots) {
-    std::string id = ident(s.name);
-    if (count[id] > 1) id += std::string("_") + kindName(s.kind);
+  for (const auto &x : items) {
+    std::string id = ident(x.name);
+    if (count[id] > 1) id += std::string("_") + kindName(x.kind);
     out.push_back(id);
   }
   return out;
 }
 
-// The macro name of each state entry (`M_STATE_X_OFFSET`), by its name: the kind is appended
-// where two names give the same identifier (param `w_m` and Adam's state `w.m`).
+// The enumerator of each slot.
+std::vector<std::string> slotIdents(const rt::Signature &sig) { return uniqueIdents(sig.slots, "NUM_SLOTS"); }
+
+// The macro name of each state entry (`M_STATE_X_OFFSET`), by its name.
 std::map<std::string, std::string> stateIdents(const StateLayout &state) {
-  std::map<std::string, int> count;
-  for (const StateEntry &e : state.entries) ++count[ident(e.name)];
+  std::vector<std::string> ids = uniqueIdents(state.entries);
   std::map<std::string, std::string> out;
-  for (const StateEntry &e : state.entries) {
-    std::string id = ident(e.name);
-    out[e.name] = count[id] > 1 ? id + "_" + kindName(e.kind) : id;
-  }
+  for (size_t i = 0; i < ids.size(); ++i) out[state.entries[i].name] = ids[i];
   return out;
 }
 

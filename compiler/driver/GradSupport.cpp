@@ -155,19 +155,16 @@ KernelCall::KernelCall(rt::Kernel k, const Model &m, const rt::Dataset &data) : 
     size_t values = c.isInt ? c.i.size() : c.d.empty() ? c.f.size() : c.d.size();
     GRADC_ASSERT(static_cast<int64_t>(values) == k_.sig.slots[static_cast<size_t>(s)].elements(dims_.data()),
                  "input {} has {} values for its slot", c.name, values);
-    if (c.isInt) {
-      std::memcpy(slot(static_cast<size_t>(s)), c.i.data(), c.i.size() * sizeof(int32_t));
-    } else if (!c.d.empty()) {
-      for (size_t j = 0; j < c.d.size(); ++j) {
-        if (k_.f64) static_cast<double *>(slot(static_cast<size_t>(s)))[j] = c.d[j];
-        else static_cast<float *>(slot(static_cast<size_t>(s)))[j] = static_cast<float>(c.d[j]);
+    // Float values (read as floats, or as doubles for a float64 run) in the kernel's type.
+    auto copy = [&](const auto &values) {
+      for (size_t j = 0; j < values.size(); ++j) {
+        if (k_.f64) static_cast<double *>(slot(static_cast<size_t>(s)))[j] = values[j];
+        else static_cast<float *>(slot(static_cast<size_t>(s)))[j] = static_cast<float>(values[j]);
       }
-    } else {
-      for (size_t j = 0; j < c.f.size(); ++j) {
-        if (k_.f64) static_cast<double *>(slot(static_cast<size_t>(s)))[j] = c.f[j];
-        else static_cast<float *>(slot(static_cast<size_t>(s)))[j] = c.f[j];
-      }
-    }
+    };
+    if (c.isInt) std::memcpy(slot(static_cast<size_t>(s)), c.i.data(), c.i.size() * sizeof(int32_t));
+    else if (!c.d.empty()) copy(c.d);
+    else copy(c.f);
   }
 }
 

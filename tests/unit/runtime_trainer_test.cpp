@@ -528,17 +528,21 @@ void expectStopAtStep5(const Kernel &step, int64_t steps, bool leavesState,
     explained = where;
     if (extraCheck) extraCheck(call);
   };
+  // The run stops with the error of step 5, explained there, and the state before it.
+  auto stopsAtStep5 = [&](TrainState &st) {
+    try {
+      rt::train(step, nullptr, st, &train, nullptr, o, out);
+      FAIL("no error");
+    } catch (const UserError &e) {
+      CHECK(std::string(e.what()) ==
+            "a value of the step became non-finite at step 5, batch rows 128..159 of epoch 1's "
+            "shuffled order");
+    }
+    CHECK(explained == " at step 5, batch rows 128..159 of epoch 1's shuffled order");
+    CHECK(st.step == 4);
+  };
   TrainState st(step.sig, false);
-  try {
-    rt::train(step, nullptr, st, &train, nullptr, o, out);
-    FAIL("no error");
-  } catch (const UserError &e) {
-    CHECK(std::string(e.what()) ==
-          "a value of the step became non-finite at step 5, batch rows 128..159 of epoch 1's "
-          "shuffled order");
-  }
-  CHECK(explained == " at step 5, batch rows 128..159 of epoch 1's shuffled order");
-  CHECK(st.step == 4);
+  stopsAtStep5(st);
   TrainState st2(step.sig, false);
   o.checkNumerics = false;
   o.maxSteps = steps;
@@ -550,16 +554,7 @@ void expectStopAtStep5(const Kernel &step, int64_t steps, bool leavesState,
   }
   // A param or state left non-finite: the run goes on, but the check of the state before the
   // run saves finds it and names the step that made it; nothing is saved.
-  try {
-    rt::train(step, nullptr, st2, &train, nullptr, o, out);
-    FAIL("no error");
-  } catch (const UserError &e) {
-    CHECK(std::string(e.what()) ==
-          "a value of the step became non-finite at step 5, batch rows 128..159 of epoch 1's "
-          "shuffled order");
-  }
-  CHECK(explained == " at step 5, batch rows 128..159 of epoch 1's shuffled order");
-  CHECK(st2.step == 4);
+  stopsAtStep5(st2);
 }
 
 }  // namespace
