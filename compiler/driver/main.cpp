@@ -12,6 +12,7 @@
 #include <iostream>
 #include <limits>
 #include <sys/stat.h>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 
@@ -232,7 +233,19 @@ int main(int argc, char **argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help, --version
-    std::cerr << "gradc: error: " << e.what() << " (see gradc --help)\n";
+    std::string what = e.what();
+    // Without a command CLI11 says only "A subcommand is required", also for a mistyped one
+    // (`gradc trian`) or an unknown option alone (`gradc --bogus`): name what was not understood.
+    if (app.get_subcommands().empty()) {
+      std::string commands;
+      for (const CLI::App *c : std::as_const(app).get_subcommands({})) commands += (commands.empty() ? "" : ", ") + c->get_name();
+      std::string first = argc > 1 ? argv[1] : "";
+      what = argc <= 1             ? "a command is required: " + commands
+             : first.empty()       ? "a command is required, not '': " + commands
+             : first.front() == '-' ? fmt::format("unknown option '{}'; a command is required: {}", first, commands)
+                                    : fmt::format("unknown command '{}'; the commands are {}", first, commands);
+    }
+    std::cerr << "gradc: error: " << what << " (see gradc --help)\n";
     return 2;
   }
 

@@ -476,7 +476,9 @@ def bad_flags():
         (["predict", MODEL, "--weights", data, "--data", data, "--out", ""], "--out: takes a file name, not ''"),
         (["compile", MODEL, "-o", ""], "-o: takes a file name, not ''"),
         (["eval", MODEL, "--weights", data, "--data", ""], "--data: takes a file name, not ''"),
-        ([], "A subcommand is required"),
+        ([], "a command is required: check, inspect, train,"),
+        (["trian", MODEL], "unknown command 'trian'; the commands are check, inspect, train,"),
+        (["--bogus"], "unknown option '--bogus'; a command is required: check,"),
     ]
     for t in ("1025", "100000", "2147483648", "-1", "1.5"):
         for cmd in (["train", MODEL, "--data", data], ["bench", MODEL], ["compile", MODEL, "-o", "m.o"]):
