@@ -14,6 +14,7 @@ metrics CSV; eval and predict output; --out to a FIFO writes into it; training w
 import json
 import os
 import random
+import re
 import select
 import shutil
 import signal
@@ -501,6 +502,23 @@ def bad_flags():
     check(rc == 0 and "--drop-last" in out, "train --help: rc %d" % rc)
 
 
+def documented_flags():
+    """docs/language.md's command table has a row per command of `gradc --help`, and each row
+    names exactly the flags that `gradc COMMAND --help` lists."""
+    with open(os.path.join(os.path.dirname(os.path.dirname(HERE)), "docs", "language.md")) as f:
+        rows = dict(re.findall(r"^\| `gradc (\w+) ([^`]*)` \|", f.read(), re.M))
+    rc, out, err = run("--help")
+    commands = re.findall(r"^  (\w+) ", out.split("Subcommands:")[1], re.M)
+    check(rc == 0 and commands == list(rows), "commands: --help %r, docs %r" % (commands, list(rows)))
+    for cmd in commands:
+        rc, out, err = run(cmd, "--help")
+        listed = set(re.findall(r"^  (-[\w-]+)", out, re.M)) - {"-h"}
+        documented = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", rows.get(cmd, "")))
+        check(rc == 0 and listed == documented,
+              "gradc %s: flags not in docs/language.md %s, documented but not accepted %s"
+              % (cmd, sorted(listed - documented), sorted(documented - listed)))
+
+
 def device_inputs():
     """A device read as the model, the data or the weights (/dev/zero) gives one error line
     instead of being read forever."""
@@ -612,6 +630,7 @@ def main():
         csv_first_line(tmp)
         predict_output_rows(tmp)
         bad_flags()
+        documented_flags()
         device_inputs()
         huge_data(tmp)
         with tempfile.TemporaryDirectory() as sub:
