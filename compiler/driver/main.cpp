@@ -92,7 +92,7 @@ void addMaxMemory(CLI::App *c, Options &o) {
           "BYTES"));
 }
 void addDtype(CLI::App *c, Options &o) {
-  c->add_option("--dtype", o.dtype, "Float type of the compiled code: f32 or f64")
+  c->add_option("--dtype", o.dtype, "Float type of the compiled code: f32 (default) or f64")
       ->check(CLI::IsMember({"f32", "f64"}));
 }
 
@@ -160,7 +160,7 @@ int main(int argc, char **argv) {
   train->add_option("--steps", o.steps, "Stop after N steps (default 1000 without data)")->check(wholeNumber(0));
   train->add_option("--batch-size", o.batchSize, "Mini-batch size (default 32)")->check(wholeNumber(1));
   train->add_option("--lr", o.lr, "Learning rate (replaces the model's)")->check(kLearningRate);
-  train->add_option("--optimizer", o.optimizer, "sgd, adam, adamw, rmsprop or adagrad")
+  train->add_option("--optimizer", o.optimizer, "sgd, adam, adamw, rmsprop or adagrad (default: the model's)")
       ->check(CLI::IsMember(optimizerNames()));
   train->add_option("--seed", o.seed, "Seed for initialisers and shuffling (default 0)")->check(kSeed);
   train->add_flag("--no-shuffle", o.noShuffle, "Keep the data order");
@@ -220,7 +220,7 @@ int main(int argc, char **argv) {
   addModel(compile, o);
   compile->add_option("-o", o.out, "Output file")->required()->check(kPath);
   compile->add_option("--header", o.header, "Write a C header")->check(kPath);
-  compile->add_option("--emit", o.emit, "obj, asm, llvm or shared")
+  compile->add_option("--emit", o.emit, "obj (default), asm, llvm or shared")
       ->check(CLI::IsMember({"obj", "asm", "llvm", "shared"}));
   compile->add_option("--target", o.target, "Target triple (default: the host)");
   compile->add_option("--cpu", o.cpu, "Target CPU (default: the host's)");

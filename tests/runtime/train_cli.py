@@ -517,6 +517,12 @@ def documented_flags():
         check(rc == 0 and listed == documented,
               "gradc %s: flags not in docs/language.md %s, documented but not accepted %s"
               % (cmd, sorted(listed - documented), sorted(documented - listed)))
+    # A flag with a choice of values names its default in the help.
+    for cmd, flag in (("train", "--optimizer"), ("train", "--dtype"), ("compile", "--emit"),
+                      ("compile", "--dtype"), ("inspect", "--stage"), ("inspect", "--format")):
+        rc, out, err = run(cmd, "--help")
+        text = re.search(r"^  %s .*\n(?:   .*\n)*" % flag, out, re.M)
+        check(text is not None and "default" in text.group(0), "gradc %s --help: %s names no default" % (cmd, flag))
 
 
 def device_inputs():
