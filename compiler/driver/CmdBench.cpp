@@ -24,6 +24,11 @@ int runBench(Options &o, SourceManager &sm) {
   // A model that fixes its batch size (an input `[4, 2]`) is timed at that size.
   int64_t fixed = fixedRows(m);
   int64_t batch = m.inputs.empty() ? 1 : fixed >= 0 ? fixed : o.batchSize;
+  if (o.batchSizeGiven && m.inputs.empty())
+    warnNoInputs(o.model, "--batch-size is");
+  else if (o.batchSizeGiven && batch != o.batchSize)
+    std::cerr << fmt::format("{}: warning: the model's inputs take batches of exactly {} rows; --batch-size {} "
+                             "is not used\n", o.model, batch, o.batchSize);
   double compileMs = 0;
   rt::Kernel k = compileProgram(buildProgram(m, Program::Step), o, &compileMs, o.checkNumerics);
   checkMemory(k, batch, o);

@@ -625,6 +625,18 @@ def bench():
           and j["us_per_step"] > 0 and j["gflops"] > 0, "bench --json: %r" % out)
     rc, out, err = run("bench", MODEL)
     check(rc == 0 and "us (median)" in out and "GFLOP/s" in out, "bench: %r" % out)
+    # A --batch-size that bench cannot use is not ignored silently.
+    rc, out, err = run("bench", ROSENBROCK, "--batch-size", "8", "--json")
+    check(rc == 0 and err == "%s: warning: the model has no inputs; --batch-size is not used\n" % ROSENBROCK,
+          "bench --batch-size without inputs: rc %d, err %r" % (rc, err))
+    with tempfile.TemporaryDirectory() as tmp:
+        fixed = clitest.write(os.path.join(tmp, "fixed.grad"),
+                              "input x: [4, 2]\nparam w: [2, 1] = ones\nminimize mean(x @ w)\n")
+        rc, out, err = run("bench", fixed, "--batch-size", "8", "--json")
+        check(rc == 0 and err == "%s: warning: the model's inputs take batches of exactly 4 rows; "
+              "--batch-size 8 is not used\n" % fixed, "bench --batch-size of a fixed batch: rc %d, err %r" % (rc, err))
+        rc, out, err = run("bench", fixed, "--batch-size", "4", "--json")
+        check(rc == 0 and err == "", "bench --batch-size 4 of a fixed batch: rc %d, err %r" % (rc, err))
 
 
 def main():
