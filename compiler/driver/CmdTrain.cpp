@@ -14,6 +14,9 @@
 #include <cmath>
 #include <iostream>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 #include <unistd.h>
 
 #include "driver/GradSupport.h"
@@ -175,8 +178,14 @@ int runTrain(Options &o, SourceManager &sm) {
       Status status("reading " + o.val);
       val = readData(m, o.val, f64);
     }
-  } else if (!o.data.empty() || !o.val.empty()) {
-    warnNoInputs(o.model, "--data and --val are");
+  } else {
+    std::vector<std::string> unused;
+    for (auto [given, flag] : {std::pair{!o.data.empty(), "--data"}, {!o.val.empty(), "--val"},
+                               {o.batchSizeGiven, "--batch-size"}, {o.noShuffle, "--no-shuffle"},
+                               {o.dropLast, "--drop-last"}})
+      if (given) unused.push_back(flag);
+    if (!unused.empty())
+      warnNoInputs(o.model, fmt::format("{} {}", fmt::join(unused, ", "), unused.size() == 1 ? "is" : "are").c_str());
   }
   if (!hasData && o.epochs)
     std::cerr << fmt::format("{}: warning: the model has no inputs, so no epochs; --steps N sets the "

@@ -21,7 +21,7 @@ struct Options {
   // training
   std::optional<int64_t> epochs, steps;
   int64_t batchSize = 32;
-  bool batchSizeGiven = false;  // --batch-size on the command line (bench warns when it is not used)
+  bool batchSizeGiven = false;  // --batch-size on the command line (warned about when not used)
   std::optional<double> lr;
   std::string optimizer;
   uint64_t seed = 0;

@@ -249,7 +249,7 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  o.batchSizeGiven = bench->count("--batch-size") > 0;
+  o.batchSizeGiven = bench->count("--batch-size") > 0 || train->count("--batch-size") > 0;
   // The loop plan, LLVM IR and assembly are text only.
   if (inspect->parsed() && o.format == "dot" && (o.stage == "loops" || o.stage == "llvm" || o.stage == "asm")) {
     std::cerr << "gradc: error: --format dot is not available for --stage " << o.stage << " (see gradc --help)\n";

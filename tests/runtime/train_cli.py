@@ -580,6 +580,11 @@ def no_inputs(tmp):
                  ["gradcheck", ROSENBROCK, "--data", data]):
         rc, out, err = run(*args)
         check(rc == 0 and err == warning, "%s --data on a model without inputs: rc %d, err %r" % (args[0], rc, err))
+    # train's batching flags have nothing to batch either.
+    rc, out, err = run("train", ROSENBROCK, "--steps", "2", "--data", data, "--batch-size", "8", "--no-shuffle",
+                       "--drop-last")
+    check(rc == 0 and err == ROSENBROCK + ": warning: the model has no inputs; --data, --batch-size, --no-shuffle, "
+          "--drop-last are not used\n", "train's batching flags on a model without inputs: %r" % err)
     rc, out, err = run("train", ROSENBROCK, "--epochs", "3", "--steps", "2")
     check(rc == 0 and out.count("\n") == 2 and err == ROSENBROCK + ": warning: the model has no inputs, so no "
           "epochs; --steps N sets the length of training (default 1000)\n", "--epochs without inputs: %r %r" % (out, err))
