@@ -182,9 +182,9 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     return 1;
   }
   if (rank == 0 && runner.steps > 0)
-    std::cerr << fmt::format("distributed: {} ranks, {:.3f} ms per step, of which {:.3f} ms "
+    std::cerr << fmt::format("distributed: {} rank{}, {:.3f} ms per step, of which {:.3f} ms "
                              "({:.1f}%) in the gradient exchange\n",
-                             mpi.size(), 1e3 * runner.stepSeconds / static_cast<double>(runner.steps),
+                             mpi.size(), mpi.size() == 1 ? "" : "s", 1e3 * runner.stepSeconds / static_cast<double>(runner.steps),
                              1e3 * runner.reduceSeconds / static_cast<double>(runner.steps),
                              100 * runner.reduceSeconds / std::max(1e-12, runner.stepSeconds));
   return r.status;

@@ -101,6 +101,13 @@ def main():
                 ok = len(lines) == expected
                 failures += not ok
                 print(f"{'ok  ' if ok else 'FAIL'} {name} np {ranks}: {len(lines)} epoch lines (expected {expected})")
+                ok = p.stderr.count(f"distributed: {ranks} ranks, ") == 1
+                failures += not ok
+                print(f"{'ok  ' if ok else 'FAIL'} {name} np {ranks}: rank 0's summary line")
+        p = run(mpirun + ["-np", "1", gradc, "train", MODEL, "--data", DATA, "--steps", "2"])
+        ok = p.stderr.startswith("distributed: 1 rank, ")
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} np 1: the summary line says 1 rank: {p.stderr!r}")
         failures += start_checks(gradc, mpirun)
     print("failures:", failures)
     sys.exit(1 if failures else 0)
