@@ -136,6 +136,9 @@ int main(int argc, char **argv) {
                "forward+backward+update step is JIT-compiled with LLVM.",
                "gradc"};
   app.require_subcommand(1);
+  // A flag given twice takes its last value, as argparse does (a script appends an override:
+  // `$FLAGS --lr 0.1`); every command inherits this.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.set_version_flag("--version", "gradc 0.1.0");
 
   auto *check = app.add_subcommand("check", "Parse, resolve names and check shapes; exit 0 when the model is valid");

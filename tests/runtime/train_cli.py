@@ -500,6 +500,12 @@ def bad_flags():
     check(rc == 0 and "passed" in out, "gradcheck --threads 1: rc %d, err %r" % (rc, err))
     rc, out, err = run("train", "--help")
     check(rc == 0 and "--drop-last" in out, "train --help: rc %d" % rc)
+    # A flag given twice takes its last value, as argparse does.
+    rc, out, err = run("train", MODEL, "--data", data, "--epochs", "3", "--epochs", "2", "--threads", "1")
+    check(rc == 0 and err == "" and [l.split()[1] for l in out.splitlines()] == ["1/2", "2/2"],
+          "--epochs 3 --epochs 2: rc %d, out %r, err %r" % (rc, out, err))
+    rc, out, err = run("inspect", MODEL, "--stage", "ir", "--stage", "opt")
+    check(rc == 0 and out.startswith("func @classify_grad("), "--stage ir --stage opt: rc %d, err %r" % (rc, err))
 
 
 def documented_flags():
