@@ -86,6 +86,9 @@ namespace {
 
 using Index = std::vector<Value *>;
 
+// The most step calls in one function (the entry, or each of the functions it calls).
+constexpr size_t kEntryChunkSteps = 128;
+
 // The same body and signature, up to the names of values (what MergeFunctions compares).
 bool sameFunction(const llvm::Function &a, const llvm::Function &b) {
   llvm::GlobalNumberState numbers;
@@ -1052,15 +1055,58 @@ private:
     beginFunction(fn, fn->getArg(1));
     Value *total = nullptr;
     std::vector<Value *> offs = regionOffsets(total);
+    if (check_)
+      b_.CreateStore(fconst(0), b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), i64(kNumericsFlagOffset)));
+    size_t count = mp_.steps.size();
+    if (count <= kEntryChunkSteps) {
+      emitCalls(0, count, params, stepFns, fn, [&](size_t r) { return offs[r]; });
+      b_.CreateRetVoid();
+      return;
+    }
+    // A long step (a deep model: thousands of steps) calls its steps from functions of
+    // kEntryChunkSteps calls each, which read the regions' offsets from a table: LLVM's
+    // register allocation and instruction scheduling grew faster than linearly in one
+    // function with every offset live across every call (1,000 layers: 23 s of 28).
+    Value *table = b_.CreateAlloca(b_.getInt64Ty(), i64(static_cast<int64_t>(offs.size())), "offsets");
+    for (size_t r = 0; r < offs.size(); ++r)
+      b_.CreateStore(offs[r], b_.CreateInBoundsGEP(b_.getInt64Ty(), table, i64(static_cast<int64_t>(r))));
+    llvm::BasicBlock *entryEnd = b_.GetInsertBlock();
+    std::vector<llvm::Function *> chunks;
+    auto *cty = llvm::FunctionType::get(b_.getVoidTy(), {ptrTy(), ptrTy(), ptrTy(), ptrTy()}, false);
+    for (size_t first = 0; first < count; first += kEntryChunkSteps) {
+      auto *cfn = llvm::Function::Create(cty, llvm::GlobalValue::InternalLinkage,
+                                         fmt::format("{}_steps_{}", name, first), mod_);
+      setTargetAttributes(*cfn, t_);
+      cfn->addFnAttr(llvm::Attribute::NoInline);
+      for (unsigned i = 0; i < 4; ++i) cfn->addParamAttr(i, llvm::Attribute::NoCapture);
+      for (unsigned i : {0u, 1u, 3u}) cfn->addParamAttr(i, llvm::Attribute::ReadOnly);
+      cfn->addParamAttr(3, llvm::Attribute::NoAlias);
+      beginFunction(cfn, cfn->getArg(1));
+      emitCalls(first, std::min(count, first + kEntryChunkSteps), params, stepFns, cfn, [&](size_t r) -> Value * {
+        return b_.CreateLoad(b_.getInt64Ty(),
+                             b_.CreateInBoundsGEP(b_.getInt64Ty(), cfn->getArg(3), i64(static_cast<int64_t>(r))));
+      });
+      b_.CreateRetVoid();
+      chunks.push_back(cfn);
+    }
+    b_.SetInsertPoint(entryEnd);
+    for (llvm::Function *cfn : chunks) b_.CreateCall(cfn, {fn->getArg(0), fn->getArg(1), fn->getArg(2), table});
+    b_.CreateRetVoid();
+  }
+
+  // The calls of steps [first, last) in `fn`, which takes (args, dims, work, ...); the
+  // offset of region r in work is offset(r).
+  void emitCalls(size_t first, size_t last, const std::vector<std::vector<Buffer>> &params,
+                 const std::vector<llvm::Function *> &stepFns, llvm::Function *fn,
+                 const std::function<Value *(size_t)> &offset) {
     auto pointer = [&](Buffer b) -> Value * {
       if (b.kind == Buffer::Region)
-        return b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), offs.at(static_cast<size_t>(b.index)));
+        return b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), offset(static_cast<size_t>(b.index)));
       Value *slot = b_.CreateInBoundsGEP(ptrTy(), fn->getArg(0), i64(b.index));
       return b_.CreateLoad(ptrTy(), slot);
     };
     Value *flag = b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), i64(kNumericsFlagOffset));
-    if (check_) b_.CreateStore(fconst(0), flag);
-    for (size_t i = 0; i < mp_.steps.size(); ++i) {
+    for (size_t i = first; i < last; ++i) {
       std::vector<Value *> args;
       for (const Buffer &b : params[i]) args.push_back(pointer(b));
       if (check_) args.push_back(flag);
@@ -1068,7 +1114,6 @@ private:
       if (splitOverThreads(mp_.steps[i])) emitParallelCall(mp_.steps[i], i, stepFns[i], args);
       else b_.CreateCall(stepFns[i], args);
     }
-    b_.CreateRetVoid();
   }
 
   // A large matmul step runs as `gradc_parallel_run(task, ctx, threads)` (runtime/Parallel.h),

@@ -673,19 +673,21 @@ TEST_CASE("codegen: a step split over threads gives the one-thread result bit fo
 }
 
 TEST_CASE("codegen: layers of the same shapes share one lowered function, and only those") {
-  // Twelve hidden layers of width 24: the same computation in layers 1-4 (relu), 5-8 (tanh,
-  // with a residual), then leaky_relu with slope 0.1 and 0.2, which differ in a constant only.
+  // Thirty hidden layers of width 24: the same computation in layers 1-16 (relu), 17-24
+  // (tanh, with a residual), then leaky_relu with slope 0.1 and 0.2, which differ in a
+  // constant only. Over 128 steps: the entry calls them through functions of 128 calls each.
+  const int layers = 30;
   std::string text = "dim B\ninput x: [B, 24]\ninput y: int[B]\n";
-  for (int i = 1; i <= 12; ++i) text += fmt::format("param W{0}: [24, 24] = he\nparam b{0}: [24] = zeros\n", i);
+  for (int i = 1; i <= layers; ++i) text += fmt::format("param W{0}: [24, 24] = he\nparam b{0}: [24] = zeros\n", i);
   text += "h0 = x\n";
-  for (int i = 1; i <= 12; ++i) {
+  for (int i = 1; i <= layers; ++i) {
     std::string pre = fmt::format("h{} @ W{} + b{}", i - 1, i, i);
-    std::string act = i <= 4   ? fmt::format("relu({})", pre)
-                      : i <= 8 ? fmt::format("tanh({}) + h{}", pre, i - 1)
-                      : fmt::format("leaky_relu({}, {})", pre, i <= 10 ? "0.1" : "0.2");
+    std::string act = i <= 16   ? fmt::format("relu({})", pre)
+                      : i <= 24 ? fmt::format("tanh({}) + h{}", pre, i - 1)
+                      : fmt::format("leaky_relu({}, {})", pre, i <= 27 ? "0.1" : "0.2");
     text += fmt::format("h{} = {}\n", i, act);
   }
-  text += "minimize cross_entropy(h12, y) with sgd(lr = 0.1, momentum = 0.9)\n";
+  text += fmt::format("minimize cross_entropy(h{}, y) with sgd(lr = 0.1, momentum = 0.9)\n", layers);
   std::filesystem::path path = std::filesystem::temp_directory_path() / fmt::format("gradc_deep_{}.grad", getpid());
   std::ofstream(path) << text;
   SourceManager sm;
@@ -702,22 +704,27 @@ TEST_CASE("codegen: layers of the same shapes share one lowered function, and on
     codegen::TargetDesc t = codegen::resolveTarget(o);
     llvm::LLVMContext ctx;
     auto mod = codegen::lowerToLLVM(step, o, t, ctx, codegen::createTargetMachine(t)->createDataLayout());
-    int defined = 0, calls = 0;
+    // The step functions (gradc_INDEX_...), and the calls to them.
+    auto isStep = [](const llvm::Function &fn) {
+      return !fn.isDeclaration() && fn.hasInternalLinkage() && fn.getName().starts_with("gradc_") &&
+             !fn.getName().starts_with("gradc_matmul") && !fn.getName().contains("_steps_");
+    };
+    int defined = 0, calls = 0, chunks = 0;
     for (llvm::Function &fn : *mod) {
-      if (fn.isDeclaration() || !fn.getName().starts_with("gradc_") || fn.getName().starts_with("gradc_matmul")) continue;
-      if (fn.hasExternalLinkage()) {
-        for (llvm::BasicBlock &bb : fn)
-          for (llvm::Instruction &inst : bb)
-            if (llvm::isa<llvm::CallInst>(inst)) ++calls;
-        continue;
-      }
-      ++defined;
+      if (isStep(fn)) ++defined;
+      if (fn.getName().contains("_steps_")) ++chunks;
+      for (llvm::BasicBlock &bb : fn)
+        for (llvm::Instruction &inst : bb)
+          if (auto *call = llvm::dyn_cast<llvm::CallInst>(&inst))
+            if (call->getCalledFunction() && isStep(*call->getCalledFunction())) ++calls;
     }
     CAPTURE(defined);
     CAPTURE(calls);
-    // Layers 2-4, 6-8, 10 and 12 reuse the functions of 1, 5, 9 and 11 (forward, input
-    // gradient, weight update): at least 3 x 8 = 24 fewer than one function per call.
-    CHECK(calls - defined >= 24);
+    // Layers 2-16, 18-24, 26-27 and 29-30 reuse the functions of 1, 17, 25 and 28 (forward,
+    // input gradient, weight update): at least 3 x 26 = 78 fewer than one function per call.
+    CHECK(calls - defined >= 78);
+    CHECK(calls > 128);
+    CHECK(chunks == (calls + 127) / 128);
   }
   // And what is shared computes what the interpreter computes, slope by slope.
   checkAgainstInterpreter(step, false, {-1, 1, 24}, {1, 7, 32});
