@@ -31,6 +31,9 @@ struct CodegenOptions {
   bool checkNumerics = false;
   /// Allow glibc's vector math library where the target has it (TargetDesc::vectorMath).
   bool vectorMath = true;
+  /// For tests: a step that reuses an earlier step's function (the same key, LowerToLLVM.cpp)
+  /// is lowered too and compared with it; a difference is an internal error.
+  bool verifyStepReuse = false;
 };
 
 /// The flag's byte offset in `work` in check mode: the first 64 bytes, before the regions.

@@ -34,6 +34,7 @@
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Support/raw_ostream.h>
+#include <llvm/Transforms/Utils/FunctionComparator.h>
 
 #include "codegen/Fusion.h"
 #include "codegen/MemoryPlan.h"
@@ -85,6 +86,15 @@ namespace {
 
 using Index = std::vector<Value *>;
 
+// The most step calls in one function (the entry, or each of the functions it calls).
+constexpr size_t kEntryChunkSteps = 128;
+
+// The same body and signature, up to the names of values (what MergeFunctions compares).
+bool sameFunction(const llvm::Function &a, const llvm::Function &b) {
+  llvm::GlobalNumberState numbers;
+  return llvm::FunctionComparator(&a, &b, &numbers).compare() == 0;
+}
+
 class Lowering {
 public:
   Lowering(const Function &f, const CodegenOptions &o, const TargetDesc &t, llvm::LLVMContext &ctx,
@@ -127,6 +137,8 @@ private:
   std::map<ValueId, Value *> inLoop_;  // a loop group's unstored kernels at the current index
   std::vector<bool> checkAtReads_;  // per node: a stored matmul checked where it is read
   std::vector<bool> skip_;          // per node: not checked, its operands' checks cover it
+  std::map<llvm::Function *, llvm::Function *> tasks_;  // per step function split over threads:
+                                                        // its task for the thread pool
 
   // An op that gives a finite value for finite operands (relu, neg, tanh, maximum, where...)
   // needs no check of its own when every operand is guarded: a NaN or Inf in it implies one
@@ -821,16 +833,10 @@ private:
 
   bool splitOverThreads(const Step &s) const { return threads_ > 1 && matmulOf(s) != kNoValue; }
 
-  // One internal function per step; its buffers are noalias pointers. A step that may be
-  // split over threads also takes (i64 part, i64 parts) after `dims`. The steps stay out of
-  // line (noinline): inlined into the entry, they made one function whose optimisation and
-  // code generation grew faster than its size (loop strength reduction above all), while a
-  // call per step costs nothing next to its loops. JIT compile time of the bench configs,
-  // median of 3 alternating runs: tiny 311 -> 209 ms, small 596 -> 383, medium 602 -> 444,
-  // large 853 -> 536; a 20-layer MLP of width 64, 5.0 s -> 3.1 s. Step times unchanged
-  // (within the noise, small and medium 4% faster).
-  llvm::Function *emitStep(const Step &s, size_t index, std::vector<Buffer> &params) {
-    params.clear();
+  // The buffers a step function takes, in order: where it stores, then what it reads, then
+  // its scratch, each once.
+  static std::vector<Buffer> stepParams(const Step &s) {
+    std::vector<Buffer> params;
     auto addParam = [&](Buffer b) {
       for (const Buffer &p : params)
         if (p == b) return;
@@ -841,6 +847,80 @@ private:
       if (b.index >= 0) addParam(b);
     for (const Buffer &b : s.reads) addParam(b);
     if (s.scratch.index >= 0) addParam(s.scratch);
+    return params;
+  }
+
+  // Everything the lowering of step s reads, with its buffers named by their place among
+  // the step's parameters and its values numbered in the order they are met (names and
+  // source places left out): steps with the same key lower to the same function, up to the
+  // names of its values. The walk goes where the lowering goes: from the step's own values
+  // through the values it computes in its loop (inlined ones, a fused matmul) and through
+  // transposes (a matmul operand looks through one), and stops at each value it loads from a
+  // buffer, recording which parameter that buffer is and the value's type and shape.
+  std::string stepKey(const Step &s, const std::vector<Buffer> &params) const {
+    std::string key;
+    auto param = [&](Buffer b) -> int64_t {
+      if (b.index < 0) return -1;
+      for (size_t i = 0; i < params.size(); ++i)
+        if (params[i] == b) return static_cast<int64_t>(i);
+      return -2;
+    };
+    auto shape = [&](const Shape &sh) {
+      key += '[';
+      for (const Dim &d : sh) key += fmt::format("{}*{:x},", d.factor, d.syms);
+      key += ']';
+    };
+    std::map<ValueId, size_t> seen;
+    auto own = [&](ValueId v) {
+      return v == s.value || v == s.matmul || std::find(s.also.begin(), s.also.end(), v) != s.also.end();
+    };
+    auto visit = [&](auto &self, ValueId v) -> size_t {
+      if (auto it = seen.find(v); it != seen.end()) return it->second;
+      size_t id = seen.size();
+      seen[v] = id;
+      const Node &n = node(v);
+      ValueId root = fp_.root[static_cast<size_t>(v)];
+      key += fmt::format("\n{}:{} {} {:a} {:x} {:d} {:d} {:d} {} {}*{:x} role {} root {:d} home {}", id,
+                         static_cast<int>(n.op), static_cast<int>(n.dtype), n.value, n.axes, n.keepdims,
+                         n.transA, n.transB, n.classes, n.dim.factor, n.dim.syms, static_cast<int>(role(v)),
+                         root == v, mp_.hasHome(root) ? param(mp_.homeOf(root)) : -3);
+      shape(n.shape);
+      if (check_)
+        key += fmt::format(" check {:d}{:d}", static_cast<bool>(skip_[static_cast<size_t>(v)]),
+                           static_cast<bool>(checkAtReads_[static_cast<size_t>(v)]));
+      if (role(v) == Role::Inline || role(v) == Role::Fused || own(v) || n.op == Op::Transpose) {
+        std::vector<size_t> ops;
+        for (ValueId u : n.operands) ops.push_back(self(self, u));
+        key += fmt::format(" ({})", fmt::join(ops, " "));
+      }
+      return id;
+    };
+    key += fmt::format("kind {} threads {:d} params {} src {} dest {} scratch {}", static_cast<int>(s.kind),
+                       splitOverThreads(s), params.size(), param(s.src), param(s.dest), param(s.scratch));
+    key += fmt::format(" value {}", visit(visit, s.value));
+    for (size_t k = 0; k < s.also.size(); ++k)
+      key += fmt::format(" also {} dest {}", visit(visit, s.also[k]), param(s.alsoDest[k]));
+    if (s.matmul != kNoValue) {
+      key += fmt::format(" matmul {}", visit(visit, s.matmul));
+      // The values a fused epilogue's tiles fetch ahead, in order.
+      std::vector<ValueId> outs = s.also;
+      outs.push_back(s.value);
+      for (ValueId o : outs)
+        for (ValueId r : kernelReads(f_, fp_, o))
+          key += fmt::format(" reads {}", visit(visit, r));
+    }
+    return key;
+  }
+
+  // One internal function per step; its buffers are noalias pointers. A step that may be
+  // split over threads also takes (i64 part, i64 parts) after `dims`. The steps stay out of
+  // line (noinline): inlined into the entry, they made one function whose optimisation and
+  // code generation grew faster than its size (loop strength reduction above all), while a
+  // call per step costs nothing next to its loops. JIT compile time of the bench configs,
+  // median of 3 alternating runs: tiny 311 -> 209 ms, small 596 -> 383, medium 602 -> 444,
+  // large 853 -> 536; a 20-layer MLP of width 64, 5.0 s -> 3.1 s. Step times unchanged
+  // (within the noise, small and medium 4% faster).
+  llvm::Function *emitStep(const Step &s, size_t index, const std::vector<Buffer> &params) {
     // The buffers, the flag (check mode), dims, and (part, parts) for a step split over threads.
     unsigned flagArg = static_cast<unsigned>(params.size());
     unsigned dimsArg = flagArg + (check_ ? 1 : 0);
@@ -947,41 +1027,104 @@ private:
     fn->getArg(1)->setName("dims");
     fn->getArg(2)->setName("work");
 
-    std::vector<std::vector<Buffer>> stepParams(mp_.steps.size());
+    // A step whose key an earlier step has calls that step's function: the hidden layers of
+    // a deep MLP (forward, input gradient, weight update) are lowered once each.
+    std::vector<std::vector<Buffer>> params(mp_.steps.size());
     std::vector<llvm::Function *> stepFns;
-    for (size_t i = 0; i < mp_.steps.size(); ++i) stepFns.push_back(emitStep(mp_.steps[i], i, stepParams[i]));
+    std::map<std::string, llvm::Function *> byKey;
+    for (size_t i = 0; i < mp_.steps.size(); ++i) {
+      params[i] = stepParams(mp_.steps[i]);
+      std::string key = stepKey(mp_.steps[i], params[i]);
+      auto it = byKey.find(key);
+      if (it == byKey.end()) {
+        llvm::Function *fn = emitStep(mp_.steps[i], i, params[i]);
+        byKey.emplace(std::move(key), fn);
+        stepFns.push_back(fn);
+        continue;
+      }
+      stepFns.push_back(it->second);
+      if (o_.verifyStepReuse) {
+        llvm::Function *fn = emitStep(mp_.steps[i], i, params[i]);
+        if (!sameFunction(*it->second, *fn))
+          internalError("codegen: step {} ({}) has the key of {} but lowers differently", i, fn->getName().str(),
+                        it->second->getName().str());
+        fn->eraseFromParent();
+      }
+    }
 
     beginFunction(fn, fn->getArg(1));
     Value *total = nullptr;
     std::vector<Value *> offs = regionOffsets(total);
+    if (check_)
+      b_.CreateStore(fconst(0), b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), i64(kNumericsFlagOffset)));
+    size_t count = mp_.steps.size();
+    if (count <= kEntryChunkSteps) {
+      emitCalls(0, count, params, stepFns, fn, [&](size_t r) { return offs[r]; });
+      b_.CreateRetVoid();
+      return;
+    }
+    // A long step (a deep model: thousands of steps) calls its steps from functions of
+    // kEntryChunkSteps calls each, which read the regions' offsets from a table: LLVM's
+    // register allocation and instruction scheduling grew faster than linearly in one
+    // function with every offset live across every call (1,000 layers: 23 s of 28).
+    Value *table = b_.CreateAlloca(b_.getInt64Ty(), i64(static_cast<int64_t>(offs.size())), "offsets");
+    for (size_t r = 0; r < offs.size(); ++r)
+      b_.CreateStore(offs[r], b_.CreateInBoundsGEP(b_.getInt64Ty(), table, i64(static_cast<int64_t>(r))));
+    llvm::BasicBlock *entryEnd = b_.GetInsertBlock();
+    std::vector<llvm::Function *> chunks;
+    auto *cty = llvm::FunctionType::get(b_.getVoidTy(), {ptrTy(), ptrTy(), ptrTy(), ptrTy()}, false);
+    for (size_t first = 0; first < count; first += kEntryChunkSteps) {
+      auto *cfn = llvm::Function::Create(cty, llvm::GlobalValue::InternalLinkage,
+                                         fmt::format("{}_steps_{}", name, first), mod_);
+      setTargetAttributes(*cfn, t_);
+      cfn->addFnAttr(llvm::Attribute::NoInline);
+      for (unsigned i = 0; i < 4; ++i) cfn->addParamAttr(i, llvm::Attribute::NoCapture);
+      for (unsigned i : {0u, 1u, 3u}) cfn->addParamAttr(i, llvm::Attribute::ReadOnly);
+      cfn->addParamAttr(3, llvm::Attribute::NoAlias);
+      beginFunction(cfn, cfn->getArg(1));
+      emitCalls(first, std::min(count, first + kEntryChunkSteps), params, stepFns, cfn, [&](size_t r) -> Value * {
+        return b_.CreateLoad(b_.getInt64Ty(),
+                             b_.CreateInBoundsGEP(b_.getInt64Ty(), cfn->getArg(3), i64(static_cast<int64_t>(r))));
+      });
+      b_.CreateRetVoid();
+      chunks.push_back(cfn);
+    }
+    b_.SetInsertPoint(entryEnd);
+    for (llvm::Function *cfn : chunks) b_.CreateCall(cfn, {fn->getArg(0), fn->getArg(1), fn->getArg(2), table});
+    b_.CreateRetVoid();
+  }
+
+  // The calls of steps [first, last) in `fn`, which takes (args, dims, work, ...); the
+  // offset of region r in work is offset(r).
+  void emitCalls(size_t first, size_t last, const std::vector<std::vector<Buffer>> &params,
+                 const std::vector<llvm::Function *> &stepFns, llvm::Function *fn,
+                 const std::function<Value *(size_t)> &offset) {
     auto pointer = [&](Buffer b) -> Value * {
       if (b.kind == Buffer::Region)
-        return b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), offs.at(static_cast<size_t>(b.index)));
+        return b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), offset(static_cast<size_t>(b.index)));
       Value *slot = b_.CreateInBoundsGEP(ptrTy(), fn->getArg(0), i64(b.index));
       return b_.CreateLoad(ptrTy(), slot);
     };
     Value *flag = b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), i64(kNumericsFlagOffset));
-    if (check_) b_.CreateStore(fconst(0), flag);
-    for (size_t i = 0; i < mp_.steps.size(); ++i) {
+    for (size_t i = first; i < last; ++i) {
       std::vector<Value *> args;
-      for (const Buffer &b : stepParams[i]) args.push_back(pointer(b));
+      for (const Buffer &b : params[i]) args.push_back(pointer(b));
       if (check_) args.push_back(flag);
       args.push_back(fn->getArg(1));
       if (splitOverThreads(mp_.steps[i])) emitParallelCall(mp_.steps[i], i, stepFns[i], args);
       else b_.CreateCall(stepFns[i], args);
     }
-    b_.CreateRetVoid();
   }
 
   // A large matmul step runs as `gradc_parallel_run(task, ctx, threads)` (runtime/Parallel.h),
   // ctx holding the step's arguments; a small one runs on this thread as part 0 of 1.
   void emitParallelCall(const Step &s, size_t index, llvm::Function *stepFn, const std::vector<Value *> &args) {
     llvm::Type *i64t = b_.getInt64Ty();
-    auto *taskTy = llvm::FunctionType::get(b_.getVoidTy(), {ptrTy(), i64t, i64t}, false);
-    auto *task = llvm::Function::Create(taskTy, llvm::GlobalValue::InternalLinkage,
-                                        stepFn->getName() + "_task", mod_);
-    setTargetAttributes(*task, t_);
-    {
+    llvm::Function *&task = tasks_[stepFn];
+    if (!task) {
+      auto *taskTy = llvm::FunctionType::get(b_.getVoidTy(), {ptrTy(), i64t, i64t}, false);
+      task = llvm::Function::Create(taskTy, llvm::GlobalValue::InternalLinkage, stepFn->getName() + "_task", mod_);
+      setTargetAttributes(*task, t_);
       llvm::IRBuilder<> tb(llvm::BasicBlock::Create(ctx_, "entry", task));
       std::vector<Value *> targs;
       for (size_t a = 0; a < args.size(); ++a)

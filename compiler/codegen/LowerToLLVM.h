@@ -2,7 +2,10 @@
 //
 // The entry function loads the slot pointers from `args`, computes each work region's
 // offset from `dims`, and calls one internal function per step of the memory plan (a fused
-// element-wise loop, a reduction, a row normalisation, a matrix product, a copy). Each step
+// element-wise loop, a reduction, a row normalisation, a matrix product, a copy); steps that
+// compute the same on the same shapes from buffers in the same places (the hidden layers of
+// a deep MLP) call one function, lowered once; a step of more than 128 of them calls them
+// from functions of 128 calls each. Each step
 // function takes the buffers it touches as `noalias` pointers, which is true (distinct slots
 // and live regions never overlap; an in-place update passes one pointer for both), so that
 // after inlining the vectoriser needs no run-time alias checks. Matrix products call

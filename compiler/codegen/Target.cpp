@@ -187,8 +187,10 @@ void optimizeModule(llvm::Module &mod, llvm::TargetMachine &tm, const TargetDesc
   pb.registerLoopAnalyses(lam);
   pb.crossRegisterProxies(lam, fam, cgam, mam);
   // Steps of the same computation on the same shapes (the hidden layers of a deep MLP) are
-  // the same function, as buffers are arguments: one copy is kept and optimised, the calls
-  // to the others go to it.
+  // the same function, as buffers are arguments. The lowering already emits one function
+  // for steps with the same key (LowerToLLVM.cpp); this catches what the key tells apart
+  // but that lowers the same all the same: one copy is kept and optimised, the calls to the
+  // others go to it.
   llvm::ModulePassManager merge;
   merge.addPass(llvm::MergeFunctionsPass());
   merge.run(mod, mam);

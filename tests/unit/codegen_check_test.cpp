@@ -85,6 +85,7 @@ bool sameBits(const Run &a, const Run &b) {
 rt::Kernel compile(const Function &f, bool check) {
   codegen::CodegenOptions o;
   o.checkNumerics = check;
+  o.verifyStepReuse = true;
   return codegen::jitCompile(f, o);
 }
 

@@ -8,17 +8,24 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <random>
+
+#include <unistd.h>
 
 #include "autodiff/ReverseMode.h"
 #include "autodiff/Step.h"
 #include "codegen/Codegen.h"
 #include "codegen/Fusion.h"
+#include "codegen/LowerToLLVM.h"
 #include "codegen/MemoryPlan.h"
+#include "codegen/Target.h"
+#include "frontend/Frontend.h"
 #include "interp/Interpreter.h"
 #include "ir/Builder.h"
+#include "passes/Simplify.h"
 
 using namespace gradc;
 using namespace gradc::ir;
@@ -106,6 +113,7 @@ void checkAgainstInterpreter(const Function &f, bool f64, Fill fill = {},
   verify(f);
   codegen::CodegenOptions o;
   o.f64 = f64;
+  o.verifyStepReuse = true;
   rt::Kernel jit = codegen::jitCompile(f, o);
   rt::Kernel ref = interp::interpreterKernel(f, f64);
   double rtol = f64 ? 1e-12 : 1e-5;
@@ -634,6 +642,7 @@ TEST_CASE("codegen: a step split over threads gives the one-thread result bit fo
   Model m = mlpModel(300, 768, 40, "adam");
   Function step = autodiff::buildStep(m, autodiff::differentiate(m.forward));
   codegen::CodegenOptions one, many;
+  one.verifyStepReuse = many.verifyStepReuse = true;
   many.threads = 2;
   CHECK(codegen::emitLLVM(step, one).find("gradc_parallel_run") == std::string::npos);
   CHECK(codegen::emitLLVM(step, many).find("gradc_parallel_run") != std::string::npos);
@@ -661,4 +670,62 @@ TEST_CASE("codegen: a step split over threads gives the one-thread result bit fo
       }
     }
   }
+}
+
+TEST_CASE("codegen: layers of the same shapes share one lowered function, and only those") {
+  // Thirty hidden layers of width 24: the same computation in layers 1-16 (relu), 17-24
+  // (tanh, with a residual), then leaky_relu with slope 0.1 and 0.2, which differ in a
+  // constant only. Over 128 steps: the entry calls them through functions of 128 calls each.
+  const int layers = 30;
+  std::string text = "dim B\ninput x: [B, 24]\ninput y: int[B]\n";
+  for (int i = 1; i <= layers; ++i) text += fmt::format("param W{0}: [24, 24] = he\nparam b{0}: [24] = zeros\n", i);
+  text += "h0 = x\n";
+  for (int i = 1; i <= layers; ++i) {
+    std::string pre = fmt::format("h{} @ W{} + b{}", i - 1, i, i);
+    std::string act = i <= 16   ? fmt::format("relu({})", pre)
+                      : i <= 24 ? fmt::format("tanh({}) + h{}", pre, i - 1)
+                      : fmt::format("leaky_relu({}, {})", pre, i <= 27 ? "0.1" : "0.2");
+    text += fmt::format("h{} = {}\n", i, act);
+  }
+  text += fmt::format("minimize cross_entropy(h{}, y) with sgd(lr = 0.1, momentum = 0.9)\n", layers);
+  std::filesystem::path path = std::filesystem::temp_directory_path() / fmt::format("gradc_deep_{}.grad", getpid());
+  std::ofstream(path) << text;
+  SourceManager sm;
+  Model m = loadModel(sm, path.string());
+  std::filesystem::remove(path);
+  Function step = passes::simplify(autodiff::buildStep(m, passes::simplify(autodiff::differentiate(m.forward))));
+
+  for (bool check : {false, true}) {
+    CAPTURE(check);
+    codegen::CodegenOptions o;
+    o.checkNumerics = check;
+    o.verifyStepReuse = true;  // each reuse is lowered again and compared
+    codegen::initTargets();
+    codegen::TargetDesc t = codegen::resolveTarget(o);
+    llvm::LLVMContext ctx;
+    auto mod = codegen::lowerToLLVM(step, o, t, ctx, codegen::createTargetMachine(t)->createDataLayout());
+    // The step functions (gradc_INDEX_...), and the calls to them.
+    auto isStep = [](const llvm::Function &fn) {
+      return !fn.isDeclaration() && fn.hasInternalLinkage() && fn.getName().starts_with("gradc_") &&
+             !fn.getName().starts_with("gradc_matmul") && !fn.getName().contains("_steps_");
+    };
+    int defined = 0, calls = 0, chunks = 0;
+    for (llvm::Function &fn : *mod) {
+      if (isStep(fn)) ++defined;
+      if (fn.getName().contains("_steps_")) ++chunks;
+      for (llvm::BasicBlock &bb : fn)
+        for (llvm::Instruction &inst : bb)
+          if (auto *call = llvm::dyn_cast<llvm::CallInst>(&inst))
+            if (call->getCalledFunction() && isStep(*call->getCalledFunction())) ++calls;
+    }
+    CAPTURE(defined);
+    CAPTURE(calls);
+    // Layers 2-16, 18-24, 26-27 and 29-30 reuse the functions of 1, 17, 25 and 28 (forward,
+    // input gradient, weight update): at least 3 x 26 = 78 fewer than one function per call.
+    CHECK(calls - defined >= 78);
+    CHECK(calls > 128);
+    CHECK(chunks == (calls + 127) / 128);
+  }
+  // And what is shared computes what the interpreter computes, slope by slope.
+  checkAgainstInterpreter(step, false, {-1, 1, 24}, {1, 7, 32});
 }
