@@ -125,7 +125,8 @@ void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o) {
     else other += bytes;
   }
   long double work = 0;
-  if (k.workBytes && other + state < 1e18L) {
+  bool workCounted = !k.workBytes || other + state < 1e18L;  // beyond, its size overflows
+  if (k.workBytes && workCounted) {
     std::vector<int64_t> dims(k.sig.dimNames.size(), 1);
     if (!dims.empty()) dims[0] = batch;
     work = static_cast<long double>(k.workBytes(dims.data()));
@@ -143,10 +144,10 @@ void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o) {
     what = fmt::format("the machine's memory ({})", byteText(limit));
   }
   if (need > limit)
-    fileError(o.model, "the compiled program needs {} ({:.0f} bytes: params and optimiser states {} "
+    fileError(o.model, "the compiled program needs {}{} ({:.0f} bytes: params and optimiser states {} "
               "twice, inputs and results {}, work {}) for batches of {} rows, more than {}",
-              byteText(need), static_cast<double>(need), byteText(state), byteText(other),
-              byteText(work), batch, what);
+              workCounted ? "" : "more than ", byteText(need), static_cast<double>(need), byteText(state),
+              byteText(other), workCounted ? byteText(work) : std::string("not counted"), batch, what);
 }
 
 void needData(const Model &m, const std::string &modelPath, const char *command) {

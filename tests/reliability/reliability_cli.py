@@ -181,6 +181,11 @@ def memory(tmp):
     check(rc == 1 and re.search(r"classify.grad: error: the compiled program needs [0-9.]+ (bytes|KiB) "
                                 r"\(\d+ bytes: .*\) for batches of 4 rows, more than --max-memory 100",
                                 err), "--max-memory 100: %r" % err)
+    # A batch so large that the inputs alone overflow any memory: the work is not counted (its
+    # size would overflow 64 bits), and the message says so rather than "work 0 bytes".
+    rc, _, err = run("bench", CLASSIFY, "--batch-size", "9223372036854775807")
+    check(rc == 1 and err.count("\n") == 1 and "needs more than " in err and "work not counted" in err
+          and "work 0 bytes" not in err, "bench with a batch of 2^63-1 rows: %r" % err)
     for flag in ("4K", "64M", "2G", "1048576"):
         rc, _, err = run("train", CLASSIFY, "--data", data, "--max-memory", flag)
         check(rc == 0, "--max-memory %s: %r" % (flag, err))
