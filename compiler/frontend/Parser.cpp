@@ -312,6 +312,8 @@ ExprPtr Parser::parseMultiplicative() {
   ExprPtr e = parseUnary();
   while (cur_.kind == Tok::Star || cur_.kind == Tok::Slash || cur_.kind == Tok::At) {
     Token opTok = take();
+    if (opTok.kind == Tok::Star && cur_.kind == Tok::Star && cur_.begin == opTok.end)
+      failAt(opTok, "`**` is not an operator; a power is written with ^ (x^2)");
     BinOp op = opTok.kind == Tok::Star ? BinOp::Mul : opTok.kind == Tok::Slash ? BinOp::Div : BinOp::MatMul;
     e = makeBinary(op, opTok, std::move(e), parseUnary());
   }
