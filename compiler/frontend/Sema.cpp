@@ -442,6 +442,11 @@ bool Sema::foldIn(const Expr &e, const Scope &sc, double &out) {
 
 double Sema::constant(const Expr &e, const std::string &what, const Scope &sc) {
   double v;
+  const Expr *r = &e;
+  const Scope *rs = &sc;
+  resolveArg(r, rs);
+  if (r->kind == Expr::Name && (r->name == "True" || r->name == "False") && !globals_.count(r->name))
+    userError(r->loc, "`{}` is not defined; the boolean literals are `true` and `false`", r->name);
   if (!foldIn(e, sc, v)) userError(e.loc, "{} must be a constant (numbers, true/false and arithmetic)", what);
   if (!std::isfinite(v)) userError(e.loc, "{} is not a finite number", what);
   return v;
@@ -546,6 +551,8 @@ ValueId Sema::evalName(const Expr &e, const Scope &sc) {
     userError(e.loc, "`{}` is used before its definition at {}", e.name, where(allNames_[e.name]));
   if (builtins().count(e.name) || allDefs_.count(e.name))
     userError(e.loc, "`{}` is a function; call it as {}(...)", e.name, e.name);
+  if (e.name == "True" || e.name == "False")
+    userError(e.loc, "`{}` is not defined; the boolean literals are `true` and `false`", e.name);
   userError(e.loc, "undefined name `{}`", e.name);
 }
 
