@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <utility>
 
 #include "frontend/Frontend.h"
 
@@ -372,7 +373,18 @@ ExprPtr Parser::parsePrimary() {
   }
   case Tok::LParen: {
     Token open = take();
+    std::string keyword = std::move(argKeyword_);
+    argKeyword_.clear();
     ExprPtr e = parseExpr();
+    if (cur_.kind == Tok::Comma) {
+      // A Python tuple: name the spelling torch users reach for.
+      if (keyword == "betas")
+        failAt(cur_, "adam's betas are two arguments: `betas = (b1, b2)` is written `beta1 = b1, beta2 = b2`");
+      if (keyword == "axis")
+        failAt(cur_, "a reduction takes one axis (or all, without `axis`): reduce one axis at a time, "
+                     "e.g. sum(sum(x, axis = 2), axis = 1)");
+      failAt(cur_, "expected ')', found ','; there are no tuples, (a, b) is not a value");
+    }
     Token close = expect(Tok::RParen, "')'");
     e->start = open.loc;
     e->begin = open.begin;
@@ -419,7 +431,9 @@ void Parser::parseCallArgs(Expr &call) {
         kw = take().text;
         take();
       }
+      std::string outer = std::exchange(argKeyword_, kw);
       call.args.push_back(parseExpr());
+      argKeyword_ = std::move(outer);
       call.argNames.push_back(std::move(kw));
       call.argNameLocs.push_back(kwLoc);
       h = std::max(h, call.args.back()->height);
