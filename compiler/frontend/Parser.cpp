@@ -343,6 +343,10 @@ ExprPtr Parser::parseUnary() {
 // power = primary ["^" unary]          (right-associative: the exponent may hold another ^)
 ExprPtr Parser::parsePower() {
   ExprPtr base = parsePrimary();
+  // Nothing in the grammar follows a primary with '[': it is NumPy's indexing.
+  if (cur_.kind == Tok::LBracket)
+    failAt(cur_, "there is no indexing (`z[...]`): compute with whole tensors (reductions, reshape, where, "
+                 "onehot)");
   if (cur_.kind != Tok::Caret) return base;
   Token opTok = take();
   ExprPtr exponent = parseUnary();
