@@ -312,9 +312,15 @@ void Sema::declareParam(const Stmt &s) {
     if (e.kind != Expr::Name && e.kind != Expr::Call)
       userError(e.loc, "expected an initialiser (zeros, ones, const(v), normal(mean, std), uniform(lo, hi), "
                        "glorot, he) or a constant");
-    if (!kInitNames.count(e.name))
+    if (!kInitNames.count(e.name)) {
+      // torch.nn.init's names for the two scaled initialisers.
+      auto startsWith = [&](const char *prefix) { return e.name.rfind(prefix, 0) == 0; };
+      std::string hint = startsWith("xavier") || startsWith("glorot") ? " (Xavier uniform is glorot)"
+                         : startsWith("kaiming") || startsWith("he_") ? " (Kaiming normal is he)"
+                                                                      : "";
       userError(e.loc, "unknown initialiser `{}`; expected zeros, ones, const(v), normal(mean, std), "
-                       "uniform(lo, hi), glorot or he", e.name);
+                       "uniform(lo, hi), glorot or he{}", e.name, hint);
+    }
     static const std::map<std::string, std::pair<InitKind, std::vector<std::string>>> inits = {
         {"zeros", {InitKind::Zeros, {}}},       {"ones", {InitKind::Ones, {}}},
         {"const", {InitKind::Const, {"v"}}},    {"normal", {InitKind::Normal, {"mean", "std"}}},
