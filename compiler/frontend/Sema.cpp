@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "ir/Builder.h"
@@ -167,7 +168,12 @@ private:
   // also keeps the expression the call gave it, in the caller's scope, so that a constant
   // passed to a def (an axis, a slope, a class count, a reshape dim) stays a constant inside.
   struct Scope;
-  using ArgExprs = std::map<std::string, std::pair<const Expr *, const Scope *>>;
+  struct ArgExpr {
+    const Expr *expr;
+    const Scope *scope;
+    std::optional<double> constant;  // the argument folded once, at the call
+  };
+  using ArgExprs = std::map<std::string, ArgExpr>;
   struct Scope {
     const std::map<std::string, ValueId> *locals = nullptr;  // null: global scope
     size_t visibleDefs = 0;                                  // defs_[0..visibleDefs) callable
@@ -415,25 +421,32 @@ void Sema::resolveArg(const Expr *&e, const Scope *&sc) {
   while (e->kind == Expr::Name && sc->argExprs) {
     auto it = sc->argExprs->find(e->name);
     if (it == sc->argExprs->end()) return;
-    e = it->second.first;
-    sc = it->second.second;
+    e = it->second.expr;
+    sc = it->second.scope;
   }
 }
 
-// fold() inside a def: an argument given a constant is that constant.
+// fold() inside a def: an argument given a constant is that constant. Each argument is
+// folded once, at its call (callDef), not again at each use: `def f1(x, s) = f0(x, s + s)`
+// nested 40 deep would otherwise walk 2^40 expressions.
 bool Sema::foldIn(const Expr &e, const Scope &sc, double &out) {
-  const Expr *r = &e;
-  const Scope *rs = &sc;
-  resolveArg(r, rs);
-  switch (r->kind) {
+  if (e.kind == Expr::Name && sc.argExprs) {
+    auto it = sc.argExprs->find(e.name);
+    if (it != sc.argExprs->end()) {
+      if (!it->second.constant) return false;
+      out = *it->second.constant;
+      return true;
+    }
+  }
+  switch (e.kind) {
   case Expr::Neg:
-    if (!foldIn(*r->args[0], *rs, out)) return false;
+    if (!foldIn(*e.args[0], sc, out)) return false;
     out = -out;
     return true;
   case Expr::Binary: {
     double a, b;
-    if (!foldIn(*r->args[0], *rs, a) || !foldIn(*r->args[1], *rs, b)) return false;
-    switch (r->op) {
+    if (!foldIn(*e.args[0], sc, a) || !foldIn(*e.args[1], sc, b)) return false;
+    switch (e.op) {
     case BinOp::Add: out = a + b; return true;
     case BinOp::Sub: out = a - b; return true;
     case BinOp::Mul: out = a * b; return true;
@@ -442,7 +455,7 @@ bool Sema::foldIn(const Expr &e, const Scope &sc, double &out) {
     default: return false;
     }
   }
-  default: return fold(*r, out);
+  default: return fold(e, out);
   }
 }
 
@@ -631,7 +644,8 @@ ValueId Sema::callDef(const Expr &e, size_t index, const Scope &sc) {
   ArgExprs argExprs;
   for (size_t i = 0; i < vals.size(); ++i) {
     locals[def.names[i]] = vals[i];
-    argExprs[def.names[i]] = {args[i], &sc};
+    double c;
+    argExprs[def.names[i]] = {args[i], &sc, foldIn(*args[i], sc, c) ? std::optional<double>(c) : std::nullopt};
   }
   Scope inner{&locals, index, &def, &argExprs};
   ++defDepth_;
