@@ -152,7 +152,11 @@ struct Means {
   }
 };
 
-std::string number(double v) { return fmt::format("{:.4g}", v); }
+// NaN is `nan` whatever its sign bit (x86's sqrt(-1) sets it), as Python prints it and as
+// `eval` writes it.
+std::string number(double v) { return std::isnan(v) ? "nan" : fmt::format("{:.4g}", v); }
+std::string exact(double v) { return std::isnan(v) ? "nan" : fmt::format("{}", v); }
+std::string exact(float v) { return std::isnan(v) ? "nan" : fmt::format("{}", v); }
 
 }  // namespace
 
@@ -525,8 +529,8 @@ void predict(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSi
           if (!line.empty()) line += ',';
           int64_t idx = r * o.width + j;
           if (o.isInt) line += std::to_string(static_cast<const int32_t *>(p)[idx]);
-          else if (k.f64) line += fmt::format("{}", static_cast<const double *>(p)[idx]);
-          else line += fmt::format("{}", static_cast<const float *>(p)[idx]);
+          else if (k.f64) line += exact(static_cast<const double *>(p)[idx]);
+          else line += exact(static_cast<const float *>(p)[idx]);
         }
       }
       line += '\n';
@@ -565,11 +569,11 @@ public:
     std::vector<std::string> cols;
     if (withEpoch_) cols.push_back(std::to_string(e.epoch));
     cols.push_back(std::to_string(e.step));
-    cols.push_back(fmt::format("{}", e.loss));
-    for (double m : e.metrics) cols.push_back(fmt::format("{}", m));
+    cols.push_back(exact(e.loss));
+    for (double m : e.metrics) cols.push_back(exact(m));
     if (e.hasVal) {
-      cols.push_back(fmt::format("{}", e.valLoss));
-      for (double m : e.valMetrics) cols.push_back(fmt::format("{}", m));
+      cols.push_back(exact(e.valLoss));
+      for (double m : e.valMetrics) cols.push_back(exact(m));
     } else {
       cols.resize(cols.size() + valColumns_);
     }

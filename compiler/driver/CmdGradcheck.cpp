@@ -46,9 +46,19 @@ std::vector<size_t> elementsToCheck(size_t n, uint64_t seed, size_t paramIndex) 
   return idx;
 }
 
-// The first stop_gradient on a path from `param` to the loss, or kNoValue. Finite
-// differences see through it; the gradient, by its definition, does not.
-ir::ValueId stopOnPath(const ir::Function &f, const std::string &param) {
+// Whether a stop_gradient node is one the model wrote, not one inside a built-in's lowering
+// (bce's, which keeps PyTorch's gradient and is the derivative wherever p(1-p) >= 1e-12):
+// the source at its place is `stop_gradient(`.
+bool writtenStop(Loc loc, const SourceManager &sm) {
+  if (!loc.valid()) return false;
+  std::string_view line = sm.lineText(loc.file, loc.line);
+  size_t col = static_cast<size_t>(loc.col) - 1;  // the code before a column is ASCII
+  return col < line.size() && line.substr(col).rfind("stop_gradient", 0) == 0;
+}
+
+// The first stop_gradient the model wrote on a path from `param` to the loss, or kNoValue.
+// Finite differences see through it; the gradient, by its definition, does not.
+ir::ValueId stopOnPath(const ir::Function &f, const std::string &param, const SourceManager &sm) {
   ir::ValueId p = f.findArgument(ir::Op::Param, param), loss = f.findResult(ir::ResultKind::Loss);
   if (p == ir::kNoValue || loss == ir::kNoValue) return ir::kNoValue;
   std::vector<bool> fromParam(f.nodes.size()), toLoss(f.nodes.size());
@@ -60,7 +70,8 @@ ir::ValueId stopOnPath(const ir::Function &f, const std::string &param) {
     if (toLoss[v])
       for (ir::ValueId u : f.node(v).operands) toLoss[u] = true;
   for (ir::ValueId v = 0; v < f.size(); ++v)
-    if (f.node(v).op == ir::Op::StopGradient && fromParam[v] && toLoss[v]) return v;
+    if (f.node(v).op == ir::Op::StopGradient && fromParam[v] && toLoss[v] && writtenStop(f.node(v).loc, sm))
+      return v;
   return ir::kNoValue;
 }
 
@@ -117,7 +128,7 @@ int runGradcheck(Options &o, SourceManager &sm) {
   }
   if (!failed.empty()) {
     for (const std::string &n : failed)
-      if (ir::ValueId v = stopOnPath(m.forward, n); v != ir::kNoValue)
+      if (ir::ValueId v = stopOnPath(m.forward, n, sm); v != ir::kNoValue)
         warn(sm, m.forward.node(v).loc,
              fmt::format("{} reaches the loss through stop_gradient, which finite differences see "
                          "through and the gradient does not", n));

@@ -214,6 +214,9 @@ Token Lexer::next() {
         checkUtf8(p, false);
       }
       if (u < 0x20 || u == 0x7F) fail(pos_, fmt::format("unexpected control character 0x{:02x}", u));
+      if (c == '.' && isIdentStart(peek(1)))
+        fail(pos_, "unexpected character '.': there are no methods or attributes; call the built-in "
+                   "(`z.sum()` is sum(z), `W.T` is transpose(W))");
       fail(pos_, fmt::format("unexpected character '{}'", c));
     }
     }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <utility>
 
 #include "frontend/Frontend.h"
 
@@ -312,6 +313,8 @@ ExprPtr Parser::parseMultiplicative() {
   ExprPtr e = parseUnary();
   while (cur_.kind == Tok::Star || cur_.kind == Tok::Slash || cur_.kind == Tok::At) {
     Token opTok = take();
+    if (opTok.kind == Tok::Star && cur_.kind == Tok::Star && cur_.begin == opTok.end)
+      failAt(opTok, "`**` is not an operator; a power is written with ^ (x^2)");
     BinOp op = opTok.kind == Tok::Star ? BinOp::Mul : opTok.kind == Tok::Slash ? BinOp::Div : BinOp::MatMul;
     e = makeBinary(op, opTok, std::move(e), parseUnary());
   }
@@ -340,6 +343,10 @@ ExprPtr Parser::parseUnary() {
 // power = primary ["^" unary]          (right-associative: the exponent may hold another ^)
 ExprPtr Parser::parsePower() {
   ExprPtr base = parsePrimary();
+  // Nothing in the grammar follows a primary with '[': it is NumPy's indexing.
+  if (cur_.kind == Tok::LBracket)
+    failAt(cur_, "there is no indexing (`z[...]`): compute with whole tensors (reductions, reshape, where, "
+                 "onehot)");
   if (cur_.kind != Tok::Caret) return base;
   Token opTok = take();
   ExprPtr exponent = parseUnary();
@@ -370,7 +377,18 @@ ExprPtr Parser::parsePrimary() {
   }
   case Tok::LParen: {
     Token open = take();
+    std::string keyword = std::move(argKeyword_);
+    argKeyword_.clear();
     ExprPtr e = parseExpr();
+    if (cur_.kind == Tok::Comma) {
+      // A Python tuple: name the spelling torch users reach for.
+      if (keyword == "betas")
+        failAt(cur_, "adam's betas are two arguments: `betas = (b1, b2)` is written `beta1 = b1, beta2 = b2`");
+      if (keyword == "axis")
+        failAt(cur_, "a reduction takes one axis (or all, without `axis`): reduce one axis at a time, "
+                     "e.g. sum(sum(x, axis = 2), axis = 1)");
+      failAt(cur_, "expected ')', found ','; there are no tuples, (a, b) is not a value");
+    }
     Token close = expect(Tok::RParen, "')'");
     e->start = open.loc;
     e->begin = open.begin;
@@ -417,7 +435,9 @@ void Parser::parseCallArgs(Expr &call) {
         kw = take().text;
         take();
       }
+      std::string outer = std::exchange(argKeyword_, kw);
       call.args.push_back(parseExpr());
+      argKeyword_ = std::move(outer);
       call.argNames.push_back(std::move(kw));
       call.argNameLocs.push_back(kwLoc);
       h = std::max(h, call.args.back()->height);

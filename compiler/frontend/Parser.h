@@ -42,6 +42,7 @@ private:
   Token next_;
   bool hasNext_ = false;
   int depth_ = 0;
+  std::string argKeyword_;  // the keyword of the call argument being parsed (`betas`), if any
 };
 
 }  // namespace gradc

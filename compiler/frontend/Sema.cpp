@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "ir/Builder.h"
@@ -163,12 +164,23 @@ private:
     ValueId v = ir::kNoValue;
     Loc loc;
   };
-  // Where names are looked up: the globals, or the arguments of an inlined def.
+  // Where names are looked up: the globals, or the arguments of an inlined def. An argument
+  // also keeps the expression the call gave it, in the caller's scope, so that a constant
+  // passed to a def (an axis, a slope, a class count, a reshape dim) stays a constant inside.
+  struct Scope;
+  struct ArgExpr {
+    const Expr *expr;
+    const Scope *scope;
+    std::optional<double> constant;  // the argument folded once, at the call
+  };
+  using ArgExprs = std::map<std::string, ArgExpr>;
   struct Scope {
     const std::map<std::string, ValueId> *locals = nullptr;  // null: global scope
     size_t visibleDefs = 0;                                  // defs_[0..visibleDefs) callable
     const Stmt *def = nullptr;
+    const ArgExprs *argExprs = nullptr;                      // with locals: the call's arguments
   };
+  static const Scope kGlobal;
 
   const ir::Function &fn() const { return model_.forward; }
   const ir::Node &node(ValueId v) const { return model_.forward.node(v); }
@@ -199,9 +211,11 @@ private:
 
   std::vector<const Expr *> bindArgs(const Expr &call, const std::string &fname,
                                      const std::vector<std::string> &params, size_t required);
-  double constant(const Expr &e, const std::string &what);
-  int64_t wholeNumber(const Expr &e, const std::string &what);
-  int axis(const Expr &e, int rank, const std::string &fname);
+  static void resolveArg(const Expr *&e, const Scope *&sc);
+  static bool foldIn(const Expr &e, const Scope &sc, double &out);
+  double constant(const Expr &e, const std::string &what, const Scope &sc = kGlobal);
+  int64_t wholeNumber(const Expr &e, const std::string &what, const Scope &sc = kGlobal);
+  int axis(const Expr &e, int rank, const std::string &fname, const Scope &sc);
   void requireFloat(ValueId v, const Expr &e, const std::string &what);
   void noteClasses(ValueId labels, int64_t classes, Loc loc);
   template <typename F>
@@ -304,9 +318,15 @@ void Sema::declareParam(const Stmt &s) {
     if (e.kind != Expr::Name && e.kind != Expr::Call)
       userError(e.loc, "expected an initialiser (zeros, ones, const(v), normal(mean, std), uniform(lo, hi), "
                        "glorot, he) or a constant");
-    if (!kInitNames.count(e.name))
+    if (!kInitNames.count(e.name)) {
+      // torch.nn.init's names for the two scaled initialisers.
+      auto startsWith = [&](const char *prefix) { return e.name.rfind(prefix, 0) == 0; };
+      std::string hint = startsWith("xavier") || startsWith("glorot") ? " (Xavier uniform is glorot)"
+                         : startsWith("kaiming") || startsWith("he_") ? " (Kaiming normal is he)"
+                                                                      : "";
       userError(e.loc, "unknown initialiser `{}`; expected zeros, ones, const(v), normal(mean, std), "
-                       "uniform(lo, hi), glorot or he", e.name);
+                       "uniform(lo, hi), glorot or he{}", e.name, hint);
+    }
     static const std::map<std::string, std::pair<InitKind, std::vector<std::string>>> inits = {
         {"zeros", {InitKind::Zeros, {}}},       {"ones", {InitKind::Ones, {}}},
         {"const", {InitKind::Const, {"v"}}},    {"normal", {InitKind::Normal, {"mean", "std"}}},
@@ -393,22 +413,73 @@ std::vector<const Expr *> Sema::bindArgs(const Expr &call, const std::string &fn
   return out;
 }
 
-double Sema::constant(const Expr &e, const std::string &what) {
+const Sema::Scope Sema::kGlobal;
+
+// Follows a name that is a def's argument to the expression the call gave it (through
+// nested calls), with the scope that expression is read in.
+void Sema::resolveArg(const Expr *&e, const Scope *&sc) {
+  while (e->kind == Expr::Name && sc->argExprs) {
+    auto it = sc->argExprs->find(e->name);
+    if (it == sc->argExprs->end()) return;
+    e = it->second.expr;
+    sc = it->second.scope;
+  }
+}
+
+// fold() inside a def: an argument given a constant is that constant. Each argument is
+// folded once, at its call (callDef), not again at each use: `def f1(x, s) = f0(x, s + s)`
+// nested 40 deep would otherwise walk 2^40 expressions.
+bool Sema::foldIn(const Expr &e, const Scope &sc, double &out) {
+  if (e.kind == Expr::Name && sc.argExprs) {
+    auto it = sc.argExprs->find(e.name);
+    if (it != sc.argExprs->end()) {
+      if (!it->second.constant) return false;
+      out = *it->second.constant;
+      return true;
+    }
+  }
+  switch (e.kind) {
+  case Expr::Neg:
+    if (!foldIn(*e.args[0], sc, out)) return false;
+    out = -out;
+    return true;
+  case Expr::Binary: {
+    double a, b;
+    if (!foldIn(*e.args[0], sc, a) || !foldIn(*e.args[1], sc, b)) return false;
+    switch (e.op) {
+    case BinOp::Add: out = a + b; return true;
+    case BinOp::Sub: out = a - b; return true;
+    case BinOp::Mul: out = a * b; return true;
+    case BinOp::Div: out = a / b; return true;
+    case BinOp::Pow: out = std::pow(a, b); return true;
+    default: return false;
+    }
+  }
+  default: return fold(e, out);
+  }
+}
+
+double Sema::constant(const Expr &e, const std::string &what, const Scope &sc) {
   double v;
-  if (!fold(e, v)) userError(e.loc, "{} must be a constant (numbers, true/false and arithmetic)", what);
+  const Expr *r = &e;
+  const Scope *rs = &sc;
+  resolveArg(r, rs);
+  if (r->kind == Expr::Name && (r->name == "True" || r->name == "False") && !globals_.count(r->name))
+    userError(r->loc, "`{}` is not defined; the boolean literals are `true` and `false`", r->name);
+  if (!foldIn(e, sc, v)) userError(e.loc, "{} must be a constant (numbers, true/false and arithmetic)", what);
   if (!std::isfinite(v)) userError(e.loc, "{} is not a finite number", what);
   return v;
 }
 
-int64_t Sema::wholeNumber(const Expr &e, const std::string &what) {
-  double v = constant(e, what);
+int64_t Sema::wholeNumber(const Expr &e, const std::string &what, const Scope &sc) {
+  double v = constant(e, what, sc);
   if (v != std::floor(v)) userError(e.loc, "{} must be a whole number, got {}", what, ir::formatNumber(v));
   if (std::fabs(v) > kMaxDimSize) userError(e.loc, "{} is too large: {} (at most 2^30)", what, ir::formatNumber(v));
   return static_cast<int64_t>(v);
 }
 
-int Sema::axis(const Expr &e, int rank, const std::string &fname) {
-  int64_t a = wholeNumber(e, "the axis of " + fname);
+int Sema::axis(const Expr &e, int rank, const std::string &fname, const Scope &sc) {
+  int64_t a = wholeNumber(e, "the axis of " + fname, sc);
   if (a < -rank || a >= rank)
     userError(e.loc, "axis {} is out of range for a tensor of rank {}", a, rank);
   return static_cast<int>(a < 0 ? a + rank : a);
@@ -499,6 +570,8 @@ ValueId Sema::evalName(const Expr &e, const Scope &sc) {
     userError(e.loc, "`{}` is used before its definition at {}", e.name, where(allNames_[e.name]));
   if (builtins().count(e.name) || allDefs_.count(e.name))
     userError(e.loc, "`{}` is a function; call it as {}(...)", e.name, e.name);
+  if (e.name == "True" || e.name == "False")
+    userError(e.loc, "`{}` is not defined; the boolean literals are `true` and `false`", e.name);
   userError(e.loc, "undefined name `{}`", e.name);
 }
 
@@ -568,8 +641,13 @@ ValueId Sema::callDef(const Expr &e, size_t index, const Scope &sc) {
   if (defDepth_ >= kMaxDefDepth)
     userError(e.loc, "def calls nested too deeply (more than {} levels)", kMaxDefDepth);
   std::map<std::string, ValueId> locals;
-  for (size_t i = 0; i < vals.size(); ++i) locals[def.names[i]] = vals[i];
-  Scope inner{&locals, index, &def};
+  ArgExprs argExprs;
+  for (size_t i = 0; i < vals.size(); ++i) {
+    locals[def.names[i]] = vals[i];
+    double c;
+    argExprs[def.names[i]] = {args[i], &sc, foldIn(*args[i], sc, c) ? std::optional<double>(c) : std::nullopt};
+  }
+  Scope inner{&locals, index, &def, &argExprs};
   ++defDepth_;
   ValueId v = eval(*def.expr, inner);
   --defDepth_;
@@ -597,7 +675,7 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
   }
   case BK::LeakyRelu: {
     ValueId x = value(0);
-    double slope = args[1] ? constant(*args[1], "the slope of leaky_relu") : 0.01;
+    double slope = args[1] ? constant(*args[1], "the slope of leaky_relu", sc) : 0.01;
     at(e);
     return b_.unary(Op::LeakyRelu, x, slope);
   }
@@ -624,7 +702,10 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
     Shape target;
     int inferred = -1;
     for (size_t i = 0; i < list.args.size(); ++i) {
-      const Expr &d = *list.args[i];
+      const Expr *dp = list.args[i].get();
+      const Scope *ds = &sc;
+      resolveArg(dp, ds);  // a def's argument: the dim name or number the call gave
+      const Expr &d = *dp;
       if (d.kind == Expr::Name) {
         auto it = globals_.find(d.name);
         if (it == globals_.end() || !it->second.isDim)
@@ -632,7 +713,7 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
         target.push_back(ir::Dim::sym(it->second.dimIndex));
         continue;
       }
-      int64_t n = wholeNumber(d, "a reshape dim");
+      int64_t n = wholeNumber(d, "a reshape dim", *ds);
       if (n > kMaxElements) userError(d.loc, "tensor too large: more than 2^32 elements");
       if (n == -1) {
         if (inferred >= 0) userError(d.loc, "only one dim of a reshape may be -1");
@@ -663,8 +744,8 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
   case BK::Reduce: {
     ValueId x = value(0);
     int rank = static_cast<int>(node(x).shape.size());
-    uint32_t axes = args[1] ? 1u << axis(*args[1], rank, e.name) : (rank >= 32 ? ~0u : (1u << rank) - 1);
-    double kd = args[2] ? constant(*args[2], "keepdims") : 0;
+    uint32_t axes = args[1] ? 1u << axis(*args[1], rank, e.name, sc) : (rank >= 32 ? ~0u : (1u << rank) - 1);
+    double kd = args[2] ? constant(*args[2], "keepdims", sc) : 0;
     if (kd != 0 && kd != 1) userError(args[2]->loc, "keepdims is true or false");
     bool keepdims = kd != 0;
     at(e);
@@ -674,13 +755,13 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
     ValueId x = value(0);
     int rank = static_cast<int>(node(x).shape.size());
     if (rank == 0) userError(e.loc, "{} needs a tensor of at least one dim, got a scalar", e.name);
-    int ax = args[1] ? axis(*args[1], rank, e.name) : rank - 1;
+    int ax = args[1] ? axis(*args[1], rank, e.name, sc) : rank - 1;
     at(e);
     return b_.row(bi.op, x, ax);
   }
   case BK::ArgMax: {
     ValueId x = value(0);
-    int ax = axis(*args[1], static_cast<int>(node(x).shape.size()), e.name);
+    int ax = axis(*args[1], static_cast<int>(node(x).shape.size()), e.name, sc);
     at(e);
     return b_.argmax(x, ax);
   }
@@ -688,7 +769,7 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
     ValueId y = value(0, false);
     if (node(y).dtype != DType::I32)
       userError(args[0]->loc, "onehot expects int labels, but `{}` is a float tensor", text(*args[0]));
-    int64_t n = wholeNumber(*args[1], "the class count of onehot");
+    int64_t n = wholeNumber(*args[1], "the class count of onehot", sc);
     if (n < 1) userError(args[1]->loc, "onehot needs a positive number of classes, got {}", n);
     noteClasses(y, n, e.loc);
     at(e);

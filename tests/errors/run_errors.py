@@ -93,6 +93,12 @@ def generated(tmp):
         double += "def f%d(x) = f%d(x) + f%d(x)\n" % (i, i - 1, i - 1)
     double += "minimize f40(a)\n"
     cases.append(("defs_doubling_40", double.encode(), "", 0))
+    # A constant passed down 40 defs, doubled at each: folded once per call, not 2^40 times.
+    slope = "param a: [3] = ones\ndef f0(x, s) = leaky_relu(x, s)\n"
+    for i in range(1, 41):
+        slope += "def f%d(x, s) = f%d(x, s + s)\n" % (i, i - 1)
+    slope += "minimize sum(f40(a, 0.1))\n"
+    cases.append(("defs_constant_doubling_40", slope.encode(), "", 0))
     grow = "param a = 1\ndef f0(x) = x * 2\n"
     for i in range(1, 41):
         grow += "def f%d(x) = f%d(x) + f%d(x * 3)\n" % (i, i - 1, i - 1)

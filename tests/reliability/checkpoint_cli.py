@@ -261,6 +261,24 @@ def nan_weights(tmp):
         check(rc == 0 and out == "loss nan\nr nan\n", "eval with a = %r: rc %d, out %r, err %r" % (value, rc, out, err))
         rc, out, err = run("eval", model, "--weights", weights, "--json")
         check(rc == 0 and out == '{"loss":null,"r":null}\n', "eval --json with a = %r: %r" % (value, out))
+    # A NaN metric (the loss stays finite, so training goes on) and a NaN output: `nan` in
+    # train's epoch line, its --metrics file and predict's CSV too.
+    model = os.path.join(tmp, "d.grad")
+    with open(model, "w") as f:
+        f.write("dim B\ninput x: [B, 1]\nparam a = 1\nmetric r = sqrt(mean(x) - 10)\n"
+                "output o = sqrt(x - 10)\nminimize mean(x * a)\n")
+    data, metrics = os.path.join(tmp, "d.csv"), os.path.join(tmp, "metrics.csv")
+    with open(data, "w") as f:
+        f.write("1\n2\n")
+    rc, out, err = run("train", model, "--data", data, "--val", data, "--save", weights, "--metrics", metrics)
+    check(rc == 0 and "  r nan  " in out and "val_r nan" in out and "-nan" not in out,
+          "train with a NaN metric: rc %d, out %r, err %r" % (rc, out, err))
+    with open(metrics) as f:
+        rows = f.read().splitlines()
+    check(len(rows) == 2 and rows[1].split(",")[3] == "nan" and rows[1].split(",")[5] == "nan",
+          "--metrics with a NaN metric: %r" % rows)
+    rc, out, err = run("predict", model, "--weights", weights, "--data", data)
+    check(rc == 0 and out == "o\nnan\nnan\n", "predict with a NaN output: rc %d, out %r, err %r" % (rc, out, err))
 
 
 def main():

@@ -155,6 +155,15 @@ def ops_bce_edges(p, d):
     return bce(q) + bce(torch.sigmoid(z)) + bce(torch.sigmoid(40 + z))
 
 
+def ops_def_constants(p, d):
+    z = F.leaky_relu(d["x"] @ p["W"], 0.2)
+    hot = F.one_hot(d["y"], 4).float()
+    nll = -(hot * torch.log_softmax(z, 1)).sum(1).mean()
+    pairs = lambda rows: z.reshape(rows, -1, 2).amax(-1).sum(1)
+    return (nll + (z - torch.logsumexp(z, 0, keepdim=True)).mean() + (z - torch.logsumexp(z, -1, keepdim=True)).mean()
+            + (pairs(z.shape[0]) * pairs(1)).mean())
+
+
 # (model file, torch loss, params {name: (shape, kind)}, inputs [(name, width, kind)], data)
 # kind of a param: "normal" or "positive"; of an input: "float", "unit" (in (0, 1)) or an int
 # class count; data: (CSV file, rows) or the number of random rows.
@@ -192,6 +201,8 @@ CASES = [
      {"W": ((3, 1), "normal"), "v": ((3,), "normal")}, [("x", 3, "float")], 5),
     ("tests/torch/models/ops_bce_edges.grad", ops_bce_edges, {"W": ((3, 3), "normal")},
      [("x", 3, "float"), ("y", 3, "unit")], 16),
+    ("tests/torch/models/ops_def_constants.grad", ops_def_constants, {"W": ((6, 4), "normal")},
+     [("x", 6, "float"), ("y", 1, 4)], 16),
 ]
 
 

@@ -195,6 +195,20 @@ def main():
               "reaches the loss through stop_gradient, which finite differences see through and the gradient does "
               "not$", lines[0]) and "stop_gradient(z)" in lines[1] and lines[2].strip() == "^",
               r.stdout + r.stderr)
+        # bce's gradient is PyTorch's, (p - y) / max(p (1 - p), 1e-12): at p = sigmoid(30) it
+        # is not the derivative, so gradcheck fails, but the model wrote no stop_gradient (the
+        # one inside bce's lowering is not the user's to look for): no warning.
+        sat = os.path.join(tmp, "bce_saturated.grad")
+        with open(sat, "w") as f:
+            f.write("dim B\ninput x: [B, 1]\ninput y: [B, 1]\nparam w = 1\n"
+                    "minimize mean(bce(sigmoid(x * w * 30), y))\n")
+        sat_data = os.path.join(tmp, "bce_saturated.csv")
+        with open(sat_data, "w") as f:
+            f.write("1,0\n")
+        r = run("gradcheck", sat, "--data", sat_data)
+        check("gradcheck on a saturated bce: an error without a stop_gradient warning",
+              r.returncode == 1 and r.stderr == sat + ": error: the gradient of w differs from finite differences "
+              "(tolerance 1e-05)\n", r.stdout + r.stderr)
 
     sys.exit(1 if failures else 0)
 
