@@ -126,6 +126,13 @@ std::string clashingFiles(const Options &o, const char *outFlag) {
   return "";
 }
 
+// A bad flag: one line (its value quoted with any control characters escaped) and exit
+// status 2.
+int badFlag(std::string_view msg) {
+  std::cerr << oneLine(fmt::format("gradc: error: {} (see gradc --help)", msg));
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -232,31 +239,23 @@ int main(int argc, char **argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help, --version
-    std::cerr << "gradc: error: " << e.what() << " (see gradc --help)\n";
-    return 2;
+    return badFlag(e.what());
   }
 
   // The loop plan, LLVM IR and assembly are text only.
   if (inspect->parsed() && o.format == "dot" && (o.stage == "loops" || o.stage == "llvm" || o.stage == "asm")) {
-    std::cerr << "gradc: error: --format dot is not available for --stage " << o.stage << " (see gradc --help)\n";
-    return 2;
+    return badFlag("--format dot is not available for --stage " + o.stage);
   }
   // A float32 run takes its learning rate as a float.
   if (train->parsed() && o.lr && o.dtype != "f64" && std::isinf(static_cast<float>(*o.lr))) {
-    std::cerr << fmt::format("gradc: error: --lr {} is too large for float32 (at most {}): use a smaller one "
-                             "or --dtype f64 (see gradc --help)\n", *o.lr, std::numeric_limits<float>::max());
-    return 2;
+    return badFlag(fmt::format("--lr {} is too large for float32 (at most {}): use a smaller one or --dtype f64",
+                               *o.lr, std::numeric_limits<float>::max()));
   }
   // Flags whose values only LLVM knows: compile's target and CPU.
   if (compile->parsed())
-    if (std::string why = compileFlagError(o); !why.empty()) {
-      std::cerr << "gradc: error: " << why << " (see gradc --help)\n";
-      return 2;
-    }
-  if (std::string clash = clashingFiles(o, compile->parsed() ? "-o" : "--out"); !clash.empty()) {
-    std::cerr << "gradc: error: " << clash << " (see gradc --help)\n";
-    return 2;
-  }
+    if (std::string why = compileFlagError(o); !why.empty()) return badFlag(why);
+  if (std::string clash = clashingFiles(o, compile->parsed() ? "-o" : "--out"); !clash.empty())
+    return badFlag(clash);
   SourceManager sm;
   try {
     int rc = check->parsed()       ? runCheck(o, sm)

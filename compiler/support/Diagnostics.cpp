@@ -93,10 +93,7 @@ static bool printable(std::string_view line) {
   return true;
 }
 
-// The message line with its control characters written as escapes: a file name or a quoted
-// value holding a newline or an escape sequence keeps the error on one line and the
-// terminal as it was.
-static std::string oneLine(std::string_view s) {
+std::string oneLine(std::string_view s) {
   std::string out;
   for (char ch : s) {
     unsigned char c = static_cast<unsigned char>(ch);

@@ -102,6 +102,11 @@ std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view 
                              std::string_view msg);
 std::string renderUserError(const SourceManager &sm, const UserError &e);
 
+/// One line of text for the terminal, ending in a line break: control characters (a newline,
+/// an escape sequence in a file name or a flag's value) are written as escapes (`\n`,
+/// `\x1b`), so that a message stays one line and leaves the terminal as it was.
+std::string oneLine(std::string_view s);
+
 /// Prints a warning to stderr at once.
 void warn(const SourceManager &sm, Loc loc, std::string_view msg);
 

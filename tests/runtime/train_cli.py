@@ -477,6 +477,13 @@ def bad_flags():
         (["compile", MODEL, "-o", ""], "-o: takes a file name, not ''"),
         (["eval", MODEL, "--weights", data, "--data", ""], "--data: takes a file name, not ''"),
         ([], "A subcommand is required"),
+        # A value holding a line break or an escape sequence is quoted with them escaped: the
+        # error stays one line and the terminal as it was.
+        (["train", MODEL, "--data", data, "--epochs", "1\x1b[2J\nx"],
+         "--epochs: takes a whole number (0 or more), not '1\\x1b[2J\\nx'"),
+        (["train", MODEL, "--data", data, "--bogus\x1b[31m\nx"],
+         "The following argument was not expected: --bogus\\x1b[31m\\nx"),
+        (["compile", MODEL, "-o", "m.o", "--cpu", "a\x1b[31m"], "unknown CPU `a\\x1b[31m`"),
     ]
     for t in ("1025", "100000", "2147483648", "-1", "1.5"):
         for cmd in (["train", MODEL, "--data", data], ["bench", MODEL], ["compile", MODEL, "-o", "m.o"]):
@@ -489,8 +496,8 @@ def bad_flags():
                       "--lr: takes a learning rate, a number >= 0, not '%s'" % lr))
     for args, msg in cases:
         rc, out, err = run(*args)
-        check(rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("gradc: error: " + msg),
-              "bad flag %r: rc %d, err %r" % (args, rc, err))
+        check(rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("gradc: error: " + msg)
+              and "\x1b" not in err, "bad flag %r: rc %d, err %r" % (args, rc, err))
     rc, out, err = run("train", MODEL, "--data", data, "--lr", "0", "--steps", "1", "--threads", "1")
     check(rc == 0, "--lr 0: rc %d, err %r" % (rc, err))
     rc, out, err = run("gradcheck", MODEL, "--threads", "1")
