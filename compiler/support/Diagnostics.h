@@ -55,16 +55,26 @@ private:
 /// An error in the user's input (model, data, weights, flags).
 class UserError : public std::runtime_error {
 public:
-  UserError(Loc loc, std::string msg) : std::runtime_error(msg), loc(loc) {}
+  UserError(Loc loc, std::string msg) : std::runtime_error(keepNul(std::move(msg))), loc(loc) {}
   /// For errors about a whole file with no line: `FILE: error: MESSAGE`.
   UserError(std::string file, std::string msg)
-      : std::runtime_error(msg), fileName(std::move(file)) {}
+      : std::runtime_error(keepNul(std::move(msg))), fileName(std::move(file)) {}
   /// For a place in a file that has no SourceManager entry (a data file):
   /// `FILE:LINE:COL: error: MESSAGE`, without the quoted line.
   UserError(std::string file, int line, int col, std::string msg)
-      : std::runtime_error(msg), loc{-1, line, col}, fileName(std::move(file)) {}
+      : std::runtime_error(keepNul(std::move(msg))), loc{-1, line, col}, fileName(std::move(file)) {}
   Loc loc;
   std::string fileName;  // used when !loc.valid()
+
+private:
+  // what() is a C string, which a NUL byte would end: a message quoting a name read from a
+  // file (a tensor named "W\0x" in a weights file) keeps the NUL as the escape \x00.
+  // (Not inlined: GCC 12 warns of a maybe-uninitialized string where it is.)
+  [[gnu::noinline]] static std::string keepNul(std::string msg) {
+    for (size_t i = msg.find('\0'); i != std::string::npos; i = msg.find('\0', i + 4))
+      msg.replace(i, 1, "\\x00");
+    return msg;
+  }
 };
 
 /// A bug in gradc. Never caused by user input.

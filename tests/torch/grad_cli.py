@@ -119,6 +119,12 @@ def main():
             r = run(*cmd)
             check(cmd[0] + ": a param stored as F16", r.returncode == 1 and r.stderr ==
                   extra + ": error: tensor 'b2' has dtype F16; gradc reads F32 and F64\n", r.stderr)
+        # A name holding a NUL byte is quoted whole, the NUL escaped (the message ended at it).
+        nul = {"b\0x": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}
+        write_raw_safetensors(extra, nul, b"\0" * 4)
+        r = run("eval", XOR, "--weights", extra, "--data", XOR_DATA)
+        check("eval: a tensor name holding a NUL byte", r.returncode == 1 and r.stderr ==
+              extra + ": error: tensor 'b\\x00x' has a shape entry that is not a size\n", r.stderr)
         grad_error("grad: inputs without --data", weights(), "the data with --data FILE", data=None)
         bad_csv = os.path.join(tmp, "bad.csv")
         with open(bad_csv, "w") as f:
