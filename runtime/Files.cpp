@@ -107,10 +107,13 @@ void checkWritable(const std::string &userPath) {
   }
   std::string path = linkTarget(userPath);
   std::string dir = folderOf(path);
+  // access() allows writing a regular file: `--save w.st/x` names a folder that is one.
+  struct stat sb {};
+  if (::stat(dir.c_str(), &sb) == 0 && !S_ISDIR(sb.st_mode))
+    fileError(userPath, "cannot write file: {}", std::strerror(ENOTDIR));
   if (::access(dir.c_str(), W_OK) != 0) fileError(userPath, "cannot write file: {}", std::strerror(errno));
   if (path.size() - (path.find_last_of('/') + 1) > nameMax(dir))
     fileError(userPath, "cannot write file: {}", std::strerror(ENAMETOOLONG));
-  struct stat sb {};
   if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode))
     fileError(userPath, "cannot write file: {}", std::strerror(EISDIR));
 }

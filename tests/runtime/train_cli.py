@@ -342,7 +342,12 @@ def outputs_whole(tmp):
                       (["compile", MODEL, "-o", tmp, "--header", os.path.join(tmp, "m.h")], tmp),
                       (["predict", MODEL, "--weights", weights, "--data", data, "--out", "/nonexistent/p.csv"],
                        "/nonexistent/p.csv"),
-                      (["grad", MODEL, "--weights", weights, "--data", data, "--out", tmp], tmp)):
+                      (["grad", MODEL, "--weights", weights, "--data", data, "--out", tmp], tmp),
+                      # A folder that is a regular file: the check let train run its epoch first.
+                      (["train", MODEL, "--data", data, "--metrics", os.path.join(tmp, "m.csv"),
+                        "--save", os.path.join(weights, "w2.safetensors")], os.path.join(weights, "w2.safetensors")),
+                      (["predict", MODEL, "--weights", weights, "--data", data, "--out",
+                        os.path.join(weights, "p.csv")], os.path.join(weights, "p.csv"))):
         rc, out, err = run(*args)
         check(rc == 1 and out == "" and err.startswith(bad + ": error: cannot write file: ")
               and err.count("\n") == 1, "%s into %s: rc %d, err %r" % (args[0], bad, rc, err))
