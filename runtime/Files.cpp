@@ -82,7 +82,9 @@ std::string linkTarget(const std::string &path) {
     target.resize(static_cast<size_t>(n));
     p = target[0] == '/' || p.find('/') == std::string::npos ? target : folderOf(p) + "/" + target;
   }
-  return p;
+  // Links that name each other (or a chain longer than the kernel follows): open() fails
+  // with ELOOP, as it does for torch.save; the rename replaced the last link with a file.
+  fileError(path, "cannot write file: {}", std::strerror(ELOOP));
 }
 
 bool writtenInPlace(const std::string &path) { return isSpecial(path) || standardStream(path) >= 0; }

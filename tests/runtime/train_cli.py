@@ -407,7 +407,18 @@ def outputs_whole(tmp):
     with os.fdopen(r) as f:
         piped = f.read()
     check(p.returncode == 0 and piped == want, "predict --out /dev/fd/N: rc %d, err %r" % (p.returncode, p.stderr))
-    for name in ("p.csv", "p2.csv", "latest.safetensors"):
+    # Links that name each other fail before any work, as open() does, and stay links (the
+    # rename replaced one of them with a file).
+    os.symlink("loop2.csv", os.path.join(tmp, "loop1.csv"))
+    os.symlink("loop1.csv", os.path.join(tmp, "loop2.csv"))
+    for args in (["predict", MODEL, "--weights", weights, "--data", data, "--out"],
+                 ["train", MODEL, "--data", data, "--save"]):
+        loop = os.path.join(tmp, "loop1.csv")
+        rc, out, err = run(*args, loop)
+        check(rc == 1 and out == "" and err == loop + ": error: cannot write file: Too many levels of symbolic links\n"
+              and os.path.islink(loop) and os.path.islink(os.path.join(tmp, "loop2.csv")),
+              "%s into links that loop: rc %d, out %r, err %r" % (args[0], rc, out, err))
+    for name in ("p.csv", "p2.csv", "latest.safetensors", "loop1.csv", "loop2.csv"):
         os.unlink(os.path.join(tmp, name))
     shutil.rmtree(os.path.join(tmp, "real"))
     # A name of 255 bytes can be written (its temporary file was 255 + 12 bytes long); a longer
