@@ -18,6 +18,7 @@
 #include "driver/Commands.h"
 #include "driver/RunSupport.h"
 #include "ir/Model.h"
+#include "runtime/Files.h"
 
 using namespace gradc;
 using namespace gradc::driver;
@@ -95,6 +96,18 @@ void addDtype(CLI::App *c, Options &o) {
       ->check(CLI::IsMember({"f32", "f64"}));
 }
 
+// The path a file not written yet will have: links followed (a dangling one names the file
+// it creates), made absolute (weakly_canonical leaves a relative path whose first part does
+// not exist relative: `w.st` and `./w.st` differed).
+std::filesystem::path wouldBe(const std::string &p, std::error_code &ec) {
+  std::string target = p;
+  try {
+    target = rt::linkTarget(p);
+  } catch (const UserError &) {  // links that loop: writing fails later, with the error
+  }
+  return std::filesystem::weakly_canonical(std::filesystem::absolute(target, ec), ec);
+}
+
 // Whether `a` and `b` name one regular file (or, not existing yet, one path). Two names of
 // /dev/null are not one file: nothing written there is lost.
 bool sameFile(const std::string &a, const std::string &b) {
@@ -104,7 +117,8 @@ bool sameFile(const std::string &a, const std::string &b) {
   if (ea || eb)
     return ea && eb && S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
   std::error_code e1, e2;
-  return std::filesystem::weakly_canonical(a, e1) == std::filesystem::weakly_canonical(b, e2) && !e1 && !e2;
+  std::filesystem::path pa = wouldBe(a, e1), pb = wouldBe(b, e2);
+  return !e1 && !e2 && pa == pb;
 }
 
 // An output that is another output or an input would overwrite it (`compile m.grad -o

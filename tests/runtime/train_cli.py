@@ -447,6 +447,8 @@ def clashing_files(tmp):
     with open(MODEL) as f:
         source = f.read()
     clitest.write(model, source)
+    os.mkdir(os.path.join(tmp, "sub"))
+    os.symlink("both", os.path.join(tmp, "link.o"))
     rc, _, err = run("train", model, "--data", data, "--steps", "1", "--save", weights)
     check(rc == 0, "train: %r" % err)
     with open(weights, "rb") as f:
@@ -455,15 +457,26 @@ def clashing_files(tmp):
                       (["compile", model, "-o", both, "--header", both], "-o and --header name the same file"),
                       (["train", model, "--data", data, "--save", both, "--metrics", both],
                        "--save and --metrics name the same file"),
+                      # Not existing yet, under two spellings (they were compared as `both` and
+                      # /tmp/.../both), and through a dangling link.
+                      (["train", model, "--data", data, "--save", "both", "--metrics", "./both"],
+                       "--save and --metrics name the same file"),
+                      (["train", model, "--data", data, "--save", "both", "--metrics", "sub/../both"],
+                       "--save and --metrics name the same file"),
+                      (["compile", model, "-o", "link.o", "--header", "both"], "-o and --header name the same file"),
                       (["train", model, "--data", data, "--init", weights, "--metrics", weights],
                        "--metrics '%s' is also --init" % weights),
                       (["grad", model, "--weights", weights, "--data", data, "--out", weights],
                        "--out '%s' is also --weights" % weights)):
-        rc, out, err = run(*args)
-        check(rc == 2 and err.startswith("gradc: error: " + msg) and err.count("\n") == 1,
-              "%s: rc %d, err %r" % (args, rc, err))
+        rc, out, err = run(*args, cwd=tmp)
+        check(rc == 2 and err.startswith("gradc: error: " + msg) and err.count("\n") == 1
+              and not os.path.exists(both), "%s: rc %d, err %r" % (args, rc, err))
+        if os.path.exists(both):
+            os.unlink(both)
     with open(model) as f, open(weights, "rb") as g:
-        check(f.read() == source and g.read() == saved and not os.path.exists(both), "no file was written")
+        check(f.read() == source and g.read() == saved, "no file was written")
+    os.unlink(os.path.join(tmp, "link.o"))
+    os.rmdir(os.path.join(tmp, "sub"))
     rc, _, err = run("train", model, "--data", data, "--steps", "1", "--init", weights, "--save", weights)
     check(rc == 0, "--init W --save W: rc %d, err %r" % (rc, err))
 
