@@ -277,6 +277,8 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
     else stateMissing = true;
   }
   step = counter("gradc.step", "gradc.step");
+  // (before the optimiser's count is checked against it, which blamed gradc.optimizer_step)
+  if (step < 0) fileError(path, "metadata 'gradc.step' is not a whole number: '{}'", step);
   // A checkpoint of another optimiser holds none of this one's state: it starts afresh.
   int64_t optimizerSteps = meta("gradc.optimizer_step") ? counter("gradc.optimizer_step", "") : step;
   if (optimizerSteps < 0 || optimizerSteps > step)
