@@ -65,8 +65,8 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     o.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / mpi.localSize());
   bool f64 = o.dtype == "f64";
   if (o.checkNumerics && rank == 0)
-    std::cerr << fmt::format("{}: warning: --check-numerics is not applied in data-parallel training; "
-                             "only the loss is checked\n", o.model);
+    std::cerr << oneLine(fmt::format("{}: warning: --check-numerics is not applied in data-parallel training; "
+                                     "only the loss is checked", o.model));
 
   Model m;
   ir::Function gradFn;

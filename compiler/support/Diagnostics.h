@@ -115,7 +115,17 @@ std::string renderUserError(const SourceManager &sm, const UserError &e);
 /// One line of text for the terminal, ending in a line break: control characters (a newline,
 /// an escape sequence in a file name or a flag's value) are written as escapes (`\n`,
 /// `\x1b`), so that a message stays one line and leaves the terminal as it was.
-std::string oneLine(std::string_view s);
+inline std::string oneLine(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if ((c < 0x20 && c != '\t') || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += ch;
+  }
+  return out + "\n";
+}
 
 /// Prints a warning to stderr at once.
 void warn(const SourceManager &sm, Loc loc, std::string_view msg);

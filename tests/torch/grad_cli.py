@@ -201,6 +201,22 @@ def main():
               "reaches the loss through stop_gradient, which finite differences see through and the gradient does "
               "not$", lines[0]) and "stop_gradient(z)" in lines[1] and lines[2].strip() == "^",
               r.stdout + r.stderr)
+        # A model path holding a line break keeps each line of stderr one message, the break
+        # escaped as in every other error.
+        odd = os.path.join(tmp, "two\nlines.grad")
+        with open(where) as f, open(odd, "w") as g:
+            g.write(f.read())
+        r = run("gradcheck", odd)
+        lines = r.stderr.strip().splitlines()
+        check("gradcheck: a model path holding a line break",
+              r.returncode == 1 and len(lines) == 4 and lines[3] == odd.replace("\n", "\\n") + ": error: the "
+              "gradient of W differs from finite differences (tolerance 1e-05)", r.stderr)
+        with open(os.path.join(ROOT, "examples", "rosenbrock.grad")) as f, open(odd, "w") as g:
+            g.write(f.read())
+        r = run("train", odd, "--steps", "1", "--data", XOR_DATA)
+        check("train: a warning about a model path holding a line break",
+              r.returncode == 0 and r.stderr == odd.replace("\n", "\\n") + ": warning: the model has no inputs; "
+              "--data and --val are not used\n", r.stderr)
 
     sys.exit(1 if failures else 0)
 
