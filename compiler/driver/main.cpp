@@ -2,6 +2,7 @@
 // UserError into `FILE:LINE:COL: error: ...` and exit status 1, an InternalError into a
 // bug report and exit status 70 (EX_SOFTWARE), and a bad flag into one line
 // `gradc: error: ...` and exit status 2.
+#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <fmt/ranges.h>
 
 #include "driver/Commands.h"
 #include "driver/RunSupport.h"
@@ -253,6 +255,13 @@ int main(int argc, char **argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help, --version
+    // A misspelt command (`gradc trian m.grad`) was "A subcommand is required".
+    if (argc > 1 && argv[1][0] != '-') {
+      std::vector<std::string> names;
+      for (CLI::App *s : app.get_subcommands([](CLI::App *) { return true; })) names.push_back(s->get_name());
+      if (std::find(names.begin(), names.end(), argv[1]) == names.end())
+        return badFlag(fmt::format("unknown command '{}'; the commands are {}", argv[1], fmt::join(names, ", ")));
+    }
     return badFlag(e.what());
   }
 

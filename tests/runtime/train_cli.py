@@ -506,6 +506,8 @@ def bad_flags():
         (["compile", MODEL, "-o", ""], "-o: takes a file name, not ''"),
         (["eval", MODEL, "--weights", data, "--data", ""], "--data: takes a file name, not ''"),
         ([], "A subcommand is required"),
+        (["trian", MODEL], "unknown command 'trian'; the commands are check, inspect, train, eval, predict, grad, "
+         "gradcheck, bench, compile"),
         # A value holding a line break or an escape sequence is quoted with them escaped: the
         # error stays one line and the terminal as it was.
         (["train", MODEL, "--data", data, "--epochs", "1\x1b[2J\nx"],
