@@ -82,7 +82,9 @@ std::string linkTarget(const std::string &path) {
     target.resize(static_cast<size_t>(n));
     p = target[0] == '/' || p.find('/') == std::string::npos ? target : folderOf(p) + "/" + target;
   }
-  return p;
+  // Links that name each other (or a chain longer than the kernel follows): open() fails
+  // with ELOOP, as it does for torch.save; the rename replaced the last link with a file.
+  fileError(path, "cannot write file: {}", std::strerror(ELOOP));
 }
 
 bool writtenInPlace(const std::string &path) { return isSpecial(path) || standardStream(path) >= 0; }
@@ -107,10 +109,13 @@ void checkWritable(const std::string &userPath) {
   }
   std::string path = linkTarget(userPath);
   std::string dir = folderOf(path);
+  // access() allows writing a regular file: `--save w.st/x` names a folder that is one.
+  struct stat sb {};
+  if (::stat(dir.c_str(), &sb) == 0 && !S_ISDIR(sb.st_mode))
+    fileError(userPath, "cannot write file: {}", std::strerror(ENOTDIR));
   if (::access(dir.c_str(), W_OK) != 0) fileError(userPath, "cannot write file: {}", std::strerror(errno));
   if (path.size() - (path.find_last_of('/') + 1) > nameMax(dir))
     fileError(userPath, "cannot write file: {}", std::strerror(ENAMETOOLONG));
-  struct stat sb {};
   if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode))
     fileError(userPath, "cannot write file: {}", std::strerror(EISDIR));
 }

@@ -20,6 +20,8 @@ bool writtenInPlace(const std::string &path);
 
 /// The file `path` names once symbolic links are followed (also when the last one dangles:
 /// writing creates that file). A file written through a link replaces what the link names.
+/// Throws UserError `PATH: error: cannot write file: Too many levels of symbolic links` when
+/// the links loop.
 std::string linkTarget(const std::string &path);
 
 /// `path` + `.tmp.PID` + `extension`, the name shortened where a long one would pass the

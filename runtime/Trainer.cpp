@@ -281,6 +281,8 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
     else stateMissing = true;
   }
   step = counter("gradc.step", "gradc.step");
+  // (before the optimiser's count is checked against it, which blamed gradc.optimizer_step)
+  if (step < 0) fileError(path, "metadata 'gradc.step' is not a whole number: '{}'", step);
   // A checkpoint of another optimiser holds none of this one's state: it starts afresh.
   int64_t optimizerSteps = meta("gradc.optimizer_step") ? counter("gradc.optimizer_step", "") : step;
   if (optimizerSteps < 0 || optimizerSteps > step)
@@ -296,8 +298,8 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
   if (const std::string *h = meta("gradc.model_hash")) {
     savedHash = *h;
     if (!modelHash.empty() && *h != modelHash)
-      std::cerr << fmt::format("{}: warning: the checkpoint was written for another version of the "
-                               "model (the shapes agree, so it is used)\n", path);
+      std::cerr << oneLine(fmt::format("{}: warning: the checkpoint was written for another version of "
+                                       "the model (the shapes agree, so it is used)", path));
   }
   return true;
 }
@@ -792,9 +794,9 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   // epoch is over, and the run starts the next one (so `--epochs 1` trains a whole epoch).
   if (st.batch >= batches && o.epochs != 0) {
     if (o.warnings)
-      std::cerr << fmt::format("{}: warning: the checkpoint stopped after batch {} of epoch {}, and the "
-                               "data has {} batches of {}: training goes on with epoch {}\n",
-                               data->path, st.batch, st.epoch + 1, batches, batchSize, st.epoch + 2);
+      std::cerr << oneLine(fmt::format("{}: warning: the checkpoint stopped after batch {} of epoch {}, and "
+                                       "the data has {} batches of {}: training goes on with epoch {}",
+                                       data->path, st.batch, st.epoch + 1, batches, batchSize, st.epoch + 2));
     ++st.epoch;
     st.batch = 0;
   }

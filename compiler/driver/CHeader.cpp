@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -168,16 +169,26 @@ std::string slotInit(const rt::Slot &s, int64_t classes, int64_t offset) {
 
 // Identifiers for named items (slots, state entries): each name as an identifier, with the
 // item's kind appended where two give the same one (param `w_m` and Adam's state `w.m`) or
-// one is `reserved` (the slot enum's own `NUM_SLOTS`).
+// one is `reserved` (the slot enum's own `NUM_SLOTS`), and then a number where that is
+// another item's identifier too (params `lr` and `lr_param` beside the learning rate `lr`).
 template <typename Items>
 std::vector<std::string> uniqueIdents(const Items &items, const std::string &reserved = "") {
   std::map<std::string, int> count;
   if (!reserved.empty()) count[reserved] = 1;
   for (const auto &x : items) ++count[ident(x.name)];
+  std::set<std::string> taken;
+  if (!reserved.empty()) taken.insert(reserved);
+  for (const auto &x : items)
+    if (count[ident(x.name)] == 1) taken.insert(ident(x.name));
   std::vector<std::string> out;
   for (const auto &x : items) {
     std::string id = ident(x.name);
-    if (count[id] > 1) id += std::string("_") + kindName(x.kind);
+    if (count[id] > 1) {
+      std::string base = id + "_" + kindName(x.kind);
+      id = base;
+      for (int n = 2; taken.count(id); ++n) id = base + "_" + std::to_string(n);
+      taken.insert(id);
+    }
     out.push_back(id);
   }
   return out;

@@ -69,8 +69,8 @@ int runBench(Options &o, SourceManager &sm) {
   double gflops = median > 0 ? flops / (median * 1e3) : 0;
 
   if (nonFinite > 0)
-    std::cerr << fmt::format("{}: warning: {} of the timed steps computed a non-finite value\n", o.model,
-                             nonFinite);
+    std::cerr << oneLine(fmt::format("{}: warning: {} of the timed steps computed a non-finite value", o.model,
+                                     nonFinite));
   if (o.json) {
     std::cout << fmt::format("{{\"us_per_step\": {:.3f}, \"gflops\": {:.3f}, \"compile_ms\": {:.3f}}}\n",
                              median, gflops, compileMs);

@@ -134,8 +134,8 @@ int runGradcheck(Options &o, SourceManager &sm) {
                          "through and the gradient does not", n));
     std::string names;
     for (const std::string &n : failed) names += (names.empty() ? "" : ", ") + n;
-    std::cerr << fmt::format("{}: error: the gradient of {} differs from finite differences (tolerance {:g})\n",
-                             o.model, names, kTolerance);
+    std::cerr << oneLine(fmt::format("{}: error: the gradient of {} differs from finite differences (tolerance {:g})",
+                                     o.model, names, kTolerance));
     return 1;
   }
   fmt::print("gradcheck passed: every gradient matches central differences within {:g}\n", kTolerance);

@@ -188,8 +188,8 @@ int runTrain(Options &o, SourceManager &sm) {
       warnNoInputs(o.model, fmt::format("{} {}", fmt::join(unused, ", "), unused.size() == 1 ? "is" : "are").c_str());
   }
   if (!hasData && o.epochs)
-    std::cerr << fmt::format("{}: warning: the model has no inputs, so no epochs; --steps N sets the "
-                             "length of training (default 1000)\n", o.model);
+    std::cerr << oneLine(fmt::format("{}: warning: the model has no inputs, so no epochs; --steps N sets the "
+                                     "length of training (default 1000)", o.model));
 
   ir::Function stepFn = buildProgram(m, Program::Step);
   rt::Kernel step, eval;

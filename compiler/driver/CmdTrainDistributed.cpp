@@ -23,6 +23,7 @@
 #include "frontend/Frontend.h"
 #include "ir/Printer.h"
 #include "runtime/Distributed.h"
+#include "runtime/Files.h"
 #include "runtime/Trainer.h"
 
 namespace gradc::driver {
@@ -48,12 +49,11 @@ struct Fnv {
   void add(const std::string &s) { add(s.data(), s.size() + 1); }
 };
 
-// An unwritable --save or --metrics path of rank 0 must fail at the start, together.
+// An unwritable --save or --metrics path of rank 0 must fail at the start, together: with
+// the checks of a single process (a folder named as the file failed at the first save, and
+// the other ranks waited --mpi-timeout for rank 0).
 void checkWritable(const std::string &path) {
-  if (path.empty()) return;
-  std::string dir = path.substr(0, path.find_last_of('/') + 1);
-  if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
-    fileError(path, "cannot write file: {}", std::strerror(errno));
+  if (!path.empty()) rt::checkWritable(path);
 }
 
 }  // namespace
@@ -65,8 +65,8 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     o.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / mpi.localSize());
   bool f64 = o.dtype == "f64";
   if (o.checkNumerics && rank == 0)
-    std::cerr << fmt::format("{}: warning: --check-numerics is not applied in data-parallel training; "
-                             "only the loss is checked\n", o.model);
+    std::cerr << oneLine(fmt::format("{}: warning: --check-numerics is not applied in data-parallel training; "
+                                     "only the loss is checked", o.model));
 
   Model m;
   ir::Function gradFn;

@@ -158,7 +158,7 @@ void needData(const Model &m, const std::string &modelPath, const char *command)
 }
 
 void warnNoInputs(const std::string &modelPath, const char *flags) {
-  std::cerr << fmt::format("{}: warning: the model has no inputs; {} not used\n", modelPath, flags);
+  std::cerr << oneLine(fmt::format("{}: warning: the model has no inputs; {} not used", modelPath, flags));
 }
 
 }  // namespace gradc::driver

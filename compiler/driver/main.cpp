@@ -2,6 +2,7 @@
 // UserError into `FILE:LINE:COL: error: ...` and exit status 1, an InternalError into a
 // bug report and exit status 70 (EX_SOFTWARE), and a bad flag into one line
 // `gradc: error: ...` and exit status 2.
+#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <cstdint>
@@ -15,10 +16,12 @@
 #include <utility>
 
 #include <CLI/CLI.hpp>
+#include <fmt/ranges.h>
 
 #include "driver/Commands.h"
 #include "driver/RunSupport.h"
 #include "ir/Model.h"
+#include "runtime/Files.h"
 
 using namespace gradc;
 using namespace gradc::driver;
@@ -96,6 +99,18 @@ void addDtype(CLI::App *c, Options &o) {
       ->check(CLI::IsMember({"f32", "f64"}));
 }
 
+// The path a file not written yet will have: links followed (a dangling one names the file
+// it creates), made absolute (weakly_canonical leaves a relative path whose first part does
+// not exist relative: `w.st` and `./w.st` differed).
+std::filesystem::path wouldBe(const std::string &p, std::error_code &ec) {
+  std::string target = p;
+  try {
+    target = rt::linkTarget(p);
+  } catch (const UserError &) {  // links that loop: writing fails later, with the error
+  }
+  return std::filesystem::weakly_canonical(std::filesystem::absolute(target, ec), ec);
+}
+
 // Whether `a` and `b` name one regular file (or, not existing yet, one path). Two names of
 // /dev/null are not one file: nothing written there is lost.
 bool sameFile(const std::string &a, const std::string &b) {
@@ -105,7 +120,8 @@ bool sameFile(const std::string &a, const std::string &b) {
   if (ea || eb)
     return ea && eb && S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
   std::error_code e1, e2;
-  return std::filesystem::weakly_canonical(a, e1) == std::filesystem::weakly_canonical(b, e2) && !e1 && !e2;
+  std::filesystem::path pa = wouldBe(a, e1), pb = wouldBe(b, e2);
+  return !e1 && !e2 && pa == pb;
 }
 
 // An output that is another output or an input would overwrite it (`compile m.grad -o
@@ -125,6 +141,13 @@ std::string clashingFiles(const Options &o, const char *outFlag) {
         return fmt::format("{} '{}' is also {}: writing it would overwrite the input", name, *path, inName);
   }
   return "";
+}
+
+// A bad flag: one line (its value quoted with any control characters escaped) and exit
+// status 2.
+int badFlag(std::string_view msg) {
+  std::cerr << oneLine(fmt::format("gradc: error: {} (see gradc --help)", msg));
+  return 2;
 }
 
 }  // namespace
@@ -248,32 +271,24 @@ int main(int argc, char **argv) {
              : first.front() == '-' ? fmt::format("unknown option '{}'; a command is required: {}", first, commands)
                                     : fmt::format("unknown command '{}'; the commands are {}", first, commands);
     }
-    std::cerr << "gradc: error: " << what << " (see gradc --help)\n";
-    return 2;
+    return badFlag(what);
   }
 
   o.batchSizeGiven = bench->count("--batch-size") > 0 || train->count("--batch-size") > 0;
   // The loop plan, LLVM IR and assembly are text only.
   if (inspect->parsed() && o.format == "dot" && (o.stage == "loops" || o.stage == "llvm" || o.stage == "asm")) {
-    std::cerr << "gradc: error: --format dot is not available for --stage " << o.stage << " (see gradc --help)\n";
-    return 2;
+    return badFlag("--format dot is not available for --stage " + o.stage);
   }
   // A float32 run takes its learning rate as a float.
   if (train->parsed() && o.lr && o.dtype != "f64" && std::isinf(static_cast<float>(*o.lr))) {
-    std::cerr << fmt::format("gradc: error: --lr {} is too large for float32 (at most {}): use a smaller one "
-                             "or --dtype f64 (see gradc --help)\n", *o.lr, std::numeric_limits<float>::max());
-    return 2;
+    return badFlag(fmt::format("--lr {} is too large for float32 (at most {}): use a smaller one or --dtype f64",
+                               *o.lr, std::numeric_limits<float>::max()));
   }
   // Flags whose values only LLVM knows: compile's target and CPU.
   if (compile->parsed())
-    if (std::string why = compileFlagError(o); !why.empty()) {
-      std::cerr << "gradc: error: " << why << " (see gradc --help)\n";
-      return 2;
-    }
-  if (std::string clash = clashingFiles(o, compile->parsed() ? "-o" : "--out"); !clash.empty()) {
-    std::cerr << "gradc: error: " << clash << " (see gradc --help)\n";
-    return 2;
-  }
+    if (std::string why = compileFlagError(o); !why.empty()) return badFlag(why);
+  if (std::string clash = clashingFiles(o, compile->parsed() ? "-o" : "--out"); !clash.empty())
+    return badFlag(clash);
   SourceManager sm;
   try {
     int rc = check->parsed()       ? runCheck(o, sm)

@@ -93,21 +93,6 @@ static bool printable(std::string_view line) {
   return true;
 }
 
-// The message line with its control characters written as escapes: a file name or a quoted
-// value holding a newline or an escape sequence keeps the error on one line and the
-// terminal as it was.
-static std::string oneLine(std::string_view s) {
-  std::string out;
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if ((c < 0x20 && c != '\t') || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-    else out += ch;
-  }
-  return out + "\n";
-}
-
 std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view severity,
                              std::string_view msg) {
   std::string out = oneLine(fmt::format("{}: {}: {}", sm.format(loc), severity, msg));

@@ -55,16 +55,26 @@ private:
 /// An error in the user's input (model, data, weights, flags).
 class UserError : public std::runtime_error {
 public:
-  UserError(Loc loc, std::string msg) : std::runtime_error(msg), loc(loc) {}
+  UserError(Loc loc, std::string msg) : std::runtime_error(keepNul(std::move(msg))), loc(loc) {}
   /// For errors about a whole file with no line: `FILE: error: MESSAGE`.
   UserError(std::string file, std::string msg)
-      : std::runtime_error(msg), fileName(std::move(file)) {}
+      : std::runtime_error(keepNul(std::move(msg))), fileName(std::move(file)) {}
   /// For a place in a file that has no SourceManager entry (a data file):
   /// `FILE:LINE:COL: error: MESSAGE`, without the quoted line.
   UserError(std::string file, int line, int col, std::string msg)
-      : std::runtime_error(msg), loc{-1, line, col}, fileName(std::move(file)) {}
+      : std::runtime_error(keepNul(std::move(msg))), loc{-1, line, col}, fileName(std::move(file)) {}
   Loc loc;
   std::string fileName;  // used when !loc.valid()
+
+private:
+  // what() is a C string, which a NUL byte would end: a message quoting a name read from a
+  // file (a tensor named "W\0x" in a weights file) keeps the NUL as the escape \x00.
+  // (Not inlined: GCC 12 warns of a maybe-uninitialized string where it is.)
+  [[gnu::noinline]] static std::string keepNul(std::string msg) {
+    for (size_t i = msg.find('\0'); i != std::string::npos; i = msg.find('\0', i + 4))
+      msg.replace(i, 1, "\\x00");
+    return msg;
+  }
 };
 
 /// A bug in gradc. Never caused by user input.
@@ -101,6 +111,21 @@ template <typename... Args>
 std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view severity,
                              std::string_view msg);
 std::string renderUserError(const SourceManager &sm, const UserError &e);
+
+/// One line of text for the terminal, ending in a line break: control characters (a newline,
+/// an escape sequence in a file name or a flag's value) are written as escapes (`\n`,
+/// `\x1b`), so that a message stays one line and leaves the terminal as it was.
+inline std::string oneLine(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if ((c < 0x20 && c != '\t') || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += ch;
+  }
+  return out + "\n";
+}
 
 /// Prints a warning to stderr at once.
 void warn(const SourceManager &sm, Loc loc, std::string_view msg);

@@ -263,6 +263,20 @@ def mode_header(tmp):
     cc_link(src, exe, [d, RUNTIME_H], [obj])
     out = run([exe]).stdout.split()
     check(out == ["64", "128", "2", "3", "0"], f"colliding names: the param's and the state's offsets and slots {out}")
+    # A name with its kind appended can be another item's name: params `lr` and `lr_param`
+    # beside the learning rate `lr` (both params were GRADC_CLASH2_STEP_lr_param), `t_hyper`
+    # beside the step count `t`. A number follows the kind then.
+    model, obj, h = os.path.join(d, "clash2.grad"), os.path.join(d, "clash2.o"), os.path.join(d, "clash2.h")
+    with open(model, "w") as f:
+        f.write("param lr = 1\nparam lr_param = 2\nparam lr_hyper = 3\nparam t = 4\nparam t_hyper = 5\n"
+                "param t_hyper_2 = 6\nminimize (lr * lr_param * lr_hyper * t * t_hyper * t_hyper_2)^2\n")
+    run([a.gradc, "compile", model, "-o", obj, "--header", h])
+    r = run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h], ok=False)
+    check(r.returncode == 0, f"names like another's with its kind: the header compiles {r.stderr[:300]}")
+    text = open(h).read()
+    for enumerator in ("STEP_lr_param_2 = 0", "STEP_lr_param = 1", "STEP_lr_hyper = 2", "STEP_t_param = 3",
+                       "STEP_t_hyper = 4", "STEP_t_hyper_2 = 5", "STEP_lr_hyper_2 = 6", "STEP_t_hyper_3 = 7"):
+        check("GRADC_CLASH2_" + enumerator + "," in text, f"names like another's with its kind: {enumerator}")
     # A model in a folder whose name ends in `*`: the path in the header's first comment holds
     # `*/`, which must not end the comment.
     d = os.path.join(tmp, "star*")

@@ -49,11 +49,16 @@ def start_checks(gradc, mpirun):
          "did not start the same training"),
         ("rank 2 cannot read its data", ["-np", "2"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", "/nonexistent.csv"],
          "/nonexistent.csv: error: cannot read file"),
+        # (found at the first save, it left rank 1 waiting --mpi-timeout, then MPI_ABORT)
+        ("--save names a folder", ["-np", "2", gradc, "train", MODEL, "--data", DATA, "--epochs", "2",
+                                   "--mpi-timeout", "5", "--save", os.path.dirname(DATA)],
+         os.path.dirname(DATA) + ": error: cannot write file: Is a directory"),
     ]
     failures = 0
     for name, args, expect in cases:
         p = subprocess.run(mpirun + args, capture_output=True, text=True, env=env(), timeout=300)
-        ok = p.returncode != 0 and p.stderr.count(expect) == 1 and "epoch" not in p.stdout
+        ok = (p.returncode != 0 and p.stderr.count(expect) == 1 and "epoch" not in p.stdout
+              and "MPI_ABORT" not in p.stderr)
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} start-up, {name}: exit {p.returncode}, error printed {p.stderr.count(expect)} time(s)")
         if not ok:

@@ -198,7 +198,7 @@ def bad_counters(tmp):
     check(rc == 0, "classify trains: %s" % err)
     tensors, meta = read_safetensors(ckpt)
     bad = os.path.join(tmp, "bad.safetensors")
-    for key, value in (("gradc.step", "12abc"), ("gradc.epoch", "1e3"), ("gradc.seed", "-1")):
+    for key, value in (("gradc.step", "12abc"), ("gradc.epoch", "1e3"), ("gradc.seed", "-1"), ("gradc.step", "-1")):
         write_safetensors(bad, tensors, dict(meta, **{key: value}))
         rc, out, err = run("train", CLASSIFY, "--data", data, "--init", bad, "--epochs", "0")
         check(rc == 1 and err == "%s: error: metadata '%s' is not a whole number: '%s'\n" % (bad, key, value),

@@ -343,7 +343,12 @@ def outputs_whole(tmp):
                       (["compile", MODEL, "-o", tmp, "--header", os.path.join(tmp, "m.h")], tmp),
                       (["predict", MODEL, "--weights", weights, "--data", data, "--out", "/nonexistent/p.csv"],
                        "/nonexistent/p.csv"),
-                      (["grad", MODEL, "--weights", weights, "--data", data, "--out", tmp], tmp)):
+                      (["grad", MODEL, "--weights", weights, "--data", data, "--out", tmp], tmp),
+                      # A folder that is a regular file: the check let train run its epoch first.
+                      (["train", MODEL, "--data", data, "--metrics", os.path.join(tmp, "m.csv"),
+                        "--save", os.path.join(weights, "w2.safetensors")], os.path.join(weights, "w2.safetensors")),
+                      (["predict", MODEL, "--weights", weights, "--data", data, "--out",
+                        os.path.join(weights, "p.csv")], os.path.join(weights, "p.csv"))):
         rc, out, err = run(*args)
         check(rc == 1 and out == "" and err.startswith(bad + ": error: cannot write file: ")
               and err.count("\n") == 1, "%s into %s: rc %d, err %r" % (args[0], bad, rc, err))
@@ -403,7 +408,18 @@ def outputs_whole(tmp):
     with os.fdopen(r) as f:
         piped = f.read()
     check(p.returncode == 0 and piped == want, "predict --out /dev/fd/N: rc %d, err %r" % (p.returncode, p.stderr))
-    for name in ("p.csv", "p2.csv", "latest.safetensors"):
+    # Links that name each other fail before any work, as open() does, and stay links (the
+    # rename replaced one of them with a file).
+    os.symlink("loop2.csv", os.path.join(tmp, "loop1.csv"))
+    os.symlink("loop1.csv", os.path.join(tmp, "loop2.csv"))
+    for args in (["predict", MODEL, "--weights", weights, "--data", data, "--out"],
+                 ["train", MODEL, "--data", data, "--save"]):
+        loop = os.path.join(tmp, "loop1.csv")
+        rc, out, err = run(*args, loop)
+        check(rc == 1 and out == "" and err == loop + ": error: cannot write file: Too many levels of symbolic links\n"
+              and os.path.islink(loop) and os.path.islink(os.path.join(tmp, "loop2.csv")),
+              "%s into links that loop: rc %d, out %r, err %r" % (args[0], rc, out, err))
+    for name in ("p.csv", "p2.csv", "latest.safetensors", "loop1.csv", "loop2.csv"):
         os.unlink(os.path.join(tmp, name))
     shutil.rmtree(os.path.join(tmp, "real"))
     # A name of 255 bytes can be written (its temporary file was 255 + 12 bytes long); a longer
@@ -432,6 +448,8 @@ def clashing_files(tmp):
     with open(MODEL) as f:
         source = f.read()
     clitest.write(model, source)
+    os.mkdir(os.path.join(tmp, "sub"))
+    os.symlink("both", os.path.join(tmp, "link.o"))
     rc, _, err = run("train", model, "--data", data, "--steps", "1", "--save", weights)
     check(rc == 0, "train: %r" % err)
     with open(weights, "rb") as f:
@@ -440,15 +458,26 @@ def clashing_files(tmp):
                       (["compile", model, "-o", both, "--header", both], "-o and --header name the same file"),
                       (["train", model, "--data", data, "--save", both, "--metrics", both],
                        "--save and --metrics name the same file"),
+                      # Not existing yet, under two spellings (they were compared as `both` and
+                      # /tmp/.../both), and through a dangling link.
+                      (["train", model, "--data", data, "--save", "both", "--metrics", "./both"],
+                       "--save and --metrics name the same file"),
+                      (["train", model, "--data", data, "--save", "both", "--metrics", "sub/../both"],
+                       "--save and --metrics name the same file"),
+                      (["compile", model, "-o", "link.o", "--header", "both"], "-o and --header name the same file"),
                       (["train", model, "--data", data, "--init", weights, "--metrics", weights],
                        "--metrics '%s' is also --init" % weights),
                       (["grad", model, "--weights", weights, "--data", data, "--out", weights],
                        "--out '%s' is also --weights" % weights)):
-        rc, out, err = run(*args)
-        check(rc == 2 and err.startswith("gradc: error: " + msg) and err.count("\n") == 1,
-              "%s: rc %d, err %r" % (args, rc, err))
+        rc, out, err = run(*args, cwd=tmp)
+        check(rc == 2 and err.startswith("gradc: error: " + msg) and err.count("\n") == 1
+              and not os.path.exists(both), "%s: rc %d, err %r" % (args, rc, err))
+        if os.path.exists(both):
+            os.unlink(both)
     with open(model) as f, open(weights, "rb") as g:
-        check(f.read() == source and g.read() == saved and not os.path.exists(both), "no file was written")
+        check(f.read() == source and g.read() == saved, "no file was written")
+    os.unlink(os.path.join(tmp, "link.o"))
+    os.rmdir(os.path.join(tmp, "sub"))
     rc, _, err = run("train", model, "--data", data, "--steps", "1", "--init", weights, "--save", weights)
     check(rc == 0, "--init W --save W: rc %d, err %r" % (rc, err))
 
@@ -478,8 +507,16 @@ def bad_flags():
         (["compile", MODEL, "-o", ""], "-o: takes a file name, not ''"),
         (["eval", MODEL, "--weights", data, "--data", ""], "--data: takes a file name, not ''"),
         ([], "a command is required: check, inspect, train,"),
-        (["trian", MODEL], "unknown command 'trian'; the commands are check, inspect, train,"),
+        (["trian", MODEL], "unknown command 'trian'; the commands are check, inspect, train, eval, predict, grad, "
+         "gradcheck, bench, compile"),
         (["--bogus"], "unknown option '--bogus'; a command is required: check,"),
+        # A value holding a line break or an escape sequence is quoted with them escaped: the
+        # error stays one line and the terminal as it was.
+        (["train", MODEL, "--data", data, "--epochs", "1\x1b[2J\nx"],
+         "--epochs: takes a whole number (0 or more), not '1\\x1b[2J\\nx'"),
+        (["train", MODEL, "--data", data, "--bogus\x1b[31m\nx"],
+         "The following argument was not expected: --bogus\\x1b[31m\\nx"),
+        (["compile", MODEL, "-o", "m.o", "--cpu", "a\x1b[31m"], "unknown CPU `a\\x1b[31m`"),
     ]
     for t in ("1025", "100000", "2147483648", "-1", "1.5"):
         for cmd in (["train", MODEL, "--data", data], ["bench", MODEL], ["compile", MODEL, "-o", "m.o"]):
@@ -492,8 +529,8 @@ def bad_flags():
                       "--lr: takes a learning rate, a number >= 0, not '%s'" % lr))
     for args, msg in cases:
         rc, out, err = run(*args)
-        check(rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("gradc: error: " + msg),
-              "bad flag %r: rc %d, err %r" % (args, rc, err))
+        check(rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("gradc: error: " + msg)
+              and "\x1b" not in err, "bad flag %r: rc %d, err %r" % (args, rc, err))
     rc, out, err = run("train", MODEL, "--data", data, "--lr", "0", "--steps", "1", "--threads", "1")
     check(rc == 0, "--lr 0: rc %d, err %r" % (rc, err))
     rc, out, err = run("gradcheck", MODEL, "--threads", "1")

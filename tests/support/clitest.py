@@ -15,9 +15,9 @@ def check(cond, what):
         print("FAIL:", what)
 
 
-def run(*args, timeout=300):
-    """(exit status, stdout, stderr) of `gradc ARGS`."""
-    p = subprocess.run([GRADC, *args], capture_output=True, text=True, timeout=timeout)
+def run(*args, timeout=300, cwd=None):
+    """(exit status, stdout, stderr) of `gradc ARGS` (run in the folder `cwd`)."""
+    p = subprocess.run([GRADC, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
     return p.returncode, p.stdout, p.stderr
 
 

@@ -119,6 +119,12 @@ def main():
             r = run(*cmd)
             check(cmd[0] + ": a param stored as F16", r.returncode == 1 and r.stderr ==
                   extra + ": error: tensor 'b2' has dtype F16; gradc reads F32 and F64\n", r.stderr)
+        # A name holding a NUL byte is quoted whole, the NUL escaped (the message ended at it).
+        nul = {"b\0x": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}
+        write_raw_safetensors(extra, nul, b"\0" * 4)
+        r = run("eval", XOR, "--weights", extra, "--data", XOR_DATA)
+        check("eval: a tensor name holding a NUL byte", r.returncode == 1 and r.stderr ==
+              extra + ": error: tensor 'b\\x00x' has a shape entry that is not a size\n", r.stderr)
         grad_error("grad: inputs without --data", weights(), "the data with --data FILE", data=None)
         bad_csv = os.path.join(tmp, "bad.csv")
         with open(bad_csv, "w") as f:
@@ -209,6 +215,22 @@ def main():
         check("gradcheck on a saturated bce: an error without a stop_gradient warning",
               r.returncode == 1 and r.stderr == sat + ": error: the gradient of w differs from finite differences "
               "(tolerance 1e-05)\n", r.stdout + r.stderr)
+        # A model path holding a line break keeps each line of stderr one message, the break
+        # escaped as in every other error.
+        odd = os.path.join(tmp, "two\nlines.grad")
+        with open(where) as f, open(odd, "w") as g:
+            g.write(f.read())
+        r = run("gradcheck", odd)
+        lines = r.stderr.strip().splitlines()
+        check("gradcheck: a model path holding a line break",
+              r.returncode == 1 and len(lines) == 4 and lines[3] == odd.replace("\n", "\\n") + ": error: the "
+              "gradient of W differs from finite differences (tolerance 1e-05)", r.stderr)
+        with open(os.path.join(ROOT, "examples", "rosenbrock.grad")) as f, open(odd, "w") as g:
+            g.write(f.read())
+        r = run("train", odd, "--steps", "1", "--data", XOR_DATA)
+        check("train: a warning about a model path holding a line break",
+              r.returncode == 0 and r.stderr == odd.replace("\n", "\\n") + ": warning: the model has no inputs; "
+              "--data is not used\n", r.stderr)
 
     sys.exit(1 if failures else 0)
 
