@@ -6,6 +6,7 @@
 #include "frontend/AST.h"
 #include "frontend/Frontend.h"
 #include "ir/Printer.h"
+#include "support/LargeStack.h"
 
 namespace gradc {
 
@@ -82,7 +83,7 @@ int dotExpr(const Expr &e, const std::string &edgeLabel, int parent, int &next, 
 
 }  // namespace
 
-std::string printAST(const ModuleAST &m, const SourceManager &sm, bool dot) {
+static std::string printASTHere(const ModuleAST &m, const SourceManager &sm, bool dot) {
   std::string out;
   if (dot) {
     out = fmt::format("digraph \"{}\" {{\n  node [shape=box, fontname=\"monospace\"];\n", esc(sm.name(m.file)));
@@ -104,6 +105,11 @@ std::string printAST(const ModuleAST &m, const SourceManager &sm, bool dot) {
     if (s.optimizer) printExpr(*s.optimizer, 2, "with", out);
   }
   return out;
+}
+
+// On a stack of its own: printing recurses as deep as the expressions nest.
+std::string printAST(const ModuleAST &m, const SourceManager &sm, bool dot) {
+  return onLargeStack([&] { return printASTHere(m, sm, dot); });
 }
 
 }  // namespace gradc

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "ir/Builder.h"
+#include "support/LargeStack.h"
 #include "ir/Printer.h"
 
 namespace gradc {
@@ -20,7 +21,7 @@ using ir::ValueId;
 namespace {
 
 // Total depth of nested expression evaluation, across inlined defs.
-constexpr int kMaxEvalDepth = 600;
+constexpr int kMaxEvalDepth = 10000;
 
 enum class BK {
   Unary, LeakyRelu, MaxMin, Where, Transpose, Reshape, Reduce, Row, ArgMax, OneHot,
@@ -1041,6 +1042,9 @@ const std::vector<std::string> &builtinNames() {
   return names;
 }
 
-Model buildModel(const ModuleAST &m, SourceManager &sm) { return Sema(m, sm).run(); }
+// On a stack of its own: evaluation recurses as deep as the expressions nest (support/LargeStack.h).
+Model buildModel(const ModuleAST &m, SourceManager &sm) {
+  return onLargeStack([&] { return Sema(m, sm).run(); });
+}
 
 }  // namespace gradc

@@ -67,7 +67,13 @@ def generated(tmp):
     """(name, text bytes, expected, exit status) of the generated cases."""
     cases = []
     deep = b"param a = 1\nminimize " + b"(" * 100000 + b"a" + b")" * 100000 + b"\n"
-    cases.append(("deep_parens", deep, "2:" + str(10 + 256) + ": expression nested too deeply", 1))
+    cases.append(("deep_parens", deep, "2:" + str(10 + 4096) + ": expression nested too deeply", 1))
+    # A flat sum of 4,000 terms (a left spine 4,000 deep) is fine, and its gradient is 4,000;
+    # one of 5,000 is too deep.
+    flat = b"param a = 1\nminimize a" + b" + a" * 3999 + b"\n"
+    cases.append(("flat_sum_4000", flat, "", 0))
+    cases.append(("flat_sum_5000", b"param a = 1\nminimize a" + b" + a" * 4999 + b"\n",
+                  "2:" + str(10 + 4 * 4095 + 2) + ": expression nested too deeply (more than 4096 levels)", 1))
     long_sum = b"param a = 1\nminimize a" + b" + a" * (5 * 1024 * 1024 // 4) + b"\n"
     cases.append(("long_line_sum", long_sum, "nested too deeply", 1))
     long_name = b"param " + b"a" * (5 * 1024 * 1024) + b" = 1\nminimize b\n"
@@ -111,7 +117,7 @@ def generated(tmp):
     cases.append(("defs_nested_200", chain.encode(), "nested too deeply", 1))
     deep_defs = "param a = 1\ndef f0(x) = x\n"
     for i in range(1, 60):
-        deep_defs += "def f%d(x) = %sf%d(x)%s\n" % (i, "exp(" * 120, i - 1, ")" * 120)
+        deep_defs += "def f%d(x) = %sf%d(x)%s\n" % (i, "exp(" * 200, i - 1, ")" * 200)
     deep_defs += "minimize f59(a)\n"
     cases.append(("defs_deep_bodies", deep_defs.encode(), "nested too deeply through def calls", 1))
     cases.append(("empty_file", b"", "FILE: the model has no `minimize` statement", 1))

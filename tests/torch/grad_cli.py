@@ -90,6 +90,25 @@ def main():
                   shapes == dict(loss=[], **XOR_PARAMS) and all(v["dtype"] == "F32" for k, v in h.items()
                                                                 if k != "__metadata__"), str(h))
 
+        # A flat sum of 4,000 terms (parsed as a left spine 4,000 deep): d/da of
+        # a + a*a + ... (3,999 times) at a = 1 is 1 + 2 * 3999 = 7999, exactly in float32.
+        flat = os.path.join(tmp, "flat.grad")
+        with open(flat, "w") as f:
+            f.write("param a = 1\nminimize a" + " + a*a" * 3999 + "\n")
+        empty = os.path.join(tmp, "none.safetensors")
+        write_safetensors(empty, {"a": ([], [1.0])})
+        fo = os.path.join(tmp, "flat_g.safetensors")
+        r = run("grad", flat, "--weights", empty, "--out", fo)
+        ok = r.returncode == 0 and os.path.exists(fo)
+        if ok:
+            with open(fo, "rb") as f:
+                n = struct.unpack("<Q", f.read(8))[0]
+                h = json.loads(f.read(n))
+                body = f.read()
+            lo, _ = h["a"]["data_offsets"]
+            ok = struct.unpack("<f", body[lo:lo + 4])[0] == 7999.0
+        check("grad of a 4,000-term flat sum", ok, r.stderr)
+
         grad_error("grad: a missing param", weights(b2=None), "no tensor for param 'b2'")
         grad_error("grad: a param of the wrong shape", weights(W1=([8, 2], [0.0] * 16)),
                    "tensor 'W1' has shape [8, 2], but the model declares the param with shape [2, 8]")

@@ -196,14 +196,14 @@ TEST_CASE("parser: errors and limits") {
   CHECK(parseError("x = " + std::string(100000, '(') + "1" + std::string(100000, ')'))
             .find("expression nested too deeply") != std::string::npos);
   std::string chain = "x = 1";
-  for (int i = 0; i < 1000; ++i) chain += " + 1";
-  CHECK(parseError(chain).find("expression nested too deeply (more than 256 levels)") != std::string::npos);
+  for (int i = 0; i < 5000; ++i) chain += " + 1";
+  CHECK(parseError(chain).find("expression nested too deeply (more than 4096 levels)") != std::string::npos);
   CHECK(parseError("x = " + std::string(5000, '-') + "1").find("nested too deeply") != std::string::npos);
   std::string pow = "x = a";
-  for (int i = 0; i < 1000; ++i) pow += "^a";
+  for (int i = 0; i < 5000; ++i) pow += "^a";
   CHECK(parseError(pow).find("nested too deeply") != std::string::npos);
   std::string ok = "x = 1";
-  for (int i = 0; i < 200; ++i) ok += " + 1";
+  for (int i = 0; i < 4000; ++i) ok += " + 1";
   CHECK(parseError(ok) == "");
 }
 
