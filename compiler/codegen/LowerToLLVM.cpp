@@ -30,6 +30,7 @@
 #include <bit>
 #include <cctype>
 #include <map>
+#include <set>
 
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Verifier.h>
@@ -871,43 +872,48 @@ private:
       key += ']';
     };
     std::map<ValueId, size_t> seen;
-    auto own = [&](ValueId v) {
-      return v == s.value || v == s.matmul || std::find(s.also.begin(), s.also.end(), v) != s.also.end();
-    };
-    auto visit = [&](auto &self, ValueId v) -> size_t {
-      if (auto it = seen.find(v); it != seen.end()) return it->second;
-      size_t id = seen.size();
-      seen[v] = id;
+    std::set<ValueId> walked;
+    // `top`: one of the step's own values, whose operands the step computes. A value of the
+    // loop's group reached as an operand is read from a register (its operands were walked
+    // where it is computed), so the walk nests no deeper than the lowering does (an inlined
+    // chain is cut 128 deep, a group may hold dozens of them one after the other).
+    auto visit = [&](auto &self, ValueId v, bool top) -> size_t {
       const Node &n = node(v);
-      ValueId root = fp_.root[static_cast<size_t>(v)];
-      key += fmt::format("\n{}:{} {} {:a} {:x} {:d} {:d} {:d} {} {}*{:x} role {} root {:d} home {}", id,
-                         static_cast<int>(n.op), static_cast<int>(n.dtype), n.value, n.axes, n.keepdims,
-                         n.transA, n.transB, n.classes, n.dim.factor, n.dim.syms, static_cast<int>(role(v)),
-                         root == v, mp_.hasHome(root) ? param(mp_.homeOf(root)) : -3);
-      shape(n.shape);
-      if (check_)
-        key += fmt::format(" check {:d}{:d}", static_cast<bool>(skip_[static_cast<size_t>(v)]),
-                           static_cast<bool>(checkAtReads_[static_cast<size_t>(v)]));
-      if (role(v) == Role::Inline || role(v) == Role::Fused || own(v) || n.op == Op::Transpose) {
+      auto [it, added] = seen.emplace(v, seen.size());
+      size_t id = it->second;
+      if (added) {
+        ValueId root = fp_.root[static_cast<size_t>(v)];
+        key += fmt::format("\n{}:{} {} {:a} {:x} {:d} {:d} {:d} {} {}*{:x} role {} root {:d} home {}", id,
+                           static_cast<int>(n.op), static_cast<int>(n.dtype), n.value, n.axes, n.keepdims,
+                           n.transA, n.transB, n.classes, n.dim.factor, n.dim.syms, static_cast<int>(role(v)),
+                           root == v, mp_.hasHome(root) ? param(mp_.homeOf(root)) : -3);
+        shape(n.shape);
+        if (check_)
+          key += fmt::format(" check {:d}{:d}", static_cast<bool>(skip_[static_cast<size_t>(v)]),
+                             static_cast<bool>(checkAtReads_[static_cast<size_t>(v)]));
+      }
+      bool walk = top || role(v) == Role::Inline || role(v) == Role::Fused || n.op == Op::Transpose;
+      if (walk && walked.insert(v).second) {
         std::vector<size_t> ops;
-        for (ValueId u : n.operands) ops.push_back(self(self, u));
-        key += fmt::format(" ({})", fmt::join(ops, " "));
+        for (ValueId u : n.operands) ops.push_back(self(self, u, false));
+        key += fmt::format("\n{} ({})", id, fmt::join(ops, " "));
       }
       return id;
     };
     key += fmt::format("kind {} threads {:d} params {} src {} dest {} scratch {}", static_cast<int>(s.kind),
                        splitOverThreads(s), params.size(), param(s.src), param(s.dest), param(s.scratch));
-    key += fmt::format(" value {}", visit(visit, s.value));
+    // In the order the step computes them: its group, its own value, the fused matmul.
     for (size_t k = 0; k < s.also.size(); ++k)
-      key += fmt::format(" also {} dest {}", visit(visit, s.also[k]), param(s.alsoDest[k]));
+      key += fmt::format(" also {} dest {}", visit(visit, s.also[k], true), param(s.alsoDest[k]));
+    key += fmt::format(" value {}", visit(visit, s.value, true));
     if (s.matmul != kNoValue) {
-      key += fmt::format(" matmul {}", visit(visit, s.matmul));
+      key += fmt::format(" matmul {}", visit(visit, s.matmul, true));
       // The values a fused epilogue's tiles fetch ahead, in order.
       std::vector<ValueId> outs = s.also;
       outs.push_back(s.value);
       for (ValueId o : outs)
         for (ValueId r : kernelReads(f_, fp_, o))
-          key += fmt::format(" reads {}", visit(visit, r));
+          key += fmt::format(" reads {}", visit(visit, r, false));
     }
     return key;
   }
