@@ -130,18 +130,21 @@ bool isCompare(BinOp op) {
          op == BinOp::Eq || op == BinOp::Ne;
 }
 
-// Folds a constant expression: numbers, true/false, unary minus, + - * / ^.
-bool fold(const Expr &e, double &out) {
+// Folds a constant expression: numbers, true/false, unary minus, + - * / ^, and a name when
+// `name(e, out)` gives its value (a def's argument that the call gave a constant).
+template <typename NameFold>
+bool foldWith(const Expr &e, double &out, const NameFold &name) {
   switch (e.kind) {
   case Expr::Number:
   case Expr::Bool: out = e.number; return true;
+  case Expr::Name: return name(e, out);
   case Expr::Neg:
-    if (!fold(*e.args[0], out)) return false;
+    if (!foldWith(*e.args[0], out, name)) return false;
     out = -out;
     return true;
   case Expr::Binary: {
     double a, b;
-    if (!fold(*e.args[0], a) || !fold(*e.args[1], b)) return false;
+    if (!foldWith(*e.args[0], a, name) || !foldWith(*e.args[1], b, name)) return false;
     switch (e.op) {
     case BinOp::Add: out = a + b; return true;
     case BinOp::Sub: out = a - b; return true;
@@ -153,6 +156,10 @@ bool fold(const Expr &e, double &out) {
   }
   default: return false;
   }
+}
+
+bool fold(const Expr &e, double &out) {
+  return foldWith(e, out, [](const Expr &, double &) { return false; });
 }
 
 class Sema {
@@ -433,33 +440,13 @@ void Sema::resolveArg(const Expr *&e, const Scope *&sc) {
 // folded once, at its call (callDef), not again at each use: `def f1(x, s) = f0(x, s + s)`
 // nested 40 deep would otherwise walk 2^40 expressions.
 bool Sema::foldIn(const Expr &e, const Scope &sc, double &out) {
-  if (e.kind == Expr::Name && sc.argExprs) {
-    auto it = sc.argExprs->find(e.name);
-    if (it != sc.argExprs->end()) {
-      if (!it->second.constant) return false;
-      out = *it->second.constant;
-      return true;
-    }
-  }
-  switch (e.kind) {
-  case Expr::Neg:
-    if (!foldIn(*e.args[0], sc, out)) return false;
-    out = -out;
+  return foldWith(e, out, [&](const Expr &n, double &v) {
+    if (!sc.argExprs) return false;
+    auto it = sc.argExprs->find(n.name);
+    if (it == sc.argExprs->end() || !it->second.constant) return false;
+    v = *it->second.constant;
     return true;
-  case Expr::Binary: {
-    double a, b;
-    if (!foldIn(*e.args[0], sc, a) || !foldIn(*e.args[1], sc, b)) return false;
-    switch (e.op) {
-    case BinOp::Add: out = a + b; return true;
-    case BinOp::Sub: out = a - b; return true;
-    case BinOp::Mul: out = a * b; return true;
-    case BinOp::Div: out = a / b; return true;
-    case BinOp::Pow: out = std::pow(a, b); return true;
-    default: return false;
-    }
-  }
-  default: return fold(e, out);
-  }
+  });
 }
 
 double Sema::constant(const Expr &e, const std::string &what, const Scope &sc) {
