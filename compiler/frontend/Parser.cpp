@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "frontend/Frontend.h"
+#include "support/LargeStack.h"
 
 namespace gradc {
 
@@ -114,6 +115,10 @@ Token Parser::expect(Tok kind, const char *what) {
 
 // module = stmt*
 std::unique_ptr<ModuleAST> Parser::parseModule() {
+  return onLargeStack([&] { return parseModuleHere(); });
+}
+
+std::unique_ptr<ModuleAST> Parser::parseModuleHere() {
   auto m = std::make_unique<ModuleAST>();
   m->file = file_;
   while (cur_.kind != Tok::Eof) m->stmts.push_back(parseStatement());

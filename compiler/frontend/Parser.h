@@ -17,9 +17,11 @@ namespace gradc {
 class Parser {
 public:
   Parser(const SourceManager &sm, int file);
+  /// Parses the whole file, on a stack of its own (a parenthesis recurses: support/LargeStack.h).
   std::unique_ptr<ModuleAST> parseModule();
 
 private:
+  std::unique_ptr<ModuleAST> parseModuleHere();
   Stmt parseStatement();
   void parseType(TypeAST &t);
   ExprPtr parseExpr();
