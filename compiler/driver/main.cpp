@@ -2,7 +2,6 @@
 // UserError into `FILE:LINE:COL: error: ...` and exit status 1, an InternalError into a
 // bug report and exit status 70 (EX_SOFTWARE), and a bad flag into one line
 // `gradc: error: ...` and exit status 2.
-#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <cstdint>
@@ -16,7 +15,6 @@
 #include <utility>
 
 #include <CLI/CLI.hpp>
-#include <fmt/ranges.h>
 
 #include "driver/Commands.h"
 #include "driver/RunSupport.h"

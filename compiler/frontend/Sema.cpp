@@ -223,6 +223,7 @@ private:
                                      const std::vector<std::string> &params, size_t required);
   static void resolveArg(const Expr *&e, const Scope *&sc);
   static bool foldIn(const Expr &e, const Scope &sc, double &out);
+  static void rejectPythonBool(const Expr &name);
   double constant(const Expr &e, const std::string &what, const Scope &sc = kGlobal);
   int64_t wholeNumber(const Expr &e, const std::string &what, const Scope &sc = kGlobal);
   int axis(const Expr &e, int rank, const std::string &fname, const Scope &sc);
@@ -449,13 +450,18 @@ bool Sema::foldIn(const Expr &e, const Scope &sc, double &out) {
   });
 }
 
+// An undefined name `True` or `False`: Python's spelling of the boolean literals.
+void Sema::rejectPythonBool(const Expr &name) {
+  if (name.name == "True" || name.name == "False")
+    userError(name.loc, "`{}` is not defined; the boolean literals are `true` and `false`", name.name);
+}
+
 double Sema::constant(const Expr &e, const std::string &what, const Scope &sc) {
   double v;
   const Expr *r = &e;
   const Scope *rs = &sc;
   resolveArg(r, rs);
-  if (r->kind == Expr::Name && (r->name == "True" || r->name == "False") && !globals_.count(r->name))
-    userError(r->loc, "`{}` is not defined; the boolean literals are `true` and `false`", r->name);
+  if (r->kind == Expr::Name && !globals_.count(r->name)) rejectPythonBool(*r);
   if (!foldIn(e, sc, v)) userError(e.loc, "{} must be a constant (numbers, true/false and arithmetic)", what);
   if (!std::isfinite(v)) userError(e.loc, "{} is not a finite number", what);
   return v;
@@ -560,8 +566,7 @@ ValueId Sema::evalName(const Expr &e, const Scope &sc) {
     userError(e.loc, "`{}` is used before its definition at {}", e.name, where(allNames_[e.name]));
   if (builtins().count(e.name) || allDefs_.count(e.name))
     userError(e.loc, "`{}` is a function; call it as {}(...)", e.name, e.name);
-  if (e.name == "True" || e.name == "False")
-    userError(e.loc, "`{}` is not defined; the boolean literals are `true` and `false`", e.name);
+  rejectPythonBool(e);
   userError(e.loc, "undefined name `{}`", e.name);
 }
 

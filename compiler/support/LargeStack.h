@@ -1,10 +1,12 @@
 // Running a deeply recursive piece of work on a stack of its own.
 //
-// The front end walks expressions by recursion (Sema's evaluation, the AST printers): a flat
-// sum of 4,096 terms is a left spine 4,096 deep, and a def's body is evaluated inside its
-// caller's. On a thread with a 256 MiB stack (reserved, not committed: pages are touched
-// only as deep as the recursion goes) that depth fits with room to spare also under the
-// sanitizers, whose frames are several times larger, and whatever the shell's `ulimit -s`.
+// The front end walks expressions by recursion: the parser on parentheses, Sema's
+// evaluation, the AST printers (each runs through onLargeStack; the AST's destructor, a few
+// words a level, fits any thread's stack). A flat sum of 4,096 terms is a left spine 4,096
+// deep, and a def's body is evaluated inside its caller's. On a thread with a 256 MiB stack
+// (reserved, not committed: pages are touched only as deep as the recursion goes) that depth
+// fits with room to spare also under the sanitizers, whose frames are several times larger,
+// and whatever the shell's `ulimit -s`.
 #pragma once
 
 #include <exception>
