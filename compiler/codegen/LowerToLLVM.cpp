@@ -994,22 +994,65 @@ private:
 
   // Each region's offset in `work`: regions follow each other, each as large as the
   // largest value it holds, rounded up to 64 bytes. Returns the offsets and the total.
+  // The offset where the work region after region r starts, given where r starts: r's
+  // size is its largest member's, rounded up to a cache line.
+  Value *regionEnd(size_t r, Value *off) {
+    Value *size = i64(0);
+    for (const RegionMember &m : mp_.regions[r]) {
+      Value *bytes = i64(m.bytes);
+      for (int s : m.syms) bytes = b_.CreateMul(bytes, symValue(s), "", true, true);
+      bytes = b_.CreateAnd(b_.CreateAdd(bytes, i64(63)), i64(~int64_t{63}));
+      size = b_.CreateSelect(b_.CreateICmpUGT(bytes, size), bytes, size);
+    }
+    return b_.CreateAdd(off, size, "", true, true);
+  }
+
+  Value *firstRegionOffset() { return i64(check_ ? kNumericsFlagBytes : 0); }
+
   std::vector<Value *> regionOffsets(Value *&total) {
     std::vector<Value *> offs;
-    Value *off = i64(check_ ? kNumericsFlagBytes : 0);
-    for (const auto &members : mp_.regions) {
+    Value *off = firstRegionOffset();
+    for (size_t r = 0; r < mp_.regions.size(); ++r) {
       offs.push_back(off);
-      Value *size = i64(0);
-      for (const RegionMember &m : members) {
-        Value *bytes = i64(m.bytes);
-        for (int s : m.syms) bytes = b_.CreateMul(bytes, symValue(s), "", true, true);
-        bytes = b_.CreateAnd(b_.CreateAdd(bytes, i64(63)), i64(~int64_t{63}));
-        size = b_.CreateSelect(b_.CreateICmpUGT(bytes, size), bytes, size);
-      }
-      off = b_.CreateAdd(off, size, "", true, true);
+      off = regionEnd(r, off);
     }
     total = off;
     return offs;
+  }
+
+  // Fills `table` (in the current function, whose dims are `dims`) with every region's
+  // offset, by functions of kEntryChunkSteps regions each: thousands of stores in one block
+  // made LLVM's instruction scheduler quadratic in them (1,000 layers: most of the compile).
+  void fillOffsetTable(const std::string &name, Value *dims, Value *table) {
+    llvm::BasicBlock *caller = b_.GetInsertBlock();
+    llvm::BasicBlock *callerEntry = entryBB_;
+    Value *callerDims = dims_;
+    auto *fty = llvm::FunctionType::get(b_.getInt64Ty(), {ptrTy(), ptrTy(), b_.getInt64Ty()}, false);
+    std::vector<llvm::Function *> fills;
+    for (size_t first = 0; first < mp_.regions.size(); first += kEntryChunkSteps) {
+      auto *ffn = llvm::Function::Create(fty, llvm::GlobalValue::InternalLinkage,
+                                         fmt::format("{}_offsets_{}", name, first), mod_);
+      setTargetAttributes(*ffn, t_);
+      ffn->addFnAttr(llvm::Attribute::NoInline);
+      for (unsigned i = 0; i < 2; ++i) ffn->addParamAttr(i, llvm::Attribute::NoCapture);
+      ffn->addParamAttr(0, llvm::Attribute::ReadOnly);
+      ffn->addParamAttr(1, llvm::Attribute::WriteOnly);
+      beginFunction(ffn, ffn->getArg(0));
+      Value *off = ffn->getArg(2);
+      for (size_t r = first; r < std::min(mp_.regions.size(), first + kEntryChunkSteps); ++r) {
+        b_.CreateStore(off, b_.CreateInBoundsGEP(b_.getInt64Ty(), ffn->getArg(1), i64(static_cast<int64_t>(r))));
+        off = regionEnd(r, off);
+      }
+      b_.CreateRet(off);
+      fills.push_back(ffn);
+    }
+    b_.SetInsertPoint(caller);
+    entryBB_ = callerEntry;
+    dims_ = callerDims;
+    dimCache_.clear();
+    bufPtr_.clear();
+    Value *off = firstRegionOffset();
+    for (llvm::Function *ffn : fills) off = b_.CreateCall(ffn, {dims, table, off});
   }
 
   void emitWorkSize(const std::string &name) {
@@ -1059,11 +1102,14 @@ private:
     }
 
     beginFunction(fn, fn->getArg(1));
-    Value *total = nullptr;
-    std::vector<Value *> offs = regionOffsets(total);
+    size_t count = mp_.steps.size();
+    std::vector<Value *> offs;
+    if (count <= kEntryChunkSteps) {
+      Value *total = nullptr;
+      offs = regionOffsets(total);
+    }
     if (check_)
       b_.CreateStore(fconst(0), b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), i64(kNumericsFlagOffset)));
-    size_t count = mp_.steps.size();
     if (count <= kEntryChunkSteps) {
       emitCalls(0, count, params, stepFns, fn, [&](size_t r) { return offs[r]; });
       b_.CreateRetVoid();
@@ -1073,9 +1119,8 @@ private:
     // kEntryChunkSteps calls each, which read the regions' offsets from a table: LLVM's
     // register allocation and instruction scheduling grew faster than linearly in one
     // function with every offset live across every call (1,000 layers: 23 s of 28).
-    Value *table = b_.CreateAlloca(b_.getInt64Ty(), i64(static_cast<int64_t>(offs.size())), "offsets");
-    for (size_t r = 0; r < offs.size(); ++r)
-      b_.CreateStore(offs[r], b_.CreateInBoundsGEP(b_.getInt64Ty(), table, i64(static_cast<int64_t>(r))));
+    Value *table = b_.CreateAlloca(b_.getInt64Ty(), i64(static_cast<int64_t>(mp_.regions.size())), "offsets");
+    fillOffsetTable(name, fn->getArg(1), table);
     llvm::BasicBlock *entryEnd = b_.GetInsertBlock();
     std::vector<llvm::Function *> chunks;
     auto *cty = llvm::FunctionType::get(b_.getVoidTy(), {ptrTy(), ptrTy(), ptrTy(), ptrTy()}, false);
