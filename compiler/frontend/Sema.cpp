@@ -1021,6 +1021,15 @@ Model Sema::run() {
     case Stmt::Metric: {
       if (s.kind == Stmt::Metric && s.name == "loss")
         userError(s.nameLoc, "a metric may not be named `loss`: the loss is always reported under that name");
+      if (auto it = globals_.find(s.name); it != globals_.end() && s.kind != Stmt::Bind) {
+        // `output z = z`, the natural way to expose a value: say what to write instead.
+        const char *kw = s.kind == Stmt::Output ? "output" : "metric";
+        std::string fresh = s.name + (s.kind == Stmt::Output ? "_out" : "_metric");
+        while (allNames_.count(fresh) || allDefs_.count(fresh)) fresh += "_";
+        userError(s.nameLoc, "`{}` is already bound (at {}); each name is bound once: give the {} a name of its "
+                             "own (`{} {} = {}`) or rename the earlier `{}`", s.name, where(it->second.loc), kw,
+                  kw, fresh, exprText(sm_, m_.file, *s.expr, 30), s.name);
+      }
       if (globals_.count(s.name) || defIndex_.count(s.name)) declare(s.name, s.nameLoc, {});
       ValueId v = eval(*s.expr, global);
       bindName(v, s.name);
