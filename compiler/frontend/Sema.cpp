@@ -158,10 +158,6 @@ bool foldWith(const Expr &e, double &out, const NameFold &name) {
   }
 }
 
-bool fold(const Expr &e, double &out) {
-  return foldWith(e, out, [](const Expr &, double &) { return false; });
-}
-
 class Sema {
 public:
   Sema(const ModuleAST &m, SourceManager &sm) : m_(m), sm_(sm), b_(model_.forward) {}
@@ -173,6 +169,10 @@ private:
     int dimIndex = 0;
     ValueId v = ir::kNoValue;
     Loc loc;
+    // A binding (`NAME = EXPR`, an output or a metric) whose expression is a constant
+    // expression: its value, folded once where it is bound, for the places that need a
+    // constant. As a value in an expression it is still the node v.
+    std::optional<double> constant;
   };
   // Where names are looked up: the globals, or the arguments of an inlined def. An argument
   // also keeps the expression the call gave it, in the caller's scope, so that a constant
@@ -222,7 +222,8 @@ private:
   std::vector<const Expr *> bindArgs(const Expr &call, const std::string &fname,
                                      const std::vector<std::string> &params, size_t required);
   static void resolveArg(const Expr *&e, const Scope *&sc);
-  static bool foldIn(const Expr &e, const Scope &sc, double &out);
+  bool foldIn(const Expr &e, const Scope &sc, double &out) const;
+  std::string notConstant(const Expr &e, const Scope &sc);
   static void rejectPythonBool(const Expr &name);
   double constant(const Expr &e, const std::string &what, const Scope &sc = kGlobal);
   int64_t wholeNumber(const Expr &e, const std::string &what, const Scope &sc = kGlobal);
@@ -321,14 +322,17 @@ void Sema::declareParam(const Stmt &s) {
   }
   const Expr &e = *s.expr;
   double v;
-  if (fold(e, v)) {
+  // An initialiser's name is the initialiser even when a binding has that name (`he = 0.1`).
+  bool initName = e.kind == Expr::Name && kInitNames.count(e.name);
+  if (!initName && foldIn(e, kGlobal, v)) {
     if (!std::isfinite(v)) userError(e.loc, "the value of param {} is not a finite number", s.name);
     p.init = InitKind::Const;
     p.initArgs = {v};
   } else {
-    if (e.kind != Expr::Name && e.kind != Expr::Call)
+    if ((e.kind != Expr::Name && e.kind != Expr::Call) ||
+        (e.kind == Expr::Name && !initName && (globals_.count(e.name) || allNames_.count(e.name))))
       userError(e.loc, "expected an initialiser (zeros, ones, const(v), normal(mean, std), uniform(lo, hi), "
-                       "glorot, he) or a constant");
+                       "glorot, he) or a constant{}", notConstant(e, kGlobal));
     if (!kInitNames.count(e.name)) {
       // torch.nn.init's names for the two scaled initialisers.
       auto startsWith = [&](const char *prefix) { return e.name.rfind(prefix, 0) == 0; };
@@ -437,17 +441,57 @@ void Sema::resolveArg(const Expr *&e, const Scope *&sc) {
   }
 }
 
-// fold() inside a def: an argument given a constant is that constant. Each argument is
-// folded once, at its call (callDef), not again at each use: `def f1(x, s) = f0(x, s + s)`
-// nested 40 deep would otherwise walk 2^40 expressions.
-bool Sema::foldIn(const Expr &e, const Scope &sc, double &out) {
+// Folds a constant expression in a scope: inside a def, an argument given a constant is that
+// constant; among the globals, a binding whose expression is constant is its value. Each is
+// folded once, an argument at its call (callDef), a binding where it is bound (run), not
+// again at each use: `def f1(x, s) = f0(x, s + s)` nested 40 deep, or `c1 = c0 + c0`,
+// `c2 = c1 + c1`, ... 40 long, would otherwise walk 2^40 expressions.
+bool Sema::foldIn(const Expr &e, const Scope &sc, double &out) const {
   return foldWith(e, out, [&](const Expr &n, double &v) {
-    if (!sc.argExprs) return false;
-    auto it = sc.argExprs->find(n.name);
-    if (it == sc.argExprs->end() || !it->second.constant) return false;
-    v = *it->second.constant;
-    return true;
+    std::optional<double> c;
+    if (sc.argExprs) {
+      auto it = sc.argExprs->find(n.name);
+      if (it != sc.argExprs->end()) c = it->second.constant;
+    } else if (!sc.locals) {
+      auto it = globals_.find(n.name);
+      if (it != globals_.end()) c = it->second.constant;
+    }
+    if (c) v = *c;
+    return c.has_value();
   });
+}
+
+// Why `e`, which does not fold, is not a constant: the first name in it that is not one,
+// followed to the global it stands for through def arguments (", but `h` (bound at 5:1) is
+// not a constant"), or "" when no name is to blame (a call, a comparison). An undefined
+// name, or one used before its definition, is the error of that name.
+std::string Sema::notConstant(const Expr &e, const Scope &sc) {
+  const Expr *r = &e;
+  const Scope *rs = &sc;
+  resolveArg(r, rs);
+  switch (r->kind) {
+  case Expr::Name: {
+    double v;
+    if (foldIn(*r, *rs, v)) return "";
+    if (rs->locals) return "";  // checkDefBody allows only arguments, and resolveArg followed them
+    auto it = globals_.find(r->name);
+    if (it == globals_.end()) evalName(*r, *rs);  // throws the name's own error
+    const Sym &sym = it->second;
+    if (sym.isDim) return fmt::format(", but `{}` is a dim (a size known at run time)", r->name);
+    const ir::Node &n = node(sym.v);
+    if (n.op == Op::Input && n.name == r->name) return fmt::format(", but `{}` is an input", r->name);
+    if (n.op == Op::Param && n.name == r->name) return fmt::format(", but `{}` is a param", r->name);
+    return fmt::format(", but `{}` (bound at {}) is not a constant", r->name, where(sym.loc));
+  }
+  case Expr::Neg:
+  case Expr::Binary:
+    for (const ExprPtr &a : r->args) {
+      double v;
+      if (!foldIn(*a, *rs, v)) return notConstant(*a, *rs);
+    }
+    return "";
+  default: return "";
+  }
 }
 
 // An undefined name `True` or `False`: Python's spelling of the boolean literals.
@@ -458,11 +502,9 @@ void Sema::rejectPythonBool(const Expr &name) {
 
 double Sema::constant(const Expr &e, const std::string &what, const Scope &sc) {
   double v;
-  const Expr *r = &e;
-  const Scope *rs = &sc;
-  resolveArg(r, rs);
-  if (r->kind == Expr::Name && !globals_.count(r->name)) rejectPythonBool(*r);
-  if (!foldIn(e, sc, v)) userError(e.loc, "{} must be a constant (numbers, true/false and arithmetic)", what);
+  if (!foldIn(e, sc, v))
+    userError(e.loc, "{} must be a constant (numbers, true/false, arithmetic and names bound to constants){}", what,
+              notConstant(e, sc));
   if (!std::isfinite(v)) userError(e.loc, "{} is not a finite number", what);
   return v;
 }
@@ -703,10 +745,13 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
       const Expr &d = *dp;
       if (d.kind == Expr::Name) {
         auto it = globals_.find(d.name);
-        if (it == globals_.end() || !it->second.isDim)
-          userError(d.loc, "`{}` is not a dim; a reshape dim is a number, a dim name or -1", d.name);
-        target.push_back(ir::Dim::sym(it->second.dimIndex));
-        continue;
+        if (it == globals_.end() || (!it->second.isDim && !it->second.constant))
+          userError(d.loc, "`{}` is not a dim or a constant; a reshape dim is a number, a dim name, a constant "
+                           "or -1", d.name);
+        if (it->second.isDim) {
+          target.push_back(ir::Dim::sym(it->second.dimIndex));
+          continue;
+        }
       }
       int64_t n = wholeNumber(d, "a reshape dim", *ds);
       if (n > kMaxElements) userError(d.loc, "tensor too large: more than 2^32 elements");
@@ -976,6 +1021,15 @@ Model Sema::run() {
     case Stmt::Metric: {
       if (s.kind == Stmt::Metric && s.name == "loss")
         userError(s.nameLoc, "a metric may not be named `loss`: the loss is always reported under that name");
+      if (auto it = globals_.find(s.name); it != globals_.end() && s.kind != Stmt::Bind) {
+        // `output z = z`, the natural way to expose a value: say what to write instead.
+        const char *kw = s.kind == Stmt::Output ? "output" : "metric";
+        std::string fresh = s.name + (s.kind == Stmt::Output ? "_out" : "_metric");
+        while (allNames_.count(fresh) || allDefs_.count(fresh)) fresh += "_";
+        userError(s.nameLoc, "`{}` is already bound (at {}); each name is bound once: give the {} a name of its "
+                             "own (`{} {} = {}`) or rename the earlier `{}`", s.name, where(it->second.loc), kw,
+                  kw, fresh, exprText(sm_, m_.file, *s.expr, 30), s.name);
+      }
       if (globals_.count(s.name) || defIndex_.count(s.name)) declare(s.name, s.nameLoc, {});
       ValueId v = eval(*s.expr, global);
       bindName(v, s.name);
@@ -989,6 +1043,7 @@ Model Sema::run() {
       }
       Sym sym;
       sym.v = v;
+      if (double c; foldIn(*s.expr, global, c)) sym.constant = c;
       declare(s.name, s.nameLoc, sym);
       break;
     }

@@ -105,6 +105,25 @@ def generated(tmp):
         slope += "def f%d(x, s) = f%d(x, s + s)\n" % (i, i - 1)
     slope += "minimize sum(f40(a, 0.1))\n"
     cases.append(("defs_constant_doubling_40", slope.encode(), "", 0))
+    # A chain of 60 bindings, each twice the last: folded once where each is bound, not
+    # 2^60 times at the use. The constant one is used where constants are needed; the other
+    # is an error that names the last binding.
+    for name, c0, tail, expected, rc in (
+            ("bindings_constant_doubling_60", "0.5 ^ 60",
+             "minimize sum(leaky_relu(a, c60)) + sum(a, axis = c60 - 1) with sgd(lr = c60 / 10)\n", "", 0),
+            ("bindings_doubling_60", "sum(a)", "minimize sum(leaky_relu(a, c60))\n",
+             "63:28: the slope of leaky_relu must be a constant (numbers, true/false, arithmetic and names bound "
+             "to constants), but `c60` (bound at 62:1) is not a constant", 1)):
+        text = "param a: [3] = ones\nc0 = %s\n" % c0
+        for i in range(1, 61):
+            text += "c%d = c%d + c%d\n" % (i, i - 1, i - 1)
+        cases.append((name, (text + tail).encode(), expected, rc))
+    # The same 40 defs given a binding that is not a constant: the error names it, found by
+    # following each argument once.
+    slope_bad = slope.replace("param a: [3] = ones\n", "param a: [3] = ones\nh = sum(a)\n")
+    cases.append(("defs_doubling_40_not_constant", slope_bad.replace("f40(a, 0.1)", "f40(a, h)").encode(),
+                  "3:30: the slope of leaky_relu must be a constant (numbers, true/false, arithmetic and names "
+                  "bound to constants), but `h` (bound at 2:1) is not a constant", 1))
     grow = "param a = 1\ndef f0(x) = x * 2\n"
     for i in range(1, 41):
         grow += "def f%d(x) = f%d(x) + f%d(x * 3)\n" % (i, i - 1, i - 1)

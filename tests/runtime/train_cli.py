@@ -666,6 +666,26 @@ def terminal(tmp):
           "train on a terminal: rc %d, stderr %r, stdout %r" % (rc, shown[:400], out))
 
 
+def named_constants(tmp):
+    """Bindings of constant expressions as initialiser, param and optimiser arguments train
+    exactly as the literals they fold to."""
+    literal = clitest.write(os.path.join(tmp, "literal.grad"),
+                            "param a: [3] = normal(0.5, 0.3)\nparam b = -0.5\n"
+                            "minimize sum(square(a - b)) + b * b with adam(lr = 0.1, beta1 = 0.5)\n")
+    named = clitest.write(os.path.join(tmp, "named.grad"),
+                          "mu = 1 / 2\nsd = mu * 0.6\nb0 = -mu\nlr0 = mu / 5\nbeta = mu\n"
+                          "param a: [3] = normal(mu, sd)\nparam b = b0\n"
+                          "minimize sum(square(a - b)) + b * b with adam(lr = lr0, beta1 = beta)\n")
+    weights = []
+    for model in (literal, named):
+        save = model + ".safetensors"
+        rc, out, err = run("train", model, "--steps", "3", "--save", save)
+        check(rc == 0, "train %s: rc %d, err %r" % (model, rc, err))
+        weights.append(read_safetensors(save)[0] if rc == 0 else None)
+    check(weights[0] is not None and weights[0] == weights[1],
+          "named constants train as their literals: %r" % weights)
+
+
 def bench():
     rc, out, err = run("bench", MODEL, "--batch-size", "64", "--json")
     j = json.loads(out.splitlines()[-1])
@@ -706,6 +726,7 @@ def main():
         batches(tmp)
         train_and_resume(tmp)
         no_inputs(tmp)
+        named_constants(tmp)
         terminal(tmp)
         bench()
     if clitest.failures:

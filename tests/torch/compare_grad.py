@@ -164,6 +164,15 @@ def ops_def_constants(p, d):
             + (pairs(z.shape[0]) * pairs(1)).mean())
 
 
+
+def ops_named_constants(p, d):
+    z = F.leaky_relu(d["x"] @ p["W"], 0.1) * p["c"]
+    hot = F.one_hot(d["y"], 4).float()
+    nll = -(hot * torch.log_softmax(z, 1)).sum(1).mean()
+    norm = (z - torch.logsumexp(z, -1, keepdim=True)).mean()
+    flat = z.reshape(1, -1).sum(1).mean()
+    return nll + norm + flat + 0.2 * z.mean()
+
 # (model file, torch loss, params {name: (shape, kind)}, inputs [(name, width, kind)], data)
 # kind of a param: "normal" or "positive"; of an input: "float", "unit" (in (0, 1)) or an int
 # class count; data: (CSV file, rows) or the number of random rows.
@@ -203,6 +212,8 @@ CASES = [
      [("x", 3, "float"), ("y", 3, "unit")], 16),
     ("tests/torch/models/ops_def_constants.grad", ops_def_constants, {"W": ((6, 4), "normal")},
      [("x", 6, "float"), ("y", 1, 4)], 16),
+    ("tests/torch/models/ops_named_constants.grad", ops_named_constants,
+     {"W": ((6, 4), "normal"), "c": ((), "positive")}, [("x", 6, "float"), ("y", 1, 4)], 16),
 ]
 
 

@@ -344,6 +344,22 @@ TEST_CASE("sema: int compared with float is cast; comparisons give f32") {
   CHECK(sawCast);
 }
 
+TEST_CASE("sema: bindings of constant expressions as initialiser, param and optimiser arguments") {
+  auto b = build("mu = 1 / 4\nsd = mu * 2\nhe = 0.1\nflag = true\n"
+                 "param a: [2, 2] = normal(mu, sd)\nparam c = -mu\nparam e: [3, 2] = he\nparam f: [2] = const(he)\n"
+                 "minimize sum(a) + c + sum(e) + sum(f) with sgd(lr = he, momentum = mu, nesterov = flag)\n");
+  const Model &m = b->model;
+  CHECK(m.params[0].init == InitKind::Normal);
+  CHECK(m.params[0].initArgs == std::vector<double>{0.25, 0.5});
+  CHECK(m.params[1].init == InitKind::Const);
+  CHECK(m.params[1].initArgs == std::vector<double>{-0.25});
+  CHECK(m.params[2].init == InitKind::He);  // the initialiser's name, not the binding `he`
+  CHECK(m.params[3].initArgs == std::vector<double>{0.1});
+  CHECK(m.optimizer.args.at("lr") == 0.1);
+  CHECK(m.optimizer.args.at("momentum") == 0.25);
+  CHECK(m.optimizer.args.at("nesterov") == 1);
+}
+
 TEST_CASE("sema: initialisers and optimisers") {
   auto b = build("param a: [2, 2] = uniform(-1, hi = 2)\nparam c: [2] = const(v = 3 / 4)\nparam d: [2] = ones\n"
                  "param e: [3, 2] = he\nparam f: [2] = normal\n"
