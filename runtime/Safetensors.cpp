@@ -108,7 +108,7 @@ Entry parseEntry(const std::string &path, const std::string &name, const json &j
 
 std::string readAll(const std::string &path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) fileError(path, "is a folder, not a safetensors file");
+  if (std::filesystem::is_directory(path, ec)) fileError(path, "is a directory, not a safetensors file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fileError(path, "cannot read file");
   std::ostringstream ss;

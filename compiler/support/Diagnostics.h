@@ -60,11 +60,14 @@ public:
   UserError(std::string file, std::string msg)
       : std::runtime_error(keepNul(std::move(msg))), fileName(std::move(file)) {}
   /// For a place in a file that has no SourceManager entry (a data file):
-  /// `FILE:LINE:COL: error: MESSAGE`, without the quoted line.
-  UserError(std::string file, int line, int col, std::string msg)
-      : std::runtime_error(keepNul(std::move(msg))), loc{-1, line, col}, fileName(std::move(file)) {}
+  /// `FILE:LINE:COL: error: MESSAGE`, then `quote` (the line and caret that quoteLine of
+  /// support/Quote.h renders, or nothing).
+  UserError(std::string file, int line, int col, std::string msg, std::string quote = "")
+      : std::runtime_error(keepNul(std::move(msg))), loc{-1, line, col}, fileName(std::move(file)),
+        quote(std::move(quote)) {}
   Loc loc;
   std::string fileName;  // used when !loc.valid()
+  std::string quote;     // the quoted line and caret of a data file's error
 
 private:
   // what() is a C string, which a NUL byte would end: a message quoting a name read from a

@@ -74,8 +74,10 @@ def main():
             write_safetensors(w, wts)
             args = ["grad", XOR, "--weights", w, "--out", out] + (["--data", data] if data else [])
             r = run(*args)
-            lines = r.stderr.strip().splitlines()
-            check(what, r.returncode == 1 and len(lines) == 1 and expect in lines[0] and not os.path.exists(out),
+            lines = r.stderr.strip("\n").splitlines()
+            # One line; a data file's error then quotes the row, a caret under the column.
+            quoted = len(lines) == 3 and lines[2].strip() == "^" and data and lines[0].startswith(data)
+            check(what, r.returncode == 1 and (len(lines) == 1 or quoted) and expect in lines[0] and not os.path.exists(out),
                   f"status {r.returncode}, stderr {r.stderr!r}")
 
         good = os.path.join(tmp, "w.safetensors")
@@ -148,7 +150,10 @@ def main():
         bad_csv = os.path.join(tmp, "bad.csv")
         with open(bad_csv, "w") as f:
             f.write("x1,x2,y\n0,1\n")
-        grad_error("grad: a malformed data file", weights(), "bad.csv:2:", data=bad_csv)
+        grad_error("grad: a malformed data file", weights(), "bad.csv:2:4: error: expected 3 values, found 2", data=bad_csv)
+        r = run("grad", XOR, "--weights", good, "--data", bad_csv, "--out", out)
+        check("grad: a malformed data file's row is quoted, a caret under the column",
+              r.stderr == bad_csv + ":2:4: error: expected 3 values, found 2\n0,1\n   ^\n", r.stderr)
         truncated = os.path.join(tmp, "t.safetensors")
         with open(truncated, "wb") as f:
             f.write(b"\x10\x00")

@@ -226,7 +226,7 @@ TEST_CASE("safetensors: malformed files") {
     readSafetensors(d.path.string());
     FAIL("expected an error");
   } catch (const UserError &e) {
-    CHECK(std::string(e.what()) == "is a folder, not a safetensors file");
+    CHECK(std::string(e.what()) == "is a directory, not a safetensors file");
   }
   try {
     readSafetensors(d.file("missing.safetensors"));
