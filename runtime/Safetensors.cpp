@@ -31,6 +31,13 @@ void TensorFile::checkReadable(const std::string &path, const std::string &name)
     fileError(path, "tensor '{}' has dtype {}; gradc reads F32 and F64", name, it->second);
 }
 
+std::string TensorFile::otherModelNote(const std::string &modelHash) const {
+  auto it = metadata.find("gradc.model_hash");
+  if (it == metadata.end() || modelHash.empty() || it->second == modelHash) return "";
+  return fmt::format(" (the checkpoint was written for another model: model hash {}, this model's is {})",
+                     it->second, modelHash);
+}
+
 std::string exactCopyName(const std::string &name) { return name + ".f64"; }
 
 const NamedTensor *exactCopy(const TensorFile &file, const NamedTensor &t) {

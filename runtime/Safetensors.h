@@ -41,6 +41,11 @@ struct TensorFile {
   const NamedTensor *find(const std::string &name) const;
   /// Throws `PATH: error: tensor 'NAME' has dtype I64; ...` when `name` is in otherDtypes.
   void checkReadable(const std::string &path, const std::string &name) const;
+  /// The note for an error about a tensor that does not fit the model, when the file is a
+  /// gradc checkpoint of another model (its `gradc.model_hash` is not `modelHash`):
+  /// ` (the checkpoint was written for another model: model hash H, this model's is H2)`;
+  /// empty otherwise (or when `modelHash` is empty).
+  std::string otherModelNote(const std::string &modelHash) const;
 };
 
 /// The reserved name under which a float64 run stores the exact F64 values of its F32 tensor

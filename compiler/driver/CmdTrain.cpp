@@ -206,9 +206,7 @@ int runTrain(Options &o, SourceManager &sm) {
   rt::TrainState st(step.sig, f64);
   if (hasVal) st.include(eval.sig);
   st.initParams(paramSpecs(m), o.seed);
-  if (!o.init.empty() && st.load(o.init) && !st.savedHash.empty() && st.savedHash != hash)
-    fileError(o.init, "the checkpoint was written for another model (model hash {}, this model's is "
-              "{}): resume with the model file it was trained with", st.savedHash, hash);
+  if (!o.init.empty()) st.load(o.init, hash, /*resume=*/true);
 
   rt::TrainOptions t;
   // --steps N without --epochs trains N steps, over as many epochs as they take.

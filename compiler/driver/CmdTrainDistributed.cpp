@@ -95,9 +95,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     st->include(grad.sig);
     if (hasVal) st->include(eval.sig);
     st->initParams(paramSpecs(m), o.seed);
-    if (!o.init.empty() && st->load(o.init) && !st->savedHash.empty() && st->savedHash != hash)
-      fileError(o.init, "the checkpoint was written for another model (model hash {}, this model's "
-                "is {}): resume with the model file it was trained with", st->savedHash, hash);
+    if (!o.init.empty()) st->load(o.init, hash, /*resume=*/true);
     if (rank == 0) {
       checkWritable(o.save);
       checkWritable(o.metrics);

@@ -713,6 +713,38 @@ def no_inputs(tmp):
           "--data FILE\n", "eval of a model with inputs, no --data: %r" % err)
 
 
+def other_model(tmp):
+    """A checkpoint of another model given to train --init, eval, predict, grad or gradcheck:
+    the error about the param that does not fit names both model hashes."""
+    data = os.path.join(DATA, "oddities.csv")
+    ckpt = os.path.join(tmp, "classify_ckpt.st")
+    rc, _, err = run("train", MODEL, "--data", data, "--save", ckpt, "--steps", "1")
+    check(rc == 0, "train for a checkpoint: %r" % err)
+    saved = read_safetensors(ckpt)[1]["gradc.model_hash"]
+    # The same inputs, a param of another name (missing from the file) or another shape.
+    for param, message in (("V: [2, 3]", "no tensor 'V' for the model's param 'V'"),
+                           ("W: [2, 4]", "tensor 'W' has shape [2, 3], but the model's param 'W' has shape [2, 4]")):
+        other = clitest.write(os.path.join(tmp, "other.grad"),
+                              "dim B\ninput x: [B, 2]\ninput y: int[B]\nparam %s = glorot\nz = x @ %s\n"
+                              "output p = softmax(z)\nminimize cross_entropy(z, y) with sgd(lr = 0.1)\n"
+                              % (param, param[0]))
+        note = r" \(the checkpoint was written for another model: model hash %s, this model's is [0-9a-f]{16}\)\n" % saved
+        for args in (("train", other, "--data", data, "--init", ckpt, "--steps", "1"),
+                     ("eval", other, "--data", data, "--weights", ckpt),
+                     ("predict", other, "--data", data, "--weights", ckpt)):
+            rc, out, err = run(*args)
+            check(rc == 1 and re.fullmatch(re.escape(ckpt + ": error: " + message) + note, err) is not None,
+                  "%s of another model's checkpoint: rc %d, err %r" % (args[0], rc, err))
+        shape = "[2, 3]" if param[0] == "V" else "[2, 4]"
+        message = ("no tensor for param 'V' (the model declares it with shape [2, 3])" if param[0] == "V" else
+                   "tensor 'W' has shape [2, 3], but the model declares the param with shape [2, 4]")
+        for args in (("grad", other, "--data", data, "--weights", ckpt, "--out", os.path.join(tmp, "other_g.st")),
+                     ("gradcheck", other, "--data", data, "--weights", ckpt)):
+            rc, out, err = run(*args)
+            check(rc == 1 and re.fullmatch(re.escape(ckpt + ": error: " + message) + note, err) is not None,
+                  "%s of another model's checkpoint (%s): rc %d, err %r" % (args[0], shape, rc, err))
+
+
 def terminal(tmp):
     """With stderr on a terminal: a status line while the data is read and the step compiled,
     each erased before the next, then the progress bar; the epoch lines go to stdout."""
@@ -770,6 +802,7 @@ def main():
         csv_errors()
         csv_first_line(tmp)
         csv_error_quotes(tmp)
+        other_model(tmp)
         predict_output_rows(tmp)
         bad_flags()
         documented_flags()
