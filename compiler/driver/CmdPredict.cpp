@@ -50,7 +50,7 @@ int runPredict(Options &o, SourceManager &sm) {
   rt::Dataset data = readDataFor(m, f, o.data);
   checkOneBatch(m, data, "predict");
   rt::Kernel k = compileProgram(f, o);
-  checkMemory(k, data.rows, o);
+  checkMemory(k, data.rows, o, /*stateCopy=*/false);
   rt::TrainState st(k.sig, k.f64);
   st.load(o.weights, modelHash(sm, m));
 

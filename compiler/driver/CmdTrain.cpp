@@ -200,7 +200,7 @@ int runTrain(Options &o, SourceManager &sm) {
     if (hasVal) eval = compileProgram(buildProgram(m, Program::Eval), o);
   }
   int64_t rows = hasData ? std::max<int64_t>(1, std::min(o.batchSize, data.rows)) : 1;
-  checkMemory(step, rows, o);
+  checkMemory(step, rows, o, /*stateCopy=*/true);
 
   std::string hash = modelHash(sm, m);
   rt::TrainState st(step.sig, f64);

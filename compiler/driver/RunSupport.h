@@ -30,9 +30,10 @@ std::vector<std::string> inputsUsed(const ir::Function &f);
 rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string &path);
 
 /// Refuses, before anything is allocated, a kernel whose buffers for batches of `rows` rows
-/// (params, optimiser states and a copy of them, inputs, results, work memory) need more than
-/// --max-memory or the machine's physical memory: `MODEL: error: ... needs N bytes ...`.
-void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o);
+/// (params, optimiser states and, with `stateCopy` (train), a copy of them for the NaN trap,
+/// inputs, results, work memory) need more than --max-memory or the machine's physical memory:
+/// `MODEL: error: ... needs N bytes ...`.
+void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o, bool stateCopy);
 
 /// The line for std::bad_alloc while running MODEL (plain and distributed training alike).
 std::string outOfMemoryLine(const std::string &modelPath);

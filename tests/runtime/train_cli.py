@@ -745,6 +745,46 @@ def other_model(tmp):
                   "%s of another model's checkpoint (%s): rc %d, err %r" % (args[0], shape, rc, err))
 
 
+def eval_memory(tmp):
+    """eval and predict count the params once and no optimiser state against --max-memory:
+    a limit between that sum and the training step's (the params twice) is enough. The model's
+    params (40,024 bytes) outweigh the rounding of the figures in the message."""
+    model = clitest.write(os.path.join(tmp, "mem.grad"),
+                          "dim B\ninput x: [B, 2]\ninput y: int[B]\nparam W: [2, 3] = glorot\n"
+                          "param E: [100, 100] = zeros\nz = x @ W + mean(E)\noutput p = softmax(z)\n"
+                          "minimize cross_entropy(z, y) with adam(lr = 0.1)\n")
+    params = (2 * 3 + 100 * 100) * 4
+    data = os.path.join(DATA, "oddities.csv")
+    weights = os.path.join(tmp, "mem_w.st")
+    rc, _, err = run("train", model, "--data", data, "--save", weights, "--steps", "1")
+    check(rc == 0, "train for weights: %r" % err)
+
+    def size(text):  # a figure of the message and how far its rounding may be off
+        value, unit = text.split()
+        scale = {"bytes": 1, "KiB": 1024, "MiB": 1024 ** 2}[unit]
+        return float(value) * scale, 0 if scale == 1 else 0.05 * scale
+
+    figure = r"(\d+(?:\.\d+)? (?:bytes|KiB|MiB))"
+    for cmd in ("eval", "predict"):
+        rc, out, err = run(cmd, model, "--data", data, "--weights", weights, "--max-memory", "1")
+        m = re.search(r"\((\d+) bytes: params %s, inputs and results %s, work %s\)" % (figure, figure, figure), err)
+        check(rc == 1 and m is not None, "%s --max-memory 1: the params once, no optimiser state: %r" % (cmd, err))
+        if not m:
+            continue
+        (io, io_off), (work, work_off) = size(m.group(3)), size(m.group(4))
+        right = params + io + work
+        check(abs(int(m.group(1)) - right) <= io_off + work_off + 1,
+              "%s: the sum %s is the params once + inputs and results + work: %r" % (cmd, m.group(1), err))
+        limit = int(right + params // 2)
+        rc, out, err = run(cmd, model, "--data", data, "--weights", weights, "--max-memory", str(limit))
+        check(rc == 0 and err == "", "%s --max-memory between the right and the doubled sum: rc %d, err %r" % (cmd, rc, err))
+        need = int(m.group(1))
+        rc, out, err = run(cmd, model, "--data", data, "--weights", weights, "--max-memory", str(need - 1))
+        check(rc == 1 and "more than --max-memory %d" % (need - 1) in err, "%s --max-memory one byte short: %r" % (cmd, err))
+        rc, out, err = run(cmd, model, "--data", data, "--weights", weights, "--max-memory", str(need))
+        check(rc == 0, "%s --max-memory of exactly the sum: %r" % (cmd, err))
+
+
 def terminal(tmp):
     """With stderr on a terminal: a status line while the data is read and the step compiled,
     each erased before the next, then the progress bar; the epoch lines go to stdout."""
@@ -803,6 +843,7 @@ def main():
         csv_first_line(tmp)
         csv_error_quotes(tmp)
         other_model(tmp)
+        eval_memory(tmp)
         predict_output_rows(tmp)
         bad_flags()
         documented_flags()
