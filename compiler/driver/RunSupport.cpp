@@ -80,9 +80,9 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
   return padded;
 }
 
-std::string outOfMemoryLine(const std::string &modelPath) {
-  return fmt::format("{}: error: out of memory: the model's tensors do not fit in this machine's memory\n",
-                     modelPath);
+std::string outOfMemoryLine(const std::string &modelPath, std::string_view prefix) {
+  return oneLine(fmt::format("{}: error: {}out of memory: the model's tensors do not fit in this machine's memory",
+                             modelPath, prefix));
 }
 
 uint64_t parseBytes(const std::string &text) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "driver/Commands.h"
@@ -35,8 +36,9 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
 /// `MODEL: error: ... needs N bytes ...`.
 void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o, bool stateCopy);
 
-/// The line for std::bad_alloc while running MODEL (plain and distributed training alike).
-std::string outOfMemoryLine(const std::string &modelPath);
+/// The line for std::bad_alloc while running MODEL (plain and distributed training alike);
+/// `prefix` goes before the message (a rank's `rank 1 of 2: `).
+std::string outOfMemoryLine(const std::string &modelPath, std::string_view prefix = "");
 
 /// `--max-memory`: a whole number of bytes with an optional K, M or G suffix (powers of 1024).
 uint64_t parseBytes(const std::string &text);

@@ -67,8 +67,8 @@ std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view 
   return out;
 }
 
-std::string renderUserError(const SourceManager &sm, const UserError &e) {
-  std::string msg = e.what();
+std::string renderUserError(const SourceManager &sm, const UserError &e, std::string_view prefix) {
+  std::string msg = fmt::format("{}{}", prefix, e.what());
   if (e.loc.valid()) return renderDiagnostic(sm, e.loc, "error", msg);
   if (!e.fileName.empty() && e.loc.line > 0)
     return oneLine(fmt::format("{}:{}:{}: error: {}", e.fileName, e.loc.line, e.loc.col, msg)) + e.quote;

@@ -113,7 +113,8 @@ template <typename... Args>
 /// line and a caret under the column when the place is known.
 std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view severity,
                              std::string_view msg);
-std::string renderUserError(const SourceManager &sm, const UserError &e);
+/// The same for a UserError; `prefix` goes before its message (`rank 1 of 2: `).
+std::string renderUserError(const SourceManager &sm, const UserError &e, std::string_view prefix = "");
 
 /// One line of text for the terminal, ending in a line break: control characters (a newline,
 /// an escape sequence in a file name or a flag's value) are written as escapes (`\n`,
