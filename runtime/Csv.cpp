@@ -1,7 +1,9 @@
 // The CSV reader of SPEC §6. The whole file is read into memory and scanned once; numbers
 // are parsed with std::from_chars, which rounds to the nearest float exactly. Every problem
 // is reported at its place: `FILE:LINE:COL: error: ...`, where LINE counts physical lines
-// (blank ones too) and COL counts characters (UTF-8) from 1, after a leading BOM.
+// (blank ones too) and COL counts characters (UTF-8) from 1, after a leading BOM; the row
+// (a window of it around the column, when it is long) and a caret follow, as under a model's
+// errors.
 #include "runtime/Csv.h"
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 
 #include "runtime/Files.h"
 #include "support/Diagnostics.h"
+#include "support/Quote.h"
 
 namespace gradc::rt {
 
@@ -31,7 +34,9 @@ std::string readWholeFile(const std::string &path) {
   // string of a 39 MB file was copied twice over in reallocations (a fifth of loading it).
   // What is left (a pipe, or a file that grew meanwhile) is read in chunks.
   struct stat st;
-  if (fstat(fileno(f.get()), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+  bool known = fstat(fileno(f.get()), &st) == 0;
+  if (known && S_ISDIR(st.st_mode)) fileError(path, "is a directory, not a CSV file");
+  if (known && S_ISREG(st.st_mode) && st.st_size > 0) {
     checkFitsInMemory(path, static_cast<uint64_t>(st.st_size));
     text.resize(static_cast<size_t>(st.st_size));
     text.resize(std::fread(text.data(), 1, text.size(), f.get()));
@@ -48,6 +53,10 @@ std::string readWholeFile(const std::string &path) {
   if (std::ferror(f.get())) fileError(path, "cannot read file");
   return text;
 }
+
+// The error's quoted line shows at most this many characters of a row (784 values of a
+// digits row are thousands), around the column.
+constexpr size_t kQuoteWidth = 80;
 
 bool isSpace(char c) { return c == ' ' || c == '\t'; }
 
@@ -155,6 +164,7 @@ public:
       const char *next = nl ? nl + 1 : end;
       if (lineEnd > p && lineEnd[-1] == '\r') --lineEnd;
       lineBegin_ = p;
+      lineEnd_ = lineEnd;
       const char *cr = std::find(p, lineEnd, '\r');
       if (cr != lineEnd)
         errorAt(line, cr, "a carriage return (CR) inside a line; lines end with LF or CR LF");
@@ -194,7 +204,9 @@ private:
   template <typename... Args>
   [[noreturn]] void errorAt(int line, const char *at, fmt::format_string<Args...> f,
                             Args &&...args) const {
-    throw UserError(path_, line, column(at), fmt::format(f, std::forward<Args>(args)...));
+    throw UserError(path_, line, column(at), fmt::format(f, std::forward<Args>(args)...),
+                    quoteLineAt(std::string_view(lineBegin_, static_cast<size_t>(lineEnd_ - lineBegin_)),
+                                static_cast<size_t>(at - lineBegin_), kQuoteWidth));
   }
 
   /// Splits [b, e) at commas into trimmed cells; returns the number of cells found, stopping
@@ -339,8 +351,10 @@ private:
     bool outside = false;
     if (!parseDouble(b, e, d, &outside))
       errorAt(line, b, "label '{}' of '{}' is not a number", cellText(b, e), spec.name);
-    // 1e-400 is no whole number, although it rounds to 0.
-    if (outside || !std::isfinite(d) || d != std::floor(d))
+    // 1e-400 is no whole number, although it rounds to 0; 1e999, beyond double's range, is
+    // out of range as 1e30 is (the number is whole, only too large), not "not whole".
+    bool huge = outside && std::isinf(d);
+    if (!huge && (outside || !std::isfinite(d) || d != std::floor(d)))
       errorAt(line, b, "label {} of '{}' is not a whole number", cellText(b, e), spec.name);
     if (spec.classes > 0 && (d < 0 || d >= static_cast<double>(spec.classes)))
       errorAt(line, b, "label {} of '{}' is outside the {} classes 0..{}", cellText(b, e),
@@ -377,7 +391,7 @@ private:
   const std::vector<InputSpec> &specs_;
   bool f64_;
   std::string text_;
-  const char *lineBegin_ = nullptr;
+  const char *lineBegin_ = nullptr, *lineEnd_ = nullptr;
   std::vector<const char *> cellBegin_, cellEnd_;
   std::vector<size_t> sizes_;
 };

@@ -31,6 +31,13 @@ void TensorFile::checkReadable(const std::string &path, const std::string &name)
     fileError(path, "tensor '{}' has dtype {}; gradc reads F32 and F64", name, it->second);
 }
 
+std::string TensorFile::otherModelNote(const std::string &modelHash) const {
+  auto it = metadata.find("gradc.model_hash");
+  if (it == metadata.end() || modelHash.empty() || it->second == modelHash) return "";
+  return fmt::format(" (the checkpoint was written for another model: model hash {}, this model's is {})",
+                     it->second, modelHash);
+}
+
 std::string exactCopyName(const std::string &name) { return name + ".f64"; }
 
 const NamedTensor *exactCopy(const TensorFile &file, const NamedTensor &t) {
@@ -108,7 +115,7 @@ Entry parseEntry(const std::string &path, const std::string &name, const json &j
 
 std::string readAll(const std::string &path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) fileError(path, "is a folder, not a safetensors file");
+  if (std::filesystem::is_directory(path, ec)) fileError(path, "is a directory, not a safetensors file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fileError(path, "cannot read file");
   std::ostringstream ss;
@@ -178,10 +185,31 @@ TensorFile readSafetensors(const std::string &path) {
   std::vector<const Entry *> byOffset;
   for (const Entry &e : entries) byOffset.push_back(&e);
   std::sort(byOffset.begin(), byOffset.end(),
-            [](const Entry *a, const Entry *b) { return a->begin < b->begin; });
+            [](const Entry *a, const Entry *b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
   for (size_t i = 1; i < byOffset.size(); ++i)
     if (byOffset[i]->begin < byOffset[i - 1]->end)
       fileError(path, "tensors '{}' and '{}' overlap", byOffset[i - 1]->name, byOffset[i]->name);
+  // The tensors cover the data exactly, as the safetensors format requires (its reference
+  // implementation refuses a buffer they do not cover): bytes of no tensor, between tensors
+  // or after the last, are a truncated header or a damaged file.
+  auto bytesText = [](uint64_t n) { return fmt::format("{} byte{}", n, n == 1 ? "" : "s"); };
+  uint64_t covered = 0;
+  const Entry *previous = nullptr;
+  for (const Entry *e : byOffset) {
+    if (e->begin > covered) {
+      if (previous)
+        fileError(path, "no tensor covers bytes {} to {} of the data, between tensors '{}' and '{}'",
+                  covered, e->begin, previous->name, e->name);
+      fileError(path, "no tensor covers the first {} of the data, before tensor '{}'", bytesText(e->begin), e->name);
+    }
+    covered = e->end;
+    previous = e;
+  }
+  if (covered < dataLen)
+    fileError(path, "no tensor covers the last {} of the data, {} (the data is {}; a safetensors file "
+              "ends with its last tensor's data)", bytesText(dataLen - covered),
+              previous ? fmt::format("after tensor '{}'", previous->name) : std::string("after a header of no tensors"),
+              bytesText(dataLen));
 
   const char *data = bytes.data() + 8 + headerLen;
   for (const Entry &e : entries) {

@@ -3,7 +3,8 @@
 // Format: 8-byte little-endian header length N, N bytes of JSON
 // {"NAME": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, ...,
 //  "__metadata__": {...}}, then the raw little-endian data. Reading validates everything
-// (sizes, offsets, dtypes, overlapping or out-of-range data) and rejects a malformed file with
+// (sizes, offsets, dtypes, overlapping or out-of-range data, bytes that no tensor covers, as
+// the reference implementation refuses them) and rejects a malformed file with
 // one UserError `FILE: error: ...`. Tensors of dtypes other than F32 and F64 (a PyTorch
 // state dict's I64 counters) are validated but not read: an extra one is ignored. Writing is atomic: a temporary file in the same folder,
 // fsync, rename; a crash mid-write leaves the old file whole.
@@ -40,6 +41,11 @@ struct TensorFile {
   const NamedTensor *find(const std::string &name) const;
   /// Throws `PATH: error: tensor 'NAME' has dtype I64; ...` when `name` is in otherDtypes.
   void checkReadable(const std::string &path, const std::string &name) const;
+  /// The note for an error about a tensor that does not fit the model, when the file is a
+  /// gradc checkpoint of another model (its `gradc.model_hash` is not `modelHash`):
+  /// ` (the checkpoint was written for another model: model hash H, this model's is H2)`;
+  /// empty otherwise (or when `modelHash` is empty).
+  std::string otherModelNote(const std::string &modelHash) const;
 };
 
 /// The reserved name under which a float64 run stores the exact F64 values of its F32 tensor

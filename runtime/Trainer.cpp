@@ -211,17 +211,14 @@ void TrainState::initParams(const std::vector<ParamSpec> &specs, uint64_t seed) 
   }
 }
 
-bool TrainState::load(const std::string &path, const std::string &modelHash) {
+bool TrainState::load(const std::string &path, const std::string &modelHash, bool resume) {
   TensorFile file = readSafetensors(path);
   auto meta = [&](const char *key) -> const std::string * {
     auto it = file.metadata.find(key);
     return it == file.metadata.end() ? nullptr : &it->second;
   };
   // A tensor that does not fit is an error; it says so when the file is another model's.
-  std::string other;
-  if (const std::string *h = meta("gradc.model_hash"); h && !modelHash.empty() && *h != modelHash)
-    other = fmt::format(" (the checkpoint was written for another model: model hash {}, this "
-                        "model's is {})", *h, modelHash);
+  std::string other = file.otherModelNote(modelHash);
   auto copyIn = [&](StateTensor &t, const NamedTensor &nt) {
     if (nt.shape != t.shape)
       fileError(path, "tensor '{}' has shape {}, but the model's {} '{}' has shape {}{}", nt.name,
@@ -297,6 +294,9 @@ bool TrainState::load(const std::string &path, const std::string &modelHash) {
   if (step < 0 || epoch < 0 || batch < 0) fileError(path, "negative step or epoch count");
   if (const std::string *h = meta("gradc.model_hash")) {
     savedHash = *h;
+    if (!modelHash.empty() && *h != modelHash && resume)
+      fileError(path, "the checkpoint was written for another model (model hash {}, this model's is "
+                "{}): resume with the model file it was trained with", *h, modelHash);
     if (!modelHash.empty() && *h != modelHash)
       std::cerr << oneLine(fmt::format("{}: warning: the checkpoint was written for another version of "
                                        "the model (the shapes agree, so it is used)", path));

@@ -31,7 +31,7 @@ int runBench(Options &o, SourceManager &sm) {
                              "is not used\n", o.model, batch, o.batchSize);
   double compileMs = 0;
   rt::Kernel k = compileProgram(buildProgram(m, Program::Step), o, &compileMs, o.checkNumerics);
-  checkMemory(k, batch, o);
+  checkMemory(k, batch, o, /*stateCopy=*/false);
 
   rt::Dataset data = randomData(m, batch, o.seed);
   rt::TrainState st(k.sig, f64);

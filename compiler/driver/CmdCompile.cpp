@@ -3,12 +3,15 @@
 // JIT-compiles them) and an init function in one object file, assembly file, LLVM IR file
 // or shared library, and a plain C header that describes them (CHeader.h, docs/aot.md).
 // Every output appears whole or not at all: it is written to a temporary file and renamed.
+// `-o -` is standard output (an object file or library only when that is not a terminal).
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <tuple>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,6 +96,17 @@ codegen::CodegenOptions codegenOptions(const Options &o) {
 }  // namespace
 
 std::string compileFlagError(const Options &o) {
+  // A name with a control character in it (a newline pasted into a script) is no triple or
+  // CPU; LLVM would take `x86_64-pc-linux-gnu\nfoo` for the host's triple.
+  for (const auto &[flag, value, example] : {std::tuple{"--target", &o.target, "a target triple such as x86_64-pc-linux-gnu"},
+                                             std::tuple{"--cpu", &o.cpu, "a CPU name such as skylake"}})
+    if (std::any_of(value->begin(), value->end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+      return fmt::format("{} takes {}, not '{}'", flag, example, *value);
+  // `-o -` is standard output, as for clang; an object file or library is not written to a
+  // terminal, where its bytes would garble the screen.
+  if (o.out == "-" && (o.emit == "obj" || o.emit == "shared") && ::isatty(STDOUT_FILENO))
+    return fmt::format("-o - would write the {} to the terminal: redirect standard output to a file or "
+                       "a pipe, or use --emit asm or llvm", o.emit == "obj" ? "object file" : "shared library");
   try {
     codegen::resolveTarget(codegenOptions(o));
   } catch (const UserError &e) {
@@ -113,8 +127,10 @@ int runCompile(Options &o, SourceManager &sm) {
   Model m = applyFlags(loadModel(sm, o.model), o);
   bool f64 = o.dtype == "f64";
 
+  // `-o -` writes to standard output (in place, as writeFileAtomic writes there).
+  const std::string out = o.out == "-" ? "/dev/stdout" : o.out;
   // Both files or neither: an unwritable header path fails before the object is written.
-  rt::checkWritable(o.out);
+  rt::checkWritable(out);
   if (!o.header.empty()) rt::checkWritable(o.header);
 
   codegen::CodegenOptions c = codegenOptions(o);
@@ -164,8 +180,8 @@ int runCompile(Options &o, SourceManager &sm) {
     header = cHeader(m, info, state, fns);
   }
 
-  if (o.emit == "shared") linkShared(bytes, o.out);
-  else rt::writeFileAtomic(o.out, bytes);
+  if (o.emit == "shared") linkShared(bytes, out);
+  else rt::writeFileAtomic(out, bytes);
   if (!o.header.empty()) rt::writeFileAtomic(o.header, header);
   return 0;
 }

@@ -24,7 +24,7 @@ int runEval(Options &o, SourceManager &sm) {
     checkOneBatch(m, data, "eval");
   }
   rt::Kernel k = compileProgram(f, o);
-  checkMemory(k, data.rows, o);
+  checkMemory(k, data.rows, o, /*stateCopy=*/false);
   rt::TrainState st(k.sig, k.f64);
   st.load(o.weights, modelHash(sm, m));
 

@@ -12,7 +12,7 @@ namespace gradc::driver {
 int runGrad(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
   rt::checkWritable(o.out);
-  Weights w = readWeights(m, o.weights);
+  Weights w = readWeights(m, o.weights, modelHash(sm, m));
   rt::Dataset data;
   if (!o.data.empty() && m.inputs.empty()) {
     warnNoInputs(o.model, "--data is");

@@ -79,7 +79,7 @@ ir::ValueId stopOnPath(const ir::Function &f, const std::string &param, const So
 
 int runGradcheck(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
-  Weights w = o.weights.empty() ? initialWeights(m, o.seed) : readWeights(m, o.weights);
+  Weights w = o.weights.empty() ? initialWeights(m, o.seed) : readWeights(m, o.weights, modelHash(sm, m));
   if (!o.data.empty() && m.inputs.empty()) warnNoInputs(o.model, "--data is");
   // Random data has kRandomRows rows, or the batch size the model fixes.
   int64_t randomRows = fixedRows(m) >= 0 ? fixedRows(m) : kRandomRows;

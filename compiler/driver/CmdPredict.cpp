@@ -40,6 +40,8 @@ void checkOutputRows(const Model &m, const ir::Function &f, const std::string &m
 
 int runPredict(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
+  // `--out -` is standard output, as without --out (and as `compile -o -`).
+  if (o.out == "-") o.out.clear();
   if (!o.out.empty()) rt::checkWritable(o.out);
   ir::Function f = buildProgram(m, Program::Predict);
   if (f.results.empty()) fileError(o.model, "the model has no `output` to predict");
@@ -48,7 +50,7 @@ int runPredict(Options &o, SourceManager &sm) {
   rt::Dataset data = readDataFor(m, f, o.data);
   checkOneBatch(m, data, "predict");
   rt::Kernel k = compileProgram(f, o);
-  checkMemory(k, data.rows, o);
+  checkMemory(k, data.rows, o, /*stateCopy=*/false);
   rt::TrainState st(k.sig, k.f64);
   st.load(o.weights, modelHash(sm, m));
 

@@ -200,15 +200,13 @@ int runTrain(Options &o, SourceManager &sm) {
     if (hasVal) eval = compileProgram(buildProgram(m, Program::Eval), o);
   }
   int64_t rows = hasData ? std::max<int64_t>(1, std::min(o.batchSize, data.rows)) : 1;
-  checkMemory(step, rows, o);
+  checkMemory(step, rows, o, /*stateCopy=*/true);
 
   std::string hash = modelHash(sm, m);
   rt::TrainState st(step.sig, f64);
   if (hasVal) st.include(eval.sig);
   st.initParams(paramSpecs(m), o.seed);
-  if (!o.init.empty() && st.load(o.init) && !st.savedHash.empty() && st.savedHash != hash)
-    fileError(o.init, "the checkpoint was written for another model (model hash {}, this model's is "
-              "{}): resume with the model file it was trained with", st.savedHash, hash);
+  if (!o.init.empty()) st.load(o.init, hash, /*resume=*/true);
 
   rt::TrainOptions t;
   // --steps N without --epochs trains N steps, over as many epochs as they take.

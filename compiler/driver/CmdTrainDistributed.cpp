@@ -76,6 +76,9 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   std::string hash, failure;
   bool hasVal = !o.val.empty();
   Fnv fnv;
+  // The error of a rank but 0 names it in its message, on one line with the place:
+  // `data.csv: error: rank 2 of 3: cannot read file`.
+  std::string who = rank != 0 ? fmt::format("rank {} of {}: ", rank, mpi.size()) : "";
   try {
     m = applyFlags(loadModel(sm, o.model), o);
     checkLearningRate(m, o, f64);
@@ -95,9 +98,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     st->include(grad.sig);
     if (hasVal) st->include(eval.sig);
     st->initParams(paramSpecs(m), o.seed);
-    if (!o.init.empty() && st->load(o.init) && !st->savedHash.empty() && st->savedHash != hash)
-      fileError(o.init, "the checkpoint was written for another model (model hash {}, this model's "
-                "is {}): resume with the model file it was trained with", st->savedHash, hash);
+    if (!o.init.empty()) st->load(o.init, hash, /*resume=*/true);
     if (rank == 0) {
       checkWritable(o.save);
       checkWritable(o.metrics);
@@ -115,21 +116,18 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     for (const rt::StateTensor &t : st->tensors) fnv.add(t.buf.data(), t.buf.bytes());
     fnv.add(&st->step, sizeof st->step);
   } catch (const UserError &e) {
-    failure = renderUserError(sm, e);
+    failure = renderUserError(sm, e, who);
   } catch (const InternalError &e) {
-    failure = fmt::format("gradc: internal error: {}\n", e.what());
+    failure = oneLine(fmt::format("gradc: internal error: {}{}", who, e.what()));
   } catch (const std::bad_alloc &) {
-    failure = outOfMemoryLine(o.model);
+    failure = outOfMemoryLine(o.model, who);
   }
 
   // [first rank that failed, min hash, ~max hash]
   uint64_t check[3] = {failure.empty() ? UINT64_MAX : static_cast<uint64_t>(rank), fnv.h, ~fnv.h};
   mpi.min(check, 3, "the start-up check", std::max(300.0, o.mpiTimeout));
   if (check[0] != UINT64_MAX) {
-    if (check[0] == static_cast<uint64_t>(rank)) {
-      if (rank != 0) std::cerr << fmt::format("gradc: rank {} of {}:\n", rank, mpi.size());
-      std::cerr << failure;
-    }
+    if (check[0] == static_cast<uint64_t>(rank)) std::cerr << failure;
     return 1;
   }
   if (check[1] != ~check[2]) {

@@ -59,17 +59,20 @@ rt::Kernel gradientKernel(const ir::Function &f, const Options &o, bool f64) {
   return compileProgram(f, with);
 }
 
-Weights readWeights(const Model &m, const std::string &path) {
+Weights readWeights(const Model &m, const std::string &path, const std::string &modelHash) {
   rt::TensorFile file = rt::readSafetensors(path);
+  std::string other = file.otherModelNote(modelHash);
   Weights w;
   for (const ParamInfo &p : m.params) {
     std::vector<int64_t> shape = staticShape(p.shape);
     const rt::NamedTensor *t = file.find(p.name);
     file.checkReadable(path, p.name);
-    if (!t) fileError(path, "no tensor for param '{}' (the model declares it with shape {})", p.name, shapeText(shape));
+    if (!t)
+      fileError(path, "no tensor for param '{}' (the model declares it with shape {}){}", p.name,
+                shapeText(shape), other);
     if (t->shape != shape)
-      fileError(path, "tensor '{}' has shape {}, but the model declares the param with shape {}", p.name,
-                shapeText(t->shape), shapeText(shape));
+      fileError(path, "tensor '{}' has shape {}, but the model declares the param with shape {}{}", p.name,
+                shapeText(t->shape), shapeText(shape), other);
     const rt::NamedTensor *exact = t->f64 ? t : rt::exactCopy(file, *t);
     if (exact) w[p.name] = exact->data64;
     else w[p.name].assign(t->data.begin(), t->data.end());

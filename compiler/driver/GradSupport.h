@@ -29,8 +29,9 @@ rt::Kernel gradientKernel(const ir::Function &f, const Options &o, bool f64);
 /// Param values by name, each the param's element count long.
 using Weights = std::map<std::string, std::vector<double>>;
 
-/// Reads the params from a safetensors file: each must be there with the param's shape.
-Weights readWeights(const Model &m, const std::string &path);
+/// Reads the params from a safetensors file: each must be there with the param's shape (the
+/// error names both model hashes when the file is a checkpoint of another model than `modelHash`).
+Weights readWeights(const Model &m, const std::string &path, const std::string &modelHash);
 /// Draws the params from their initialisers under `seed`.
 Weights initialWeights(const Model &m, uint64_t seed);
 

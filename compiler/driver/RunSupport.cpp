@@ -80,9 +80,9 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
   return padded;
 }
 
-std::string outOfMemoryLine(const std::string &modelPath) {
-  return fmt::format("{}: error: out of memory: the model's tensors do not fit in this machine's memory\n",
-                     modelPath);
+std::string outOfMemoryLine(const std::string &modelPath, std::string_view prefix) {
+  return oneLine(fmt::format("{}: error: {}out of memory: the model's tensors do not fit in this machine's memory",
+                             modelPath, prefix));
 }
 
 uint64_t parseBytes(const std::string &text) {
@@ -113,9 +113,10 @@ std::string byteText(long double b) {
 
 }  // namespace
 
-void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o) {
+void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o, bool stateCopy) {
   // Counted in long double: a product of dims that overflows 64 bits is still refused.
   long double floatBytes = k.f64 ? 8 : 4, state = 0, other = 0;
+  bool optimiserState = false;
   int64_t batch = std::max<int64_t>(rows, 1);
   for (const rt::Slot &s : k.sig.slots) {
     long double n = 1;
@@ -123,6 +124,7 @@ void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o) {
     long double bytes = n * (s.isInt ? 4 : floatBytes);
     if (s.kind == rt::SlotKind::Param || s.kind == rt::SlotKind::State) state += bytes;
     else other += bytes;
+    optimiserState |= s.kind == rt::SlotKind::State;
   }
   long double work = 0;
   bool workCounted = !k.workBytes || other + state < 1e18L;  // beyond, its size overflows
@@ -131,7 +133,8 @@ void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o) {
     if (!dims.empty()) dims[0] = batch;
     work = static_cast<long double>(k.workBytes(dims.data()));
   }
-  long double need = 2 * state + other + work;  // the state, and its copy for the NaN trap
+  // Training keeps a copy of the state for the NaN trap; eval, predict and bench hold it once.
+  long double need = (stateCopy ? 2 : 1) * state + other + work;
   long double limit;
   std::string what;
   if (!o.maxMemory.empty()) {
@@ -144,9 +147,10 @@ void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o) {
     what = fmt::format("the machine's memory ({})", byteText(limit));
   }
   if (need > limit)
-    fileError(o.model, "the compiled program needs {}{} ({:.0f} bytes: params and optimiser states {} "
-              "twice, inputs and results {}, work {}) for batches of {} rows, more than {}",
-              workCounted ? "" : "more than ", byteText(need), static_cast<double>(need), byteText(state),
+    fileError(o.model, "the compiled program needs {}{} ({:.0f} bytes: {} {}{}, inputs and results {}, "
+              "work {}) for batches of {} rows, more than {}",
+              workCounted ? "" : "more than ", byteText(need), static_cast<double>(need),
+              optimiserState ? "params and optimiser states" : "params", byteText(state), stateCopy ? " twice" : "",
               byteText(other), workCounted ? byteText(work) : std::string("not counted"), batch, what);
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "driver/Commands.h"
@@ -30,12 +31,14 @@ std::vector<std::string> inputsUsed(const ir::Function &f);
 rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string &path);
 
 /// Refuses, before anything is allocated, a kernel whose buffers for batches of `rows` rows
-/// (params, optimiser states and a copy of them, inputs, results, work memory) need more than
-/// --max-memory or the machine's physical memory: `MODEL: error: ... needs N bytes ...`.
-void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o);
+/// (params, optimiser states and, with `stateCopy` (train), a copy of them for the NaN trap,
+/// inputs, results, work memory) need more than --max-memory or the machine's physical memory:
+/// `MODEL: error: ... needs N bytes ...`.
+void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o, bool stateCopy);
 
-/// The line for std::bad_alloc while running MODEL (plain and distributed training alike).
-std::string outOfMemoryLine(const std::string &modelPath);
+/// The line for std::bad_alloc while running MODEL (plain and distributed training alike);
+/// `prefix` goes before the message (a rank's `rank 1 of 2: `).
+std::string outOfMemoryLine(const std::string &modelPath, std::string_view prefix = "");
 
 /// `--max-memory`: a whole number of bytes with an optional K, M or G suffix (powers of 1024).
 uint64_t parseBytes(const std::string &text);

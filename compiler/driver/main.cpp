@@ -212,7 +212,7 @@ int main(int argc, char **argv) {
   addModel(predict, o);
   predict->add_option("--weights", o.weights, "Weights (safetensors)")->required()->check(kPath);
   predict->add_option("--data", o.data, "Data (CSV)")->required()->check(kPath);
-  predict->add_option("--out", o.out, "Output file (default: standard output)")->check(kPath);
+  predict->add_option("--out", o.out, "Output file (default, or -: standard output)")->check(kPath);
   addThreads(predict, o);
   addMaxMemory(predict, o);
 
@@ -242,7 +242,7 @@ int main(int argc, char **argv) {
 
   auto *compile = app.add_subcommand("compile", "Compile the model ahead of time (object file and C header)");
   addModel(compile, o);
-  compile->add_option("-o", o.out, "Output file")->required()->check(kPath);
+  compile->add_option("-o", o.out, "Output file (- for standard output)")->required()->check(kPath);
   compile->add_option("--header", o.header, "Write a C header")->check(kPath);
   compile->add_option("--emit", o.emit, "obj (default), asm, llvm or shared")
       ->check(CLI::IsMember({"obj", "asm", "llvm", "shared"}));

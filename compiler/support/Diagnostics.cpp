@@ -1,4 +1,5 @@
 #include "support/Diagnostics.h"
+#include "support/Quote.h"
 
 #include <fstream>
 #include <iostream>
@@ -55,64 +56,25 @@ std::string SourceManager::formatShort(Loc loc) const {
   return fmt::format("{}:{}", n, loc.line);
 }
 
-// Caret placement counts characters, not bytes: skip UTF-8 continuation bytes, keep tabs so
-// the caret lines up under the terminal's rendering of the source line.
-static std::string caretLine(std::string_view line, int col) {
-  std::string out;
-  int c = 1;
-  for (size_t i = 0; i < line.size() && c < col; ++i) {
-    unsigned char ch = static_cast<unsigned char>(line[i]);
-    if ((ch & 0xC0) == 0x80) continue;
-    out += ch == '\t' ? '\t' : ' ';
-    ++c;
-  }
-  return out + "^";
-}
-
-// Whether a line can be shown on a terminal as it is: valid UTF-8 without control characters
-// but tab (a binary file's bytes, or an escape sequence, would garble or drive the terminal).
-static bool printable(std::string_view line) {
-  for (size_t i = 0; i < line.size();) {
-    unsigned char c = static_cast<unsigned char>(line[i]);
-    if (c < 0x80) {
-      if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-      ++i;
-      continue;
-    }
-    size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
-    if (n == 0 || (n == 4 && c > 0xF4) || i + n > line.size()) return false;
-    for (size_t k = 1; k < n; ++k)
-      if ((static_cast<unsigned char>(line[i + k]) & 0xC0) != 0x80) return false;
-    unsigned char c1 = static_cast<unsigned char>(line[i + 1]);
-    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF.
-    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) ||
-        (c == 0xF4 && c1 >= 0x90))
-      return false;
-    i += n;
-  }
-  return true;
-}
-
 std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view severity,
                              std::string_view msg) {
   std::string out = oneLine(fmt::format("{}: {}: {}", sm.format(loc), severity, msg));
   if (loc.valid()) {
     std::string_view line = sm.lineText(loc.file, loc.line);
     // Very long lines (a 5 MB line) are not quoted whole, nor lines a terminal cannot show.
-    if (line.size() <= 1000 && printable(line)) {
-      out += fmt::format("{}\n{}\n", line, caretLine(line, loc.col));
-    }
+    if (line.size() <= 1000 && printableLine(line)) out += quoteLine(line, loc.col);
   }
   return out;
 }
 
-std::string renderUserError(const SourceManager &sm, const UserError &e) {
-  if (e.loc.valid()) return renderDiagnostic(sm, e.loc, "error", e.what());
+std::string renderUserError(const SourceManager &sm, const UserError &e, std::string_view prefix) {
+  std::string msg = fmt::format("{}{}", prefix, e.what());
+  if (e.loc.valid()) return renderDiagnostic(sm, e.loc, "error", msg);
   if (!e.fileName.empty() && e.loc.line > 0)
-    return oneLine(fmt::format("{}:{}:{}: error: {}", e.fileName, e.loc.line, e.loc.col, e.what()));
-  if (!e.fileName.empty()) return oneLine(fmt::format("{}: error: {}", e.fileName, e.what()));
-  if (e.loc.file >= 0) return oneLine(fmt::format("{}: error: {}", sm.name(e.loc.file), e.what()));
-  return oneLine(fmt::format("gradc: error: {}", e.what()));
+    return oneLine(fmt::format("{}:{}:{}: error: {}", e.fileName, e.loc.line, e.loc.col, msg)) + e.quote;
+  if (!e.fileName.empty()) return oneLine(fmt::format("{}: error: {}", e.fileName, msg));
+  if (e.loc.file >= 0) return oneLine(fmt::format("{}: error: {}", sm.name(e.loc.file), msg));
+  return oneLine(fmt::format("gradc: error: {}", msg));
 }
 
 void warn(const SourceManager &sm, Loc loc, std::string_view msg) {

@@ -60,11 +60,14 @@ public:
   UserError(std::string file, std::string msg)
       : std::runtime_error(keepNul(std::move(msg))), fileName(std::move(file)) {}
   /// For a place in a file that has no SourceManager entry (a data file):
-  /// `FILE:LINE:COL: error: MESSAGE`, without the quoted line.
-  UserError(std::string file, int line, int col, std::string msg)
-      : std::runtime_error(keepNul(std::move(msg))), loc{-1, line, col}, fileName(std::move(file)) {}
+  /// `FILE:LINE:COL: error: MESSAGE`, then `quote` (the line and caret that quoteLine of
+  /// support/Quote.h renders, or nothing).
+  UserError(std::string file, int line, int col, std::string msg, std::string quote = "")
+      : std::runtime_error(keepNul(std::move(msg))), loc{-1, line, col}, fileName(std::move(file)),
+        quote(std::move(quote)) {}
   Loc loc;
   std::string fileName;  // used when !loc.valid()
+  std::string quote;     // the quoted line and caret of a data file's error
 
 private:
   // what() is a C string, which a NUL byte would end: a message quoting a name read from a
@@ -110,7 +113,8 @@ template <typename... Args>
 /// line and a caret under the column when the place is known.
 std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view severity,
                              std::string_view msg);
-std::string renderUserError(const SourceManager &sm, const UserError &e);
+/// The same for a UserError; `prefix` goes before its message (`rank 1 of 2: `).
+std::string renderUserError(const SourceManager &sm, const UserError &e, std::string_view prefix = "");
 
 /// One line of text for the terminal, ending in a line break: control characters (a newline,
 /// an escape sequence in a file name or a flag's value) are written as escapes (`\n`,

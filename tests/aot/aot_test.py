@@ -8,7 +8,7 @@
   install  `cmake --install` into a temporary prefix; examples/embed configured and built
            against it with find_package(gradc), using the installed gradc
   cross    `--target aarch64-linux-gnu --emit obj` is an AArch64 ELF object; other outputs
-           and refusals
+           (`-o -`, standard output) and refusals
   header   every example's header compiles as strict C99 and as C++, links with its object
            and libgradc_runtime, and carries the same type block as gradc_runtime.h
 """
@@ -178,6 +178,37 @@ def mode_cross(tmp):
     check(r.returncode == 2 and r.stderr == "gradc: error: CPU `i386` cannot run 64-bit code, which target "
           "`x86_64-unknown-linux-gnu` needs (see gradc --help)\n" and not os.path.exists(os.path.join(tmp, "c.o")),
           f"a 32-bit CPU for a 64-bit target is a bad flag, one line (LLVM aborted): {r.stderr.strip()}")
+    # A control character in --target or --cpu (a newline pasted into a script) is a bad
+    # flag, its message one line with the character escaped; LLVM took the triple.
+    for flag, value in (("--target", "x86_64-pc-linux-gnu\nfoo"), ("--target", "x86_64\x1b[31m-linux-gnu"),
+                        ("--cpu", "x86-64\tv2")):
+        out = os.path.join(tmp, "ctl.o")
+        r = run([a.gradc, "compile", DIGITS, flag, value, "-o", out], ok=False)
+        shown = value.replace("\n", "\\n").replace("\x1b", "\\x1b")
+        check(r.returncode == 2 and r.stderr.startswith(f"gradc: error: {flag} takes ") and f"not '{shown}'" in r.stderr
+              and r.stderr.count("\n") == 1 and "\x1b" not in r.stderr and not os.path.exists(out),
+              f"{flag} {value!r} is a bad flag, one line: {r.stderr!r}")
+    # `-o -` is standard output, as for clang: text always, an object file or a shared library
+    # when standard output is not a terminal. No file named `-` is written.
+    obj = os.path.join(tmp, "ref.o")
+    run([a.gradc, "compile", DIGITS, "-o", obj])
+    for emit, want in (("llvm", b"define void @gradc_digits_init"), ("asm", b"gradc_digits_step:"),
+                       ("obj", open(obj, "rb").read()), ("shared", b"\x7fELF")):
+        r = subprocess.run([a.gradc, "compile", DIGITS, "--emit", emit, "-o", "-"], capture_output=True, cwd=tmp)
+        check(r.returncode == 0 and r.stderr == b"" and (r.stdout == want if emit == "obj" else want in r.stdout)
+              and not os.path.exists(os.path.join(tmp, "-")),
+              f"--emit {emit} -o - writes to standard output: exit {r.returncode}, {r.stderr!r}")
+    import pty
+    for emit, what in (("obj", "object file"), ("shared", "shared library")):
+        master, slave = pty.openpty()
+        r = subprocess.run([a.gradc, "compile", DIGITS, "--emit", emit, "-o", "-"], stdout=slave,
+                           stderr=subprocess.PIPE, cwd=tmp)
+        os.close(slave)
+        os.close(master)
+        check(r.returncode == 2 and r.stderr.decode() == f"gradc: error: -o - would write the {what} to the terminal: "
+              "redirect standard output to a file or a pipe, or use --emit asm or llvm (see gradc --help)\n"
+              and not os.path.exists(os.path.join(tmp, "-")),
+              f"--emit {emit} -o - on a terminal is a bad flag: {r.stderr!r}")
     # A named CPU gets the kernels of its vector width, whatever the host has: the FMAs of
     # the matrix products on 512-bit registers for an AVX-512 CPU, 256-bit ones for AVX2.
     for cpu, wide, narrow in (("skylake-avx512", "zmm", "ymm"), ("x86-64-v3", "ymm", "zmm")):

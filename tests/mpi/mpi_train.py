@@ -8,7 +8,8 @@ epochs, whose shares are uneven (37 rows over 2 or 4 ranks) and whose epoch ends
 smaller batch (1438 rows = 38 * 37 + 32).
 
 Start-up: ranks started with different flags (mpirun's `A : B` form) or one rank that cannot
-read its data all exit 1 with one error, printed once.
+read its data all exit 1 with one error, printed once, on one line that names the rank (a CSV
+error then quotes its row under it).
 
 usage: mpi_train.py GRADC   (exit 77 = skipped when mpirun is missing)
 """
@@ -42,13 +43,24 @@ def relative_error(a, b):
     return max(abs(x - y) for x, y in zip(a, b)) / worst
 
 
-def start_checks(gradc, mpirun):
+def start_checks(gradc, mpirun, tmp):
     train = [gradc, "train", MODEL, "--steps", "5"]
+    with open(DATA) as f:
+        header, row = f.readline(), f.readline().rstrip("\n")
+    cells = row.split(",")
+    cells[2] = "x"
+    bad_row = ",".join(cells)
+    bad = os.path.join(tmp, "bad.csv")
+    with open(bad, "w") as f:
+        f.write(header + bad_row + "\n")
+    col = len(cells[0]) + len(cells[1]) + 3
     cases = [
         ("different --lr", ["-np", "1"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", DATA, "--lr", "0.1"],
          "did not start the same training"),
         ("rank 2 cannot read its data", ["-np", "2"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", "/nonexistent.csv"],
-         "/nonexistent.csv: error: cannot read file"),
+         "/nonexistent.csv: error: rank 2 of 3: cannot read file\n"),
+        ("rank 1's data has an error", ["-np", "1"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", bad],
+         "%s:2:%d: error: rank 1 of 2: 'x' is not a number\n%s" % (bad, col, bad_row[:20])),
         # (found at the first save, it left rank 1 waiting --mpi-timeout, then MPI_ABORT)
         ("--save names a folder", ["-np", "2", gradc, "train", MODEL, "--data", DATA, "--epochs", "2",
                                    "--mpi-timeout", "5", "--save", os.path.dirname(DATA)],
@@ -58,7 +70,7 @@ def start_checks(gradc, mpirun):
     for name, args, expect in cases:
         p = subprocess.run(mpirun + args, capture_output=True, text=True, env=env(), timeout=300)
         ok = (p.returncode != 0 and p.stderr.count(expect) == 1 and "epoch" not in p.stdout
-              and "MPI_ABORT" not in p.stderr)
+              and "MPI_ABORT" not in p.stderr and "gradc: rank" not in p.stderr)
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} start-up, {name}: exit {p.returncode}, error printed {p.stderr.count(expect)} time(s)")
         if not ok:
@@ -113,7 +125,7 @@ def main():
         ok = p.stderr.startswith("distributed: 1 rank, ")
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} np 1: the summary line says 1 rank: {p.stderr!r}")
-        failures += start_checks(gradc, mpirun)
+        failures += start_checks(gradc, mpirun, tmp)
     print("failures:", failures)
     sys.exit(1 if failures else 0)
 

@@ -47,23 +47,28 @@ def make_blobs(path, rows, seed):
             f.write("%.6g,%.6g,%d\n" % (x + rng.gauss(0, 0.8), y + rng.gauss(0, 0.8), c))
 
 
+def quoted(text, col):
+    """The row and caret that follow an error at column `col` of the one-line ASCII `text`."""
+    return "%s\n%s^\n" % (text, " " * (col - 1))
+
+
 def csv_errors():
     cases = {
-        "too_few.csv": "3:4: error: expected 3 values, found 2",
-        "too_many.csv": "2:7: error: expected 3 values, found 4",
-        "trailing_comma.csv": "4:7: error: expected 3 values, found 4",
-        "not_a_number.csv": "3:3: error: 'abc' is not a number",
-        "nan.csv": "2:3: error: 'nan' is not a finite number",
-        "inf.csv": "2:1: error: '-inf' is not a finite number",
-        "label_fraction.csv": "2:5: error: label 0.5 of 'y' is not a whole number",
-        "label_range.csv": "2:5: error: label 3 of 'y' is outside the 3 classes 0..2",
-        "label_negative.csv": "2:5: error: label -1 of 'y' is outside the 3 classes 0..2",
-        "empty.csv": " error: empty file (no data rows)",
-        "header_only.csv": " error: no data rows (the file holds a header only)",
+        "too_few.csv": "3:4: error: expected 3 values, found 2\n" + quoted("3,4", 4),
+        "too_many.csv": "2:7: error: expected 3 values, found 4\n" + quoted("1,2,0,5", 7),
+        "trailing_comma.csv": "4:7: error: expected 3 values, found 4\n" + quoted("1,2,1,", 7),
+        "not_a_number.csv": "3:3: error: 'abc' is not a number\n" + quoted("1,abc,1", 3),
+        "nan.csv": "2:3: error: 'nan' is not a finite number\n" + quoted("1,nan,0", 3),
+        "inf.csv": "2:1: error: '-inf' is not a finite number\n" + quoted("-inf,1,0", 1),
+        "label_fraction.csv": "2:5: error: label 0.5 of 'y' is not a whole number\n" + quoted("1,2,0.5", 5),
+        "label_range.csv": "2:5: error: label 3 of 'y' is outside the 3 classes 0..2\n" + quoted("1,2,3", 5),
+        "label_negative.csv": "2:5: error: label -1 of 'y' is outside the 3 classes 0..2\n" + quoted("1,2,-1", 5),
+        "empty.csv": " error: empty file (no data rows)\n",
+        "header_only.csv": " error: no data rows (the file holds a header only)\n",
     }
     for name, tail in cases.items():
         path = os.path.join(DATA, name)
-        want = "%s:%s\n" % (path, tail)
+        want = "%s:%s" % (path, tail)
         rc, out, err = run("train", MODEL, "--data", path)
         check(rc == 1 and err == want and out == "",
               "train --data %s: rc %d, stderr %r, want %r" % (name, rc, err, want))
@@ -82,8 +87,71 @@ def csv_errors():
         rc, out, err = run("train", MODEL, "--data", good, flag, "/nonexistent/dir/f")
         check(rc == 1 and out == "" and err.startswith("/nonexistent/dir/f: error: cannot write file"),
               "%s into a missing folder fails before training: %r %r" % (flag, out, err))
-    rc, out, err = run("train", MODEL, "--data", DATA)
-    check(rc == 1 and err == DATA + ": error: cannot read file\n", "a folder as data: %r" % err)
+    for flag in ("--data", "--val"):
+        rc, out, err = run("train", MODEL, "--data", good, flag, DATA)
+        check(rc == 1 and err == DATA + ": error: is a directory, not a CSV file\n", "a folder as %s: %r" % (flag, err))
+    rc, out, err = run("eval", MODEL, "--data", DATA, "--weights", good)
+    check(rc == 1 and err == DATA + ": error: is a directory, not a CSV file\n", "a folder as eval --data: %r" % err)
+    for args in (("train", MODEL, "--data", good, "--init", DATA), ("eval", MODEL, "--data", good, "--weights", DATA)):
+        rc, out, err = run(*args)
+        check(rc == 1 and err == DATA + ": error: is a directory, not a safetensors file\n",
+              "a folder as %s: %r" % (args[-2], err))
+    rc, out, err = run("check", DATA)
+    check(rc == 1 and err == DATA + ": error: is a directory, not a model file\n", "a folder as the model: %r" % err)
+
+
+def csv_error_quotes(tmp):
+    """A CSV error, through every command that reads data, quotes its row with a caret under
+    the column, as a model error quotes its line: a window of a long row, control characters
+    and bytes that are not UTF-8 escaped."""
+    bad = clitest.write(os.path.join(tmp, "bad.csv"), "a,b,y\n1,2,0\n1,x,1\n")
+    want = bad + ":3:3: error: 'x' is not a number\n1,x,1\n  ^\n"
+    good = os.path.join(DATA, "oddities.csv")
+    weights = os.path.join(tmp, "quote_w.st")
+    rc, _, err = run("train", MODEL, "--data", good, "--save", weights, "--steps", "1")
+    check(rc == 0, "train for weights: %r" % err)
+    for args in (("train", MODEL, "--data", bad), ("train", MODEL, "--data", good, "--val", bad),
+                 ("eval", MODEL, "--weights", weights, "--data", bad),
+                 ("predict", MODEL, "--weights", weights, "--data", bad),
+                 ("grad", MODEL, "--weights", weights, "--data", bad, "--out", os.path.join(tmp, "quote_g.st")),
+                 ("gradcheck", MODEL, "--weights", weights, "--data", bad)):
+        rc, out, err = run(*args)
+        check(rc == 1 and err == want, "%s: rc %d, err %r, want %r" % (" ".join(args[:1] + args[3:]), rc, err, want))
+    # A row of 784 values: the error's row is a window around the column, `...` on each side.
+    wide = os.path.join(tmp, "wide.grad")
+    clitest.write(wide, "dim B\ninput x: [B, 784]\nparam w: [784] = zeros\nminimize mean((x * w) ^ 2)\n")
+    cells = ["0.125"] * 784
+    cells[500] = "0.5x"
+    row = ",".join(cells)
+    path = clitest.write(os.path.join(tmp, "wide.csv"), ",".join(["0.25"] * 784) + "\n" + row + "\n")
+    rc, _, err = run("train", wide, "--data", path)
+    lines = err.split("\n")
+    col = len(",".join(cells[:500])) + 2
+    ok = (rc == 1 and len(lines) == 4 and lines[3] == ""
+          and lines[0] == "%s:2:%d: error: '0.5x' is not a number" % (path, col)
+          and lines[1].startswith("...") and lines[1].endswith("...") and 60 <= len(lines[1]) <= 90
+          and lines[1][3:-3] in row and lines[2].strip() == "^"
+          and lines[1][len(lines[2]) - 1:].startswith("0.5x"))
+    check(ok, "a 784-value row: a window around the column: %r" % err)
+    # Control characters (an escape sequence, a CR) and bytes that are not UTF-8 are escaped
+    # in the quoted row too: stderr stays plain text, the caret under the escape.
+    for raw, shown, col in ((b"1,\x1b[31m,0\n", "1,\\x1b[31m,0", 3), (b"1,2\r3,0\n", "1,2\\r3,0", 4),
+                            (b"1,caf\xe9,0\n", "1,caf\\xe9,0", 3)):
+        path = os.path.join(tmp, "ctl.csv")
+        with open(path, "wb") as f:
+            f.write(b"a,b,y\n" + raw)
+        p = subprocess.run([clitest.GRADC, "train", MODEL, "--data", path], capture_output=True)
+        err = p.stderr.decode("utf-8", "replace")
+        lines = err.split("\n")
+        ok = (p.returncode == 1 and len(lines) == 4 and lines[0].startswith(path + ":2:%d: error: " % col)
+              and lines[1] == shown and lines[2] == " " * (col - 1) + "^"
+              and not any((ord(c) < 32 and c != "\n") or c == "\ufffd" for c in err))
+        check(ok, "row %r: the quote escapes it: %r" % (raw, err))
+    # A label beyond any float's range is out of range, as 1e30 is, not "not whole".
+    path = clitest.write(os.path.join(tmp, "huge_label.csv"), "x1,x2,y\n1,2,1e999\n")
+    rc, _, err = run("train", MODEL, "--data", path)
+    check(rc == 1 and err.startswith(path + ":2:5: error: label 1e999 of 'y' is outside the 3 classes 0..2\n"),
+          "label 1e999: %r" % err)
 
 
 def csv_first_line(tmp):
@@ -100,6 +168,9 @@ def csv_first_line(tmp):
         ("1,2,0\r0,1,0\r", "1:6: error: a carriage return (CR) inside a line; lines end with LF or CR LF"),
         ("x,y,z\n1,2\r,0\n", "2:4: error: a carriage return (CR) inside a line; lines end with LF or CR LF"),
     ]
+    # The quoted row of each error: the BOM left out, a CR escaped.
+    quotes = ["1,,0\n  ^\n", "1,2,0,\n      ^\n", " 1 , 2\n      ^\n", "nan,1,0\n^\n",
+              "1,2,0\\r0,1,0\n     ^\n", "1,2\\r,0\n   ^\n"]
     for i, (text, tail) in enumerate(cases):
         path = os.path.join(tmp, "first%d.csv" % i)
         with open(path, "w", encoding="utf-8", newline="") as f:
@@ -108,7 +179,7 @@ def csv_first_line(tmp):
         if tail is None:
             check(rc == 0 and err == "", "first line %r is a header: rc %d, err %r" % (text, rc, err))
         else:
-            want = "%s:%s\n" % (path, tail)
+            want = "%s:%s\n%s" % (path, tail, quotes.pop(0))
             check(rc == 1 and err == want, "first line %r: rc %d, err %r, want %r" % (text, rc, err, want))
 
 
@@ -274,6 +345,10 @@ def predict_output_rows(tmp):
     ones = clitest.write_safetensors(os.path.join(tmp, "ones.safetensors"), {"W": ("F32", [2, 1], [1, 1])})
     rc, out, err = run("predict", fixed, "--weights", ones, "--data", data)
     check(rc == 0 and out == "s\n3\n9\n" and err == "", "predict with a fixed batch of 2: rc %d out %r err %r" % (rc, out, err))
+    # `--out -` is standard output, as without --out: no file named `-`.
+    rc, out, err = run("predict", fixed, "--weights", ones, "--data", data, "--out", "-", cwd=tmp)
+    check(rc == 0 and out == "s\n3\n9\n" and err == "" and not os.path.exists(os.path.join(tmp, "-")),
+          "predict --out -: rc %d out %r err %r" % (rc, out, err))
 
 
 def batches(tmp):
@@ -516,7 +591,7 @@ def bad_flags():
          "--epochs: takes a whole number (0 or more), not '1\\x1b[2J\\nx'"),
         (["train", MODEL, "--data", data, "--bogus\x1b[31m\nx"],
          "The following argument was not expected: --bogus\\x1b[31m\\nx"),
-        (["compile", MODEL, "-o", "m.o", "--cpu", "a\x1b[31m"], "unknown CPU `a\\x1b[31m`"),
+        (["compile", MODEL, "-o", "m.o", "--cpu", "a\x1b[31m"], "--cpu takes a CPU name such as skylake, not 'a\\x1b[31m'"),
     ]
     for t in ("1025", "100000", "2147483648", "-1", "1.5"):
         for cmd in (["train", MODEL, "--data", data], ["bench", MODEL], ["compile", MODEL, "-o", "m.o"]):
@@ -638,6 +713,78 @@ def no_inputs(tmp):
           "--data FILE\n", "eval of a model with inputs, no --data: %r" % err)
 
 
+def other_model(tmp):
+    """A checkpoint of another model given to train --init, eval, predict, grad or gradcheck:
+    the error about the param that does not fit names both model hashes."""
+    data = os.path.join(DATA, "oddities.csv")
+    ckpt = os.path.join(tmp, "classify_ckpt.st")
+    rc, _, err = run("train", MODEL, "--data", data, "--save", ckpt, "--steps", "1")
+    check(rc == 0, "train for a checkpoint: %r" % err)
+    saved = read_safetensors(ckpt)[1]["gradc.model_hash"]
+    # The same inputs, a param of another name (missing from the file) or another shape.
+    for param, message in (("V: [2, 3]", "no tensor 'V' for the model's param 'V'"),
+                           ("W: [2, 4]", "tensor 'W' has shape [2, 3], but the model's param 'W' has shape [2, 4]")):
+        other = clitest.write(os.path.join(tmp, "other.grad"),
+                              "dim B\ninput x: [B, 2]\ninput y: int[B]\nparam %s = glorot\nz = x @ %s\n"
+                              "output p = softmax(z)\nminimize cross_entropy(z, y) with sgd(lr = 0.1)\n"
+                              % (param, param[0]))
+        note = r" \(the checkpoint was written for another model: model hash %s, this model's is [0-9a-f]{16}\)\n" % saved
+        for args in (("train", other, "--data", data, "--init", ckpt, "--steps", "1"),
+                     ("eval", other, "--data", data, "--weights", ckpt),
+                     ("predict", other, "--data", data, "--weights", ckpt)):
+            rc, out, err = run(*args)
+            check(rc == 1 and re.fullmatch(re.escape(ckpt + ": error: " + message) + note, err) is not None,
+                  "%s of another model's checkpoint: rc %d, err %r" % (args[0], rc, err))
+        shape = "[2, 3]" if param[0] == "V" else "[2, 4]"
+        message = ("no tensor for param 'V' (the model declares it with shape [2, 3])" if param[0] == "V" else
+                   "tensor 'W' has shape [2, 3], but the model declares the param with shape [2, 4]")
+        for args in (("grad", other, "--data", data, "--weights", ckpt, "--out", os.path.join(tmp, "other_g.st")),
+                     ("gradcheck", other, "--data", data, "--weights", ckpt)):
+            rc, out, err = run(*args)
+            check(rc == 1 and re.fullmatch(re.escape(ckpt + ": error: " + message) + note, err) is not None,
+                  "%s of another model's checkpoint (%s): rc %d, err %r" % (args[0], shape, rc, err))
+
+
+def eval_memory(tmp):
+    """eval and predict count the params once and no optimiser state against --max-memory:
+    a limit between that sum and the training step's (the params twice) is enough. The model's
+    params (40,024 bytes) outweigh the rounding of the figures in the message."""
+    model = clitest.write(os.path.join(tmp, "mem.grad"),
+                          "dim B\ninput x: [B, 2]\ninput y: int[B]\nparam W: [2, 3] = glorot\n"
+                          "param E: [100, 100] = zeros\nz = x @ W + mean(E)\noutput p = softmax(z)\n"
+                          "minimize cross_entropy(z, y) with adam(lr = 0.1)\n")
+    params = (2 * 3 + 100 * 100) * 4
+    data = os.path.join(DATA, "oddities.csv")
+    weights = os.path.join(tmp, "mem_w.st")
+    rc, _, err = run("train", model, "--data", data, "--save", weights, "--steps", "1")
+    check(rc == 0, "train for weights: %r" % err)
+
+    def size(text):  # a figure of the message and how far its rounding may be off
+        value, unit = text.split()
+        scale = {"bytes": 1, "KiB": 1024, "MiB": 1024 ** 2}[unit]
+        return float(value) * scale, 0 if scale == 1 else 0.05 * scale
+
+    figure = r"(\d+(?:\.\d+)? (?:bytes|KiB|MiB))"
+    for cmd in ("eval", "predict"):
+        rc, out, err = run(cmd, model, "--data", data, "--weights", weights, "--max-memory", "1")
+        m = re.search(r"\((\d+) bytes: params %s, inputs and results %s, work %s\)" % (figure, figure, figure), err)
+        check(rc == 1 and m is not None, "%s --max-memory 1: the params once, no optimiser state: %r" % (cmd, err))
+        if not m:
+            continue
+        (io, io_off), (work, work_off) = size(m.group(3)), size(m.group(4))
+        right = params + io + work
+        check(abs(int(m.group(1)) - right) <= io_off + work_off + 1,
+              "%s: the sum %s is the params once + inputs and results + work: %r" % (cmd, m.group(1), err))
+        limit = int(right + params // 2)
+        rc, out, err = run(cmd, model, "--data", data, "--weights", weights, "--max-memory", str(limit))
+        check(rc == 0 and err == "", "%s --max-memory between the right and the doubled sum: rc %d, err %r" % (cmd, rc, err))
+        need = int(m.group(1))
+        rc, out, err = run(cmd, model, "--data", data, "--weights", weights, "--max-memory", str(need - 1))
+        check(rc == 1 and "more than --max-memory %d" % (need - 1) in err, "%s --max-memory one byte short: %r" % (cmd, err))
+        rc, out, err = run(cmd, model, "--data", data, "--weights", weights, "--max-memory", str(need))
+        check(rc == 0, "%s --max-memory of exactly the sum: %r" % (cmd, err))
+
+
 def terminal(tmp):
     """With stderr on a terminal: a status line while the data is read and the step compiled,
     each erased before the next, then the progress bar; the epoch lines go to stdout."""
@@ -714,6 +861,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         csv_errors()
         csv_first_line(tmp)
+        csv_error_quotes(tmp)
+        other_model(tmp)
+        eval_memory(tmp)
         predict_output_rows(tmp)
         bad_flags()
         documented_flags()

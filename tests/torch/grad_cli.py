@@ -74,8 +74,10 @@ def main():
             write_safetensors(w, wts)
             args = ["grad", XOR, "--weights", w, "--out", out] + (["--data", data] if data else [])
             r = run(*args)
-            lines = r.stderr.strip().splitlines()
-            check(what, r.returncode == 1 and len(lines) == 1 and expect in lines[0] and not os.path.exists(out),
+            lines = r.stderr.strip("\n").splitlines()
+            # One line; a data file's error then quotes the row, a caret under the column.
+            quoted = len(lines) == 3 and lines[2].strip() == "^" and data and lines[0].startswith(data)
+            check(what, r.returncode == 1 and (len(lines) == 1 or quoted) and expect in lines[0] and not os.path.exists(out),
                   f"status {r.returncode}, stderr {r.stderr!r}")
 
         good = os.path.join(tmp, "w.safetensors")
@@ -130,9 +132,13 @@ def main():
         check("grad: extra I64 and F16 tensors are ignored", r.returncode == 0, r.stderr)
         r = run("eval", XOR, "--weights", extra, "--data", XOR_DATA)
         check("eval: extra I64 and F16 tensors are ignored", r.returncode == 0, r.stderr)
+        # b2 (the last F32 tensor) stored as F16 instead; the tensors cover the data exactly.
+        data = data[:header["b2"]["data_offsets"][0]]
+        assert len(data) == max(h["data_offsets"][1] for n, h in header.items() if h["dtype"] == "F32" and n != "b2")
+        header["num_batches_tracked"]["data_offsets"] = [len(data), len(data) + 8]
         header["b2"] = dict(header["half"], shape=[1], data_offsets=[len(data) + 8, len(data) + 10])
         del header["half"]
-        write_raw_safetensors(extra, header, data + b"\0" * 12)
+        write_raw_safetensors(extra, header, data + b"\0" * 10)
         for cmd in (["grad", XOR, "--weights", extra, "--data", XOR_DATA, "--out", out],
                     ["eval", XOR, "--weights", extra, "--data", XOR_DATA]):
             r = run(*cmd)
@@ -148,7 +154,23 @@ def main():
         bad_csv = os.path.join(tmp, "bad.csv")
         with open(bad_csv, "w") as f:
             f.write("x1,x2,y\n0,1\n")
-        grad_error("grad: a malformed data file", weights(), "bad.csv:2:", data=bad_csv)
+        grad_error("grad: a malformed data file", weights(), "bad.csv:2:4: error: expected 3 values, found 2", data=bad_csv)
+        r = run("grad", XOR, "--weights", good, "--data", bad_csv, "--out", out)
+        check("grad: a malformed data file's row is quoted, a caret under the column",
+              r.stderr == bad_csv + ":2:4: error: expected 3 values, found 2\n0,1\n   ^\n", r.stderr)
+        # The tensors must cover the data exactly, as the reference implementation checks:
+        # a file with bytes after the last tensor is refused (it was read as if whole).
+        with open(good, "rb") as f:
+            whole = f.read()
+        with open(extra, "wb") as f:
+            f.write(whole + b"\0" * 4)
+        for cmd in (["grad", XOR, "--weights", extra, "--data", XOR_DATA, "--out", out],
+                    ["eval", XOR, "--weights", extra, "--data", XOR_DATA],
+                    ["train", XOR, "--init", extra, "--data", XOR_DATA, "--steps", "1"]):
+            r = run(*cmd)
+            check(cmd[0] + ": bytes after the last tensor", r.returncode == 1 and r.stderr.startswith(
+                  extra + ": error: no tensor covers the last 4 bytes of the data, after tensor '") and
+                  r.stderr.count("\n") == 1, r.stderr)
         truncated = os.path.join(tmp, "t.safetensors")
         with open(truncated, "wb") as f:
             f.write(b"\x10\x00")

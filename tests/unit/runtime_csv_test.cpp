@@ -35,8 +35,9 @@ Dataset read(const std::string &content, std::vector<InputSpec> specs = xy()) {
   return readCsv(writeTemp("t.csv", content), specs);
 }
 
-// The rendered one-line error for reading `content`, with the file name replaced by F.
-std::string errorOf(const std::string &content, std::vector<InputSpec> specs = xy()) {
+// The rendered error for reading `content`, with the file name replaced by F: its first line
+// (`F:LINE:COL: error: ...`), or with `quote` also the quoted row and caret under it.
+std::string errorOf(const std::string &content, std::vector<InputSpec> specs = xy(), bool quote = false) {
   std::string path = writeTemp("bad.csv", content);
   try {
     readCsv(path, specs);
@@ -44,9 +45,17 @@ std::string errorOf(const std::string &content, std::vector<InputSpec> specs = x
     SourceManager sm;
     std::string s = renderUserError(sm, e);
     REQUIRE(s.rfind(path, 0) == 0);
+    if (!quote) s = s.substr(0, s.find('\n') + 1);
     return "F" + s.substr(path.size());
   }
   return "no error";
+}
+
+// The quoted row and caret under the error of reading `content` after a header line (so
+// that a first row of text is read as data).
+std::string quoteOf(const std::string &content, std::vector<InputSpec> specs = xy()) {
+  std::string s = errorOf("a,b,c\n" + content, specs, true);
+  return s.substr(s.find('\n') + 1);
 }
 
 float parse1(const std::string &cell) {
@@ -201,11 +210,63 @@ TEST_CASE("csv: labels") {
   CHECK(errorOf("a,b,c\n1,2,one\n") == "F:2:5: error: label 'one' of 'y' is not a number\n");
   CHECK(errorOf("a,b,c\n1,2,nan\n") == "F:2:5: error: label nan of 'y' is not a whole number\n");
   CHECK(errorOf("a,b,c\n1,2,1e-400\n") == "F:2:5: error: label 1e-400 of 'y' is not a whole number\n");
-  CHECK(errorOf("a,b,c\n1,2,1e400\n") == "F:2:5: error: label 1e400 of 'y' is not a whole number\n");
+  // Beyond double's range, a label is out of range as 1e30 is, not "not whole".
+  CHECK(errorOf("a,b,c\n1,2,1e400\n") == "F:2:5: error: label 1e400 of 'y' is outside the 3 classes 0..2\n");
+  CHECK(errorOf("a,b,c\n1,2,-1e999\n") == "F:2:5: error: label -1e999 of 'y' is outside the 3 classes 0..2\n");
   // Without a class count, any whole number that fits int32 is a label.
   std::vector<InputSpec> open = {{"x", false, 2, 0}, {"y", true, 1, 0}};
   CHECK(read("1,2,-7\n", open).inputs[1].i == std::vector<int32_t>{-7});
   CHECK(errorOf("1,2,3e10\n", open) == "F:1:5: error: label 3e10 of 'y' is out of range\n");
+  CHECK(errorOf("1,2,1e999\n", open) == "F:1:5: error: label 1e999 of 'y' is out of range\n");
+  CHECK(errorOf("1,2,-1e999\n", open) == "F:1:5: error: label -1e999 of 'y' is out of range\n");
+  CHECK(errorOf("1,2,inf\n", open) == "F:1:5: error: label inf of 'y' is not a whole number\n");
+}
+
+TEST_CASE("csv: an error quotes its row, with a caret under the column") {
+  CHECK(errorOf("a,b,y\n1,2,0\n1,x,1\n", xy(), true) ==
+        "F:3:3: error: 'x' is not a number\n1,x,1\n  ^\n");
+  // Too few values: the caret is where the row ends.
+  CHECK(quoteOf("1,2\n") == "1,2\n   ^\n");
+  // A tab stays a tab in both lines, so the caret lines up on the terminal; characters count
+  // as characters, not bytes; the BOM is not shown.
+  CHECK(quoteOf("1,\t\xC3\xA9,0\n") == "1,\t\xC3\xA9,0\n  \t^\n");
+  CHECK(errorOf("\xEF\xBB\xBF" "1,2,0,\t9\n", xy(), true) ==
+        "F:1:8: error: expected 3 values, found 4\n1,2,0,\t9\n      \t^\n");
+  // Control characters and bytes that are not UTF-8 are escaped, the caret under the escape.
+  CHECK(quoteOf("1,2\r3,0\n") == "1,2\\r3,0\n   ^\n");
+  CHECK(quoteOf("\x1b[31m,2,0\n") == "\\x1b[31m,2,0\n^\n");
+  CHECK(quoteOf("1,\x01,\xff\n") == "1,\\x01,\\xff\n  ^\n");
+  CHECK(quoteOf("\xff,\x01,0\n") == "\\xff,\\x01,0\n^\n");
+  CHECK(quoteOf("1,\xff,\x01\n") == "1,\\xff,\\x01\n  ^\n");
+  // Stray UTF-8 continuation bytes: the caret under the first, where the cell begins.
+  CHECK(quoteOf("1,\x80\x80\x80,0\n") == "1,\\x80\\x80\\x80,0\n  ^\n");
+  CHECK(quoteOf("1,2,\xe2\x82\n") == "1,2,\\xe2\\x82\n    ^\n");
+  // A long row (784 values) is shown as a window around the column, `...` on the sides cut.
+  std::string row, before;
+  for (int i = 0; i < 784; ++i) {
+    if (i == 400) before = row;
+    row += (i ? "," : "") + std::string(i == 400 ? "x" : "0.25");
+  }
+  std::vector<InputSpec> wide = {{"x", false, 784, 0}};
+  std::string q = quoteOf(row + "\n", wide);
+  std::string shown = q.substr(0, q.find('\n')), caret = q.substr(q.find('\n') + 1);
+  CHECK(shown.size() <= 90);
+  CHECK(shown.rfind("...", 0) == 0);
+  CHECK(shown.substr(shown.size() - 3) == "...");
+  CHECK(row.find(shown.substr(3, shown.size() - 6)) != std::string::npos);
+  REQUIRE(caret.size() >= 2);
+  CHECK(caret.substr(caret.size() - 2) == "^\n");
+  CHECK(caret.find_first_not_of(' ') == caret.size() - 2);
+  CHECK(shown[caret.size() - 2] == 'x');
+  CHECK(shown.substr(caret.size() - 3, 3) == ",x,");
+  // Near the start, the window begins with the row; near the end, it ends with it.
+  q = quoteOf("x" + row.substr(4) + "\n", wide);
+  CHECK(q.rfind("x,0.25", 0) == 0);
+  CHECK(q.substr(q.find('\n') - 3, 4) == "...\n");
+  CHECK(q.substr(q.find('\n') + 1) == "^\n");
+  q = quoteOf(row + ",7\n", wide);
+  CHECK(q.rfind("...", 0) == 0);
+  CHECK(q.substr(q.find('\n') - 6, 7) == "0.25,7\n");
 }
 
 TEST_CASE("csv: empty files") {

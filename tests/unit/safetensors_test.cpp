@@ -94,11 +94,11 @@ TEST_CASE("safetensors: write then read gives the same tensors") {
   CHECK(std::distance(fs::directory_iterator(d.path), fs::directory_iterator{}) == 1);
 }
 
-TEST_CASE("safetensors: F64 is narrowed, extra tensors and trailing bytes are fine") {
+TEST_CASE("safetensors: F64 is narrowed") {
   TempDir d;
   std::string p = d.file("f64.safetensors");
   std::string header = R"({"x":{"dtype":"F64","shape":[2],"data_offsets":[0,16]},"y":{"dtype":"F32","shape":[1],"data_offsets":[16,20]}})";
-  writeRaw(p, makeFile(header, bytesOf(std::vector<double>{0.1, -3}) + bytesOf(std::vector<float>{5}) + "junk"));
+  writeRaw(p, makeFile(header, bytesOf(std::vector<double>{0.1, -3}) + bytesOf(std::vector<float>{5})));
   TensorFile f = readSafetensors(p);
   CHECK(f.find("x")->data == std::vector<float>{0.1f, -3.0f});
   CHECK(f.find("x")->f64);
@@ -214,6 +214,29 @@ TEST_CASE("safetensors: malformed files") {
   CHECK(readError(d, makeFile(R"({"__metadata__": [1]})", "")) == "__metadata__ is not a JSON object");
   CHECK(readError(d, makeFile(R"({"__metadata__": {"k": 1}})", "")) == "__metadata__ entry 'k' is not a string");
   CHECK(readError(d, makeFile(entry("F32", "[4]", "[0,16]"), kF32Data)) == "");
+  // The tensors cover the data exactly, as the reference implementation requires
+  // (MetadataIncompleteBuffer, InvalidOffset): no bytes after the last, before the first or
+  // between two.
+  CHECK(readError(d, makeFile(entry("F32", "[4]", "[0,16]"), kF32Data + "junk")) ==
+        "no tensor covers the last 4 bytes of the data, after tensor 'a' (the data is 20 bytes; a "
+        "safetensors file ends with its last tensor's data)");
+  CHECK(readError(d, makeFile(entry("F32", "[3]", "[0,12]"), kF32Data)) ==
+        "no tensor covers the last 4 bytes of the data, after tensor 'a' (the data is 16 bytes; a "
+        "safetensors file ends with its last tensor's data)");
+  CHECK(readError(d, makeFile("{}", "x")) ==
+        "no tensor covers the last 1 byte of the data, after a header of no tensors (the data is 1 byte; "
+        "a safetensors file ends with its last tensor's data)");
+  CHECK(readError(d, makeFile(entry("F32", "[3]", "[4,16]"), kF32Data)) ==
+        "no tensor covers the first 4 bytes of the data, before tensor 'a'");
+  std::string gap =
+      R"({"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  CHECK(readError(d, makeFile(gap, kF32Data)) ==
+        "no tensor covers bytes 4 to 12 of the data, between tensors 'a' and 'b'");
+  // Empty tensors take no bytes, wherever they are.
+  std::string empty =
+      R"({"e":{"dtype":"F32","shape":[0],"data_offsets":[16,16]},"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"z":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})";
+  CHECK(readError(d, makeFile(empty, kF32Data)) == "");
+  CHECK(readError(d, makeFile("{}", "")) == "");
   // A shape nested a million deep crashed the JSON library (it copies values recursively).
   CHECK(readError(d, makeFile(entry("F32", std::string(1000000, '[') + std::string(1000000, ']'), "[0,16]"),
                               kF32Data)) == "the safetensors header nests more than 16 deep");
@@ -226,7 +249,7 @@ TEST_CASE("safetensors: malformed files") {
     readSafetensors(d.path.string());
     FAIL("expected an error");
   } catch (const UserError &e) {
-    CHECK(std::string(e.what()) == "is a folder, not a safetensors file");
+    CHECK(std::string(e.what()) == "is a directory, not a safetensors file");
   }
   try {
     readSafetensors(d.file("missing.safetensors"));
