@@ -175,6 +175,14 @@ std::vector<Result> lowerUpdate(const Model &m, Builder &b,
     ValueId w = param(p.name), g = grad(p.name);
     if (w == kNoValue || g == kNoValue)
       internalError("optimiser update: no param or gradient for {}", p.name);
+    if (!p.reachesLoss) {
+      // torch.optim skips a param whose .grad is None: no update, no weight decay, its
+      // state unchanged (zero).
+      for (const std::string &suffix : stateSuffixes(m))
+        newStates[p.name + "." + suffix] = u.state(p.name, suffix.c_str());
+      results.push_back({p.name, w, ResultKind::NewParam});
+      continue;
+    }
     const std::string &k = m.optimizer.kind;
     ValueId next = k == "sgd"       ? u.sgd(p.name, w, g)
                    : k == "adam"    ? u.adam(p.name, w, g, false)

@@ -669,6 +669,10 @@ private:
       });
       --checkMuted_;
       Value *rv = b_.CreateLoad(ft_, rest), *cv = b_.CreateLoad(ft_, ties);
+      // A row whose max is +inf: exp(inf - inf) is NaN in the interpreter's (and PyTorch's)
+      // sum of exponentials, which the count of ties leaves out, so its softmax and
+      // log_softmax are NaN throughout (not 0 and -inf beside the NaN).
+      rv = select(b_.CreateFCmpOEQ(mv, fconst(INFINITY)), fconst(NAN), rv);
       Value *logS = libm("log1pf", "log1p", b_.CreateFAdd(b_.CreateFSub(cv, fconst(1)), rv));
       if (n.op == Op::LogSumExp) {
         Value *finite = b_.CreateFCmpONE(unary(llvm::Intrinsic::fabs, mv), fconst(INFINITY));

@@ -29,7 +29,7 @@ void checkOutputRows(const Model &m, const ir::Function &f, const std::string &m
     if (rows) continue;
     std::string msg = fmt::format("output {} has shape {}, but `predict` writes one row per sample: "
                                   "its first dim must be the batch dim {} and the others numbers",
-                                  r.name, ir::formatShape(n.shape, f.dimNames),
+                                  r.name, ir::formatShapeForUser(n.shape, f.dimNames),
                                   ir::formatDim(batch, f.dimNames));
     if (n.loc.valid()) userError(n.loc, "{}", msg);
     fileError(modelPath, "{}", msg);

@@ -926,8 +926,9 @@ void Sema::bindName(ValueId v, const std::string &name) {
   if (n.op == Op::Const && n.srcName.empty()) n.srcName = name;
 }
 
-// A param whose value cannot change the loss gets a zero gradient: walk back from the loss,
-// not through the ops that are never differentiated.
+// A param whose value cannot change the loss gets a zero gradient, and the optimiser leaves it
+// as it is (ParamInfo::reachesLoss): walk back from the loss, not through the ops that are
+// never differentiated.
 void Sema::warnUnreachedParams(ValueId loss) {
   std::vector<char> reach(static_cast<size_t>(fn().size()), 0);
   reach[static_cast<size_t>(loss)] = 1;
@@ -939,9 +940,10 @@ void Sema::warnUnreachedParams(ValueId loss) {
       continue;
     for (ValueId o : n.operands) reach[static_cast<size_t>(o)] = 1;
   }
-  for (const ParamInfo &p : model_.params) {
+  for (ParamInfo &p : model_.params) {
     ValueId v = fn().findArgument(Op::Param, p.name);
-    if (!reach[static_cast<size_t>(v)])
+    p.reachesLoss = reach[static_cast<size_t>(v)] != 0;
+    if (!p.reachesLoss)
       warn(sm_, p.loc, fmt::format("param {} does not reach the loss; its gradient is zero", p.name));
   }
 }

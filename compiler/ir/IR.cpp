@@ -78,6 +78,10 @@ std::string formatShape(const Shape &s, const std::vector<std::string> &dimNames
   return formatShapeSep(s, dimNames, ",");
 }
 
+std::string formatShapeForUser(const Shape &s, const std::vector<std::string> &dimNames) {
+  return formatShapeSep(s, dimNames, ", ");
+}
+
 int64_t numElements(const Shape &s, const std::vector<int64_t> &dimValues) {
   int64_t n = 1;
   for (const Dim &d : s) n *= d.eval(dimValues);

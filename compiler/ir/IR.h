@@ -60,6 +60,8 @@ constexpr int kMaxRank = 8;
 /// Prints a dim or shape with the function's dim names: `B`, `8*B`, `[B,64]`.
 std::string formatDim(const Dim &d, const std::vector<std::string> &dimNames);
 std::string formatShape(const Shape &s, const std::vector<std::string> &dimNames);
+/// The same as messages to the user write it: `[B, 64]`.
+std::string formatShapeForUser(const Shape &s, const std::vector<std::string> &dimNames);
 /// Number of elements, with the symbolic dims bound.
 int64_t numElements(const Shape &s, const std::vector<int64_t> &dimValues);
 

@@ -22,6 +22,11 @@ struct ParamInfo {
   InitKind init = InitKind::Zeros;
   std::vector<double> initArgs;  // Const: {v}; Normal: {mean, std}; Uniform: {lo, hi}
   Loc loc;
+  // False when no differentiated path leads from the param to the loss (it is read only by
+  // metrics and outputs, or through stop_gradient, comparisons, argmax): its gradient is
+  // zero and the optimiser leaves it and its state as they are, as torch.optim skips a
+  // param whose .grad is None (no weight decay, no momentum).
+  bool reachesLoss = true;
 };
 
 struct InputInfo {

@@ -331,7 +331,8 @@ def predict_output_rows(tmp):
     rc, _, err = run("train", clitest.write(os.path.join(tmp, "o.grad"), head + tail), "--data", data,
                      "--save", weights)
     check(rc == 0, "train o.grad: %r" % err)
-    for expr, shape in (("mean(z)", "[]"), ("transpose(z)", "[1,B]"), ("reshape(x, [-1])", "[2*B]")):
+    for expr, shape in (("mean(z)", "[]"), ("transpose(z)", "[1, B]"), ("reshape(x, [-1])", "[2*B]"),
+                        ("reshape(x, [-1, 1])", "[2*B, 1]")):
         model = clitest.write(os.path.join(tmp, "bad_output.grad"), head + "output t = %s\n" % expr + tail)
         out_path = os.path.join(tmp, "p.csv")
         rc, out, err = run("predict", model, "--weights", weights, "--data", data, "--out", out_path)

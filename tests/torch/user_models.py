@@ -6,7 +6,8 @@ residual blocks, a scalar param broadcast, softmax / log_softmax / logsumexp ove
 -1 with keepdims, max / min with ties, a reshaped batch, where / maximum / minimum, a
 custom leaky_relu slope, bce at saturation, onehot + mse, defs calling defs with keywords
 and constants, int labels compared with floats, fixed batch sizes, `[k]@[k,n]` and
-`[m,k]@[k]`, models without inputs, and every optimiser with its options. For each model,
+`[m,k]@[k]`, models without inputs, params that do not reach the loss (which torch.optim
+leaves as they are), and every optimiser with its options. For each model,
 from the same start weights (`--init`, written here):
   - `gradc grad`: the loss and every gradient,
   - `gradc eval --json`: the loss and every metric,
@@ -422,6 +423,43 @@ def one_column_inputs(p, d):
     z = x * p["w"] + p["b"]
     return (F.mse_loss(z, y) + (p["w"] - 1) ** 2 * 0.1, {"r2": 1 - ((z - y) ** 2).sum() / ((y - y.mean()) ** 2).sum()},
             {"yhat": z})
+
+
+@case("unused_params", """
+dim B
+input x: [B, 3]
+input y: [B, 2]
+param W: [3, 2] = glorot
+param scale: [2] = ones
+param thr = 0.5
+z = x @ W
+output pred = z * scale
+metric scaled_mae = mean(abs(z * scale - y))
+minimize mean(mse(z, y)) + mean(stop_gradient(thr) * z) + mean(z > thr) with adamw(lr = 0.05, weight_decay = 0.3)
+""", {"W": (3, 2), "scale": (2,), "thr": ()}, [("x", 3, "float"), ("y", 2, "float")], 10,
+      lambda ps: T.optim.AdamW(ps, lr=0.05, weight_decay=0.3, foreach=False), 6, 4, f64=True)
+def unused_params(p, d):
+    # scale and thr do not reach the loss: their .grad stays None and torch.optim leaves them
+    # as they are (no weight decay).
+    z = d["x"] @ p["W"]
+    loss = F.mse_loss(z, d["y"]) + (p["thr"].detach() * z).mean() + (z > p["thr"]).float().mean()
+    return loss, {"scaled_mae": (z * p["scale"] - d["y"]).abs().mean()}, {"pred": z * p["scale"]}
+
+
+@case("unused_params_momentum", """
+dim B
+input x: [B, 3]
+input y: int[B]
+param W: [3, 4] = glorot
+param bias: [4] = zeros
+z = x @ W
+metric acc = mean(argmax(z + bias, axis=1) == y)
+minimize cross_entropy(z, y) with sgd(lr = 0.1, momentum = 0.9, weight_decay = 0.1)
+""", {"W": (3, 4), "bias": (4,)}, [("x", 3, "float"), ("y", 1, 4)], 9,
+      lambda ps: T.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, foreach=False), 5, 3)
+def unused_params_momentum(p, d):
+    z = d["x"] @ p["W"]
+    return F.cross_entropy(z, d["y"]), {"acc": ((z + p["bias"]).argmax(1) == d["y"]).float().mean()}, {}
 
 
 # ---- the comparison

@@ -224,15 +224,18 @@ TEST_CASE("codegen: special values (0, -0, NaN, inf) follow the interpreter") {
     output(b, b.where(x, x, y), "where");
     output(b, b.reduce(Op::Max, x, 1, false), "max");
     output(b, b.reduce(Op::LogSumExp, x, 1, false), "lse");
+    output(b, b.row(Op::Softmax, x, 0), "softmax");  // a +inf in the row: NaN throughout
+    output(b, b.row(Op::LogSoftmax, x, 0), "log_softmax");
     output(b, b.argmax(x, 0), "argmax");
   });
   codegen::CodegenOptions o;
   rt::Kernel jit = codegen::jitCompile(f, o);
   rt::Kernel ref = interp::interpreterKernel(f, false);
-  for (int variant = 0; variant < 3; ++variant) {
+  for (int variant = 0; variant < 4; ++variant) {
     std::vector<float> x = {0.0f, -0.0f, NAN, 1.5f, -2.0f, INFINITY, -INFINITY, 30.0f};
     std::vector<float> y = {-0.0f, 0.0f, 1.0f, NAN, -2.0f, 5.0f, -INFINITY, -30.0f};
-    if (variant == 1) x[2] = 0.25f;                       // no NaN: max, lse, argmax finite paths
+    if (variant == 1 || variant == 3) x[2] = 0.25f;      // no NaN: max, lse, argmax finite paths
+    if (variant == 3) x[5] = 7.0f;                        // no inf either: rows of finite values
     if (variant == 2) x = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
     auto run = [&](rt::Kernel &k) {
       std::vector<float> xs = x, ys = y;
