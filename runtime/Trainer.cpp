@@ -293,7 +293,6 @@ bool TrainState::load(const std::string &path, const std::string &modelHash, boo
   }
   if (step < 0 || epoch < 0 || batch < 0) fileError(path, "negative step or epoch count");
   if (const std::string *h = meta("gradc.model_hash")) {
-    savedHash = *h;
     if (!modelHash.empty() && *h != modelHash && resume)
       fileError(path, "the checkpoint was written for another model (model hash {}, this model's is "
                 "{}): resume with the model file it was trained with", *h, modelHash);

@@ -87,7 +87,6 @@ public:
   int64_t batch = 0;  // batches done in epoch `epoch` when it was left unfinished
   bool hasSeed = false;  // load() found the seed of the data order in a checkpoint
   uint64_t seed = 0;
-  std::string savedHash;  // load() found this model hash in a checkpoint
 };
 
 /// The argument array of one kernel, bound to a state and (when the kernel has inputs) a
