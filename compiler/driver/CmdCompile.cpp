@@ -3,7 +3,8 @@
 // JIT-compiles them) and an init function in one object file, assembly file, LLVM IR file
 // or shared library, and a plain C header that describes them (CHeader.h, docs/aot.md).
 // Every output appears whole or not at all: it is written to a temporary file and renamed.
-// `-o -` is standard output (an object file or library only when that is not a terminal).
+// `-o -` is standard output (an object file or library only when that is not a terminal),
+// and so is `--header -`.
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -129,9 +130,10 @@ int runCompile(Options &o, SourceManager &sm) {
 
   // `-o -` writes to standard output (in place, as writeFileAtomic writes there).
   const std::string out = o.out == "-" ? "/dev/stdout" : o.out;
+  const std::string headerPath = o.header == "-" ? "/dev/stdout" : o.header;
   // Both files or neither: an unwritable header path fails before the object is written.
   rt::checkWritable(out);
-  if (!o.header.empty()) rt::checkWritable(o.header);
+  if (!headerPath.empty()) rt::checkWritable(headerPath);
 
   codegen::CodegenOptions c = codegenOptions(o);
   codegen::TargetDesc target = codegen::resolveTarget(c);
@@ -182,7 +184,7 @@ int runCompile(Options &o, SourceManager &sm) {
 
   if (o.emit == "shared") linkShared(bytes, out);
   else rt::writeFileAtomic(out, bytes);
-  if (!o.header.empty()) rt::writeFileAtomic(o.header, header);
+  if (!headerPath.empty()) rt::writeFileAtomic(headerPath, header);
   return 0;
 }
 

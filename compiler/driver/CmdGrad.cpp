@@ -1,6 +1,7 @@
 // `gradc grad MODEL --weights W [--data F] --out G` (SPEC §8): the loss and the gradient of
 // every param on the data as one batch, written as an F32 safetensors file with `loss`
 // (shape []) and one tensor per param under its name. Nothing is written on an error.
+// `--out -` is standard output (refused on a terminal: main.cpp).
 #include "driver/GradSupport.h"
 #include "driver/RunSupport.h"
 #include "frontend/Frontend.h"
@@ -11,7 +12,8 @@ namespace gradc::driver {
 
 int runGrad(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
-  rt::checkWritable(o.out);
+  const std::string outPath = o.out == "-" ? "/dev/stdout" : o.out;
+  rt::checkWritable(outPath);
   Weights w = readWeights(m, o.weights, modelHash(sm, m));
   rt::Dataset data;
   if (!o.data.empty() && m.inputs.empty()) {
@@ -39,7 +41,7 @@ int runGrad(Options &o, SourceManager &sm) {
     out.tensors.push_back(std::move(t));
   }
   out.metadata["gradc.model"] = m.name;
-  rt::writeSafetensors(o.out, out);
+  rt::writeSafetensors(outPath, out);
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <limits>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <utility>
 
 #include <CLI/CLI.hpp>
@@ -220,7 +221,7 @@ int main(int argc, char **argv) {
   addModel(grad, o);
   grad->add_option("--weights", o.weights, "Weights (safetensors)")->required()->check(kPath);
   grad->add_option("--data", o.data, "Data (CSV), taken as one batch")->check(kPath);
-  grad->add_option("--out", o.out, "Output file (safetensors)")->required()->check(kPath);
+  grad->add_option("--out", o.out, "Output file (safetensors; - for standard output)")->required()->check(kPath);
   addThreads(grad, o);
   addDtype(grad, o);
 
@@ -243,7 +244,7 @@ int main(int argc, char **argv) {
   auto *compile = app.add_subcommand("compile", "Compile the model ahead of time (object file and C header)");
   addModel(compile, o);
   compile->add_option("-o", o.out, "Output file (- for standard output)")->required()->check(kPath);
-  compile->add_option("--header", o.header, "Write a C header")->check(kPath);
+  compile->add_option("--header", o.header, "Write a C header (- for standard output)")->check(kPath);
   compile->add_option("--emit", o.emit, "obj (default), asm, llvm or shared")
       ->check(CLI::IsMember({"obj", "asm", "llvm", "shared"}));
   compile->add_option("--target", o.target, "Target triple (default: the host)");
@@ -285,6 +286,10 @@ int main(int argc, char **argv) {
   // Flags whose values only LLVM knows: compile's target and CPU.
   if (compile->parsed())
     if (std::string why = compileFlagError(o); !why.empty()) return badFlag(why);
+  // A safetensors file's bytes would garble a terminal, as compile's object file would.
+  if (grad->parsed() && o.out == "-" && ::isatty(STDOUT_FILENO))
+    return badFlag("--out - would write the safetensors file to the terminal: redirect standard output to a "
+                   "file or a pipe");
   if (std::string clash = clashingFiles(o, compile->parsed() ? "-o" : "--out"); !clash.empty())
     return badFlag(clash);
   SourceManager sm;

@@ -198,6 +198,12 @@ def mode_cross(tmp):
         check(r.returncode == 0 and r.stderr == b"" and (r.stdout == want if emit == "obj" else want in r.stdout)
               and not os.path.exists(os.path.join(tmp, "-")),
               f"--emit {emit} -o - writes to standard output: exit {r.returncode}, {r.stderr!r}")
+    # `--header -` is standard output too; the header is the one --header FILE writes.
+    hdr = os.path.join(tmp, "ref.h")
+    run([a.gradc, "compile", DIGITS, "-o", obj, "--header", hdr])
+    r = subprocess.run([a.gradc, "compile", DIGITS, "-o", obj, "--header", "-"], capture_output=True, cwd=tmp)
+    check(r.returncode == 0 and r.stdout == open(hdr, "rb").read() and not os.path.exists(os.path.join(tmp, "-")),
+          f"--header - writes the header to standard output: exit {r.returncode}, {r.stderr!r}")
     import pty
     for emit, what in (("obj", "object file"), ("shared", "shared library")):
         master, slave = pty.openpty()

@@ -92,6 +92,22 @@ def main():
                   shapes == dict(loss=[], **XOR_PARAMS) and all(v["dtype"] == "F32" for k, v in h.items()
                                                                 if k != "__metadata__"), str(h))
 
+        # `--out -` is standard output (the bytes --out FILE writes), refused on a terminal.
+        r = subprocess.run([gradc, "grad", XOR, "--weights", good, "--data", XOR_DATA, "--out", "-"],
+                           capture_output=True, cwd=tmp)
+        check("grad --out - writes the file to standard output", r.returncode == 0 and os.path.exists(out)
+              and r.stdout == open(out, "rb").read() and not os.path.exists(os.path.join(tmp, "-")),
+              r.stderr.decode(errors="replace"))
+        import pty
+        master, slave = pty.openpty()
+        r = subprocess.run([gradc, "grad", XOR, "--weights", good, "--data", XOR_DATA, "--out", "-"], stdout=slave,
+                           stderr=subprocess.PIPE, text=True, cwd=tmp)
+        os.close(slave)
+        os.close(master)
+        check("grad --out - on a terminal is a bad flag", r.returncode == 2 and r.stderr ==
+              "gradc: error: --out - would write the safetensors file to the terminal: redirect standard output "
+              "to a file or a pipe (see gradc --help)\n" and not os.path.exists(os.path.join(tmp, "-")), r.stderr)
+
         # A flat sum of 4,000 terms (parsed as a left spine 4,000 deep): d/da of
         # a + a*a + ... (3,999 times) at a = 1 is 1 + 2 * 3999 = 7999, exactly in float32.
         flat = os.path.join(tmp, "flat.grad")
