@@ -857,9 +857,7 @@ private:
   }
 
   // The width in elements of a matmul's column panel (and of its register tile).
-  int64_t panelWidth() const {
-    return kMatMulTileVectors * static_cast<int64_t>(matmulVectorBytes(t_)) / (o_.f64 ? 8 : 4);
-  }
+  int64_t panelWidth() const { return matmulPanelWidth(t_, o_.f64); }
 
   // A matmul step's m, k, n in the current function.
   std::array<Value *, 3> matmulDims(ValueId mv) {
@@ -869,7 +867,14 @@ private:
     return {dimValue(mn.shape[0]), dimValue(mn.transA != a.flipped ? as[0] : as[1]), dimValue(mn.shape[1])};
   }
 
-  bool splitOverThreads(const Step &s) const { return threads_ > 1 && matmulOf(s) != kNoValue; }
+  // Whether a matmul step is lowered as one part of a split over threads (taking its part and
+  // the number of parts). One too narrow ever to be split is lowered as with one thread (the
+  // part-generic code vectorised a narrow tile's tanh epilogue differently, libm against
+  // libmvec, an ulp apart from the one-thread result).
+  bool splitOverThreads(const Step &s) const {
+    ValueId mm = matmulOf(s);
+    return mm != kNoValue && maySplitOverThreads(node(mm).shape[1], panelWidth(), threads_);
+  }
 
   // The buffers a step function takes, in order: where it stores, then what it reads, then
   // its scratch, each once.

@@ -102,6 +102,18 @@ PanelShare panelShare(llvm::IRBuilder<> &b, llvm::Value *n, uint64_t panelWidth,
 constexpr int64_t kParallelMinFmas = int64_t{1} << 20;
 constexpr int64_t kParallelMinPanelsPerPart = 4;
 
+/// The width in elements of a matmul's column panel (and of its register tile).
+inline int64_t matmulPanelWidth(const TargetDesc &t, bool f64) {
+  return kMatMulTileVectors * static_cast<int64_t>(matmulVectorBytes(t)) / (f64 ? 8 : 4);
+}
+
+/// Whether a product `n` columns wide may be split over `threads` threads: not when its
+/// width is static with fewer column panels than a split needs. Such a product is lowered as
+/// with one thread: the same code, so the same results bit for bit.
+inline bool maySplitOverThreads(const ir::Dim &n, int64_t panelWidth, int threads) {
+  return threads > 1 && (!n.isStatic() || (n.factor + panelWidth - 1) / panelWidth >= kParallelMinPanelsPerPart * threads);
+}
+
 /// `void gradc_matmul_*(ptr A, ptr B, ptr C, ptr S, i64 m, i64 k, i64 n, i64 part, i64 parts)`:
 /// C[m,n] = op(A) @ op(B) (this part's column panels), specialised for the static dims of
 /// `s`. S is the panel scratch (parts * k * kMatMulPanelRowBytes).

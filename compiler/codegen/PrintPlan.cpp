@@ -20,6 +20,7 @@
 #include "codegen/Fusion.h"
 #include "codegen/LowerToLLVM.h"
 #include "codegen/MemoryPlan.h"
+#include "codegen/Target.h"
 #include "ir/Printer.h"
 
 namespace gradc::codegen {
@@ -31,7 +32,7 @@ namespace {
 class PlanPrinter {
 public:
   PlanPrinter(const Function &f, const CodegenOptions &o, const SourceManager *sm)
-      : f_(f), o_(o), sm_(sm), names_(valueNames(f)), fp_(planFusion(f)),
+      : f_(f), o_(o), t_(resolveTarget(o)), sm_(sm), names_(valueNames(f)), fp_(planFusion(f)),
         mp_(planMemory(f, fp_, o.f64 ? 8 : 4, std::max(o.threads, 1))) {}
 
   std::string print() {
@@ -47,6 +48,7 @@ public:
 private:
   const Function &f_;
   const CodegenOptions &o_;
+  const TargetDesc t_;
   const SourceManager *sm_;
   std::vector<std::string> names_;
   FusionPlan fp_;
@@ -128,10 +130,17 @@ private:
     if (s.matmul != kNoValue)
       out_ += fmt::format("    {} = {}: computed tile by tile in this loop, never stored\n", name(s.matmul),
                           expr(s.matmul));
-    if (mm != kNoValue && o_.threads > 1)
+    const int64_t panel = matmulPanelWidth(t_, o_.f64);
+    if (mm != kNoValue && o_.threads > 1 && maySplitOverThreads(f_.node(mm).shape[1], panel, o_.threads))
       out_ += fmt::format("    split over {} threads when it has >= {} column panels per thread and >= 2^{} "
                           "multiply-adds\n",
                           o_.threads, kParallelMinPanelsPerPart, std::countr_zero(uint64_t(kParallelMinFmas)));
+    else if (mm != kNoValue && o_.threads > 1)
+    {
+      int64_t panels = (f_.node(mm).shape[1].factor + panel - 1) / panel;
+      out_ += fmt::format("    on one thread: {} column panel{} of {} columns, a split over {} threads needs {}\n",
+                          panels, panels == 1 ? "" : "s", panel, o_.threads, kParallelMinPanelsPerPart * o_.threads);
+    }
   }
 
   static std::string size(const RegionMember &m, const std::vector<std::string> &dims) {

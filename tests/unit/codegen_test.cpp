@@ -703,6 +703,36 @@ TEST_CASE("codegen: a step split over threads gives the one-thread result bit fo
   }
 }
 
+TEST_CASE("codegen: a product too narrow to split gives the one-thread result bit for bit") {
+  // tanh(x @ W + b) with W of width 3: never split, so the same code with 2 threads as with
+  // one (its part-generic lowering took tanhf from libm where the other took libmvec's).
+  for (int64_t width : {2, 3, 16, 17}) {
+    CAPTURE(width);
+    Function f = make("narrow", [&](Builder &b) {
+      ValueId x = b.input("x", DType::F32, {B, n(3)});
+      ValueId w = b.input("W", DType::F32, {n(3), n(width)});
+      ValueId bias = b.input("b", DType::F32, {n(width)});
+      ValueId t = b.unary(Op::Tanh, b.add(b.matmul(x, w), bias));
+      output(b, t, "t");
+    });
+    codegen::CodegenOptions one, two;
+    two.threads = 2;
+    CHECK(codegen::emitLLVM(f, two).find("gradc_parallel_run") == std::string::npos);
+    rt::Kernel k1 = codegen::jitCompile(f, one), k2 = codegen::jitCompile(f, two);
+    std::mt19937 rng(3);
+    for (int64_t batch : {23, 64}) {
+      int64_t dims[1] = {batch};
+      Slots a = makeSlots(k1.sig, dims, false, rng, {-2, 2, 1});
+      Slots c = cloneSlots(a);
+      AlignedWork w1(k1.workBytes(dims)), w2(k2.workBytes(dims));
+      k1.call(a.ptrs.data(), dims, w1.p);
+      k2.call(c.ptrs.data(), dims, w2.p);
+      for (size_t j = 0; j < k1.sig.slots.size(); ++j)
+        CHECK(std::memcmp(a.f32[j].data(), c.f32[j].data(), a.f32[j].size() * sizeof(float)) == 0);
+    }
+  }
+}
+
 TEST_CASE("codegen: layers of the same shapes share one lowered function, and only those") {
   // Thirty hidden layers of width 24: the same computation in layers 1-16 (relu), 17-24
   // (tanh, with a residual), then leaky_relu with slope 0.1 and 0.2, which differ in a
