@@ -179,7 +179,7 @@ int main(int argc, char **argv) {
 
   auto *train = app.add_subcommand("train", "JIT-compile the step and train");
   addModel(train, o);
-  train->add_option("--data", o.data, "Training data (CSV)")->check(kPath);
+  train->add_option("--data", o.data, "Training data (CSV; required when the model has inputs)")->check(kPath);
   train->add_option("--val", o.val, "Validation data (CSV), evaluated after each epoch")->check(kPath);
   train->add_option("--epochs", o.epochs, "Epochs (default 1 with data)")->check(wholeNumber(0));
   train->add_option("--steps", o.steps, "Stop after N steps (default 1000 without data)")->check(wholeNumber(0));
@@ -220,7 +220,7 @@ int main(int argc, char **argv) {
   auto *grad = app.add_subcommand("grad", "Loss and gradient of every param, as safetensors");
   addModel(grad, o);
   grad->add_option("--weights", o.weights, "Weights (safetensors)")->required()->check(kPath);
-  grad->add_option("--data", o.data, "Data (CSV), taken as one batch")->check(kPath);
+  grad->add_option("--data", o.data, "Data (CSV), taken as one batch (required when the model has inputs)")->check(kPath);
   grad->add_option("--out", o.out, "Output file (safetensors; - for standard output)")->required()->check(kPath);
   addThreads(grad, o);
   addDtype(grad, o);
@@ -248,7 +248,7 @@ int main(int argc, char **argv) {
   compile->add_option("--emit", o.emit, "obj (default), asm, llvm or shared")
       ->check(CLI::IsMember({"obj", "asm", "llvm", "shared"}));
   compile->add_option("--target", o.target, "Target triple (default: the host)");
-  compile->add_option("--cpu", o.cpu, "Target CPU (default: the host's)");
+  compile->add_option("--cpu", o.cpu, "Target CPU (default: the host's; a generic CPU for another --target)");
   compile->add_option("--threads", o.threads,
                       "Threads the compiled step splits large matrix products over (default: 1)")
       ->check(wholeNumber(0, kMaxThreads));

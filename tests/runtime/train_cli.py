@@ -642,6 +642,15 @@ def documented_flags():
         rc, out, err = run(cmd, "--help")
         text = re.search(r"^  %s .*\n(?:   .*\n)*" % flag, out, re.M)
         check(text is not None and "default" in text.group(0), "gradc %s --help: %s names no default" % (cmd, flag))
+    # --data says when it is needed (an error otherwise), the CPU what another target gets.
+    for cmd, flag, want in (("train", "--data", "required when the model has inputs"),
+                            ("eval", "--data", "required when the model has inputs"),
+                            ("grad", "--data", "required when the model has inputs"),
+                            ("compile", "--cpu", "a generic CPU for another --target")):
+        rc, out, err = run(cmd, "--help")
+        text = re.search(r"^  %s .*\n(?:   .*\n)*" % flag, out, re.M)
+        check(text is not None and want in " ".join(text.group(0).split()),
+              "gradc %s --help: %s does not say %r" % (cmd, flag, want))
 
 
 def device_inputs():
