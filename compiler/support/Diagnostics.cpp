@@ -61,8 +61,9 @@ std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view 
   std::string out = oneLine(fmt::format("{}: {}: {}", sm.format(loc), severity, msg));
   if (loc.valid()) {
     std::string_view line = sm.lineText(loc.file, loc.line);
-    // Very long lines (a 5 MB line) are not quoted whole, nor lines a terminal cannot show.
-    if (line.size() <= 1000 && printableLine(line)) out += quoteLine(line, loc.col);
+    // As a CSV row is quoted: characters a terminal cannot show are escaped, and a very long
+    // line (a 5 MB line) is shown as a window of 80 columns around the caret.
+    out += quoteLine(line, loc.col, line.size() <= 1000 ? SIZE_MAX : 80);
   }
   return out;
 }

@@ -4,7 +4,7 @@
 Each tests/errors/*.grad ends with a comment
     # ERROR: LINE:COL: MESSAGE        (or  # ERROR: FILE: MESSAGE  for errors without a place)
 and the first line of stderr must be `PATH:LINE:COL: error: ...MESSAGE...`. Nothing in
-stderr may be a control character or invalid UTF-8 (the source line is not quoted then).
+stderr may be a control character or invalid UTF-8 (the quoted source line escapes them).
 Inputs too big or too strange to commit (100,000 nested parentheses, a 5 MB line, NUL bytes,
 invalid UTF-8, escape sequences, defs that double 40 times) are generated here into a
 temporary directory.
@@ -168,6 +168,30 @@ def newline_in_name(gradc, tmp):
     return problems
 
 
+def quoted_lines(gradc, tmp):
+    """The line under an error is quoted as a CSV row is: characters a terminal cannot show
+    escaped, a line of more than 1,000 bytes as a window of 80 columns around the caret."""
+    problems = []
+    esc = os.path.join(tmp, "quoted_escape.grad")
+    with open(esc, "wb") as f:
+        f.write(b"param a = 1\nminimize a \x1b[2J\n")
+    rc, out, err = run(gradc, esc)
+    want = esc + ":2:12: error: unexpected control character 0x1b\nminimize a \\x1b[2J\n" + " " * 11 + "^\n"
+    if rc != 1 or err != want:
+        problems.append("escaped quote: exit %s, stderr %r, want %r" % (rc, err[:500], want))
+    long_line = os.path.join(tmp, "quoted_long.grad")
+    with open(long_line, "w") as f:
+        f.write("param a = 1\nminimize a" + " + a" * 300 + " + b\n")
+    rc, out, err = run(gradc, long_line)
+    lines = err.split("\n")
+    want = "%s:2:%d: error: undefined name `b`" % (long_line, len("minimize a" + " + a" * 300 + " + ") + 1)
+    if (rc != 1 or len(lines) != 4 or lines[0] != want or not lines[1].startswith("...")
+            or not lines[1].endswith(" + a + b") or len(lines[1]) > 83
+            or lines[2] != " " * (len(lines[1]) - 1) + "^"):
+        problems.append("long line's quote: exit %s, stderr %r" % (rc, err[:500]))
+    return problems
+
+
 def main():
     gradc, errors_dir = sys.argv[1], sys.argv[2]
     failures, count = [], 0
@@ -192,6 +216,8 @@ def main():
                 failures.append("%s (generated): %s" % (os.path.basename(path), problem))
         count += 1
         failures += newline_in_name(gradc, tmp)
+        count += 1
+        failures += quoted_lines(gradc, tmp)
     for f in failures:
         print("FAIL", f)
     print("%d of %d malformed-model cases behave" % (count - len(failures), count))
