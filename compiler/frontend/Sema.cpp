@@ -786,7 +786,7 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
     int rank = static_cast<int>(node(x).shape.size());
     uint32_t axes = args[1] ? 1u << axis(*args[1], rank, e.name, sc) : (rank >= 32 ? ~0u : (1u << rank) - 1);
     double kd = args[2] ? constant(*args[2], "keepdims", sc) : 0;
-    if (kd != 0 && kd != 1) userError(args[2]->loc, "keepdims is true or false");
+    if (kd != 0 && kd != 1) userError(args[2]->loc, "keepdims is true or false (or 1 or 0)");
     bool keepdims = kd != 0;
     at(e);
     return b_.reduce(bi.op, x, axes, keepdims);
@@ -907,7 +907,7 @@ void Sema::parseOptimizer(const Expr *e, Loc at) {
     if (!args[i]) continue;
     double v = constant(*args[i], "the optimiser argument " + order[i]);
     if (order[i] == "nesterov" && v != 0 && v != 1)
-      userError(args[i]->loc, "nesterov is true or false");
+      userError(args[i]->loc, "nesterov is true or false (or 1 or 0)");
     if (v < 0) userError(args[i]->loc, "the optimiser argument {} must not be negative", order[i]);
     if ((order[i] == "beta1" || order[i] == "beta2" || order[i] == "alpha") && v >= 1)
       userError(args[i]->loc, "{} must be less than 1", order[i]);
@@ -944,7 +944,8 @@ void Sema::warnUnreachedParams(ValueId loss) {
     ValueId v = fn().findArgument(Op::Param, p.name);
     p.reachesLoss = reach[static_cast<size_t>(v)] != 0;
     if (!p.reachesLoss)
-      warn(sm_, p.loc, fmt::format("param {} does not reach the loss; its gradient is zero", p.name));
+      warn(sm_, p.loc, fmt::format("param {} does not reach the loss; its gradient is zero, and training "
+                                   "leaves it as it is", p.name));
   }
 }
 
