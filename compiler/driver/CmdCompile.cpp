@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iostream>
 #include <iterator>
 #include <sstream>
 #include <tuple>
@@ -35,17 +34,6 @@ extern char **environ;
 namespace gradc::driver {
 
 namespace {
-
-// `-o -`: the bytes go to standard output. A write that fails there (standard output closed,
-// or a full disk behind it) is the error every command gives for its standard output, not
-// one about the file /dev/stdout.
-void writeStandardOutput(std::string_view bytes) {
-  errno = 0;
-  std::cout.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  std::cout.flush();
-  if (!std::cout)
-    throw UserError("gradc", fmt::format("cannot write standard output: {}", errno ? std::strerror(errno) : "write error"));
-}
 
 // Links `object` into the shared library `out` with the system's C compiler driver
 // (`cc -shared`), through a temporary file renamed into place; `-` is standard output.
