@@ -236,7 +236,7 @@ TensorFile readSafetensors(const std::string &path) {
   return file;
 }
 
-void writeSafetensors(const std::string &path, const TensorFile &file) {
+std::string safetensorsBytes(const TensorFile &file) {
   json header = json::object();
   if (!file.metadata.empty()) {
     json meta = json::object();
@@ -262,7 +262,9 @@ void writeSafetensors(const std::string &path, const TensorFile &file) {
   for (int i = 0; i < 8; ++i) bytes[static_cast<size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
   bytes += text;
   bytes += data;
-  writeFileAtomic(path, bytes);
+  return bytes;
 }
+
+void writeSafetensors(const std::string &path, const TensorFile &file) { writeFileAtomic(path, safetensorsBytes(file)); }
 
 }  // namespace gradc::rt

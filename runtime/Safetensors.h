@@ -59,6 +59,8 @@ std::string exactCopyName(const std::string &name);
 const NamedTensor *exactCopy(const TensorFile &file, const NamedTensor &t);
 
 TensorFile readSafetensors(const std::string &path);
+/// The bytes of `file` in the safetensors format, as writeSafetensors writes them.
+std::string safetensorsBytes(const TensorFile &file);
 void writeSafetensors(const std::string &path, const TensorFile &file);
 
 }  // namespace gradc::rt

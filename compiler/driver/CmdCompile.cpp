@@ -36,13 +36,15 @@ namespace gradc::driver {
 namespace {
 
 // Links `object` into the shared library `out` with the system's C compiler driver
-// (`cc -shared`), through a temporary file renamed into place.
+// (`cc -shared`), through a temporary file renamed into place; `-` is standard output.
 void linkShared(const std::string &objectBytes, const std::string &out) {
   // /dev/null, a FIFO or standard output is written in place, not replaced by the rename, and
   // the temporary files go to the temporary folder.
-  bool inPlace = rt::writtenInPlace(out);
+  bool toStdout = out == "-";
+  bool inPlace = toStdout || rt::writtenInPlace(out);
+  const std::string who = toStdout ? "gradc" : out;  // the name an error starts with
   const char *tmpdir = std::getenv("TMPDIR");
-  std::string target = rt::linkTarget(out);
+  std::string target = toStdout ? out : rt::linkTarget(out);
   std::string base = inPlace ? std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/gradc" : target;
   std::string obj = rt::tempPath(base, ".o"), so = rt::tempPath(base, ".so");
   rt::writeFileAtomic(obj, objectBytes);
@@ -63,19 +65,20 @@ void linkShared(const std::string &objectBytes, const std::string &out) {
   if (err == 0) ::waitpid(pid, &status, 0);
   std::remove(obj.c_str());
   if (err != 0)
-    fileError(out, "--emit shared needs a linker: cannot run `{}` ({}); install a C compiler "
+    fileError(who, "--emit shared needs a linker: cannot run `{}` ({}); install a C compiler "
               "(e.g. gcc) or set CC", driver, std::strerror(err));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::remove(so.c_str());
-    fileError(out, "`{} -shared` failed to link the shared library", driver);
+    fileError(who, "`{} -shared` failed to link the shared library", driver);
   }
   if (inPlace) {
     std::ifstream in(so, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     bool ok = !in.bad();
     std::remove(so.c_str());
-    if (!ok) fileError(out, "cannot read the linked library {}", so);
-    rt::writeFileAtomic(out, bytes);
+    if (!ok) fileError(who, "cannot read the linked library {}", so);
+    if (toStdout) writeStandardOutput(bytes);
+    else rt::writeFileAtomic(out, bytes);
     return;
   }
   if (std::rename(so.c_str(), target.c_str()) != 0) {
@@ -128,12 +131,11 @@ int runCompile(Options &o, SourceManager &sm) {
   Model m = applyFlags(loadModel(sm, o.model), o);
   bool f64 = o.dtype == "f64";
 
-  // `-o -` writes to standard output (in place, as writeFileAtomic writes there).
-  const std::string out = o.out == "-" ? "/dev/stdout" : o.out;
-  const std::string headerPath = o.header == "-" ? "/dev/stdout" : o.header;
+  // `-o -` and `--header -` write to standard output.
+  const std::string &out = o.out;
   // Both files or neither: an unwritable header path fails before the object is written.
-  rt::checkWritable(out);
-  if (!headerPath.empty()) rt::checkWritable(headerPath);
+  if (out != "-") rt::checkWritable(out);
+  if (!o.header.empty() && o.header != "-") rt::checkWritable(o.header);
 
   codegen::CodegenOptions c = codegenOptions(o);
   codegen::TargetDesc target = codegen::resolveTarget(c);
@@ -183,8 +185,10 @@ int runCompile(Options &o, SourceManager &sm) {
   }
 
   if (o.emit == "shared") linkShared(bytes, out);
+  else if (out == "-") writeStandardOutput(bytes);
   else rt::writeFileAtomic(out, bytes);
-  if (!headerPath.empty()) rt::writeFileAtomic(headerPath, header);
+  if (o.header == "-") writeStandardOutput(header);
+  else if (!o.header.empty()) rt::writeFileAtomic(o.header, header);
   return 0;
 }
 

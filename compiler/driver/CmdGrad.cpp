@@ -12,8 +12,7 @@ namespace gradc::driver {
 
 int runGrad(Options &o, SourceManager &sm) {
   Model m = loadModel(sm, o.model);
-  const std::string outPath = o.out == "-" ? "/dev/stdout" : o.out;
-  rt::checkWritable(outPath);
+  if (o.out != "-") rt::checkWritable(o.out);
   Weights w = readWeights(m, o.weights, modelHash(sm, m));
   rt::Dataset data;
   if (!o.data.empty() && m.inputs.empty()) {
@@ -41,7 +40,8 @@ int runGrad(Options &o, SourceManager &sm) {
     out.tensors.push_back(std::move(t));
   }
   out.metadata["gradc.model"] = m.name;
-  rt::writeSafetensors(outPath, out);
+  if (o.out == "-") writeStandardOutput(rt::safetensorsBytes(out));
+  else rt::writeSafetensors(o.out, out);
   return 0;
 }
 

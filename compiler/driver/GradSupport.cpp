@@ -3,6 +3,7 @@
 
 #include <bit>
 #include <cstring>
+#include <iostream>
 #include <memory>
 
 #include "driver/Pipeline.h"
@@ -77,6 +78,11 @@ Weights readWeights(const Model &m, const std::string &path, const std::string &
     if (exact) w[p.name] = exact->data64;
     else w[p.name].assign(t->data.begin(), t->data.end());
   }
+  // Every param fits, but the model file was edited since: used, with the warning eval and
+  // predict give (TrainState::load).
+  if (!other.empty())
+    std::cerr << oneLine(fmt::format("{}: warning: the checkpoint was written for another version of the "
+                                     "model (the shapes agree, so it is used)", path));
   return w;
 }
 

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 
 #include "driver/GradSupport.h"
@@ -78,6 +80,14 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
     padded.inputs.push_back(std::move(c));
   }
   return padded;
+}
+
+void writeStandardOutput(std::string_view bytes) {
+  errno = 0;
+  std::cout.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::cout.flush();
+  if (!std::cout)
+    throw UserError("gradc", fmt::format("cannot write standard output: {}", errno ? std::strerror(errno) : "write error"));
 }
 
 std::string outOfMemoryLine(const std::string &modelPath, std::string_view prefix) {

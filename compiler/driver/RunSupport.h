@@ -40,6 +40,12 @@ void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o, bool state
 /// `prefix` goes before the message (a rank's `rank 1 of 2: `).
 std::string outOfMemoryLine(const std::string &modelPath, std::string_view prefix = "");
 
+/// Writes `bytes` to standard output (`compile -o -`, `--header -`, `grad --out -`). A write
+/// that fails there (standard output closed, a full disk behind it) throws the error every
+/// command gives for its standard output, `gradc: error: cannot write standard output: ...`,
+/// not one about a file /dev/stdout.
+void writeStandardOutput(std::string_view bytes);
+
 /// `--max-memory`: a whole number of bytes with an optional K, M or G suffix (powers of 1024).
 uint64_t parseBytes(const std::string &text);
 

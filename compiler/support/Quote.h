@@ -14,7 +14,8 @@
 namespace gradc {
 
 /// Whether a line can be shown on a terminal as it is: valid UTF-8 without control characters
-/// but tab (a binary file's bytes, or an escape sequence, would garble or drive the terminal).
+/// (C0, DEL and C1) but tab (a binary file's bytes, or an escape sequence, would garble or
+/// drive the terminal).
 inline bool printableLine(std::string_view line) {
   for (size_t i = 0; i < line.size();) {
     unsigned char c = static_cast<unsigned char>(line[i]);
@@ -23,14 +24,17 @@ inline bool printableLine(std::string_view line) {
       ++i;
       continue;
     }
-    size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
-    if (n == 0 || (n == 4 && c > 0xF4) || i + n > line.size()) return false;
+    // The length of the sequence its first byte begins; 0 for a byte that begins none (a
+    // continuation byte, 0xC0 and 0xC1 (overlong forms), 0xF5 to 0xFF).
+    size_t n = c >= 0xF5 ? 0 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+    if (n == 0 || i + n > line.size()) return false;
     for (size_t k = 1; k < n; ++k)
       if ((static_cast<unsigned char>(line[i + k]) & 0xC0) != 0x80) return false;
     unsigned char c1 = static_cast<unsigned char>(line[i + 1]);
-    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF.
+    // Overlong forms, UTF-16 surrogates, code points past U+10FFFF, and the C1 control
+    // characters U+0080 to U+009F (U+009B is a terminal's CSI, as ESC [ is).
     if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) ||
-        (c == 0xF4 && c1 >= 0x90))
+        (c == 0xF4 && c1 >= 0x90) || (c == 0xC2 && c1 < 0xA0))
       return false;
     i += n;
   }

@@ -204,6 +204,25 @@ def mode_cross(tmp):
     r = subprocess.run([a.gradc, "compile", DIGITS, "-o", obj, "--header", "-"], capture_output=True, cwd=tmp)
     check(r.returncode == 0 and r.stdout == open(hdr, "rb").read() and not os.path.exists(os.path.join(tmp, "-")),
           f"--header - writes the header to standard output: exit {r.returncode}, {r.stderr!r}")
+    # A standard output that cannot be written (closed, or a full disk) is the error of any
+    # command's standard output, exit 1, and the header is not written: not an error about a
+    # file /dev/stdout that "does not exist".
+    for emit in ("llvm", "obj", "shared"):
+        for name, stdout, want in (("closed", None, "Bad file descriptor"), ("full", "/dev/full", "No space left on device")):
+            h = os.path.join(tmp, "lost.h")
+            out = open(stdout, "wb") if stdout else None
+            r = subprocess.run([a.gradc, "compile", DIGITS, "--emit", emit, "-o", "-", "--header", h],
+                               stdout=out, stderr=subprocess.PIPE, cwd=tmp,
+                               preexec_fn=None if out else (lambda: os.close(1)))
+            if out:
+                out.close()
+            check(r.returncode == 1 and r.stderr.decode() == f"gradc: error: cannot write standard output: {want}\n"
+                  and not os.path.exists(h) and not os.path.exists(os.path.join(tmp, "-")),
+                  f"--emit {emit} -o - with standard output {name}: exit {r.returncode}, {r.stderr!r}")
+    r = subprocess.run([a.gradc, "compile", DIGITS, "-o", obj, "--header", "-"], stdout=None, stderr=subprocess.PIPE,
+                       cwd=tmp, preexec_fn=lambda: os.close(1))
+    check(r.returncode == 1 and r.stderr.decode() == "gradc: error: cannot write standard output: Bad file descriptor\n",
+          f"--header - with standard output closed: exit {r.returncode}, {r.stderr!r}")
     import pty
     for emit, what in (("obj", "object file"), ("shared", "shared library")):
         master, slave = pty.openpty()

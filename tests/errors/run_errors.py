@@ -41,9 +41,10 @@ def check_case(gradc, path, expected, want_rc=1):
             return "stderr shows %r:\n%s" % (sign, err[:2000])
     if rc != want_rc:
         return "exit status %s, expected %d; stderr:\n%s" % (rc, want_rc, err[:2000])
-    # What reaches the terminal is text: no control character (an escape sequence in the
-    # file would drive the terminal) and no invalid UTF-8 (decoded here as U+FFFD).
-    if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 or c == "\ufffd" for c in err):
+    # What reaches the terminal is text: no control character, C0, DEL or C1 (an escape
+    # sequence in the file would drive the terminal) and no invalid UTF-8 (decoded here as
+    # U+FFFD).
+    if any((ord(c) < 32 and c not in "\n\t") or 127 <= ord(c) < 160 or c == "\ufffd" for c in err):
         return "stderr holds a control character or invalid UTF-8: %r" % err[:2000]
     if want_rc == 0:
         return None
@@ -93,6 +94,11 @@ def generated(tmp):
                   "2:12: unexpected control character 0x1b", 1))
     cases.append(("binary_bytes", b"param a = 1\n\x7fELF\x02\x01\x01\n", "2:1: unexpected control character 0x7f", 1))
     cases.append(("invalid_utf8_code", b"param \xff = 1\nminimize a\n", "1:7: invalid UTF-8 byte 0xff", 1))
+    # 0xff begins no UTF-8 sequence even before continuation bytes: the line is not quoted.
+    cases.append(("invalid_utf8_ff_continued", b"param a = 1\nminimize a # \xff\x80\x80\n",
+                  "2:14: invalid UTF-8 byte 0xff", 1))
+    # A C1 control character (U+009B, CSI) in a comment: the line under the error is not quoted.
+    cases.append(("c1_control_in_comment", b"param a = 1\nminimize b # \xc2\x9b31m\n", "2:10: undefined name `b`", 1))
     cases.append(("truncated_utf8", b"param a = 1 # \xe2\x82", "1:15: invalid UTF-8: truncated sequence at the end of the file", 1))
     double = "param a = 1\ndef f0(x) = x * x\n"
     for i in range(1, 41):

@@ -164,6 +164,14 @@ def other_model(tmp):
             "(the shapes agree, so it is used)"), "%s, an edited model: %r" % (cmd, err))
         rc, out, err = run(cmd, CLASSIFY, "--weights", ckpt, "--data", data)
         check(rc == 0 and out and err == "", "%s, the same model: %r" % (cmd, err))
+    # grad and gradcheck read the weights as eval does: an edited model is warned about too.
+    grads = os.path.join(tmp, "g.safetensors")
+    for cmd in (["grad", "--out", grads], ["gradcheck"]):
+        for model, warned in ((edited, True), (CLASSIFY, False)):
+            rc, out, err = run(cmd[0], model, "--weights", ckpt, "--data", data, *cmd[1:])
+            check(rc == 0 and err == ("%s: warning: the checkpoint was written for another version of the model "
+                                      "(the shapes agree, so it is used)\n" % ckpt if warned else ""),
+                  "%s, %s model: %r" % (cmd[0], "an edited" if warned else "the same", err))
 
 
 def counter_names(tmp):

@@ -107,6 +107,17 @@ def main():
         check("grad --out - on a terminal is a bad flag", r.returncode == 2 and r.stderr ==
               "gradc: error: --out - would write the safetensors file to the terminal: redirect standard output "
               "to a file or a pipe (see gradc --help)\n" and not os.path.exists(os.path.join(tmp, "-")), r.stderr)
+        # A standard output that cannot be written is the error any command gives for it, exit 1,
+        # not one about a file /dev/stdout ("No such file or directory" when it is closed).
+        for name, target, want in (("closed", None, "Bad file descriptor"), ("full", "/dev/full", "No space left on device")):
+            sink = open(target, "wb") if target else None
+            r = subprocess.run([gradc, "grad", XOR, "--weights", good, "--data", XOR_DATA, "--out", "-"], stdout=sink,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp,
+                               preexec_fn=None if sink else (lambda: os.close(1)))
+            if sink:
+                sink.close()
+            check("grad --out - with standard output " + name, r.returncode == 1 and r.stderr ==
+                  "gradc: error: cannot write standard output: %s\n" % want, r.stderr)
 
         # A flat sum of 4,000 terms (parsed as a left spine 4,000 deep): d/da of
         # a + a*a + ... (3,999 times) at a = 1 is 1 + 2 * 3999 = 7999, exactly in float32.

@@ -241,6 +241,14 @@ TEST_CASE("csv: an error quotes its row, with a caret under the column") {
   // Stray UTF-8 continuation bytes: the caret under the first, where the cell begins.
   CHECK(quoteOf("1,\x80\x80\x80,0\n") == "1,\\x80\\x80\\x80,0\n  ^\n");
   CHECK(quoteOf("1,2,\xe2\x82\n") == "1,2,\\xe2\\x82\n    ^\n");
+  // Bytes F5 to FF begin no UTF-8 sequence, not even with continuation bytes after them.
+  CHECK(quoteOf("1,\xff\x80\x80,0\n") == "1,\\xff\\x80\\x80,0\n  ^\n");
+  CHECK(quoteOf("1,\xf5\x80\x80\x80,0\n") == "1,\\xf5\\x80\\x80\\x80,0\n  ^\n");
+  CHECK(quoteOf("1,\xf8\x88\x80,0\n") == "1,\\xf8\\x88\\x80,0\n  ^\n");
+  CHECK(quoteOf("1,\xf4\x8f\xbf\xbfx,0\n") == "1,\xf4\x8f\xbf\xbfx,0\n  ^\n");  // U+10FFFF
+  // C1 control characters (U+009B, a terminal's CSI) are escaped as C0 ones are.
+  CHECK(quoteOf("1,\xc2\x9b""31m,0\n") == "1,\\xc2\\x9b31m,0\n  ^\n");
+  CHECK(quoteOf("1,\xc2\xa0x,0\n") == "1,\xc2\xa0x,0\n  ^\n");  // U+00A0 is shown
   // A long row (784 values) is shown as a window around the column, `...` on the sides cut.
   std::string row, before;
   for (int i = 0; i < 784; ++i) {
