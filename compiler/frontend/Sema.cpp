@@ -296,7 +296,17 @@ Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSym
         userError(d.loc, "dim `{}` is used before its declaration at {}", d.name, where(allNames_[d.name]));
       userError(d.loc, "undefined dim `{}`; declare it with `dim {}`", d.name, d.name);
     }
-    if (!it->second.isDim) userError(d.loc, "`{}` is not a dim (declared at {})", d.name, where(it->second.loc));
+    if (!it->second.isDim && it->second.constant) {
+      // A binding of a constant (`hidden = 128`) is that number.
+      double v = *it->second.constant;
+      if (v < 1 || v != std::floor(v) || v > kMaxDimSize)
+        userError(d.loc, "a dim must be a positive whole number (at most 2^30), got {} (`{}`, bound at {})",
+                  ir::formatNumber(v), d.name, where(it->second.loc));
+      s.push_back(ir::Dim::fixed(static_cast<int64_t>(v)));
+      continue;
+    }
+    if (!it->second.isDim)
+      userError(d.loc, "`{}` is not a dim or a constant (bound at {})", d.name, where(it->second.loc));
     if (i != 0 || !allowSymbolicFirst) {
       if (allowSymbolicFirst)
         userError(d.loc, "only the first dim of an input may be a dim name (the batch dim); `{}` is dim {} of {}",

@@ -28,8 +28,8 @@
 //   - a def's argument given a constant (or a dim name) by the call is a constant inside the
 //     def: it may be an axis, keepdims, a slope, a class count or a reshape dim;
 //   - a binding whose expression folds to a constant (numbers, true/false, unary minus,
-//     arithmetic, names of such bindings) is a constant wherever one is needed, folded once
-//     where it is bound; in an expression it is its scalar value as before;
+//     arithmetic, names of such bindings) is a constant wherever one is needed (a dim of a
+//     type too), folded once where it is bound; in an expression it is its scalar value as before;
 //   - an output may be an int tensor (argmax); a metric is a float scalar and is not named `loss`;
 //   - tensors hold at most 2^32 elements (dims at most 2^30) so that sizes cannot overflow.
 // Limits: expressions nest at most kMaxExprDepth levels (the parser enforces it), def calls
