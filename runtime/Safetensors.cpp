@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -36,6 +37,12 @@ std::string TensorFile::otherModelNote(const std::string &modelHash) const {
   if (it == metadata.end() || modelHash.empty() || it->second == modelHash) return "";
   return fmt::format(" (the checkpoint was written for another model: model hash {}, this model's is {})",
                      it->second, modelHash);
+}
+
+void TensorFile::warnIfOtherModel(const std::string &path, const std::string &modelHash) const {
+  if (!otherModelNote(modelHash).empty())
+    std::cerr << oneLine(fmt::format("{}: warning: the checkpoint was written for another version of the "
+                                     "model (the shapes agree, so it is used)", path));
 }
 
 std::string exactCopyName(const std::string &name) { return name + ".f64"; }

@@ -46,6 +46,9 @@ struct TensorFile {
   /// ` (the checkpoint was written for another model: model hash H, this model's is H2)`;
   /// empty otherwise (or when `modelHash` is empty).
   std::string otherModelNote(const std::string &modelHash) const;
+  /// Warns (on stderr) that the file, whose tensors fit the model, is a checkpoint of another
+  /// version of it (its `gradc.model_hash` is not `modelHash`).
+  void warnIfOtherModel(const std::string &path, const std::string &modelHash) const;
 };
 
 /// The reserved name under which a float64 run stores the exact F64 values of its F32 tensor

@@ -296,9 +296,7 @@ bool TrainState::load(const std::string &path, const std::string &modelHash, boo
     if (!modelHash.empty() && *h != modelHash && resume)
       fileError(path, "the checkpoint was written for another model (model hash {}, this model's is "
                 "{}): resume with the model file it was trained with", *h, modelHash);
-    if (!modelHash.empty() && *h != modelHash)
-      std::cerr << oneLine(fmt::format("{}: warning: the checkpoint was written for another version of "
-                                       "the model (the shapes agree, so it is used)", path));
+    file.warnIfOtherModel(path, modelHash);
   }
   return true;
 }

@@ -567,7 +567,6 @@ private:
     ValueId x = n.operands[0];
     const Node &xn = node(x);
     double init = n.op == Op::Max ? -INFINITY : n.op == Op::Min ? INFINITY : 0.0;
-    loopNest(n.shape, [&](const Index &idx) { storeAt(s.dest, n, idx, fconst(init)); });
     if (n.op != Op::Max && n.op != Op::Min && n.shape.empty() && !xn.shape.empty()) {
       // A sum of everything (a loss's mean over [B, k]) adds blocks of rows of about
       // kSumBlock elements each into a partial of their own, and the partials in double: one
@@ -598,6 +597,7 @@ private:
       });
       storeAt(s.dest, n, {}, b_.CreateFPCast(b_.CreateLoad(dt, total), ft_));
     } else {
+      loopNest(n.shape, [&](const Index &idx) { storeAt(s.dest, n, idx, fconst(init)); });
       loopNest(xn.shape, [&](const Index &idx) {
         Value *xv = at(x, idx);
         Value *p = elemPtr(s.dest, ft_, n.shape, reducedIndex(n, idx));

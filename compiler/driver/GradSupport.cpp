@@ -3,7 +3,6 @@
 
 #include <bit>
 #include <cstring>
-#include <iostream>
 #include <memory>
 
 #include "driver/Pipeline.h"
@@ -80,9 +79,7 @@ Weights readWeights(const Model &m, const std::string &path, const std::string &
   }
   // Every param fits, but the model file was edited since: used, with the warning eval and
   // predict give (TrainState::load).
-  if (!other.empty())
-    std::cerr << oneLine(fmt::format("{}: warning: the checkpoint was written for another version of the "
-                                     "model (the shapes agree, so it is used)", path));
+  file.warnIfOtherModel(path, modelHash);
   return w;
 }
 

@@ -282,12 +282,16 @@ Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSym
   if (t.dims.size() > static_cast<size_t>(ir::kMaxRank))
     userError(t.loc, "tensors may have at most {} dims, {} has {}", ir::kMaxRank, what, t.dims.size());
   Shape s;
+  // A number, written or the value of a binding (`which` says which), as a dim.
+  auto fixed = [&](double v, Loc loc, const std::string &which) {
+    if (v < 1 || v != std::floor(v) || v > kMaxDimSize)
+      userError(loc, "a dim must be a positive whole number (at most 2^30), got {}{}", ir::formatNumber(v), which);
+    s.push_back(ir::Dim::fixed(static_cast<int64_t>(v)));
+  };
   for (size_t i = 0; i < t.dims.size(); ++i) {
     const DimAST &d = t.dims[i];
     if (!d.isName) {
-      if (d.number < 1 || d.number != std::floor(d.number) || d.number > kMaxDimSize)
-        userError(d.loc, "a dim must be a positive whole number (at most 2^30), got {}", ir::formatNumber(d.number));
-      s.push_back(ir::Dim::fixed(static_cast<int64_t>(d.number)));
+      fixed(d.number, d.loc, "");
       continue;
     }
     auto it = globals_.find(d.name);
@@ -298,11 +302,7 @@ Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSym
     }
     if (!it->second.isDim && it->second.constant) {
       // A binding of a constant (`hidden = 128`) is that number.
-      double v = *it->second.constant;
-      if (v < 1 || v != std::floor(v) || v > kMaxDimSize)
-        userError(d.loc, "a dim must be a positive whole number (at most 2^30), got {} (`{}`, bound at {})",
-                  ir::formatNumber(v), d.name, where(it->second.loc));
-      s.push_back(ir::Dim::fixed(static_cast<int64_t>(v)));
+      fixed(*it->second.constant, d.loc, fmt::format(" (`{}`, bound at {})", d.name, where(it->second.loc)));
       continue;
     }
     if (!it->second.isDim)
