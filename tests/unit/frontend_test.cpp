@@ -142,7 +142,9 @@ TEST_CASE("lexer: file rules") {
   CHECK(lexError("# \xc3\xa9 \xe2\x82\n") == "1:5: invalid UTF-8 sequence starting with byte 0xe2");
   CHECK(lexError("x = 1e") == "1:5: malformed number: an exponent needs digits");
   CHECK(lexError("x = 12abc") == "1:5: malformed number `12abc`");
-  CHECK(lexError("x = 1e999") == "1:5: number `1e999` is too large");
+  CHECK(lexError("x = 1e999") == "1:5: number `1e999` is outside float32's range (its largest magnitude is 3.4028235e38)");
+  CHECK(lexError("x = 1e39") == "1:5: number `1e39` is outside float32's range (its largest magnitude is 3.4028235e38)");
+  CHECK(lexError("x = 3.4028235e38").empty());
   CHECK(lexError("x = $") == "1:5: unexpected character '$'");
   CHECK(lexError("x = a ! b") == "1:7: unexpected character '!'; did you mean '!='?");
   CHECK(lexError("\xEF\xBB\xBFx = 1\t# tab\r\n") == "");
