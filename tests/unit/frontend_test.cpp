@@ -135,6 +135,12 @@ TEST_CASE("lexer: tokens, numbers and places") {
   CHECK(t[14].loc.col == 4);
 }
 
+TEST_CASE("diagnostics: a one-line message escapes what a quoted line escapes") {
+  CHECK(oneLine("a\nb\r\tc\x1b[2J") == "a\\nb\\r\tc\\x1b[2J\n");
+  CHECK(oneLine("sky\xc2\x9blake") == "sky\\xc2\\x9blake\n");
+  CHECK(oneLine("caf\xe9 caf\xc3\xa9 \x7f") == "caf\\xe9 caf\xc3\xa9 \\x7f\n");
+}
+
 TEST_CASE("lexer: file rules") {
   CHECK(lexError("x = 1\ny = é") == "2:5: non-ASCII character U+00E9 outside a comment; names and operators are ASCII");
   CHECK(lexError(std::string("x = 1\0", 6)) == "1:6: NUL byte in the source file");
