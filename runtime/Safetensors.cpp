@@ -148,6 +148,19 @@ std::string readAll(const std::string &path) {
 
 }  // namespace
 
+const NamedTensor &TensorFile::param(const std::string &path, const std::string &name,
+                                     const std::vector<int64_t> &shape, const std::string &modelHash) const {
+  checkReadable(path, name);
+  const NamedTensor *t = find(name);
+  if (!t)
+    fileError(path, "no tensor for the model's param '{}' (of shape {}){}", name, shapeText(shape),
+              otherModelNote(modelHash));
+  if (t->shape != shape)
+    fileError(path, "tensor '{}' has shape {}, but the model's param '{}' has shape {}{}", name,
+              shapeText(t->shape), name, shapeText(shape), otherModelNote(modelHash));
+  return *t;
+}
+
 TensorFile readSafetensors(const std::string &path) {
   std::string bytes = readAll(path);
   if (bytes.size() < 8)
