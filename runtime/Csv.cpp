@@ -365,26 +365,14 @@ private:
   }
 
   /// The cell as it can be quoted in a one-line message: at most 40 characters, control
-  /// characters and bytes that are not UTF-8 as '?'.
+  /// characters and bytes that are not UTF-8 escaped as in the quoted row (`\x1b`).
   static std::string cellText(const char *b, const char *e) {
-    std::string s;
-    bool shorten = std::count_if(b, e, [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }) > 40;
-    int chars = 0;
-    for (const char *c = b; c < e; ++chars) {
-      if (shorten && chars == 37) return s + "...";
-      unsigned char u = static_cast<unsigned char>(*c);
-      int len = u < 0x80 ? 1 : u >= 0xC2 && u <= 0xDF ? 2 : u >= 0xE0 && u <= 0xEF ? 3 : u >= 0xF0 && u <= 0xF4 ? 4 : 0;
-      bool ok = len > 0 && e - c >= len;
-      for (int k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(c[k]) & 0xC0) == 0x80;
-      if (!ok || u < 0x20 || u == 0x7f) {
-        s += '?';
-        ++c;
-      } else {
-        s.append(c, static_cast<size_t>(len));
-        c += len;
-      }
-    }
-    return s;
+    auto starts = [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; };
+    if (std::count_if(b, e, starts) <= 40) return escapeText(std::string_view(b, static_cast<size_t>(e - b)));
+    // The first 37 characters (each a byte that starts one and the bytes that continue it).
+    const char *c = b;
+    for (int chars = 0; c < e && !(starts(*c) && chars++ == 37); ++c) {}
+    return escapeText(std::string_view(b, static_cast<size_t>(c - b))) + "...";
   }
 
   const std::string &path_;

@@ -148,6 +148,19 @@ std::string readAll(const std::string &path) {
 
 }  // namespace
 
+const NamedTensor &TensorFile::param(const std::string &path, const std::string &name,
+                                     const std::vector<int64_t> &shape, const std::string &modelHash) const {
+  checkReadable(path, name);
+  const NamedTensor *t = find(name);
+  if (!t)
+    fileError(path, "no tensor for the model's param '{}' (of shape {}){}", name, shapeText(shape),
+              otherModelNote(modelHash));
+  if (t->shape != shape)
+    fileError(path, "tensor '{}' has shape {}, but the model's param '{}' has shape {}{}", name,
+              shapeText(t->shape), name, shapeText(shape), otherModelNote(modelHash));
+  return *t;
+}
+
 TensorFile readSafetensors(const std::string &path) {
   std::string bytes = readAll(path);
   if (bytes.size() < 8)
@@ -157,6 +170,14 @@ TensorFile readSafetensors(const std::string &path) {
   if (headerLen > bytes.size() - 8)
     fileError(path, "not a safetensors file: the header length {} runs past the end of the file ({} bytes)",
               headerLen, bytes.size());
+  // The JSON object may be followed by white space only (the format pads it with spaces;
+  // JSON readers, the format's own among them, take tabs and line breaks there too). A NUL
+  // byte is never JSON, but the JSON parser takes it for the end of its input, so it is
+  // refused here: a header padded with NULs is a damaged file.
+  const char *headerText = bytes.data() + 8;
+  if (const void *nul = std::memchr(headerText, '\0', headerLen))
+    fileError(path, "the safetensors header holds a NUL byte (at byte {} of the file); it may be padded "
+              "with spaces only", 8 + (static_cast<const char *>(nul) - headerText));
   // A header nests three deep (tensor, entry, shape); a deeper one is refused while parsing,
   // before copies of it recurse through the nesting.
   auto shallow = [&](int depth, json::parse_event_t event, json &) {

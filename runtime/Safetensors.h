@@ -46,6 +46,12 @@ struct TensorFile {
   /// ` (the checkpoint was written for another model: model hash H, this model's is H2)`;
   /// empty otherwise (or when `modelHash` is empty).
   std::string otherModelNote(const std::string &modelHash) const;
+  /// The tensor of the model's param `name`, which has shape `shape`: `PATH: error: ...` when
+  /// the file has none, one of another shape or one of a dtype gradc does not read, ending in
+  /// otherModelNote(modelHash). The one check of every command that reads params (train
+  /// --init, eval and predict through TrainState::load; grad and gradcheck).
+  const NamedTensor &param(const std::string &path, const std::string &name, const std::vector<int64_t> &shape,
+                           const std::string &modelHash) const;
   /// Warns (on stderr) that the file, whose tensors fit the model, is a checkpoint of another
   /// version of it (its `gradc.model_hash` is not `modelHash`).
   void warnIfOtherModel(const std::string &path, const std::string &modelHash) const;

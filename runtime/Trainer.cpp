@@ -243,10 +243,7 @@ bool TrainState::load(const std::string &path, const std::string &modelHash, boo
   };
   for (StateTensor &t : tensors) {
     if (t.kind != SlotKind::Param) continue;
-    const NamedTensor *nt = file.find(t.name);
-    file.checkReadable(path, t.name);
-    if (!nt) fileError(path, "no tensor '{}' for the model's param '{}'{}", t.name, t.name, other);
-    copyIn(t, *nt);
+    copyIn(t, file.param(path, t.name, t.shape, modelHash));
   }
   // Counters are whole numbers, the metadata's text entirely ("12abc" is no count).
   auto whole = [&](const char *key, const std::string &s, auto &out) {

@@ -19,12 +19,6 @@ std::vector<int64_t> staticShape(const ir::Shape &s) {
   return out;
 }
 
-std::string shapeText(const std::vector<int64_t> &shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 int64_t product(const std::vector<int64_t> &shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -61,18 +55,9 @@ rt::Kernel gradientKernel(const ir::Function &f, const Options &o, bool f64) {
 
 Weights readWeights(const Model &m, const std::string &path, const std::string &modelHash) {
   rt::TensorFile file = rt::readSafetensors(path);
-  std::string other = file.otherModelNote(modelHash);
   Weights w;
   for (const ParamInfo &p : m.params) {
-    std::vector<int64_t> shape = staticShape(p.shape);
-    const rt::NamedTensor *t = file.find(p.name);
-    file.checkReadable(path, p.name);
-    if (!t)
-      fileError(path, "no tensor for param '{}' (the model declares it with shape {}){}", p.name,
-                shapeText(shape), other);
-    if (t->shape != shape)
-      fileError(path, "tensor '{}' has shape {}, but the model declares the param with shape {}{}", p.name,
-                shapeText(t->shape), shapeText(shape), other);
+    const rt::NamedTensor *t = &file.param(path, p.name, staticShape(p.shape), modelHash);
     const rt::NamedTensor *exact = t->f64 ? t : rt::exactCopy(file, *t);
     if (exact) w[p.name] = exact->data64;
     else w[p.name].assign(t->data.begin(), t->data.end());

@@ -184,7 +184,13 @@ Token Lexer::next() {
     t.text = text_.substr(start, pos_ - start);
     t.kind = Tok::Number;
     t.number = std::strtod(t.text.c_str(), nullptr);
-    if (!std::isfinite(t.number)) fail(start, fmt::format("number `{}` is too large", t.text.substr(0, 40)));
+    // Every number of a model is a float32 or smaller (an int32, a dim), so one that float32
+    // cannot hold is an error here rather than an infinity later (strtof rounds the text
+    // itself, as a cast of the double could not be trusted to). One that underflows to a
+    // subnormal or to 0 is left as it rounds, as PyTorch does.
+    if (!std::isfinite(t.number) || std::isinf(std::strtof(t.text.c_str(), nullptr)))
+      fail(start, fmt::format("number `{}` is outside float32's range (its largest magnitude is 3.4028235e38)",
+                              t.text.substr(0, 40)));
   } else {
     switch (c) {
     case '(': single(Tok::LParen, 1); break;

@@ -17,6 +17,8 @@
 
 #include <fmt/format.h>
 
+#include "support/Quote.h"
+
 namespace gradc {
 
 /// A place in a source file. `file` indexes the SourceManager; line and column count from 1
@@ -117,19 +119,10 @@ std::string renderDiagnostic(const SourceManager &sm, Loc loc, std::string_view 
 std::string renderUserError(const SourceManager &sm, const UserError &e, std::string_view prefix = "");
 
 /// One line of text for the terminal, ending in a line break: control characters (a newline,
-/// an escape sequence in a file name or a flag's value) are written as escapes (`\n`,
-/// `\x1b`), so that a message stays one line and leaves the terminal as it was.
-inline std::string oneLine(std::string_view s) {
-  std::string out;
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if ((c < 0x20 && c != '\t') || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-    else out += ch;
-  }
-  return out + "\n";
-}
+/// an escape sequence in a file name or a flag's value) and bytes that are not UTF-8 are
+/// written as escapes (`\n`, `\x1b`, `\xc2\x9b`), as in a quoted line (escapeText), so that
+/// a message stays one line and leaves the terminal as it was.
+inline std::string oneLine(std::string_view s) { return escapeText(s) + "\n"; }
 
 /// Prints a warning to stderr at once.
 void warn(const SourceManager &sm, Loc loc, std::string_view msg);

@@ -1,6 +1,8 @@
-// Quoting a line of a file under an error: the line, then a caret under the column. Shared by
-// the model's diagnostics (Diagnostics.cpp) and the CSV reader (runtime/Csv.cpp), and header
-// only, since the runtime library is built without the compiler's sources.
+// Quoting a line of a file under an error: the line, then a caret under the column; and the
+// escaping of text in a one-line message by the same rules (escapeText, which oneLine in
+// Diagnostics.h uses). Shared by the model's diagnostics (Diagnostics.cpp) and the CSV reader
+// (runtime/Csv.cpp), and header only, since the runtime library is built without the
+// compiler's sources.
 #pragma once
 
 #include <algorithm>
@@ -68,6 +70,21 @@ inline Shown shown(std::string_view ch) {
 }
 
 }  // namespace detail
+
+/// `text` as a terminal can show it, by the rules of a quoted line: control characters (C0
+/// but tab, DEL and C1) and bytes that are not UTF-8 are written as escapes (`\n`, `\r`,
+/// `\x1b`, `\xc2\x9b`, `\xe9`); valid UTF-8 otherwise stays as it is. For a file name, a
+/// flag's value or a cell of a CSV file in a one-line message.
+inline std::string escapeText(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    size_t e = i + 1;
+    while (e < text.size() && detail::continuation(text[e])) ++e;
+    out += detail::shown(text.substr(i, e - i)).text;
+    i = e;
+  }
+  return out;
+}
 
 /// The two lines quoted under an error: `line` and a caret under the character that begins at
 /// byte `at` (the line's end when `at` is past it), each ending in a line break. Characters

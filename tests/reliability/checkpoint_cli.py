@@ -13,13 +13,16 @@ predict with a checkpoint whose tensors do not fit the model (a param of another
 missing param) fail with `CKPT: error: ...` naming both model hashes, and with the checkpoint
 of an edited model whose shapes agree they warn and go on; params named `__step__` and
 `__epoch__` do not collide with the step and epoch counters (`gradc.step`, `gradc.epoch`);
-a checkpoint resumed with another optimiser starts that optimiser's state and count afresh.
+a checkpoint resumed with another optimiser starts that optimiser's state and count afresh;
+a header padded with NULs rather than spaces is an error.
 """
 
 import array
+import json
 import os
 import random
 import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -156,7 +159,7 @@ def other_model(tmp):
             r"has shape \[2, 4\]" + hashes, err.strip()), "%s, other shapes: %r" % (cmd, err))
         rc, out, err = run(cmd, more, "--weights", ckpt, "--data", data)
         check(rc == 1 and out == "" and re.match(
-            r"^\S*c.safetensors: error: no tensor 'c' for the model's param 'c'" + hashes, err.strip()),
+            r"^\S*c.safetensors: error: no tensor for the model's param 'c' \(of shape \[3\]\)" + hashes, err.strip()),
             "%s, a missing param: %r" % (cmd, err))
         rc, out, err = run(cmd, edited, "--weights", ckpt, "--data", data)
         check(rc == 0 and out and err.strip().endswith(
@@ -289,9 +292,31 @@ def nan_weights(tmp):
     check(rc == 0 and out == "o\nnan\nnan\n", "predict with a NaN output: rc %d, out %r, err %r" % (rc, out, err))
 
 
+def padded_header(tmp):
+    """A safetensors header may be padded with spaces (JSON white space); NUL padding, or any
+    other byte after the JSON object, is a damaged file: one line `FILE: error: ...`."""
+    model = os.path.join(tmp, "m.grad")
+    write(model, "param a = 1\nminimize a * a\n")
+    text = json.dumps({"a": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]}}).encode()
+    for pad, want in ((b" ", None), (b"\n", None), (b"\0", "the safetensors header holds a NUL byte"),
+                      (b"x", "the safetensors header is not valid JSON")):
+        header = text + pad * (8 - len(text) % 8)
+        weights = os.path.join(tmp, "w.safetensors")
+        with open(weights, "wb") as f:
+            f.write(struct.pack("<Q", len(header)) + header + array.array("f", [2.0]).tobytes())
+        for cmd in (["eval", model, "--weights", weights], ["train", model, "--init", weights, "--steps", "1"]):
+            rc, out, err = run(*cmd)
+            if want is None:
+                check(rc == 0 and err == "", "%s, header padded with %r: rc %d, err %r" % (cmd[0], pad, rc, err))
+            else:
+                check(rc == 1 and err.startswith("%s: error: %s" % (weights, want)) and err.count("\n") == 1,
+                      "%s, header padded with %r: rc %d, err %r" % (cmd[0], pad, rc, err))
+
+
 def main():
     clitest.GRADC = sys.argv[1]
-    for part in (float64_resume, other_model, counter_names, bad_counters, other_optimizer, nan_weights):
+    for part in (float64_resume, other_model, counter_names, bad_counters, other_optimizer, nan_weights,
+                 padded_header):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
     if clitest.failures:

@@ -135,15 +135,17 @@ def csv_error_quotes(tmp):
     check(ok, "a 784-value row: a window around the column: %r" % err)
     # Control characters (an escape sequence, a CR) and bytes that are not UTF-8 are escaped
     # in the quoted row too: stderr stays plain text, the caret under the escape.
-    for raw, shown, col in ((b"1,\x1b[31m,0\n", "1,\\x1b[31m,0", 3), (b"1,2\r3,0\n", "1,2\\r3,0", 4),
-                            (b"1,caf\xe9,0\n", "1,caf\\xe9,0", 3)):
+    # The cell in the message is escaped as in the quoted row.
+    for raw, shown, col, msg in ((b"1,\x1b[31m,0\n", "1,\\x1b[31m,0", 3, "'\\x1b[31m' is not a number"),
+                                 (b"1,2\r3,0\n", "1,2\\r3,0", 4, "a carriage return"),
+                                 (b"1,caf\xe9,0\n", "1,caf\\xe9,0", 3, "'caf\\xe9' is not a number")):
         path = os.path.join(tmp, "ctl.csv")
         with open(path, "wb") as f:
             f.write(b"a,b,y\n" + raw)
         p = subprocess.run([clitest.GRADC, "train", MODEL, "--data", path], capture_output=True)
         err = p.stderr.decode("utf-8", "replace")
         lines = err.split("\n")
-        ok = (p.returncode == 1 and len(lines) == 4 and lines[0].startswith(path + ":2:%d: error: " % col)
+        ok = (p.returncode == 1 and len(lines) == 4 and lines[0].startswith(path + ":2:%d: error: %s" % (col, msg))
               and lines[1] == shown and lines[2] == " " * (col - 1) + "^"
               and not any((ord(c) < 32 and c != "\n") or c == "\ufffd" for c in err))
         check(ok, "row %r: the quote escapes it: %r" % (raw, err))
@@ -607,6 +609,24 @@ def bad_flags():
         rc, out, err = run(*args)
         check(rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("gradc: error: " + msg)
               and "\x1b" not in err, "bad flag %r: rc %d, err %r" % (args, rc, err))
+    # C1 control characters (U+009B is a terminal's CSI, as ESC [ is) and bytes that are not
+    # UTF-8, in a flag's value or a file name, are escaped as in a quoted line.
+    enc = os.fsencode
+    for args, want_rc, msg in (
+            ([b"compile", enc(MODEL), b"-o", b"m.o", b"--cpu", b"sky\xc2\x9blake"], 2, "sky\\xc2\\x9blake"),
+            ([b"train", enc(MODEL), b"--data", enc(data), b"--epochs", b"1\xe9"], 2,
+             "gradc: error: --epochs: takes a whole number (0 or more), not '1\\xe9'"),
+            ([b"check", enc(os.path.join(HERE, "no-such-caf")) + b"\xe9\xc2\x9b.grad"], 1,
+             os.path.join(HERE, "no-such-caf") + "\\xe9\\xc2\\x9b.grad: error: cannot read file"),
+    ):
+        p = subprocess.run([enc(clitest.GRADC), *args], capture_output=True)
+        try:
+            err = p.stderr.decode("utf-8")
+        except UnicodeDecodeError:
+            err = None
+        check(p.returncode == want_rc and err is not None and msg in err and err.count("\n") == 1
+              and not any((ord(c) < 32 and c != "\n") or 127 <= ord(c) < 160 for c in err),
+              "%r: rc %d, err %r" % (args, p.returncode, p.stderr))
     rc, out, err = run("train", MODEL, "--data", data, "--lr", "0", "--steps", "1", "--threads", "1")
     check(rc == 0, "--lr 0: rc %d, err %r" % (rc, err))
     rc, out, err = run("gradcheck", MODEL, "--threads", "1")
@@ -731,8 +751,9 @@ def other_model(tmp):
     rc, _, err = run("train", MODEL, "--data", data, "--save", ckpt, "--steps", "1")
     check(rc == 0, "train for a checkpoint: %r" % err)
     saved = read_safetensors(ckpt)[1]["gradc.model_hash"]
-    # The same inputs, a param of another name (missing from the file) or another shape.
-    for param, message in (("V: [2, 3]", "no tensor 'V' for the model's param 'V'"),
+    # The same inputs, a param of another name (missing from the file) or another shape: one
+    # message, whichever command reads the file.
+    for param, message in (("V: [2, 3]", "no tensor for the model's param 'V' (of shape [2, 3])"),
                            ("W: [2, 4]", "tensor 'W' has shape [2, 3], but the model's param 'W' has shape [2, 4]")):
         other = clitest.write(os.path.join(tmp, "other.grad"),
                               "dim B\ninput x: [B, 2]\ninput y: int[B]\nparam %s = glorot\nz = x @ %s\n"
@@ -741,18 +762,12 @@ def other_model(tmp):
         note = r" \(the checkpoint was written for another model: model hash %s, this model's is [0-9a-f]{16}\)\n" % saved
         for args in (("train", other, "--data", data, "--init", ckpt, "--steps", "1"),
                      ("eval", other, "--data", data, "--weights", ckpt),
-                     ("predict", other, "--data", data, "--weights", ckpt)):
-            rc, out, err = run(*args)
-            check(rc == 1 and re.fullmatch(re.escape(ckpt + ": error: " + message) + note, err) is not None,
-                  "%s of another model's checkpoint: rc %d, err %r" % (args[0], rc, err))
-        shape = "[2, 3]" if param[0] == "V" else "[2, 4]"
-        message = ("no tensor for param 'V' (the model declares it with shape [2, 3])" if param[0] == "V" else
-                   "tensor 'W' has shape [2, 3], but the model declares the param with shape [2, 4]")
-        for args in (("grad", other, "--data", data, "--weights", ckpt, "--out", os.path.join(tmp, "other_g.st")),
+                     ("predict", other, "--data", data, "--weights", ckpt),
+                     ("grad", other, "--data", data, "--weights", ckpt, "--out", os.path.join(tmp, "other_g.st")),
                      ("gradcheck", other, "--data", data, "--weights", ckpt)):
             rc, out, err = run(*args)
             check(rc == 1 and re.fullmatch(re.escape(ckpt + ": error: " + message) + note, err) is not None,
-                  "%s of another model's checkpoint (%s): rc %d, err %r" % (args[0], shape, rc, err))
+                  "%s of another model's checkpoint (%s): rc %d, err %r" % (args[0], param, rc, err))
 
 
 def eval_memory(tmp):

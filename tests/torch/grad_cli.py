@@ -138,9 +138,9 @@ def main():
             ok = struct.unpack("<f", body[lo:lo + 4])[0] == 7999.0
         check("grad of a 4,000-term flat sum", ok, r.stderr)
 
-        grad_error("grad: a missing param", weights(b2=None), "no tensor for param 'b2'")
+        grad_error("grad: a missing param", weights(b2=None), "no tensor for the model's param 'b2' (of shape [1])")
         grad_error("grad: a param of the wrong shape", weights(W1=([8, 2], [0.0] * 16)),
-                   "tensor 'W1' has shape [8, 2], but the model declares the param with shape [2, 8]")
+                   "tensor 'W1' has shape [8, 2], but the model's param 'W1' has shape [2, 8]")
         extra = os.path.join(tmp, "extra.safetensors")
         write_safetensors(extra, dict(weights(), extra=([1], [1.0])))
         r = run("grad", XOR, "--weights", extra, "--data", XOR_DATA, "--out", out)

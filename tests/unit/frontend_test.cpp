@@ -135,6 +135,12 @@ TEST_CASE("lexer: tokens, numbers and places") {
   CHECK(t[14].loc.col == 4);
 }
 
+TEST_CASE("diagnostics: a one-line message escapes what a quoted line escapes") {
+  CHECK(oneLine("a\nb\r\tc\x1b[2J") == "a\\nb\\r\tc\\x1b[2J\n");
+  CHECK(oneLine("sky\xc2\x9blake") == "sky\\xc2\\x9blake\n");
+  CHECK(oneLine("caf\xe9 caf\xc3\xa9 \x7f") == "caf\\xe9 caf\xc3\xa9 \\x7f\n");
+}
+
 TEST_CASE("lexer: file rules") {
   CHECK(lexError("x = 1\ny = é") == "2:5: non-ASCII character U+00E9 outside a comment; names and operators are ASCII");
   CHECK(lexError(std::string("x = 1\0", 6)) == "1:6: NUL byte in the source file");
@@ -142,7 +148,9 @@ TEST_CASE("lexer: file rules") {
   CHECK(lexError("# \xc3\xa9 \xe2\x82\n") == "1:5: invalid UTF-8 sequence starting with byte 0xe2");
   CHECK(lexError("x = 1e") == "1:5: malformed number: an exponent needs digits");
   CHECK(lexError("x = 12abc") == "1:5: malformed number `12abc`");
-  CHECK(lexError("x = 1e999") == "1:5: number `1e999` is too large");
+  CHECK(lexError("x = 1e999") == "1:5: number `1e999` is outside float32's range (its largest magnitude is 3.4028235e38)");
+  CHECK(lexError("x = 1e39") == "1:5: number `1e39` is outside float32's range (its largest magnitude is 3.4028235e38)");
+  CHECK(lexError("x = 3.4028235e38").empty());
   CHECK(lexError("x = $") == "1:5: unexpected character '$'");
   CHECK(lexError("x = a ! b") == "1:7: unexpected character '!'; did you mean '!='?");
   CHECK(lexError("\xEF\xBB\xBFx = 1\t# tab\r\n") == "");

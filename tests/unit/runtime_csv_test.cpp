@@ -175,22 +175,25 @@ TEST_CASE("csv: values that are not numbers") {
   CHECK(errorOf("a,b,c\n1,\"2\",0\n") == "F:2:3: error: '\"2\"' is not a number\n");
   CHECK(errorOf("a,b,c\n1,é,0\n") == "F:2:3: error: 'é' is not a number\n");
   CHECK(errorOf("a,b,c\n1,0x10,0\n") == "F:2:3: error: '0x10' is not a number\n");
-  // Control characters are not printed (the error stays one line).
-  CHECK(errorOf("a,b,c\n1,2\t\v3,0\n") == "F:2:3: error: '2??3' is not a number\n");
+  // Control characters are escaped, a tab kept, as in the quoted row (the error stays one line).
+  CHECK(errorOf("a,b,c\n1,2\t\v3,0\n") == "F:2:3: error: '2\t\\x0b3' is not a number\n");
   // A CR that does not end a line is reported where it is (not taken for part of a header).
   CHECK(errorOf("a,b,c\n1,2\r3,0\n") == "F:2:4: error: a carriage return (CR) inside a line; lines end with LF or CR LF\n");
   CHECK(errorOf("1,2,0\r0,1,0\r") == "F:1:6: error: a carriage return (CR) inside a line; lines end with LF or CR LF\n");
   // A long cell is shortened.
   CHECK(errorOf("a,b,c\n1," + std::string(50, 'z') + ",0\n") ==
         "F:2:3: error: '" + std::string(37, 'z') + "...' is not a number\n");
-  // ...by characters, never inside one; bytes that are not UTF-8 are not printed.
+  // ...by characters, never inside one; bytes that are not UTF-8 and control characters are
+  // escaped, as in the quoted row.
   std::string e40, e37;
   for (int i = 0; i < 40; ++i) e40 += "\xC3\xA9";
   for (int i = 0; i < 37; ++i) e37 += "\xC3\xA9";
   CHECK(errorOf("a,b,c\n1," + e40 + ",0\n") == "F:2:3: error: '" + e40 + "' is not a number\n");
   CHECK(errorOf("a,b,c\n1," + e40 + "\xC3\xA9,0\n") == "F:2:3: error: '" + e37 + "...' is not a number\n");
-  CHECK(errorOf("a,b,c\n1,caf\xE9,0\n") == "F:2:3: error: 'caf?' is not a number\n");
-  CHECK(errorOf("a,b,c\n1,\xC3,0\n") == "F:2:3: error: '?' is not a number\n");
+  CHECK(errorOf("a,b,c\n1,caf\xE9,0\n") == "F:2:3: error: 'caf\\xe9' is not a number\n");
+  CHECK(errorOf("a,b,c\n1,\xC3,0\n") == "F:2:3: error: '\\xc3' is not a number\n");
+  CHECK(errorOf("a,b,c\n1,\x1b[31m,0\n") == "F:2:3: error: '\\x1b[31m' is not a number\n");
+  CHECK(errorOf("a,b,c\n1,2\xC2\x9B,0\n") == "F:2:3: error: '2\\xc2\\x9b' is not a number\n");
 }
 
 TEST_CASE("csv: NaN and infinity are refused") {

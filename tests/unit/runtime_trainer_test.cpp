@@ -337,7 +337,7 @@ TEST_CASE("trainer: loading weights") {
   };
   TensorFile missing;
   missing.tensors = {{"w", {1, 1}, {1}}};
-  CHECK(errorOf(missing) == path + ": error: no tensor 'b' for the model's param 'b'\n");
+  CHECK(errorOf(missing) == path + ": error: no tensor for the model's param 'b' (of shape [1])\n");
   TensorFile wrong;
   wrong.tensors = {{"w", {1}, {1}}, {"b", {1}, {1}}};
   CHECK(errorOf(wrong) ==

@@ -189,6 +189,13 @@ TEST_CASE("safetensors: malformed files") {
   CHECK(readError(d, le64(~uint64_t(0)) + "{}").find("runs past the end of the file") != std::string::npos);
   CHECK(readError(d, makeFile("{\"a\": ", "")) == "the safetensors header is not valid JSON");
   CHECK(readError(d, makeFile("[1, 2]", "")) == "the safetensors header is not a JSON object");
+  // Padding after the object: spaces (JSON white space), never NULs or other bytes.
+  CHECK(readError(d, makeFile("{}      ", "")) == "");
+  CHECK(readError(d, makeFile("{}\n\t\r ", "")) == "");
+  CHECK(readError(d, makeFile(std::string("{}\0\0\0\0\0\0", 8), "")) ==
+        "the safetensors header holds a NUL byte (at byte 10 of the file); it may be padded with spaces only");
+  CHECK(readError(d, makeFile(std::string("{} \0", 4), "")).find("holds a NUL byte (at byte 11") != std::string::npos);
+  CHECK(readError(d, makeFile("{}    x ", "")) == "the safetensors header is not valid JSON");
   CHECK(readError(d, makeFile(R"({"a": 3})", "")) == "tensor 'a' is not described by a JSON object");
   CHECK(readError(d, makeFile(R"({"a": {"dtype":"F32","shape":[1]}})", "")) == "tensor 'a' has no 'data_offsets'");
   CHECK(readError(d, makeFile(entry("X32", "[2]", "[0,8]"), kF32Data)) ==
