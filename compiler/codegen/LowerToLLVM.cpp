@@ -575,14 +575,18 @@ private:
       // kSumBlock elements each into a partial of their own, and the partials in double: one
       // float chain of B·k additions lost 1.7e-5 of a 600,000-element mean ([300000, 2]),
       // where PyTorch's cascade sum is exact to float32 rounding. The block axis is the first
-      // whose following axes hold at most kSumBlock elements (by their static factors): a
-      // block is a run of indices along it, for each index of the axes before it. So a row
-      // longer than kSumBlock is cut into blocks too (one chain per row of [2, 600000] lost
-      // 1.5e-6 of its sum); for rows of at most kSumBlock the block axis is the first.
+      // whose following axes are static and hold at most kSumBlock elements: a block is a run
+      // of indices along it, for each index of the axes before it. So a row longer than
+      // kSumBlock is cut into blocks too (one chain per row of [2, 200000, 3] lost 1.2e-5 of
+      // its sum, of `transpose(x)` for x: [B, 2] with B = 1,000,000, 4.4e-6); for rows of at
+      // most kSumBlock ([B, k] with k <= kSumBlock) the block axis is the first.
       size_t rank = xn.shape.size();
       auto elemsAfter = [&](size_t a) {
         int64_t e = 1;
-        for (size_t d = a + 1; d < rank; ++d) e = std::min(kSumBlock + 1, e * std::max<int64_t>(1, xn.shape[d].factor));
+        for (size_t d = a + 1; d < rank; ++d) {
+          if (!xn.shape[d].isStatic()) return kSumBlock + 1;  // the batch: may be long
+          e = std::min(kSumBlock + 1, e * std::max<int64_t>(1, xn.shape[d].factor));
+        }
         return e;
       };
       size_t axis = 0;

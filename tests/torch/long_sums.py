@@ -6,7 +6,7 @@ A sum or mean over an axis that is neither the first nor the last (`sum(x, axis=
 [A, N, M, K]) add N (or N*M) numbers per result. PyTorch float32 sums them in a cascade and
 is within a few 1e-7 of the float64 value; gradc must be within 1e-6 (relative error per
 tensor, max |gradc - float64| <= 1e-6 * max |float64|); so must a sum of everything whose
-rows are long ([2, 200000, 3]). The float32 PyTorch of the same computation is checked
+rows are long ([2, 200000, 3], or [2, B]: the transpose of an input). The float32 PyTorch of the same computation is checked
 against the same bound (a check of the check).
 
 Usage: /usr/bin/python3 tests/torch/long_sums.py PATH/TO/gradc
@@ -30,34 +30,42 @@ from compare_grad import read_safetensors, write_safetensors  # noqa: E402
 
 TOLERANCE = 1e-6
 
-# (name, model, params {name: shape}, torch loss over a dict of params)
+# (name, model, params {name: shape}, torch loss over the params and the data x (or None),
+# columns of x: [B, columns] with B = DATA_ROWS, or 0 for no data)
+DATA_ROWS = 500000
 CASES = [
     ("sum and mean over axis 1 of [2, 100000, 10]", """
 param Z: [2, 100000, 10] = zeros
 param T: [2, 10] = zeros
 minimize sum(sum(Z, axis=1) * T) + sum(mean(Z, axis=1, keepdims=true) * T) / 100
 """, {"Z": (2, 100000, 10), "T": (2, 10)},
-     lambda p: (p["Z"].sum(1) * p["T"]).sum() + (p["Z"].mean(1, keepdim=True) * p["T"]).sum() / 100),
+     lambda p, x: (p["Z"].sum(1) * p["T"]).sum() + (p["Z"].mean(1, keepdim=True) * p["T"]).sum() / 100, 0),
     ("sum over axis -2 of [1, 300000, 3]", """
 param Z: [1, 300000, 3] = zeros
 param T: [3] = zeros
 minimize sum(sum(Z, axis=-2) * T)
-""", {"Z": (1, 300000, 3), "T": (3,)}, lambda p: (p["Z"].sum(-2) * p["T"]).sum()),
+""", {"Z": (1, 300000, 3), "T": (3,)}, lambda p, x: (p["Z"].sum(-2) * p["T"]).sum(), 0),
     ("a sum of everything over rows of 600000", """
 param Z: [2, 200000, 3] = zeros
 minimize mean(Z * Z) + sum(Z) / 1000
-""", {"Z": (2, 200000, 3)}, lambda p: (p["Z"] * p["Z"]).mean() + p["Z"].sum() / 1000),
+""", {"Z": (2, 200000, 3)}, lambda p, x: (p["Z"] * p["Z"]).mean() + p["Z"].sum() / 1000, 0),
+    ("a sum of everything over rows of the batch (transpose of [B, 2])", """
+dim B
+input x: [B, 2]
+param w = 1
+minimize mean(transpose(x) * w)
+""", {"w": ()}, lambda p, x: (x.T * p["w"]).mean(), 2),
     ("the gradient of a param broadcast over axes 1 and 2", """
 param Z: [2, 300, 400, 5] = zeros
 param P: [2, 1, 1, 5] = zeros
 minimize sum((Z + P) * Z)
-""", {"Z": (2, 300, 400, 5), "P": (2, 1, 1, 5)}, lambda p: ((p["Z"] + p["P"]) * p["Z"]).sum()),
+""", {"Z": (2, 300, 400, 5), "P": (2, 1, 1, 5)}, lambda p, x: ((p["Z"] + p["P"]) * p["Z"]).sum(), 0),
 ]
 
 
-def torch_grads(loss_fn, weights, dtype):
+def torch_grads(loss_fn, weights, data, dtype):
     p = {k: torch.tensor(v.astype(np.float64), dtype=dtype, requires_grad=True) for k, v in weights.items()}
-    loss = loss_fn(p)
+    loss = loss_fn(p, None if data is None else torch.tensor(data.astype(np.float64), dtype=dtype))
     loss.backward()
     out = {"loss": loss.detach().double().numpy()}
     out.update({k: v.grad.double().numpy() for k, v in p.items()})
@@ -76,7 +84,7 @@ def main():
     torch.set_num_threads(1)
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for name, model, params, loss_fn in CASES:
+        for name, model, params, loss_fn, columns in CASES:
             # Values around 10 (a long sum's rounding grows with its partial sums).
             weights = {k: (rng.normal(10, 1, s) if k == "Z" else rng.normal(0, 1, s)).astype(np.float32)
                        for k, s in params.items()}
@@ -84,13 +92,19 @@ def main():
             with open(mpath, "w") as f:
                 f.write(model)
             write_safetensors(wpath, weights)
-            r = subprocess.run([gradc, "grad", mpath, "--weights", wpath, "--out", gpath], capture_output=True, text=True)
+            args, data = [gradc, "grad", mpath, "--weights", wpath, "--out", gpath], None
+            if columns:
+                data = rng.normal(10, 1, (DATA_ROWS, columns)).astype(np.float32)
+                dpath = os.path.join(tmp, "data.csv")
+                np.savetxt(dpath, data, fmt="%.9g", delimiter=",")
+                args += ["--data", dpath]
+            r = subprocess.run(args, capture_output=True, text=True)
             problems = []
             if r.returncode != 0:
                 problems.append(f"gradc grad failed ({r.returncode}): {r.stderr.strip()}")
             else:
                 got = read_safetensors(gpath)
-                ref, f32 = torch_grads(loss_fn, weights, torch.float64), torch_grads(loss_fn, weights, torch.float32)
+                ref, f32 = (torch_grads(loss_fn, weights, data, t) for t in (torch.float64, torch.float32))
                 for k, want in ref.items():
                     e, et = rel(got[k], want), rel(f32[k], want)
                     if not e <= TOLERANCE:
