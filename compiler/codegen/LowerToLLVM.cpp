@@ -570,57 +570,9 @@ private:
     ValueId x = n.operands[0];
     const Node &xn = node(x);
     double init = n.op == Op::Max ? -INFINITY : n.op == Op::Min ? INFINITY : 0.0;
-    if (n.op != Op::Max && n.op != Op::Min && n.shape.empty() && !xn.shape.empty()) {
-      // A sum of everything (a loss's mean over [B, k]) adds blocks of rows of about
-      // kSumBlock elements each into a partial of their own, and the partials in double: one
-      // float chain of B·k additions lost 1.7e-5 of a 600,000-element mean ([300000, 2]),
-      // where PyTorch's cascade sum is exact to float32 rounding. The block axis is the first
-      // whose following axes are static and hold at most kSumBlock elements: a block is a run
-      // of indices along it, for each index of the axes before it. So a row longer than
-      // kSumBlock is cut into blocks too (one chain per row of [2, 200000, 3] lost 1.2e-5 of
-      // its sum, of `transpose(x)` for x: [B, 2] with B = 1,000,000, 4.4e-6); for rows of at
-      // most kSumBlock ([B, k] with k <= kSumBlock) the block axis is the first.
-      size_t rank = xn.shape.size();
-      auto elemsAfter = [&](size_t a) {
-        int64_t e = 1;
-        for (size_t d = a + 1; d < rank; ++d) {
-          if (!xn.shape[d].isStatic()) return kSumBlock + 1;  // the batch: may be long
-          e = std::min(kSumBlock + 1, e * std::max<int64_t>(1, xn.shape[d].factor));
-        }
-        return e;
-      };
-      size_t axis = 0;
-      while (elemsAfter(axis) > kSumBlock) ++axis;
-      int64_t blockLen = std::max<int64_t>(1, kSumBlock / elemsAfter(axis));
-      Shape outer = xn.shape;
-      for (size_t d = axis; d < rank; ++d) outer[d] = Dim::fixed(1);
-      uint32_t innerAxes = n.axes & ~((2u << axis) - 1);
-      Value *partial = scalarVar(ft_, fconst(0));
-      llvm::Type *dt = b_.getDoubleTy();
-      Value *total = scalarVar(dt, llvm::ConstantFP::get(dt, 0.0));
-      auto blocksAlong = [&](const Index &o) {
-        Value *len = dimValue(xn.shape[axis]);
-        Value *blocks = b_.CreateUDiv(b_.CreateAdd(len, i64(blockLen - 1)), i64(blockLen));
-        emitFor(b_, blocks, [&](Value *blk) {
-          b_.CreateStore(fconst(0), partial);
-          Value *first = b_.CreateMul(blk, i64(blockLen));
-          Value *left = b_.CreateSub(len, first);
-          Value *count = b_.CreateSelect(b_.CreateICmpULT(left, i64(blockLen)), left, i64(blockLen));
-          emitFor(b_, count, [&](Value *r) {
-            Index idx = o;
-            idx[axis] = b_.CreateAdd(first, r);
-            rowInner(xn.shape, innerAxes, idx, [&](const Index &full) {
-              b_.CreateStore(sumStep(b_.CreateLoad(ft_, partial), at(x, full)), partial);
-            });
-          });
-          b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(dt, total), b_.CreateFPCast(b_.CreateLoad(ft_, partial), dt)), total);
-        });
-      };
-      if (axis == 0)
-        blocksAlong(Index(rank));
-      else
-        loopNest(outer, blocksAlong);
-      storeAt(s.dest, n, {}, b_.CreateFPCast(b_.CreateLoad(dt, total), ft_));
+    size_t rank = xn.shape.size(), tail = trailingAxes(n.axes, rank);
+    if (n.op != Op::Max && n.op != Op::Min && rank > 0 && (tail == 0 || (tail < rank && rank - tail >= 2))) {
+      emitTrailingSum(n, xn, tail, s.dest);
     } else if (n.op != Op::Max && n.op != Op::Min && innerAxesSum(n.axes, xn.shape.size())) {
       emitInnerAxesSum(n, xn, s.dest);
     } else {
@@ -646,6 +598,86 @@ private:
       });
     }
     checkStored(s.dest, n);
+  }
+
+  // The first of the axes a reduction over `axes` reduces when those are the last ones of a
+  // rank-`rank` operand (0: all of them), else rank.
+  static size_t trailingAxes(uint32_t axes, size_t rank) {
+    uint32_t all = (uint32_t(1) << rank) - 1;
+    for (size_t j = 0; j < rank; ++j)
+      if (axes == (all & ~((uint32_t(1) << j) - 1))) return j;
+    return rank;
+  }
+
+  // A sum over the axes from `first` on: of everything (first = 0), or of several trailing
+  // axes for each index of the kept ones before them (the gradient of a param [A, 1, 1]
+  // broadcast over [A, N, K]). Per result, blocks of about kSumBlock elements each are added
+  // into a float partial of their own, and the partials in double: one float chain of B·k
+  // additions lost 1.7e-5 of a 600,000-element mean ([300000, 2]), where PyTorch's cascade
+  // sum is exact to float32 rounding. The block axis is the first reduced one whose
+  // following axes are static and hold at most kSumBlock elements: a block is a run of
+  // indices along it, for each index of the axes before it. So a row longer than kSumBlock
+  // is cut into blocks too (one chain per row of [2, 200000, 3] lost 1.2e-5 of its sum, of
+  // `transpose(x)` for x: [B, 2] with B = 1,000,000, 4.4e-6, of axes 1 and 2 of
+  // [2, 300000, 2] 7e-6); for a sum of everything over rows of at most kSumBlock ([B, k]
+  // with k <= kSumBlock) the block axis is the first.
+  void emitTrailingSum(const Node &n, const Node &xn, size_t first, Buffer dest) {
+    ValueId x = n.operands[0];
+    size_t rank = xn.shape.size();
+    auto elemsAfter = [&](size_t a) {
+      int64_t e = 1;
+      for (size_t d = a + 1; d < rank; ++d) {
+        if (!xn.shape[d].isStatic()) return kSumBlock + 1;  // the batch: may be long
+        e = std::min(kSumBlock + 1, e * std::max<int64_t>(1, xn.shape[d].factor));
+      }
+      return e;
+    };
+    size_t axis = first;
+    while (elemsAfter(axis) > kSumBlock) ++axis;
+    int64_t blockLen = std::max<int64_t>(1, kSumBlock / elemsAfter(axis));
+    uint32_t innerAxes = n.axes & ~((2u << axis) - 1);
+    uint32_t outerAxes = n.axes & ((1u << axis) - 1);
+    Value *partial = scalarVar(ft_, fconst(0));
+    llvm::Type *dt = b_.getDoubleTy();
+    Value *total = scalarVar(dt, llvm::ConstantFP::get(dt, 0.0));
+    auto blocksAlong = [&](const Index &o) {
+      Value *len = dimValue(xn.shape[axis]);
+      Value *blocks = b_.CreateUDiv(b_.CreateAdd(len, i64(blockLen - 1)), i64(blockLen));
+      emitFor(b_, blocks, [&](Value *blk) {
+        b_.CreateStore(fconst(0), partial);
+        Value *start = b_.CreateMul(blk, i64(blockLen));
+        Value *left = b_.CreateSub(len, start);
+        Value *count = b_.CreateSelect(b_.CreateICmpULT(left, i64(blockLen)), left, i64(blockLen));
+        emitFor(b_, count, [&](Value *r) {
+          Index idx = o;
+          idx[axis] = b_.CreateAdd(start, r);
+          rowInner(xn.shape, innerAxes, idx, [&](const Index &full) {
+            b_.CreateStore(sumStep(b_.CreateLoad(ft_, partial), at(x, full)), partial);
+          });
+        });
+        b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(dt, total), b_.CreateFPCast(b_.CreateLoad(ft_, partial), dt)), total);
+      });
+    };
+    auto result = [&](const Index &k) {
+      // The entry block starts the total of a sum of everything at zero.
+      if (first > 0) b_.CreateStore(llvm::ConstantFP::get(dt, 0.0), total);
+      if (axis == 0)
+        blocksAlong(Index(rank));
+      else
+        rowInner(xn.shape, outerAxes, k, blocksAlong);
+      Value *v = b_.CreateFPCast(b_.CreateLoad(dt, total), ft_);
+      if (n.shape.empty())
+        storeAt(dest, n, {}, v);
+      else
+        storeAt(dest, n, reducedIndex(n, k), v);
+    };
+    if (first == 0) {
+      result(Index(rank));
+    } else {
+      Shape kept = xn.shape;
+      for (size_t d = first; d < rank; ++d) kept[d] = Dim::fixed(1);
+      loopNest(kept, result);
+    }
   }
 
   // Whether a reduction over `axes` of a rank-`rank` operand reduces an axis after a kept

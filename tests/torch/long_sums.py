@@ -1,13 +1,14 @@
 #!/usr/bin/python3
-"""Sums over long middle axes, `gradc grad` against a float64 reference.
+"""Long sums, `gradc grad` against a float64 reference.
 
 A sum or mean over an axis that is neither the first nor the last (`sum(x, axis=1)` of
-[A, N, K]) and the gradient of a param broadcast over middle axes ([A, 1, 1, K] against
-[A, N, M, K]) add N (or N*M) numbers per result. PyTorch float32 sums them in a cascade and
-is within a few 1e-7 of the float64 value; gradc must be within 1e-6 (relative error per
-tensor, max |gradc - float64| <= 1e-6 * max |float64|); so must a sum of everything whose
-rows are long ([2, 200000, 3], or [2, B]: the transpose of an input). The float32 PyTorch of the same computation is checked
-against the same bound (a check of the check).
+[A, N, K]), the gradient of a param broadcast over middle or trailing axes ([A, 1, 1, K]
+against [A, N, M, K], [A, 1, 1] against [A, N, K]) and a sum of everything whose rows are
+long ([2, 200000, 3], or [2, B]: the transpose of an input) add up to 600,000 numbers per
+result. PyTorch float32 sums them in a cascade and is within a few 1e-7 of the float64
+value; gradc must be within 1e-6 (relative error per tensor, max |gradc - float64| <=
+1e-6 * max |float64|). The float32 PyTorch of the same computation is checked against the
+same bound (a check of the check).
 
 Usage: /usr/bin/python3 tests/torch/long_sums.py PATH/TO/gradc
 Exit status 0 when every case agrees, 1 otherwise, 77 (skipped) when torch is missing.
@@ -55,6 +56,11 @@ input x: [B, 2]
 param w = 1
 minimize mean(transpose(x) * w)
 """, {"w": ()}, lambda p, x: (x.T * p["w"]).mean(), 2),
+    ("the gradient of a param broadcast over the last two axes", """
+param Z: [2, 300000, 2] = zeros
+param P: [2, 1, 1] = zeros
+minimize sum((Z + P) * Z)
+""", {"Z": (2, 300000, 2), "P": (2, 1, 1)}, lambda p, x: ((p["Z"] + p["P"]) * p["Z"]).sum(), 0),
     ("the gradient of a param broadcast over axes 1 and 2", """
 param Z: [2, 300, 400, 5] = zeros
 param P: [2, 1, 1, 5] = zeros
