@@ -55,6 +55,11 @@ CONFIGS = [
     ("adam(lr = 0.01, beta1 = 0.8, beta2 = 0.99, eps = 1e-6, weight_decay = 0.05)",
      lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05, foreach=False)),
     ("adamw(lr = 0.01, weight_decay = 0.1)", lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1, foreach=False)),
+    # beta2 close to 1: the bias correction 1 - beta2^t is PyTorch's (computed in double), not
+    # 1 - pow(beta2, t) from beta2 rounded to float32 (1e-3 of 1 - 0.99999 off).
+    ("adam(lr = 0.05, beta2 = 0.99999)", lambda p: torch.optim.Adam(p, lr=0.05, betas=(0.9, 0.99999), foreach=False)),
+    ("adamw(lr = 0.05, beta1 = 0.999, beta2 = 0.9999)",
+     lambda p: torch.optim.AdamW(p, lr=0.05, betas=(0.999, 0.9999), foreach=False)),
     ("rmsprop(lr = 0.01)", lambda p: torch.optim.RMSprop(p, lr=0.01, foreach=False)),
     ("rmsprop(lr = 0.005, alpha = 0.9, momentum = 0.5)",
      lambda p: torch.optim.RMSprop(p, lr=0.005, alpha=0.9, momentum=0.5, foreach=False)),
