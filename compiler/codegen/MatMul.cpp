@@ -30,12 +30,11 @@
 // stack buffer and the element-wise expression runs over it right away (LowerToLLVM.cpp),
 // so the product is never stored whole. Each C element is the sum over p in ascending
 // order, with FMA, in all four transpose cases, in blocks of kMatMulSumBlock values of p:
-// each block is a chain of FMAs from zero, and the blocks' sums are added in order (the
-// tile's running sums wait in registers or the stack while a block runs). One chain of
-// 100,000 roundings (the weight gradient of `grad` over a whole data file) lost 1e-5 of
-// PyTorch's gradient; blocks of 1,024 keep a product of k <= 1,024 one chain, bit for bit as
-// before, and cost one addition per element and block (a bench step's products have k <=
-// 2,048).
+// each block is a chain of FMAs from zero, and the blocks' sums are added in order. One
+// chain of 100,000 roundings (the weight gradient of `grad` over a whole data file) lost
+// 1e-5 of PyTorch's gradient. A product of k <= 1,024 is one chain, bit for bit as before;
+// the blocks after a tile's first run out of line (getLaterBlocks), so the tile loops every
+// product runs stay as they were but for one test per tile.
 //
 // A B (not transposed) whose rows are at most kMatMulDirectRowBytes long and a whole number
 // of panels wide (a layer of 128 or 256 floats) is not packed: the tiles read each panel row
@@ -276,11 +275,11 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
       });
     };
     // The last full tiles of a panel also fetch, one line every pfEvery iterations over p
-    // (of the first block of p),
-    // the lines of B that the next panel of this part packs: B's rows lie N floats apart
-    // (a page or more for a wide layer), so the hardware prefetchers do not fetch them, and
-    // the packing loop waited for memory line by line (large bench step 3% faster, medium
-    // 1%; one line every iteration or every 4 measured the same).
+    // (in the first block of p), the lines of B that the next panel of this part packs:
+    // B's rows lie N floats apart (a page or more for a wide layer), so the hardware
+    // prefetchers do not fetch them, and the packing loop waited for memory line by line
+    // (large bench step 3% faster, medium 1%; one line every iteration or every 4 measured
+    // the same).
     Value *pfStart = nullptr, *pfLines = nullptr;
     // The first block of p, where the prefetches are made (all of p when k <= kMatMulSumBlock).
     Value *firstBlock = umin(K, c64(kMatMulSumBlock));
