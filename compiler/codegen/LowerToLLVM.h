@@ -63,6 +63,11 @@ constexpr int64_t kMatMulPanelRowBytes = kMatMulTileVectors * 64;
 inline unsigned matmulVectorBytes(const TargetDesc &t) { return t.avx512 ? 64 : 32; }
 /// The longest rows (in bytes) of a B that the tiles read in place instead of packing it.
 constexpr int64_t kMatMulDirectRowBytes = 1024;
+/// The sum over p of a product runs in blocks of this many p (MatMul.cpp), as BLAS
+/// libraries block k: each block's FMA chains start from zero and are added to the running
+/// sums at its end, so a long sum (the weight gradient over a batch of 100,000 rows) is not
+/// one chain of rounding. A product with k <= kMatMulSumBlock is one block: one chain.
+constexpr int64_t kMatMulSumBlock = 1024;
 // While the last full tiles of a column panel run, one line of the B the next panel packs
 // is fetched every 2^kPanelPrefetchShift iterations over p (MatMul.cpp).
 constexpr int kPanelPrefetchShift = 1;

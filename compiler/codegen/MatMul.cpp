@@ -29,7 +29,12 @@
 // an optimiser update) is computed inside that loop: each finished tile goes to a small
 // stack buffer and the element-wise expression runs over it right away (LowerToLLVM.cpp),
 // so the product is never stored whole. Each C element is the sum over p in ascending
-// order, with FMA, in all four transpose cases.
+// order, with FMA, in all four transpose cases, in blocks of kMatMulSumBlock values of p:
+// each block is a chain of FMAs from zero, and the blocks' sums are added in order. One
+// chain of 100,000 roundings (the weight gradient of `grad` over a whole data file) lost
+// 1e-5 of PyTorch's gradient. A product of k <= 1,024 is one chain, bit for bit as before;
+// the blocks after a tile's first run out of line (getLaterBlocks), so the tile loops every
+// product runs stay as they were but for one test per tile.
 //
 // A B (not transposed) whose rows are at most kMatMulDirectRowBytes long and a whole number
 // of panels wide (a layer of 128 or 256 floats) is not packed: the tiles read each panel row
@@ -58,6 +63,84 @@ PanelShare panelShare(llvm::IRBuilder<> &b, Value *n, uint64_t panelWidth, Value
           b.CreateUDiv(b.CreateMul(panels, b.CreateAdd(part, b.getInt64(1))), parts)};
 }
 
+namespace {
+
+// The FMAs of one p of an mr-row tile: acc[r][c] += A(i0 + r, p) * P[p, c] (acc: allocas of
+// the tile's vectors; P's rows `stride` elements apart).
+void emitTileFMAs(llvm::IRBuilder<> &b, bool transA, Value *A, Value *P, Value *stride, Value *M, Value *K,
+                  Value *i0, Value *p, int mr, Value *const (*acc)[kMatMulTileVectors], llvm::Type *ft,
+                  llvm::FixedVectorType *vt) {
+  constexpr int NR = kMatMulTileVectors;
+  unsigned vl = vt->getNumElements();
+  llvm::Align align(ft->getPrimitiveSizeInBits() / 8);
+  auto add = [&](Value *x, Value *y) { return b.CreateAdd(x, y, "", true, true); };
+  auto mul = [&](Value *x, Value *y) { return b.CreateMul(x, y, "", true, true); };
+  Value *bv[NR];
+  for (int c = 0; c < NR; ++c)
+    bv[c] = b.CreateAlignedLoad(vt, b.CreateInBoundsGEP(ft, P, add(mul(p, stride), b.getInt64(static_cast<uint64_t>(c) * vl))), align);
+  for (int r = 0; r < mr; ++r) {
+    Value *row = add(i0, b.getInt64(static_cast<uint64_t>(r)));
+    Value *off = transA ? add(mul(p, M), row) : add(mul(row, K), p);
+    Value *a = b.CreateVectorSplat(vl, b.CreateLoad(ft, b.CreateInBoundsGEP(ft, A, off)));
+    for (int c = 0; c < NR; ++c)
+      b.CreateStore(b.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vt}, {a, bv[c], b.CreateLoad(vt, acc[r][c])}), acc[r][c]);
+  }
+}
+
+// The blocks of p after the first of an mr-row tile, out of line (a product's k is longer
+// than kMatMulSumBlock only for a big batch: `grad` or `eval` of a whole file): each block
+// is summed from zero and added to sums[r * NR + c], which holds the blocks before it.
+// Arguments: A, P, P's row stride, M, K, the tile's first row, sums. One function per
+// orientation of A, row count and vector type, shared by every product of the module.
+llvm::Function *getLaterBlocks(llvm::Function &caller, bool transA, int mr, llvm::Type *ft, llvm::FixedVectorType *vt) {
+  constexpr int NR = kMatMulTileVectors;
+  llvm::Module &mod = *caller.getParent();
+  std::string name = fmt::format("gradc_matmul_blocks_{}_{}x{}x{}_{}", transA ? 't' : 'n', mr, NR,
+                                 vt->getNumElements(), ft->isDoubleTy() ? "f64" : "f32");
+  if (llvm::Function *fn = mod.getFunction(name)) return fn;
+  llvm::LLVMContext &ctx = mod.getContext();
+  llvm::IRBuilder<> b(ctx);
+  llvm::Type *ptr = b.getPtrTy(), *i64 = b.getInt64Ty();
+  auto *fty = llvm::FunctionType::get(b.getVoidTy(), {ptr, ptr, i64, i64, i64, i64, ptr}, false);
+  auto *fn = llvm::Function::Create(fty, llvm::GlobalValue::InternalLinkage, name, mod);
+  for (const char *attr : {"target-cpu", "target-features", "prefer-vector-width"})
+    if (caller.hasFnAttribute(attr)) fn->addFnAttr(caller.getFnAttribute(attr));
+  // Compiled small: it runs only for a k of more than one block (a big batch). It saves
+  // every register it uses (preserve_all), so the caller keeps its values in registers
+  // across the call: with the C convention, which lets a call clobber every vector
+  // register, the product's fused epilogue lost its constants to the stack (an Adam
+  // update: the medium bench step 5% slower).
+  fn->setCallingConv(llvm::CallingConv::PreserveAll);
+  for (auto a : {llvm::Attribute::NoUnwind, llvm::Attribute::NoInline, llvm::Attribute::Cold,
+                 llvm::Attribute::OptimizeForSize, llvm::Attribute::MinSize})
+    fn->addFnAttr(a);
+  for (unsigned i : {0u, 1u, 6u}) fn->addParamAttr(i, llvm::Attribute::NoAlias);
+  b.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", fn));
+  Value *A = fn->getArg(0), *P = fn->getArg(1), *stride = fn->getArg(2), *M = fn->getArg(3), *K = fn->getArg(4);
+  Value *i0 = fn->getArg(5), *sums = fn->getArg(6);
+  Value *acc[kMatMulTileRows][NR];
+  for (int r = 0; r < mr; ++r)
+    for (int c = 0; c < NR; ++c) acc[r][c] = b.CreateAlloca(vt);
+  Value *zero = llvm::ConstantFP::get(vt, 0.0);
+  auto sumAt = [&](int r, int c) { return b.CreateInBoundsGEP(vt, sums, b.getInt64(static_cast<uint64_t>(r * NR + c))); };
+  Value *blocks = b.CreateUDiv(b.CreateAdd(K, b.getInt64(kMatMulSumBlock - 1)), b.getInt64(kMatMulSumBlock));
+  emitFor(b, b.CreateSub(blocks, b.getInt64(1)), [&](Value *kb) {
+    Value *p0 = b.CreateMul(b.CreateAdd(kb, b.getInt64(1)), b.getInt64(kMatMulSumBlock));
+    for (int r = 0; r < mr; ++r)
+      for (int c = 0; c < NR; ++c) b.CreateStore(zero, acc[r][c]);
+    Value *left = b.CreateSub(K, p0);
+    Value *len = b.CreateSelect(b.CreateICmpULT(left, b.getInt64(kMatMulSumBlock)), left, b.getInt64(kMatMulSumBlock));
+    emitFor(b, len, [&](Value *q) { emitTileFMAs(b, transA, A, P, stride, M, K, i0, b.CreateAdd(p0, q), mr, acc, ft, vt); });
+    for (int r = 0; r < mr; ++r)
+      for (int c = 0; c < NR; ++c)
+        b.CreateStore(b.CreateFAdd(b.CreateLoad(vt, sumAt(r, c)), b.CreateLoad(vt, acc[r][c])), sumAt(r, c));
+  });
+  b.CreateRetVoid();
+  return fn;
+}
+
+}  // namespace
+
 void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool transB, Value *A,
                      Value *B, Value *C, Value *P, Value *M, Value *K, Value *N, llvm::Type *ft,
                      unsigned vectorBytes, const TileEpilogue *epilogue, Value *part, Value *parts,
@@ -82,6 +165,8 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
   Value *acc[MR][NR];
   for (auto &row : acc)
     for (auto &a : row) a = eb.CreateAlloca(vt);
+  // The running sums of a tile whose k has more than one block (sumOverP).
+  Value *sums = eb.CreateAlloca(vt, b.getInt32(MR * NR));
   auto add = [&](Value *x, Value *y) { return b.CreateAdd(x, y, "", true, true); };
   auto mul = [&](Value *x, Value *y) { return b.CreateMul(x, y, "", true, true); };
   auto c64 = [&](uint64_t v) { return b.getInt64(v); };
@@ -189,18 +274,21 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
         }
       });
     };
-    // The last full tiles of a panel also fetch, one line every pfEvery iterations over p,
-    // the lines of B that the next panel of this part packs: B's rows lie N floats apart
-    // (a page or more for a wide layer), so the hardware prefetchers do not fetch them, and
-    // the packing loop waited for memory line by line (large bench step 3% faster, medium
-    // 1%; one line every iteration or every 4 measured the same).
+    // The last full tiles of a panel also fetch, one line every pfEvery iterations over p
+    // (in the first block of p), the lines of B that the next panel of this part packs:
+    // B's rows lie N floats apart (a page or more for a wide layer), so the hardware
+    // prefetchers do not fetch them, and the packing loop waited for memory line by line
+    // (large bench step 3% faster, medium 1%; one line every iteration or every 4 measured
+    // the same).
     Value *pfStart = nullptr, *pfLines = nullptr;
+    // The first block of p, where the prefetches are made (all of p when k <= kMatMulSumBlock).
+    Value *firstBlock = umin(K, c64(kMatMulSumBlock));
     const bool pfNext = !direct;
     const uint64_t pfEvery = uint64_t(1) << kPanelPrefetchShift;
     Value *hasNext = pfNext ? b.CreateICmpULT(add(add(firstTile, jr), c64(1)), endTile) : nullptr;
     auto prefetchNextPanel = [&](Value *it, Value *p) {
       // Wraps (no flags) before pfStart, where `go` is false.
-      Value *g = b.CreateAdd(b.CreateMul(b.CreateSub(it, pfStart), K), p);
+      Value *g = b.CreateAdd(b.CreateMul(b.CreateSub(it, pfStart), firstBlock), p);
       Value *q = b.CreateLShr(g, c64(kPanelPrefetchShift));
       Value *go = b.CreateAnd(b.CreateAnd(hasNext, b.CreateICmpUGE(it, pfStart)),
                               b.CreateAnd(b.CreateICmpEQ(b.CreateAnd(g, c64(pfEvery - 1)), c64(0)), b.CreateICmpULT(q, pfLines)));
@@ -219,26 +307,34 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
         b.CreateIntrinsic(llvm::Intrinsic::prefetch, {at->getType()}, {at, b.getInt32(0), b.getInt32(2), b.getInt32(1)});
       });
     };
+    // The loop over p of a tile, in blocks of kMatMulSumBlock (see the top of the file). The
+    // first block is the loop every product has, with the prefetches (all of p when k <=
+    // kMatMulSumBlock: a product whose k is the batch pays one test per tile for the blocks
+    // it may have); when k is longer, the running sums take it and the later blocks are
+    // added to them out of line (getLaterBlocks).
+    auto sumOverP = [&](const std::function<void(Value *)> &body, Value *i0, int mr) {
+      auto *staticK = llvm::dyn_cast<llvm::ConstantInt>(K);
+      emitFor(b, firstBlock, body);
+      if (staticK && staticK->getZExtValue() <= static_cast<uint64_t>(kMatMulSumBlock)) return;
+      emitIf(b, b.CreateICmpUGT(K, c64(kMatMulSumBlock)), [&] {
+        auto sumAt = [&](int r, int c) { return b.CreateInBoundsGEP(vt, sums, c64(static_cast<uint64_t>(r * NR + c))); };
+        for (int r = 0; r < mr; ++r)
+          for (int c = 0; c < NR; ++c) b.CreateStore(b.CreateLoad(vt, acc[r][c]), sumAt(r, c));
+        llvm::Function *later = getLaterBlocks(*fn, transA, mr, ft, vt);
+        b.CreateCall(later, {A, panel, panelStride, M, K, i0, sums})->setCallingConv(later->getCallingConv());
+        for (int r = 0; r < mr; ++r)
+          for (int c = 0; c < NR; ++c) b.CreateStore(b.CreateLoad(vt, sumAt(r, c)), acc[r][c]);
+      });
+    };
     // Rows [first, mr) of the tile are new (the rows before were done by the previous tile).
     auto tile = [&](Value *i0, Value *first, int mr, Value *it = nullptr) {
       for (int r = 0; r < mr; ++r)
         for (int c = 0; c < NR; ++c) b.CreateStore(zero, acc[r][c]);
-      emitFor(b, K, [&](Value *p) {
+      sumOverP([&](Value *p) {
         if (mr == MR && !tileOperands.empty()) prefetchNextTile(i0, p);
         if (it && pfNext) prefetchNextPanel(it, p);
-        Value *bv[NR];
-        for (int c = 0; c < NR; ++c)
-          bv[c] = b.CreateAlignedLoad(vt, b.CreateInBoundsGEP(ft, panel, add(mul(p, panelStride), c64(static_cast<uint64_t>(c) * vl))), align);
-        for (int r = 0; r < mr; ++r) {
-          Value *row = add(i0, c64(static_cast<uint64_t>(r)));
-          Value *off = transA ? add(mul(p, M), row) : add(mul(row, K), p);
-          Value *a = b.CreateVectorSplat(vl, b.CreateLoad(ft, b.CreateInBoundsGEP(ft, A, off)));
-          for (int c = 0; c < NR; ++c) {
-            Value *next = b.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vt}, {a, bv[c], b.CreateLoad(vt, acc[r][c])});
-            b.CreateStore(next, acc[r][c]);
-          }
-        }
-      });
+        emitTileFMAs(b, transA, A, panel, panelStride, M, K, i0, p, mr, acc, ft, vt);
+      }, i0, mr);
       for (int r = 0; r < mr; ++r)
         for (int c = 0; c < NR; ++c) {
           Value *row = add(i0, c64(static_cast<uint64_t>(r)));
@@ -264,7 +360,7 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
       if (pfNext) {
         // The last ceil(lines * pfEvery / K) full tiles fetch one line every pfEvery iterations.
         pfLines = transB ? mul(tileCols, b.CreateUDiv(add(K, c64(vl - 1)), c64(vl))) : mul(K, c64(NR));
-        Value *k1 = b.CreateSelect(b.CreateICmpEQ(K, c64(0)), c64(1), K);
+        Value *k1 = b.CreateSelect(b.CreateICmpEQ(K, c64(0)), c64(1), firstBlock);
         Value *span = b.CreateUDiv(add(mul(pfLines, c64(pfEvery)), b.CreateSub(k1, c64(1))), k1);
         pfStart = b.CreateSub(tiles, umin(tiles, span));
       }

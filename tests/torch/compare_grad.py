@@ -8,7 +8,8 @@ same computation written with torch (float32, autograd) must agree to a relative
 1e-4 per tensor: max |gradc - torch| <= 1e-4 * max |torch|.
 
 Every model runs twice: JIT-compiled (float32) and through the reference interpreter
-(GRADC_BACKEND=interp).
+(GRADC_BACKEND=interp). Then digits.grad over one batch of 60,000 rows (JIT), to 5e-6: the
+sums over a long batch must keep PyTorch's accuracy.
 
 Usage: /usr/bin/python3 tests/torch/compare_grad.py PATH/TO/gradc
 Exit status 0 when every model agrees, 1 otherwise, 77 (skipped) when torch is missing.
@@ -31,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EXAMPLES = os.path.join(ROOT, "examples")
 MODELS = os.path.join(ROOT, "tests", "torch", "models")
 TOLERANCE = 1e-4
+LONG_TOLERANCE = 5e-6
 
 
 # ---- safetensors (F32), as SPEC §7 describes it: numpy arrays over the shared reader
@@ -302,6 +304,36 @@ def compare(gradc, case, rng, tmp, backend):
     return problems
 
 
+def compare_long_batch(gradc, rng, tmp, rows=60000):
+    """digits.grad over one batch of `rows` rows (pixels 0..16, as in the data set): the sums
+    over the batch (the bias gradients, the weight gradients' sums over p) must keep
+    PyTorch's accuracy, LONG_TOLERANCE, where one float chain over all rows lost 3e-5."""
+    table = np.concatenate([rng.integers(0, 17, size=(rows, 64)), rng.integers(0, 10, size=(rows, 1))], axis=1)
+    dpath = os.path.join(tmp, "long.csv")
+    with open(dpath, "w") as f:
+        f.write("\n".join(",".join(map(str, r)) for r in table.tolist()) + "\n")
+    weights = {k: np.asarray(rng.normal(0, 0.1, size=shape), dtype=np.float32)
+               for k, (shape, _) in MLP(64, 128, 10).items()}
+    wpath, gpath = os.path.join(tmp, "w.safetensors"), os.path.join(tmp, "g.safetensors")
+    write_safetensors(wpath, weights)
+    env = {k: v for k, v in os.environ.items() if k != "GRADC_BACKEND"}
+    run = subprocess.run([gradc, "grad", os.path.join(EXAMPLES, "digits.grad"), "--weights", wpath,
+                          "--data", dpath, "--out", gpath], capture_output=True, text=True, env=env)
+    if run.returncode != 0:
+        return [f"gradc grad failed ({run.returncode}): {run.stderr.strip()}"]
+    got = read_safetensors(gpath)
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in weights.items()}
+    t = table.astype(np.float32)
+    classifier(torch.relu)(p, {"x": torch.tensor(t[:, :64]), "y": torch.tensor(table[:, 64])}).backward()
+    problems = []
+    for name, v in p.items():
+        ref = v.grad.numpy()
+        err = float(np.abs(got[name].astype(np.float64) - ref).max()) / float(np.abs(ref).max())
+        if not err <= LONG_TOLERANCE:
+            problems.append(f"{name}: relative error {err:.3g} over {rows} rows")
+    return problems
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -318,6 +350,12 @@ def main():
                     print("       " + p)
                 failed += bool(problems)
                 runs += 1
+        problems = compare_long_batch(gradc, rng, tmp)
+        print(("ok     " if not problems else "FAILED ") + "[jit] examples/digits.grad, one batch of 60000 rows")
+        for p in problems:
+            print("       " + p)
+        failed += bool(problems)
+        runs += 1
     print(f"{runs - failed} of {runs} runs agree with PyTorch {torch.__version__} "
           f"(relative error <= {TOLERANCE:g})")
     sys.exit(1 if failed else 0)

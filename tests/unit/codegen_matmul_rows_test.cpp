@@ -2,7 +2,7 @@
 // (any, for A^T) the last full tile of a column panel overlaps the one before it, with 1 or
 // 2 (and for m below 6) they use tiles of two rows and one. Each element of a product must equal the float32 sum over
 // p in ascending order with FMA, bit for bit, whether stored whole or fed to a fused
-// element-wise epilogue; and an epilogue that updates a weight and its momentum in place
+// element-wise epilogue (in blocks of 1,024 p when k is longer); and an epilogue that updates a weight and its momentum in place
 // (w -= lr * (0.5 m + g)) must run exactly once on each element (twice would subtract the
 // step twice). Also in check mode, with the flag left at 0.
 #include <doctest/doctest.h>
@@ -57,16 +57,23 @@ Run run(const rt::Kernel &k, int64_t batch, uint32_t seed) {
   return r;
 }
 
-// op(a) @ b for a [m,k] (or [k,m] when transA) and b [k,n]: fma over ascending p.
+// op(a) @ b for a [m,k] (or [k,m] when transA) and b [k,n]: fma over ascending p, in blocks
+// of 1,024 p each summed from zero, the blocks added in order (one chain for k <= 1,024).
 std::vector<float> product(const std::vector<float> &a, const std::vector<float> &b, int64_t m, int64_t k,
                            bool transA, int64_t n = kN) {
+  constexpr int64_t kBlock = 1024;
   std::vector<float> c(static_cast<size_t>(m * n));
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      float acc = 0;
-      for (int64_t p = 0; p < k; ++p)
+      float acc = 0, sum = 0;
+      for (int64_t p = 0; p < k; ++p) {
+        if (p > 0 && p % kBlock == 0) {
+          sum += acc;
+          acc = 0;
+        }
         acc = std::fma(a[static_cast<size_t>(transA ? p * m + i : i * k + p)], b[static_cast<size_t>(p * n + j)], acc);
-      c[static_cast<size_t>(i * n + j)] = acc;
+      }
+      c[static_cast<size_t>(i * n + j)] = k > kBlock ? sum + acc : acc;
     }
   return c;
 }
@@ -126,7 +133,10 @@ TEST_CASE("matmul rows: a weight's in-place update and fused epilogues run once 
       codegen::CodegenOptions check;
       check.checkNumerics = true;
       rt::Kernel normal = codegen::jitCompile(f, {}), checked = codegen::jitCompile(f, check);
-      for (int64_t k : {1, 9}) {
+      // k past one block of the sum over p (1,024) for two of the m.
+      std::vector<int64_t> ks = {1, 9};
+      if (m == 7 || m == 13) ks.push_back(2500);
+      for (int64_t k : ks) {
         CAPTURE(k);
         Run r = run(normal, k, static_cast<uint32_t>(m * 10 + k));
         std::vector<float> relu = product(r.in["a2"], r.in["b2"], m, k, transA);
@@ -156,13 +166,14 @@ TEST_CASE("matmul rows: a weight's in-place update and fused epilogues run once 
 TEST_CASE("matmul rows: a batch of any size, stored whole or through a fused epilogue") {
   // m is the batch, known only at run time: the full-tile, two-row and one-row loops exist.
   // 70 columns: B packed (the last panel masked); 128: B's short rows read in place.
-  for (int64_t cols : {int64_t{70}, int64_t{128}}) {
+  // k = 2,100: three blocks of the sum over p.
+  for (auto [cols, k] : {std::pair<int64_t, int64_t>{70, 7}, {128, 7}, {70, 2100}}) {
     CAPTURE(cols);
+    CAPTURE(k);
     Function f;
     f.name = "batch";
     f.dimNames = {"B"};
     Builder b(f);
-    constexpr int64_t k = 7;
     ValueId x1 = b.input("x1", DType::F32, {B, n(k)}), x2 = b.input("x2", DType::F32, {B, n(k)});
     ValueId w1 = b.param("W1", {n(k), n(cols)}), w2 = b.param("W2", {n(k), n(cols)});
     ValueId bias = b.param("bias", {n(cols)});

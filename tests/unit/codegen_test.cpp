@@ -357,6 +357,73 @@ TEST_CASE("codegen: a sum of everything of a large batch is exact to float32 rou
   }
 }
 
+TEST_CASE("codegen: a sum over the batch adds blocks of 1,024 rows, so a long one keeps its accuracy") {
+  // Each column: partials of 1,024 rows each, from zero in row order, added in order
+  // (emitLeadingSum). A batch of at most 1,024 rows is the one float chain it always was.
+  // One chain per column over 100,000 rows lost 1e-4 of a bias gradient to PyTorch's.
+  // A stored operand is summed by the module's shared function, one read in check mode (or
+  // computed in the loop) by the sum's own loops: both in the same order.
+  const int64_t kBlock = 1024;
+  for (bool checked : {false, true})
+  for (int64_t rows : {5, 1024, 1025, 3000, 100003}) {
+    CAPTURE(checked);
+    CAPTURE(rows);
+    Function f = make("colsum", [&](Builder &b) {
+      ValueId x = b.input("x", DType::F32, {B, n(300)});  // two strips of columns: 256 + 44
+      ValueId x3 = b.input("x3", DType::F32, {B, n(3), n(5)});
+      output(b, b.reduce(Op::Sum, x, 1, false), "sum");
+      output(b, b.reduce(Op::Mean, x, 1, true), "mean");
+      output(b, b.reduce(Op::Sum, x3, 3, false), "sum01");
+      output(b, b.reduce(Op::Sum, b.unary(Op::Square, x), 1, false), "sumsq");  // computed in the loop
+    });
+    codegen::CodegenOptions options;
+    options.checkNumerics = checked;
+    rt::Kernel jit = codegen::jitCompile(f, options);
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> u(0.5f, 1.5f);
+    std::vector<float> x(static_cast<size_t>(rows * 300)), x3(static_cast<size_t>(rows * 15));
+    for (float &v : x) v = u(rng);
+    for (float &v : x3) v = u(rng);
+    std::vector<float> sum(300), mean(300), sum01(5), sumsq(300), sq(x.size());
+    for (size_t e = 0; e < x.size(); ++e) sq[e] = x[e] * x[e];
+    std::vector<void *> ptrs = {x.data(), x3.data(), sum.data(), mean.data(), sum01.data(), sumsq.data()};
+    int64_t dims[1] = {rows};
+    AlignedWork work(jit.workBytes(dims));
+    jit.call(ptrs.data(), dims, work.p);
+    // The same sums in the same order; and the exact sum, to float32 rounding.
+    auto blocked = [&](const std::vector<float> &v, int64_t nrows, int64_t cols, int64_t c, double &exact) {
+      float total = 0;
+      exact = 0;
+      for (int64_t r0 = 0; r0 < nrows; r0 += kBlock) {
+        float part = 0;
+        for (int64_t r = r0; r < std::min(nrows, r0 + kBlock); ++r) {
+          part += v[static_cast<size_t>(r * cols + c)];
+          exact += v[static_cast<size_t>(r * cols + c)];
+        }
+        total += part;
+      }
+      return total;
+    };
+    int bad = 0, inexact = 0;
+    for (int64_t c = 0; c < 300; ++c) {
+      double exact;
+      float want = blocked(x, rows, 300, c, exact);
+      bad += sum[static_cast<size_t>(c)] != want;
+      bad += mean[static_cast<size_t>(c)] != want / static_cast<float>(rows);
+      inexact += std::abs(sum[static_cast<size_t>(c)] - exact) > 5e-6 * exact;
+      bad += sumsq[static_cast<size_t>(c)] != blocked(sq, rows, 300, c, exact);
+    }
+    for (int64_t c = 0; c < 5; ++c) {
+      double exact;
+      float want = blocked(x3, rows * 3, 5, c, exact);
+      bad += sum01[static_cast<size_t>(c)] != want;
+      inexact += std::abs(sum01[static_cast<size_t>(c)] - exact) > 5e-6 * exact;
+    }
+    CHECK(bad == 0);
+    CHECK(inexact == 0);
+  }
+}
+
 TEST_CASE("codegen: matmul with every transpose flag, batch in each position") {
   for (bool f64 : {false, true})
     for (int flags = 0; flags < 4; ++flags) {
