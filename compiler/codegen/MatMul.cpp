@@ -50,6 +50,7 @@
 // of the T panels and packs them into its own slice of the scratch: the same sums in the
 // same order, so the result does not depend on the thread count.
 #include <llvm/IR/IRBuilder.h>
+#include <llvm/TargetParser/Triple.h>
 
 #include "codegen/LowerToLLVM.h"
 
@@ -106,11 +107,20 @@ llvm::Function *getLaterBlocks(llvm::Function &caller, bool transA, int mr, llvm
   for (const char *attr : {"target-cpu", "target-features", "prefer-vector-width"})
     if (caller.hasFnAttribute(attr)) fn->addFnAttr(caller.getFnAttribute(attr));
   // Compiled small: it runs only for a k of more than one block (a big batch). It saves
-  // every register it uses (preserve_all), so the caller keeps its values in registers
-  // across the call: with the C convention, which lets a call clobber every vector
-  // register, the product's fused epilogue lost its constants to the stack (an Adam
-  // update: the medium bench step 5% slower).
+  // the registers it uses (preserve_all; on x86 the general ones and XMM/YMM 0-15, not the
+  // AVX-512 ones), so the caller keeps its values in those registers across the call: with
+  // the C convention, which lets a call clobber every vector register, the product's fused
+  // epilogue lost its constants to the stack (an Adam update: the medium bench step 5%
+  // slower).
   fn->setCallingConv(llvm::CallingConv::PreserveAll);
+  // Without a vzeroupper before its return: on x86 LLVM ends a function that used 256-bit
+  // registers with one, after the saved YMM registers are restored, so their upper halves
+  // came back zero and the caller's vectors kept across the call were wrong (an AVX2 CPU:
+  // the column masks of a fused epilogue's two-row tiles).
+  if (llvm::Triple(mod.getTargetTriple()).isX86()) {
+    std::string features = fn->getFnAttribute("target-features").getValueAsString().str();
+    fn->addFnAttr("target-features", features.empty() ? "-vzeroupper" : features + ",-vzeroupper");
+  }
   for (auto a : {llvm::Attribute::NoUnwind, llvm::Attribute::NoInline, llvm::Attribute::Cold,
                  llvm::Attribute::OptimizeForSize, llvm::Attribute::MinSize})
     fn->addFnAttr(a);

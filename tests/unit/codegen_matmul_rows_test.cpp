@@ -4,7 +4,8 @@
 // p in ascending order with FMA, bit for bit, whether stored whole or fed to a fused
 // element-wise epilogue (in blocks of 1,024 p when k is longer); and an epilogue that updates a weight and its momentum in place
 // (w -= lr * (0.5 m + g)) must run exactly once on each element (twice would subtract the
-// step twice). Also in check mode, with the flag left at 0.
+// step twice). Also in check mode, with the flag left at 0. Each for the host's CPU and, where
+// the host runs it, an AVX2 one (256-bit vectors, as on a CPU without AVX-512).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -14,6 +15,8 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "codegen/Codegen.h"
 #include "ir/Builder.h"
@@ -96,11 +99,22 @@ size_t count(const std::string &s, const std::string &what) {
 // (and all of m < 6), an overlapping full tile for 3 to 5 (and for 1 or 2 with A^T).
 const int64_t kRows[] = {1, 2, 5, 6, 7, 8, 9, 10, 11, 13, 260, 262};
 
+// The CPUs to compile for: the host's ("") and haswell (AVX2) when the host can run it.
+std::vector<std::string> cpus() {
+  std::vector<std::string> out = {""};
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out.push_back("haswell");
+#endif
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("matmul rows: a weight's in-place update and fused epilogues run once per element, for any m") {
+  for (const std::string &cpu : cpus())
   for (int64_t m : kRows)
     for (bool transA : {false, true}) {
+      CAPTURE(cpu);
       CAPTURE(m);
       CAPTURE(transA);
       // m is static (a weight's rows); k is the batch.
@@ -129,10 +143,11 @@ TEST_CASE("matmul rows: a weight's in-place update and fused epilogues run once 
       verify(f);
       // Only "plain" is a stand-alone product; the other three run inside their readers, each
       // with its tile buffer (kMatMulTileBytes) on the stack.
-      CHECK(count(codegen::emitLLVM(f, {}), "alloca [1536 x i8]") == 3);
-      codegen::CodegenOptions check;
+      if (cpu.empty()) CHECK(count(codegen::emitLLVM(f, {}), "alloca [1536 x i8]") == 3);
+      codegen::CodegenOptions plain, check;
+      plain.cpu = check.cpu = cpu;
       check.checkNumerics = true;
-      rt::Kernel normal = codegen::jitCompile(f, {}), checked = codegen::jitCompile(f, check);
+      rt::Kernel normal = codegen::jitCompile(f, plain), checked = codegen::jitCompile(f, check);
       // k past one block of the sum over p (1,024) for two of the m.
       std::vector<int64_t> ks = {1, 9};
       if (m == 7 || m == 13) ks.push_back(2500);
@@ -167,7 +182,9 @@ TEST_CASE("matmul rows: a batch of any size, stored whole or through a fused epi
   // m is the batch, known only at run time: the full-tile, two-row and one-row loops exist.
   // 70 columns: B packed (the last panel masked); 128: B's short rows read in place.
   // k = 2,100: three blocks of the sum over p.
+  for (const std::string &cpu : cpus())
   for (auto [cols, k] : {std::pair<int64_t, int64_t>{70, 7}, {128, 7}, {70, 2100}}) {
+    CAPTURE(cpu);
     CAPTURE(cols);
     CAPTURE(k);
     Function f;
@@ -180,9 +197,10 @@ TEST_CASE("matmul rows: a batch of any size, stored whole or through a fused epi
     f.results = {{"plain", b.matmul(x1, w1), ResultKind::Output},
                  {"relu", b.unary(Op::Relu, b.add(b.matmul(x2, w2), bias)), ResultKind::Output}};
     verify(f);
-    codegen::CodegenOptions check;
+    codegen::CodegenOptions plain, check;
+    plain.cpu = check.cpu = cpu;
     check.checkNumerics = true;
-    rt::Kernel normal = codegen::jitCompile(f, {}), checked = codegen::jitCompile(f, check);
+    rt::Kernel normal = codegen::jitCompile(f, plain), checked = codegen::jitCompile(f, check);
     for (int64_t m : kRows) {
       CAPTURE(m);
       Run r = run(normal, m, static_cast<uint32_t>(m));

@@ -359,7 +359,7 @@ TEST_CASE("codegen: a sum of everything of a large batch is exact to float32 rou
 
 TEST_CASE("codegen: a sum over the batch adds blocks of 1,024 rows, so a long one keeps its accuracy") {
   // Each column: partials of 1,024 rows each, from zero in row order, added in order
-  // (emitLeadingSum). A batch of at most 1,024 rows is the one float chain it always was.
+  // (emitBlockedSum). A batch of at most 1,024 rows is the one float chain it always was.
   // One chain per column over 100,000 rows lost 1e-4 of a bias gradient to PyTorch's.
   // A stored operand is summed by the module's shared function, one read in check mode (or
   // computed in the loop) by the sum's own loops: both in the same order.
