@@ -164,7 +164,7 @@ int runTrain(Options &o, SourceManager &sm) {
   if (o.distributed || rt::launchedByMpi()) return runTrainDistributed(o, sm);
   Model m = applyFlags(loadModel(sm, o.model), o);
   bool f64 = o.dtype == "f64";
-  checkLearningRate(m, o, f64);
+  checkFloat32Range(m, o, f64);
 
   rt::Dataset data, val;
   bool hasData = !m.inputs.empty();

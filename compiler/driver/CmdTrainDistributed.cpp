@@ -81,7 +81,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   std::string who = rank != 0 ? fmt::format("rank {} of {}: ", rank, mpi.size()) : "";
   try {
     m = applyFlags(loadModel(sm, o.model), o);
-    checkLearningRate(m, o, f64);
+    checkFloat32Range(m, o, f64);
     if (m.inputs.empty())
       fileError(o.model, "distributed training needs a model with inputs and --data; "
                          "this model has no inputs");

@@ -29,11 +29,23 @@ Model applyFlags(Model m, const Options &o) {
   return m;
 }
 
-void checkLearningRate(const Model &m, const Options &o, bool f64) {
-  auto lr = m.optimizer.args.find("lr");
-  if (f64 || o.lr || lr == m.optimizer.args.end() || !std::isinf(static_cast<float>(lr->second))) return;
-  userError(m.optimizer.loc, "the learning rate {} is too large for float32 (at most {}): use a smaller one "
-            "or --dtype f64", lr->second, std::numeric_limits<float>::max());
+void checkFloat32Range(const Model &m, const Options &o, bool f64) {
+  if (f64) return;
+  auto tooLarge = [](double v) { return std::isinf(static_cast<float>(v)); };
+  for (const auto &[name, v] : m.optimizer.args) {
+    if (!tooLarge(v) || (name == "lr" && o.lr)) continue;
+    if (name == "lr")
+      userError(m.optimizer.loc, "the learning rate {} is too large for float32 (at most {}): use a smaller one "
+                "or --dtype f64", v, std::numeric_limits<float>::max());
+    userError(m.optimizer.loc, "the optimiser's {} {} is too large for float32 (at most {}): use a smaller one "
+              "or --dtype f64", name, v, std::numeric_limits<float>::max());
+  }
+  for (const ParamInfo &p : m.params)
+    for (double v : p.initArgs)
+      if (tooLarge(v))
+        userError(p.loc, "the {} {} of param {} is too large for float32 (at most {}): use a smaller one or "
+                  "--dtype f64", p.init == InitKind::Const ? "value" : "initialiser argument", v, p.name,
+                  std::numeric_limits<float>::max());
 }
 
 static ir::Function named(ir::Function f, const Model &m, const char *suffix) {

@@ -22,9 +22,11 @@ namespace gradc::driver {
 /// model's settings when X is its optimiser and takes X's defaults otherwise (SPEC §5).
 /// (`--lr` is a run-time argument of the step and changes nothing here.)
 Model applyFlags(Model m, const Options &o);
-/// A float32 run's learning rate must be a float: the model's `lr` (when no --lr replaces
-/// it; main checks --lr) beyond float's range is an error at the optimiser.
-void checkLearningRate(const Model &m, const Options &o, bool f64);
+/// A float32 run's settings must be floats: an optimiser setting of the model (its `lr` when
+/// no --lr replaces it; main checks --lr) beyond float's range is an error at the optimiser,
+/// a param's value or initialiser argument one at the param. (A number literal that large
+/// is an error of the model; a constant expression, folded in double, may reach it.)
+void checkFloat32Range(const Model &m, const Options &o, bool f64);
 
 /// The IR after each stage of the gradient pipeline.
 ir::Function rawGradient(const Model &m);          // inspect --stage grad

@@ -152,6 +152,25 @@ def nonfinite_params(tmp):
     rc, _, err = run("train", big, "--data", xor_data)
     check(rc == 1 and err.startswith("%s:21:20: error: the learning rate 1e+40 is too large for float32" % big),
           "lr = 1e20 * 1e20 in the model: %d %r" % (rc, err))
+    # So are the optimiser's other settings and the params' values (as folded constants),
+    # which made a constant loss (eps) or an error only at step 1 (the value).
+    for name, text, want in [
+            ("big_eps", "param a = 1\nminimize square(a) with adam(eps = 1e20 * 1e20)\n",
+             ":2:25: error: the optimiser's eps 1e+40 is too large for float32 (at most 3.4028235e+38): "
+             "use a smaller one or --dtype f64\n"),
+            ("big_value", "param a = 1e20 * 1e20\nminimize square(a)\n",
+             ":1:7: error: the value 1e+40 of param a is too large for float32 (at most 3.4028235e+38): "
+             "use a smaller one or --dtype f64\n"),
+            ("big_normal", "param w: [2] = normal(0, 1e20 * 1e20)\nminimize sum(square(w))\n",
+             ":1:7: error: the initialiser argument 1e+40 of param w is too large for float32"),
+    ]:
+        path = write(os.path.join(tmp, name + ".grad"), text)
+        saved = os.path.join(tmp, name + ".safetensors")
+        rc, _, err = run("train", path, "--steps", "1", "--save", saved)
+        check(rc == 1 and err.startswith(path + want) and not os.path.exists(saved),
+              "%s in float32: %d %r" % (name, rc, err))
+        rc, _, err = run("train", path, "--steps", "1", "--dtype", "f64")
+        check(rc == 0 or "too large for float32" not in err, "%s in float64: %d %r" % (name, rc, err))
     # The source text of a value of the minimize statement stops before `with`.
     rc, _, err = run("train", os.path.join(ROOT, "examples", "rosenbrock.grad"), "--lr", "1", "--steps", "100")
     check(rc == 1 and "gives inf in '* (b - a^2)^2' at step 3\n" in err, "rosenbrock diverges: %r" % err)
