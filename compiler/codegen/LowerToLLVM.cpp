@@ -95,11 +95,48 @@ constexpr int64_t kSumBlock = 1024;
 // The columns such a sum adds at a time (emitBlockedSum, getSumRows).
 constexpr int64_t kSumStrip = 256;
 
+// The columns [0, cols) of a blocked sum in strips of kSumStrip: strip(c0, width) for each
+// (one strip of the static width when cols is a constant of at most kSumStrip).
+void emitStrips(llvm::IRBuilder<> &b, Value *cols, const std::function<void(Value *, Value *)> &strip) {
+  auto *staticCols = llvm::dyn_cast<llvm::ConstantInt>(cols);
+  if (staticCols && staticCols->getSExtValue() <= kSumStrip) return strip(b.getInt64(0), cols);
+  emitFor(b, b.CreateUDiv(b.CreateAdd(cols, b.getInt64(kSumStrip - 1)), b.getInt64(kSumStrip)), [&](Value *i) {
+    Value *c0 = b.CreateMul(i, b.getInt64(kSumStrip));
+    Value *left = b.CreateSub(cols, c0);
+    strip(c0, b.CreateSelect(b.CreateICmpULT(left, b.getInt64(kSumStrip)), left, b.getInt64(kSumStrip)));
+  });
+}
+
+// out[j] for j < width (at most kSumStrip): the sum over `rows` rows of element(row, j), in
+// blocks of kSumBlock rows, each block into part[j] (a stack array of kSumStrip) from zero,
+// the partials added into out in order.
+void emitRowBlocks(llvm::IRBuilder<> &b, llvm::Type *ft, Value *part, Value *out, Value *rows, Value *width,
+                   const std::function<Value *(Value *row, Value *j)> &element) {
+  llvm::Align align(ft->getPrimitiveSizeInBits() / 8);
+  Value *bytes = b.CreateMul(width, b.getInt64(ft->getPrimitiveSizeInBits() / 8));
+  b.CreateMemSet(out, b.getInt8(0), bytes, align);
+  emitFor(b, b.CreateUDiv(b.CreateAdd(rows, b.getInt64(kSumBlock - 1)), b.getInt64(kSumBlock)), [&](Value *blk) {
+    Value *first = b.CreateMul(blk, b.getInt64(kSumBlock));
+    Value *left = b.CreateSub(rows, first);
+    b.CreateMemSet(part, b.getInt8(0), bytes, align);
+    emitFor(b, b.CreateSelect(b.CreateICmpULT(left, b.getInt64(kSumBlock)), left, b.getInt64(kSumBlock)), [&](Value *i) {
+      Value *row = b.CreateAdd(first, i);
+      emitFor(b, width, [&](Value *j) {
+        Value *p = b.CreateInBoundsGEP(ft, part, j);
+        b.CreateStore(b.CreateFAdd(b.CreateLoad(ft, p), element(row, j)), p);
+      });
+    });
+    emitFor(b, width, [&](Value *j) {
+      Value *o = b.CreateInBoundsGEP(ft, out, j);
+      b.CreateStore(b.CreateFAdd(b.CreateLoad(ft, o), b.CreateLoad(ft, b.CreateInBoundsGEP(ft, part, j))), o);
+    });
+  });
+}
+
 // A sum over the rows of a stored [rows, cols] buffer of more than kSumBlock rows, into
-// out[cols]: blocks of kSumBlock rows, each into a partial per column from zero (a strip
-// of kSumStrip columns at a time, on the stack), the partials added into out in order.
-// Out of line and shared by every such sum of the module (emitReduce: a bias's gradient
-// over a whole data file); its arguments are x, out, rows, cols.
+// out[cols], by emitRowBlocks a strip at a time. Out of line and shared by every such sum of
+// the module (emitReduce: a bias's gradient over a whole data file); its arguments are x,
+// out, rows, cols.
 llvm::Function *getSumRows(llvm::Module &mod, llvm::Type *ft, const TargetDesc &t) {
   std::string name = fmt::format("gradc_sum_rows_{}", ft->isDoubleTy() ? "f64" : "f32");
   if (llvm::Function *fn = mod.getFunction(name)) return fn;
@@ -116,29 +153,9 @@ llvm::Function *getSumRows(llvm::Module &mod, llvm::Type *ft, const TargetDesc &
   b.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", fn));
   Value *x = fn->getArg(0), *out = fn->getArg(1), *rows = fn->getArg(2), *cols = fn->getArg(3);
   Value *part = b.CreateAlloca(llvm::ArrayType::get(ft, kSumStrip));
-  llvm::Align align(ft->getPrimitiveSizeInBits() / 8);
-  Value *bytes = b.getInt64(ft->getPrimitiveSizeInBits() / 8);
-  auto umin = [&](Value *a, Value *c) { return b.CreateSelect(b.CreateICmpULT(a, c), a, c); };
-  auto ceilDiv = [&](Value *a, int64_t d) { return b.CreateUDiv(b.CreateAdd(a, b.getInt64(d - 1)), b.getInt64(d)); };
-  emitFor(b, ceilDiv(cols, kSumStrip), [&](Value *strip) {
-    Value *c0 = b.CreateMul(strip, b.getInt64(kSumStrip));
-    Value *width = umin(b.CreateSub(cols, c0), b.getInt64(kSumStrip));
-    Value *o = b.CreateInBoundsGEP(ft, out, c0);
-    b.CreateMemSet(o, b.getInt8(0), b.CreateMul(width, bytes), align);
-    emitFor(b, ceilDiv(rows, kSumBlock), [&](Value *blk) {
-      Value *first = b.CreateMul(blk, b.getInt64(kSumBlock));
-      b.CreateMemSet(part, b.getInt8(0), b.CreateMul(width, bytes), align);
-      emitFor(b, umin(b.CreateSub(rows, first), b.getInt64(kSumBlock)), [&](Value *i) {
-        Value *row = b.CreateInBoundsGEP(ft, x, b.CreateAdd(b.CreateMul(b.CreateAdd(first, i), cols), c0));
-        emitFor(b, width, [&](Value *j) {
-          Value *p = b.CreateInBoundsGEP(ft, part, j);
-          b.CreateStore(b.CreateFAdd(b.CreateLoad(ft, p), b.CreateLoad(ft, b.CreateInBoundsGEP(ft, row, j))), p);
-        });
-      });
-      emitFor(b, width, [&](Value *j) {
-        Value *at = b.CreateInBoundsGEP(ft, o, j);
-        b.CreateStore(b.CreateFAdd(b.CreateLoad(ft, at), b.CreateLoad(ft, b.CreateInBoundsGEP(ft, part, j))), at);
-      });
+  emitStrips(b, cols, [&](Value *c0, Value *width) {
+    emitRowBlocks(b, ft, part, b.CreateInBoundsGEP(ft, out, c0), rows, width, [&](Value *row, Value *j) {
+      return b.CreateLoad(ft, b.CreateInBoundsGEP(ft, x, b.CreateAdd(b.CreateMul(row, cols), b.CreateAdd(c0, j))));
     });
   });
   b.CreateRetVoid();
@@ -780,53 +797,25 @@ private:
         outer[d] = Dim::fixed(1);
       }
     outer[rank - 1] = Dim::fixed(1);
-    Value *cols = dimValue(xn.shape[rank - 1]);
     llvm::IRBuilder<> eb(entryBB_, entryBB_->begin());
     Value *part = eb.CreateAlloca(llvm::ArrayType::get(ft_, kSumStrip));
-    llvm::Align align(ft_->getPrimitiveSizeInBits() / 8);
-    auto umin = [&](Value *a, Value *c) { return b_.CreateSelect(b_.CreateICmpULT(a, c), a, c); };
-    auto ceilDiv = [&](Value *a, int64_t d) { return b_.CreateUDiv(b_.CreateAdd(a, i64(d - 1)), i64(d)); };
-    Value *elemBytes = i64(ft_->getPrimitiveSizeInBits() / 8);
     loopNest(outer, [&](const Index &o) {
       Index full = o;
-      auto stripOf = [&](Value *c0, Value *width) {
+      emitStrips(b_, dimValue(xn.shape[rank - 1]), [&](Value *c0, Value *width) {
+        // The strip's results are consecutive.
         full[rank - 1] = c0;
         for (size_t d : reduced) full[d] = i64(0);
-        // The strip's results are consecutive.
         Value *out = elemPtr(dest, ft_, n.shape, reducedIndex(n, full));
-        b_.CreateMemSet(out, b_.getInt8(0), b_.CreateMul(width, elemBytes), align);
-        emitFor(b_, ceilDiv(rows, kSumBlock), [&](Value *blk) {
-          Value *first = b_.CreateMul(blk, i64(kSumBlock));
-          b_.CreateMemSet(part, b_.getInt8(0), b_.CreateMul(width, elemBytes), align);
-          emitFor(b_, umin(b_.CreateSub(rows, first), i64(kSumBlock)), [&](Value *i) {
-            // The row's index along each reduced axis, the last one fastest.
-            Value *row = b_.CreateAdd(first, i);
-            for (size_t k = reduced.size(); k-- > 0;) {
-              Value *len = dimValue(xn.shape[reduced[k]]);
-              full[reduced[k]] = k == 0 ? row : b_.CreateURem(row, len);
-              if (k) row = b_.CreateUDiv(row, len);
-            }
-            emitFor(b_, width, [&](Value *j) {
-              full[rank - 1] = b_.CreateAdd(c0, j);
-              Value *p = b_.CreateInBoundsGEP(ft_, part, j);
-              b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, p), at(x, full)), p);
-            });
-          });
-          emitFor(b_, width, [&](Value *j) {
-            Value *at = b_.CreateInBoundsGEP(ft_, out, j);
-            b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ft_, at), b_.CreateLoad(ft_, b_.CreateInBoundsGEP(ft_, part, j))), at);
-          });
+        emitRowBlocks(b_, ft_, part, out, rows, width, [&](Value *row, Value *j) {
+          // The row's index along each reduced axis, the last one fastest.
+          for (size_t k = reduced.size(); k-- > 0;) {
+            Value *len = dimValue(xn.shape[reduced[k]]);
+            full[reduced[k]] = k == 0 ? row : b_.CreateURem(row, len);
+            if (k) row = b_.CreateUDiv(row, len);
+          }
+          full[rank - 1] = b_.CreateAdd(c0, j);
+          return at(x, full);
         });
-      };
-      // A static width of one strip is one strip of that width (loops of a known count).
-      auto *staticCols = llvm::dyn_cast<llvm::ConstantInt>(cols);
-      if (staticCols && staticCols->getSExtValue() <= kSumStrip) {
-        stripOf(i64(0), cols);
-        return;
-      }
-      emitFor(b_, ceilDiv(cols, kSumStrip), [&](Value *strip) {
-        Value *c0 = b_.CreateMul(strip, i64(kSumStrip));
-        stripOf(c0, umin(b_.CreateSub(cols, c0), i64(kSumStrip)));
       });
     });
   }

@@ -733,6 +733,20 @@ TEST_CASE("codegen: a value read twice by the next loop only is kept in a regist
   CHECK(k.workBytes(&batch) <= one + 64);
 }
 
+namespace {
+
+// Every int and float32 slot of a and b holds the same bits.
+void checkSameBits(const rt::Signature &sig, const Slots &a, const Slots &b) {
+  for (size_t j = 0; j < sig.slots.size(); ++j) {
+    CAPTURE(sig.slots[j].name);
+    CHECK(a.i[j] == b.i[j]);
+    if (!a.f32[j].empty())
+      CHECK(std::memcmp(a.f32[j].data(), b.f32[j].data(), a.f32[j].size() * sizeof(float)) == 0);
+  }
+}
+
+}  // namespace
+
 TEST_CASE("codegen: a step split over threads gives the one-thread result bit for bit") {
   // Large enough that every hidden-layer matmul (forward, input gradient, weight gradient
   // with the optimiser update fused in) is split over up to 3 threads (12 column panels of
@@ -760,12 +774,7 @@ TEST_CASE("codegen: a step split over threads gives the one-thread result bit fo
         k1.call(a.ptrs.data(), dims, w1.p);
         kn.call(b.ptrs.data(), dims, wn.p);
       }
-      for (size_t j = 0; j < k1.sig.slots.size(); ++j) {
-        CAPTURE(k1.sig.slots[j].name);
-        CHECK(a.i[j] == b.i[j]);
-        if (!a.f32[j].empty())
-          CHECK(std::memcmp(a.f32[j].data(), b.f32[j].data(), a.f32[j].size() * sizeof(float)) == 0);
-      }
+      checkSameBits(k1.sig, a, b);
     }
   }
 }
@@ -794,8 +803,7 @@ TEST_CASE("codegen: a product too narrow to split gives the one-thread result bi
       AlignedWork w1(k1.workBytes(dims)), w2(k2.workBytes(dims));
       k1.call(a.ptrs.data(), dims, w1.p);
       k2.call(c.ptrs.data(), dims, w2.p);
-      for (size_t j = 0; j < k1.sig.slots.size(); ++j)
-        CHECK(std::memcmp(a.f32[j].data(), c.f32[j].data(), a.f32[j].size() * sizeof(float)) == 0);
+      checkSameBits(k1.sig, a, c);
     }
   }
 }
