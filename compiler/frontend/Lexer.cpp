@@ -52,6 +52,10 @@ namespace {
 bool isIdentStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool isDigit(char c) { return c >= '0' && c <= '9'; }
 bool isIdentChar(char c) { return isIdentStart(c) || isDigit(c); }
+// A number quoted in a message: its first 40 characters, then `...` when it is longer.
+std::string shortened(const std::string &text) {
+  return text.size() <= 40 ? text : text.substr(0, 40) + "...";
+}
 
 Tok keyword(std::string_view s) {
   static const std::pair<std::string_view, Tok> kws[] = {
@@ -178,8 +182,8 @@ Token Lexer::next() {
     }
     if (pos_ < text_.size() && (isIdentChar(text_[pos_]) || text_[pos_] == '.')) {
       size_t e = pos_;
-      while (e < text_.size() && e - start < 40 && (isIdentChar(text_[e]) || text_[e] == '.')) ++e;
-      fail(start, fmt::format("malformed number `{}`", text_.substr(start, e - start)));
+      while (e < text_.size() && (isIdentChar(text_[e]) || text_[e] == '.')) ++e;
+      fail(start, fmt::format("malformed number `{}`", shortened(text_.substr(start, e - start))));
     }
     t.text = text_.substr(start, pos_ - start);
     t.kind = Tok::Number;
@@ -190,7 +194,7 @@ Token Lexer::next() {
     // subnormal or to 0 is left as it rounds, as PyTorch does.
     if (!std::isfinite(t.number) || std::isinf(std::strtof(t.text.c_str(), nullptr)))
       fail(start, fmt::format("number `{}` is outside float32's range (its largest magnitude is 3.4028235e38)",
-                              t.text.substr(0, 40)));
+                              shortened(t.text)));
   } else {
     switch (c) {
     case '(': single(Tok::LParen, 1); break;
