@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <llvm/Analysis/TargetLibraryInfo.h>
+#include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
@@ -119,47 +121,121 @@ std::unique_ptr<llvm::TargetMachine> createTargetMachine(const TargetDesc &t) {
 
 namespace {
 
-// One libmvec function on one ISA: SSE2 (4 lanes), AVX2 (8) or AVX-512 (16). The names follow
-// the x86 vector function ABI (`_ZGV` ISA, unmasked, lanes, one `v` per vector argument).
-struct VectorMathEntry {
-  std::string feature;  // empty for baseline x86-64
-  std::string scalar;   // a libm name or an LLVM intrinsic
-  std::string vectorName, abiPrefix;
+// The ISAs of libmvec: SSE2 (4 lanes), AVX2 (8) or AVX-512 (16), and the functions of the
+// table. The names follow the x86 vector function ABI (`_ZGV` ISA, unmasked, lanes, one `v`
+// per vector argument).
+struct VectorIsa {
+  const char *feature;  // empty for baseline x86-64
+  char letter;
   unsigned lanes;
 };
+const VectorIsa kVectorIsas[] = {{"", 'b', 4}, {"+avx2", 'd', 8}, {"+avx512f", 'e', 16}};
 
-// The table for the subtarget's ISAs. VecDesc holds StringRefs into the entries, which are
-// built once and live as long as the process.
+struct VectorFn {
+  const char *scalar;  // a libm name or an LLVM intrinsic
+  const char *name;    // libmvec's name of it
+  unsigned args;
+};
+const VectorFn kVectorFns[] = {{"expf", "expf", 1},          {"llvm.exp.f32", "expf", 1}, {"logf", "logf", 1},
+                               {"llvm.log.f32", "logf", 1},  {"log1pf", "log1pf", 1},     {"tanhf", "tanhf", 1},
+                               {"sinf", "sinf", 1},          {"llvm.sin.f32", "sinf", 1}, {"cosf", "cosf", 1},
+                               {"llvm.cos.f32", "cosf", 1},  {"powf", "powf", 2},         {"llvm.pow.f32", "powf", 2}};
+
+std::string vectorName(const VectorIsa &isa, const VectorFn &f) {
+  return fmt::format("_ZGV{}N{}{}_{}", isa.letter, isa.lanes, std::string(f.args, 'v'), f.name);
+}
+
+// The table for the subtarget's ISAs. VecDesc holds StringRefs, so the names live as long as
+// the process.
 std::vector<llvm::VecDesc> vectorMathTable(const llvm::MCSubtargetInfo &sti) {
-  static const std::vector<VectorMathEntry> entries = [] {
-    struct Isa {
-      const char *feature;
-      char letter;
-      unsigned lanes;
-    };
-    struct Fn {
-      const char *scalar, *name;
-      int args;
-    };
-    const Isa isas[] = {{"", 'b', 4}, {"+avx2", 'd', 8}, {"+avx512f", 'e', 16}};
-    const Fn fns[] = {{"expf", "expf", 1},   {"llvm.exp.f32", "expf", 1}, {"logf", "logf", 1},
-                      {"llvm.log.f32", "logf", 1}, {"log1pf", "log1pf", 1}, {"tanhf", "tanhf", 1},
-                      {"sinf", "sinf", 1},   {"llvm.sin.f32", "sinf", 1}, {"cosf", "cosf", 1},
-                      {"llvm.cos.f32", "cosf", 1}, {"powf", "powf", 2},     {"llvm.pow.f32", "powf", 2}};
-    std::vector<VectorMathEntry> out;
-    for (const Isa &isa : isas)
-      for (const Fn &f : fns) {
-        std::string params(static_cast<size_t>(f.args), 'v');
-        out.push_back({isa.feature, f.scalar, fmt::format("_ZGV{}N{}{}_{}", isa.letter, isa.lanes, params, f.name),
-                       fmt::format("_ZGV_LLVM_N{}{}", isa.lanes, params), isa.lanes});
-      }
+  struct Entry {
+    const char *feature, *scalar;
+    std::string vectorName, abiPrefix;
+    unsigned lanes;
+  };
+  static const std::vector<Entry> entries = [] {
+    std::vector<Entry> out;
+    for (const VectorIsa &isa : kVectorIsas)
+      for (const VectorFn &f : kVectorFns)
+        out.push_back({isa.feature, f.scalar, vectorName(isa, f),
+                       fmt::format("_ZGV_LLVM_N{}{}", isa.lanes, std::string(f.args, 'v')), isa.lanes});
     return out;
   }();
   std::vector<llvm::VecDesc> table;
-  for (const VectorMathEntry &e : entries)
-    if (e.feature.empty() || sti.checkFeatures(e.feature))
+  for (const Entry &e : entries)
+    if (!*e.feature || sti.checkFeatures(e.feature))
       table.emplace_back(e.scalar, e.vectorName, llvm::ElementCount::getFixed(e.lanes), false, e.abiPrefix);
   return table;
+}
+
+// After vectorisation, every float call of a function of the table goes to the subtarget's
+// widest vector function of it: a scalar call (a loop's remainder, straight code, a
+// recomputation of the value in the backward pass) on its argument broadcast to every lane,
+// a call of fewer lanes (a loop vectorised 4 wide, an SLP pair) on its lanes repeated, one of
+// more lanes in parts. libm and each ISA's libmvec round differently by an ulp or so, and an
+// element's value must not depend on where it is: max(exp(w)) over equal elements is a tie
+// only when every exp(w[i]) is the same float, wherever the loop computes it.
+void unifyVectorMath(llvm::Module &mod, const llvm::MCSubtargetInfo &sti) {
+  const VectorIsa *widest = &kVectorIsas[0];
+  for (const VectorIsa &isa : kVectorIsas)
+    if (!*isa.feature || sti.checkFeatures(isa.feature)) widest = &isa;
+  const unsigned W = widest->lanes;
+  std::map<std::string, const VectorFn *, std::less<>> byName;
+  std::map<llvm::Intrinsic::ID, const VectorFn *> byIntrinsic;
+  for (const VectorFn &f : kVectorFns) {
+    byName[f.scalar] = &f;
+    for (const VectorIsa &isa : kVectorIsas)
+      if (isa.lanes != W) byName[vectorName(isa, f)] = &f;
+  }
+  for (const auto &[id, scalar] : {std::pair{llvm::Intrinsic::exp, "llvm.exp.f32"}, {llvm::Intrinsic::log, "llvm.log.f32"},
+                                   {llvm::Intrinsic::sin, "llvm.sin.f32"}, {llvm::Intrinsic::cos, "llvm.cos.f32"},
+                                   {llvm::Intrinsic::pow, "llvm.pow.f32"}})
+    byIntrinsic[id] = byName.at(scalar);
+
+  std::vector<std::pair<llvm::CallInst *, const VectorFn *>> calls;
+  for (llvm::Function &fn : mod)
+    for (llvm::BasicBlock &bb : fn)
+      for (llvm::Instruction &inst : bb) {
+        auto *call = llvm::dyn_cast<llvm::CallInst>(&inst);
+        llvm::Function *callee = call ? call->getCalledFunction() : nullptr;
+        if (!callee || !call->getType()->getScalarType()->isFloatTy()) continue;
+        const VectorFn *f = nullptr;
+        if (auto it = byName.find(callee->getName()); it != byName.end()) f = it->second;
+        else if (auto jt = byIntrinsic.find(callee->getIntrinsicID()); jt != byIntrinsic.end()) f = jt->second;
+        if (f && call->arg_size() == f->args) calls.push_back({call, f});
+      }
+
+  llvm::Type *wide = llvm::FixedVectorType::get(llvm::Type::getFloatTy(mod.getContext()), W);
+  for (auto [call, f] : calls) {
+    llvm::FunctionCallee target = mod.getOrInsertFunction(
+        vectorName(*widest, *f), llvm::FunctionType::get(wide, llvm::SmallVector<llvm::Type *, 2>(f->args, wide), false));
+    llvm::IRBuilder<> b(call);
+    auto *vt = llvm::dyn_cast<llvm::FixedVectorType>(call->getType());
+    unsigned n = vt ? vt->getNumElements() : 1;
+    llvm::Value *result = llvm::PoisonValue::get(call->getType());
+    for (unsigned start = 0; start < n; start += W) {
+      unsigned len = std::min(W, n - start);
+      llvm::SmallVector<int, 16> spread;  // lane i of the call takes element start + i % len
+      for (unsigned i = 0; i < W; ++i) spread.push_back(static_cast<int>(start + i % len));
+      llvm::SmallVector<llvm::Value *, 2> args;
+      for (llvm::Value *a : call->args())
+        args.push_back(vt ? b.CreateShuffleVector(a, spread) : b.CreateVectorSplat(W, a));
+      llvm::CallInst *part = b.CreateCall(target, args);
+      if (auto *fp = llvm::dyn_cast<llvm::FPMathOperator>(call)) part->setFastMathFlags(fp->getFastMathFlags());
+      if (!vt) {
+        result = b.CreateExtractElement(part, uint64_t{0});
+      } else if (n <= W) {
+        llvm::SmallVector<int, 16> first;
+        for (unsigned i = 0; i < n; ++i) first.push_back(static_cast<int>(i));
+        result = b.CreateShuffleVector(part, first);
+      } else {
+        for (unsigned i = 0; i < len; ++i)
+          result = b.CreateInsertElement(result, b.CreateExtractElement(part, uint64_t{i}), uint64_t{start + i});
+      }
+    }
+    call->replaceAllUsesWith(result);
+    call->eraseFromParent();
+  }
 }
 
 }  // namespace
@@ -196,6 +272,7 @@ void optimizeModule(llvm::Module &mod, llvm::TargetMachine &tm, const TargetDesc
   merge.run(mod, mam);
   llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
   mpm.run(mod, mam);
+  if (t.vectorMath) unifyVectorMath(mod, *tm.getMCSubtargetInfo());
 }
 
 BuiltModule buildModule(const ir::Function &f, const CodegenOptions &o) {

@@ -13,9 +13,11 @@
 // vectoriser calls those (through the TargetLibraryInfo's vector function table). They are
 // within a few ulp of the exact value, as PyTorch's vectorised functions are (measured over
 // every 61st float: tanhf 1.4 ulp, expf 2.5, logf 3.9, log1pf 1.9; the scalar libm
-// functions 2.2, 0.5, 0.8, 0.8), and a value computed in a loop's scalar remainder uses
-// libm, so an element's value can depend on its position by an ulp or so. float64 code
-// keeps libm. An object of `gradc compile` links them with -lm (glibc's libm.so and libm.a
+// functions 2.2, 0.5, 0.8, 0.8). libm and each ISA's libmvec round differently, so after
+// vectorisation every float call of them (a loop's scalar remainder, straight code, a loop
+// vectorised 4 wide) goes to the widest ISA's function (unifyVectorMath): an element's value
+// does not depend on where it is computed, and max(exp(w)) over equal w is a tie. float64
+// code keeps libm. An object of `gradc compile` links them with -lm (glibc's libm.so and libm.a
 // name libmvec too).
 #pragma once
 
