@@ -1034,6 +1034,19 @@ Model Sema::run() {
     case Stmt::Metric: {
       if (s.kind == Stmt::Metric && s.name == "loss")
         userError(s.nameLoc, "a metric may not be named `loss`: the loss is always reported under that name");
+      if (s.kind == Stmt::Metric) {
+        // train's epoch lines and --metrics file name their columns epoch, step, loss, the
+        // metrics, then val_loss and val_METRIC: a metric's name must not be one of the others.
+        if (s.name == "epoch" || s.name == "step" || s.name == "val_loss")
+          userError(s.nameLoc, "a metric may not be named `{}`: train reports {} under that name", s.name,
+                    s.name == "val_loss" ? "the validation loss" : "the " + s.name);
+        for (const ir::Result &r : metrics)
+          if (s.name == "val_" + r.name || r.name == "val_" + s.name)
+            userError(s.nameLoc, "metric {} would share a column of train's report with metric {}: with --val, "
+                                 "`val_{}` is the validation value of `{}`; rename one of them", s.name, r.name,
+                      s.name.size() > r.name.size() ? r.name : s.name,
+                      s.name.size() > r.name.size() ? r.name : s.name);
+      }
       if (auto it = globals_.find(s.name); it != globals_.end() && s.kind != Stmt::Bind) {
         // `output z = z`, the natural way to expose a value: say what to write instead.
         const char *kw = s.kind == Stmt::Output ? "output" : "metric";
