@@ -1066,6 +1066,7 @@ Model Sema::run() {
         metrics.push_back({s.name, v, ir::ResultKind::Metric});
       } else if (s.kind == Stmt::Output) {
         outputs.push_back({s.name, v, ir::ResultKind::Output});
+        model_.outputLocs[s.name] = s.nameLoc;
       }
       Sym sym;
       sym.v = v;
