@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -763,6 +764,27 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
           continue;
         }
       }
+      // `B*3` or `-B`: a dim name is a reshape dim only on its own (its size is known only at
+      // run time); say so rather than that `B` must be a constant, as a lone `B` is fine.
+      // dimIn finds the first dim in an expression: where it is written (in a def, the
+      // argument's use) and the dim's name.
+      using DimUse = std::pair<const Expr *, std::string>;
+      std::function<DimUse(const Expr *, const Scope *)> dimIn = [&](const Expr *x, const Scope *xs) -> DimUse {
+        const Expr *use = x;
+        resolveArg(x, xs);
+        if (x->kind == Expr::Name && !xs->locals) {
+          auto g = globals_.find(x->name);
+          if (g != globals_.end() && g->second.isDim) return {use, x->name};
+        }
+        if (x->kind == Expr::Neg || x->kind == Expr::Binary)
+          for (const ExprPtr &a : x->args)
+            if (DimUse found = dimIn(a.get(), xs); found.first) return found;
+        return {nullptr, ""};
+      };
+      if (d.kind == Expr::Neg || d.kind == Expr::Binary)
+        if (auto [use, dim] = dimIn(&d, ds); use)
+          userError(use->loc, "a reshape dim is a number, a dim name on its own, a constant or -1, not arithmetic "
+                              "with the dim `{}` (its size is known only at run time): write -1 for this dim", dim);
       int64_t n = wholeNumber(d, "a reshape dim", *ds);
       if (n > kMaxElements) userError(d.loc, "tensor too large: more than 2^32 elements");
       if (n == -1) {
