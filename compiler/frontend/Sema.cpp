@@ -298,7 +298,7 @@ Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSym
     auto it = globals_.find(d.name);
     if (it == globals_.end()) {
       if (allNames_.count(d.name))
-        userError(d.loc, "dim `{}` is used before its declaration at {}", d.name, where(allNames_[d.name]));
+        userError(d.loc, "`{}` is used before its definition at {}", d.name, where(allNames_[d.name]));
       userError(d.loc, "undefined dim `{}`; declare it with `dim {}`", d.name, d.name);
     }
     if (!it->second.isDim && it->second.constant) {
