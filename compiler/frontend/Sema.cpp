@@ -528,6 +528,23 @@ int64_t Sema::wholeNumber(const Expr &e, const std::string &what, const Scope &s
 }
 
 int Sema::axis(const Expr &e, int rank, const std::string &fname, const Scope &sc) {
+  const Expr *given = &e;
+  const Scope *gs = &sc;
+  resolveArg(given, gs);
+  // `axis=[0, 1]` (NumPy and JAX take a list of axes): one axis at a time, as for a tuple.
+  if (given->kind == Expr::List) {
+    bool reduction = fname == "sum" || fname == "mean" || fname == "max" || fname == "min" || fname == "logsumexp";
+    if (reduction)
+      userError(e.loc, "{} takes one axis (or all, without `axis`), not a list: reduce one axis at a time, "
+                       "e.g. {}({}(x, axis = 1), axis = 0)", fname, fname, fname);
+    userError(e.loc, "{} takes one axis, not a list", fname);
+  }
+  // `max(a, b)`, torch.max's element-wise form, reads b as an axis: point to maximum(a, b).
+  if (double v; (fname == "max" || fname == "min") && !foldIn(e, sc, v))
+    userError(e.loc, "the axis of {} must be a constant (numbers, true/false, arithmetic and names bound to "
+                     "constants){}; for the element-wise {} of two tensors, use {}(a, b)",
+              fname, notConstant(e, sc), fname == "max" ? "maximum" : "minimum",
+              fname == "max" ? "maximum" : "minimum");
   int64_t a = wholeNumber(e, "the axis of " + fname, sc);
   if (a < -rank || a >= rank)
     userError(e.loc, "axis {} is out of range for a tensor of rank {}", a, rank);
