@@ -130,6 +130,9 @@ std::string compileFlagError(const Options &o) {
 int runCompile(Options &o, SourceManager &sm) {
   Model m = applyFlags(loadModel(sm, o.model), o);
   bool f64 = o.dtype == "f64";
+  // The compiled code starts the params from their initialisers and bakes in the optimiser's
+  // settings, in the compiled float type: as for train, a value beyond float32 is an error.
+  checkFloat32Range(m, o, f64);
 
   // `-o -` and `--header -` write to standard output.
   const std::string &out = o.out;

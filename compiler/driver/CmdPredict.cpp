@@ -4,6 +4,7 @@
 // not at all. Each output must have the batch dim first (one row per sample).
 #include <algorithm>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "driver/Pipeline.h"
@@ -36,6 +37,31 @@ void checkOutputRows(const Model &m, const ir::Function &f, const std::string &m
   }
 }
 
+/// The CSV header names an output of one value per sample `NAME` and a wider one `NAME_0 ..
+/// NAME_{n-1}`: two outputs may not give the same column name (`p` of shape [B, 2] and `p_1`).
+/// Reported at the later output's name.
+void checkOutputColumns(const Model &m, const ir::Function &f, const std::string &modelPath) {
+  std::map<std::string, std::string> owner;  // column -> output
+  for (const ir::Result &r : f.results) {
+    const ir::Node &n = f.node(r.value);
+    int64_t width = 1;
+    for (size_t i = 1; i < n.shape.size(); ++i) width *= n.shape[i].factor;
+    std::vector<std::string> columns;
+    if (width == 1) columns.push_back(r.name);
+    else
+      for (int64_t j = 0; j < width; ++j) columns.push_back(fmt::format("{}_{}", r.name, j));
+    for (const std::string &c : columns) {
+      auto [it, fresh] = owner.emplace(c, r.name);
+      if (fresh) continue;
+      std::string msg = fmt::format("output {} gives predict's CSV the column `{}`, which output {} gives too; "
+                                    "rename one of them", r.name, c, it->second);
+      auto loc = m.outputLocs.find(r.name);
+      if (loc != m.outputLocs.end() && loc->second.valid()) userError(loc->second, "{}", msg);
+      fileError(modelPath, "{}", msg);
+    }
+  }
+}
+
 }  // namespace
 
 int runPredict(Options &o, SourceManager &sm) {
@@ -47,6 +73,7 @@ int runPredict(Options &o, SourceManager &sm) {
   if (f.results.empty()) fileError(o.model, "the model has no `output` to predict");
   if (inputsUsed(f).empty()) fileError(o.model, "the model's outputs do not depend on any input");
   checkOutputRows(m, f, o.model);
+  checkOutputColumns(m, f, o.model);
   rt::Dataset data = readDataFor(m, f, o.data);
   checkOneBatch(m, data, "predict");
   rt::Kernel k = compileProgram(f, o);

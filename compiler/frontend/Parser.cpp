@@ -148,7 +148,8 @@ void Parser::parseType(TypeAST &t) {
         failAt(cur_, fmt::format("expected a dim (a number or a dim name), found {}", describe(cur_)));
       }
       t.dims.push_back(std::move(d));
-      if (t.dims.size() > 64) failAt(cur_, "too many dims in a type");
+      // (A bound on what is kept; the checker allows 8. Reported at the type, as that is.)
+      if (t.dims.size() > 64) throw UserError(t.loc, "tensors may have at most 8 dims; this type has more than 64");
       if (cur_.kind != Tok::Comma) break;
       take();
     }
@@ -183,7 +184,7 @@ Stmt Parser::parseStatement() {
     for (;;) {
       s.nameLocs.push_back(cur_.loc);
       s.names.push_back(expect(Tok::Ident, "a dim name").text);
-      if (s.names.size() > 32) failAt(cur_, "too many dims (at most 32 symbolic dims)");
+      if (s.names.size() > 32) throw UserError(s.nameLocs.back(), "too many dims (at most 32)");
       if (cur_.kind != Tok::Comma) break;
       take();
     }
@@ -217,7 +218,7 @@ Stmt Parser::parseStatement() {
       for (;;) {
         s.nameLocs.push_back(cur_.loc);
         s.names.push_back(expect(Tok::Ident, "an argument name").text);
-        if (s.names.size() > 256) failAt(cur_, "too many arguments (more than 256)");
+        if (s.names.size() > 256) throw UserError(s.nameLocs.back(), "too many arguments (more than 256)");
         if (cur_.kind != Tok::Comma) break;
         take();
       }
@@ -408,7 +409,7 @@ ExprPtr Parser::parsePrimary() {
       for (;;) {
         e->args.push_back(parseExpr());
         h = std::max(h, e->args.back()->height);
-        if (e->args.size() > 256) failAt(cur_, "too many elements in a list (more than 256)");
+        if (e->args.size() > 256) throw UserError(e->args.back()->start, "too many elements in a list (more than 256)");
         if (cur_.kind != Tok::Comma) break;
         take();
       }
@@ -446,7 +447,7 @@ void Parser::parseCallArgs(Expr &call) {
       call.argNames.push_back(std::move(kw));
       call.argNameLocs.push_back(kwLoc);
       h = std::max(h, call.args.back()->height);
-      if (call.args.size() > 256) failAt(cur_, "too many arguments (more than 256)");
+      if (call.args.size() > 256) throw UserError(call.args.back()->start, "too many arguments (more than 256)");
       if (cur_.kind != Tok::Comma) break;
       take();
     }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -297,7 +298,7 @@ Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSym
     auto it = globals_.find(d.name);
     if (it == globals_.end()) {
       if (allNames_.count(d.name))
-        userError(d.loc, "dim `{}` is used before its declaration at {}", d.name, where(allNames_[d.name]));
+        userError(d.loc, "`{}` is used before its definition at {}", d.name, where(allNames_[d.name]));
       userError(d.loc, "undefined dim `{}`; declare it with `dim {}`", d.name, d.name);
     }
     if (!it->second.isDim && it->second.constant) {
@@ -527,6 +528,23 @@ int64_t Sema::wholeNumber(const Expr &e, const std::string &what, const Scope &s
 }
 
 int Sema::axis(const Expr &e, int rank, const std::string &fname, const Scope &sc) {
+  const Expr *given = &e;
+  const Scope *gs = &sc;
+  resolveArg(given, gs);
+  // `axis=[0, 1]` (NumPy and JAX take a list of axes): one axis at a time, as for a tuple.
+  if (given->kind == Expr::List) {
+    bool reduction = fname == "sum" || fname == "mean" || fname == "max" || fname == "min" || fname == "logsumexp";
+    if (reduction)
+      userError(e.loc, "{} takes one axis (or all, without `axis`), not a list: reduce one axis at a time, "
+                       "e.g. {}({}(x, axis = 1), axis = 0)", fname, fname, fname);
+    userError(e.loc, "{} takes one axis, not a list", fname);
+  }
+  // `max(a, b)`, torch.max's element-wise form, reads b as an axis: point to maximum(a, b).
+  if (double v; (fname == "max" || fname == "min") && !foldIn(e, sc, v))
+    userError(e.loc, "the axis of {} must be a constant (numbers, true/false, arithmetic and names bound to "
+                     "constants){}; for the element-wise {} of two tensors, use {}(a, b)",
+              fname, notConstant(e, sc), fname == "max" ? "maximum" : "minimum",
+              fname == "max" ? "maximum" : "minimum");
   int64_t a = wholeNumber(e, "the axis of " + fname, sc);
   if (a < -rank || a >= rank)
     userError(e.loc, "axis {} is out of range for a tensor of rank {}", a, rank);
@@ -763,6 +781,27 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
           continue;
         }
       }
+      // `B*3` or `-B`: a dim name is a reshape dim only on its own (its size is known only at
+      // run time); say so rather than that `B` must be a constant, as a lone `B` is fine.
+      // dimIn finds the first dim in an expression: where it is written (in a def, the
+      // argument's use) and the dim's name.
+      using DimUse = std::pair<const Expr *, std::string>;
+      std::function<DimUse(const Expr *, const Scope *)> dimIn = [&](const Expr *x, const Scope *xs) -> DimUse {
+        const Expr *use = x;
+        resolveArg(x, xs);
+        if (x->kind == Expr::Name && !xs->locals) {
+          auto g = globals_.find(x->name);
+          if (g != globals_.end() && g->second.isDim) return {use, x->name};
+        }
+        if (x->kind == Expr::Neg || x->kind == Expr::Binary)
+          for (const ExprPtr &a : x->args)
+            if (DimUse found = dimIn(a.get(), xs); found.first) return found;
+        return {nullptr, ""};
+      };
+      if (d.kind == Expr::Neg || d.kind == Expr::Binary)
+        if (auto [use, dim] = dimIn(&d, ds); use)
+          userError(use->loc, "a reshape dim is a number, a dim name on its own, a constant or -1, not arithmetic "
+                              "with the dim `{}` (its size is known only at run time): write -1 for this dim", dim);
       int64_t n = wholeNumber(d, "a reshape dim", *ds);
       if (n > kMaxElements) userError(d.loc, "tensor too large: more than 2^32 elements");
       if (n == -1) {
@@ -1034,6 +1073,19 @@ Model Sema::run() {
     case Stmt::Metric: {
       if (s.kind == Stmt::Metric && s.name == "loss")
         userError(s.nameLoc, "a metric may not be named `loss`: the loss is always reported under that name");
+      if (s.kind == Stmt::Metric) {
+        // train's epoch lines and --metrics file name their columns epoch, step, loss, the
+        // metrics, then val_loss and val_METRIC: a metric's name must not be one of the others.
+        if (s.name == "epoch" || s.name == "step" || s.name == "val_loss")
+          userError(s.nameLoc, "a metric may not be named `{}`: train reports {} under that name", s.name,
+                    s.name == "val_loss" ? "the validation loss" : "the " + s.name);
+        for (const ir::Result &r : metrics)
+          if (s.name == "val_" + r.name || r.name == "val_" + s.name)
+            userError(s.nameLoc, "metric {} would share a column of train's report with metric {}: with --val, "
+                                 "`val_{}` is the validation value of `{}`; rename one of them", s.name, r.name,
+                      s.name.size() > r.name.size() ? r.name : s.name,
+                      s.name.size() > r.name.size() ? r.name : s.name);
+      }
       if (auto it = globals_.find(s.name); it != globals_.end() && s.kind != Stmt::Bind) {
         // `output z = z`, the natural way to expose a value: say what to write instead.
         const char *kw = s.kind == Stmt::Output ? "output" : "metric";
@@ -1053,6 +1105,7 @@ Model Sema::run() {
         metrics.push_back({s.name, v, ir::ResultKind::Metric});
       } else if (s.kind == Stmt::Output) {
         outputs.push_back({s.name, v, ir::ResultKind::Output});
+        model_.outputLocs[s.name] = s.nameLoc;
       }
       Sym sym;
       sym.v = v;

@@ -49,6 +49,7 @@ struct Model {
   std::vector<ParamInfo> params;   // declaration order = state layout order
   OptimizerInfo optimizer;
   ir::Function forward;            // results: loss, metrics, outputs
+  std::map<std::string, Loc> outputLocs;  // each output's name, where the model writes it
   int sourceFile = -1;             // SourceManager id of the model file
 };
 

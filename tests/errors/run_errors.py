@@ -100,6 +100,20 @@ def generated(tmp):
     # A C1 control character (U+009B, CSI) in a comment: the line under the error is not quoted.
     cases.append(("c1_control_in_comment", b"param a = 1\nminimize b # \xc2\x9b31m\n", "2:10: undefined name `b`", 1))
     cases.append(("truncated_utf8", b"param a = 1 # \xe2\x82", "1:15: invalid UTF-8: truncated sequence at the end of the file", 1))
+    # The parser's bounds (32 dim names, 64 dims in a type, 256 arguments or list elements)
+    # are reported at the item beyond the bound (the type, for its dims), not at the token after it.
+    dims = "dim " + ", ".join("D%d" % i for i in range(33)) + "\ninput x: [D0, 2]\nminimize mean(x)\n"
+    cases.append(("dim_names_33", dims.encode(), "1:%d: too many dims (at most 32)" % (dims.index("D32") + 1), 1))
+    rank65 = "param W: [" + ", ".join(["1"] * 65) + "] = zeros\nminimize sum(W)\n"
+    cases.append(("type_dims_65", rank65.encode(), "1:10: tensors may have at most 8 dims", 1))
+    args = "def f(" + ", ".join("a%d" % i for i in range(257)) + ") = a0\nparam a = 1\nminimize a\n"
+    cases.append(("def_args_257", args.encode(), "1:%d: too many arguments (more than 256)" % (args.index("a256") + 1), 1))
+    call = "param a = 1\nminimize sum(a" + ", 2" * 256 + ")\n"
+    cases.append(("call_args_257", call.encode(),
+                  "2:%d: too many arguments (more than 256)" % (call.rindex("2") - call.index("\n")), 1))
+    items = "param a = 1\nminimize sum(reshape(a, [" + ", ".join(["1"] * 256) + ", 2]))\n"
+    cases.append(("list_items_257", items.encode(),
+                  "2:%d: too many elements in a list (more than 256)" % (items.index("2]") - items.index("\n")), 1))
     double = "param a = 1\ndef f0(x) = x * x\n"
     for i in range(1, 41):
         double += "def f%d(x) = f%d(x) + f%d(x)\n" % (i, i - 1, i - 1)

@@ -171,6 +171,14 @@ def nonfinite_params(tmp):
               "%s in float32: %d %r" % (name, rc, err))
         rc, _, err = run("train", path, "--steps", "1", "--dtype", "f64")
         check(rc == 0 or "too large for float32" not in err, "%s in float64: %d %r" % (name, rc, err))
+        # A float32 `compile` bakes the same settings and initial values into its code: the
+        # same error (it wrote an object whose state started at inf).
+        obj = os.path.join(tmp, name + ".o")
+        rc, _, err = run("compile", path, "-o", obj)
+        check(rc == 1 and err.startswith(path + want) and not os.path.exists(obj),
+              "compile %s in float32: %d %r" % (name, rc, err))
+        rc, _, err = run("compile", path, "-o", obj, "--dtype", "f64")
+        check(rc == 0, "compile %s in float64: %d %r" % (name, rc, err))
     # The source text of a value of the minimize statement stops before `with`.
     rc, _, err = run("train", os.path.join(ROOT, "examples", "rosenbrock.grad"), "--lr", "1", "--steps", "100")
     check(rc == 1 and "gives inf in '* (b - a^2)^2' at step 3\n" in err, "rosenbrock diverges: %r" % err)

@@ -325,7 +325,8 @@ def train_and_resume(tmp):
 
 def predict_output_rows(tmp):
     """An output without the batch dim first is a user error at the output's expression (it
-    was an internal error); outputs of a model with a fixed batch size are written."""
+    was an internal error); two outputs giving the same CSV column are an error at the later
+    one's name; outputs of a model with a fixed batch size are written."""
     data = clitest.write(os.path.join(tmp, "o.csv"), "1,2,3\n4,5,6\n")
     head = "dim B\ninput x: [B, 2]\ninput y: [B, 1]\nparam W: [2, 1] = ones\nz = x @ W\n"
     tail = "minimize mean(mse(z, y))\n"
@@ -342,6 +343,22 @@ def predict_output_rows(tmp):
                 "dim must be the batch dim B and the others numbers" % (model, shape))
         check(rc == 1 and err.splitlines()[0] == want and not os.path.exists(out_path),
               "predict, output t = %s: rc %d, err %r" % (expr, rc, err))
+    # Two outputs may not give predict's CSV the same column: `p` of shape [B, 2] writes p_0 and
+    # p_1, so an output named p_1 is an error at its name (it wrote the header p_0,p_1,p_1).
+    for outs, line, col, name, other in (("output p = x\noutput p_1 = z\n", 7, 8, "p_1", "p"),
+                                        ("output p_0 = z\noutput p = x\n", 7, 8, "p", "p_0"),
+                                        ("output p = z\noutput p_0 = x\n", 0, 0, "", "")):
+        model = clitest.write(os.path.join(tmp, "columns.grad"), head + outs + tail)
+        out_path = os.path.join(tmp, "p.csv")
+        rc, out, err = run("predict", model, "--weights", weights, "--data", data, "--out", out_path)
+        if not line:  # `p` of shape [B, 1] is the column p: no clash with p_0, p_1
+            check(rc == 0, "predict, %r: rc %d, err %r" % (outs, rc, err))
+            continue
+        col_name = "p_1" if name == "p_1" else "p_0"
+        want = ("%s:%d:%d: error: output %s gives predict's CSV the column `%s`, which output %s gives too; "
+                "rename one of them" % (model, line, col, name, col_name, other))
+        check(rc == 1 and err.splitlines()[0] == want and not os.path.exists(out_path),
+              "predict, %r: rc %d, err %r" % (outs, rc, err))
     fixed = clitest.write(os.path.join(tmp, "fixed.grad"),
                           "input x: [2, 2]\ninput y: [2, 1]\nparam W: [2, 1] = ones\nz = x @ W\n"
                           "output s = z\nminimize mean(mse(z, y))\n")
