@@ -379,6 +379,36 @@ def mode_header(tmp):
     mine = os.path.join(tmp, "init_c.safetensors")
     run([exe, mine])
     check(same_file(mine, init_ckpt), "init(state, 7) gives gradc train --seed 7's initial weights, byte for byte")
+    # A float64 object trained through gradc_train on data that float32 cannot hold (0.1):
+    # gradc_dataset_read_csv reads the values as doubles, as `gradc train --dtype f64` does, so
+    # both save the same checkpoint (the values were read as floats and widened, 2e-9 off).
+    d = os.path.join(tmp, "f64data")
+    os.mkdir(d)
+    model, data = os.path.join(d, "lin.grad"), os.path.join(d, "lin.csv")
+    with open(model, "w") as f:
+        f.write("dim B\ninput x: [B, 1]\nparam w: [1, 1] = ones\nminimize mean(x @ w) with sgd(lr = 0.1)\n")
+    with open(data, "w") as f:
+        f.write("x\n0.1\n0.7\n1.3\n")
+    obj, h = os.path.join(d, "lin.o"), os.path.join(d, "lin.h")
+    run([a.gradc, "compile", model, "--dtype", "f64", "-o", obj, "--header", h])
+    src = os.path.join(d, "train.c")
+    with open(src, "w") as f:
+        f.write('#include "lin.h"\n#include "gradc_runtime.h"\n#include <stdio.h>\n#include <stdlib.h>\n'
+                "int main(int argc, char **argv) {\n  gradc_model m = gradc_lin_model();\n"
+                "  gradc_train_options o = gradc_train_defaults(&m);\n  gradc_counters c = {0, 0, 0, 0, 0};\n"
+                "  void *state = aligned_alloc(64, GRADC_LIN_STATE_BYTES);\n"
+                "  gradc_dataset *data = gradc_dataset_read_csv(&m, argv[1]);\n  int rc;\n  (void)argc;\n"
+                "  if (!data) { puts(gradc_last_error()); return 1; }\n"
+                "  o.epochs = 1;\n  o.save_path = argv[2];\n  m.init(state, 0);\n"
+                "  rc = gradc_train(&m, state, &c, data, NULL, &o) != 0;\n"
+                "  if (rc) puts(gradc_last_error());\n  gradc_dataset_free(data);\n  free(state);\n  return rc;\n}\n")
+    exe = os.path.join(d, "train")
+    cc_link(src, exe, [d, RUNTIME_H], [obj])
+    mine, theirs = os.path.join(d, "c.safetensors"), os.path.join(d, "train.safetensors")
+    run([exe, data, mine])
+    run([a.gradc, "train", model, "--data", data, "--dtype", "f64", "--epochs", "1", "--save", theirs])
+    check(same_file(mine, theirs), "--dtype f64: gradc_dataset_read_csv and gradc_train give gradc train's "
+          "checkpoint, byte for byte, on data float32 cannot hold")
 
 
 with tempfile.TemporaryDirectory() as tmp:
