@@ -36,6 +36,8 @@ int runTrainDistributed(Options &, SourceManager &) {
                   "(--distributed, mpirun): install libopenmpi-dev and rebuild (CMake option GRADC_MPI)");
 }
 
+bool reportDistributedBadFlag(const std::string &, double) { return false; }
+
 #else
 
 namespace {
@@ -56,7 +58,31 @@ void checkWritable(const std::string &path) {
   if (!path.empty()) rt::checkWritable(path);
 }
 
+// [first rank that failed, min hash, ~max hash] over all ranks.
+void startCheck(rt::Mpi &mpi, uint64_t check[3], double mpiTimeout) {
+  mpi.min(check, 3, "the start-up check", std::max(300.0, mpiTimeout));
+}
+
 }  // namespace
+
+bool reportDistributedBadFlag(const std::string &line, double mpiTimeout) {
+  if (!rt::launchedByMpi()) return false;
+  std::optional<rt::Mpi> mpi;
+  try {
+    mpi.emplace(mpiTimeout);
+  } catch (const UserError &) {
+    return false;
+  }
+  int rank = mpi->rank();
+  std::string text = line;
+  const std::string head = "gradc: error: ";
+  if (rank != 0 && text.rfind(head, 0) == 0)
+    text.insert(head.size(), fmt::format("rank {} of {}: ", rank, mpi->size()));
+  uint64_t check[3] = {static_cast<uint64_t>(rank), 0, ~uint64_t(0)};
+  startCheck(*mpi, check, mpiTimeout);
+  if (check[0] == static_cast<uint64_t>(rank)) std::cerr << text << std::flush;
+  return true;
+}
 
 int runTrainDistributed(Options &o, SourceManager &sm) {
   rt::Mpi mpi(o.mpiTimeout);
@@ -125,7 +151,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
 
   // [first rank that failed, min hash, ~max hash]
   uint64_t check[3] = {failure.empty() ? UINT64_MAX : static_cast<uint64_t>(rank), fnv.h, ~fnv.h};
-  mpi.min(check, 3, "the start-up check", std::max(300.0, o.mpiTimeout));
+  startCheck(mpi, check, o.mpiTimeout);
   if (check[0] != UINT64_MAX) {
     if (check[0] == static_cast<uint64_t>(rank)) std::cerr << failure;
     return 1;

@@ -7,9 +7,9 @@ Two settings: --no-shuffle with batches of 32, and a shuffled run of batches of 
 epochs, whose shares are uneven (37 rows over 2 or 4 ranks) and whose epoch ends with a
 smaller batch (1438 rows = 38 * 37 + 32).
 
-Start-up: ranks started with different flags (mpirun's `A : B` form) or one rank that cannot
-read its data all exit 1 with one error, printed once, on one line that names the rank (a CSV
-error then quotes its row under it).
+Start-up: ranks started with different flags (mpirun's `A : B` form), one rank that cannot
+read its data, or a bad flag (on every rank, or on one) all exit with one error, printed once,
+on one line that names the rank (a CSV error then quotes its row under it).
 
 usage: mpi_train.py GRADC   (exit 77 = skipped when mpirun is missing)
 """
@@ -61,6 +61,11 @@ def start_checks(gradc, mpirun, tmp):
          "/nonexistent.csv: error: rank 2 of 3: cannot read file\n"),
         ("rank 1's data has an error", ["-np", "1"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", bad],
          "%s:2:%d: error: rank 1 of 2: 'x' is not a number\n%s" % (bad, col, bad_row[:20])),
+        # A bad flag is found before MPI starts: every rank printed it (3 lines).
+        ("a bad flag on every rank", ["-np", "3"] + train + ["--data", DATA, "--batch-size", "0"],
+         "gradc: error: --batch-size: takes a whole number >= 1, not '0' (see gradc --help)\n"),
+        ("a bad flag on rank 2", ["-np", "2"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", DATA, "--batch-size", "0"],
+         "gradc: error: rank 2 of 3: --batch-size: takes a whole number >= 1, not '0' (see gradc --help)\n"),
         # (found at the first save, it left rank 1 waiting --mpi-timeout, then MPI_ABORT)
         ("--save names a folder", ["-np", "2", gradc, "train", MODEL, "--data", DATA, "--epochs", "2",
                                    "--mpi-timeout", "5", "--save", os.path.dirname(DATA)],
@@ -69,7 +74,7 @@ def start_checks(gradc, mpirun, tmp):
     failures = 0
     for name, args, expect in cases:
         p = subprocess.run(mpirun + args, capture_output=True, text=True, env=env(), timeout=300)
-        ok = (p.returncode != 0 and p.stderr.count(expect) == 1 and "epoch" not in p.stdout
+        ok = (p.returncode != 0 and p.stderr.count(expect) == 1 and p.stderr.count("error:") == 1 and "epoch" not in p.stdout
               and "MPI_ABORT" not in p.stderr and "gradc: rank" not in p.stderr)
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} start-up, {name}: exit {p.returncode}, error printed {p.stderr.count(expect)} time(s)")
