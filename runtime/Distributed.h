@@ -69,6 +69,9 @@ public:
   void min(uint64_t *data, int count, const char *what, double timeoutSeconds);
   /// Prints `gradc: error: rank R: MESSAGE` and ends every rank with exit status 1.
   [[noreturn]] void abort(const std::string &message) const;
+  /// Ends every rank now, with exit status `status` (the error is printed already): the
+  /// other ranks may be waiting in a collective this rank will not join.
+  [[noreturn]] void end(int status) const;
 
 private:
   void wait(std::vector<MPI_Request> &requests, const char *what, double timeoutSeconds);

@@ -166,6 +166,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     return 1;
   }
 
+  bool explaining = false;  // rank 0's NaN trap, which every rank reaches at the same step
   rt::TrainOptions t;
   // --steps N without --epochs trains N steps, over as many epochs as they take.
   t.epochs = o.epochs.value_or(o.steps ? -1 : 1);
@@ -185,6 +186,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     // The NaN trap: every rank replays to the state before the failing step; rank 0 runs
     // that batch in the interpreter and names the value, the others stop quietly.
     t.explainNonFinite = [&](const rt::Call &call, const std::string &where) {
+      explaining = true;
       explainNonFinite(gradFn, sm, o.model, f64, call, where);
     };
   } else {
@@ -201,8 +203,13 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     r = rt::train(grad, hasVal ? &eval : nullptr, *st, &data, hasVal ? &val : nullptr, t,
                   rank == 0 ? std::cout : quiet);
   } catch (const UserError &e) {
-    // The loss is the same on every rank, so a non-finite one stops them all at once.
+    // The loss is the same on every rank, so a non-finite one stops them all at once, as do
+    // the checks before the first step (the same data and flags everywhere).
     if (rank == 0) std::cerr << renderUserError(sm, e);
+    // Any other error is rank 0's alone (a checkpoint or the metrics file that can no longer
+    // be written): the others would wait for it in the next exchange until --mpi-timeout and
+    // then blame a dead rank, so the job ends now.
+    if (rank == 0 && !explaining && runner.steps > 0) mpi.end(1);
     return 1;
   }
   if (rank == 0 && runner.steps > 0)
