@@ -87,6 +87,8 @@ bool reportDistributedBadFlag(const std::string &line, double mpiTimeout) {
 int runTrainDistributed(Options &o, SourceManager &sm) {
   rt::Mpi mpi(o.mpiTimeout);
   int rank = mpi.rank();
+  // Every rank loads the same model: its warnings are printed once, by rank 0.
+  if (rank != 0) setWarnings(false);
   if (o.threads == 0)
     o.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / mpi.localSize());
   bool f64 = o.dtype == "f64";

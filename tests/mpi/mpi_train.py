@@ -9,7 +9,8 @@ smaller batch (1438 rows = 38 * 37 + 32).
 
 Start-up: ranks started with different flags (mpirun's `A : B` form), one rank that cannot
 read its data, or a bad flag (on every rank, or on one) all exit with one error, printed once,
-on one line that names the rank (a CSV error then quotes its row under it).
+on one line that names the rank (a CSV error then quotes its row under it). A model's warning
+is printed once too.
 
 usage: mpi_train.py GRADC   (exit 77 = skipped when mpirun is missing)
 """
@@ -83,6 +84,21 @@ def start_checks(gradc, mpirun, tmp):
     return failures
 
 
+def warning_once(gradc, mpirun, tmp):
+    """A model's warning (a param that does not reach the loss) is printed by rank 0 only; every
+    rank loads the model, and each printed it."""
+    model, data = os.path.join(tmp, "unused.grad"), os.path.join(tmp, "unused.csv")
+    with open(model, "w") as f:
+        f.write("dim B\ninput x: [B, 1]\nparam w: [1, 1] = ones\nparam u: [3] = ones\n"
+                "minimize mean(x @ w) with sgd(lr = 0.1)\n")
+    with open(data, "w") as f:
+        f.write("x\n0.1\n0.7\n1.3\n")
+    p = run(mpirun + ["-np", "3", gradc, "train", model, "--data", data])
+    n = p.stderr.count("warning: param u does not reach the loss")
+    print(f"{'ok  ' if n == 1 else 'FAIL'} a model's warning under -np 3: printed {n} time(s)")
+    return n != 1
+
+
 def main():
     gradc = sys.argv[1]
     mpirun = mpirun_or_skip(gradc)
@@ -131,6 +147,7 @@ def main():
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} np 1: the summary line says 1 rank: {p.stderr!r}")
         failures += start_checks(gradc, mpirun, tmp)
+        failures += warning_once(gradc, mpirun, tmp)
     print("failures:", failures)
     sys.exit(1 if failures else 0)
 
