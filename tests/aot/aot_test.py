@@ -10,7 +10,8 @@
   cross    `--target aarch64-linux-gnu --emit obj` is an AArch64 ELF object; other outputs
            (`-o -`, standard output) and refusals
   header   every example's header compiles as strict C99 and as C++, links with its object
-           and libgradc_runtime, and carries the same type block as gradc_runtime.h
+           and libgradc_runtime, and carries the same type block as gradc_runtime.h; two
+           models link into one C and one C++ program; a float64 object trains as gradc train
 """
 import argparse
 import os
@@ -289,7 +290,8 @@ def mode_header(tmp):
             out = run([exe]).stdout.split()
             check(out[0] == name and out[1] == ("1" if dtype == "f64" else "0"),
                   f"{name} {dtype}: compiles as C11 -pedantic -Werror, links, runs: {' '.join(out)}")
-            r = run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c++", h], ok=False)
+            r = run(["g++", "-std=c++17", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c++", h],
+                    ok=False)
             check(r.returncode == 0, f"{name} {dtype}: the header compiles as C++ {r.stderr[:300]}")
             r = run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h], ok=False)
             check(r.returncode == 0, f"{name} {dtype}: the header alone compiles as C99 {r.stderr[:300]}")
@@ -297,6 +299,26 @@ def mode_header(tmp):
                 r = run(["clang", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h],
                         ok=False)
                 check(r.returncode == 0, f"{name} {dtype}: the header alone compiles with clang {r.stderr[:300]}")
+    # Two models in one program, from C and from C++: their headers share the type block
+    # (one guard) and their objects define no symbol twice.
+    src = os.path.join(tmp, "two.c")
+    with open(src, "w") as f:
+        f.write('#include "digits_f32/model.h"\n#include "xor_f32/model.h"\n#include "gradc_runtime.h"\n'
+                "#include <stdio.h>\n#include <stdlib.h>\nint main(void) {\n"
+                "  gradc_model a = gradc_digits_model(), b = gradc_xor_model();\n"
+                "  void *sa = aligned_alloc(64, GRADC_DIGITS_STATE_BYTES), *sb = aligned_alloc(64, GRADC_XOR_STATE_BYTES);\n"
+                "  a.init(sa, 0);\n  b.init(sb, 0);\n"
+                '  printf("%s %s\\n", a.name, b.name);\n  free(sa);\n  free(sb);\n  return 0;\n}\n')
+    objs = [os.path.join(tmp, m + "_f32", "model.o") for m in ("digits", "xor")]
+    exe = os.path.join(tmp, "two")
+    cc_link(src, exe, [tmp, RUNTIME_H], objs)
+    out = run([exe]).stdout.strip()
+    check(out == "digits xor", f"two models' objects and headers in one C program: {out}")
+    r = run(["g++", "-std=c++17", "-Wall", "-Wextra", "-pedantic", "-Werror", "-x", "c++", src, "-x", "none"] + objs
+            + [f"-I{tmp}", f"-I{RUNTIME_H}", "-o", exe + "_cpp"] + SAN
+            + [f"-L{a.runtime_dir}", "-lgradc_runtime", f"-Wl,-rpath,{a.runtime_dir}", "-lm"], ok=False)
+    out = run([exe + "_cpp"], ok=False).stdout.strip() if r.returncode == 0 else r.stderr[:300]
+    check(out == "digits xor", f"two models' objects and headers in one C++ program: {out}")
     # Names whose C identifiers collide: param `w_m` and Adam's state `w.m` (both `w_m`), an input
     # named like the enum's own NUM_SLOTS. Each gets its kind appended; the header compiles.
     d = os.path.join(tmp, "clash")
