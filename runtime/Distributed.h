@@ -69,8 +69,9 @@ public:
   void min(uint64_t *data, int count, const char *what, double timeoutSeconds);
   /// Prints `gradc: error: rank R: MESSAGE` and ends every rank with exit status 1.
   [[noreturn]] void abort(const std::string &message) const;
-  /// Ends every rank now, with exit status `status` (the error is printed already): the
-  /// other ranks may be waiting in a collective this rank will not join.
+  /// Exits now with `status` (the error is printed already), without MPI_Finalize, which
+  /// would wait for the other ranks while they wait in a collective this rank will not join:
+  /// the launcher sees a rank fail and ends the job (or else their --mpi-timeout does).
   [[noreturn]] void end(int status) const;
 
 private:

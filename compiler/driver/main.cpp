@@ -142,12 +142,13 @@ std::string clashingFiles(const Options &o, const char *outFlag) {
   return "";
 }
 
-// A bad flag: one line (its value quoted with any control characters escaped) and exit
-// status 2.
-// Under mpirun every rank parses the same flags: `train`'s error is printed once for the job.
+// Under mpirun every rank parses the same flags: `train`'s bad flag is printed once for the
+// job (reportDistributedBadFlag).
 bool gTrainCommand = false;
 double *gMpiTimeout = nullptr;
 
+// A bad flag: one line (its value quoted with any control characters escaped) and exit
+// status 2.
 int badFlag(std::string_view msg) {
   std::string line = oneLine(fmt::format("gradc: error: {} (see gradc --help)", msg));
   if (!gTrainCommand || !reportDistributedBadFlag(line, gMpiTimeout ? *gMpiTimeout : 30)) std::cerr << line;
