@@ -197,7 +197,16 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     const char *every = std::getenv("GRADC_MPI_SAVE_EVERY_RANK");
     if (every && std::string(every) == "1" && !o.save.empty()) t.savePath = fmt::format("{}.rank{}", o.save, rank);
   }
-  rt::DataParallelStep runner(mpi, grad, update, *st, data, t.batchSize);
+  std::optional<rt::DataParallelStep> step;
+  try {
+    step.emplace(mpi, grad, update, *st, data, t.batchSize);
+  } catch (const UserError &e) {
+    // A model it cannot split (inputs of a fixed row count): every rank, with the same
+    // model, finds this; rank 0 says it.
+    if (rank == 0) std::cerr << renderUserError(sm, e);
+    return 1;
+  }
+  rt::DataParallelStep &runner = *step;
   t.runner = &runner;
   std::ostream quiet(nullptr);
   rt::TrainResult r;

@@ -55,6 +55,10 @@ def start_checks(gradc, mpirun, tmp):
     with open(bad, "w") as f:
         f.write(header + bad_row + "\n")
     col = len(cells[0]) + len(cells[1]) + 3
+    fixed = os.path.join(tmp, "fixed.grad")
+    with open(fixed, "w") as f:
+        f.write("input x: [32, 64]\ninput y: int[32]\nparam W: [64, 10] = zeros\n"
+                "minimize cross_entropy(x @ W, y) with sgd(lr = 0.1)\n")
     cases = [
         ("different --lr", ["-np", "1"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", DATA, "--lr", "0.1"],
          "did not start the same training"),
@@ -62,6 +66,10 @@ def start_checks(gradc, mpirun, tmp):
          "/nonexistent.csv: error: rank 2 of 3: cannot read file\n"),
         ("rank 1's data has an error", ["-np", "1"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", bad],
          "%s:2:%d: error: rank 1 of 2: 'x' is not a number\n%s" % (bad, col, bad_row[:20])),
+        # (found by every rank after the start-up check, and printed by each)
+        ("inputs of a fixed row count", ["-np", "3", gradc, "train", fixed, "--data", DATA],
+         DATA + ": error: distributed training needs inputs whose batch dim is a `dim`; this model's "
+         "inputs take exactly 32 rows\n"),
         # A bad flag is found before MPI starts: every rank printed it (3 lines).
         ("a bad flag on every rank", ["-np", "3"] + train + ["--data", DATA, "--batch-size", "0"],
          "gradc: error: --batch-size: takes a whole number >= 1, not '0' (see gradc --help)\n"),
