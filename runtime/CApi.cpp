@@ -139,7 +139,8 @@ gradc_dataset *gradc_dataset_read_csv(const gradc_model *m, const char *path) {
     for (int i = 0, j = 0; i < m->step.num_slots; ++i)
       if (m->step.slots[i].kind == GRADC_SLOT_INPUT) specs[static_cast<size_t>(j++)].classes = m->step.slots[i].classes;
     auto d = std::make_unique<gradc_dataset>();
-    d->ds = readCsv(path, specs);  // may throw: nothing is leaked then
+    // A float64 model reads its values as doubles, as `gradc train --dtype f64` does.
+    d->ds = readCsv(path, specs, m->f64 != 0);  // may throw: nothing is leaked then
     return d.release();
   });
 }

@@ -62,6 +62,12 @@ void Mpi::abort(const std::string &message) const {
   std::_Exit(1);
 }
 
+void Mpi::end(int status) const {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(status);
+}
+
 // Polls the requests until all are done (a non-blocking collective progresses inside these
 // calls, so they follow each other closely), yielding the core between polls so that ranks
 // sharing a core leave it to the others. An error or `timeoutSeconds` without completion

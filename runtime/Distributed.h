@@ -69,6 +69,10 @@ public:
   void min(uint64_t *data, int count, const char *what, double timeoutSeconds);
   /// Prints `gradc: error: rank R: MESSAGE` and ends every rank with exit status 1.
   [[noreturn]] void abort(const std::string &message) const;
+  /// Exits now with `status` (the error is printed already), without MPI_Finalize, which
+  /// would wait for the other ranks while they wait in a collective this rank will not join:
+  /// the launcher sees a rank fail and ends the job (or else their --mpi-timeout does).
+  [[noreturn]] void end(int status) const;
 
 private:
   void wait(std::vector<MPI_Request> &requests, const char *what, double timeoutSeconds);

@@ -87,7 +87,9 @@ const char *gradc_last_error(void);
 typedef struct gradc_dataset gradc_dataset;
 
 /* Reads a CSV file holding the inputs of the model's step (SPEC §6: one row per sample,
- * the columns of each input in declaration order). NULL on error. */
+ * the columns of each input in declaration order). A float64 model (m->f64) reads the
+ * values as doubles, each to the nearest double, as `gradc train --dtype f64` does. NULL on
+ * error. */
 gradc_dataset *gradc_dataset_read_csv(const gradc_model *m, const char *path);
 int64_t gradc_dataset_rows(const gradc_dataset *d);
 void gradc_dataset_free(gradc_dataset *d);

@@ -36,6 +36,8 @@ int runTrainDistributed(Options &, SourceManager &) {
                   "(--distributed, mpirun): install libopenmpi-dev and rebuild (CMake option GRADC_MPI)");
 }
 
+bool reportDistributedBadFlag(const std::string &, double) { return false; }
+
 #else
 
 namespace {
@@ -56,11 +58,37 @@ void checkWritable(const std::string &path) {
   if (!path.empty()) rt::checkWritable(path);
 }
 
+// [first rank that failed, min hash, ~max hash] over all ranks.
+void startCheck(rt::Mpi &mpi, uint64_t check[3], double mpiTimeout) {
+  mpi.min(check, 3, "the start-up check", std::max(300.0, mpiTimeout));
+}
+
 }  // namespace
+
+bool reportDistributedBadFlag(const std::string &line, double mpiTimeout) {
+  if (!rt::launchedByMpi()) return false;
+  std::optional<rt::Mpi> mpi;
+  try {
+    mpi.emplace(mpiTimeout);
+  } catch (const UserError &) {
+    return false;
+  }
+  int rank = mpi->rank();
+  std::string text = line;
+  const std::string head = "gradc: error: ";
+  if (rank != 0 && text.rfind(head, 0) == 0)
+    text.insert(head.size(), fmt::format("rank {} of {}: ", rank, mpi->size()));
+  uint64_t check[3] = {static_cast<uint64_t>(rank), 0, ~uint64_t(0)};
+  startCheck(*mpi, check, mpiTimeout);
+  if (check[0] == static_cast<uint64_t>(rank)) std::cerr << text << std::flush;
+  return true;
+}
 
 int runTrainDistributed(Options &o, SourceManager &sm) {
   rt::Mpi mpi(o.mpiTimeout);
   int rank = mpi.rank();
+  // Every rank loads the same model: its warnings are printed once, by rank 0.
+  if (rank != 0) setWarnings(false);
   if (o.threads == 0)
     o.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / mpi.localSize());
   bool f64 = o.dtype == "f64";
@@ -125,7 +153,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
 
   // [first rank that failed, min hash, ~max hash]
   uint64_t check[3] = {failure.empty() ? UINT64_MAX : static_cast<uint64_t>(rank), fnv.h, ~fnv.h};
-  mpi.min(check, 3, "the start-up check", std::max(300.0, o.mpiTimeout));
+  startCheck(mpi, check, o.mpiTimeout);
   if (check[0] != UINT64_MAX) {
     if (check[0] == static_cast<uint64_t>(rank)) std::cerr << failure;
     return 1;
@@ -140,6 +168,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     return 1;
   }
 
+  bool explaining = false;  // rank 0's NaN trap, which every rank reaches at the same step
   rt::TrainOptions t;
   // --steps N without --epochs trains N steps, over as many epochs as they take.
   t.epochs = o.epochs.value_or(o.steps ? -1 : 1);
@@ -159,6 +188,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     // The NaN trap: every rank replays to the state before the failing step; rank 0 runs
     // that batch in the interpreter and names the value, the others stop quietly.
     t.explainNonFinite = [&](const rt::Call &call, const std::string &where) {
+      explaining = true;
       explainNonFinite(gradFn, sm, o.model, f64, call, where);
     };
   } else {
@@ -167,7 +197,16 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     const char *every = std::getenv("GRADC_MPI_SAVE_EVERY_RANK");
     if (every && std::string(every) == "1" && !o.save.empty()) t.savePath = fmt::format("{}.rank{}", o.save, rank);
   }
-  rt::DataParallelStep runner(mpi, grad, update, *st, data, t.batchSize);
+  std::optional<rt::DataParallelStep> step;
+  try {
+    step.emplace(mpi, grad, update, *st, data, t.batchSize);
+  } catch (const UserError &e) {
+    // A model it cannot split (inputs of a fixed row count): every rank, with the same
+    // model, finds this; rank 0 says it.
+    if (rank == 0) std::cerr << renderUserError(sm, e);
+    return 1;
+  }
+  rt::DataParallelStep &runner = *step;
   t.runner = &runner;
   std::ostream quiet(nullptr);
   rt::TrainResult r;
@@ -175,8 +214,13 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     r = rt::train(grad, hasVal ? &eval : nullptr, *st, &data, hasVal ? &val : nullptr, t,
                   rank == 0 ? std::cout : quiet);
   } catch (const UserError &e) {
-    // The loss is the same on every rank, so a non-finite one stops them all at once.
+    // The loss is the same on every rank, so a non-finite one stops them all at once, as do
+    // the checks before the first step (the same data and flags everywhere).
     if (rank == 0) std::cerr << renderUserError(sm, e);
+    // Any other error is rank 0's alone (a checkpoint or the metrics file that can no longer
+    // be written): the others would wait for it in the next exchange until --mpi-timeout and
+    // then blame a dead rank, so the job ends now.
+    if (rank == 0 && !explaining && runner.steps > 0) mpi.end(1);
     return 1;
   }
   if (rank == 0 && runner.steps > 0)

@@ -43,6 +43,12 @@ int runInspect(Options &o, SourceManager &sm);
 int runTrain(Options &o, SourceManager &sm);
 /// `train` as one rank of data-parallel training (CmdTrainDistributed.cpp).
 int runTrainDistributed(Options &o, SourceManager &sm);
+/// A bad flag of `train` under an MPI launcher (`gradc: error: MSG\n`), printed once for
+/// the job: every rank joins the start-up check, which the ranks with good flags reach after
+/// compiling, and only the first rank that failed prints, its rank after `error: ` unless it
+/// is rank 0. False (nothing printed) when gradc was not started by a launcher or was built
+/// without MPI: the caller prints the line.
+bool reportDistributedBadFlag(const std::string &line, double mpiTimeout);
 int runEval(Options &o, SourceManager &sm);
 int runPredict(Options &o, SourceManager &sm);
 int runGrad(Options &o, SourceManager &sm);

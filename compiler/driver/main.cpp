@@ -142,10 +142,16 @@ std::string clashingFiles(const Options &o, const char *outFlag) {
   return "";
 }
 
+// Under mpirun every rank parses the same flags: `train`'s bad flag is printed once for the
+// job (reportDistributedBadFlag).
+bool gTrainCommand = false;
+double *gMpiTimeout = nullptr;
+
 // A bad flag: one line (its value quoted with any control characters escaped) and exit
 // status 2.
 int badFlag(std::string_view msg) {
-  std::cerr << oneLine(fmt::format("gradc: error: {} (see gradc --help)", msg));
+  std::string line = oneLine(fmt::format("gradc: error: {} (see gradc --help)", msg));
+  if (!gTrainCommand || !reportDistributedBadFlag(line, gMpiTimeout ? *gMpiTimeout : 30)) std::cerr << line;
   return 2;
 }
 
@@ -254,6 +260,14 @@ int main(int argc, char **argv) {
       ->check(wholeNumber(0, kMaxThreads));
   addDtype(compile, o);
 
+  // The command is the first word that is not an option (gradc takes no global option with
+  // a value).
+  for (int i = 1; i < argc; ++i)
+    if (argv[i][0] != '-') {
+      gTrainCommand = std::string_view(argv[i]) == "train";
+      break;
+    }
+  gMpiTimeout = &o.mpiTimeout;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {

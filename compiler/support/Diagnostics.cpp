@@ -78,8 +78,14 @@ std::string renderUserError(const SourceManager &sm, const UserError &e, std::st
   return oneLine(fmt::format("gradc: error: {}", msg));
 }
 
+namespace {
+bool gWarnings = true;
+}  // namespace
+
 void warn(const SourceManager &sm, Loc loc, std::string_view msg) {
-  std::cerr << renderDiagnostic(sm, loc, "warning", msg);
+  if (gWarnings) std::cerr << renderDiagnostic(sm, loc, "warning", msg);
 }
+
+void setWarnings(bool on) { gWarnings = on; }
 
 }  // namespace gradc

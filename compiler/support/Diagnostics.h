@@ -124,7 +124,10 @@ std::string renderUserError(const SourceManager &sm, const UserError &e, std::st
 /// a message stays one line and leaves the terminal as it was.
 inline std::string oneLine(std::string_view s) { return escapeText(s) + "\n"; }
 
-/// Prints a warning to stderr at once.
+/// Prints a warning to stderr at once (unless warnings are off).
 void warn(const SourceManager &sm, Loc loc, std::string_view msg);
+/// Turns warn() off or on again: the ranks but 0 of data-parallel training, which load the
+/// same model, leave its warnings to rank 0.
+void setWarnings(bool on);
 
 }  // namespace gradc

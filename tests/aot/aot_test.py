@@ -10,7 +10,8 @@
   cross    `--target aarch64-linux-gnu --emit obj` is an AArch64 ELF object; other outputs
            (`-o -`, standard output) and refusals
   header   every example's header compiles as strict C99 and as C++, links with its object
-           and libgradc_runtime, and carries the same type block as gradc_runtime.h
+           and libgradc_runtime, and carries the same type block as gradc_runtime.h; two
+           models link into one C and one C++ program; a float64 object trains as gradc train
 """
 import argparse
 import os
@@ -289,7 +290,8 @@ def mode_header(tmp):
             out = run([exe]).stdout.split()
             check(out[0] == name and out[1] == ("1" if dtype == "f64" else "0"),
                   f"{name} {dtype}: compiles as C11 -pedantic -Werror, links, runs: {' '.join(out)}")
-            r = run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c++", h], ok=False)
+            r = run(["g++", "-std=c++17", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c++", h],
+                    ok=False)
             check(r.returncode == 0, f"{name} {dtype}: the header compiles as C++ {r.stderr[:300]}")
             r = run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h], ok=False)
             check(r.returncode == 0, f"{name} {dtype}: the header alone compiles as C99 {r.stderr[:300]}")
@@ -297,6 +299,26 @@ def mode_header(tmp):
                 r = run(["clang", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", h],
                         ok=False)
                 check(r.returncode == 0, f"{name} {dtype}: the header alone compiles with clang {r.stderr[:300]}")
+    # Two models in one program, from C and from C++: their headers share the type block
+    # (one guard) and their objects define no symbol twice.
+    src = os.path.join(tmp, "two.c")
+    with open(src, "w") as f:
+        f.write('#include "digits_f32/model.h"\n#include "xor_f32/model.h"\n#include "gradc_runtime.h"\n'
+                "#include <stdio.h>\n#include <stdlib.h>\nint main(void) {\n"
+                "  gradc_model a = gradc_digits_model(), b = gradc_xor_model();\n"
+                "  void *sa = aligned_alloc(64, GRADC_DIGITS_STATE_BYTES), *sb = aligned_alloc(64, GRADC_XOR_STATE_BYTES);\n"
+                "  a.init(sa, 0);\n  b.init(sb, 0);\n"
+                '  printf("%s %s\\n", a.name, b.name);\n  free(sa);\n  free(sb);\n  return 0;\n}\n')
+    objs = [os.path.join(tmp, m + "_f32", "model.o") for m in ("digits", "xor")]
+    exe = os.path.join(tmp, "two")
+    cc_link(src, exe, [tmp, RUNTIME_H], objs)
+    out = run([exe]).stdout.strip()
+    check(out == "digits xor", f"two models' objects and headers in one C program: {out}")
+    r = run(["g++", "-std=c++17", "-Wall", "-Wextra", "-pedantic", "-Werror", "-x", "c++", src, "-x", "none"] + objs
+            + [f"-I{tmp}", f"-I{RUNTIME_H}", "-o", exe + "_cpp"] + SAN
+            + [f"-L{a.runtime_dir}", "-lgradc_runtime", f"-Wl,-rpath,{a.runtime_dir}", "-lm"], ok=False)
+    out = run([exe + "_cpp"], ok=False).stdout.strip() if r.returncode == 0 else r.stderr[:300]
+    check(out == "digits xor", f"two models' objects and headers in one C++ program: {out}")
     # Names whose C identifiers collide: param `w_m` and Adam's state `w.m` (both `w_m`), an input
     # named like the enum's own NUM_SLOTS. Each gets its kind appended; the header compiles.
     d = os.path.join(tmp, "clash")
@@ -379,6 +401,36 @@ def mode_header(tmp):
     mine = os.path.join(tmp, "init_c.safetensors")
     run([exe, mine])
     check(same_file(mine, init_ckpt), "init(state, 7) gives gradc train --seed 7's initial weights, byte for byte")
+    # A float64 object trained through gradc_train on data that float32 cannot hold (0.1):
+    # gradc_dataset_read_csv reads the values as doubles, as `gradc train --dtype f64` does, so
+    # both save the same checkpoint (the values were read as floats and widened, 2e-9 off).
+    d = os.path.join(tmp, "f64data")
+    os.mkdir(d)
+    model, data = os.path.join(d, "lin.grad"), os.path.join(d, "lin.csv")
+    with open(model, "w") as f:
+        f.write("dim B\ninput x: [B, 1]\nparam w: [1, 1] = ones\nminimize mean(x @ w) with sgd(lr = 0.1)\n")
+    with open(data, "w") as f:
+        f.write("x\n0.1\n0.7\n1.3\n")
+    obj, h = os.path.join(d, "lin.o"), os.path.join(d, "lin.h")
+    run([a.gradc, "compile", model, "--dtype", "f64", "-o", obj, "--header", h])
+    src = os.path.join(d, "train.c")
+    with open(src, "w") as f:
+        f.write('#include "lin.h"\n#include "gradc_runtime.h"\n#include <stdio.h>\n#include <stdlib.h>\n'
+                "int main(int argc, char **argv) {\n  gradc_model m = gradc_lin_model();\n"
+                "  gradc_train_options o = gradc_train_defaults(&m);\n  gradc_counters c = {0, 0, 0, 0, 0};\n"
+                "  void *state = aligned_alloc(64, GRADC_LIN_STATE_BYTES);\n"
+                "  gradc_dataset *data = gradc_dataset_read_csv(&m, argv[1]);\n  int rc;\n  (void)argc;\n"
+                "  if (!data) { puts(gradc_last_error()); return 1; }\n"
+                "  o.epochs = 1;\n  o.save_path = argv[2];\n  m.init(state, 0);\n"
+                "  rc = gradc_train(&m, state, &c, data, NULL, &o) != 0;\n"
+                "  if (rc) puts(gradc_last_error());\n  gradc_dataset_free(data);\n  free(state);\n  return rc;\n}\n")
+    exe = os.path.join(d, "train")
+    cc_link(src, exe, [d, RUNTIME_H], [obj])
+    mine, theirs = os.path.join(d, "c.safetensors"), os.path.join(d, "train.safetensors")
+    run([exe, data, mine])
+    run([a.gradc, "train", model, "--data", data, "--dtype", "f64", "--epochs", "1", "--save", theirs])
+    check(same_file(mine, theirs), "--dtype f64: gradc_dataset_read_csv and gradc_train give gradc train's "
+          "checkpoint, byte for byte, on data float32 cannot hold")
 
 
 with tempfile.TemporaryDirectory() as tmp:

@@ -7,9 +7,10 @@ Two settings: --no-shuffle with batches of 32, and a shuffled run of batches of 
 epochs, whose shares are uneven (37 rows over 2 or 4 ranks) and whose epoch ends with a
 smaller batch (1438 rows = 38 * 37 + 32).
 
-Start-up: ranks started with different flags (mpirun's `A : B` form) or one rank that cannot
-read its data all exit 1 with one error, printed once, on one line that names the rank (a CSV
-error then quotes its row under it).
+Start-up: ranks started with different flags (mpirun's `A : B` form), one rank that cannot
+read its data, or a bad flag (on every rank, or on one) all exit with one error, printed once,
+on one line that names the rank (a CSV error then quotes its row under it). A model's warning
+is printed once too.
 
 usage: mpi_train.py GRADC   (exit 77 = skipped when mpirun is missing)
 """
@@ -54,6 +55,10 @@ def start_checks(gradc, mpirun, tmp):
     with open(bad, "w") as f:
         f.write(header + bad_row + "\n")
     col = len(cells[0]) + len(cells[1]) + 3
+    fixed = os.path.join(tmp, "fixed.grad")
+    with open(fixed, "w") as f:
+        f.write("input x: [32, 64]\ninput y: int[32]\nparam W: [64, 10] = zeros\n"
+                "minimize cross_entropy(x @ W, y) with sgd(lr = 0.1)\n")
     cases = [
         ("different --lr", ["-np", "1"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", DATA, "--lr", "0.1"],
          "did not start the same training"),
@@ -61,6 +66,15 @@ def start_checks(gradc, mpirun, tmp):
          "/nonexistent.csv: error: rank 2 of 3: cannot read file\n"),
         ("rank 1's data has an error", ["-np", "1"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", bad],
          "%s:2:%d: error: rank 1 of 2: 'x' is not a number\n%s" % (bad, col, bad_row[:20])),
+        # (found by every rank after the start-up check, and printed by each)
+        ("inputs of a fixed row count", ["-np", "3", gradc, "train", fixed, "--data", DATA],
+         DATA + ": error: distributed training needs inputs whose batch dim is a `dim`; this model's "
+         "inputs take exactly 32 rows\n"),
+        # A bad flag is found before MPI starts: every rank printed it (3 lines).
+        ("a bad flag on every rank", ["-np", "3"] + train + ["--data", DATA, "--batch-size", "0"],
+         "gradc: error: --batch-size: takes a whole number >= 1, not '0' (see gradc --help)\n"),
+        ("a bad flag on rank 2", ["-np", "2"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", DATA, "--batch-size", "0"],
+         "gradc: error: rank 2 of 3: --batch-size: takes a whole number >= 1, not '0' (see gradc --help)\n"),
         # (found at the first save, it left rank 1 waiting --mpi-timeout, then MPI_ABORT)
         ("--save names a folder", ["-np", "2", gradc, "train", MODEL, "--data", DATA, "--epochs", "2",
                                    "--mpi-timeout", "5", "--save", os.path.dirname(DATA)],
@@ -69,13 +83,28 @@ def start_checks(gradc, mpirun, tmp):
     failures = 0
     for name, args, expect in cases:
         p = subprocess.run(mpirun + args, capture_output=True, text=True, env=env(), timeout=300)
-        ok = (p.returncode != 0 and p.stderr.count(expect) == 1 and "epoch" not in p.stdout
+        ok = (p.returncode != 0 and p.stderr.count(expect) == 1 and p.stderr.count("error:") == 1 and "epoch" not in p.stdout
               and "MPI_ABORT" not in p.stderr and "gradc: rank" not in p.stderr)
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} start-up, {name}: exit {p.returncode}, error printed {p.stderr.count(expect)} time(s)")
         if not ok:
             print(p.stderr)
     return failures
+
+
+def warning_once(gradc, mpirun, tmp):
+    """A model's warning (a param that does not reach the loss) is printed by rank 0 only; every
+    rank loads the model, and each printed it."""
+    model, data = os.path.join(tmp, "unused.grad"), os.path.join(tmp, "unused.csv")
+    with open(model, "w") as f:
+        f.write("dim B\ninput x: [B, 1]\nparam w: [1, 1] = ones\nparam u: [3] = ones\n"
+                "minimize mean(x @ w) with sgd(lr = 0.1)\n")
+    with open(data, "w") as f:
+        f.write("x\n0.1\n0.7\n1.3\n")
+    p = run(mpirun + ["-np", "3", gradc, "train", model, "--data", data])
+    n = p.stderr.count("warning: param u does not reach the loss")
+    print(f"{'ok  ' if n == 1 else 'FAIL'} a model's warning under -np 3: printed {n} time(s)")
+    return n != 1
 
 
 def main():
@@ -126,6 +155,7 @@ def main():
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} np 1: the summary line says 1 rank: {p.stderr!r}")
         failures += start_checks(gradc, mpirun, tmp)
+        failures += warning_once(gradc, mpirun, tmp)
     print("failures:", failures)
     sys.exit(1 if failures else 0)
 
