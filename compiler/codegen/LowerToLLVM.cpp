@@ -655,20 +655,28 @@ private:
       };
       // A sum over axes that keep the last (a bias's gradient over the batch, `mean(x,
       // axis=0)`, a sum over middle axes) of more than kSumBlock rows adds blocks of rows
-      // (emitBlockedSum); up to kSumBlock rows, the walk above is that one block.
-      if (n.op == Op::Max || n.op == Op::Min || n.axes == 0 || (n.axes & (1u << (rank - 1)))) {
+      // (emitBlockedSum); one over the last axis and others, not all the trailing ones (the
+      // gradient of a param [1, N, 1] broadcast over [B, N, K]), of more than kSumBlock
+      // elements per result adds blocks of elements (emitTrailingSum); up to kSumBlock, the
+      // walk above is that one block.
+      bool lastAxis = n.axes & (1u << (rank - 1));
+      if (n.op == Op::Max || n.op == Op::Min || n.axes == 0 || (lastAxis && std::popcount(n.axes) < 2)) {
         walk();
       } else {
         Value *rows = i64(1);
         for (size_t d = 0; d < rank; ++d)
           if (n.axes & (1u << d)) rows = b_.CreateMul(rows, dimValue(xn.shape[d]), "", true, true);
+        auto blocked = [&] {
+          if (lastAxis) emitTrailingSum(n, xn, static_cast<size_t>(std::countr_zero(n.axes)), s.dest);
+          else emitBlockedSum(n, xn, s.dest, rows);
+        };
         Value *oneBlock = b_.CreateICmpULE(rows, i64(kSumBlock));
         if (auto *c = llvm::dyn_cast<llvm::ConstantInt>(oneBlock)) {
           if (c->isOne()) walk();
-          else emitBlockedSum(n, xn, s.dest, rows);
+          else blocked();
         } else {
           emitIf(b_, oneBlock, walk);
-          emitIf(b_, b_.CreateNot(oneBlock), [&] { emitBlockedSum(n, xn, s.dest, rows); });
+          emitIf(b_, b_.CreateNot(oneBlock), blocked);
         }
       }
     }
@@ -696,11 +704,13 @@ private:
 
   // A sum over the axes from `first` on: of everything (first = 0), or of several trailing
   // axes for each index of the kept ones before them (the gradient of a param [A, 1, 1]
-  // broadcast over [A, N, K]). Per result, blocks of about kSumBlock elements each are added
+  // broadcast over [A, N, K]); or over axes from `first` on that are not all of them but
+  // take the last (of a param [1, N, 1] broadcast over [B, N, K]), for each index of the
+  // kept ones. Per result, blocks of about kSumBlock elements each are added
   // into a float partial of their own, and the partials in double: one float chain of B·k
   // additions lost 1.7e-5 of a 600,000-element mean ([300000, 2]), where PyTorch's cascade
   // sum is exact to float32 rounding. The block axis is the first reduced one whose
-  // following axes are static and hold at most kSumBlock elements: a block is a run of
+  // following reduced axes are static and hold at most kSumBlock elements: a block is a run of
   // indices along it, for each index of the axes before it. So a row longer than kSumBlock
   // is cut into blocks too (one chain per row of [2, 200000, 3] lost 1.2e-5 of its sum, of
   // `transpose(x)` for x: [B, 2] with B = 1,000,000, 4.4e-6, of axes 1 and 2 of
@@ -712,13 +722,14 @@ private:
     auto elemsAfter = [&](size_t a) {
       int64_t e = 1;
       for (size_t d = a + 1; d < rank; ++d) {
+        if (!(n.axes & (1u << d))) continue;
         if (!xn.shape[d].isStatic()) return kSumBlock + 1;  // the batch: may be long
         e = std::min(kSumBlock + 1, e * std::max<int64_t>(1, xn.shape[d].factor));
       }
       return e;
     };
     size_t axis = first;
-    while (elemsAfter(axis) > kSumBlock) ++axis;
+    while (!(n.axes & (1u << axis)) || elemsAfter(axis) > kSumBlock) ++axis;
     int64_t blockLen = std::max<int64_t>(1, kSumBlock / elemsAfter(axis));
     uint32_t innerAxes = n.axes & ~((2u << axis) - 1);
     uint32_t outerAxes = n.axes & ((1u << axis) - 1);
@@ -743,11 +754,12 @@ private:
         b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(dt, total), b_.CreateFPCast(b_.CreateLoad(ft_, partial), dt)), total);
       });
     };
+    const bool everything = n.axes == (uint32_t(1) << rank) - 1;
     auto result = [&](const Index &k) {
       // The entry block starts the total of a sum of everything at zero.
-      if (first > 0) b_.CreateStore(llvm::ConstantFP::get(dt, 0.0), total);
+      if (!everything) b_.CreateStore(llvm::ConstantFP::get(dt, 0.0), total);
       if (axis == 0)
-        blocksAlong(Index(rank));
+        blocksAlong(k);
       else
         rowInner(xn.shape, outerAxes, k, blocksAlong);
       Value *v = b_.CreateFPCast(b_.CreateLoad(dt, total), ft_);
@@ -756,11 +768,12 @@ private:
       else
         storeAt(dest, n, reducedIndex(n, k), v);
     };
-    if (first == 0) {
+    if (everything) {
       result(Index(rank));
     } else {
       Shape kept = xn.shape;
-      for (size_t d = first; d < rank; ++d) kept[d] = Dim::fixed(1);
+      for (size_t d = first; d < rank; ++d)
+        if (n.axes & (1u << d)) kept[d] = Dim::fixed(1);
       loopNest(kept, result);
     }
   }

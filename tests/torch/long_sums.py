@@ -3,7 +3,8 @@
 
 A sum or mean over an axis that is neither the first nor the last (`sum(x, axis=1)` of
 [A, N, K]), the gradient of a param broadcast over middle or trailing axes ([A, 1, 1, K]
-against [A, N, M, K], [A, 1, 1] against [A, N, K]) and a sum of everything whose rows are
+against [A, N, M, K], [A, 1, 1] against [A, N, K]) or over the first and last axes ([1, 1, 1]
+against [N, 1, K]: the reduced axes are not the trailing ones) and a sum of everything whose rows are
 long ([2, 200000, 3], or [2, B]: the transpose of an input) add up to 600,000 numbers per
 result. PyTorch float32 sums them in a cascade and is within a few 1e-7 of the float64
 value; gradc must be within 1e-6 (relative error per tensor, max |gradc - float64| <=
@@ -66,6 +67,11 @@ param Z: [2, 300, 400, 5] = zeros
 param P: [2, 1, 1, 5] = zeros
 minimize sum((Z + P) * Z)
 """, {"Z": (2, 300, 400, 5), "P": (2, 1, 1, 5)}, lambda p, x: ((p["Z"] + p["P"]) * p["Z"]).sum(), 0),
+    ("the gradient of a param broadcast over the first and last axes", """
+param Z: [300000, 1, 2] = zeros
+param P: [1, 1, 1] = zeros
+minimize sum((Z + P) * Z)
+""", {"Z": (300000, 1, 2), "P": (1, 1, 1)}, lambda p, x: ((p["Z"] + p["P"]) * p["Z"]).sum(), 0),
 ]
 
 
