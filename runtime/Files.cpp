@@ -118,6 +118,10 @@ void checkWritable(const std::string &userPath) {
     fileError(userPath, "cannot write file: {}", std::strerror(ENAMETOOLONG));
   if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode))
     fileError(userPath, "cannot write file: {}", std::strerror(EISDIR));
+  // A write-protected file is refused as open() would refuse it (torch.save): the rename
+  // needs only the folder's permission and would replace it.
+  if (::access(path.c_str(), F_OK) == 0 && ::access(path.c_str(), W_OK) != 0)
+    fileError(userPath, "cannot write file: {}", std::strerror(errno));
 }
 
 void writeFileAtomic(const std::string &path, std::string_view content) {
@@ -136,9 +140,15 @@ void writeFileAtomic(const std::string &path, std::string_view content) {
   }
   // Through a symbolic link, the file it names is replaced, not the link.
   std::string target = linkTarget(path);
+  if (::access(target.c_str(), F_OK) == 0 && ::access(target.c_str(), W_OK) != 0)
+    fileError(path, "cannot write file: {}", std::strerror(errno));
   std::string tmp = tempPath(target);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A new file gets the mode open() gives (0666 less the umask), a replaced one keeps its
+  // own (a private checkpoint stays private).
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) fileError(path, "cannot write file: {}", std::strerror(errno));
+  struct stat old {};
+  if (::stat(target.c_str(), &old) == 0 && S_ISREG(old.st_mode)) (void)::fchmod(fd, old.st_mode & 0777);
   try {
     writeAll(path, fd, content);
   } catch (const UserError &) {

@@ -8,7 +8,8 @@ and exit status 1 (also through --val, eval and predict); the accepted oddities 
 training reaches its accuracy; the same seed gives the same weights; a run resumed from a
 checkpoint (after whole epochs, or after --steps inside an epoch) ends with the weights of the
 uninterrupted run, bit for bit; SIGINT / SIGTERM save a checkpoint and exit 130 / 143; the
-metrics CSV; eval and predict output; --out to a FIFO writes into it; training without inputs; bench --json.
+metrics CSV; eval and predict output; --out to a FIFO writes into it; a replaced file keeps
+its permissions and a write-protected one is refused; training without inputs; bench --json.
 """
 
 import json
@@ -534,6 +535,51 @@ def outputs_whole(tmp):
           "--metrics /dev/stdout: rc %d, out %r" % (rc, out))
 
 
+def file_modes(tmp):
+    """A file that --save, --out or --metrics replaces keeps its permissions (a checkpoint made
+    private with chmod 600 became 644), a new one gets open()'s 0666 less the umask (as
+    torch.save gives it), and a write-protected one is refused before any work, as open()
+    refuses it (the rename replaced it)."""
+    # Copies, which another user can read below.
+    data, model = shutil.copy(os.path.join(DATA, "oddities.csv"), tmp), shutil.copy(MODEL, tmp)
+    weights, preds, metrics = (os.path.join(tmp, n) for n in ("w.safetensors", "p.csv", "m.csv"))
+    old = os.umask(0o002)
+    try:
+        rc, _, err = run("train", model, "--data", data, "--save", weights, "--metrics", metrics, "--steps", "1")
+        rc2, _, err2 = run("predict", model, "--weights", weights, "--data", data, "--out", preds)
+    finally:
+        os.umask(old)
+    modes = [stat.S_IMODE(os.stat(f).st_mode) for f in (weights, metrics, preds)]
+    check(rc == 0 and rc2 == 0 and modes == [0o664] * 3, "new files under umask 002: %r %r %r" % (modes, err, err2))
+    for f in (weights, metrics, preds):
+        os.chmod(f, 0o600)
+    rc, _, err = run("train", model, "--data", data, "--init", weights, "--save", weights, "--metrics", metrics,
+                     "--steps", "1")
+    rc2, _, err2 = run("predict", model, "--weights", weights, "--data", data, "--out", preds)
+    modes = [stat.S_IMODE(os.stat(f).st_mode) for f in (weights, metrics, preds)]
+    check(rc == 0 and rc2 == 0 and modes == [0o600] * 3, "replaced files keep mode 600: %r %r %r" % (modes, err, err2))
+    # A write-protected file, for a user other than root (root may write it, as with open()).
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        probe = subprocess.run(as_nobody + [clitest.GRADC, "--version"], capture_output=True, timeout=60)
+        if probe.returncode != 0:
+            return  # the gradc under test cannot be run by another user here
+        os.chmod(tmp, 0o777)
+        for f in (weights, preds):
+            os.chmod(f, 0o444)
+        before = open(preds).read()
+        for args, name in ((["train", model, "--data", data, "--save", preds.replace("p.csv", "w2.safetensors"),
+                             "--metrics", preds, "--steps", "1"], preds),
+                           (["predict", model, "--weights", weights, "--data", data, "--out", preds], preds),
+                           (["train", model, "--data", data, "--init", weights, "--save", weights], weights)):
+            p = subprocess.run(as_nobody + [clitest.GRADC, *args], capture_output=True, text=True, timeout=300)
+            check(p.returncode == 1 and p.stdout == ""
+                  and p.stderr == name + ": error: cannot write file: Permission denied\n"
+                  and open(preds).read() == before and stat.S_IMODE(os.stat(name).st_mode) == 0o444
+                  and not os.path.exists(preds.replace("p.csv", "w2.safetensors")),
+                  "%s over a write-protected file: rc %d, out %r, err %r" % (args[0], p.returncode, p.stdout, p.stderr))
+
+
 def clashing_files(tmp):
     """An output naming an input or another output is refused before anything is written
     (`compile m.grad -o m.grad` replaced the model by an object file); --init W --save W
@@ -915,6 +961,8 @@ def main():
             clashing_files(sub)
         with tempfile.TemporaryDirectory() as sub:
             outputs_whole(sub)
+        with tempfile.TemporaryDirectory() as sub:
+            file_modes(sub)
         batches(tmp)
         train_and_resume(tmp)
         no_inputs(tmp)
