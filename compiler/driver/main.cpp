@@ -5,6 +5,7 @@
 #include <charconv>
 #include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -49,8 +50,17 @@ CLI::Validator finiteNumber(const char *what, bool zero, const char *desc) {
   return CLI::Validator(
       [what, zero](std::string &s) -> std::string {
         double v = 0;
-        if (!parsesWhole(s, v) || !std::isfinite(v) || v < 0 || (!zero && v == 0))
+        auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (r.ec == std::errc::result_out_of_range && r.ptr == s.data() + s.size()) {
+          // Too small for a double (`1e-400`) is 0, as Python's float() reads it; too large
+          // is not finite.
+          v = std::strtod(s.c_str(), nullptr);
+        } else if (r.ec != std::errc() || r.ptr != s.data() + s.size()) {
+          v = std::nan("");
+        }
+        if (!std::isfinite(v) || v < 0 || (!zero && v == 0))
           return fmt::format("takes {} {}, not '{}'", what, zero ? ">= 0" : "> 0", s);
+        if (r.ec != std::errc()) s = fmt::format("{}", v);  // the value CLI11 then reads
         return "";
       },
       desc);

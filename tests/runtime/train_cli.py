@@ -692,6 +692,13 @@ def bad_flags():
               "%r: rc %d, err %r" % (args, p.returncode, p.stderr))
     rc, out, err = run("train", MODEL, "--data", data, "--lr", "0", "--steps", "1", "--threads", "1")
     check(rc == 0, "--lr 0: rc %d, err %r" % (rc, err))
+    # A value too small for a double is 0, as Python's float('1e-400') reads it (it was
+    # refused as not "a number >= 0"); for --mpi-timeout that 0 is refused as 0 is.
+    rc, out2, err = run("train", MODEL, "--data", data, "--lr", "1e-400", "--steps", "1", "--threads", "1")
+    check(rc == 0 and out2.split("(")[0] == out.split("(")[0], "--lr 1e-400: rc %d, err %r" % (rc, err))
+    rc, _, err = run("train", MODEL, "--data", data, "--mpi-timeout", "1e-400")
+    check(rc == 2 and err.startswith("gradc: error: --mpi-timeout: takes a number of seconds > 0, not '"),
+          "--mpi-timeout 1e-400: rc %d, err %r" % (rc, err))
     rc, out, err = run("gradcheck", MODEL, "--threads", "1")
     check(rc == 0 and "passed" in out, "gradcheck --threads 1: rc %d, err %r" % (rc, err))
     rc, out, err = run("train", "--help")
