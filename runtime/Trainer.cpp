@@ -1,6 +1,7 @@
 // The training loop, checkpoints, evaluation and prediction (see Trainer.h).
 #include "runtime/Trainer.h"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -10,6 +11,7 @@
 #include <iostream>
 #include <limits>
 #include <sstream>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -115,13 +117,20 @@ public:
     double rate = static_cast<double>(steps) / std::max(1e-9, seconds(start, now));
     last_ = now;
     drawn_ = true;
-    constexpr int kWidth = 24;
-    int filled = total > 0 ? static_cast<int>(kWidth * done / total) : 0;
-    std::string bar(static_cast<size_t>(filled), '#');
-    bar.resize(kWidth, '.');
-    std::cerr << fmt::format("\r\033[K{} [{}] {}/{}  loss {:.4g}  {:.0f} steps/s", prefix, bar,
-                             done, total, loss, rate)
-              << std::flush;
+    // The bar narrows (down to 8, then none) to keep the line on one row of the terminal.
+    std::string counts = fmt::format("{}/{}  loss {:.4g}  {:.0f} steps/s", done, total, loss, rate);
+    int columns = terminalColumns();
+    int width = 24;
+    if (columns > 0)
+      width = std::min<int>(width, columns - 1 - static_cast<int>(prefix.size() + counts.size()) - 4);
+    std::string line = prefix + " ";
+    if (width >= 8) {
+      int filled = total > 0 ? static_cast<int>(width * done / total) : 0;
+      std::string bar(static_cast<size_t>(filled), '#');
+      bar.resize(static_cast<size_t>(width), '.');
+      line += "[" + bar + "] ";
+    }
+    std::cerr << "\r\033[K" << fitTerminalRow(line + counts, columns) << std::flush;
   }
   void clear() {
     if (on_ && drawn_) std::cerr << "\r\033[K" << std::flush;
@@ -159,6 +168,22 @@ std::string exact(double v) { return std::isnan(v) ? "nan" : fmt::format("{}", v
 std::string exact(float v) { return std::isnan(v) ? "nan" : fmt::format("{}", v); }
 
 }  // namespace
+
+int terminalColumns() {
+  struct winsize ws {};
+  if (::isatty(2) == 0 || ::ioctl(2, TIOCGWINSZ, &ws) != 0) return 0;
+  return ws.ws_col;
+}
+
+std::string fitTerminalRow(const std::string &line, int columns) {
+  if (columns <= 0) return line;
+  size_t chars = 0;
+  for (size_t i = 0; i < line.size(); ++i) {
+    if ((static_cast<unsigned char>(line[i]) & 0xC0) == 0x80) continue;  // inside a character
+    if (++chars == static_cast<size_t>(columns)) return line.substr(0, i);
+  }
+  return line;
+}
 
 // --- TrainState ---------------------------------------------------------------------------
 

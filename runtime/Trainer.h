@@ -219,6 +219,14 @@ EvalResult evaluate(const Kernel &k, TrainState &st, const Dataset &ds, int64_t 
 void predict(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSize,
              std::ostream &out);
 
+/// The columns of the terminal on stderr (0 when it is none, or its width is not known).
+int terminalColumns();
+
+/// `line` (one row of plain text, UTF-8) cut to `columns` - 1 characters, so that it stays on
+/// one row of the terminal and `\r\033[K` erases all of it (a row that wrapped left its
+/// first part on the screen); unchanged when `columns` is 0.
+std::string fitTerminalRow(const std::string &line, int columns);
+
 /// The InputSpecs of a kernel's Input slots (their names, int or float, widths); `classes`
 /// is left 0.
 std::vector<InputSpec> inputSpecs(const Signature &sig);

@@ -20,6 +20,7 @@ import select
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -882,11 +883,16 @@ def eval_memory(tmp):
 
 def terminal(tmp):
     """With stderr on a terminal: a status line while the data is read and the step compiled,
-    each erased before the next, then the progress bar; the epoch lines go to stdout."""
+    each erased before the next, then the progress bar; the epoch lines go to stdout. On a
+    narrow terminal each of them fits in one row (a row that wrapped was erased only in part,
+    and its start stayed on the screen)."""
+    import fcntl
     import pty
+    import termios
     data = os.path.join(tmp, "tty.csv")
     make_blobs(data, 200, 3)
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 200, 0, 0))
     p = subprocess.Popen([clitest.GRADC, "train", MODEL, "--data", data, "--epochs", "2"],
                          stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
@@ -906,6 +912,27 @@ def terminal(tmp):
     check(rc == 0 and shown.replace(b"\r\n", b"\n").startswith(want) and b"] 7/7  loss " in shown
           and shown.endswith(b"\r\x1b[K") and out.count("\n") == 2 and out.startswith("epoch 1/2  loss "),
           "train on a terminal: rc %d, stderr %r, stdout %r" % (rc, shown[:400], out))
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
+    p = subprocess.Popen([clitest.GRADC, "train", MODEL, "--data", data, "--epochs", "2", "--batch-size", "4"],
+                         stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    p.stdout.read()
+    rc = p.wait(timeout=120)
+    rows = shown.decode().replace("\r\n", "\n").split("\r\x1b[K")
+    check(rc == 0 and len(rows) > 4 and all(len(r) <= 59 for r in rows)
+          and any(re.match(r"epoch 1/2 \[#{8,}\] 50/50  loss ", r) for r in rows),
+          "train on a 60-column terminal: rc %d, rows %r" % (rc, rows[:6]))
 
 
 def named_constants(tmp):
