@@ -22,6 +22,7 @@ struct Options {
   std::optional<int64_t> epochs, steps;
   int64_t batchSize = 32;
   bool batchSizeGiven = false;  // --batch-size on the command line (warned about when not used)
+  bool seedGiven = false;       // train --seed on the command line (warned about when not used)
   std::optional<double> lr;
   std::string optimizer;
   uint64_t seed = 0;

@@ -298,6 +298,7 @@ int main(int argc, char **argv) {
   }
 
   o.batchSizeGiven = bench->count("--batch-size") > 0 || train->count("--batch-size") > 0;
+  o.seedGiven = train->count("--seed") > 0;
   // The loop plan, LLVM IR and assembly are text only.
   if (inspect->parsed() && o.format == "dot" && (o.stage == "loops" || o.stage == "llvm" || o.stage == "asm")) {
     return badFlag("--format dot is not available for --stage " + o.stage);

@@ -581,6 +581,20 @@ def file_modes(tmp):
                   "%s over a write-protected file: rc %d, out %r, err %r" % (args[0], p.returncode, p.stdout, p.stderr))
 
 
+def resumed_seed(tmp):
+    """A run resumed from a checkpoint keeps its data order: a --seed that differs from the
+    checkpoint's is not used, with a warning (it was ignored silently); the same seed, or none,
+    gives no warning."""
+    data = os.path.join(DATA, "oddities.csv")
+    ck = os.path.join(tmp, "seed4.safetensors")
+    rc, _, err = run("train", MODEL, "--data", data, "--steps", "1", "--seed", "4", "--save", ck)
+    check(rc == 0, "train --seed 4: %r" % err)
+    for flags, want in ((["--seed", "9"], ck + ": warning: --seed 9 is not used: a run resumed from a checkpoint "
+                         "keeps its data order (seed 4)\n"), (["--seed", "4"], ""), ([], "")):
+        rc, _, err = run("train", MODEL, "--data", data, "--steps", "1", "--init", ck, *flags)
+        check(rc == 0 and err == want, "--init with %r: rc %d, err %r" % (flags, rc, err))
+
+
 def clashing_files(tmp):
     """An output naming an input or another output is refused before anything is written
     (`compile m.grad -o m.grad` replaced the model by an object file); --init W --save W
@@ -999,6 +1013,7 @@ def main():
             file_modes(sub)
         batches(tmp)
         train_and_resume(tmp)
+        resumed_seed(tmp)
         no_inputs(tmp)
         named_constants(tmp)
         terminal(tmp)
