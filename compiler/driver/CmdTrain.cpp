@@ -148,7 +148,7 @@ void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std:
 class Status {
 public:
   explicit Status(const std::string &what) {
-    if (on_) std::cerr << rt::fitTerminalRow(what + "...", rt::terminalColumns()) << std::flush;
+    if (on_) std::cerr << rt::fitTerminalRow(escapeText(what) + "...", rt::terminalColumns()) << std::flush;
   }
   ~Status() {
     if (on_) std::cerr << "\r\x1b[K" << std::flush;
