@@ -539,12 +539,19 @@ int Sema::axis(const Expr &e, int rank, const std::string &fname, const Scope &s
                        "e.g. {}({}(x, axis = 1), axis = 0)", fname, fname, fname);
     userError(e.loc, "{} takes one axis, not a list", fname);
   }
-  // `max(a, b)`, torch.max's element-wise form, reads b as an axis: point to maximum(a, b).
-  if (double v; (fname == "max" || fname == "min") && !foldIn(e, sc, v))
-    userError(e.loc, "the axis of {} must be a constant (numbers, true/false, arithmetic and names bound to "
-                     "constants){}; for the element-wise {} of two tensors, use {}(a, b)",
-              fname, notConstant(e, sc), fname == "max" ? "maximum" : "minimum",
-              fname == "max" ? "maximum" : "minimum");
+  // `max(a, b)`, torch.max's element-wise form, reads b as an axis: point to maximum(a, b),
+  // also for a number that cannot be an axis (`max(x, 0.5)`, a clamp).
+  if (double v; fname == "max" || fname == "min") {
+    const char *elementwise = fname == "max" ? "maximum" : "minimum";
+    if (!foldIn(e, sc, v))
+      userError(e.loc, "the axis of {} must be a constant (numbers, true/false, arithmetic and names bound to "
+                       "constants){}; for the element-wise {} of two tensors, use {}(a, b)",
+                fname, notConstant(e, sc), elementwise, elementwise);
+    if (std::isfinite(v) && v != std::floor(v))
+      userError(e.loc, "the axis of {} must be a whole number, got {}; for the element-wise {} of a tensor and a "
+                       "number, use {}(a, {})",
+                fname, ir::formatNumber(v), elementwise, elementwise, ir::formatNumber(v));
+  }
   int64_t a = wholeNumber(e, "the axis of " + fname, sc);
   if (a < -rank || a >= rank)
     userError(e.loc, "axis {} is out of range for a tensor of rank {}", a, rank);

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The command-line contract of `gradc grad` and `gradc gradcheck` (SPEC §8), without torch:
 the output file's layout, one-line errors with exit status 1 for bad weights or data, and
-nothing written when there is an error.
+nothing written when there is an error; and one sum that long_sums.py checks against torch,
+over the first and last axes, checked against a float64 sum here, so that it runs without torch.
 
 Usage: python3 tests/torch/grad_cli.py PATH/TO/gradc
 """
@@ -299,6 +300,36 @@ def main():
         check("train: a warning about a model path holding a line break",
               r.returncode == 0 and r.stderr == odd.replace("\n", "\\n") + ": warning: the model has no inputs; "
               "--data is not used\n", r.stderr)
+        # A sum over the first and last axes, not the trailing ones (the gradient of P [1, 1, 1]
+        # broadcast over Z [300000, 1, 2], of [1, 3, 1] over [2000, 3, 100]), adds its 600,000
+        # and 200,000 terms per result in blocks: within 1e-6 of the float64 sum (one float
+        # chain per result was 7.4e-6 off). Checked here without torch (long_sums.py has it
+        # against torch).
+        for zs, ps in (((300000, 1, 2), (1, 1, 1)), ((2000, 3, 100), (1, 3, 1))):
+            src = os.path.join(tmp, "firstlast.grad")
+            with open(src, "w") as f:
+                f.write(f"param Z: {list(zs)} = zeros\nparam P: {list(ps)} = zeros\nminimize sum((Z + P) * Z)\n")
+            z = [struct.unpack("<f", struct.pack("<f", 0.5 + ((i * 7919) % 1000) / 997.0))[0]
+                 for i in range(math.prod(zs))]
+            w, out = os.path.join(tmp, "firstlast.safetensors"), os.path.join(tmp, "firstlast_grad.safetensors")
+            write_safetensors(w, {"Z": (list(zs), z), "P": (list(ps), [0.0] * math.prod(ps))})
+            r = run("grad", src, "--weights", w, "--out", out)
+            ok = r.returncode == 0
+            if ok:
+                meta = read_header(out)["P"]
+                with open(out, "rb") as f:
+                    raw = f.read()
+                base = 8 + struct.unpack("<Q", raw[:8])[0]
+                a, b = meta["data_offsets"]
+                got = struct.unpack("<%df" % ((b - a) // 4), raw[base + a:base + b])
+                n = zs[1]
+                want = [0.0] * n
+                for i, v in enumerate(z):
+                    want[(i // zs[2]) % n] += v
+                err = max(abs(g - e) for g, e in zip(got, want)) / max(abs(e) for e in want)
+                ok = err <= 1e-6
+            check(f"grad: the sum over axes 0 and 2 of {list(zs)} (the gradient of P {list(ps)}) within 1e-6",
+                  ok, r.stderr if r.returncode else f"relative error {err:.3g}")
 
     sys.exit(1 if failures else 0)
 
