@@ -510,6 +510,13 @@ EvalResult evaluate(const Kernel &k, TrainState &st, const Dataset &ds, int64_t 
   return r;
 }
 
+std::vector<std::string> predictColumns(const std::string &name, int64_t width) {
+  if (width == 1) return {name};
+  std::vector<std::string> columns;
+  for (int64_t j = 0; j < width; ++j) columns.push_back(fmt::format("{}_{}", name, j));
+  return columns;
+}
+
 void predict(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSize,
              std::ostream &out) {
   batchSize = std::max<int64_t>(1, std::min(batchSize, ds.rows));
@@ -530,9 +537,7 @@ void predict(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSi
     if (s.shape.empty() || (s.shape[0] >= 0 && s.shape[0] != call.fixedRows()))
       internalError("output '{}' does not have the batch dim first", s.name);
     outs.push_back({static_cast<int>(i), w, s.isInt});
-    if (w == 1) header.push_back(s.name);
-    else
-      for (int64_t j = 0; j < w; ++j) header.push_back(fmt::format("{}_{}", s.name, j));
+    for (std::string &c : predictColumns(s.name, w)) header.push_back(std::move(c));
   }
   if (outs.empty()) internalError("the model has no outputs to predict");
   out << fmt::format("{}\n", fmt::join(header, ","));

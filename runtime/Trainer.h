@@ -214,6 +214,10 @@ struct EvalResult {
 /// Loss and metrics over `ds` in batches, as means weighted by the rows of each batch.
 EvalResult evaluate(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSize);
 
+/// The CSV columns of predict for an output NAME of `width` values per sample: `NAME`, or
+/// `NAME_0 .. NAME_{width-1}`.
+std::vector<std::string> predictColumns(const std::string &name, int64_t width);
+
 /// The kernel's outputs for every row of `ds`, as CSV with a header (an output of width w > 1
 /// gives columns NAME_0 .. NAME_{w-1}).
 void predict(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSize,

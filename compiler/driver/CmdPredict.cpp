@@ -46,11 +46,7 @@ void checkOutputColumns(const Model &m, const ir::Function &f, const std::string
     const ir::Node &n = f.node(r.value);
     int64_t width = 1;
     for (size_t i = 1; i < n.shape.size(); ++i) width *= n.shape[i].factor;
-    std::vector<std::string> columns;
-    if (width == 1) columns.push_back(r.name);
-    else
-      for (int64_t j = 0; j < width; ++j) columns.push_back(fmt::format("{}_{}", r.name, j));
-    for (const std::string &c : columns) {
+    for (const std::string &c : rt::predictColumns(r.name, width)) {
       auto [it, fresh] = owner.emplace(c, r.name);
       if (fresh) continue;
       std::string msg = fmt::format("output {} gives predict's CSV the column `{}`, which output {} gives too; "
