@@ -101,6 +101,13 @@ void checkFitsInMemory(const std::string &path, uint64_t bytes) {
               static_cast<double>(bytes) / (1 << 30), static_cast<double>(memory) / (1 << 30));
 }
 
+// A write-protected file is refused as open() would refuse it (torch.save): the rename
+// needs only the folder's permission and would replace it.
+static void refuseWriteProtected(const std::string &file, const std::string &userPath) {
+  if (::access(file.c_str(), F_OK) == 0 && ::access(file.c_str(), W_OK) != 0)
+    fileError(userPath, "cannot write file: {}", std::strerror(errno));
+}
+
 void checkWritable(const std::string &userPath) {
   if (standardStream(userPath) >= 0) return;
   if (isSpecial(userPath)) {  // (through any links: /dev/fd/63 of `--out >(gzip > f.gz)`)
@@ -118,10 +125,7 @@ void checkWritable(const std::string &userPath) {
     fileError(userPath, "cannot write file: {}", std::strerror(ENAMETOOLONG));
   if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode))
     fileError(userPath, "cannot write file: {}", std::strerror(EISDIR));
-  // A write-protected file is refused as open() would refuse it (torch.save): the rename
-  // needs only the folder's permission and would replace it.
-  if (::access(path.c_str(), F_OK) == 0 && ::access(path.c_str(), W_OK) != 0)
-    fileError(userPath, "cannot write file: {}", std::strerror(errno));
+  refuseWriteProtected(path, userPath);
 }
 
 void writeFileAtomic(const std::string &path, std::string_view content) {
@@ -140,8 +144,7 @@ void writeFileAtomic(const std::string &path, std::string_view content) {
   }
   // Through a symbolic link, the file it names is replaced, not the link.
   std::string target = linkTarget(path);
-  if (::access(target.c_str(), F_OK) == 0 && ::access(target.c_str(), W_OK) != 0)
-    fileError(path, "cannot write file: {}", std::strerror(errno));
+  refuseWriteProtected(target, path);
   std::string tmp = tempPath(target);
   // A new file gets the mode open() gives (0666 less the umask), a replaced one keeps its
   // own (a private checkpoint stays private).

@@ -638,6 +638,12 @@ private:
     const Node &xn = node(x);
     double init = n.op == Op::Max ? -INFINITY : n.op == Op::Min ? INFINITY : 0.0;
     size_t rank = xn.shape.size(), tail = trailingAxes(n.axes, rank);
+    auto reducedCount = [&] {  // the elements added into each result
+      Value *count = i64(1);
+      for (size_t d = 0; d < rank; ++d)
+        if (n.axes & (1u << d)) count = b_.CreateMul(count, dimValue(xn.shape[d]), "", true, true);
+      return count;
+    };
     if (n.op != Op::Max && n.op != Op::Min && rank > 0 && (tail == 0 || (tail < rank && rank - tail >= 2))) {
       emitTrailingSum(n, xn, tail, s.dest);
     } else {
@@ -663,9 +669,7 @@ private:
       if (n.op == Op::Max || n.op == Op::Min || n.axes == 0 || (lastAxis && std::popcount(n.axes) < 2)) {
         walk();
       } else {
-        Value *rows = i64(1);
-        for (size_t d = 0; d < rank; ++d)
-          if (n.axes & (1u << d)) rows = b_.CreateMul(rows, dimValue(xn.shape[d]), "", true, true);
+        Value *rows = reducedCount();
         auto blocked = [&] {
           if (lastAxis) emitTrailingSum(n, xn, static_cast<size_t>(std::countr_zero(n.axes)), s.dest);
           else emitBlockedSum(n, xn, s.dest, rows);
@@ -681,10 +685,7 @@ private:
       }
     }
     if (n.op == Op::Mean) {
-      Value *count = i64(1);
-      for (size_t i = 0; i < xn.shape.size(); ++i)
-        if (n.axes & (1u << i)) count = b_.CreateMul(count, dimValue(xn.shape[i]));
-      Value *cf = b_.CreateSIToFP(count, ft_);
+      Value *cf = b_.CreateSIToFP(reducedCount(), ft_);
       loopNest(n.shape, [&](const Index &idx) {
         Value *p = elemPtr(s.dest, ft_, n.shape, idx);
         b_.CreateStore(b_.CreateFDiv(b_.CreateLoad(ft_, p), cf), p);

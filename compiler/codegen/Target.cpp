@@ -184,13 +184,12 @@ void unifyVectorMath(llvm::Module &mod, const llvm::MCSubtargetInfo &sti) {
   std::map<llvm::Intrinsic::ID, const VectorFn *> byIntrinsic;
   for (const VectorFn &f : kVectorFns) {
     byName[f.scalar] = &f;
+    // An intrinsic's vector forms (llvm.exp.v2f32 of an SLP pair) by its ID.
+    if (llvm::Intrinsic::ID id = llvm::Function::lookupIntrinsicID(f.scalar); id != llvm::Intrinsic::not_intrinsic)
+      byIntrinsic[id] = &f;
     for (const VectorIsa &isa : kVectorIsas)
       if (isa.lanes != W) byName[vectorName(isa, f)] = &f;
   }
-  for (const auto &[id, scalar] : {std::pair{llvm::Intrinsic::exp, "llvm.exp.f32"}, {llvm::Intrinsic::log, "llvm.log.f32"},
-                                   {llvm::Intrinsic::sin, "llvm.sin.f32"}, {llvm::Intrinsic::cos, "llvm.cos.f32"},
-                                   {llvm::Intrinsic::pow, "llvm.pow.f32"}})
-    byIntrinsic[id] = byName.at(scalar);
 
   std::vector<std::pair<llvm::CallInst *, const VectorFn *>> calls;
   for (llvm::Function &fn : mod)
