@@ -10,6 +10,7 @@ packages=(
   libfmt-dev libcli11-dev nlohmann-json3-dev
   # tests
   doctest-dev llvm-19-tools        # unit tests; FileCheck and lit for golden tests
+  file                             # tests/aot checks the kind of object it wrote (not in a minimal Debian)
   clang-19 libclang-rt-19-dev      # libFuzzer targets
   python3 python3-torch            # comparisons with PyTorch (run with /usr/bin/python3)
   libopenblas0-pthread             # PyTorch's BLAS in bench/ (without it Debian's torch uses the
