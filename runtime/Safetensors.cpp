@@ -177,7 +177,7 @@ TensorFile readSafetensors(const std::string &path) {
   const char *headerText = bytes.data() + 8;
   if (const void *nul = std::memchr(headerText, '\0', headerLen))
     fileError(path, "the safetensors header holds a NUL byte (at byte {} of the file); it may be padded "
-              "with spaces only", 8 + (static_cast<const char *>(nul) - headerText));
+              "with white space only (spaces, tabs, line breaks)", 8 + (static_cast<const char *>(nul) - headerText));
   // A header nests three deep (tensor, entry, shape); a deeper one is refused while parsing,
   // before copies of it recurse through the nesting.
   auto shallow = [&](int depth, json::parse_event_t event, json &) {

@@ -298,7 +298,10 @@ def padded_header(tmp):
     model = os.path.join(tmp, "m.grad")
     write(model, "param a = 1\nminimize a * a\n")
     text = json.dumps({"a": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]}}).encode()
-    for pad, want in ((b" ", None), (b"\n", None), (b"\0", "the safetensors header holds a NUL byte"),
+    # The whole message: it names the byte, and the padding JSON allows (not spaces only).
+    nul = ("the safetensors header holds a NUL byte (at byte %d of the file); it may be padded with white "
+           "space only (spaces, tabs, line breaks)\n" % (8 + len(text)))
+    for pad, want in ((b" ", None), (b"\n", None), (b"\0", nul),
                       (b"x", "the safetensors header is not valid JSON")):
         header = text + pad * (8 - len(text) % 8)
         weights = os.path.join(tmp, "w.safetensors")

@@ -193,7 +193,8 @@ TEST_CASE("safetensors: malformed files") {
   CHECK(readError(d, makeFile("{}      ", "")) == "");
   CHECK(readError(d, makeFile("{}\n\t\r ", "")) == "");
   CHECK(readError(d, makeFile(std::string("{}\0\0\0\0\0\0", 8), "")) ==
-        "the safetensors header holds a NUL byte (at byte 10 of the file); it may be padded with spaces only");
+        "the safetensors header holds a NUL byte (at byte 10 of the file); it may be padded with white space "
+        "only (spaces, tabs, line breaks)");
   CHECK(readError(d, makeFile(std::string("{} \0", 4), "")).find("holds a NUL byte (at byte 11") != std::string::npos);
   CHECK(readError(d, makeFile("{}    x ", "")) == "the safetensors header is not valid JSON");
   CHECK(readError(d, makeFile(R"({"a": 3})", "")) == "tensor 'a' is not described by a JSON object");
