@@ -303,11 +303,11 @@ private:
     if (n < expected) {
       const char *at = e;
       while (at > b && isSpace(at[-1])) --at;
-      errorAt(line, at, "expected {} values, found {}", expected, n);
+      errorAt(line, at, "expected {} value{}, found {}", expected, expected == 1 ? "" : "s", n);
     }
     if (n > expected)
-      errorAt(line, cellBegin_[static_cast<size_t>(expected)], "expected {} values, found {}",
-              expected, n);
+      errorAt(line, cellBegin_[static_cast<size_t>(expected)], "expected {} value{}, found {}",
+              expected, expected == 1 ? "" : "s", n);
     size_t k = 0;
     for (size_t s = 0; s < specs_.size(); ++s) {
       const InputSpec &spec = specs_[s];

@@ -161,6 +161,9 @@ TEST_CASE("csv: wrong number of values") {
   CHECK(errorOf("1,2\n3,4\n", {{"x", false, 400000000, 0}}) == "F:1:4: error: expected 400000000 values, found 2\n");
   // Too many: reported at the first value too many.
   CHECK(errorOf("1,2,0,7,8\n") == "F:1:7: error: expected 3 values, found 5\n");
+  // One value per row: singular, as is the count of a row of one value.
+  CHECK(errorOf("1,2\n", {{"x", false, 1, 0}}) == "F:1:3: error: expected 1 value, found 2\n");
+  CHECK(errorOf("1\n", {{"x", false, 2, 0}}) == "F:1:2: error: expected 2 values, found 1\n");
   CHECK(errorOf("a,b,c\n1,2,0,\n") == "F:2:7: error: expected 3 values, found 4\n");
   // The BOM is not a column.
   CHECK(errorOf("\xEF\xBB\xBF" "1,2,0,9\n") == "F:1:7: error: expected 3 values, found 4\n");
