@@ -2,6 +2,7 @@
 // UserError into `FILE:LINE:COL: error: ...` and exit status 1, an InternalError into a
 // bug report and exit status 70 (EX_SOFTWARE), and a bad flag into one line
 // `gradc: error: ...` and exit status 2.
+#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <cstdint>
@@ -278,23 +279,29 @@ int main(int argc, char **argv) {
       break;
     }
   gMpiTimeout = &o.mpiTimeout;
+  // Without a command CLI11 says only "A subcommand is required", also for a mistyped one
+  // (`gradc trian`) or an unknown option alone (`gradc --bogus`): name what was not understood.
+  auto noCommand = [&] {
+    std::string commands;
+    for (const CLI::App *c : std::as_const(app).get_subcommands({})) commands += (commands.empty() ? "" : ", ") + c->get_name();
+    std::string first = argc > 1 ? argv[1] : "";
+    return argc <= 1             ? "a command is required: " + commands
+           : first.empty()       ? "a command is required, not '': " + commands
+           : first.front() == '-' ? fmt::format("unknown option '{}'; a command is required: {}", first, commands)
+                                  : fmt::format("unknown command '{}'; the commands are {}", first, commands);
+  };
+  // A first word that is no command is an error even beside --help or --version, which CLI11
+  // would otherwise answer with gradc's help (`gradc trian --help`, exit status 0).
+  if (argc > 1 && argv[1][0] != '-') {
+    const auto commands = std::as_const(app).get_subcommands({});
+    if (std::none_of(commands.begin(), commands.end(), [&](const CLI::App *c) { return c->get_name() == argv[1]; }))
+      return badFlag(noCommand());
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help, --version
-    std::string what = e.what();
-    // Without a command CLI11 says only "A subcommand is required", also for a mistyped one
-    // (`gradc trian`) or an unknown option alone (`gradc --bogus`): name what was not understood.
-    if (app.get_subcommands().empty()) {
-      std::string commands;
-      for (const CLI::App *c : std::as_const(app).get_subcommands({})) commands += (commands.empty() ? "" : ", ") + c->get_name();
-      std::string first = argc > 1 ? argv[1] : "";
-      what = argc <= 1             ? "a command is required: " + commands
-             : first.empty()       ? "a command is required, not '': " + commands
-             : first.front() == '-' ? fmt::format("unknown option '{}'; a command is required: {}", first, commands)
-                                    : fmt::format("unknown command '{}'; the commands are {}", first, commands);
-    }
-    return badFlag(what);
+    return badFlag(app.get_subcommands().empty() ? noCommand() : std::string(e.what()));
   }
 
   o.batchSizeGiven = bench->count("--batch-size") > 0 || train->count("--batch-size") > 0;

@@ -666,6 +666,11 @@ def bad_flags():
         (["trian", MODEL], "unknown command 'trian'; the commands are check, inspect, train, eval, predict, grad, "
          "gradcheck, bench, compile"),
         (["--bogus"], "unknown option '--bogus'; a command is required: check,"),
+        # A mistyped command is an error also when help or the version is asked of it (it
+        # printed gradc's help and exited 0, as if the command had been understood).
+        (["trian", "--help"], "unknown command 'trian'; the commands are check,"),
+        (["trian", MODEL, "--version"], "unknown command 'trian'; the commands are check,"),
+        (["", "-h"], "a command is required, not '': check,"),
         # A value holding a line break or an escape sequence is quoted with them escaped: the
         # error stays one line and the terminal as it was.
         (["train", MODEL, "--data", data, "--epochs", "1\x1b[2J\nx"],
