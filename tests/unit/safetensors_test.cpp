@@ -218,6 +218,17 @@ TEST_CASE("safetensors: malformed files") {
   std::string overlap =
       R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})";
   CHECK(readError(d, makeFile(overlap, kF32Data)) == "tensors 'a' and 'b' overlap");
+  // A name given twice in one object is refused (the JSON reader keeps the last silently).
+  std::string a = R"({"dtype":"F32","shape":[4],"data_offsets":[0,16]})";
+  CHECK(readError(d, makeFile(R"({"a":)" + a + R"(,"a":)" + a + "}", kF32Data)) ==
+        "the safetensors header holds two tensors named 'a'");
+  CHECK(readError(d, makeFile(R"({"a":{"dtype":"F64","dtype":"F32","shape":[4],"data_offsets":[0,16]}})", kF32Data)) ==
+        "tensor 'a' names 'dtype' twice in the safetensors header");
+  CHECK(readError(d, makeFile(R"({"__metadata__":{},"__metadata__":{}})", "")) ==
+        "the safetensors header holds __metadata__ twice");
+  CHECK(readError(d, makeFile(R"({"__metadata__":{"k":"1","k":"1"}})", "")) ==
+        "__metadata__ names 'k' twice in the safetensors header");
+  CHECK(readError(d, makeFile(R"({"__metadata__":{"a":"1"},"a":)" + a + "}", kF32Data)) == "");
   CHECK(readError(d, makeFile(R"({"__metadata__": [1]})", "")) == "__metadata__ is not a JSON object");
   CHECK(readError(d, makeFile(R"({"__metadata__": {"k": 1}})", "")) == "__metadata__ entry 'k' is not a string");
   CHECK(readError(d, makeFile(entry("F32", "[4]", "[0,16]"), kF32Data)) == "");
