@@ -224,6 +224,7 @@ int main(int argc, char **argv) {
   eval->add_flag("--json", o.json, "Print one JSON object");
   addThreads(eval, o);
   addMaxMemory(eval, o);
+  addDtype(eval, o);
 
   auto *predict = app.add_subcommand("predict", "The model's outputs for each row, as CSV");
   addModel(predict, o);
@@ -232,6 +233,7 @@ int main(int argc, char **argv) {
   predict->add_option("--out", o.out, "Output file (default, or -: standard output)")->check(kPath);
   addThreads(predict, o);
   addMaxMemory(predict, o);
+  addDtype(predict, o);
 
   auto *grad = app.add_subcommand("grad", "Loss and gradient of every param, as safetensors");
   addModel(grad, o);

@@ -8,7 +8,7 @@ and exit status 1 (also through --val, eval and predict); the accepted oddities 
 training reaches its accuracy; the same seed gives the same weights; a run resumed from a
 checkpoint (after whole epochs, or after --steps inside an epoch) ends with the weights of the
 uninterrupted run, bit for bit; SIGINT / SIGTERM save a checkpoint and exit 130 / 143; the
-metrics CSV; eval and predict output; --out to a FIFO writes into it; a replaced file keeps
+metrics CSV; eval and predict output (also in float64, --dtype f64); --out to a FIFO writes into it; a replaced file keeps
 its permissions and a write-protected one is refused; training without inputs; bench --json.
 """
 
@@ -742,7 +742,8 @@ def documented_flags():
               "gradc %s: flags not in docs/language.md %s, documented but not accepted %s"
               % (cmd, sorted(listed - documented), sorted(documented - listed)))
     # A flag with a choice of values names its default in the help.
-    for cmd, flag in (("train", "--optimizer"), ("train", "--dtype"), ("compile", "--emit"),
+    for cmd, flag in (("train", "--optimizer"), ("train", "--dtype"), ("eval", "--dtype"), ("predict", "--dtype"),
+                      ("compile", "--emit"),
                       ("compile", "--dtype"), ("inspect", "--stage"), ("inspect", "--format")):
         rc, out, err = run(cmd, "--help")
         text = re.search(r"^  %s .*\n(?:   .*\n)*" % flag, out, re.M)
@@ -853,6 +854,45 @@ def other_model(tmp):
             rc, out, err = run(*args)
             check(rc == 1 and re.fullmatch(re.escape(ckpt + ": error: " + message) + note, err) is not None,
                   "%s of another model's checkpoint (%s): rc %d, err %r" % (args[0], param, rc, err))
+
+
+def eval_predict_f64(tmp):
+    """eval and predict take --dtype as train does: a model trained with --dtype f64 is scored
+    in float64, from its exact params (`NAME.f64`) and the data read as doubles, giving the
+    float64 numbers (not float32's)."""
+    model = clitest.write(os.path.join(tmp, "lin.grad"),
+                          "dim B\ninput x: [B, 1]\ninput y: [B, 1]\nparam w: [1, 1] = 0.5\nz = x @ w\n"
+                          "output o = z\nminimize mean(square(z - y)) with sgd(lr = 0.1)\n")
+    rows = [(0.1, 0.7), (1.3, 0.2)]
+    data = clitest.write(os.path.join(tmp, "d.csv"), "x,y\n" + "".join("%r,%r\n" % r for r in rows))
+    weights = os.path.join(tmp, "w.safetensors")
+    rc, _, err = run("train", model, "--data", data, "--dtype", "f64", "--steps", "3", "--batch-size", "2",
+                     "--no-shuffle", "--save", weights)
+    check(rc == 0, "train --dtype f64: rc %d, err %r" % (rc, err))
+    w = read_safetensors(weights)[0]["w.f64"][2][0]
+    outs = [x * w for x, _ in rows]
+    loss = sum((o - y) ** 2 for o, (_, y) in zip(outs, rows)) / len(rows)
+
+    def close(a, b):
+        return abs(a - b) <= 1e-12 * abs(b)
+
+    got = {}
+    for dtype in ("f32", "f64"):
+        rc, out, err = run("eval", model, "--weights", weights, "--data", data, "--json", "--dtype", dtype)
+        check(rc == 0 and err == "", "eval --dtype %s: rc %d, err %r" % (dtype, rc, err))
+        got[dtype] = json.loads(out)["loss"] if rc == 0 else float("nan")
+    check(close(got["f64"], loss), "eval --dtype f64: loss %r, float64 gives %r" % (got["f64"], loss))
+    check(not close(got["f32"], loss), "eval --dtype f32 computes in float32: %r" % got["f32"])
+    for dtype in ("f32", "f64"):
+        rc, out, err = run("predict", model, "--weights", weights, "--data", data, "--dtype", dtype)
+        lines = out.splitlines()
+        check(rc == 0 and err == "" and lines[0] == "o" and len(lines) == 3,
+              "predict --dtype %s: rc %d, out %r, err %r" % (dtype, rc, out, err))
+        values = [float(v) for v in lines[1:]] if rc == 0 else [float("nan")] * 2
+        want = all(close(v, o) for v, o in zip(values, outs))
+        check(want == (dtype == "f64"), "predict --dtype %s: %r, float64 gives %r" % (dtype, values, outs))
+    rc, _, err = run("eval", model, "--weights", weights, "--data", data, "--dtype", "f16")
+    check(rc == 2 and err.startswith("gradc: error: --dtype: f16 not in"), "eval --dtype f16: rc %d, err %r" % (rc, err))
 
 
 def eval_memory(tmp):
@@ -1003,6 +1043,7 @@ def main():
         csv_error_quotes(tmp)
         other_model(tmp)
         eval_memory(tmp)
+        eval_predict_f64(tmp)
         predict_output_rows(tmp)
         bad_flags()
         documented_flags()
