@@ -172,11 +172,18 @@ TensorFile readSafetensors(const std::string &path) {
   if (headerLen > bytes.size() - 8)
     fileError(path, "not a safetensors file: the header length {} runs past the end of the file ({} bytes)",
               headerLen, bytes.size());
+  // The JSON object starts the header: white space may follow it, never precede it (the
+  // reference implementation refuses that as InvalidHeaderStart). Other first bytes make
+  // no JSON object, reported below.
+  const char *headerText = bytes.data() + 8;
+  char first = headerLen > 0 ? headerText[0] : '{';
+  if (first == ' ' || first == '\t' || first == '\n' || first == '\r')
+    fileError(path, "the safetensors header begins with white space; it must begin with '{{' (spaces may "
+              "only pad it after the JSON object)");
   // The JSON object may be followed by white space only (the format pads it with spaces;
   // JSON readers, the format's own among them, take tabs and line breaks there too). A NUL
   // byte is never JSON, but the JSON parser takes it for the end of its input, so it is
   // refused here: a header padded with NULs is a damaged file.
-  const char *headerText = bytes.data() + 8;
   if (const void *nul = std::memchr(headerText, '\0', headerLen))
     fileError(path, "the safetensors header holds a NUL byte (at byte {} of the file); it may be padded "
               "with spaces only", 8 + (static_cast<const char *>(nul) - headerText));

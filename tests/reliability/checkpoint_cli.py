@@ -14,8 +14,8 @@ missing param) fail with `CKPT: error: ...` naming both model hashes, and with t
 of an edited model whose shapes agree they warn and go on; params named `__step__` and
 `__epoch__` do not collide with the step and epoch counters (`gradc.step`, `gradc.epoch`);
 a checkpoint resumed with another optimiser starts that optimiser's state and count afresh;
-a header padded with NULs rather than spaces is an error, and so is a name given twice in one
-object of the header.
+a header padded with NULs rather than spaces, or with spaces before its `{`, is an error, and
+so is a name given twice in one object of the header.
 """
 
 import array
@@ -294,8 +294,9 @@ def nan_weights(tmp):
 
 
 def padded_header(tmp):
-    """A safetensors header may be padded with spaces (JSON white space); NUL padding, or any
-    other byte after the JSON object, is a damaged file: one line `FILE: error: ...`."""
+    """A safetensors header may be padded with spaces (JSON white space) after its JSON
+    object; NUL padding, any other byte after the object, or white space before it is a
+    damaged file: one line `FILE: error: ...`."""
     model = os.path.join(tmp, "m.grad")
     write(model, "param a = 1\nminimize a * a\n")
     text = json.dumps({"a": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]}}).encode()
@@ -312,6 +313,19 @@ def padded_header(tmp):
             else:
                 check(rc == 1 and err.startswith("%s: error: %s" % (weights, want)) and err.count("\n") == 1,
                       "%s, header padded with %r: rc %d, err %r" % (cmd[0], pad, rc, err))
+    # The header begins with its object's `{`: white space goes after it, never before (the
+    # safetensors library refuses that as InvalidHeaderStart).
+    for lead in (b" ", b"\n", b"\t", b"\r\n", b"        "):
+        header = lead + text
+        header += b" " * ((8 - len(header) % 8) % 8)
+        weights = os.path.join(tmp, "w.safetensors")
+        with open(weights, "wb") as f:
+            f.write(struct.pack("<Q", len(header)) + header + array.array("f", [2.0]).tobytes())
+        for cmd in (["eval", model, "--weights", weights], ["train", model, "--init", weights, "--steps", "1"]):
+            rc, out, err = run(*cmd)
+            check(rc == 1 and err == "%s: error: the safetensors header begins with white space; it must begin "
+                  "with '{' (spaces may only pad it after the JSON object)\n" % weights,
+                  "%s, header after %r: rc %d, err %r" % (cmd[0], lead, rc, err))
 
 
 def raw_weights(path, header, data):

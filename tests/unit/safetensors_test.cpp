@@ -196,6 +196,12 @@ TEST_CASE("safetensors: malformed files") {
         "the safetensors header holds a NUL byte (at byte 10 of the file); it may be padded with spaces only");
   CHECK(readError(d, makeFile(std::string("{} \0", 4), "")).find("holds a NUL byte (at byte 11") != std::string::npos);
   CHECK(readError(d, makeFile("{}    x ", "")) == "the safetensors header is not valid JSON");
+  // The header begins with its object's `{`: white space before it is refused (the reference
+  // implementation's InvalidHeaderStart), only after it allowed.
+  for (const char *lead : {" ", "\n", "\t", "\r\n", "        "})
+    CHECK(readError(d, makeFile(std::string(lead) + "{}", "")) ==
+          "the safetensors header begins with white space; it must begin with '{' (spaces may only pad it "
+          "after the JSON object)");
   CHECK(readError(d, makeFile(R"({"a": 3})", "")) == "tensor 'a' is not described by a JSON object");
   CHECK(readError(d, makeFile(R"({"a": {"dtype":"F32","shape":[1]}})", "")) == "tensor 'a' has no 'data_offsets'");
   CHECK(readError(d, makeFile(entry("X32", "[2]", "[0,8]"), kF32Data)) ==
