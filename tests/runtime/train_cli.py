@@ -641,7 +641,7 @@ def clashing_files(tmp):
 def bad_flags():
     """A bad flag is one line `gradc: error: ...` and exit status 2; a learning rate must be a
     finite number >= 0 (like torch.optim), a file name not empty; every command that runs a
-    compiled program takes --threads."""
+    compiled program takes --threads (compile from 1: its threads are fixed in the code it writes)."""
     data = os.path.join(DATA, "oddities.csv")
     cases = [
         (["train", MODEL, "--data"], "--data: 1 required TEXT missing"),
@@ -675,8 +675,17 @@ def bad_flags():
         (["compile", MODEL, "-o", "m.o", "--cpu", "a\x1b[31m"], "--cpu takes a CPU name such as skylake, not 'a\\x1b[31m'"),
     ]
     for t in ("1025", "100000", "2147483648", "-1", "1.5"):
-        for cmd in (["train", MODEL, "--data", data], ["bench", MODEL], ["compile", MODEL, "-o", "m.o"]):
+        for cmd in (["train", MODEL, "--data", data], ["bench", MODEL]):
             cases.append((cmd + ["--threads", t], "--threads: takes a whole number from 0 to 1024, not '%s'" % t))
+        cases.append((["compile", MODEL, "-o", "m.o", "--threads", t],
+                      "--threads: takes a whole number from 1 to 1024, not '%s'" % t))
+    # compile's threads are fixed in the compiled code, for a machine not known when it is
+    # compiled: 0 (all cores for the other commands) is refused, not taken as 1.
+    for t in ("0", "00"):
+        cases.append((["compile", MODEL, "-o", "m.o", "--threads", t],
+                      "--threads: 0 (all cores) is not available for compile: the compiled step is split for a "
+                      "number of threads fixed when it is compiled, and the machine that will run it is not "
+                      "known; give the number of threads, from 1 to 1024"))
     for t in ("nan", "inf", "0", "-1", "abc"):
         cases.append((["train", MODEL, "--data", data, "--mpi-timeout", t],
                       "--mpi-timeout: takes a number of seconds > 0, not '%s'" % t))
