@@ -11,6 +11,8 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <unordered_set>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -170,24 +172,55 @@ TensorFile readSafetensors(const std::string &path) {
   if (headerLen > bytes.size() - 8)
     fileError(path, "not a safetensors file: the header length {} runs past the end of the file ({} bytes)",
               headerLen, bytes.size());
+  // The JSON object starts the header: white space may follow it, never precede it (the
+  // reference implementation refuses that as InvalidHeaderStart). Other first bytes make
+  // no JSON object, reported below.
+  const char *headerText = bytes.data() + 8;
+  char first = headerLen > 0 ? headerText[0] : '{';
+  if (first == ' ' || first == '\t' || first == '\n' || first == '\r')
+    fileError(path, "the safetensors header begins with white space; it must begin with '{{' (spaces may "
+              "only pad it after the JSON object)");
   // The JSON object may be followed by white space only (the format pads it with spaces;
   // JSON readers, the format's own among them, take tabs and line breaks there too). A NUL
   // byte is never JSON, but the JSON parser takes it for the end of its input, so it is
   // refused here: a header padded with NULs is a damaged file.
-  const char *headerText = bytes.data() + 8;
   if (const void *nul = std::memchr(headerText, '\0', headerLen))
     fileError(path, "the safetensors header holds a NUL byte (at byte {} of the file); it may be padded "
               "with white space only (spaces, tabs, line breaks)", 8 + (static_cast<const char *>(nul) - headerText));
   // A header nests three deep (tensor, entry, shape); a deeper one is refused while parsing,
-  // before copies of it recurse through the nesting.
-  auto shallow = [&](int depth, json::parse_event_t event, json &) {
-    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
-        depth >= kMaxHeaderDepth)
+  // before copies of it recurse through the nesting. A name given twice in one object (two
+  // tensors 'W', a tensor with two dtypes, a metadata key) is refused too, as the reference
+  // implementation refuses two tensors of one name: which one was meant is unknown, and the
+  // JSON reader would keep the last silently.
+  struct Object {
+    std::unordered_set<std::string> keys;
+    std::string lastKey;
+  };
+  std::vector<Object> objects;
+  auto checked = [&](int depth, json::parse_event_t event, json &parsed) {
+    using E = json::parse_event_t;
+    if ((event == E::object_start || event == E::array_start) && depth >= kMaxHeaderDepth)
       fileError(path, "the safetensors header nests more than {} deep", kMaxHeaderDepth);
+    if (event == E::object_start) objects.emplace_back();
+    else if (event == E::object_end) objects.pop_back();
+    else if (event == E::key) {
+      Object &o = objects.back();
+      std::string key = parsed.get<std::string>();
+      if (!o.keys.insert(key).second) {
+        if (objects.size() == 1 && key == "__metadata__") fileError(path, "the safetensors header holds __metadata__ twice");
+        if (objects.size() == 1) fileError(path, "the safetensors header holds two tensors named '{}'", key);
+        const std::string &owner = objects[0].lastKey;
+        if (objects.size() == 2)
+          fileError(path, "{} names '{}' twice in the safetensors header",
+                    owner == "__metadata__" ? std::string("__metadata__") : fmt::format("tensor '{}'", owner), key);
+        fileError(path, "the safetensors header names '{}' twice in one object", key);
+      }
+      o.lastKey = std::move(key);
+    }
     return true;
   };
   json header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(headerLen),
-                            shallow, /*allow_exceptions=*/false);
+                            checked, /*allow_exceptions=*/false);
   if (header.is_discarded()) fileError(path, "the safetensors header is not valid JSON");
   if (!header.is_object()) fileError(path, "the safetensors header is not a JSON object");
 

@@ -3,8 +3,8 @@
 // Format: 8-byte little-endian header length N, N bytes of JSON
 // {"NAME": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, ...,
 //  "__metadata__": {...}}, then the raw little-endian data. Reading validates everything
-// (sizes, offsets, dtypes, overlapping or out-of-range data, bytes that no tensor covers, as
-// the reference implementation refuses them) and rejects a malformed file with
+// (sizes, offsets, dtypes, overlapping or out-of-range data, bytes that no tensor covers, a
+// name given twice, as the reference implementation refuses them) and rejects a malformed file with
 // one UserError `FILE: error: ...`. Tensors of dtypes other than F32 and F64 (a PyTorch
 // state dict's I64 counters) are validated but not read: an extra one is ignored. Writing is atomic: a temporary file in the same folder,
 // fsync, rename; a crash mid-write leaves the old file whole.

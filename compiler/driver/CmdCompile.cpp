@@ -93,7 +93,7 @@ codegen::CodegenOptions codegenOptions(const Options &o) {
   c.f64 = o.dtype == "f64";
   c.triple = o.target;
   c.cpu = o.cpu;
-  c.threads = o.threads > 0 ? o.threads : 1;  // the target's cores are unknown here
+  c.threads = o.threads > 0 ? o.threads : 1;  // --threads absent (0 is a bad flag): 1
   return c;
 }
 

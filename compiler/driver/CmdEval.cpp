@@ -1,5 +1,7 @@
-// `gradc eval MODEL --weights W --data F [--json]` (SPEC §8): the loss and every metric over
-// the data file, seen as one batch; a `NAME VALUE` line each, or one JSON object.
+// `gradc eval MODEL --weights W --data F [--json] [--dtype f32|f64]` (SPEC §8): the loss and
+// every metric over the data file, seen as one batch; a `NAME VALUE` line each, or one JSON
+// object. With --dtype f64 the program runs in float64, as `train --dtype f64` trains: the
+// data read as doubles, the params from their exact F64 copies when the file holds them.
 #include <cmath>
 #include <iostream>
 
@@ -20,7 +22,7 @@ int runEval(Options &o, SourceManager &sm) {
   if (m.inputs.empty() && !o.data.empty()) warnNoInputs(o.model, "--data is");
   if (!m.inputs.empty() && o.data.empty()) needData(m, o.model, "eval");
   if (!m.inputs.empty()) {
-    data = readDataFor(m, f, o.data);
+    data = readDataFor(m, f, o.data, o.dtype == "f64");
     checkOneBatch(m, data, "eval");
   }
   rt::Kernel k = compileProgram(f, o);

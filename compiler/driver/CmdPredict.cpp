@@ -1,5 +1,6 @@
-// `gradc predict MODEL --weights W --data F [--out F]` (SPEC §8): the model's outputs for
-// every row of the data (one batch, like eval), as CSV with a header. The data may hold all the model's inputs
+// `gradc predict MODEL --weights W --data F [--out F] [--dtype f32|f64]` (SPEC §8): the model's
+// outputs for every row of the data (one batch, like eval; in float64 with --dtype f64, as
+// eval), as CSV with a header. The data may hold all the model's inputs
 // (a training file) or just those the outputs need (no labels). --out is written whole or
 // not at all. Each output must have the batch dim first (one row per sample).
 #include <algorithm>
@@ -70,7 +71,7 @@ int runPredict(Options &o, SourceManager &sm) {
   if (inputsUsed(f).empty()) fileError(o.model, "the model's outputs do not depend on any input");
   checkOutputRows(m, f, o.model);
   checkOutputColumns(m, f, o.model);
-  rt::Dataset data = readDataFor(m, f, o.data);
+  rt::Dataset data = readDataFor(m, f, o.data, o.dtype == "f64");
   checkOneBatch(m, data, "predict");
   rt::Kernel k = compileProgram(f, o);
   checkMemory(k, data.rows, o, /*stateCopy=*/false);

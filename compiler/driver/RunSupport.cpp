@@ -45,10 +45,10 @@ std::vector<std::string> inputsUsed(const ir::Function &f) {
   return used;
 }
 
-rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string &path) {
+rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string &path, bool f64) {
   std::vector<std::string> used = inputsUsed(f);
   try {
-    return readData(m, path);
+    return readData(m, path, f64);
   } catch (const UserError &) {
     if (used.size() == m.inputs.size()) throw;
   }
@@ -58,9 +58,9 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
   });
   rt::Dataset ds;
   try {
-    ds = readData(sub, path);
+    ds = readData(sub, path, f64);
   } catch (const UserError &) {
-    return readData(m, path);  // report the error of the full layout
+    return readData(m, path, f64);  // report the error of the full layout
   }
   rt::Dataset padded = ds;
   padded.inputs.clear();

@@ -225,6 +225,7 @@ int main(int argc, char **argv) {
   eval->add_flag("--json", o.json, "Print one JSON object");
   addThreads(eval, o);
   addMaxMemory(eval, o);
+  addDtype(eval, o);
 
   auto *predict = app.add_subcommand("predict", "The model's outputs for each row, as CSV");
   addModel(predict, o);
@@ -233,6 +234,7 @@ int main(int argc, char **argv) {
   predict->add_option("--out", o.out, "Output file (default, or -: standard output)")->check(kPath);
   addThreads(predict, o);
   addMaxMemory(predict, o);
+  addDtype(predict, o);
 
   auto *grad = app.add_subcommand("grad", "Loss and gradient of every param, as safetensors");
   addModel(grad, o);
@@ -266,9 +268,22 @@ int main(int argc, char **argv) {
       ->check(CLI::IsMember({"obj", "asm", "llvm", "shared"}));
   compile->add_option("--target", o.target, "Target triple (default: the host)");
   compile->add_option("--cpu", o.cpu, "Target CPU (default: the host's; a generic CPU for another --target)");
+  // The split is fixed in the compiled code (its parts and their scratch memory), and the
+  // cores of the machine that will run it are not known here: 0, "all cores" for the other
+  // commands, is refused rather than taken as 1.
   compile->add_option("--threads", o.threads,
-                      "Threads the compiled step splits large matrix products over (default: 1)")
-      ->check(wholeNumber(0, kMaxThreads));
+                      "Threads the compiled step splits large matrix products over, 1 to 1024 (default: 1; "
+                      "fixed when compiled, so 0 is refused)")
+      ->check(CLI::Validator(
+          [](std::string &s) -> std::string {
+            long long v = -1;
+            if (parsesWhole(s, v) && v == 0)
+              return "0 (all cores) is not available for compile: the compiled step is split for a number of "
+                     "threads fixed when it is compiled, and the machine that will run it is not known; "
+                     "give the number of threads, from 1 to 1024";
+            return wholeNumber(1, kMaxThreads)(s);
+          },
+          "N >= 1"));
   addDtype(compile, o);
 
   // The command is the first word that is not an option (gradc takes no global option with

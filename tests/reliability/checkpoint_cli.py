@@ -14,7 +14,8 @@ missing param) fail with `CKPT: error: ...` naming both model hashes, and with t
 of an edited model whose shapes agree they warn and go on; params named `__step__` and
 `__epoch__` do not collide with the step and epoch counters (`gradc.step`, `gradc.epoch`);
 a checkpoint resumed with another optimiser starts that optimiser's state and count afresh;
-a header padded with NULs rather than spaces is an error.
+a header padded with NULs rather than spaces, or with spaces before its `{`, is an error, and
+so is a name given twice in one object of the header.
 """
 
 import array
@@ -293,8 +294,9 @@ def nan_weights(tmp):
 
 
 def padded_header(tmp):
-    """A safetensors header may be padded with spaces (JSON white space); NUL padding, or any
-    other byte after the JSON object, is a damaged file: one line `FILE: error: ...`."""
+    """A safetensors header may be padded with spaces (JSON white space) after its JSON
+    object; NUL padding, any other byte after the object, or white space before it is a
+    damaged file: one line `FILE: error: ...`."""
     model = os.path.join(tmp, "m.grad")
     write(model, "param a = 1\nminimize a * a\n")
     text = json.dumps({"a": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]}}).encode()
@@ -314,12 +316,60 @@ def padded_header(tmp):
             else:
                 check(rc == 1 and err.startswith("%s: error: %s" % (weights, want)) and err.count("\n") == 1,
                       "%s, header padded with %r: rc %d, err %r" % (cmd[0], pad, rc, err))
+    # The header begins with its object's `{`: white space goes after it, never before (the
+    # safetensors library refuses that as InvalidHeaderStart).
+    for lead in (b" ", b"\n", b"\t", b"\r\n", b"        "):
+        header = lead + text
+        header += b" " * ((8 - len(header) % 8) % 8)
+        weights = os.path.join(tmp, "w.safetensors")
+        with open(weights, "wb") as f:
+            f.write(struct.pack("<Q", len(header)) + header + array.array("f", [2.0]).tobytes())
+        for cmd in (["eval", model, "--weights", weights], ["train", model, "--init", weights, "--steps", "1"]):
+            rc, out, err = run(*cmd)
+            check(rc == 1 and err == "%s: error: the safetensors header begins with white space; it must begin "
+                  "with '{' (spaces may only pad it after the JSON object)\n" % weights,
+                  "%s, header after %r: rc %d, err %r" % (cmd[0], lead, rc, err))
+
+
+def raw_weights(path, header, data):
+    """A safetensors file of the header text as given (padded with spaces) and the data bytes."""
+    header = header.encode()
+    header += b" " * ((8 - len(header) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header + data)
+    return path
+
+
+def duplicate_names(tmp):
+    """A name given twice in one object of the header (two tensors 'a', a tensor with two
+    dtypes, two __metadata__) is an error naming it, as the safetensors library refuses it;
+    the JSON reader would keep the last one silently."""
+    model = write(os.path.join(tmp, "m.grad"), "param a = 1\nminimize a * a\n")
+    entry = '{"dtype": "F32", "shape": [], "data_offsets": [0, 4]}'
+    two = array.array("f", [2.0]).tobytes()
+    for header, want in (
+            ('{"a": %s, "a": %s}' % (entry, entry), "the safetensors header holds two tensors named 'a'"),
+            ('{"a": {"dtype": "F64", "dtype": "F32", "shape": [], "data_offsets": [0, 4]}}',
+             "tensor 'a' names 'dtype' twice in the safetensors header"),
+            ('{"__metadata__": {"k": "1"}, "a": %s, "__metadata__": {"k": "2"}}' % entry,
+             "the safetensors header holds __metadata__ twice"),
+            ('{"__metadata__": {"k": "1", "k": "2"}, "a": %s}' % entry,
+             "__metadata__ names 'k' twice in the safetensors header")):
+        weights = raw_weights(os.path.join(tmp, "w.safetensors"), header, two)
+        for cmd in (["eval", model, "--weights", weights], ["train", model, "--init", weights, "--steps", "1"]):
+            rc, out, err = run(*cmd)
+            check(rc == 1 and err == "%s: error: %s\n" % (weights, want),
+                  "%s, header %s: rc %d, err %r" % (cmd[0], header, rc, err))
+    # The same name in two tensors' entries is no duplicate.
+    weights = raw_weights(os.path.join(tmp, "w.safetensors"), '{"__metadata__": {"dtype": "x"}, "a": %s}' % entry, two)
+    rc, out, err = run("eval", model, "--weights", weights)
+    check(rc == 0 and out == "loss 4\n" and err == "", "distinct names: rc %d, out %r, err %r" % (rc, out, err))
 
 
 def main():
     clitest.GRADC = sys.argv[1]
     for part in (float64_resume, other_model, counter_names, bad_counters, other_optimizer, nan_weights,
-                 padded_header):
+                 padded_header, duplicate_names):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
     if clitest.failures:

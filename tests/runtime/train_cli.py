@@ -8,7 +8,7 @@ and exit status 1 (also through --val, eval and predict); the accepted oddities 
 training reaches its accuracy; the same seed gives the same weights; a run resumed from a
 checkpoint (after whole epochs, or after --steps inside an epoch) ends with the weights of the
 uninterrupted run, bit for bit; SIGINT / SIGTERM save a checkpoint and exit 130 / 143; the
-metrics CSV; eval and predict output; --out to a FIFO writes into it; a replaced file keeps
+metrics CSV; eval and predict output (also in float64, --dtype f64); --out to a FIFO writes into it; a replaced file keeps
 its permissions and a write-protected one is refused; training without inputs; bench --json.
 """
 
@@ -641,7 +641,7 @@ def clashing_files(tmp):
 def bad_flags():
     """A bad flag is one line `gradc: error: ...` and exit status 2; a learning rate must be a
     finite number >= 0 (like torch.optim), a file name not empty; every command that runs a
-    compiled program takes --threads."""
+    compiled program takes --threads (compile from 1: its threads are fixed in the code it writes)."""
     data = os.path.join(DATA, "oddities.csv")
     cases = [
         (["train", MODEL, "--data"], "--data: 1 required TEXT missing"),
@@ -680,8 +680,17 @@ def bad_flags():
         (["compile", MODEL, "-o", "m.o", "--cpu", "a\x1b[31m"], "--cpu takes a CPU name such as skylake, not 'a\\x1b[31m'"),
     ]
     for t in ("1025", "100000", "2147483648", "-1", "1.5"):
-        for cmd in (["train", MODEL, "--data", data], ["bench", MODEL], ["compile", MODEL, "-o", "m.o"]):
+        for cmd in (["train", MODEL, "--data", data], ["bench", MODEL]):
             cases.append((cmd + ["--threads", t], "--threads: takes a whole number from 0 to 1024, not '%s'" % t))
+        cases.append((["compile", MODEL, "-o", "m.o", "--threads", t],
+                      "--threads: takes a whole number from 1 to 1024, not '%s'" % t))
+    # compile's threads are fixed in the compiled code, for a machine not known when it is
+    # compiled: 0 (all cores for the other commands) is refused, not taken as 1.
+    for t in ("0", "00"):
+        cases.append((["compile", MODEL, "-o", "m.o", "--threads", t],
+                      "--threads: 0 (all cores) is not available for compile: the compiled step is split for a "
+                      "number of threads fixed when it is compiled, and the machine that will run it is not "
+                      "known; give the number of threads, from 1 to 1024"))
     for t in ("nan", "inf", "0", "-1", "abc"):
         cases.append((["train", MODEL, "--data", data, "--mpi-timeout", t],
                       "--mpi-timeout: takes a number of seconds > 0, not '%s'" % t))
@@ -747,7 +756,8 @@ def documented_flags():
               "gradc %s: flags not in docs/language.md %s, documented but not accepted %s"
               % (cmd, sorted(listed - documented), sorted(documented - listed)))
     # A flag with a choice of values names its default in the help.
-    for cmd, flag in (("train", "--optimizer"), ("train", "--dtype"), ("compile", "--emit"),
+    for cmd, flag in (("train", "--optimizer"), ("train", "--dtype"), ("eval", "--dtype"), ("predict", "--dtype"),
+                      ("compile", "--emit"),
                       ("compile", "--dtype"), ("inspect", "--stage"), ("inspect", "--format")):
         rc, out, err = run(cmd, "--help")
         text = re.search(r"^  %s .*\n(?:   .*\n)*" % flag, out, re.M)
@@ -858,6 +868,45 @@ def other_model(tmp):
             rc, out, err = run(*args)
             check(rc == 1 and re.fullmatch(re.escape(ckpt + ": error: " + message) + note, err) is not None,
                   "%s of another model's checkpoint (%s): rc %d, err %r" % (args[0], param, rc, err))
+
+
+def eval_predict_f64(tmp):
+    """eval and predict take --dtype as train does: a model trained with --dtype f64 is scored
+    in float64, from its exact params (`NAME.f64`) and the data read as doubles, giving the
+    float64 numbers (not float32's)."""
+    model = clitest.write(os.path.join(tmp, "lin.grad"),
+                          "dim B\ninput x: [B, 1]\ninput y: [B, 1]\nparam w: [1, 1] = 0.5\nz = x @ w\n"
+                          "output o = z\nminimize mean(square(z - y)) with sgd(lr = 0.1)\n")
+    rows = [(0.1, 0.7), (1.3, 0.2)]
+    data = clitest.write(os.path.join(tmp, "d.csv"), "x,y\n" + "".join("%r,%r\n" % r for r in rows))
+    weights = os.path.join(tmp, "w.safetensors")
+    rc, _, err = run("train", model, "--data", data, "--dtype", "f64", "--steps", "3", "--batch-size", "2",
+                     "--no-shuffle", "--save", weights)
+    check(rc == 0, "train --dtype f64: rc %d, err %r" % (rc, err))
+    w = read_safetensors(weights)[0]["w.f64"][2][0]
+    outs = [x * w for x, _ in rows]
+    loss = sum((o - y) ** 2 for o, (_, y) in zip(outs, rows)) / len(rows)
+
+    def close(a, b):
+        return abs(a - b) <= 1e-12 * abs(b)
+
+    got = {}
+    for dtype in ("f32", "f64"):
+        rc, out, err = run("eval", model, "--weights", weights, "--data", data, "--json", "--dtype", dtype)
+        check(rc == 0 and err == "", "eval --dtype %s: rc %d, err %r" % (dtype, rc, err))
+        got[dtype] = json.loads(out)["loss"] if rc == 0 else float("nan")
+    check(close(got["f64"], loss), "eval --dtype f64: loss %r, float64 gives %r" % (got["f64"], loss))
+    check(not close(got["f32"], loss), "eval --dtype f32 computes in float32: %r" % got["f32"])
+    for dtype in ("f32", "f64"):
+        rc, out, err = run("predict", model, "--weights", weights, "--data", data, "--dtype", dtype)
+        lines = out.splitlines()
+        check(rc == 0 and err == "" and lines[0] == "o" and len(lines) == 3,
+              "predict --dtype %s: rc %d, out %r, err %r" % (dtype, rc, out, err))
+        values = [float(v) for v in lines[1:]] if rc == 0 else [float("nan")] * 2
+        want = all(close(v, o) for v, o in zip(values, outs))
+        check(want == (dtype == "f64"), "predict --dtype %s: %r, float64 gives %r" % (dtype, values, outs))
+    rc, _, err = run("eval", model, "--weights", weights, "--data", data, "--dtype", "f16")
+    check(rc == 2 and err.startswith("gradc: error: --dtype: f16 not in"), "eval --dtype f16: rc %d, err %r" % (rc, err))
 
 
 def eval_memory(tmp):
@@ -1008,6 +1057,7 @@ def main():
         csv_error_quotes(tmp)
         other_model(tmp)
         eval_memory(tmp)
+        eval_predict_f64(tmp)
         predict_output_rows(tmp)
         bad_flags()
         documented_flags()

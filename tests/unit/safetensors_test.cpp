@@ -197,6 +197,12 @@ TEST_CASE("safetensors: malformed files") {
         "only (spaces, tabs, line breaks)");
   CHECK(readError(d, makeFile(std::string("{} \0", 4), "")).find("holds a NUL byte (at byte 11") != std::string::npos);
   CHECK(readError(d, makeFile("{}    x ", "")) == "the safetensors header is not valid JSON");
+  // The header begins with its object's `{`: white space before it is refused (the reference
+  // implementation's InvalidHeaderStart), only after it allowed.
+  for (const char *lead : {" ", "\n", "\t", "\r\n", "        "})
+    CHECK(readError(d, makeFile(std::string(lead) + "{}", "")) ==
+          "the safetensors header begins with white space; it must begin with '{' (spaces may only pad it "
+          "after the JSON object)");
   CHECK(readError(d, makeFile(R"({"a": 3})", "")) == "tensor 'a' is not described by a JSON object");
   CHECK(readError(d, makeFile(R"({"a": {"dtype":"F32","shape":[1]}})", "")) == "tensor 'a' has no 'data_offsets'");
   CHECK(readError(d, makeFile(entry("X32", "[2]", "[0,8]"), kF32Data)) ==
@@ -219,6 +225,17 @@ TEST_CASE("safetensors: malformed files") {
   std::string overlap =
       R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})";
   CHECK(readError(d, makeFile(overlap, kF32Data)) == "tensors 'a' and 'b' overlap");
+  // A name given twice in one object is refused (the JSON reader keeps the last silently).
+  std::string a = R"({"dtype":"F32","shape":[4],"data_offsets":[0,16]})";
+  CHECK(readError(d, makeFile(R"({"a":)" + a + R"(,"a":)" + a + "}", kF32Data)) ==
+        "the safetensors header holds two tensors named 'a'");
+  CHECK(readError(d, makeFile(R"({"a":{"dtype":"F64","dtype":"F32","shape":[4],"data_offsets":[0,16]}})", kF32Data)) ==
+        "tensor 'a' names 'dtype' twice in the safetensors header");
+  CHECK(readError(d, makeFile(R"({"__metadata__":{},"__metadata__":{}})", "")) ==
+        "the safetensors header holds __metadata__ twice");
+  CHECK(readError(d, makeFile(R"({"__metadata__":{"k":"1","k":"1"}})", "")) ==
+        "__metadata__ names 'k' twice in the safetensors header");
+  CHECK(readError(d, makeFile(R"({"__metadata__":{"a":"1"},"a":)" + a + "}", kF32Data)) == "");
   CHECK(readError(d, makeFile(R"({"__metadata__": [1]})", "")) == "__metadata__ is not a JSON object");
   CHECK(readError(d, makeFile(R"({"__metadata__": {"k": 1}})", "")) == "__metadata__ entry 'k' is not a string");
   CHECK(readError(d, makeFile(entry("F32", "[4]", "[0,16]"), kF32Data)) == "");
