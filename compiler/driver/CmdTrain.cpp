@@ -22,7 +22,6 @@
 #include "driver/GradSupport.h"
 #include "driver/Pipeline.h"
 #include "driver/RunSupport.h"
-#include "frontend/Frontend.h"
 #include "interp/Interpreter.h"
 #include "runtime/Distributed.h"
 #include "runtime/Trainer.h"
@@ -162,9 +161,8 @@ private:
 
 int runTrain(Options &o, SourceManager &sm) {
   if (o.distributed || rt::launchedByMpi()) return runTrainDistributed(o, sm);
-  Model m = applyFlags(loadModel(sm, o.model), o);
+  Model m = loadModelFor(sm, o, Float32Use::Step);
   bool f64 = o.dtype == "f64";
-  checkFloat32Range(m, o, f64);
 
   rt::Dataset data, val;
   bool hasData = !m.inputs.empty();
