@@ -72,6 +72,7 @@ std::string describe(const ir::Node &n, const std::vector<interp::Tensor> &vals,
     return std::nullopt;
   };
   std::optional<double> a = operand(0), b = operand(1);
+  if (n.op == ir::Op::Pow && b) *b += n.value;  // the exponent pow used (a gradient's b - 1)
   std::string gives = number(bad);
   switch (n.op) {
   case ir::Op::Log:
