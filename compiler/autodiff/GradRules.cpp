@@ -129,11 +129,15 @@ ValueId gradDiv(const RuleArgs &r, int i) {
 
 // y = a^b:       da = where(b == 0, 0, g * b * a^(b-1))
 //                db = where(a == 0 and b >= 0, 0, g * y * log(a))    (as PyTorch masks them)
+// b - 1 is taken in the step's float type (Pow's exponent offset), from the b that y used:
+// a constant b is rounded to it first (a^2.0000001 is a^2 in float32, and its gradient 2a,
+// not a^1.0000001, nan for a < 0), where a constant b - 1 would be folded in double. For
+// y = a^(b + c) (such a gradient, differentiated again), b + c stands for b.
 ValueId gradPow(const RuleArgs &r, int i) {
   Builder &b = r.b;
-  ValueId a = r.x(0), e = r.x(1);
+  ValueId a = r.x(0), e = r.node.value == 0 ? r.x(1) : b.add(r.x(1), k(r, r.node.value));
   if (i == 0) {
-    ValueId d = b.mul(r.g, b.mul(e, b.binary(Op::Pow, a, b.sub(e, k(r, 1)))));
+    ValueId d = b.mul(r.g, b.mul(e, b.binary(Op::Pow, a, r.x(1), r.node.value - 1)));
     return b.where(b.binary(Op::Eq, e, k(r, 0)), k(r, 0), d);
   }
   ValueId at0 = b.mul(b.binary(Op::Eq, a, k(r, 0)), b.binary(Op::Ge, e, k(r, 0)));

@@ -481,7 +481,12 @@ private:
     default: break;
     }
     if (opKind(n.op) == OpKind::Unary) return computeUnary(n, operand(n, 0, idx));
-    if (opKind(n.op) == OpKind::Binary) return computeBinary(n.op, operand(n, 0, idx), operand(n, 1, idx));
+    if (opKind(n.op) == OpKind::Binary) {
+      Value *b = operand(n, 1, idx);
+      // Pow's exponent offset, added in the float type (a constant sum is folded by LLVM).
+      if (n.op == Op::Pow && n.value != 0) b = b_.CreateFAdd(b, fconst(n.value));
+      return computeBinary(n.op, operand(n, 0, idx), b);
+    }
     if (opKind(n.op) == OpKind::Compare) return computeCompare(n, operand(n, 0, idx), operand(n, 1, idx));
     if (n.op == Op::Where) {
       Value *c = operand(n, 0, idx);

@@ -12,14 +12,13 @@
 #include "driver/GradSupport.h"
 #include "driver/Pipeline.h"
 #include "driver/RunSupport.h"
-#include "frontend/Frontend.h"
 #include "runtime/Trainer.h"
 
 namespace gradc::driver {
 
 int runBench(Options &o, SourceManager &sm) {
   using Clock = std::chrono::steady_clock;
-  Model m = applyFlags(loadModel(sm, o.model), o);
+  Model m = loadModelFor(sm, o, Float32Use::Step);
   bool f64 = o.dtype == "f64";
   // A model that fixes its batch size (an input `[4, 2]`) is timed at that size.
   int64_t fixed = fixedRows(m);

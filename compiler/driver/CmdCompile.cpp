@@ -25,7 +25,6 @@
 #include "driver/CHeader.h"
 #include "driver/Pipeline.h"
 #include "driver/RunSupport.h"
-#include "frontend/Frontend.h"
 #include "ir/Signature.h"
 #include "runtime/Files.h"
 
@@ -128,11 +127,10 @@ std::string compileFlagError(const Options &o) {
 }
 
 int runCompile(Options &o, SourceManager &sm) {
-  Model m = applyFlags(loadModel(sm, o.model), o);
-  bool f64 = o.dtype == "f64";
   // The compiled code starts the params from their initialisers and bakes in the optimiser's
   // settings, in the compiled float type: as for train, a value beyond float32 is an error.
-  checkFloat32Range(m, o, f64);
+  Model m = loadModelFor(sm, o, Float32Use::Step);
+  bool f64 = o.dtype == "f64";
 
   // `-o -` and `--header -` write to standard output.
   const std::string &out = o.out;

@@ -10,13 +10,12 @@
 #include "driver/Pipeline.h"
 #include "driver/GradSupport.h"
 #include "driver/RunSupport.h"
-#include "frontend/Frontend.h"
 #include "runtime/Trainer.h"
 
 namespace gradc::driver {
 
 int runEval(Options &o, SourceManager &sm) {
-  Model m = loadModel(sm, o.model);
+  Model m = loadModelFor(sm, o, Float32Use::Other);
   ir::Function f = buildProgram(m, Program::Eval);
   rt::Dataset data;
   if (m.inputs.empty() && !o.data.empty()) warnNoInputs(o.model, "--data is");

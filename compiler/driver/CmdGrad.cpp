@@ -3,15 +3,15 @@
 // (shape []) and one tensor per param under its name. Nothing is written on an error.
 // `--out -` is standard output (refused on a terminal: main.cpp).
 #include "driver/GradSupport.h"
+#include "driver/Pipeline.h"
 #include "driver/RunSupport.h"
-#include "frontend/Frontend.h"
 #include "runtime/Files.h"
 #include "runtime/Safetensors.h"
 
 namespace gradc::driver {
 
 int runGrad(Options &o, SourceManager &sm) {
-  Model m = loadModel(sm, o.model);
+  Model m = loadModelFor(sm, o, Float32Use::Other);
   if (o.out != "-") rt::checkWritable(o.out);
   Weights w = readWeights(m, o.weights, modelHash(sm, m));
   rt::Dataset data;

@@ -19,8 +19,8 @@
 #include <numeric>
 
 #include "driver/GradSupport.h"
+#include "driver/Pipeline.h"
 #include "driver/RunSupport.h"
-#include "frontend/Frontend.h"
 #include "runtime/Init.h"
 
 namespace gradc::driver {
@@ -78,7 +78,7 @@ ir::ValueId stopOnPath(const ir::Function &f, const std::string &param, const So
 }  // namespace
 
 int runGradcheck(Options &o, SourceManager &sm) {
-  Model m = loadModel(sm, o.model);
+  Model m = loadModelFor(sm, o, Float32Use::Other);
   Weights w = o.weights.empty() ? initialWeights(m, o.seed) : readWeights(m, o.weights, modelHash(sm, m));
   if (!o.data.empty() && m.inputs.empty()) warnNoInputs(o.model, "--data is");
   // Random data has kRandomRows rows, or the batch size the model fixes.

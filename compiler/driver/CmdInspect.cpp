@@ -40,19 +40,21 @@ int runInspect(Options &o, SourceManager &sm) {
     std::cout << printAST(*ast, sm, dot);
     return 0;
   }
-  Model m = loadModel(sm, o.model);
+  // The loop plan, LLVM IR and assembly are the step compiled in --dtype, as `compile` makes it.
+  bool compiled = stage == Stage::Loops || stage == Stage::LLVM || stage == Stage::Asm;
+  Model m = loadModelFor(sm, o, compiled ? Float32Use::Step : Float32Use::Other);
   switch (stage) {
   case Stage::AST: break;
   case Stage::IR: return printIR(m.forward);
   case Stage::Grad: return printIR(rawGradient(m));
   case Stage::Opt: return printIR(optimizedGradient(m));
-  case Stage::Step: return printIR(stepProgram(applyFlags(m, o)));
+  case Stage::Step: return printIR(stepProgram(m));
   case Stage::Loops:
-    std::cout << loopPlanText(stepProgram(applyFlags(m, o)), o, sm);
+    std::cout << loopPlanText(stepProgram(m), o, sm);
     return 0;
   case Stage::LLVM:
   case Stage::Asm:
-    std::cout << compiledText(stepProgram(applyFlags(m, o)), o, stage == Stage::Asm);
+    std::cout << compiledText(stepProgram(m), o, stage == Stage::Asm);
     return 0;
   }
   return 0;

@@ -11,7 +11,6 @@
 #include "driver/Pipeline.h"
 #include "driver/GradSupport.h"
 #include "driver/RunSupport.h"
-#include "frontend/Frontend.h"
 #include "runtime/Files.h"
 #include "runtime/Trainer.h"
 
@@ -62,7 +61,7 @@ void checkOutputColumns(const Model &m, const ir::Function &f, const std::string
 }  // namespace
 
 int runPredict(Options &o, SourceManager &sm) {
-  Model m = loadModel(sm, o.model);
+  Model m = loadModelFor(sm, o, Float32Use::Other);
   // `--out -` is standard output, as without --out (and as `compile -o -`).
   if (o.out == "-") o.out.clear();
   if (!o.out.empty()) rt::checkWritable(o.out);

@@ -22,7 +22,6 @@
 #include "driver/GradSupport.h"
 #include "driver/Pipeline.h"
 #include "driver/RunSupport.h"
-#include "frontend/Frontend.h"
 #include "interp/Interpreter.h"
 #include "runtime/Distributed.h"
 #include "runtime/Trainer.h"
@@ -73,6 +72,7 @@ std::string describe(const ir::Node &n, const std::vector<interp::Tensor> &vals,
     return std::nullopt;
   };
   std::optional<double> a = operand(0), b = operand(1);
+  if (n.op == ir::Op::Pow && b) *b += n.value;  // the exponent pow used (a gradient's b - 1)
   std::string gives = number(bad);
   switch (n.op) {
   case ir::Op::Log:
@@ -162,9 +162,8 @@ private:
 
 int runTrain(Options &o, SourceManager &sm) {
   if (o.distributed || rt::launchedByMpi()) return runTrainDistributed(o, sm);
-  Model m = applyFlags(loadModel(sm, o.model), o);
+  Model m = loadModelFor(sm, o, Float32Use::Step);
   bool f64 = o.dtype == "f64";
-  checkFloat32Range(m, o, f64);
 
   rt::Dataset data, val;
   bool hasData = !m.inputs.empty();

@@ -20,7 +20,6 @@
 #include "driver/GradSupport.h"
 #include "driver/Pipeline.h"
 #include "driver/RunSupport.h"
-#include "frontend/Frontend.h"
 #include "ir/Printer.h"
 #include "runtime/Distributed.h"
 #include "runtime/Files.h"
@@ -108,8 +107,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   // `data.csv: error: rank 2 of 3: cannot read file`.
   std::string who = rank != 0 ? fmt::format("rank {} of {}: ", rank, mpi.size()) : "";
   try {
-    m = applyFlags(loadModel(sm, o.model), o);
-    checkFloat32Range(m, o, f64);
+    m = loadModelFor(sm, o, Float32Use::Step);
     if (m.inputs.empty())
       fileError(o.model, "distributed training needs a model with inputs and --data; "
                          "this model has no inputs");

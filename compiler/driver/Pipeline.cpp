@@ -5,10 +5,13 @@
 #include <cstring>
 #include <limits>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "autodiff/ReverseMode.h"
 #include "autodiff/Step.h"
 #include "codegen/Codegen.h"
+#include "frontend/Frontend.h"
 #include "interp/Interpreter.h"
 #include "passes/Simplify.h"
 
@@ -29,23 +32,38 @@ Model applyFlags(Model m, const Options &o) {
   return m;
 }
 
-void checkFloat32Range(const Model &m, const Options &o, bool f64) {
-  if (f64) return;
+// The model's settings and initial values that a float32 program takes as floats and that
+// lie beyond float's range: each with its place and message.
+static std::vector<std::pair<Loc, std::string>> beyondFloat32(const Model &m, const Options &o) {
+  std::vector<std::pair<Loc, std::string>> out;
   auto tooLarge = [](double v) { return std::isinf(static_cast<float>(v)); };
+  const float most = std::numeric_limits<float>::max();
   for (const auto &[name, v] : m.optimizer.args) {
     if (!tooLarge(v) || (name == "lr" && o.lr)) continue;
-    if (name == "lr")
-      userError(m.optimizer.loc, "the learning rate {} is too large for float32 (at most {}): use a smaller one "
-                "or --dtype f64", v, std::numeric_limits<float>::max());
-    userError(m.optimizer.loc, "the optimiser's {} {} is too large for float32 (at most {}): use a smaller one "
-              "or --dtype f64", name, v, std::numeric_limits<float>::max());
+    out.emplace_back(m.optimizer.loc,
+                     name == "lr" ? fmt::format("the learning rate {} is too large for float32 (at most {}): use a "
+                                                "smaller one or --dtype f64", v, most)
+                                  : fmt::format("the optimiser's {} {} is too large for float32 (at most {}): use a "
+                                                "smaller one or --dtype f64", name, v, most));
   }
   for (const ParamInfo &p : m.params)
     for (double v : p.initArgs)
       if (tooLarge(v))
-        userError(p.loc, "the {} {} of param {} is too large for float32 (at most {}): use a smaller one or "
-                  "--dtype f64", p.init == InitKind::Const ? "value" : "initialiser argument", v, p.name,
-                  std::numeric_limits<float>::max());
+        out.emplace_back(p.loc, fmt::format("the {} {} of param {} is too large for float32 (at most {}): use a "
+                                            "smaller one or --dtype f64",
+                                            p.init == InitKind::Const ? "value" : "initialiser argument", v, p.name,
+                                            most));
+  return out;
+}
+
+Model loadModelFor(SourceManager &sm, const Options &o, Float32Use use) {
+  Model m = applyFlags(loadModel(sm, o.model), o);
+  if (o.dtype == "f64") return m;
+  for (const auto &[loc, msg] : beyondFloat32(m, o)) {
+    if (use == Float32Use::Step) throw UserError(loc, msg);
+    warn(sm, loc, msg);
+  }
+  return m;
 }
 
 static ir::Function named(ir::Function f, const Model &m, const char *suffix) {

@@ -1,6 +1,6 @@
 // The pipeline as a straight line, shared by every command:
 //
-//   Model m = loadModel(...)                   frontend/   (inspect ast, ir)
+//   Model m = loadModelFor(...)                frontend/   (inspect ast, ir)
 //   Function g = differentiate(m.forward)      autodiff/   (inspect grad)
 //   Function o = simplify(g)                   passes/     (inspect opt)
 //   Function s = simplify(buildStep(m, o))     autodiff/   (inspect step)
@@ -22,11 +22,20 @@ namespace gradc::driver {
 /// model's settings when X is its optimiser and takes X's defaults otherwise (SPEC §5).
 /// (`--lr` is a run-time argument of the step and changes nothing here.)
 Model applyFlags(Model m, const Options &o);
-/// A float32 run's settings must be floats: an optimiser setting of the model (its `lr` when
-/// no --lr replaces it; main checks --lr) beyond float's range is an error at the optimiser,
-/// a param's value or initialiser argument one at the param. (A number literal that large
-/// is an error of the model; a constant expression, folded in double, may reach it.)
-void checkFloat32Range(const Model &m, const Options &o, bool f64);
+/// What a command does with the model's settings in its float type (loadModelFor).
+enum class Float32Use {
+  Step,   // compiles a step that takes them (train, bench, compile, inspect --stage loops|llvm|asm)
+  Other,  // does not take them as float32 (check; eval, predict and grad read the params from
+          // a file and take no optimiser; gradcheck computes in float64)
+};
+/// Every command's model: loadModel, then applyFlags. A float32 run's settings must be
+/// floats: an optimiser setting of the model (its `lr` when no --lr replaces it; main checks
+/// --lr) beyond float's range, or a param's value or initialiser argument, is an error (at
+/// the optimiser, at the param) of a command that compiles a step with them unless --dtype
+/// is f64, and a warning of the other commands, for which it would be one of `train`. (A
+/// number literal that large is an error of the model; a constant expression, folded in
+/// double, may reach it.)
+Model loadModelFor(SourceManager &sm, const Options &o, Float32Use use);
 
 /// The IR after each stage of the gradient pipeline.
 ir::Function rawGradient(const Model &m);          // inspect --stage grad

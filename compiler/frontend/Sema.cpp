@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string_view>
 
 #include "ir/Builder.h"
 #include "support/LargeStack.h"
@@ -174,6 +175,7 @@ private:
     // expression: its value, folded once where it is bound, for the places that need a
     // constant. As a value in an expression it is still the node v.
     std::optional<double> constant;
+    bool whole = false;  // the constant is written as a whole number (spelledWhole)
   };
   // Where names are looked up: the globals, or the arguments of an inlined def. An argument
   // also keeps the expression the call gave it, in the caller's scope, so that a constant
@@ -183,6 +185,7 @@ private:
     const Expr *expr;
     const Scope *scope;
     std::optional<double> constant;  // the argument folded once, at the call
+    bool whole = false;              // the argument is written as a whole number (spelledWhole)
   };
   using ArgExprs = std::map<std::string, ArgExpr>;
   struct Scope {
@@ -224,6 +227,7 @@ private:
                                      const std::vector<std::string> &params, size_t required);
   static void resolveArg(const Expr *&e, const Scope *&sc);
   bool foldIn(const Expr &e, const Scope &sc, double &out) const;
+  bool spelledWhole(const Expr &e, const Scope &sc) const;
   std::string notConstant(const Expr &e, const Scope &sc);
   static void rejectPythonBool(const Expr &name);
   double constant(const Expr &e, const std::string &what, const Scope &sc = kGlobal);
@@ -472,6 +476,37 @@ bool Sema::foldIn(const Expr &e, const Scope &sc, double &out) const {
   });
 }
 
+// Whether a constant expression is written as a whole number, as a Python int is: whole
+// number literals (no `.` or exponent), unary minus, `+ - *`, `^` with a non-negative
+// exponent, and names of constants written so (looked up, like foldIn, in what was worked
+// out once where they were bound). `1.0`, `true` and `2 / 1` are not: an axis is an int.
+bool Sema::spelledWhole(const Expr &e, const Scope &sc) const {
+  switch (e.kind) {
+  case Expr::Number: {
+    std::string_view t = std::string_view(sm_.text(m_.file)).substr(e.begin, e.end - e.begin);
+    return t.find_first_of(".eE") == std::string_view::npos;
+  }
+  case Expr::Name:
+    if (sc.argExprs) {
+      auto it = sc.argExprs->find(e.name);
+      return it != sc.argExprs->end() && it->second.constant && it->second.whole;
+    }
+    if (!sc.locals) {
+      auto it = globals_.find(e.name);
+      return it != globals_.end() && it->second.constant && it->second.whole;
+    }
+    return false;
+  case Expr::Neg: return spelledWhole(*e.args[0], sc);
+  case Expr::Binary: {
+    if (!spelledWhole(*e.args[0], sc) || !spelledWhole(*e.args[1], sc)) return false;
+    double b;
+    if (e.op == BinOp::Pow) return foldIn(*e.args[1], sc, b) && b >= 0;
+    return e.op == BinOp::Add || e.op == BinOp::Sub || e.op == BinOp::Mul;
+  }
+  default: return false;  // true/false, a call, a list
+  }
+}
+
 // Why `e`, which does not fold, is not a constant: the first name in it that is not one,
 // followed to the global it stands for through def arguments (", but `h` (bound at 5:1) is
 // not a constant"), or "" when no name is to blame (a call, a comparison). An undefined
@@ -540,18 +575,25 @@ int Sema::axis(const Expr &e, int rank, const std::string &fname, const Scope &s
     userError(e.loc, "{} takes one axis, not a list", fname);
   }
   // `max(a, b)`, torch.max's element-wise form, reads b as an axis: point to maximum(a, b),
-  // also for a number that cannot be an axis (`max(x, 0.5)`, a clamp).
+  // also for a number that cannot be an axis (`max(x, 0.5)` or `max(x, 0.0)`, a clamp).
   if (double v; fname == "max" || fname == "min") {
     const char *elementwise = fname == "max" ? "maximum" : "minimum";
     if (!foldIn(e, sc, v))
       userError(e.loc, "the axis of {} must be a constant (numbers, true/false, arithmetic and names bound to "
                        "constants){}; for the element-wise {} of two tensors, use {}(a, b)",
                 fname, notConstant(e, sc), elementwise, elementwise);
-    if (std::isfinite(v) && v != std::floor(v))
+    if (std::isfinite(v) && (v != std::floor(v) || !spelledWhole(e, sc))) {
+      std::string got = v != std::floor(v) ? ir::formatNumber(v) : "`" + text(e) + "`";
       userError(e.loc, "the axis of {} must be a whole number, got {}; for the element-wise {} of a tensor and a "
                        "number, use {}(a, {})",
-                fname, ir::formatNumber(v), elementwise, elementwise, ir::formatNumber(v));
+                fname, got, elementwise, elementwise, text(e));
+    }
   }
+  // Like torch's `dim` (an int), an axis is written as a whole number: `1.5`, and also `1.0`
+  // or `true`, which fold to one, are errors (`max(x, 0.0)` for maximum is caught above).
+  if (double v = constant(e, "the axis of " + fname, sc); v != std::floor(v) || !spelledWhole(e, sc))
+    userError(e.loc, "the axis of {} must be a whole number such as 1 or -1, got `{}`{}", fname, text(e),
+              v == std::floor(v) && std::fabs(v) <= kMaxDimSize ? "; write " + ir::formatNumber(v + 0.0) : "");
   int64_t a = wholeNumber(e, "the axis of " + fname, sc);
   if (a < -rank || a >= rank)
     userError(e.loc, "axis {} is out of range for a tensor of rank {}", a, rank);
@@ -717,7 +759,8 @@ ValueId Sema::callDef(const Expr &e, size_t index, const Scope &sc) {
   for (size_t i = 0; i < vals.size(); ++i) {
     locals[def.names[i]] = vals[i];
     double c;
-    argExprs[def.names[i]] = {args[i], &sc, foldIn(*args[i], sc, c) ? std::optional<double>(c) : std::nullopt};
+    argExprs[def.names[i]] = {args[i], &sc, foldIn(*args[i], sc, c) ? std::optional<double>(c) : std::nullopt,
+                              spelledWhole(*args[i], sc)};
   }
   Scope inner{&locals, index, &def, &argExprs};
   ++defDepth_;
@@ -1116,7 +1159,10 @@ Model Sema::run() {
       }
       Sym sym;
       sym.v = v;
-      if (double c; foldIn(*s.expr, global, c)) sym.constant = c;
+      if (double c; foldIn(*s.expr, global, c)) {
+        sym.constant = c;
+        sym.whole = spelledWhole(*s.expr, global);
+      }
       declare(s.name, s.nameLoc, sym);
       break;
     }

@@ -91,6 +91,7 @@ struct Eval {
   std::vector<const Tensor *> in;
   const std::vector<int64_t> &dims;
   Tensor &out;
+  bool f32 = false;  // the values are rounded to float32 after each node
   const Tensor &x(size_t i = 0) const { return *in[i]; }
 };
 using EvalFn = void (*)(Eval &);
@@ -150,7 +151,14 @@ double add(double a, double b) { return a + b; }
 double sub(double a, double b) { return a - b; }
 double mul(double a, double b) { return a * b; }
 double div(double a, double b) { return a / b; }
-double pow_(double a, double b) { return std::pow(a, b); }
+// a^(b + value), the sum in the float type of the run (the exponent of a gradient, b - 1).
+void evalPow(Eval &e) {
+  std::vector<double> a = broadcastTo(e.x(0), e.out.shape), b = broadcastTo(e.x(1), e.out.shape);
+  for (size_t i = 0; i < e.out.data.size(); ++i) {
+    double p = b[i] + e.node.value;
+    e.out.data[i] = std::pow(a[i], e.f32 ? static_cast<double>(static_cast<float>(p)) : p);
+  }
+}
 double maximum(double a, double b) { return std::isnan(a) || std::isnan(b) ? kNaN : std::max(a, b); }
 double minimum(double a, double b) { return std::isnan(a) || std::isnan(b) ? kNaN : std::min(a, b); }
 double lt(double a, double b) { return a < b ? 1.0 : 0.0; }
@@ -340,7 +348,7 @@ constexpr Rule kRules[] = {
     {Op::StopGradient, evalMap<identity>}, {Op::Cast, evalMap<identity>},
     {Op::Add, evalZip<add>},         {Op::Sub, evalZip<sub>},
     {Op::Mul, evalZip<mul>},         {Op::Div, evalZip<div>},
-    {Op::Pow, evalZip<pow_>},        {Op::Maximum, evalZip<maximum>},
+    {Op::Pow, evalPow},        {Op::Maximum, evalZip<maximum>},
     {Op::Minimum, evalZip<minimum>}, {Op::Lt, evalZip<lt>},
     {Op::Le, evalZip<le>},           {Op::Gt, evalZip<gt>},
     {Op::Ge, evalZip<ge>},           {Op::Eq, evalZip<eq>},
@@ -390,7 +398,7 @@ std::vector<Tensor> interpret(const ir::Function &f, const std::vector<Tensor> &
     for (const ir::Dim &d : n.shape) out.shape.push_back(d.eval(dims));
     out.data.assign(static_cast<size_t>(count(out.shape)), 0.0);
     out.isInt = n.dtype == ir::DType::I32;
-    Eval e{n, {}, dims, out};
+    Eval e{n, {}, dims, out, roundToF32};
     if (isArgument(n.op)) e.in.push_back(&args[nextArg++]);
     for (ir::ValueId o : n.operands) e.in.push_back(&values[static_cast<size_t>(o)]);
     kTable[static_cast<size_t>(n.op)](e);

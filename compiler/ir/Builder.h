@@ -35,7 +35,7 @@ public:
   ValueId dimSize(Dim d);
 
   ValueId unary(Op op, ValueId x, double attr = 0);  // attr: LeakyRelu slope
-  ValueId binary(Op op, ValueId a, ValueId b);
+  ValueId binary(Op op, ValueId a, ValueId b, double attr = 0);  // attr: Pow's exponent offset
   ValueId where(ValueId c, ValueId a, ValueId b);
   ValueId reduce(Op op, ValueId x, uint32_t axes, bool keepdims);
   ValueId row(Op op, ValueId x, int axis);

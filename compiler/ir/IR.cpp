@@ -342,10 +342,11 @@ ValueId Builder::unary(Op op, ValueId x, double attr) {
   return add(std::move(n));
 }
 
-ValueId Builder::binary(Op op, ValueId a, ValueId b) {
+ValueId Builder::binary(Op op, ValueId a, ValueId b, double attr) {
   Node n;
   n.op = op;
   n.operands = {a, b};
+  n.value = attr;
   return add(std::move(n));
 }
 

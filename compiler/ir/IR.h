@@ -76,7 +76,8 @@ struct Node {
 
   // Attributes; each op uses the few that apply to it (the printer shows only those).
   std::string name;      // Input, Param, State, Hyper: the argument's name
-  double value = 0;      // Const: the value; LeakyRelu: the slope
+  double value = 0;      // Const: the value; LeakyRelu: the slope; Pow: added to the exponent
+                         // in the step's float type (a^(b + value); the gradient's b - 1)
   uint32_t axes = 0;     // Reduce, Row, ArgMax: bit set of axes of the operand
   bool keepdims = false; // Reduce
   bool transA = false;   // MatMul: use the transpose of operand 0

@@ -73,6 +73,7 @@ std::string opAttributes(const Node &n) {
   }
   if (n.op == Op::ArgMax) s += fmt::format(" axis={}", std::countr_zero(n.axes));
   if (n.op == Op::LeakyRelu) s += " slope=" + formatNumber(n.value);
+  if (n.op == Op::Pow && n.value != 0) s += " plus=" + formatNumber(n.value);
   if (n.op == Op::OneHot) s += fmt::format(" classes={}", n.classes);
   return s;
 }

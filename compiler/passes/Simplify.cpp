@@ -45,7 +45,7 @@ double evalElement(Op op, const std::vector<double> &x, double attr) {
   case Op::Sub: return x[0] - x[1];
   case Op::Mul: return x[0] * x[1];
   case Op::Div: return x[0] / x[1];
-  case Op::Pow: return std::pow(x[0], x[1]);
+  case Op::Pow: return std::pow(x[0], x[1] + attr);
   case Op::Maximum:
     return std::isnan(x[0]) || std::isnan(x[1]) ? NAN : std::max(x[0], x[1]);
   case Op::Minimum:
@@ -209,6 +209,14 @@ ValueId Rewriter::identity(const Node &n) {
     if (op(x(0)) == Op::Neg) return b_.neg(b_.div(arg(x(0)), x(1)));  // -a / b = -(a / b)
     return kNoValue;
   case Op::Pow:
+    if (double c; n.value != 0 && isConst(x(1), &c)) {
+      // a^(c + k) = a^(c+k) when the sum is the same in float32 and float64 (3 - 1, not
+      // 2.0000001 - 1), the float types the step may be compiled in.
+      double sum = c + n.value;
+      if (static_cast<double>(static_cast<float>(c) + static_cast<float>(n.value)) != sum) return kNoValue;
+      return fit(b_.binary(Op::Pow, x(0), b_.constant(sum, f_.node(x(1)).shape)), n);
+    }
+    if (n.value != 0) return kNoValue;
     if (is(x(1), 1)) return fit(x(0), n);                       // a^1 = a
     if (is(x(1), 2)) return fit(b_.unary(Op::Square, x(0)), n); // a^2 = square(a)
     if (is(x(1), 0)) return zeros(n, 1);                        // a^0 = 1

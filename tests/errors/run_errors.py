@@ -126,17 +126,21 @@ def generated(tmp):
     slope += "minimize sum(f40(a, 0.1))\n"
     cases.append(("defs_constant_doubling_40", slope.encode(), "", 0))
     # A chain of 60 bindings, each twice the last: folded once where each is bound, not
-    # 2^60 times at the use. The constant one is used where constants are needed; the other
-    # is an error that names the last binding.
+    # 2^60 times at the use. The constant one is used where constants are needed (an axis, a
+    # whole number, by a chain of whole numbers); the other is an error that names the last
+    # binding.
     for name, c0, tail, expected, rc in (
             ("bindings_constant_doubling_60", "0.5 ^ 60",
-             "minimize sum(leaky_relu(a, c60)) + sum(a, axis = c60 - 1) with sgd(lr = c60 / 10)\n", "", 0),
+             "minimize sum(leaky_relu(a, c60)) + sum(a, axis = d60 - 1) with sgd(lr = c60 / 10)\n", "", 0),
             ("bindings_doubling_60", "sum(a)", "minimize sum(leaky_relu(a, c60))\n",
-             "63:28: the slope of leaky_relu must be a constant (numbers, true/false, arithmetic and names bound "
+             "124:28: the slope of leaky_relu must be a constant (numbers, true/false, arithmetic and names bound "
              "to constants), but `c60` (bound at 62:1) is not a constant", 1)):
         text = "param a: [3] = ones\nc0 = %s\n" % c0
         for i in range(1, 61):
             text += "c%d = c%d + c%d\n" % (i, i - 1, i - 1)
+        text += "d0 = 2 ^ 0 - 2 ^ 0 + 1\n"
+        for i in range(1, 61):
+            text += "d%d = d%d * d%d\n" % (i, i - 1, i - 1)
         cases.append((name, (text + tail).encode(), expected, rc))
     # The same 40 defs given a binding that is not a constant: the error names it, found by
     # following each argument once.

@@ -330,6 +330,39 @@ def main():
                 ok = err <= 1e-6
             check(f"grad: the sum over axes 0 and 2 of {list(zs)} (the gradient of P {list(ps)}) within 1e-6",
                   ok, r.stderr if r.returncode else f"relative error {err:.3g}")
+        # The gradient of a^n takes n - 1 from the n that a^n used, in the float type of the
+        # run: a^2.0000001 is a^2 in float32 (n rounds to 2), so its gradient at a = -1 is -2,
+        # not (-1)^1.0000001 = nan (n - 1 taken in double); in float64 n stays 2.0000001, and
+        # both the loss and the gradient follow from it (nan at -1, 2.0000001 * 2^1.0000001 at 2).
+        def values(path):
+            header = read_header(path)
+            with open(path, "rb") as f:
+                raw = f.read()
+            base = 8 + struct.unpack("<Q", raw[:8])[0]
+            return {k: struct.unpack("<f", raw[base + v["data_offsets"][0]:base + v["data_offsets"][1]])[0]
+                    for k, v in header.items() if k != "__metadata__"}
+
+        def f32(x):
+            return struct.unpack("<f", struct.pack("<f", x))[0]
+
+        near2 = os.path.join(tmp, "near_square.grad")
+        with open(near2, "w") as f:
+            f.write("param a = -1\nminimize a ^ 2.0000001\n")
+        out = os.path.join(tmp, "near_square_grad.safetensors")
+        for a, dtype, want in ((-1.0, "f32", {"loss": 1.0, "a": -2.0}),
+                               (2.0, "f32", {"loss": 4.0, "a": 4.0}),
+                               (-1.0, "f64", {"loss": math.nan, "a": math.nan}),
+                               (2.0, "f64", {"loss": f32(2 ** 2.0000001), "a": f32(2.0000001 * 2 ** 1.0000001)})):
+            w = os.path.join(tmp, "near_square.safetensors")
+            write_safetensors(w, {"a": ([], [a])})
+            r = run("grad", near2, "--weights", w, "--out", out, "--dtype", dtype)
+            got = values(out) if r.returncode == 0 else {}
+            same = all(k in got and (got[k] == v or math.isnan(got[k]) and math.isnan(v)) for k, v in want.items())
+            check(f"grad --dtype {dtype}: a^2.0000001 at {a} gives loss {want['loss']} and gradient {want['a']}",
+                  r.returncode == 0 and same, r.stderr + repr(got))
+        r = run("train", near2, "--steps", "1")
+        check("train: a^2.0000001 at -1 takes a step (loss 1, gradient -2)",
+              r.returncode == 0 and "loss 1 " in r.stdout, r.stdout + r.stderr)
 
     sys.exit(1 if failures else 0)
 
