@@ -7,6 +7,8 @@
 #include <cstring>
 #include <iostream>
 
+#include <fmt/ranges.h>
+
 #include "driver/GradSupport.h"
 #include "runtime/Files.h"
 
@@ -60,7 +62,22 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
   try {
     ds = readData(sub, path, f64);
   } catch (const UserError &) {
-    return readData(m, path, f64);  // report the error of the full layout
+    // Report the error of the full layout; a row of the wrong width also names the shorter
+    // one (`expected 3 values, found 1 (or 2, only the inputs used: x)`).
+    try {
+      return readData(m, path, f64);
+    } catch (const UserError &e) {
+      std::string msg = e.what();
+      if (!msg.starts_with("expected ") || msg.find(" value") == std::string::npos) throw;
+      int64_t width = 0;
+      for (const InputInfo &in : sub.inputs) {
+        int64_t w = 1;
+        for (size_t i = 1; i < in.shape.size(); ++i) w *= in.shape[i].factor;
+        width += w;
+      }
+      msg += fmt::format(" (or {}, only the inputs used: {})", width, fmt::join(used, ", "));
+      throw UserError(e.fileName, e.loc.line, e.loc.col, msg, e.quote);
+    }
   }
   rt::Dataset padded = ds;
   padded.inputs.clear();

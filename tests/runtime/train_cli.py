@@ -236,6 +236,11 @@ def train_and_resume(tmp):
             g.write(",".join(line.strip().split(",")[:2]) + "\n")
     rc, out, err = run("predict", MODEL, "--weights", ckpt("a"), "--data", feats)
     check(rc == 0 and out.splitlines() == pred, "predict from features only: rc %d err %r" % (rc, err))
+    # A row that fits neither layout names both widths.
+    short = clitest.write(os.path.join(tmp, "short.csv"), "0.5\n")
+    rc, out, err = run("predict", MODEL, "--weights", ckpt("a"), "--data", short)
+    check(rc == 1 and err.startswith(short + ":1:4: error: expected 3 values, found 1 (or 2, only the inputs used: x)\n"),
+          "predict, a row of neither width: rc %d err %r" % (rc, err))
 
     a, meta = read_safetensors(ckpt("a"))
     check(set(a) >= {"W", "b", "W.m", "W.v", "b.m", "b.v", "gradc.step", "gradc.epoch"},
