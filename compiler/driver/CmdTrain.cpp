@@ -60,10 +60,15 @@ std::string sourceText(const SourceManager &sm, Loc loc) {
   return std::string(line.substr(start, end - start));
 }
 
-std::string number(double v) { return std::isnan(v) ? "nan" : fmt::format("{}", static_cast<float>(v)); }
+// A value as the step held it: the shortest text that reads back as the same float (or
+// double with --dtype f64).
+std::string formatValue(double v, bool f64) {
+  return std::isnan(v) ? "nan" : f64 ? fmt::format("{}", v) : fmt::format("{}", static_cast<float>(v));
+}
 
 /// What went wrong in node `n`, whose value at index `i` is `bad`.
-std::string describe(const ir::Node &n, const std::vector<interp::Tensor> &vals, size_t i, double bad) {
+std::string describe(const ir::Node &n, const std::vector<interp::Tensor> &vals, size_t i, double bad, bool f64) {
+  auto number = [f64](double v) { return formatValue(v, f64); };
   auto operand = [&](size_t k) -> std::optional<double> {
     if (k >= n.operands.size()) return std::nullopt;
     const interp::Tensor &t = vals[static_cast<size_t>(n.operands[k])];
@@ -132,7 +137,7 @@ void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std:
     if (t.isInt || n.op == ir::Op::Const) continue;  // (a rule's -inf constant is no error)
     for (size_t i = 0; i < t.data.size(); ++i) {
       if (std::isfinite(t.data[i])) continue;
-      std::string what = describe(n, vals, i, t.data[i]);
+      std::string what = describe(n, vals, i, t.data[i], f64);
       if (!n.loc.valid())
         fileError(modelPath, "{} in value %{} of the step{}", what, v, where);
       std::string text = sourceText(sm, n.loc);

@@ -363,6 +363,18 @@ def main():
         r = run("train", near2, "--steps", "1")
         check("train: a^2.0000001 at -1 takes a step (loss 1, gradient -2)",
               r.returncode == 0 and "loss 1 " in r.stdout, r.stdout + r.stderr)
+        # The NaN explanation names the numbers as the step held them: doubles with --dtype f64.
+        r = run("train", near2, "--steps", "1", "--dtype", "f64")
+        check("train --dtype f64: a^2.0000001 at -1 is explained with the exponent in double",
+              r.returncode == 1 and r.stderr.startswith(near2 + ":2:12: error: pow of -1 and 2.0000001 gives nan "),
+              r.stderr)
+        shifted = os.path.join(tmp, "log_shifted.grad")
+        with open(shifted, "w") as f:
+            f.write("param a = 0.1\nminimize log(a - 0.3)\n")
+        for dtype, value in (("f32", "-0.20000002"), ("f64", "-0.19999999999999998")):
+            r = run("train", shifted, "--steps", "1", "--dtype", dtype)
+            check(f"train --dtype {dtype}: log's operand printed as a {dtype} ({value})",
+                  r.returncode == 1 and f"error: log of a negative number ({value}) gives nan" in r.stderr, r.stderr)
 
     sys.exit(1 if failures else 0)
 
