@@ -3,6 +3,7 @@
 // bug report and exit status 70 (EX_SOFTWARE), and a bad flag into one line
 // `gradc: error: ...` and exit status 2.
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <csignal>
 #include <cstdint>
@@ -160,8 +161,18 @@ double *gMpiTimeout = nullptr;
 
 // A bad flag: one line (its value quoted with any control characters escaped) and exit
 // status 2.
+// The command given (a known one), whose --help the message points to.
+std::string gCommand;
+
 int badFlag(std::string_view msg) {
-  std::string line = oneLine(fmt::format("gradc: error: {} (see gradc --help)", msg));
+  // CLI11's own messages begin with a capital ("The following argument was not expected");
+  // gradc's, like a compiler's, do not.
+  std::string text(msg);
+  if (text.size() > 1 && std::isupper(static_cast<unsigned char>(text[0])) &&
+      std::islower(static_cast<unsigned char>(text[1])))
+    text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  std::string line = oneLine(fmt::format("gradc: error: {} (see gradc {}--help)", text,
+                                         gCommand.empty() ? "" : gCommand + " "));
   if (!gTrainCommand || !reportDistributedBadFlag(line, gMpiTimeout ? *gMpiTimeout : 30)) std::cerr << line;
   return 2;
 }
@@ -316,8 +327,10 @@ int main(int argc, char **argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help, --version
+    if (!app.get_subcommands().empty()) gCommand = app.get_subcommands().front()->get_name();
     return badFlag(app.get_subcommands().empty() ? noCommand() : std::string(e.what()));
   }
+  gCommand = app.get_subcommands().front()->get_name();
 
   o.batchSizeGiven = bench->count("--batch-size") > 0 || train->count("--batch-size") > 0;
   o.seedGiven = train->count("--seed") > 0;

@@ -177,7 +177,7 @@ def mode_cross(tmp):
     r = run([a.gradc, "compile", DIGITS, "--target", "x86_64-linux-gnu", "--cpu", "i386", "-o",
              os.path.join(tmp, "c.o")], ok=False)
     check(r.returncode == 2 and r.stderr == "gradc: error: CPU `i386` cannot run 64-bit code, which target "
-          "`x86_64-unknown-linux-gnu` needs (see gradc --help)\n" and not os.path.exists(os.path.join(tmp, "c.o")),
+          "`x86_64-unknown-linux-gnu` needs (see gradc compile --help)\n" and not os.path.exists(os.path.join(tmp, "c.o")),
           f"a 32-bit CPU for a 64-bit target is a bad flag, one line (LLVM aborted): {r.stderr.strip()}")
     # A control character in --target or --cpu (a newline pasted into a script) is a bad
     # flag, its message one line with the character escaped; LLVM took the triple.
@@ -232,7 +232,7 @@ def mode_cross(tmp):
         os.close(slave)
         os.close(master)
         check(r.returncode == 2 and r.stderr.decode() == f"gradc: error: -o - would write the {what} to the terminal: "
-              "redirect standard output to a file or a pipe, or use --emit asm or llvm (see gradc --help)\n"
+              "redirect standard output to a file or a pipe, or use --emit asm or llvm (see gradc compile --help)\n"
               and not os.path.exists(os.path.join(tmp, "-")),
               f"--emit {emit} -o - on a terminal is a bad flag: {r.stderr!r}")
     # A named CPU gets the kernels of its vector width, whatever the host has: the FMAs of

@@ -72,9 +72,9 @@ def start_checks(gradc, mpirun, tmp):
          "inputs take exactly 32 rows\n"),
         # A bad flag is found before MPI starts: every rank printed it (3 lines).
         ("a bad flag on every rank", ["-np", "3"] + train + ["--data", DATA, "--batch-size", "0"],
-         "gradc: error: --batch-size: takes a whole number >= 1, not '0' (see gradc --help)\n"),
+         "gradc: error: --batch-size: takes a whole number >= 1, not '0' (see gradc train --help)\n"),
         ("a bad flag on rank 2", ["-np", "2"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", DATA, "--batch-size", "0"],
-         "gradc: error: rank 2 of 3: --batch-size: takes a whole number >= 1, not '0' (see gradc --help)\n"),
+         "gradc: error: rank 2 of 3: --batch-size: takes a whole number >= 1, not '0' (see gradc train --help)\n"),
         # (found at the first save, it left rank 1 waiting --mpi-timeout, then MPI_ABORT)
         ("--save names a folder", ["-np", "2", gradc, "train", MODEL, "--data", DATA, "--epochs", "2",
                                    "--mpi-timeout", "5", "--save", os.path.dirname(DATA)],

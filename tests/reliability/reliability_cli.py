@@ -143,7 +143,7 @@ def nonfinite_params(tmp):
     xor, xor_data = os.path.join(ROOT, "examples", "xor.grad"), os.path.join(ROOT, "examples", "data", "xor.csv")
     rc, _, err = run("train", xor, "--data", xor_data, "--lr", "1e300", "--save", ckpt)
     check(rc == 2 and err == "gradc: error: --lr 1e+300 is too large for float32 (at most 3.4028235e+38): use "
-          "a smaller one or --dtype f64 (see gradc --help)\n", "--lr 1e300: %d %r" % (rc, err))
+          "a smaller one or --dtype f64 (see gradc train --help)\n", "--lr 1e300: %d %r" % (rc, err))
     rc, _, err = run("train", xor, "--data", xor_data, "--lr", "1e300", "--dtype", "f64", "--save", ckpt)
     check(rc == 0, "--lr 1e300 in float64: %d %r" % (rc, err))
     # (A number literal beyond float32's range is an error of the model itself; a constant

@@ -650,7 +650,7 @@ def bad_flags():
     data = os.path.join(DATA, "oddities.csv")
     cases = [
         (["train", MODEL, "--data"], "--data: 1 required TEXT missing"),
-        (["train", MODEL, "--data", data, "--bogus"], "The following argument was not expected: --bogus"),
+        (["train", MODEL, "--data", data, "--bogus"], "the following argument was not expected: --bogus"),
         (["train", MODEL, "--data", data, "--batch-size", "0"], "--batch-size: takes a whole number >= 1, not '0'"),
         (["train", MODEL, "--data", data, "--epochs", "-1"], "--epochs: takes a whole number (0 or more), not '-1'"),
         (["train", MODEL, "--data", data, "--steps", "1.5"], "--steps: takes a whole number (0 or more), not '1.5'"),
@@ -681,7 +681,7 @@ def bad_flags():
         (["train", MODEL, "--data", data, "--epochs", "1\x1b[2J\nx"],
          "--epochs: takes a whole number (0 or more), not '1\\x1b[2J\\nx'"),
         (["train", MODEL, "--data", data, "--bogus\x1b[31m\nx"],
-         "The following argument was not expected: --bogus\\x1b[31m\\nx"),
+         "the following argument was not expected: --bogus\\x1b[31m\\nx"),
         (["compile", MODEL, "-o", "m.o", "--cpu", "a\x1b[31m"], "--cpu takes a CPU name such as skylake, not 'a\\x1b[31m'"),
     ]
     for t in ("1025", "100000", "2147483648", "-1", "1.5"):

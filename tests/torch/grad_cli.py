@@ -107,7 +107,7 @@ def main():
         os.close(master)
         check("grad --out - on a terminal is a bad flag", r.returncode == 2 and r.stderr ==
               "gradc: error: --out - would write the safetensors file to the terminal: redirect standard output "
-              "to a file or a pipe (see gradc --help)\n" and not os.path.exists(os.path.join(tmp, "-")), r.stderr)
+              "to a file or a pipe (see gradc grad --help)\n" and not os.path.exists(os.path.join(tmp, "-")), r.stderr)
         # A standard output that cannot be written is the error any command gives for it, exit 1,
         # not one about a file /dev/stdout ("No such file or directory" when it is closed).
         for name, target, want in (("closed", None, "Bad file descriptor"), ("full", "/dev/full", "No space left on device")):
