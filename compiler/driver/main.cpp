@@ -328,6 +328,19 @@ int main(int argc, char **argv) {
   } catch (const CLI::ParseError &e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help, --version
     if (!app.get_subcommands().empty()) gCommand = app.get_subcommands().front()->get_name();
+    // CLI11 lists the arguments it did not expect last first (`--seed 3` as "3 --seed"): name
+    // them in the order they were written.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::ExtrasError)) {
+      std::vector<std::string> extras = app.remaining();
+      for (const CLI::App *c : app.get_subcommands())
+        for (const std::string &a : c->remaining()) extras.push_back(a);
+      if (!extras.empty()) {
+        std::string list;
+        for (const std::string &a : extras) list += (list.empty() ? "" : " ") + a;
+        return badFlag(fmt::format("the following argument{} not expected: {}",
+                                   extras.size() > 1 ? "s were" : " was", list));
+      }
+    }
     return badFlag(app.get_subcommands().empty() ? noCommand() : std::string(e.what()));
   }
   gCommand = app.get_subcommands().front()->get_name();

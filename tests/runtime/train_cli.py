@@ -651,6 +651,11 @@ def bad_flags():
     cases = [
         (["train", MODEL, "--data"], "--data: 1 required TEXT missing"),
         (["train", MODEL, "--data", data, "--bogus"], "the following argument was not expected: --bogus"),
+        # Arguments not expected are named in the order they were written (they read "3 --seed").
+        (["predict", MODEL, "--weights", data, "--data", data, "--seed", "3"],
+         "the following arguments were not expected: --seed 3 (see gradc predict --help)"),
+        (["inspect", MODEL, MODEL, "--weights", "w.st"],
+         "the following arguments were not expected: %s --weights w.st (see gradc inspect --help)" % MODEL),
         (["train", MODEL, "--data", data, "--batch-size", "0"], "--batch-size: takes a whole number >= 1, not '0'"),
         (["train", MODEL, "--data", data, "--epochs", "-1"], "--epochs: takes a whole number (0 or more), not '-1'"),
         (["train", MODEL, "--data", data, "--steps", "1.5"], "--steps: takes a whole number (0 or more), not '1.5'"),
