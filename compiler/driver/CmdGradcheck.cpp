@@ -13,7 +13,8 @@
 // steps. Weights come from the
 // initialisers (--seed) unless --weights is given; without --data the batch is
 // kRandomRows rows of random inputs. Exit status 1 when a param's worst error is above
-// kTolerance.
+// kTolerance. A loss that is not finite at the weights is an error of its own; a gradient or a
+// difference quotient that is not finite is named, by its element, in the error.
 #include <cmath>
 #include <iostream>
 #include <numeric>
@@ -75,6 +76,20 @@ ir::ValueId stopOnPath(const ir::Function &f, const std::string &param, const So
   return ir::kNoValue;
 }
 
+// An element of a param as the model indexes it: `W[1, 0]`, or `w` for a scalar.
+std::string elementName(const ParamInfo &p, size_t flat) {
+  if (p.shape.empty()) return p.name;
+  std::vector<int64_t> index(p.shape.size());
+  for (size_t d = p.shape.size(); d-- > 0;) {
+    int64_t n = p.shape[d].factor;
+    index[d] = static_cast<int64_t>(flat % static_cast<size_t>(n));
+    flat /= static_cast<size_t>(n);
+  }
+  return fmt::format("{}[{}]", p.name, fmt::join(index, ", "));
+}
+
+std::string number(double v) { return std::isnan(v) ? "nan" : fmt::format("{:g}", v); }
+
 }  // namespace
 
 int runGradcheck(Options &o, SourceManager &sm) {
@@ -97,14 +112,23 @@ int runGradcheck(Options &o, SourceManager &sm) {
     return forward.result(rt::SlotKind::Loss, "loss").at(0);
   };
 
+  // Finite differences of a loss that is not finite are no derivative: say so, not that every
+  // gradient differs from them.
+  if (double at = lossAt(w); !std::isfinite(at))
+    fileError(o.model, "the loss is {} at the weights checked ({}), so finite differences cannot check the "
+              "gradients: give weights where it is finite", number(at),
+              o.weights.empty() ? fmt::format("from the initialisers with --seed {}", o.seed) : "--weights " + o.weights);
+
   fmt::print("{:<16} {:>9} {:>8}  {}\n", "param", "elements", "checked", "worst relative error");
   std::vector<std::string> failed;
+  std::string notFinite;  // the first element whose gradient or difference quotient is not finite
   for (size_t pi = 0; pi < m.params.size(); ++pi) {
     const std::string &name = m.params[pi].name;
     std::vector<double> g = grad.result(rt::SlotKind::Grad, name);
     std::vector<size_t> check = elementsToCheck(g.size(), o.seed, pi);
     double worst = 0;
     Weights at = w;
+    std::string why;  // the last step's value that is not finite, if any
     // The relative error of g[i] against central differences with step h.
     auto errorAt = [&](size_t i, double h) {
       double w0 = w.at(name)[i];
@@ -114,12 +138,21 @@ int runGradcheck(Options &o, SourceManager &sm) {
       double down = lossAt(at);
       at[name][i] = w0;
       double fd = (up - down) / (2 * h);
+      why.clear();
+      if (!std::isfinite(g[i])) {
+        why = fmt::format("the gradient of {} is {}", elementName(m.params[pi], i), number(g[i]));
+      } else if (!std::isfinite(fd)) {
+        bool above = !std::isfinite(up);
+        why = fmt::format("the loss is {} at {} = {:g}, a step of {:g} from the weight checked",
+                          number(above ? up : down), elementName(m.params[pi], i), above ? w0 + h : w0 - h, h);
+      }
       return std::fabs(fd - g[i]) / std::max({std::fabs(fd), std::fabs(g[i]), kFloor});
     };
     for (size_t i : check) {
       double h = kStep * std::max(1.0, std::fabs(w.at(name)[i]));
       double err = errorAt(i, h);
       if (!(err <= kTolerance)) err = std::min(err, errorAt(i, h / 10));
+      if (!(err <= kTolerance) && notFinite.empty()) notFinite = why;
       if (!(err <= worst)) worst = err;
       if (std::isnan(worst)) break;
     }
@@ -134,8 +167,8 @@ int runGradcheck(Options &o, SourceManager &sm) {
                          "through and the gradient does not", n));
     std::string names;
     for (const std::string &n : failed) names += (names.empty() ? "" : ", ") + n;
-    std::cerr << oneLine(fmt::format("{}: error: the gradient of {} differs from finite differences (tolerance {:g})",
-                                     o.model, names, kTolerance));
+    std::cerr << oneLine(fmt::format("{}: error: the gradient of {} differs from finite differences (tolerance {:g}){}",
+                                     o.model, names, kTolerance, notFinite.empty() ? "" : ": " + notFinite));
     return 1;
   }
   fmt::print("gradcheck passed: every gradient matches central differences within {:g}\n", kTolerance);

@@ -284,6 +284,29 @@ def main():
         check("gradcheck on a saturated bce: an error without a stop_gradient warning",
               r.returncode == 1 and r.stderr == sat + ": error: the gradient of w differs from finite differences "
               "(tolerance 1e-05)\n", r.stdout + r.stderr)
+        # A loss that is not finite at the weights has no finite differences to check against:
+        # an error that says so (it printed `nan` for each param and that every gradient
+        # differs). A gradient or a difference quotient that is not finite is named with its
+        # element in the error (`nan` in the table said nothing of where).
+        nonfinite = os.path.join(tmp, "nonfinite.grad")
+        for body, args, table, want in (
+                ("param v: [2] = const(1e20)\nminimize sum(exp(x * v))\n", (), False,
+                 "the loss is inf at the weights checked (from the initialisers with --seed 0), so finite "
+                 "differences cannot check the gradients: give weights where it is finite"),
+                ("param v: [2] = const(-1)\nminimize sum(sqrt(x * v))\n", ("--seed", "3"), False,
+                 "the loss is nan at the weights checked (from the initialisers with --seed 3), so finite "
+                 "differences cannot check the gradients: give weights where it is finite"),
+                ("param v: [2] = zeros\nparam w: [2, 3] = ones\nminimize sum(sqrt(v)) + sum(x @ w)\n", (), True,
+                 "the gradient of v differs from finite differences (tolerance 1e-05): the gradient of v[0] is inf"),
+                ("param w: [2, 3] = ones\nparam v: [3] = const(1e-7)\nminimize sum(x @ w) + sum(sqrt(v))\n", (), True,
+                 "the gradient of v differs from finite differences (tolerance 1e-05): the loss is nan at "
+                 "v[0] = -9e-07, a step of 1e-06 from the weight checked")):
+            with open(nonfinite, "w") as f:
+                f.write("dim B\ninput x: [B, 2]\n" + body)
+            r = run("gradcheck", nonfinite, *args)
+            check("gradcheck, a value that is not finite: " + body.replace("\n", "; "),
+                  r.returncode == 1 and r.stderr == nonfinite + ": error: " + want + "\n"
+                  and (r.stdout.startswith("param ") if table else r.stdout == ""), r.stdout + r.stderr)
         # A model path holding a line break keeps each line of stderr one message, the break
         # escaped as in every other error.
         odd = os.path.join(tmp, "two\nlines.grad")
