@@ -20,7 +20,8 @@ namespace {
 
 /// Every output must give one row per sample: its first dim is the batch dim (the first dim of
 /// the inputs) and its other dims are numbers. A scalar (`mean(z)`), a transposed or flattened
-/// batch is reported at the output's expression.
+/// batch is reported at the output's expression in its `output` statement (`output o = h` at
+/// `h`, not where h was computed, which may be a line that the loss uses as well).
 void checkOutputRows(const Model &m, const ir::Function &f, const std::string &modelPath) {
   const ir::Dim batch = m.inputs.front().shape.front();
   for (const ir::Result &r : f.results) {
@@ -32,6 +33,8 @@ void checkOutputRows(const Model &m, const ir::Function &f, const std::string &m
                                   "its first dim must be the batch dim {} and the others numbers",
                                   r.name, ir::formatShapeForUser(n.shape, f.dimNames),
                                   ir::formatDim(batch, f.dimNames));
+    auto loc = m.outputExprLocs.find(r.name);
+    if (loc != m.outputExprLocs.end() && loc->second.valid()) userError(loc->second, "{}", msg);
     if (n.loc.valid()) userError(n.loc, "{}", msg);
     fileError(modelPath, "{}", msg);
   }

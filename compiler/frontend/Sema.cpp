@@ -1160,6 +1160,7 @@ Model Sema::run() {
       } else if (s.kind == Stmt::Output) {
         outputs.push_back({s.name, v, ir::ResultKind::Output});
         model_.outputLocs[s.name] = s.nameLoc;
+        model_.outputExprLocs[s.name] = s.expr->start;
       }
       Sym sym;
       sym.v = v;

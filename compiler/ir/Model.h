@@ -50,6 +50,7 @@ struct Model {
   OptimizerInfo optimizer;
   ir::Function forward;            // results: loss, metrics, outputs
   std::map<std::string, Loc> outputLocs;  // each output's name, where the model writes it
+  std::map<std::string, Loc> outputExprLocs;  // the start of each output's expression
   int sourceFile = -1;             // SourceManager id of the model file
 };
 

@@ -350,6 +350,15 @@ def predict_output_rows(tmp):
                 "dim must be the batch dim B and the others numbers" % (model, shape))
         check(rc == 1 and err.splitlines()[0] == want and not os.path.exists(out_path),
               "predict, output t = %s: rc %d, err %r" % (expr, rc, err))
+    # An output that names a binding is reported at its `output` statement, where the name is
+    # written, not at the binding's line (which the loss may use as well).
+    model = clitest.write(os.path.join(tmp, "bad_output.grad"),
+                          head + "s = mean(z)\nmetric m = s\noutput t = s\n" + tail)
+    rc, out, err = run("predict", model, "--weights", weights, "--data", data)
+    want = ("%s:8:12: error: output t has shape [], but `predict` writes one row per sample: its first "
+            "dim must be the batch dim B and the others numbers" % model)
+    check(rc == 1 and out == "" and err.splitlines()[:3] == [want, "output t = s", " " * 11 + "^"],
+          "predict, output t = s of a scalar binding: rc %d, err %r" % (rc, err))
     # Two outputs may not give predict's CSV the same column: `p` of shape [B, 2] writes p_0 and
     # p_1, so an output named p_1 is an error at its name (it wrote the header p_0,p_1,p_1).
     for outs, line, col, name, other in (("output p = x\noutput p_1 = z\n", 7, 8, "p_1", "p"),
