@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <optional>
 
 #include <fmt/ranges.h>
 
@@ -49,10 +50,12 @@ std::vector<std::string> inputsUsed(const ir::Function &f) {
 
 rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string &path, bool f64) {
   std::vector<std::string> used = inputsUsed(f);
+  std::optional<UserError> fullError;
   try {
     return readData(m, path, f64);
-  } catch (const UserError &) {
+  } catch (const UserError &e) {
     if (used.size() == m.inputs.size()) throw;
+    fullError = e;
   }
   Model sub = m;
   std::erase_if(sub.inputs, [&](const InputInfo &in) {
@@ -61,23 +64,25 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
   rt::Dataset ds;
   try {
     ds = readData(sub, path, f64);
-  } catch (const UserError &) {
-    // Report the error of the full layout; a row of the wrong width also names the shorter
-    // one (`expected 3 values, found 1 (or 2, only the inputs used: x)`).
-    try {
-      return readData(m, path, f64);
-    } catch (const UserError &e) {
-      std::string msg = e.what();
-      if (!msg.starts_with("expected ") || msg.find(" value") == std::string::npos) throw;
-      int64_t width = 0;
-      for (const InputInfo &in : sub.inputs) {
-        int64_t w = 1;
-        for (size_t i = 1; i < in.shape.size(); ++i) w *= in.shape[i].factor;
-        width += w;
-      }
-      msg += fmt::format(" (or {}, only the inputs used: {})", width, fmt::join(used, ", "));
-      throw UserError(e.fileName, e.loc.line, e.loc.col, msg, e.quote);
+  } catch (const UserError &e) {
+    // The layout that reads further is the file's: a file of just the inputs with a bad
+    // value on line 6 is that error, not "expected 5 values, found 4" on line 2, and a file
+    // of every input with a short row 6 is that row's error, as it is for train. Where both
+    // stop on one line (or the file is bad as a whole), the error of the full layout; a row
+    // of the wrong width also names the shorter one (`expected 3 values, found 1 (or 2, only
+    // the inputs used: x)`).
+    if (e.loc.line > fullError->loc.line) throw;
+    std::string msg = fullError->what();
+    if (e.loc.line < fullError->loc.line || !msg.starts_with("expected ") || msg.find(" value") == std::string::npos)
+      throw *fullError;
+    int64_t width = 0;
+    for (const InputInfo &in : sub.inputs) {
+      int64_t w = 1;
+      for (size_t i = 1; i < in.shape.size(); ++i) w *= in.shape[i].factor;
+      width += w;
     }
+    msg += fmt::format(" (or {}, only the inputs used: {})", width, fmt::join(used, ", "));
+    throw UserError(fullError->fileName, fullError->loc.line, fullError->loc.col, msg, fullError->quote);
   }
   rt::Dataset padded = ds;
   padded.inputs.clear();

@@ -27,7 +27,8 @@ std::vector<std::string> inputsUsed(const ir::Function &f);
 
 /// Reads the data for a program: first as all the model's inputs (the training layout); when
 /// that fails and `f` needs fewer inputs (predict needs no labels), as just those, the other
-/// inputs then filled with zeros. With `f64` the float values are read as doubles (readCsv).
+/// inputs then filled with zeros. When both fail, the error of the layout that read further.
+/// With `f64` the float values are read as doubles (readCsv).
 rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string &path, bool f64);
 
 /// Refuses, before anything is allocated, a kernel whose buffers for batches of `rows` rows

@@ -652,6 +652,29 @@ def clashing_files(tmp):
     check(rc == 0, "--init W --save W: rc %d, err %r" % (rc, err))
 
 
+def predict_features_errors(tmp):
+    """predict reads a file of just the inputs its outputs need: an error further down such a
+    file is reported where it is (it was 'expected 3 values, found 2' at the first row, as if
+    the labels were missing)."""
+    weights = os.path.join(tmp, "features.safetensors")
+    rc, _, err = run("train", MODEL, "--data", clitest.write(os.path.join(tmp, "f.csv"), "1,2,0\n3,4,1\n"),
+                     "--steps", "1", "--save", weights)
+    check(rc == 0, "train for predict_features_errors: %r" % err)
+    good = "x1,x2\n1,2\n3,4\n"
+    for bad, want in (("5,abc\n", ":4:3: error: 'abc' is not a number"),
+                      ("5\n", ":4:2: error: expected 2 values, found 1"),
+                      ("5,6,7,8\n", ":4:5: error: expected 2 values, found 4")):
+        data = clitest.write(os.path.join(tmp, "features.csv"), good + bad + "7,8\n")
+        rc, out, err = run("predict", MODEL, "--weights", weights, "--data", data)
+        check(rc == 1 and out == "" and err.startswith(data + want + "\n"),
+              "predict, features only with %r on line 4: rc %d, err %r" % (bad, rc, err))
+    # A file of every input with a short row is that row's error, as before.
+    data = clitest.write(os.path.join(tmp, "features.csv"), "1,2,0\n3,4,1\n5,6\n")
+    rc, out, err = run("predict", MODEL, "--weights", weights, "--data", data)
+    check(rc == 1 and err.startswith(data + ":3:4: error: expected 3 values, found 2\n"),
+          "predict, a short row in a file of every input: rc %d, err %r" % (rc, err))
+
+
 def bad_flags():
     """A bad flag is one line `gradc: error: ...` and exit status 2; a learning rate must be a
     finite number >= 0 (like torch.optim), a file name not empty; every command that runs a
@@ -1078,6 +1101,7 @@ def main():
         eval_memory(tmp)
         eval_predict_f64(tmp)
         predict_output_rows(tmp)
+        predict_features_errors(tmp)
         bad_flags()
         documented_flags()
         device_inputs()
