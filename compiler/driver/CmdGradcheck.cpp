@@ -119,7 +119,13 @@ int runGradcheck(Options &o, SourceManager &sm) {
               "gradients: give weights where it is finite", number(at),
               o.weights.empty() ? fmt::format("from the initialisers with --seed {}", o.seed) : "--weights " + o.weights);
 
-  fmt::print("{:<16} {:>9} {:>8}  {}\n", "param", "elements", "checked", "worst relative error");
+  // Columns as wide as their longest entry, so that a long param name keeps the table aligned.
+  size_t nameWidth = 16, countWidth = 9;
+  for (const ParamInfo &p : m.params) {
+    nameWidth = std::max(nameWidth, p.name.size());
+    countWidth = std::max(countWidth, fmt::formatted_size("{}", w.at(p.name).size()));
+  }
+  fmt::print("{:<{}} {:>{}} {:>8}  {}\n", "param", nameWidth, "elements", countWidth, "checked", "worst relative error");
   std::vector<std::string> failed;
   std::string notFinite;  // the first element whose gradient or difference quotient is not finite
   for (size_t pi = 0; pi < m.params.size(); ++pi) {
@@ -156,7 +162,7 @@ int runGradcheck(Options &o, SourceManager &sm) {
       if (!(err <= worst)) worst = err;
       if (std::isnan(worst)) break;
     }
-    fmt::print("{:<16} {:>9} {:>8}  {:.3g}\n", name, g.size(), check.size(), worst);
+    fmt::print("{:<{}} {:>{}} {:>8}  {:.3g}\n", name, nameWidth, g.size(), countWidth, check.size(), worst);
     if (!(worst <= kTolerance)) failed.push_back(name);
   }
   if (!failed.empty()) {

@@ -284,6 +284,20 @@ def main():
         check("gradcheck on a saturated bce: an error without a stop_gradient warning",
               r.returncode == 1 and r.stderr == sat + ": error: the gradient of w differs from finite differences "
               "(tolerance 1e-05)\n", r.stdout + r.stderr)
+        # The table's columns are as wide as their longest entry: a param name of 33 letters
+        # pushed its row out of line with the header and the other rows.
+        longname = os.path.join(tmp, "longname.grad")
+        with open(longname, "w") as f:
+            f.write("param a_very_long_parameter_name_indeed: [2] = ones\nparam w = 2\n"
+                    "minimize sum(square(a_very_long_parameter_name_indeed)) + w^2\n")
+        r = run("gradcheck", longname)
+        rows = r.stdout.splitlines()[:3]
+        # Where the second and third columns end (right-aligned) and the fourth starts.
+        ends = {tuple(m.end() for m in list(re.finditer(r"\S+", row))[1:3]) +
+                (list(re.finditer(r"\S+", row))[3].start(),) for row in rows if len(row.split()) >= 4}
+        check("gradcheck: a long param name keeps the table's columns aligned",
+              r.returncode == 0 and len(rows) == 3 and rows[1].startswith("a_very_long_parameter_name_indeed ")
+              and len(ends) == 1, r.stdout)
         # A loss that is not finite at the weights has no finite differences to check against:
         # an error that says so (it printed `nan` for each param and that every gradient
         # differs). A gradient or a difference quotient that is not finite is named with its
