@@ -102,6 +102,12 @@ int runGradcheck(Options &o, SourceManager &sm) {
                                                         : readData(m, o.data);
   if (!m.inputs.empty()) checkOneBatch(m, data, "gradcheck");
 
+  // With no params there is no gradient to check: no table, and no "every gradient matches".
+  if (m.params.empty()) {
+    std::cerr << oneLine(fmt::format("{}: warning: the model has no params, so there is no gradient to check", o.model));
+    return 0;
+  }
+
   KernelCall grad(gradientKernel(gradientProgram(m, o), o, /*f64=*/true), m, data);
   grad.setParams(w);
   grad.run();

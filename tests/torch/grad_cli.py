@@ -298,6 +298,15 @@ def main():
         check("gradcheck: a long param name keeps the table's columns aligned",
               r.returncode == 0 and len(rows) == 3 and rows[1].startswith("a_very_long_parameter_name_indeed ")
               and len(ends) == 1, r.stdout)
+        # A model without params has no gradient to check: a warning, not a table without rows
+        # and "every gradient matches".
+        noparam = os.path.join(tmp, "noparam.grad")
+        with open(noparam, "w") as f:
+            f.write("dim B\ninput x: [B, 2]\nminimize mean(x)\n")
+        r = run("gradcheck", noparam)
+        check("gradcheck: a model without params",
+              r.returncode == 0 and r.stdout == "" and r.stderr == noparam + ": warning: the model has no params, "
+              "so there is no gradient to check\n", r.stdout + r.stderr)
         # A loss that is not finite at the weights has no finite differences to check against:
         # an error that says so (it printed `nan` for each param and that every gradient
         # differs). A gradient or a difference quotient that is not finite is named with its
