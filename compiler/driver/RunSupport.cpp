@@ -180,10 +180,11 @@ void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o, bool state
   }
   if (need > limit)
     fileError(o.model, "the compiled program needs {}{} ({:.0f} bytes: {} {}{}, inputs and results {}, "
-              "work {}) for batches of {} rows, more than {}",
+              "work {}) for batches of {} row{}, more than {}",
               workCounted ? "" : "more than ", byteText(need), static_cast<double>(need),
               optimiserState ? "params and optimiser states" : "params", byteText(state), stateCopy ? " twice" : "",
-              byteText(other), workCounted ? byteText(work) : std::string("not counted"), batch, what);
+              byteText(other), workCounted ? byteText(work) : std::string("not counted"), batch,
+              batch == 1 ? "" : "s", what);
 }
 
 void needData(const Model &m, const std::string &modelPath, const char *command) {

@@ -235,6 +235,11 @@ def memory(tmp):
     check(rc == 2 and err.count("\n") == 1
           and "gradc: error: --max-memory: takes a number of bytes such as 512M or 2G, not '12Q'" in err,
           "--max-memory 12Q (a bad flag: exit 2): %r" % err)
+    # One row is "batches of 1 row" (it read "1 rows").
+    one = write(os.path.join(tmp, "one.csv"), "x1,x2\n0,1\n")
+    rc, _, err = run("predict", CLASSIFY, "--weights", "w", "--data", one, "--max-memory", "10")
+    check(rc == 1 and re.search(r"\) for batches of 1 row, more than --max-memory 10\n$", err),
+          "predict of one row, --max-memory 10: %r" % err)
     for cmd in (["eval", "--weights", "w"], ["predict", "--weights", "w"], ["bench"]):
         rc, _, err = run(cmd[0], CLASSIFY, *cmd[1:], *([] if cmd[0] == "bench" else ["--data", data]),
                          "--max-memory", "10")
