@@ -15,6 +15,7 @@
 // kRandomRows rows of random inputs. Exit status 1 when a param's worst error is above
 // kTolerance. A loss that is not finite at the weights is an error of its own; a gradient or a
 // difference quotient that is not finite is named, by its element, in the error.
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <numeric>
@@ -120,10 +121,19 @@ int runGradcheck(Options &o, SourceManager &sm) {
 
   // Finite differences of a loss that is not finite are no derivative: say so, not that every
   // gradient differs from them.
-  if (double at = lossAt(w); !std::isfinite(at))
+  if (double at = lossAt(w); !std::isfinite(at)) {
+    std::string from =
+        o.weights.empty() ? fmt::format("from the initialisers with --seed {}", o.seed) : "--weights " + o.weights;
+    for (const ParamInfo &p : m.params) {  // a weight that is itself not finite is the reason
+      const std::vector<double> &v = w.at(p.name);
+      auto bad = std::find_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); });
+      if (bad == v.end()) continue;
+      from += fmt::format(", where {} is {}", elementName(p, static_cast<size_t>(bad - v.begin())), number(*bad));
+      break;
+    }
     fileError(o.model, "the loss is {} at the weights checked ({}), so finite differences cannot check the "
-              "gradients: give weights where it is finite", number(at),
-              o.weights.empty() ? fmt::format("from the initialisers with --seed {}", o.seed) : "--weights " + o.weights);
+              "gradients: give weights where it is finite", number(at), from);
+  }
 
   // Columns as wide as their longest entry, so that a long param name keeps the table aligned.
   size_t nameWidth = 16, countWidth = 9;

@@ -330,6 +330,14 @@ def main():
             check("gradcheck, a value that is not finite: " + body.replace("\n", "; "),
                   r.returncode == 1 and r.stderr == nonfinite + ": error: " + want + "\n"
                   and (r.stdout.startswith("param ") if table else r.stdout == ""), r.stdout + r.stderr)
+        # Weights that are themselves not finite: the error names the first such element.
+        nan_weights = os.path.join(tmp, "nan_weights.safetensors")
+        write_safetensors(nan_weights, weights(b1=([8], [0.0] * 3 + [float("nan")] + [0.0] * 4)))
+        r = run("gradcheck", XOR, "--weights", nan_weights, "--data", XOR_DATA)
+        check("gradcheck: weights that hold a nan",
+              r.returncode == 1 and r.stdout == "" and r.stderr == XOR + ": error: the loss is nan at the weights "
+              "checked (--weights " + nan_weights + ", where b1[3] is nan), so finite differences cannot check the "
+              "gradients: give weights where it is finite\n", r.stdout + r.stderr)
         # A model path holding a line break keeps each line of stderr one message, the break
         # escaped as in every other error.
         odd = os.path.join(tmp, "two\nlines.grad")
