@@ -131,8 +131,13 @@ int runGradcheck(Options &o, SourceManager &sm) {
       from += fmt::format(", where {} is {}", elementName(p, static_cast<size_t>(bad - v.begin())), number(*bad));
       break;
     }
-    fileError(o.model, "the loss is {} at the weights checked ({}), so finite differences cannot check the "
-              "gradients: give weights where it is finite", number(at), from);
+    // Random data (floats in [0, 1)) can be the reason as well: `log(x - 2)`.
+    std::string onData = m.inputs.empty()  ? ""
+                         : o.data.empty() ? fmt::format(" on random data (--seed {})", o.seed)
+                                          : " on --data " + o.data;
+    fileError(o.model, "the loss is {} at the weights checked ({}){}, so finite differences cannot check the "
+              "gradients: give {} where it is finite", number(at), from, onData,
+              m.inputs.empty() ? "weights" : "weights and data");
   }
 
   // Columns as wide as their longest entry, so that a long param name keeps the table aligned.

@@ -314,11 +314,13 @@ def main():
         nonfinite = os.path.join(tmp, "nonfinite.grad")
         for body, args, table, want in (
                 ("param v: [2] = const(1e20)\nminimize sum(exp(x * v))\n", (), False,
-                 "the loss is inf at the weights checked (from the initialisers with --seed 0), so finite "
-                 "differences cannot check the gradients: give weights where it is finite"),
+                 "the loss is inf at the weights checked (from the initialisers with --seed 0) on random data "
+                 "(--seed 0), so finite differences cannot check the gradients: give weights and data where it is "
+                 "finite"),
                 ("param v: [2] = const(-1)\nminimize sum(sqrt(x * v))\n", ("--seed", "3"), False,
-                 "the loss is nan at the weights checked (from the initialisers with --seed 3), so finite "
-                 "differences cannot check the gradients: give weights where it is finite"),
+                 "the loss is nan at the weights checked (from the initialisers with --seed 3) on random data "
+                 "(--seed 3), so finite differences cannot check the gradients: give weights and data where it is "
+                 "finite"),
                 ("param v: [2] = zeros\nparam w: [2, 3] = ones\nminimize sum(sqrt(v)) + sum(x @ w)\n", (), True,
                  "the gradient of v differs from finite differences (tolerance 1e-05): the gradient of v[0] is inf"),
                 ("param w: [2, 3] = ones\nparam v: [3] = const(1e-7)\nminimize sum(x @ w) + sum(sqrt(v))\n", (), True,
@@ -336,8 +338,8 @@ def main():
         r = run("gradcheck", XOR, "--weights", nan_weights, "--data", XOR_DATA)
         check("gradcheck: weights that hold a nan",
               r.returncode == 1 and r.stdout == "" and r.stderr == XOR + ": error: the loss is nan at the weights "
-              "checked (--weights " + nan_weights + ", where b1[3] is nan), so finite differences cannot check the "
-              "gradients: give weights where it is finite\n", r.stdout + r.stderr)
+              "checked (--weights " + nan_weights + ", where b1[3] is nan) on --data " + XOR_DATA + ", so finite "
+              "differences cannot check the gradients: give weights and data where it is finite\n", r.stdout + r.stderr)
         # A model path holding a line break keeps each line of stderr one message, the break
         # escaped as in every other error.
         odd = os.path.join(tmp, "two\nlines.grad")
