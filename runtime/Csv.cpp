@@ -7,6 +7,7 @@
 #include "runtime/Csv.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -27,8 +28,9 @@ namespace gradc::rt {
 namespace {
 
 std::string readWholeFile(const std::string &path) {
+  errno = 0;
   std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) fileError(path, "cannot read file");
+  if (!f) fileError(path, "{}", cannotRead(errno));
   std::string text;
   // A regular file is read in one piece into a string of its size: grown chunk by chunk, the
   // string of a 39 MB file was copied twice over in reallocations (a fifth of loading it).
@@ -50,7 +52,7 @@ std::string readWholeFile(const std::string &path) {
                 text.size() + static_cast<size_t>(static_cast<const char *>(nul) - buf) + 1);
     text.append(buf, n);
   }
-  if (std::ferror(f.get())) fileError(path, "cannot read file");
+  if (std::ferror(f.get())) fileError(path, "{}", cannotRead(errno));
   return text;
 }
 

@@ -4,6 +4,7 @@
 #include "runtime/Safetensors.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -125,8 +126,9 @@ Entry parseEntry(const std::string &path, const std::string &name, const json &j
 std::string readAll(const std::string &path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) fileError(path, "is a directory, not a safetensors file");
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) fileError(path, "cannot read file");
+  if (!in) fileError(path, "{}", cannotRead(errno));
   std::ostringstream ss;
   if (std::filesystem::is_regular_file(path, ec)) checkFitsInMemory(path, std::filesystem::file_size(path, ec));
   // A pipe or a device is read on only while it looks like a safetensors file (the header a
@@ -144,7 +146,7 @@ std::string readAll(const std::string &path) {
     }
   }
   ss << in.rdbuf();
-  if (in.bad()) fileError(path, "cannot read file");
+  if (in.bad()) fileError(path, "{}", cannotRead(errno));
   return ss.str();
 }
 

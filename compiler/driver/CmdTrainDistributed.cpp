@@ -104,7 +104,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   bool hasVal = !o.val.empty();
   Fnv fnv;
   // The error of a rank but 0 names it in its message, on one line with the place:
-  // `data.csv: error: rank 2 of 3: cannot read file`.
+  // `data.csv: error: rank 2 of 3: cannot read file: No such file or directory`.
   std::string who = rank != 0 ? fmt::format("rank {} of {}: ", rank, mpi.size()) : "";
   try {
     m = loadModelFor(sm, o, Float32Use::Step);

@@ -1,6 +1,7 @@
 #include "support/Diagnostics.h"
 #include "support/Quote.h"
 
+#include <cerrno>
 #include <fstream>
 #include <iostream>
 #include <string_view>
@@ -16,8 +17,9 @@ int SourceManager::addBuffer(std::string name, std::string text) {
 }
 
 int SourceManager::addFile(const std::string &path) {
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) fileError(path, "cannot read file");
+  if (!in) fileError(path, "{}", cannotRead(errno));
   // Read up to the first NUL byte, which the lexer reports at its place: a device such as
   // /dev/zero is not read forever.
   std::string text;
@@ -28,7 +30,7 @@ int SourceManager::addFile(const std::string &path) {
     text.append(chunk.substr(0, nul == std::string_view::npos ? chunk.size() : nul + 1));
     if (nul != std::string_view::npos) break;
   }
-  if (in.bad()) fileError(path, "cannot read file");
+  if (in.bad()) fileError(path, "{}", cannotRead(errno));
   return addBuffer(path, std::move(text));
 }
 

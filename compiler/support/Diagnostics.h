@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -35,7 +36,7 @@ class SourceManager {
 public:
   /// Registers a buffer under a display name; returns its file id.
   int addBuffer(std::string name, std::string text);
-  /// Reads a file; throws UserError `PATH: error: cannot read file` when it cannot.
+  /// Reads a file; throws UserError `PATH: error: cannot read file: REASON` when it cannot.
   int addFile(const std::string &path);
   const std::string &name(int file) const { return files_.at(file).name; }
   const std::string &text(int file) const { return files_.at(file).text; }
@@ -123,6 +124,12 @@ std::string renderUserError(const SourceManager &sm, const UserError &e, std::st
 /// written as escapes (`\n`, `\x1b`, `\xc2\x9b`), as in a quoted line (escapeText), so that
 /// a message stays one line and leaves the terminal as it was.
 inline std::string oneLine(std::string_view s) { return escapeText(s) + "\n"; }
+
+/// `cannot read file: REASON`, the reason the errno `err` of a failed open or read (as
+/// `cannot write file: ...` gives it); just `cannot read file` when err is 0.
+inline std::string cannotRead(int err) {
+  return err ? fmt::format("cannot read file: {}", std::strerror(err)) : "cannot read file";
+}
 
 /// Prints a warning to stderr at once (unless warnings are off).
 void warn(const SourceManager &sm, Loc loc, std::string_view msg);

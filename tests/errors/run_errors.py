@@ -164,7 +164,7 @@ def generated(tmp):
     deep_defs += "minimize f59(a)\n"
     cases.append(("defs_deep_bodies", deep_defs.encode(), "nested too deeply through def calls", 1))
     cases.append(("empty_file", b"", "FILE: the model has no `minimize` statement", 1))
-    cases.append(("missing_file", None, "FILE: cannot read file", 1))
+    cases.append(("missing_file", None, "FILE: cannot read file: No such file or directory", 1))
     os.mkdir(os.path.join(tmp, "directory.grad"))
     cases.append(("directory", None, "FILE: is a directory, not a model file", 1))
     out = []
@@ -184,7 +184,7 @@ def newline_in_name(gradc, tmp):
     with open(bad, "w") as f:
         f.write("param a = 1\nminimize a +\n")
     for path, want in ((bad, ":3:1: error: expected an expression"),
-                       (os.path.join(tmp, "no\nsuch.grad"), ": error: cannot read file")):
+                       (os.path.join(tmp, "no\nsuch.grad"), ": error: cannot read file: No such file or directory")):
         rc, out, err = run(gradc, path)
         shown = path.replace("\n", "\\n").replace("\x1b", "\\x1b")
         if rc != 1 or not err.startswith(shown + want) or "\x1b" in err or err.count("\n") > 3:

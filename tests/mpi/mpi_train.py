@@ -63,7 +63,7 @@ def start_checks(gradc, mpirun, tmp):
         ("different --lr", ["-np", "1"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", DATA, "--lr", "0.1"],
          "did not start the same training"),
         ("rank 2 cannot read its data", ["-np", "2"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", "/nonexistent.csv"],
-         "/nonexistent.csv: error: rank 2 of 3: cannot read file\n"),
+         "/nonexistent.csv: error: rank 2 of 3: cannot read file: No such file or directory\n"),
         ("rank 1's data has an error", ["-np", "1"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", bad],
          "%s:2:%d: error: rank 1 of 2: 'x' is not a number\n%s" % (bad, col, bad_row[:20])),
         # (found by every rank after the start-up check, and printed by each)

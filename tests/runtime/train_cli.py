@@ -751,7 +751,7 @@ def bad_flags():
             ([b"train", enc(MODEL), b"--data", enc(data), b"--epochs", b"1\xe9"], 2,
              "gradc: error: --epochs: takes a whole number (0 or more), not '1\\xe9'"),
             ([b"check", enc(os.path.join(HERE, "no-such-caf")) + b"\xe9\xc2\x9b.grad"], 1,
-             os.path.join(HERE, "no-such-caf") + "\\xe9\\xc2\\x9b.grad: error: cannot read file"),
+             os.path.join(HERE, "no-such-caf") + "\\xe9\\xc2\\x9b.grad: error: cannot read file: No such file or directory"),
     ):
         p = subprocess.run([enc(clitest.GRADC), *args], capture_output=True)
         try:

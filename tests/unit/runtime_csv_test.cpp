@@ -297,7 +297,7 @@ TEST_CASE("csv: a missing file") {
     FAIL("no error");
   } catch (const UserError &e) {
     SourceManager sm;
-    CHECK(renderUserError(sm, e) == "/nonexistent/gradc/data.csv: error: cannot read file\n");
+    CHECK(renderUserError(sm, e) == "/nonexistent/gradc/data.csv: error: cannot read file: No such file or directory\n");
   }
 }
 

@@ -280,7 +280,7 @@ TEST_CASE("safetensors: malformed files") {
     readSafetensors(d.file("missing.safetensors"));
     FAIL("expected an error");
   } catch (const UserError &e) {
-    CHECK(std::string(e.what()) == "cannot read file");
+    CHECK(std::string(e.what()) == "cannot read file: No such file or directory");
   }
 }
 
