@@ -558,10 +558,6 @@ double Sema::constant(const Expr &e, const std::string &what, const Scope &sc) {
 int64_t Sema::wholeNumber(const Expr &e, const std::string &what, const Scope &sc) {
   double v = constant(e, what, sc);
   if (v != std::floor(v)) userError(e.loc, "{} must be a whole number, got {}", what, ir::formatNumber(v));
-  // Written as one too, as a Python int: `3.0` or `true` is refused like torch's int arguments.
-  if (!spelledWhole(e, sc))
-    userError(e.loc, "{} must be a whole number, got `{}`{}", what, text(e),
-              std::fabs(v) <= kMaxDimSize ? "; write " + ir::formatNumber(v + 0.0) : "");
   if (std::fabs(v) > kMaxDimSize) userError(e.loc, "{} is too large: {} (at most 2^30)", what, ir::formatNumber(v));
   return static_cast<int64_t>(v);
 }
