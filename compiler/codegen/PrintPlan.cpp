@@ -38,7 +38,7 @@ public:
   std::string print() {
     int loops = 0, copies = 0;
     for (const Step &s : mp_.steps) (s.kind == Step::Compute ? loops : copies)++;
-    out_ = fmt::format("loops @{}: {} loops, {} copies, {} work regions (--threads {}, {})\n", f_.name,
+    out_ = fmt::format("loops @{}: {} loops, {} copies, {} work regions (--threads {}, {})\n", escapeText(f_.name),
                        loops, copies, mp_.regions.size(), std::max(o_.threads, 1), o_.f64 ? "f64" : "f32");
     for (size_t i = 0; i < mp_.steps.size(); ++i) printStep(i, mp_.steps[i]);
     printRegions();
@@ -104,10 +104,7 @@ private:
   }
 
   std::string place(ValueId v) const {
-    const Node &n = f_.node(v);
-    std::string c;
-    if (sm_ && n.loc.valid()) c = sm_->formatShort(n.loc);
-    if (!n.srcName.empty()) c += (c.empty() ? "" : " ") + n.srcName;
+    std::string c = ir::placeComment(f_.node(v), sm_);
     return c.empty() ? "" : "  # " + c;
   }
 

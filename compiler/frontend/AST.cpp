@@ -98,7 +98,7 @@ static std::string printASTHere(const ModuleAST &m, const SourceManager &sm, boo
     }
     return out + "}\n";
   }
-  out = "Module " + sm.name(m.file) + "\n";
+  out = "Module " + escapeText(sm.name(m.file)) + "\n";
   for (const Stmt &s : m.stmts) {
     out += "  " + stmtLabel(s) + "  " + at(s.loc) + "\n";
     if (s.expr) printExpr(*s.expr, 2, "", out);

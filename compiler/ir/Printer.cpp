@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 
+#include "support/Quote.h"
+
 namespace gradc::ir {
 
 std::string formatNumber(double v) {
@@ -101,18 +103,19 @@ std::string body(const Function &f, const Node &n, const std::vector<std::string
   return s + opAttributes(n);
 }
 
-std::string comment(const Node &n, const SourceManager *sm) {
+}  // namespace
+
+std::string placeComment(const Node &n, const SourceManager *sm) {
   std::string c;
-  if (sm && n.loc.valid()) c = sm->formatShort(n.loc);
+  // The file name as a terminal can show it (a control character in it is escaped).
+  if (sm && n.loc.valid()) c = escapeText(sm->formatShort(n.loc));
   if (!n.srcName.empty()) c += (c.empty() ? "" : " ") + n.srcName;
   return c;
 }
 
-}  // namespace
-
 std::string printFunction(const Function &f, const SourceManager *sm) {
   std::vector<std::string> names = valueNames(f);
-  std::string out = fmt::format("func @{}(", f.name);
+  std::string out = fmt::format("func @{}(", escapeText(f.name));
   bool first = true;
   for (ValueId v : f.arguments()) {
     const Node &n = f.node(v);
@@ -127,7 +130,7 @@ std::string printFunction(const Function &f, const SourceManager *sm) {
     if (isInlineConst(n)) continue;
     std::string line = fmt::format("  %{} = {} : {}", names[static_cast<size_t>(v)],
                                    body(f, n, names), typeOf(f, n));
-    std::string c = comment(n, sm);
+    std::string c = placeComment(n, sm);
     if (!c.empty()) {
       if (line.size() < 56) line.resize(56, ' ');
       line += "  # " + c;
@@ -170,7 +173,7 @@ std::string printDot(const Function &f, const SourceManager *sm) {
     } else {
       label = dotEscape(fmt::format("%{} = {}", names[static_cast<size_t>(v)], body(f, n, names))) + "\\n" +
               dotEscape(typeOf(f, n));
-      std::string c = comment(n, sm);
+      std::string c = placeComment(n, sm);
       if (!c.empty()) label += "\\n" + dotEscape(c);
     }
     out += fmt::format("  v{} [shape={}, label=\"{}\"];\n", v, shape, label);

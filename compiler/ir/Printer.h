@@ -21,6 +21,9 @@ namespace gradc::ir {
 std::string printFunction(const Function &f, const SourceManager *sm);
 /// The Graphviz form (`dot -Tsvg`).
 std::string printDot(const Function &f, const SourceManager *sm);
+/// A value's place in the model as the text form comments it: `file:line` (escaped) and the
+/// source name it came from, or "".
+std::string placeComment(const Node &n, const SourceManager *sm);
 /// A number the way the printer writes it: shortest form that reads back the same.
 std::string formatNumber(double v);
 /// The name the text form gives each value (without the `%`), indexed by ValueId.

@@ -189,6 +189,15 @@ def newline_in_name(gradc, tmp):
         shown = path.replace("\n", "\\n").replace("\x1b", "\\x1b")
         if rc != 1 or not err.startswith(shown + want) or "\x1b" in err or err.count("\n") > 3:
             problems.append("name %r: exit %s, stderr %r" % (path, rc, err[:500]))
+    # The printed program names its file in each line's comment, escaped the same way.
+    good = os.path.join(tmp, "esc\x1b[31m.grad")
+    with open(good, "w") as f:
+        f.write("param a = 1\nminimize a * a\n")
+    for stage in ("ast", "ir", "grad", "opt", "step", "loops"):
+        p = subprocess.run([gradc, "inspect", good, "--stage", stage], capture_output=True, timeout=TIMEOUT)
+        out = p.stdout.decode("utf-8", "replace")
+        if p.returncode != 0 or "\x1b" in out or "esc\\x1b[31m.grad" not in out:
+            problems.append("inspect --stage %s of %r: exit %s, stdout %r" % (stage, good, p.returncode, out[:500]))
     return problems
 
 
