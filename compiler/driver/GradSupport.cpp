@@ -25,7 +25,11 @@ int64_t product(const std::vector<int64_t> &shape) {
   return n;
 }
 
-// Values per sample of an input: the product of its dims after the batch dim.
+// Random inputs and the shuffles use other streams than the params (Init.h).
+constexpr uint64_t kDataStream = uint64_t(1) << 41;
+
+}  // namespace
+
 int64_t sampleWidth(const InputInfo &in) {
   int64_t w = 1;
   for (size_t i = 1; i < in.shape.size(); ++i) {
@@ -35,11 +39,6 @@ int64_t sampleWidth(const InputInfo &in) {
   }
   return w;
 }
-
-// Random inputs and the shuffles use other streams than the params (Init.h).
-constexpr uint64_t kDataStream = uint64_t(1) << 41;
-
-}  // namespace
 
 ir::Function gradientProgram(const Model &m, const Options &o) {
   return buildProgram(applyFlags(m, o), Program::Grad);

@@ -45,6 +45,9 @@ void checkOneBatch(const Model &m, const rt::Dataset &data, const char *command)
 
 /// The model's inputs read from a CSV file, or `rows` rows of random values (float inputs
 /// uniform in [0, 1), labels uniform in [0, classes)).
+/// Values per sample of an input: the product of its dims after the batch dim (a symbolic
+/// one, which data cannot size, is an error at the input).
+int64_t sampleWidth(const InputInfo &in);
 rt::Dataset readData(const Model &m, const std::string &path, bool f64 = false);
 rt::Dataset randomData(const Model &m, int64_t rows, uint64_t seed);
 

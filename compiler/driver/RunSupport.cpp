@@ -76,11 +76,7 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
     if (e.loc.line < fullError->loc.line || !msg.starts_with("expected ") || msg.find(" value") == std::string::npos)
       throw *fullError;
     int64_t width = 0;
-    for (const InputInfo &in : sub.inputs) {
-      int64_t w = 1;
-      for (size_t i = 1; i < in.shape.size(); ++i) w *= in.shape[i].factor;
-      width += w;
-    }
+    for (const InputInfo &in : sub.inputs) width += sampleWidth(in);
     msg += fmt::format(" (or {}, only the inputs used: {})", width, fmt::join(used, ", "));
     throw UserError(fullError->fileName, fullError->loc.line, fullError->loc.col, msg, fullError->quote);
   }
@@ -96,7 +92,7 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
     rt::Column c;
     c.name = in.name;
     c.isInt = in.dtype == ir::DType::I32;
-    for (size_t i = 1; i < in.shape.size(); ++i) c.width *= in.shape[i].factor;
+    c.width = sampleWidth(in);
     if (c.isInt) c.i.assign(static_cast<size_t>(ds.rows * c.width), 0);
     else c.f.assign(static_cast<size_t>(ds.rows * c.width), 0.0f);
     padded.inputs.push_back(std::move(c));

@@ -154,16 +154,14 @@ std::string clashingFiles(const Options &o, const char *outFlag) {
   return "";
 }
 
-// Under mpirun every rank parses the same flags: `train`'s bad flag is printed once for the
-// job (reportDistributedBadFlag).
-bool gTrainCommand = false;
+// The command given (a known one), whose --help a bad flag's message points to. Under mpirun
+// every rank parses the same flags: `train`'s bad flag is printed once for the job
+// (reportDistributedBadFlag).
+std::string gCommand;
 double *gMpiTimeout = nullptr;
 
 // A bad flag: one line (its value quoted with any control characters escaped) and exit
 // status 2.
-// The command given (a known one), whose --help the message points to.
-std::string gCommand;
-
 int badFlag(std::string_view msg) {
   // CLI11's own messages begin with a capital ("The following argument was not expected");
   // gradc's, like a compiler's, do not.
@@ -173,7 +171,7 @@ int badFlag(std::string_view msg) {
     text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
   std::string line = oneLine(fmt::format("gradc: error: {} (see gradc {}--help)", text,
                                          gCommand.empty() ? "" : gCommand + " "));
-  if (!gTrainCommand || !reportDistributedBadFlag(line, gMpiTimeout ? *gMpiTimeout : 30)) std::cerr << line;
+  if (gCommand != "train" || !reportDistributedBadFlag(line, gMpiTimeout ? *gMpiTimeout : 30)) std::cerr << line;
   return 2;
 }
 
@@ -298,36 +296,35 @@ int main(int argc, char **argv) {
   addDtype(compile, o);
 
   // The command is the first word that is not an option (gradc takes no global option with
-  // a value).
+  // a value), when it is one.
+  const auto commands = std::as_const(app).get_subcommands({});
+  auto isCommand = [&](std::string_view w) {
+    return std::any_of(commands.begin(), commands.end(), [&](const CLI::App *c) { return c->get_name() == w; });
+  };
   for (int i = 1; i < argc; ++i)
     if (argv[i][0] != '-') {
-      gTrainCommand = std::string_view(argv[i]) == "train";
+      if (isCommand(argv[i])) gCommand = argv[i];
       break;
     }
   gMpiTimeout = &o.mpiTimeout;
   // Without a command CLI11 says only "A subcommand is required", also for a mistyped one
   // (`gradc trian`) or an unknown option alone (`gradc --bogus`): name what was not understood.
   auto noCommand = [&] {
-    std::string commands;
-    for (const CLI::App *c : std::as_const(app).get_subcommands({})) commands += (commands.empty() ? "" : ", ") + c->get_name();
+    std::string names;
+    for (const CLI::App *c : commands) names += (names.empty() ? "" : ", ") + c->get_name();
     std::string first = argc > 1 ? argv[1] : "";
-    return argc <= 1             ? "a command is required: " + commands
-           : first.empty()       ? "a command is required, not '': " + commands
-           : first.front() == '-' ? fmt::format("unknown option '{}'; a command is required: {}", first, commands)
-                                  : fmt::format("unknown command '{}'; the commands are {}", first, commands);
+    return argc <= 1             ? "a command is required: " + names
+           : first.empty()       ? "a command is required, not '': " + names
+           : first.front() == '-' ? fmt::format("unknown option '{}'; a command is required: {}", first, names)
+                                  : fmt::format("unknown command '{}'; the commands are {}", first, names);
   };
   // A first word that is no command is an error even beside --help or --version, which CLI11
   // would otherwise answer with gradc's help (`gradc trian --help`, exit status 0).
-  if (argc > 1 && argv[1][0] != '-') {
-    const auto commands = std::as_const(app).get_subcommands({});
-    if (std::none_of(commands.begin(), commands.end(), [&](const CLI::App *c) { return c->get_name() == argv[1]; }))
-      return badFlag(noCommand());
-  }
+  if (argc > 1 && argv[1][0] != '-' && !isCommand(argv[1])) return badFlag(noCommand());
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help, --version
-    if (!app.get_subcommands().empty()) gCommand = app.get_subcommands().front()->get_name();
     // CLI11 lists the arguments it did not expect last first (`--seed 3` as "3 --seed"): name
     // them in the order they were written.
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::ExtrasError)) {
@@ -343,7 +340,6 @@ int main(int argc, char **argv) {
     }
     return badFlag(app.get_subcommands().empty() ? noCommand() : std::string(e.what()));
   }
-  gCommand = app.get_subcommands().front()->get_name();
 
   o.batchSizeGiven = bench->count("--batch-size") > 0 || train->count("--batch-size") > 0;
   o.seedGiven = train->count("--seed") > 0;

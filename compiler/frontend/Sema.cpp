@@ -759,8 +759,9 @@ ValueId Sema::callDef(const Expr &e, size_t index, const Scope &sc) {
   for (size_t i = 0; i < vals.size(); ++i) {
     locals[def.names[i]] = vals[i];
     double c;
-    argExprs[def.names[i]] = {args[i], &sc, foldIn(*args[i], sc, c) ? std::optional<double>(c) : std::nullopt,
-                              spelledWhole(*args[i], sc)};
+    bool folded = foldIn(*args[i], sc, c);
+    argExprs[def.names[i]] = {args[i], &sc, folded ? std::optional<double>(c) : std::nullopt,
+                              folded && spelledWhole(*args[i], sc)};
   }
   Scope inner{&locals, index, &def, &argExprs};
   ++defDepth_;
