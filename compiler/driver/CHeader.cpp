@@ -10,62 +10,9 @@
 
 namespace gradc::driver {
 
-const char *const kCModelTypes = R"GRADC(/* --- begin model types (identical in every generated header) --- */
-#ifndef GRADC_MODEL_TYPES
-#define GRADC_MODEL_TYPES
-#include <stddef.h>
-#include <stdint.h>
-
-/* A compiled function: args holds one pointer per slot, dims the symbolic dims (the batch
- * size first), work points to work_size(dims) bytes of scratch, 64-byte aligned. */
-typedef void (*gradc_kernel_fn)(void *const *args, const int64_t *dims, void *work);
-typedef int64_t (*gradc_work_size_fn)(const int64_t *dims);
-/* Fills every param of a state buffer from its initialiser and zeroes the optimiser states. */
-typedef void (*gradc_init_fn)(void *state, uint64_t seed);
-
-enum gradc_slot_kind {
-  GRADC_SLOT_INPUT, GRADC_SLOT_PARAM, GRADC_SLOT_STATE, GRADC_SLOT_HYPER,
-  GRADC_SLOT_LOSS, GRADC_SLOT_METRIC, GRADC_SLOT_OUTPUT, GRADC_SLOT_GRAD
-};
-
-#define GRADC_MAX_RANK 8
-
-/* One slot of a function, or one tensor of the state buffer. */
-typedef struct gradc_slot {
-  const char *name;
-  int kind;                      /* enum gradc_slot_kind */
-  int is_int;                    /* int32 elements (labels) instead of float/double */
-  int rank;
-  int64_t shape[GRADC_MAX_RANK]; /* a dim d < 0 is symbolic dim -1 - d (-1: the batch size) */
-  int64_t classes;               /* int inputs: labels lie in [0, classes); 0 when unknown */
-  int64_t state_offset;          /* params and optimiser states: byte offset in the state
-                                    buffer; -1 for other slots */
-} gradc_slot;
-
-typedef struct gradc_kernel {
-  const char *name;              /* "step", "eval", "predict" */
-  gradc_kernel_fn fn;            /* NULL when the model has no such function */
-  gradc_work_size_fn work_size;
-  int num_slots;
-  const gradc_slot *slots;       /* in args order */
-} gradc_kernel;
-
-typedef struct gradc_model {
-  const char *name;
-  const char *hash;              /* of the model file, as `gradc train` stores it */
-  int f64;                       /* float buffers hold double */
-  int num_dims;
-  const char *const *dim_names;  /* the symbolic dims, in dims order */
-  double lr;                     /* the model's learning rate */
-  int64_t state_bytes;           /* one contiguous buffer, 64-byte aligned */
-  int num_state;
-  const gradc_slot *state;       /* params, then optimiser states, by offset */
-  gradc_init_fn init;
-  gradc_kernel step, eval, predict;
-} gradc_model;
-#endif
-/* --- end model types --- */
-)GRADC";
+const char *const kCModelTypes =
+#include "ModelTypes.inc"
+    ;
 
 namespace {
 

@@ -45,7 +45,8 @@ struct HeaderInfo {
 std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &state,
                     const std::vector<HeaderFunction> &fns);
 
-/// The C type block shared with runtime/gradc_runtime.h (between its begin/end markers).
+/// The C type block of runtime/gradc_runtime.h (between its begin/end markers), copied at
+/// build time (ModelTypes.inc.in).
 extern const char *const kCModelTypes;
 
 }  // namespace gradc::driver
