@@ -300,6 +300,21 @@ def kindred_optimizers(tmp):
         check(all(got[k] == want[k] for k in ("a", "b") + names) and meta.get("gradc.optimizer_step") == "5",
               "%s, resumed with %s again: %r %r %r" % (what, " ".join(other) or "rmsprop", got, want, meta))
 
+    # Part of a state is none either: a checkpoint that holds Adagrad's `a.sq` and does not
+    # say whose it is (a file of an older gradc), resumed by RMSProp with momentum (`a.sq`
+    # and `a.mom`), starts RMSProp's whole state afresh, not its `a.sq` from Adagrad's.
+    write(model, "param a = -1.5\nparam b = 2.0\nminimize (1 - a)^2 + 10 * (b - a^2)^2 with rmsprop(lr = 0.01, momentum = 0.5)\n")
+    rc, _, err = run("train", model, "--steps", "4", "--save", first, "--optimizer", "adagrad")
+    check(rc == 0, "train --optimizer adagrad: %s" % err)
+    tensors, meta = read_safetensors(first)
+    check(meta.pop("gradc.optimizer", None) == "adagrad", "the checkpoint names its optimiser: %r" % meta)
+    write_safetensors(first, tensors, meta)
+    got, meta = train(first, ckpt, 3)
+    want, _ = train(params_of(first), fresh, 3)
+    check(all(got[k] == want[k] for k in ("a", "b", "a.sq", "a.mom", "b.sq", "b.mom"))
+          and meta.get("gradc.optimizer_step") == "3",
+          "adagrad's a.sq without its name, then rmsprop with momentum: %r %r %r" % (got, want, meta))
+
 
 def nan_weights(tmp):
     """NaN weights load (as torch.load takes them); eval reports `nan`, never `-nan` (the
