@@ -292,12 +292,21 @@ bool TrainState::load(const std::string &path, const std::string &modelHash, boo
   };
   bool checkpoint = meta("gradc.step") || file.find("gradc.step");
   if (!checkpoint) return false;
-  bool stateMissing = false;
+  // The state of another optimiser than this run's is none of its own, even under the same
+  // names (Adam's `W.m` is no AdamW's), nor is part of a state (Adagrad's `W.sq` without
+  // the `W.mom` of an RMSProp with momentum): the whole state starts at zero, as after a
+  // switch from SGD.
+  const std::string *written = meta("gradc.optimizer");
+  bool stateMissing = (written ? *written : std::string()) != optimizer;
+  for (const StateTensor &t : tensors)
+    if (t.kind == SlotKind::State && !stateMissing) {
+      file.checkReadable(path, t.name);
+      stateMissing = !file.find(t.name);
+    }
   for (StateTensor &t : tensors) {
     if (t.kind != SlotKind::State) continue;
-    file.checkReadable(path, t.name);
-    if (const NamedTensor *nt = file.find(t.name)) copyIn(t, *nt);
-    else stateMissing = true;
+    if (stateMissing) std::memset(t.buf.data(), 0, t.buf.bytes());
+    else copyIn(t, *file.find(t.name));
   }
   step = counter("gradc.step", "gradc.step");
   // (before the optimiser's count is checked against it, which blamed gradc.optimizer_step)
@@ -350,6 +359,7 @@ void TrainState::save(const std::string &path, const std::string &modelName,
   file.metadata["gradc.batch"] = std::to_string(batch);
   file.metadata["gradc.optimizer_step"] = std::to_string(step - stateSince);
   file.metadata["gradc.seed"] = std::to_string(seed);
+  if (!optimizer.empty()) file.metadata["gradc.optimizer"] = optimizer;
   writeSafetensors(path, file);
 }
 

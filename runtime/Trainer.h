@@ -11,7 +11,7 @@
 // its exact F64 values under `NAME.f64` (Safetensors.h, exactCopyName), the scalars
 // `gradc.step` and `gradc.epoch` (no param can be named so: a name has no '.'), and metadata `gradc.model`, `gradc.model_hash`, `gradc.step`,
 // `gradc.epoch`, `gradc.batch` (batches done in the unfinished epoch, when a run stopped
-// inside one), `gradc.seed`, `gradc.optimizer_step` (see TrainState::stateSince). The data order depends only on (seed, epoch), so a run resumed
+// inside one), `gradc.seed`, `gradc.optimizer_step` (see TrainState::stateSince), `gradc.optimizer` (see TrainState::optimizer). The data order depends only on (seed, epoch), so a run resumed
 // from a checkpoint sees the very batches the uninterrupted run would have seen.
 #pragma once
 
@@ -81,6 +81,14 @@ public:
   /// with another optimiser (its state starts at zero, so its count t starts again at 1, as
   /// a new torch.optim optimiser's would).
   int64_t stateSince = 0;
+  /// The optimiser of this run when `--optimizer` replaced the model's own by another one
+  /// (`adamw` for a model that trains with `adam`), else empty. A checkpoint records it as
+  /// `gradc.optimizer` (only when it is not empty, so that the checkpoints of a run with the
+  /// model's own optimiser stay those of a compiled model, which has no other), and load()
+  /// takes the optimiser state from a checkpoint only when it records the same: Adam and
+  /// AdamW, RMSProp and Adagrad name their buffers alike, yet one's state is no state of the
+  /// other's.
+  std::string optimizer;
   /// The optimiser's count for the next step, 1-based (Adam's bias corrections use it).
   double t() const { return static_cast<double>(step - stateSince + 1); }
   int64_t epoch = 0;  // epochs completed

@@ -210,6 +210,7 @@ int runTrain(Options &o, SourceManager &sm) {
   rt::TrainState st(step.sig, f64);
   if (hasVal) st.include(eval.sig);
   st.initParams(paramSpecs(m), o.seed);
+  if (m.optimizer.fromFlag) st.optimizer = m.optimizer.kind;
   if (!o.init.empty()) st.load(o.init, hash, /*resume=*/true);
 
   rt::TrainOptions t;

@@ -124,6 +124,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     st->include(grad.sig);
     if (hasVal) st->include(eval.sig);
     st->initParams(paramSpecs(m), o.seed);
+    if (m.optimizer.fromFlag) st->optimizer = m.optimizer.kind;
     if (!o.init.empty()) st->load(o.init, hash, /*resume=*/true);
     if (rank == 0) {
       checkWritable(o.save);

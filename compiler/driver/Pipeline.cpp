@@ -28,6 +28,7 @@ Model applyFlags(Model m, const Options &o) {
     }
     m.optimizer.kind = o.optimizer;
     m.optimizer.args = defaults;
+    m.optimizer.fromFlag = true;
   }
   return m;
 }

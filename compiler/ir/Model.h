@@ -41,6 +41,7 @@ struct OptimizerInfo {
   std::string kind = "sgd";             // sgd adam adamw rmsprop adagrad
   std::map<std::string, double> args;   // every argument, defaults filled in (SPEC §5)
   Loc loc;
+  bool fromFlag = false;                // --optimizer replaced the model's own by another kind
 };
 
 struct Model {

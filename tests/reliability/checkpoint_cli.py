@@ -13,7 +13,8 @@ predict with a checkpoint whose tensors do not fit the model (a param of another
 missing param) fail with `CKPT: error: ...` naming both model hashes, and with the checkpoint
 of an edited model whose shapes agree they warn and go on; params named `__step__` and
 `__epoch__` do not collide with the step and epoch counters (`gradc.step`, `gradc.epoch`);
-a checkpoint resumed with another optimiser starts that optimiser's state and count afresh;
+a checkpoint resumed with another optimiser starts that optimiser's state and count afresh,
+also when the two name their state alike (Adam and AdamW, RMSProp and Adagrad);
 a header padded with NULs rather than spaces, or with spaces before its `{`, is an error, and
 so is a name given twice in one object of the header.
 """
@@ -260,6 +261,61 @@ def other_optimizer(tmp):
     check(read_safetensors(fresh)[1].get("gradc.optimizer_step") == "7", "adam's count after 3 + 2 + 2 steps")
 
 
+def kindred_optimizers(tmp):
+    """Adam and AdamW name their buffers alike (`a.m`, `a.v`), and so do RMSProp and Adagrad
+    (`a.sq`), yet one's state is no state of the other's: a checkpoint resumed with the other
+    starts its state at zero and its count at 1, as after any switch, also when the run
+    switches back to the model's own optimiser; the same optimiser resumes its state."""
+    model = os.path.join(tmp, "m.grad")
+    write(model, "param a = -1.5\nparam b = 2.0\nminimize (1 - a)^2 + 10 * (b - a^2)^2 with rmsprop(lr = 0.01)\n")
+    first, ckpt, fresh, params = (os.path.join(tmp, n + ".safetensors") for n in ("first", "ckpt", "fresh", "params"))
+
+    def train(init, save, steps, *flags):
+        rc, _, err = run("train", model, "--steps", str(steps), "--init", init, "--save", save, *flags)
+        check(rc == 0, "train %s from %s: %s" % (" ".join(flags), os.path.basename(init), err))
+        return read_safetensors(save)
+
+    def params_of(path):
+        tensors, _ = read_safetensors(path)
+        write_safetensors(params, {"a": tensors["a"], "b": tensors["b"]})
+        return params
+
+    # (the first run's flags, the second run's flags, the state they have in common)
+    for one, other, names in ((["--optimizer", "adam"], ["--optimizer", "adamw"], ("a.m", "a.v", "b.m", "b.v")),
+                              (["--optimizer", "adamw"], ["--optimizer", "adam"], ("a.m", "a.v", "b.m", "b.v")),
+                              ([], ["--optimizer", "adagrad"], ("a.sq", "b.sq")),
+                              (["--optimizer", "adagrad"], [], ("a.sq", "b.sq"))):
+        rc, _, err = run("train", model, "--steps", "4", "--save", first, *one)
+        check(rc == 0, "train %s: %s" % (" ".join(one), err))
+        got, meta = train(first, ckpt, 3, *other)
+        want, wmeta = train(params_of(first), fresh, 3, *other)
+        what = "%s then %s" % (" ".join(one) or "rmsprop", " ".join(other) or "rmsprop")
+        check(all(got[k] == want[k] for k in ("a", "b") + names),
+              "%s equals %s from the params alone: %r %r" % (what, " ".join(other) or "rmsprop", got, want))
+        check(meta.get("gradc.step") == "7" and meta.get("gradc.optimizer_step") == "3",
+              "%s: counters %r" % (what, meta))
+        # The same optimiser again resumes its state and count.
+        got, meta = train(ckpt, ckpt, 2, *other)
+        want, _ = train(fresh, fresh, 2, *other)
+        check(all(got[k] == want[k] for k in ("a", "b") + names) and meta.get("gradc.optimizer_step") == "5",
+              "%s, resumed with %s again: %r %r %r" % (what, " ".join(other) or "rmsprop", got, want, meta))
+
+    # Part of a state is none either: a checkpoint that holds Adagrad's `a.sq` and does not
+    # say whose it is (a file of an older gradc), resumed by RMSProp with momentum (`a.sq`
+    # and `a.mom`), starts RMSProp's whole state afresh, not its `a.sq` from Adagrad's.
+    write(model, "param a = -1.5\nparam b = 2.0\nminimize (1 - a)^2 + 10 * (b - a^2)^2 with rmsprop(lr = 0.01, momentum = 0.5)\n")
+    rc, _, err = run("train", model, "--steps", "4", "--save", first, "--optimizer", "adagrad")
+    check(rc == 0, "train --optimizer adagrad: %s" % err)
+    tensors, meta = read_safetensors(first)
+    check(meta.pop("gradc.optimizer", None) == "adagrad", "the checkpoint names its optimiser: %r" % meta)
+    write_safetensors(first, tensors, meta)
+    got, meta = train(first, ckpt, 3)
+    want, _ = train(params_of(first), fresh, 3)
+    check(all(got[k] == want[k] for k in ("a", "b", "a.sq", "a.mom", "b.sq", "b.mom"))
+          and meta.get("gradc.optimizer_step") == "3",
+          "adagrad's a.sq without its name, then rmsprop with momentum: %r %r %r" % (got, want, meta))
+
+
 def nan_weights(tmp):
     """NaN weights load (as torch.load takes them); eval reports `nan`, never `-nan` (the
     sign bit of x86's NaN from sqrt(-1)), as Python prints it, and JSON null."""
@@ -368,7 +424,8 @@ def duplicate_names(tmp):
 
 def main():
     clitest.GRADC = sys.argv[1]
-    for part in (float64_resume, other_model, counter_names, bad_counters, other_optimizer, nan_weights,
+    for part in (float64_resume, other_model, counter_names, bad_counters, other_optimizer, kindred_optimizers,
+                 nan_weights,
                  padded_header, duplicate_names):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)

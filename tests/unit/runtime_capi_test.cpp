@@ -238,6 +238,26 @@ TEST_CASE("C API: the counters carry the step at which the optimiser's state beg
   REQUIRE(gradc_train(&m, state, &c3, d, nullptr, &o) == 0);
   CHECK(lastT == 1);
 
+  // A checkpoint of `gradc train --optimizer X` naming another optimiser than the model's
+  // holds no state of the compiled model's, even under its names (Adam's w.m is no AdamW's).
+  gradc::rt::TensorFile named = gradc::rt::readSafetensors(ckpt);
+  named.metadata["gradc.optimizer"] = "adamw";
+  std::string switched = writeTemp("switched.safetensors", "");
+  gradc::rt::writeSafetensors(switched, named);
+  state[16] = 5;
+  gradc_counters c4 = {0, 0, 0, 0, 0};
+  REQUIRE(gradc_checkpoint_load(&m, state, &c4, switched.c_str()) == 0);
+  CHECK(state[16] == 0);  // w.m
+  CHECK(c4.step == 7);
+  CHECK(c4.optimizer_start == 7);
+  // The model's own optimiser's checkpoint names none: its state is loaded.
+  gradc_counters c5 = {0, 0, 0, 0, 0};
+  REQUIRE(gradc_checkpoint_load(&m, state, &c5, ckpt.c_str()) == 0);
+  CHECK(state[16] != 0);
+  CHECK(c5.optimizer_start == 4);
+  REQUIRE(gradc_checkpoint_save(&m, state, &c5, switched.c_str()) == 0);
+  CHECK(gradc::rt::readSafetensors(switched).metadata.count("gradc.optimizer") == 0);
+
   gradc_counters bad = {2, 0, 0, 0, 3};
   CHECK(gradc_train(&m, state, &bad, d, nullptr, &o) == -1);
   CHECK(std::string(gradc_last_error()) == "gradc: error: counters: optimizer_start 3 is not between 0 and step 2");
