@@ -997,7 +997,7 @@ void Sema::parseOptimizer(const Expr *e, Loc at) {
   if (e->kind != Expr::Name && e->kind != Expr::Call)
     userError(e->loc, "expected an optimiser such as sgd(lr = 0.1)");
   if (optimizerDefaults(e->name).empty())
-    userError(e->loc, "unknown optimizer `{}`; expected one of {}", e->name, joinNames(optimizerNames()));
+    userError(e->loc, "unknown optimiser `{}`; expected one of {}", e->name, joinNames(optimizerNames()));
   o.kind = e->name;
   o.args = optimizerDefaults(e->name);
   if (e->kind != Expr::Call) return;

@@ -325,7 +325,7 @@ TEST_CASE("sema: errors") {
         "6:1: a second minimize; a model has exactly one loss (the first is at 5:1)");
   CHECK(buildError(h + "z = x\n") == "0:0: the model has no `minimize` statement; it needs exactly one loss");
   CHECK(buildError(h + "minimize mean(x) with sgdd(lr=1)\n") ==
-        "5:23: unknown optimizer `sgdd`; expected one of sgd, adam, adamw, rmsprop, adagrad");
+        "5:23: unknown optimiser `sgdd`; expected one of sgd, adam, adamw, rmsprop, adagrad");
   CHECK(buildError(h + "param V: [3] = glorot\nminimize mean(x)\n") ==
         "5:16: glorot needs a param of 2 dims or more; V has shape [3]");
   CHECK(buildError(h + "param V: [3] = xavier\nminimize mean(x)\n").find("5:16: unknown initialiser `xavier`") == 0);
