@@ -25,8 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A compiled function: args holds one pointer per slot, dims the symbolic dims (the batch
- * size first), work points to work_size(dims) bytes of scratch, 64-byte aligned. */
+/* A compiled function: args holds one pointer per slot, dims the symbolic dims (in the
+ * header's DIM_ order; the batch size is one of them), work points to work_size(dims)
+ * bytes of scratch, 64-byte aligned. */
 typedef void (*gradc_kernel_fn)(void *const *args, const int64_t *dims, void *work);
 typedef int64_t (*gradc_work_size_fn)(const int64_t *dims);
 /* Fills every param of a state buffer from its initialiser and zeroes the optimiser states. */
@@ -45,7 +46,7 @@ typedef struct gradc_slot {
   int kind;                      /* enum gradc_slot_kind */
   int is_int;                    /* int32 elements (labels) instead of float/double */
   int rank;
-  int64_t shape[GRADC_MAX_RANK]; /* a dim d < 0 is symbolic dim -1 - d (-1: the batch size) */
+  int64_t shape[GRADC_MAX_RANK]; /* a dim d < 0 is symbolic dim -1 - d, dims[-1 - d] */
   int64_t classes;               /* int inputs: labels lie in [0, classes); 0 when unknown */
   int64_t state_offset;          /* params and optimiser states: byte offset in the state
                                     buffer; -1 for other slots */

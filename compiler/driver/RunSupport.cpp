@@ -157,8 +157,8 @@ void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o, bool state
   long double work = 0;
   bool workCounted = !k.workBytes || other + state < 1e18L;  // beyond, its size overflows
   if (k.workBytes && workCounted) {
-    std::vector<int64_t> dims(k.sig.dimNames.size(), 1);
-    if (!dims.empty()) dims[0] = batch;
+    // Only the batch dim is read, and it need not be dims[0] (`dim T, B`): give every dim the rows.
+    std::vector<int64_t> dims(k.sig.dimNames.size(), batch);
     work = static_cast<long double>(k.workBytes(dims.data()));
   }
   // Training keeps a copy of the state for the NaN trap; eval, predict and bench hold it once.

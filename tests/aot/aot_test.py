@@ -11,7 +11,8 @@
            (`-o -`, standard output) and refusals
   header   every example's header compiles as strict C99 and as C++, links with its object
            and libgradc_runtime, and carries the same type block as gradc_runtime.h; two
-           models link into one C and one C++ program; a float64 object trains as gradc train
+           models link into one C and one C++ program; a float64 object trains as gradc train;
+           a batch dim declared after another dim is the one the header's example sets
 """
 import argparse
 import os
@@ -385,6 +386,37 @@ def mode_header(tmp):
     cc_link(src, exe, [os.path.join(tmp, "rosenbrock_f32"), RUNTIME_H], [os.path.join(tmp, "rosenbrock_f32", "model.o")])
     out = run([exe]).stdout.strip()
     check(out == "12.5", f"rosenbrock: one step with dims NULL gives the loss at (-1.5, 2), 12.5: {out}")
+    # The batch dim need not be dims[0]: with `dim T, B` it is dims[1]. The header says so, and
+    # its example's dims lines, pasted into a program, give the step the rows (they set dims[0],
+    # leaving B = 0 and the loss nan).
+    d = os.path.join(tmp, "late_batch")
+    os.mkdir(d)
+    model, obj, h = os.path.join(d, "td.grad"), os.path.join(d, "td.o"), os.path.join(d, "td.h")
+    with open(model, "w") as f:
+        f.write("dim T, B\ninput x: [B, 2]\ninput y: [B, 1]\nparam w: [2, 1] = ones\n"
+                "minimize mean(square(x @ w - y)) with sgd(lr = 0.01)\n")
+    run([a.gradc, "compile", model, "-o", obj, "--header", h])
+    text = open(h).read()
+    check("#define GRADC_TD_DIM_T 0  /* not read */\n#define GRADC_TD_DIM_B 1  /* the batch size: rows per call */"
+          in text and "(dims[GRADC_TD_DIM_B] = B: the rows of this call;" in text,
+          "dim T, B: the header names dims[1] as the batch dim")
+    start = text.index("(seed 0, as gradc train)")
+    example = text[start:text.index("void *work = ", start)]
+    dims_lines = "\n".join(l.lstrip(" *") for l in example.splitlines()[1:])
+    src = os.path.join(d, "use.c")
+    with open(src, "w") as f:
+        f.write('#include "td.h"\n#include <stdio.h>\n#include <stdlib.h>\nint main(void) {\n'
+                "  float x[4][2] = {{1, 2}, {3, 4}, {5, 6}, {7, 8}}, y[4] = {1, 2, 3, 4}, w[2] = {1, 1};\n"
+                "  float lr = 0.01f, t = 1, loss = -1;\n  int64_t rows = 4;\n  " + dims_lines + "\n"
+                "  void *work = aligned_alloc(64, (gradc_td_step_work_size(dims) + 63) / 64 * 64 + 64);\n"
+                "  void *args[GRADC_TD_STEP_NUM_SLOTS];\n"
+                "  args[GRADC_TD_STEP_x] = x;\n  args[GRADC_TD_STEP_y] = y;\n  args[GRADC_TD_STEP_w] = w;\n"
+                "  args[GRADC_TD_STEP_lr] = &lr;\n  args[GRADC_TD_STEP_t] = &t;\n  args[GRADC_TD_STEP_loss] = &loss;\n"
+                '  gradc_td_step(args, dims, work);\n  printf("%g\\n", loss);\n  free(work);\n  return 0;\n}\n')
+    exe = os.path.join(d, "use")
+    cc_link(src, exe, [d, RUNTIME_H], [obj])
+    out = run([exe]).stdout.strip()
+    check(out == "53.5", f"dim T, B: the header's example dims give the step its 4 rows (loss 53.5): {out}")
     # The initial state equals gradc train's: 0 steps leave the initial weights in the checkpoint.
     d = os.path.join(tmp, "digits_f32")
     init_ckpt = os.path.join(tmp, "init.safetensors")
