@@ -12,7 +12,8 @@
   header   every example's header compiles as strict C99 and as C++, links with its object
            and libgradc_runtime, and carries the same type block as gradc_runtime.h; two
            models link into one C and one C++ program; a float64 object trains as gradc train;
-           a batch dim declared after another dim is the one the header's example sets
+           a batch dim declared after another dim is the one the header's example sets; a
+           program that does not call init links without libgradc_runtime (--gc-sections)
 """
 import argparse
 import os
@@ -417,6 +418,15 @@ def mode_header(tmp):
     cc_link(src, exe, [d, RUNTIME_H], [obj])
     out = run([exe]).stdout.strip()
     check(out == "53.5", f"dim T, B: the header's example dims give the step its 4 rows (loss 53.5): {out}")
+    # A program that never calls init links without libgradc_runtime: the object puts each
+    # function in its own section, so -Wl,--gc-sections drops init and its reference to the
+    # runtime's gradc_init_param_f32 (which was left undefined: the link failed).
+    alone = os.path.join(d, "use_alone")
+    r = run(["cc", "-std=c11", "-Wall", "-Wextra", "-pedantic", "-Werror", src, obj, f"-I{d}", "-o", alone]
+            + SAN + ["-Wl,--gc-sections", "-lm"], ok=False)
+    out = run([alone]).stdout.strip() if r.returncode == 0 else r.stderr[-300:]
+    check(out == "53.5" and "gradc_runtime" not in run(["ldd", alone]).stdout,
+          f"a program that does not call init links the object and libm only (--gc-sections): {out}")
     # The initial state equals gradc train's: 0 steps leave the initial weights in the checkpoint.
     d = os.path.join(tmp, "digits_f32")
     init_ckpt = os.path.join(tmp, "init.safetensors")
