@@ -172,7 +172,10 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   // --steps N without --epochs trains N steps, over as many epochs as they take.
   t.epochs = o.epochs.value_or(o.steps ? -1 : 1);
   t.maxSteps = o.steps ? *o.steps : -1;
-  t.batchSize = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
+  // The flag as given: rt::train refuses --drop-last with a batch larger than the file (it would
+  // drop every row) before it takes a batch of at most the file's rows, as in one process.
+  t.batchSize = o.batchSize;
+  int64_t batchRows = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
   t.lr = o.lr ? *o.lr : m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;
   t.seed = st->hasSeed ? st->seed : o.seed;
   t.shuffle = !o.noShuffle;
@@ -198,7 +201,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   }
   std::optional<rt::DataParallelStep> step;
   try {
-    step.emplace(mpi, grad, update, *st, data, t.batchSize);
+    step.emplace(mpi, grad, update, *st, data, batchRows);
   } catch (const UserError &e) {
     // A model it cannot split (inputs of a fixed row count): every rank, with the same
     // model, finds this; rank 0 says it.

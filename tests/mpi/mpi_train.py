@@ -8,7 +8,8 @@ epochs, whose shares are uneven (37 rows over 2 or 4 ranks) and whose epoch ends
 smaller batch (1438 rows = 38 * 37 + 32).
 
 Start-up: ranks started with different flags (mpirun's `A : B` form), one rank that cannot
-read its data, or a bad flag (on every rank, or on one) all exit with one error, printed once,
+read its data, --drop-last with a batch larger than the file (as in one process), or a bad
+flag (on every rank, or on one) all exit with one error, printed once,
 on one line that names the rank (a CSV error then quotes its row under it). A model's warning
 is printed once too.
 
@@ -75,6 +76,11 @@ def start_checks(gradc, mpirun, tmp):
          "gradc: error: --batch-size: takes a whole number >= 1, not '0' (see gradc train --help)\n"),
         ("a bad flag on rank 2", ["-np", "2"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", DATA, "--batch-size", "0"],
          "gradc: error: rank 2 of 3: --batch-size: takes a whole number >= 1, not '0' (see gradc train --help)\n"),
+        # (the batch was cut to the file's rows before the check: it trained on every row)
+        ("--drop-last with a batch larger than the file", ["-np", "2"] + train + ["--data", DATA, "--batch-size", "5000",
+                                                              "--drop-last"],
+         DATA + ": error: --drop-last with --batch-size 5000 drops every row: the file has 1438 rows, fewer "
+         "than one batch\n"),
         # (found at the first save, it left rank 1 waiting --mpi-timeout, then MPI_ABORT)
         ("--save names a folder", ["-np", "2", gradc, "train", MODEL, "--data", DATA, "--epochs", "2",
                                    "--mpi-timeout", "5", "--save", os.path.dirname(DATA)],
