@@ -119,6 +119,12 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     grad = compileProgram(gradFn, o);
     update = compileProgram(updateFn, o);
     if (hasVal) eval = compileProgram(buildProgram(m, Program::Eval), o);
+    // Each rank holds the gradient and the update, for its share of a batch (as one process,
+    // --max-memory or the machine's memory).
+    int64_t batchRows = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
+    std::vector<const rt::Kernel *> kernels{&grad, &update};
+    if (hasVal) kernels.push_back(&eval);
+    checkMemory(kernels, (batchRows + mpi.size() - 1) / mpi.size(), o, /*stateCopy=*/true);
     hash = modelHash(sm, m);
     st.emplace(update.sig, f64);
     st->include(grad.sig);
@@ -178,6 +184,9 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   int64_t batchRows = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
   t.lr = o.lr ? *o.lr : m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;
   t.seed = st->hasSeed ? st->seed : o.seed;
+  if (rank == 0 && st->hasSeed && o.seedGiven && o.seed != st->seed)
+    std::cerr << oneLine(fmt::format("{}: warning: --seed {} is not used: a run resumed from a checkpoint keeps "
+                                     "its data order (seed {})", o.init, o.seed, st->seed));
   t.shuffle = !o.noShuffle;
   t.dropLast = o.dropLast;
   t.modelName = m.name;

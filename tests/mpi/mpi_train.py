@@ -8,10 +8,10 @@ epochs, whose shares are uneven (37 rows over 2 or 4 ranks) and whose epoch ends
 smaller batch (1438 rows = 38 * 37 + 32).
 
 Start-up: ranks started with different flags (mpirun's `A : B` form), one rank that cannot
-read its data, --drop-last with a batch larger than the file (as in one process), or a bad
-flag (on every rank, or on one) all exit with one error, printed once,
-on one line that names the rank (a CSV error then quotes its row under it). A model's warning
-is printed once too.
+read its data, --drop-last with a batch larger than the file, a model that needs more than
+--max-memory (as in one process), or a bad flag (on every rank, or on one) all exit with one
+error, printed once, on one line that names the rank (a CSV error then quotes its row under
+it). A model's warning, and that of a --seed a resumed run does not use, are printed once too.
 
 usage: mpi_train.py GRADC   (exit 77 = skipped when mpirun is missing)
 """
@@ -81,6 +81,9 @@ def start_checks(gradc, mpirun, tmp):
                                                               "--drop-last"],
          DATA + ": error: --drop-last with --batch-size 5000 drops every row: the file has 1438 rows, fewer "
          "than one batch\n"),
+        # (not checked at all: a rank could run out of memory mid-training)
+        ("--max-memory", ["-np", "2"] + train + ["--data", DATA, "--max-memory", "100"],
+         MODEL + ": error: the compiled program needs "),
         # (found at the first save, it left rank 1 waiting --mpi-timeout, then MPI_ABORT)
         ("--save names a folder", ["-np", "2", gradc, "train", MODEL, "--data", DATA, "--epochs", "2",
                                    "--mpi-timeout", "5", "--save", os.path.dirname(DATA)],
@@ -110,6 +113,19 @@ def warning_once(gradc, mpirun, tmp):
     p = run(mpirun + ["-np", "3", gradc, "train", model, "--data", data])
     n = p.stderr.count("warning: param u does not reach the loss")
     print(f"{'ok  ' if n == 1 else 'FAIL'} a model's warning under -np 3: printed {n} time(s)")
+    return n != 1
+
+
+def seed_warning(gradc, mpirun, tmp):
+    """A run resumed from a checkpoint keeps the checkpoint's data order: another --seed is
+    not used, and rank 0 says so, as one process does (it was silently ignored)."""
+    ckpt = os.path.join(tmp, "seed.st")
+    run([gradc, "train", MODEL, "--data", DATA, "--steps", "3", "--save", ckpt])
+    p = run(mpirun + ["-np", "2", gradc, "train", MODEL, "--data", DATA, "--steps", "3", "--init", ckpt,
+                      "--seed", "9"])
+    n = p.stderr.count(f"{ckpt}: warning: --seed 9 is not used: a run resumed from a checkpoint keeps its "
+                       "data order (seed 0)")
+    print(f"{'ok  ' if n == 1 else 'FAIL'} --seed of a resumed run under -np 2: its warning printed {n} time(s)")
     return n != 1
 
 
@@ -162,6 +178,7 @@ def main():
         print(f"{'ok  ' if ok else 'FAIL'} np 1: the summary line says 1 rank: {p.stderr!r}")
         failures += start_checks(gradc, mpirun, tmp)
         failures += warning_once(gradc, mpirun, tmp)
+        failures += seed_warning(gradc, mpirun, tmp)
     print("failures:", failures)
     sys.exit(1 if failures else 0)
 
