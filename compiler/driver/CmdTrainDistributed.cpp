@@ -192,6 +192,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   t.modelName = m.name;
   t.modelHash = hash;
   t.modelPath = o.model;
+  t.keepHistory = false;  // as one process: a run of many epochs would hold every epoch's figures
   t.handleSignals = false;  // mpirun forwards Ctrl-C to every rank, which would stop at different steps
   if (rank == 0) {
     t.savePath = o.save;
