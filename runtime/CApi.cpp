@@ -102,16 +102,17 @@ void copyOut(const gradc_model &m, const TrainState &st, void *state) {
                 t.buf.bytes());
 }
 
-void countersIn(TrainState &st, const gradc_counters *c) {
+void countersIn(TrainState &st, const gradc_counters *c, bool check = true) {
   if (!c) return;
   st.step = c->step;
   st.epoch = c->epoch;
   st.batch = c->batch;
   st.seed = c->seed;
+  st.stateSince = c->optimizer_start;
+  if (!check) return;
   if (c->step < 0 || c->optimizer_start < 0 || c->optimizer_start > c->step)
     throw UserError(std::string("gradc"), fmt::format("counters: optimizer_start {} is not between 0 and step {}",
                                                       c->optimizer_start, c->step));
-  st.stateSince = c->optimizer_start;
 }
 
 void countersOut(const TrainState &st, gradc_counters *c, uint64_t seed) {
@@ -207,7 +208,9 @@ int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, 
   return guarded<>(-1, [&] {
     TrainState st = stateOf(*m);
     copyIn(*m, st, state);
-    countersIn(st, c);
+    // The counters are an output: a checkpoint replaces them, a weights file leaves them as
+    // they were. They are not checked here (an uninitialised struct was refused).
+    countersIn(st, c, /*check=*/false);
     uint64_t seed = c ? c->seed : 0;
     st.load(path, m->hash);
     copyOut(*m, st, state);

@@ -137,7 +137,8 @@ void gradc_init_param_f64(double *out, int kind, const double *args, int num_arg
 int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_counters *c,
                           const char *path);
 /* Loads params from a weights file or checkpoint into the state buffer; from a checkpoint
- * also the optimiser states and the counters (`c` may be NULL). */
+ * also the optimiser states and the counters (`c` may be NULL; it need not be initialised:
+ * a weights file, which holds no counters, leaves it as it was). */
 int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, const char *path);
 
 /* --- training and evaluation ----------------------------------------------------------- */

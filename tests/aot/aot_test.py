@@ -13,7 +13,8 @@
            and libgradc_runtime, and carries the same type block as gradc_runtime.h; two
            models link into one C and one C++ program; a float64 object trains as gradc train;
            a batch dim declared after another dim is the one the header's example sets; a
-           program that does not call init links without libgradc_runtime (--gc-sections)
+           program that does not call init links without libgradc_runtime (--gc-sections);
+           gradc_checkpoint_load fills an uninitialised gradc_counters
 """
 import argparse
 import os
@@ -443,6 +444,25 @@ def mode_header(tmp):
     mine = os.path.join(tmp, "init_c.safetensors")
     run([exe, mine])
     check(same_file(mine, init_ckpt), "init(state, 7) gives gradc train --seed 7's initial weights, byte for byte")
+    # gradc_checkpoint_load fills the counters: what the struct held before is not read (an
+    # uninitialised one, here all bits set, was refused: "optimizer_start -1 is not between 0
+    # and step -1").
+    ckpt = os.path.join(tmp, "three.safetensors")
+    run([a.gradc, "train", DIGITS, "--data", TRAIN, "--steps", "3", "--seed", "7", "--save", ckpt])
+    src = os.path.join(d, "load.c")
+    with open(src, "w") as f:
+        f.write('#include "model.h"\n#include "gradc_runtime.h"\n#include <stdio.h>\n#include <stdlib.h>\n'
+                "#include <string.h>\nint main(int argc, char **argv) {\n  gradc_model m = gradc_digits_model();\n"
+                "  gradc_counters c;\n  void *state = aligned_alloc(64, GRADC_DIGITS_STATE_BYTES);\n  (void)argc;\n"
+                "  memset(&c, 0xff, sizeof c);\n"
+                '  if (gradc_checkpoint_load(&m, state, &c, argv[1]) != 0) { puts(gradc_last_error()); return 1; }\n'
+                '  printf("%lld %lld %lld %llu %lld\\n", (long long)c.step, (long long)c.epoch, (long long)c.batch,\n'
+                "         (unsigned long long)c.seed, (long long)c.optimizer_start);\n  free(state);\n  return 0;\n}\n")
+    exe = os.path.join(d, "load")
+    cc_link(src, exe, [d, RUNTIME_H], [os.path.join(d, "model.o")])
+    r = run([exe, ckpt], ok=False)
+    check(r.returncode == 0 and r.stdout.split() == ["3", "0", "3", "7", "0"],
+          f"gradc_checkpoint_load into an uninitialised gradc_counters: {r.stdout.strip()}")
     # A float64 object trained through gradc_train on data that float32 cannot hold (0.1):
     # gradc_dataset_read_csv reads the values as doubles, as `gradc train --dtype f64` does, so
     # both save the same checkpoint (the values were read as floats and widened, 2e-9 off).
