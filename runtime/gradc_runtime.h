@@ -98,7 +98,8 @@ void gradc_dataset_free(gradc_dataset *d);
 /* The order of the rows in epoch `epoch`: a shuffle drawn from (seed, epoch) only, or file
  * order when !shuffle. `order` has room for `rows` values. */
 void gradc_epoch_order(int64_t rows, uint64_t seed, int64_t epoch, int shuffle, int64_t *order);
-/* Batches per epoch (the last, smaller batch counts unless drop_last). */
+/* Batches per epoch (the last, smaller batch counts unless drop_last); -1 for a batch_size
+ * below 1. */
 int64_t gradc_batch_count(int64_t rows, int64_t batch_size, int drop_last);
 
 /* Gathers batches of a data set into one buffer per input (batch_size rows each; float or
@@ -161,7 +162,8 @@ gradc_train_options gradc_train_defaults(const gradc_model *m);
 
 /* Trains the state buffer with the model's step: one step per batch of `train`, `val`
  * (may be NULL) evaluated after each epoch with the eval function. `c` (may be NULL: start
- * from zero) is updated. Returns 0, -1 on error (a non-finite loss, an unwritable file). */
+ * from zero) is updated. Returns 0, -1 on error (a non-finite loss, an unwritable file, a
+ * batch_size below 1, epochs and max_steps both below 0). */
 int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const gradc_dataset *train,
                 const gradc_dataset *val, const gradc_train_options *o);
 
