@@ -214,7 +214,12 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   put(h, " * Generated: do not edit. Target {} (cpu {}), {} buffers.\n", info.triple, info.cpu, fl);
   put(h, " *\n");
   put(h, " * Plain C: include it from C or C++, link the object file `gradc compile` wrote with it\n");
-  put(h, " * (and, for {}(), libgradc_runtime; see docs/aot.md). Every compiled function\n", info.initSymbol);
+  if (info.threads > 1)
+    put(h, " * (and libgradc_runtime: for {}(), and for the thread pool that splits large matrix\n"
+           " * products into {} parts, --threads {}; see docs/aot.md). Every compiled function\n",
+        info.initSymbol, info.threads, info.threads);
+  else
+    put(h, " * (and, for {}(), libgradc_runtime; see docs/aot.md). Every compiled function\n", info.initSymbol);
   put(h, " * has the form\n");
   put(h, " *     void FN(void *const *args, const int64_t *dims, void *work);\n");
   put(h, " * args:  one pointer per slot, in the order of the FN slot enum below;\n");

@@ -419,6 +419,14 @@ def mode_header(tmp):
     cc_link(src, exe, [d, RUNTIME_H], [obj])
     out = run([exe]).stdout.strip()
     check(out == "53.5", f"dim T, B: the header's example dims give the step its 4 rows (loss 53.5): {out}")
+    # Compiled with --threads N, the step itself calls libgradc_runtime (its thread pool): the
+    # header says so where it names what to link (it named init only).
+    h3 = os.path.join(d, "td3.h")
+    run([a.gradc, "compile", model, "--threads", "3", "-o", os.path.join(d, "td3.o"), "--header", h3])
+    text = open(h3).read()
+    check("(and libgradc_runtime: for gradc_td_init(), and for the thread pool that splits large matrix\n"
+          " * products into 3 parts, --threads 3; see docs/aot.md)" in text and "for gradc_td_init()" in open(h).read(),
+          "--threads 3: the header says the step needs libgradc_runtime's thread pool")
     # A program that never calls init links without libgradc_runtime: the object puts each
     # function in its own section, so -Wl,--gc-sections drops init and its reference to the
     # runtime's gradc_init_param_f32 (which was left undefined: the link failed).
