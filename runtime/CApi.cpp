@@ -265,7 +265,12 @@ int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const grad
     t.maxSteps = o->max_steps;
     t.batchSize = o->batch_size;
     t.lr = o->lr;
-    t.seed = o->seed;
+    // Counters of a run under way (a checkpoint's) keep its data order, as `gradc train --init`
+    // keeps the checkpoint's seed: another seed would shuffle the rest of an unfinished epoch
+    // differently, repeating some rows and skipping others.
+    bool resumed = c && (c->step > 0 || c->epoch > 0 || c->batch > 0);
+    uint64_t seed = resumed ? c->seed : o->seed;
+    t.seed = seed;
     t.shuffle = o->shuffle != 0;
     t.dropLast = o->drop_last != 0;
     t.savePath = o->save_path ? o->save_path : "";
@@ -279,7 +284,7 @@ int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const grad
     TrainResult r = rt::train(step, hasVal ? &eval : nullptr, st, train ? &train->ds : nullptr,
                               hasVal ? &val->ds : nullptr, t, o->verbose ? std::cout : quiet);
     copyOut(*m, st, state);
-    countersOut(st, c, o->seed);
+    countersOut(st, c, seed);
     return r.status == 0 ? 0 : -1;
   });
 }

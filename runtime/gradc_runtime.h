@@ -119,7 +119,7 @@ typedef struct gradc_counters {
   int64_t step;   /* optimiser steps taken */
   int64_t epoch;  /* epochs completed */
   int64_t batch;  /* batches done in the unfinished epoch */
-  uint64_t seed;  /* of the data order */
+  uint64_t seed;  /* of the data order (gradc_train keeps it when step, epoch or batch is not 0) */
   /* The step at which the optimiser's state began: 0, or the step of a checkpoint that was
    * resumed with another optimiser (its state starts at zero, and its count t, which Adam's
    * bias corrections use, at 1 again). The optimiser has taken step - optimizer_start steps. */
@@ -149,7 +149,7 @@ typedef struct gradc_train_options {
   int64_t max_steps;    /* -1: no limit */
   int64_t batch_size;
   double lr;
-  uint64_t seed;        /* of the data order */
+  uint64_t seed;        /* of the data order (counters of a run under way keep theirs) */
   int shuffle;
   int drop_last;
   const char *save_path;     /* checkpoint after each epoch and at the end; NULL: none */
@@ -162,7 +162,9 @@ gradc_train_options gradc_train_defaults(const gradc_model *m);
 
 /* Trains the state buffer with the model's step: one step per batch of `train`, `val`
  * (may be NULL) evaluated after each epoch with the eval function. `c` (may be NULL: start
- * from zero) is updated. Returns 0, -1 on error (a non-finite loss, an unwritable file, a
+ * from zero) is updated. Counters of a run under way (step, epoch or batch not 0, e.g. from
+ * gradc_checkpoint_load) keep their seed, the data order of that run, whatever o->seed is:
+ * as `gradc train --init` does. Returns 0, -1 on error (a non-finite loss, an unwritable file, a
  * batch_size below 1, epochs and max_steps both below 0). */
 int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const gradc_dataset *train,
                 const gradc_dataset *val, const gradc_train_options *o);

@@ -14,7 +14,8 @@
            models link into one C and one C++ program; a float64 object trains as gradc train;
            a batch dim declared after another dim is the one the header's example sets; a
            program that does not call init links without libgradc_runtime (--gc-sections);
-           gradc_checkpoint_load fills an uninitialised gradc_counters
+           gradc_checkpoint_load fills an uninitialised gradc_counters; gradc_train resumed
+           mid-epoch keeps the checkpoint's data order
 """
 import argparse
 import os
@@ -471,6 +472,28 @@ def mode_header(tmp):
     r = run([exe, ckpt], ok=False)
     check(r.returncode == 0 and r.stdout.split() == ["3", "0", "3", "7", "0"],
           f"gradc_checkpoint_load into an uninitialised gradc_counters: {r.stdout.strip()}")
+    # gradc_train resumed from a checkpoint taken mid-epoch keeps its data order, as `gradc
+    # train --init` does: the same checkpoint, byte for byte (o.seed, 0 by default, shuffled
+    # the rest of the epoch otherwise).
+    mid, cli = os.path.join(tmp, "mid.safetensors"), os.path.join(tmp, "cli_resumed.safetensors")
+    run([a.gradc, "train", DIGITS, "--data", TRAIN, "--steps", "17", "--seed", "5", "--save", mid])
+    run([a.gradc, "train", DIGITS, "--data", TRAIN, "--init", mid, "--epochs", "1", "--save", cli])
+    src = os.path.join(d, "resume.c")
+    with open(src, "w") as f:
+        f.write('#include "model.h"\n#include "gradc_runtime.h"\n#include <stdio.h>\n#include <stdlib.h>\n'
+                "int main(int argc, char **argv) {\n  gradc_model m = gradc_digits_model();\n"
+                "  gradc_train_options o = gradc_train_defaults(&m);\n  gradc_counters c;\n"
+                "  void *state = aligned_alloc(64, GRADC_DIGITS_STATE_BYTES);\n"
+                "  gradc_dataset *d = gradc_dataset_read_csv(&m, argv[1]);\n  (void)argc;\n"
+                '  if (!d || gradc_checkpoint_load(&m, state, &c, argv[2]) != 0) { puts(gradc_last_error()); return 1; }\n'
+                "  o.epochs = 1;\n  o.verbose = 0;\n  o.save_path = argv[3];\n"
+                '  if (gradc_train(&m, state, &c, d, NULL, &o) != 0) { puts(gradc_last_error()); return 1; }\n'
+                "  gradc_dataset_free(d);\n  free(state);\n  return 0;\n}\n")
+    exe = os.path.join(d, "resume")
+    cc_link(src, exe, [d, RUNTIME_H], [os.path.join(d, "model.o")])
+    mine = os.path.join(tmp, "c_resumed.safetensors")
+    run([exe, TRAIN, mid, mine])
+    check(same_file(mine, cli), "gradc_train from a mid-epoch checkpoint equals gradc train --init, byte for byte")
     # A float64 object trained through gradc_train on data that float32 cannot hold (0.1):
     # gradc_dataset_read_csv reads the values as doubles, as `gradc train --dtype f64` does, so
     # both save the same checkpoint (the values were read as floats and widened, 2e-9 off).
