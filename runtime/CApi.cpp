@@ -102,16 +102,26 @@ void copyOut(const gradc_model &m, const TrainState &st, void *state) {
                 t.buf.bytes());
 }
 
-void countersIn(TrainState &st, const gradc_counters *c) {
+void checkPath(const char *path) {
+  if (!path) throw UserError(std::string("gradc"), "no file name: the path is NULL");
+}
+
+// A batch of no rows would divide by zero (gradc_batch_count) or be taken for 1 (training).
+void checkBatchSize(int64_t batchSize) {
+  if (batchSize < 1) throw UserError(std::string("gradc"), "the batch size must be at least 1");
+}
+
+void countersIn(TrainState &st, const gradc_counters *c, bool check = true) {
   if (!c) return;
   st.step = c->step;
   st.epoch = c->epoch;
   st.batch = c->batch;
   st.seed = c->seed;
+  st.stateSince = c->optimizer_start;
+  if (!check) return;
   if (c->step < 0 || c->optimizer_start < 0 || c->optimizer_start > c->step)
     throw UserError(std::string("gradc"), fmt::format("counters: optimizer_start {} is not between 0 and step {}",
                                                       c->optimizer_start, c->step));
-  st.stateSince = c->optimizer_start;
 }
 
 void countersOut(const TrainState &st, gradc_counters *c, uint64_t seed) {
@@ -135,6 +145,7 @@ const char *gradc_last_error(void) { return gLastError.c_str(); }
 
 gradc_dataset *gradc_dataset_read_csv(const gradc_model *m, const char *path) {
   return guarded<>(static_cast<gradc_dataset *>(nullptr), [&] {
+    checkPath(path);
     std::vector<InputSpec> specs = inputSpecs(toSignature(*m, m->step));
     for (int i = 0, j = 0; i < m->step.num_slots; ++i)
       if (m->step.slots[i].kind == GRADC_SLOT_INPUT) specs[static_cast<size_t>(j++)].classes = m->step.slots[i].classes;
@@ -155,12 +166,15 @@ void gradc_epoch_order(int64_t rows, uint64_t seed, int64_t epoch, int shuffle, 
 }
 
 int64_t gradc_batch_count(int64_t rows, int64_t batch_size, int drop_last) {
-  return batchCount(rows, batch_size, drop_last != 0);
+  return guarded<>(int64_t(-1), [&] {
+    checkBatchSize(batch_size);
+    return batchCount(rows, batch_size, drop_last != 0);
+  });
 }
 
 gradc_batcher *gradc_batcher_new(const gradc_model *m, const gradc_dataset *d, int64_t batch_size) {
   return guarded<>(static_cast<gradc_batcher *>(nullptr), [&] {
-    if (batch_size < 1) throw UserError(std::string("gradc"), "the batch size must be at least 1");
+    checkBatchSize(batch_size);
     auto *b = new gradc_batcher;
     b->b = std::make_unique<Batcher>(d->ds, batch_size, m->f64 != 0);
     return b;
@@ -195,6 +209,7 @@ void gradc_init_param_f64(double *out, int kind, const double *args, int num_arg
 int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_counters *c,
                           const char *path) {
   return guarded<>(-1, [&] {
+    checkPath(path);
     TrainState st = stateOf(*m);
     copyIn(*m, st, state);
     countersIn(st, c);
@@ -205,9 +220,12 @@ int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_c
 
 int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, const char *path) {
   return guarded<>(-1, [&] {
+    checkPath(path);
     TrainState st = stateOf(*m);
     copyIn(*m, st, state);
-    countersIn(st, c);
+    // The counters are an output: a checkpoint replaces them, a weights file leaves them as
+    // they were. They are not checked here (an uninitialised struct was refused).
+    countersIn(st, c, /*check=*/false);
     uint64_t seed = c ? c->seed : 0;
     st.load(path, m->hash);
     copyOut(*m, st, state);
@@ -236,6 +254,9 @@ int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const grad
     Kernel eval;
     bool hasVal = val && m->eval.fn;
     if (hasVal) eval = toKernel(*m, m->eval);
+    checkBatchSize(o->batch_size);
+    if (o->epochs < 0 && o->max_steps < 0)
+      throw UserError(std::string("gradc"), "training needs a limit: epochs or max_steps must be at least 0");
     TrainState st = stateOf(*m);
     copyIn(*m, st, state);
     countersIn(st, c);
@@ -244,7 +265,12 @@ int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const grad
     t.maxSteps = o->max_steps;
     t.batchSize = o->batch_size;
     t.lr = o->lr;
-    t.seed = o->seed;
+    // Counters of a run under way (a checkpoint's) keep its data order, as `gradc train --init`
+    // keeps the checkpoint's seed: another seed would shuffle the rest of an unfinished epoch
+    // differently, repeating some rows and skipping others.
+    bool resumed = c && (c->step > 0 || c->epoch > 0 || c->batch > 0);
+    uint64_t seed = resumed ? c->seed : o->seed;
+    t.seed = seed;
     t.shuffle = o->shuffle != 0;
     t.dropLast = o->drop_last != 0;
     t.savePath = o->save_path ? o->save_path : "";
@@ -258,7 +284,7 @@ int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const grad
     TrainResult r = rt::train(step, hasVal ? &eval : nullptr, st, train ? &train->ds : nullptr,
                               hasVal ? &val->ds : nullptr, t, o->verbose ? std::cout : quiet);
     copyOut(*m, st, state);
-    countersOut(st, c, o->seed);
+    countersOut(st, c, seed);
     return r.status == 0 ? 0 : -1;
   });
 }
@@ -267,6 +293,8 @@ int gradc_evaluate(const gradc_model *m, void *state, const gradc_dataset *d, in
                    double *loss, double *metrics) {
   return guarded<>(-1, [&] {
     Kernel eval = toKernel(*m, m->eval);
+    checkBatchSize(batch_size);
+    if (!d) throw UserError(std::string(m->name), "no data to evaluate (the data set is NULL)");
     TrainState st = stateOf(*m);
     copyIn(*m, st, state);
     EvalResult r = evaluate(eval, st, d->ds, batch_size);

@@ -25,8 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A compiled function: args holds one pointer per slot, dims the symbolic dims (the batch
- * size first), work points to work_size(dims) bytes of scratch, 64-byte aligned. */
+/* A compiled function: args holds one pointer per slot, dims the symbolic dims (in the
+ * header's DIM_ order; the batch size is one of them), work points to work_size(dims)
+ * bytes of scratch, 64-byte aligned. */
 typedef void (*gradc_kernel_fn)(void *const *args, const int64_t *dims, void *work);
 typedef int64_t (*gradc_work_size_fn)(const int64_t *dims);
 /* Fills every param of a state buffer from its initialiser and zeroes the optimiser states. */
@@ -45,7 +46,7 @@ typedef struct gradc_slot {
   int kind;                      /* enum gradc_slot_kind */
   int is_int;                    /* int32 elements (labels) instead of float/double */
   int rank;
-  int64_t shape[GRADC_MAX_RANK]; /* a dim d < 0 is symbolic dim -1 - d (-1: the batch size) */
+  int64_t shape[GRADC_MAX_RANK]; /* a dim d < 0 is symbolic dim -1 - d, dims[-1 - d] */
   int64_t classes;               /* int inputs: labels lie in [0, classes); 0 when unknown */
   int64_t state_offset;          /* params and optimiser states: byte offset in the state
                                     buffer; -1 for other slots */
@@ -97,7 +98,8 @@ void gradc_dataset_free(gradc_dataset *d);
 /* The order of the rows in epoch `epoch`: a shuffle drawn from (seed, epoch) only, or file
  * order when !shuffle. `order` has room for `rows` values. */
 void gradc_epoch_order(int64_t rows, uint64_t seed, int64_t epoch, int shuffle, int64_t *order);
-/* Batches per epoch (the last, smaller batch counts unless drop_last). */
+/* Batches per epoch (the last, smaller batch counts unless drop_last); -1 for a batch_size
+ * below 1. */
 int64_t gradc_batch_count(int64_t rows, int64_t batch_size, int drop_last);
 
 /* Gathers batches of a data set into one buffer per input (batch_size rows each; float or
@@ -117,7 +119,7 @@ typedef struct gradc_counters {
   int64_t step;   /* optimiser steps taken */
   int64_t epoch;  /* epochs completed */
   int64_t batch;  /* batches done in the unfinished epoch */
-  uint64_t seed;  /* of the data order */
+  uint64_t seed;  /* of the data order (gradc_train keeps it when step, epoch or batch is not 0) */
   /* The step at which the optimiser's state began: 0, or the step of a checkpoint that was
    * resumed with another optimiser (its state starts at zero, and its count t, which Adam's
    * bias corrections use, at 1 again). The optimiser has taken step - optimizer_start steps. */
@@ -136,7 +138,8 @@ void gradc_init_param_f64(double *out, int kind, const double *args, int num_arg
 int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_counters *c,
                           const char *path);
 /* Loads params from a weights file or checkpoint into the state buffer; from a checkpoint
- * also the optimiser states and the counters (`c` may be NULL). */
+ * also the optimiser states and the counters (`c` may be NULL; it need not be initialised:
+ * a weights file, which holds no counters, leaves it as it was). */
 int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, const char *path);
 
 /* --- training and evaluation ----------------------------------------------------------- */
@@ -146,7 +149,7 @@ typedef struct gradc_train_options {
   int64_t max_steps;    /* -1: no limit */
   int64_t batch_size;
   double lr;
-  uint64_t seed;        /* of the data order */
+  uint64_t seed;        /* of the data order (counters of a run under way keep theirs) */
   int shuffle;
   int drop_last;
   const char *save_path;     /* checkpoint after each epoch and at the end; NULL: none */
@@ -159,7 +162,10 @@ gradc_train_options gradc_train_defaults(const gradc_model *m);
 
 /* Trains the state buffer with the model's step: one step per batch of `train`, `val`
  * (may be NULL) evaluated after each epoch with the eval function. `c` (may be NULL: start
- * from zero) is updated. Returns 0, -1 on error (a non-finite loss, an unwritable file). */
+ * from zero) is updated. Counters of a run under way (step, epoch or batch not 0, e.g. from
+ * gradc_checkpoint_load) keep their seed, the data order of that run, whatever o->seed is:
+ * as `gradc train --init` does. Returns 0, -1 on error (a non-finite loss, an unwritable file, a
+ * batch_size below 1, epochs and max_steps both below 0). */
 int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const gradc_dataset *train,
                 const gradc_dataset *val, const gradc_train_options *o);
 

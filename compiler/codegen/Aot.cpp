@@ -61,6 +61,11 @@ void emitInit(llvm::Module &mod, const AotUnit &u, const TargetDesc &t, bool f64
 std::string emitAot(const AotUnit &u, const CodegenOptions &o, AotEmit kind) {
   TargetDesc t = resolveTarget(o);
   std::unique_ptr<llvm::TargetMachine> tm = createTargetMachine(t);
+  // Each function and constant in its own section, so that a program that never calls init
+  // can drop it, and with it init's reference to libgradc_runtime, by linking with
+  // -Wl,--gc-sections (the program then needs only the object and libm).
+  tm->Options.FunctionSections = true;
+  tm->Options.DataSections = true;
   llvm::LLVMContext ctx;
   llvm::DataLayout dl = tm->createDataLayout();
   auto mod = std::make_unique<llvm::Module>(u.name, ctx);

@@ -193,6 +193,14 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   const HeaderFunction *step = nullptr;
   for (const HeaderFunction &f : fns)
     if (f.role == "step") step = &f;
+  // The batch dim is the symbolic first dim of the inputs (the runtime finds it the same way):
+  // dims[0] only when no other dim is declared before it (`dim T, B` puts it at 1).
+  int batch = -1;
+  for (const HeaderFunction &f : fns)
+    for (const rt::Slot &s : f.sig.slots)
+      if (batch < 0 && s.kind == rt::SlotKind::Input && !s.shape.empty() && s.shape[0] < 0)
+        batch = static_cast<int>(-1 - s.shape[0]);
+  std::string batchDim = batch >= 0 ? fmt::format("{}_DIM_{}", M, ident(dims.at(static_cast<size_t>(batch)))) : "";
   std::map<std::string, int64_t> classes;
   for (const InputInfo &in : m.inputs) classes[in.name] = in.classes;
   std::map<std::string, int64_t> offsets;
@@ -206,7 +214,12 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   put(h, " * Generated: do not edit. Target {} (cpu {}), {} buffers.\n", info.triple, info.cpu, fl);
   put(h, " *\n");
   put(h, " * Plain C: include it from C or C++, link the object file `gradc compile` wrote with it\n");
-  put(h, " * (and, for {}(), libgradc_runtime; see docs/aot.md). Every compiled function\n", info.initSymbol);
+  if (info.threads > 1)
+    put(h, " * (and libgradc_runtime: for {}(), and for the thread pool that splits large matrix\n"
+           " * products into {} parts, --threads {}; see docs/aot.md). Every compiled function\n",
+        info.initSymbol, info.threads, info.threads);
+  else
+    put(h, " * (and, for {}(), libgradc_runtime; see docs/aot.md). Every compiled function\n", info.initSymbol);
   put(h, " * has the form\n");
   put(h, " *     void FN(void *const *args, const int64_t *dims, void *work);\n");
   put(h, " * args:  one pointer per slot, in the order of the FN slot enum below;\n");
@@ -214,9 +227,13 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   put(h, " *        pointer to one value. Params and optimiser states are updated in place.\n");
   if (dims.empty()) {
     put(h, " * dims:  not read: this model has no symbolic dims (NULL will do).\n");
+  } else if (batch < 0) {
+    put(h, " * dims:  not read: no input has a symbolic batch dim (NULL will do).\n");
   } else {
-    put(h, " * dims:  the symbolic dims, in the order below (dims[0] = {}: the rows of this call;\n", dims[0]);
+    put(h, " * dims:  the symbolic dims, in the order below (dims[{}] = {}: the rows of this call;\n",
+        batch == 0 ? "0" : batchDim, dims[static_cast<size_t>(batch)]);
     put(h, " *        it may change from call to call, e.g. for the last, smaller batch).\n");
+    if (dims.size() > 1) put(h, " *        The other dims are not read.\n");
   }
   put(h, " * work:  FN_work_size(dims) bytes of scratch, 64-byte aligned (allocate it once for\n");
   put(h, " *        the largest batch; FN allocates nothing).\n");
@@ -227,8 +244,9 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   if (step && !step->symbol.empty()) {
     std::vector<std::string> ids = slotIdents(step->sig);
     std::string S = M + "_STEP_";
-    if (dims.empty()) put(h, " *     const int64_t *dims = NULL;\n");
-    else put(h, " *     int64_t dims[{}_NUM_DIMS] = {{rows}};\n", M);
+    if (batch < 0) put(h, " *     const int64_t *dims = NULL;\n");
+    else if (batch == 0) put(h, " *     int64_t dims[{}_NUM_DIMS] = {{rows}};\n", M);
+    else put(h, " *     int64_t dims[{}_NUM_DIMS] = {{0}};\n *     dims[{}] = rows;\n", M, batchDim);
     put(h, " *     void *work = aligned_alloc(64, ({}_work_size(dims) + 63) / 64 * 64);\n", step->symbol);
     put(h, " *     void *args[{}NUM_SLOTS];\n", S);
     for (size_t i = 0; i < step->sig.slots.size(); ++i) {
@@ -264,7 +282,8 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   put(h, "/* Symbolic dims, in the order of dims[]. */\n");
   put(h, "#define {}_NUM_DIMS {}\n", M, dims.size());
   for (size_t i = 0; i < dims.size(); ++i)
-    put(h, "#define {}_DIM_{} {}{}\n", M, ident(dims[i]), i, i == 0 ? "  /* the batch size: rows per call */" : "");
+    put(h, "#define {}_DIM_{} {}{}\n", M, ident(dims[i]), i,
+        static_cast<int>(i) == batch ? "  /* the batch size: rows per call */" : "  /* not read */");
   put(h, "\n/* Inputs, in the column order of a CSV file (SPEC §6). */\n");
   for (const InputInfo &in : m.inputs) {
     std::vector<std::string> sh;

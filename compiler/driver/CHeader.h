@@ -39,6 +39,7 @@ struct HeaderInfo {
   std::string modelPath, hash, triple, cpu, initSymbol;
   bool f64 = false;
   double lr = 0.01;
+  int threads = 1;  // --threads: above 1 the step calls libgradc_runtime's thread pool
 };
 
 /// The text of the header.

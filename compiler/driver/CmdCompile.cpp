@@ -176,6 +176,7 @@ int runCompile(Options &o, SourceManager &sm) {
     info.cpu = target.cpu;
     info.initSymbol = unit.initSymbol;
     info.f64 = f64;
+    info.threads = c.threads;
     info.lr = m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;
     std::vector<HeaderFunction> fns = {
         {"step", codegen::entrySymbol(step, c), stepSig},

@@ -119,6 +119,12 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     grad = compileProgram(gradFn, o);
     update = compileProgram(updateFn, o);
     if (hasVal) eval = compileProgram(buildProgram(m, Program::Eval), o);
+    // Each rank holds the gradient and the update, for its share of a batch (as one process,
+    // --max-memory or the machine's memory).
+    int64_t batchRows = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
+    std::vector<const rt::Kernel *> kernels{&grad, &update};
+    if (hasVal) kernels.push_back(&eval);
+    checkMemory(kernels, (batchRows + mpi.size() - 1) / mpi.size(), o, /*stateCopy=*/true);
     hash = modelHash(sm, m);
     st.emplace(update.sig, f64);
     st->include(grad.sig);
@@ -172,14 +178,21 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   // --steps N without --epochs trains N steps, over as many epochs as they take.
   t.epochs = o.epochs.value_or(o.steps ? -1 : 1);
   t.maxSteps = o.steps ? *o.steps : -1;
-  t.batchSize = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
+  // The flag as given: rt::train refuses --drop-last with a batch larger than the file (it would
+  // drop every row) before it takes a batch of at most the file's rows, as in one process.
+  t.batchSize = o.batchSize;
+  int64_t batchRows = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
   t.lr = o.lr ? *o.lr : m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;
   t.seed = st->hasSeed ? st->seed : o.seed;
+  if (rank == 0 && st->hasSeed && o.seedGiven && o.seed != st->seed)
+    std::cerr << oneLine(fmt::format("{}: warning: --seed {} is not used: a run resumed from a checkpoint keeps "
+                                     "its data order (seed {})", o.init, o.seed, st->seed));
   t.shuffle = !o.noShuffle;
   t.dropLast = o.dropLast;
   t.modelName = m.name;
   t.modelHash = hash;
   t.modelPath = o.model;
+  t.keepHistory = false;  // as one process: a run of many epochs would hold every epoch's figures
   t.handleSignals = false;  // mpirun forwards Ctrl-C to every rank, which would stop at different steps
   if (rank == 0) {
     t.savePath = o.save;
@@ -198,7 +211,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   }
   std::optional<rt::DataParallelStep> step;
   try {
-    step.emplace(mpi, grad, update, *st, data, t.batchSize);
+    step.emplace(mpi, grad, update, *st, data, batchRows);
   } catch (const UserError &e) {
     // A model it cannot split (inputs of a fixed row count): every rank, with the same
     // model, finds this; rank 0 says it.

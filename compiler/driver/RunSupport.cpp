@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iostream>
 #include <optional>
+#include <set>
 
 #include <fmt/ranges.h>
 
@@ -142,25 +143,37 @@ std::string byteText(long double b) {
 }  // namespace
 
 void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o, bool stateCopy) {
+  checkMemory(std::vector<const rt::Kernel *>{&k}, rows, o, stateCopy);
+}
+
+void checkMemory(const std::vector<const rt::Kernel *> &kernels, int64_t rows, const Options &o, bool stateCopy) {
   // Counted in long double: a product of dims that overflows 64 bits is still refused.
-  long double floatBytes = k.f64 ? 8 : 4, state = 0, other = 0;
+  long double state = 0, other = 0;
   bool optimiserState = false;
   int64_t batch = std::max<int64_t>(rows, 1);
-  for (const rt::Slot &s : k.sig.slots) {
-    long double n = 1;
-    for (int64_t d : s.shape) n *= d >= 0 ? static_cast<long double>(d) : static_cast<long double>(batch);
-    long double bytes = n * (s.isInt ? 4 : floatBytes);
-    if (s.kind == rt::SlotKind::Param || s.kind == rt::SlotKind::State) state += bytes;
-    else other += bytes;
-    optimiserState |= s.kind == rt::SlotKind::State;
-  }
+  std::set<std::string> held;  // a param that several kernels take is held once
+  for (const rt::Kernel *k : kernels)
+    for (const rt::Slot &s : k->sig.slots) {
+      long double n = 1;
+      for (int64_t d : s.shape) n *= d >= 0 ? static_cast<long double>(d) : static_cast<long double>(batch);
+      long double bytes = n * (s.isInt ? 4 : k->f64 ? 8 : 4);
+      if (s.kind == rt::SlotKind::Param || s.kind == rt::SlotKind::State) {
+        if (held.insert(s.name).second) state += bytes;
+      } else {
+        other += bytes;
+      }
+      optimiserState |= s.kind == rt::SlotKind::State;
+    }
   long double work = 0;
-  bool workCounted = !k.workBytes || other + state < 1e18L;  // beyond, its size overflows
-  if (k.workBytes && workCounted) {
-    std::vector<int64_t> dims(k.sig.dimNames.size(), 1);
-    if (!dims.empty()) dims[0] = batch;
-    work = static_cast<long double>(k.workBytes(dims.data()));
-  }
+  bool anyWork = false;
+  for (const rt::Kernel *k : kernels) anyWork |= static_cast<bool>(k->workBytes);
+  bool workCounted = !anyWork || other + state < 1e18L;  // beyond, the work's size overflows
+  for (const rt::Kernel *k : kernels)
+    if (k->workBytes && workCounted) {
+      // Only the batch dim is read, and it need not be dims[0] (`dim T, B`): give every dim the rows.
+      std::vector<int64_t> dims(k->sig.dimNames.size(), batch);
+      work += static_cast<long double>(k->workBytes(dims.data()));
+    }
   // Training keeps a copy of the state for the NaN trap; eval, predict and bench hold it once.
   long double need = (stateCopy ? 2 : 1) * state + other + work;
   long double limit;

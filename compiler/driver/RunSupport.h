@@ -36,6 +36,9 @@ rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string
 /// inputs, results, work memory) need more than --max-memory or the machine's physical memory:
 /// `MODEL: error: ... needs N bytes ...`.
 void checkMemory(const rt::Kernel &k, int64_t rows, const Options &o, bool stateCopy);
+/// The same for kernels that run side by side (data-parallel training's gradient and update),
+/// their params held once.
+void checkMemory(const std::vector<const rt::Kernel *> &kernels, int64_t rows, const Options &o, bool stateCopy);
 
 /// The line for std::bad_alloc while running MODEL (plain and distributed training alike);
 /// `prefix` goes before the message (a rank's `rank 1 of 2: `).

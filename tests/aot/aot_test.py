@@ -11,7 +11,11 @@
            (`-o -`, standard output) and refusals
   header   every example's header compiles as strict C99 and as C++, links with its object
            and libgradc_runtime, and carries the same type block as gradc_runtime.h; two
-           models link into one C and one C++ program; a float64 object trains as gradc train
+           models link into one C and one C++ program; a float64 object trains as gradc train;
+           a batch dim declared after another dim is the one the header's example sets; a
+           program that does not call init links without libgradc_runtime (--gc-sections);
+           gradc_checkpoint_load fills an uninitialised gradc_counters; gradc_train resumed
+           mid-epoch keeps the checkpoint's data order
 """
 import argparse
 import os
@@ -385,6 +389,54 @@ def mode_header(tmp):
     cc_link(src, exe, [os.path.join(tmp, "rosenbrock_f32"), RUNTIME_H], [os.path.join(tmp, "rosenbrock_f32", "model.o")])
     out = run([exe]).stdout.strip()
     check(out == "12.5", f"rosenbrock: one step with dims NULL gives the loss at (-1.5, 2), 12.5: {out}")
+    # The batch dim need not be dims[0]: with `dim T, B` it is dims[1]. The header says so, and
+    # its example's dims lines, pasted into a program, give the step the rows (they set dims[0],
+    # leaving B = 0 and the loss nan).
+    d = os.path.join(tmp, "late_batch")
+    os.mkdir(d)
+    model, obj, h = os.path.join(d, "td.grad"), os.path.join(d, "td.o"), os.path.join(d, "td.h")
+    with open(model, "w") as f:
+        f.write("dim T, B\ninput x: [B, 2]\ninput y: [B, 1]\nparam w: [2, 1] = ones\n"
+                "minimize mean(square(x @ w - y)) with sgd(lr = 0.01)\n")
+    run([a.gradc, "compile", model, "-o", obj, "--header", h])
+    text = open(h).read()
+    check("#define GRADC_TD_DIM_T 0  /* not read */\n#define GRADC_TD_DIM_B 1  /* the batch size: rows per call */"
+          in text and "(dims[GRADC_TD_DIM_B] = B: the rows of this call;" in text,
+          "dim T, B: the header names dims[1] as the batch dim")
+    start = text.index("(seed 0, as gradc train)")
+    example = text[start:text.index("void *work = ", start)]
+    dims_lines = "\n".join(l.lstrip(" *") for l in example.splitlines()[1:])
+    src = os.path.join(d, "use.c")
+    with open(src, "w") as f:
+        f.write('#include "td.h"\n#include <stdio.h>\n#include <stdlib.h>\nint main(void) {\n'
+                "  float x[4][2] = {{1, 2}, {3, 4}, {5, 6}, {7, 8}}, y[4] = {1, 2, 3, 4}, w[2] = {1, 1};\n"
+                "  float lr = 0.01f, t = 1, loss = -1;\n  int64_t rows = 4;\n  " + dims_lines + "\n"
+                "  void *work = aligned_alloc(64, (gradc_td_step_work_size(dims) + 63) / 64 * 64 + 64);\n"
+                "  void *args[GRADC_TD_STEP_NUM_SLOTS];\n"
+                "  args[GRADC_TD_STEP_x] = x;\n  args[GRADC_TD_STEP_y] = y;\n  args[GRADC_TD_STEP_w] = w;\n"
+                "  args[GRADC_TD_STEP_lr] = &lr;\n  args[GRADC_TD_STEP_t] = &t;\n  args[GRADC_TD_STEP_loss] = &loss;\n"
+                '  gradc_td_step(args, dims, work);\n  printf("%g\\n", loss);\n  free(work);\n  return 0;\n}\n')
+    exe = os.path.join(d, "use")
+    cc_link(src, exe, [d, RUNTIME_H], [obj])
+    out = run([exe]).stdout.strip()
+    check(out == "53.5", f"dim T, B: the header's example dims give the step its 4 rows (loss 53.5): {out}")
+    # Compiled with --threads N, the step itself calls libgradc_runtime (its thread pool): the
+    # header says so where it names what to link (it named init only).
+    h3 = os.path.join(d, "td3.h")
+    run([a.gradc, "compile", model, "--threads", "3", "-o", os.path.join(d, "td3.o"), "--header", h3])
+    text = open(h3).read()
+    check("(and libgradc_runtime: for gradc_td_init(), and for the thread pool that splits large matrix\n"
+          " * products into 3 parts, --threads 3; see docs/aot.md)" in text and "for gradc_td_init()" in open(h).read(),
+          "--threads 3: the header says the step needs libgradc_runtime's thread pool")
+    # A program that never calls init links without libgradc_runtime: the object puts each
+    # function in its own section, so -Wl,--gc-sections drops init and its reference to the
+    # runtime's gradc_init_param_f32 (which was left undefined: the link failed).
+    alone = os.path.join(d, "use_alone")
+    r = run(["cc", "-std=c11", "-Wall", "-Wextra", "-pedantic", "-Werror", src, obj, f"-I{d}", "-o", alone]
+            + SAN + ["-Wl,--gc-sections", "-lm"], ok=False)
+    out = run([alone]).stdout.strip() if r.returncode == 0 else r.stderr[-300:]
+    check(out == "53.5" and "gradc_runtime" not in run(["ldd", alone]).stdout,
+          f"a program that does not call init links the object and libm only (--gc-sections): {out}")
     # The initial state equals gradc train's: 0 steps leave the initial weights in the checkpoint.
     d = os.path.join(tmp, "digits_f32")
     init_ckpt = os.path.join(tmp, "init.safetensors")
@@ -401,6 +453,47 @@ def mode_header(tmp):
     mine = os.path.join(tmp, "init_c.safetensors")
     run([exe, mine])
     check(same_file(mine, init_ckpt), "init(state, 7) gives gradc train --seed 7's initial weights, byte for byte")
+    # gradc_checkpoint_load fills the counters: what the struct held before is not read (an
+    # uninitialised one, here all bits set, was refused: "optimizer_start -1 is not between 0
+    # and step -1").
+    ckpt = os.path.join(tmp, "three.safetensors")
+    run([a.gradc, "train", DIGITS, "--data", TRAIN, "--steps", "3", "--seed", "7", "--save", ckpt])
+    src = os.path.join(d, "load.c")
+    with open(src, "w") as f:
+        f.write('#include "model.h"\n#include "gradc_runtime.h"\n#include <stdio.h>\n#include <stdlib.h>\n'
+                "#include <string.h>\nint main(int argc, char **argv) {\n  gradc_model m = gradc_digits_model();\n"
+                "  gradc_counters c;\n  void *state = aligned_alloc(64, GRADC_DIGITS_STATE_BYTES);\n  (void)argc;\n"
+                "  memset(&c, 0xff, sizeof c);\n"
+                '  if (gradc_checkpoint_load(&m, state, &c, argv[1]) != 0) { puts(gradc_last_error()); return 1; }\n'
+                '  printf("%lld %lld %lld %llu %lld\\n", (long long)c.step, (long long)c.epoch, (long long)c.batch,\n'
+                "         (unsigned long long)c.seed, (long long)c.optimizer_start);\n  free(state);\n  return 0;\n}\n")
+    exe = os.path.join(d, "load")
+    cc_link(src, exe, [d, RUNTIME_H], [os.path.join(d, "model.o")])
+    r = run([exe, ckpt], ok=False)
+    check(r.returncode == 0 and r.stdout.split() == ["3", "0", "3", "7", "0"],
+          f"gradc_checkpoint_load into an uninitialised gradc_counters: {r.stdout.strip()}")
+    # gradc_train resumed from a checkpoint taken mid-epoch keeps its data order, as `gradc
+    # train --init` does: the same checkpoint, byte for byte (o.seed, 0 by default, shuffled
+    # the rest of the epoch otherwise).
+    mid, cli = os.path.join(tmp, "mid.safetensors"), os.path.join(tmp, "cli_resumed.safetensors")
+    run([a.gradc, "train", DIGITS, "--data", TRAIN, "--steps", "17", "--seed", "5", "--save", mid])
+    run([a.gradc, "train", DIGITS, "--data", TRAIN, "--init", mid, "--epochs", "1", "--save", cli])
+    src = os.path.join(d, "resume.c")
+    with open(src, "w") as f:
+        f.write('#include "model.h"\n#include "gradc_runtime.h"\n#include <stdio.h>\n#include <stdlib.h>\n'
+                "int main(int argc, char **argv) {\n  gradc_model m = gradc_digits_model();\n"
+                "  gradc_train_options o = gradc_train_defaults(&m);\n  gradc_counters c;\n"
+                "  void *state = aligned_alloc(64, GRADC_DIGITS_STATE_BYTES);\n"
+                "  gradc_dataset *d = gradc_dataset_read_csv(&m, argv[1]);\n  (void)argc;\n"
+                '  if (!d || gradc_checkpoint_load(&m, state, &c, argv[2]) != 0) { puts(gradc_last_error()); return 1; }\n'
+                "  o.epochs = 1;\n  o.verbose = 0;\n  o.save_path = argv[3];\n"
+                '  if (gradc_train(&m, state, &c, d, NULL, &o) != 0) { puts(gradc_last_error()); return 1; }\n'
+                "  gradc_dataset_free(d);\n  free(state);\n  return 0;\n}\n")
+    exe = os.path.join(d, "resume")
+    cc_link(src, exe, [d, RUNTIME_H], [os.path.join(d, "model.o")])
+    mine = os.path.join(tmp, "c_resumed.safetensors")
+    run([exe, TRAIN, mid, mine])
+    check(same_file(mine, cli), "gradc_train from a mid-epoch checkpoint equals gradc train --init, byte for byte")
     # A float64 object trained through gradc_train on data that float32 cannot hold (0.1):
     # gradc_dataset_read_csv reads the values as doubles, as `gradc train --dtype f64` does, so
     # both save the same checkpoint (the values were read as floats and widened, 2e-9 off).

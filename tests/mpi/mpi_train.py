@@ -8,9 +8,11 @@ epochs, whose shares are uneven (37 rows over 2 or 4 ranks) and whose epoch ends
 smaller batch (1438 rows = 38 * 37 + 32).
 
 Start-up: ranks started with different flags (mpirun's `A : B` form), one rank that cannot
-read its data, or a bad flag (on every rank, or on one) all exit with one error, printed once,
-on one line that names the rank (a CSV error then quotes its row under it). A model's warning
-is printed once too.
+read its data, --drop-last with a batch larger than the file, a model that needs more than
+--max-memory (as in one process), or a bad flag (on every rank, or on one) all exit with one
+error, printed once, on one line that names the rank (a CSV error then quotes its row under
+it). A model's warning, and that of a --seed a resumed run does not use, are printed once too.
+A run of many epochs does not grow in memory.
 
 usage: mpi_train.py GRADC   (exit 77 = skipped when mpirun is missing)
 """
@@ -75,6 +77,14 @@ def start_checks(gradc, mpirun, tmp):
          "gradc: error: --batch-size: takes a whole number >= 1, not '0' (see gradc train --help)\n"),
         ("a bad flag on rank 2", ["-np", "2"] + train + ["--data", DATA, ":", "-np", "1"] + train + ["--data", DATA, "--batch-size", "0"],
          "gradc: error: rank 2 of 3: --batch-size: takes a whole number >= 1, not '0' (see gradc train --help)\n"),
+        # (the batch was cut to the file's rows before the check: it trained on every row)
+        ("--drop-last with a batch larger than the file", ["-np", "2"] + train + ["--data", DATA, "--batch-size", "5000",
+                                                              "--drop-last"],
+         DATA + ": error: --drop-last with --batch-size 5000 drops every row: the file has 1438 rows, fewer "
+         "than one batch\n"),
+        # (not checked at all: a rank could run out of memory mid-training)
+        ("--max-memory", ["-np", "2"] + train + ["--data", DATA, "--max-memory", "100"],
+         MODEL + ": error: the compiled program needs "),
         # (found at the first save, it left rank 1 waiting --mpi-timeout, then MPI_ABORT)
         ("--save names a folder", ["-np", "2", gradc, "train", MODEL, "--data", DATA, "--epochs", "2",
                                    "--mpi-timeout", "5", "--save", os.path.dirname(DATA)],
@@ -105,6 +115,38 @@ def warning_once(gradc, mpirun, tmp):
     n = p.stderr.count("warning: param u does not reach the loss")
     print(f"{'ok  ' if n == 1 else 'FAIL'} a model's warning under -np 3: printed {n} time(s)")
     return n != 1
+
+
+def seed_warning(gradc, mpirun, tmp):
+    """A run resumed from a checkpoint keeps the checkpoint's data order: another --seed is
+    not used, and rank 0 says so, as one process does (it was silently ignored)."""
+    ckpt = os.path.join(tmp, "seed.st")
+    run([gradc, "train", MODEL, "--data", DATA, "--steps", "3", "--save", ckpt])
+    p = run(mpirun + ["-np", "2", gradc, "train", MODEL, "--data", DATA, "--steps", "3", "--init", ckpt,
+                      "--seed", "9"])
+    n = p.stderr.count(f"{ckpt}: warning: --seed 9 is not used: a run resumed from a checkpoint keeps its "
+                       "data order (seed 0)")
+    print(f"{'ok  ' if n == 1 else 'FAIL'} --seed of a resumed run under -np 2: its warning printed {n} time(s)")
+    return n != 1
+
+
+def many_epochs(gradc, mpirun):
+    """A run of many epochs keeps no figures of past epochs, as one process does not: 200,000
+    epochs of the 4 rows of xor.csv end at the peak memory of 10,000 (it grew 25 MB, 130 bytes
+    an epoch)."""
+    xor = os.path.join(ROOT, "examples", "xor.grad")
+    data = os.path.join(ROOT, "examples", "data", "xor.csv")
+    measure = ("import resource, subprocess, sys\n"
+               "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)\n"
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    peaks = []
+    for epochs in (10000, 200000):
+        p = run([sys.executable, "-c", measure] + mpirun + ["-np", "1", gradc, "train", xor, "--data", data,
+                                                           "--epochs", str(epochs)])
+        peaks.append(int(p.stdout.split()[-1]))
+    ok = peaks[1] - peaks[0] < 10000
+    print(f"{'ok  ' if ok else 'FAIL'} 200,000 epochs under -np 1: peak {peaks[1]} KiB, 10,000 epochs: {peaks[0]} KiB")
+    return not ok
 
 
 def main():
@@ -156,6 +198,8 @@ def main():
         print(f"{'ok  ' if ok else 'FAIL'} np 1: the summary line says 1 rank: {p.stderr!r}")
         failures += start_checks(gradc, mpirun, tmp)
         failures += warning_once(gradc, mpirun, tmp)
+        failures += seed_warning(gradc, mpirun, tmp)
+        failures += many_epochs(gradc, mpirun)
     print("failures:", failures)
     sys.exit(1 if failures else 0)
 

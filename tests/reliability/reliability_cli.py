@@ -8,9 +8,9 @@ the step and the batch rows, with and without --check-numerics, and leaves the l
 checkpoint as it was; a value masked before anything the step writes stops training only with
 --check-numerics; resuming with a changed model (other shapes, other hash) is an error;
 a model whose buffers exceed --max-memory or the machine's memory is refused with the figure
-before training; --max-memory takes K, M and G suffixes; running out of memory anyway is one
-error line naming the model; a second SIGTERM exits at once and
-leaves a checkpoint that loads.
+before training (also when the batch dim is not the first dim declared); --max-memory takes
+K, M and G suffixes; running out of memory anyway is one error line naming the model; a second
+SIGTERM exits at once and leaves a checkpoint that loads.
 """
 
 import os
@@ -235,6 +235,17 @@ def memory(tmp):
     check(rc == 2 and err.count("\n") == 1
           and "gradc: error: --max-memory: takes a number of bytes such as 512M or 2G, not '12Q'" in err,
           "--max-memory 12Q (a bad flag: exit 2): %r" % err)
+    # The batch dim need not be the first dim declared (`dim T, B`): the work is counted for the
+    # batch's rows all the same (it was counted for 1 row, so the model trained past the limit).
+    rows = write(os.path.join(tmp, "wide.csv"), "a,b,c,d\n" + "1,2,3,4\n" * 600)
+    needs = []
+    for dims in ("B", "T, B"):
+        wide = write(os.path.join(tmp, "wide.grad"), "dim %s\ninput x: [B, 4]\nparam W: [4, 4000] = ones\n"
+                     "minimize mean(relu(x @ W))\n" % dims)
+        rc, _, err = run("train", wide, "--data", rows, "--batch-size", "512", "--max-memory", "4M")
+        m = re.search(r"needs .* \((\d+) bytes: .*\) for batches of 512 rows, more than --max-memory 4M", err)
+        needs.append(m.group(1) if rc == 1 and m else err)
+    check(needs[0] == needs[1] and needs[0].isdigit(), "dim T, B counts the memory of dim B: %r" % needs)
     # One row is "batches of 1 row" (it read "1 rows").
     one = write(os.path.join(tmp, "one.csv"), "x1,x2\n0,1\n")
     rc, _, err = run("predict", CLASSIFY, "--weights", "w", "--data", one, "--max-memory", "10")

@@ -167,6 +167,55 @@ TEST_CASE("C API: errors are -1 or NULL with a one-line message") {
   gradc_dataset_free(d);
 }
 
+TEST_CASE("C API: a batch size below 1, no limit, a NULL data set or path are errors, not crashes") {
+  gradc_model m = toyModel();
+  gradc_dataset *d = gradc_dataset_read_csv(&m, writeTemp("w.csv", "1\n2\n3\n").c_str());
+  REQUIRE(d != nullptr);
+  const std::string batch = "gradc: error: the batch size must be at least 1";
+  // (it divided by zero: SIGFPE)
+  CHECK(gradc_batch_count(5, 0, 0) == -1);
+  CHECK(std::string(gradc_last_error()) == batch);
+  CHECK(gradc_batch_count(5, 2, 0) == 3);
+  CHECK(std::string(gradc_last_error()).empty());
+  CHECK(gradc_batcher_new(&m, d, 0) == nullptr);
+  CHECK(std::string(gradc_last_error()) == batch);
+  alignas(64) float state[32] = {};
+  gradc_train_options o = gradc_train_defaults(&m);
+  o.verbose = 0;
+  // (trained in batches of 1 row)
+  for (int64_t size : {0, -3}) {
+    o.batch_size = size;
+    CHECK(gradc_train(&m, state, nullptr, d, nullptr, &o) == -1);
+    CHECK(std::string(gradc_last_error()) == batch);
+  }
+  // (an internal assertion's text)
+  o = gradc_train_defaults(&m);
+  o.verbose = 0;
+  o.epochs = -1;
+  CHECK(gradc_train(&m, state, nullptr, d, nullptr, &o) == -1);
+  CHECK(std::string(gradc_last_error()) == "gradc: error: training needs a limit: epochs or max_steps must be at least 0");
+  o.max_steps = 2;
+  CHECK(gradc_train(&m, state, nullptr, d, nullptr, &o) == 0);
+  gradc_model withEval = toyModel();
+  withEval.eval = withEval.step;
+  withEval.eval.name = "eval";
+  double loss = 0;
+  CHECK(gradc_evaluate(&withEval, state, d, 0, &loss, nullptr) == -1);
+  CHECK(std::string(gradc_last_error()) == batch);
+  // (a NULL dereference: SIGSEGV)
+  CHECK(gradc_evaluate(&withEval, state, nullptr, 8, &loss, nullptr) == -1);
+  CHECK(std::string(gradc_last_error()) == "toy: error: no data to evaluate (the data set is NULL)");
+  // (the text of std::logic_error: "basic_string: construction from null is not valid")
+  const std::string noPath = "gradc: error: no file name: the path is NULL";
+  CHECK(gradc_dataset_read_csv(&m, nullptr) == nullptr);
+  CHECK(std::string(gradc_last_error()) == noPath);
+  CHECK(gradc_checkpoint_save(&m, state, nullptr, nullptr) == -1);
+  CHECK(std::string(gradc_last_error()) == noPath);
+  CHECK(gradc_checkpoint_load(&m, state, nullptr, nullptr) == -1);
+  CHECK(std::string(gradc_last_error()) == noPath);
+  gradc_dataset_free(d);
+}
+
 TEST_CASE("C API: a float64 checkpoint holds F32 tensors and exact F64 copies, and loads exactly") {
   gradc_model m = toyModel();
   m.f64 = 1;
