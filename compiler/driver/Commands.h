@@ -60,7 +60,4 @@ int runCompile(Options &o, SourceManager &sm);
 /// know, a shared library for another target), or "" when nothing is: a bad flag.
 std::string compileFlagError(const Options &o);
 
-/// For commands that are not built yet: says so plainly and returns exit status 2.
-int notImplemented(const char *command);
-
 }  // namespace gradc::driver
