@@ -5,6 +5,8 @@
 #include "runtime/gradc_runtime.h"
 
 #include <algorithm>
+#include <cfloat>
+#include <cmath>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -19,6 +21,7 @@
 
 struct gradc_dataset {
   gradc::rt::Dataset ds;
+  bool f64 = false;  // read for a float64 model: the float values are doubles
 };
 
 struct gradc_batcher {
@@ -102,8 +105,57 @@ void copyOut(const gradc_model &m, const TrainState &st, void *state) {
                 t.buf.bytes());
 }
 
+// The C API's own argument checks: a NULL or ill-fitting argument is an error (-1 / NULL and
+// a message), not a crash or a read past the end of a buffer.
+void checkModel(const gradc_model *m) {
+  if (!m) throw UserError(std::string("gradc"), "no model: the model is NULL");
+}
+
+void checkState(const gradc_model &m, const void *state) {
+  if (!state) throw UserError(std::string(m.name), "no state buffer: the state is NULL");
+}
+
+// A data set fits a function when it holds each of its inputs with the same columns per row
+// and kind, and labels within the input's classes: a data set read for another model would
+// otherwise be read past its end by the compiled function. A data set read for a float64
+// model holds doubles, which a float32 model cannot take.
+// A function without inputs (a model of params only) takes no data: d may then be NULL.
+void checkData(const gradc_model &m, const gradc_kernel &k, const gradc_dataset *d, const char *what) {
+  bool inputs = std::any_of(k.slots, k.slots + k.num_slots, [](const gradc_slot &s) { return s.kind == GRADC_SLOT_INPUT; });
+  if (!d && !inputs) return;
+  if (!d) throw UserError(std::string(m.name), fmt::format("no data to {} (the data set is NULL)", what));
+  const std::string &file = d->ds.path;
+  if (d->f64 && !m.f64)
+    throw UserError(file, fmt::format("the data set was read for a float64 model; the model {} is float32", m.name));
+  std::vector<InputSpec> specs = inputSpecs(toSignature(m, k));
+  size_t j = 0;
+  for (int i = 0; i < k.num_slots; ++i) {
+    const gradc_slot &s = k.slots[i];
+    if (s.kind != GRADC_SLOT_INPUT) continue;
+    const InputSpec &spec = specs[j++];
+    auto c = std::find_if(d->ds.inputs.begin(), d->ds.inputs.end(), [&](const Column &c) { return c.name == spec.name; });
+    if (c == d->ds.inputs.end())
+      throw UserError(file, fmt::format("the data set has no input '{}' of the model {}: it was read for another model",
+                                        spec.name, m.name));
+    if (c->isInt != spec.isInt || c->width != spec.width)
+      throw UserError(file, fmt::format("input '{}' of the data set is {} {} per row, the model {}'s is {} {}: the data "
+                                        "set was read for another model", spec.name, c->width, c->isInt ? "label(s)" : "value(s)",
+                                        m.name, spec.width, spec.isInt ? "label(s)" : "value(s)"));
+    if (spec.isInt && s.classes > 0)
+      for (size_t r = 0; r < c->i.size(); ++r)
+        if (c->i[r] < 0 || c->i[r] >= s.classes)
+          throw UserError(file, fmt::format("label {} of input '{}' (row {}) is not a class of the model {} (0..{})",
+                                            c->i[r], spec.name, static_cast<int64_t>(r) / c->width + 1, m.name, s.classes - 1));
+  }
+}
+
+void checkRows(int64_t rows) {
+  if (rows < 0) throw UserError(std::string("gradc"), fmt::format("a row count cannot be negative ({})", rows));
+}
+
 void checkPath(const char *path) {
   if (!path) throw UserError(std::string("gradc"), "no file name: the path is NULL");
+  if (!*path) throw UserError(std::string("gradc"), "no file name: the path is empty");
 }
 
 // A batch of no rows would divide by zero (gradc_batch_count) or be taken for 1 (training).
@@ -145,6 +197,7 @@ const char *gradc_last_error(void) { return gLastError.c_str(); }
 
 gradc_dataset *gradc_dataset_read_csv(const gradc_model *m, const char *path) {
   return guarded<>(static_cast<gradc_dataset *>(nullptr), [&] {
+    checkModel(m);
     checkPath(path);
     std::vector<InputSpec> specs = inputSpecs(toSignature(*m, m->step));
     for (int i = 0, j = 0; i < m->step.num_slots; ++i)
@@ -152,6 +205,7 @@ gradc_dataset *gradc_dataset_read_csv(const gradc_model *m, const char *path) {
     auto d = std::make_unique<gradc_dataset>();
     // A float64 model reads its values as doubles, as `gradc train --dtype f64` does.
     d->ds = readCsv(path, specs, m->f64 != 0);  // may throw: nothing is leaked then
+    d->f64 = m->f64 != 0;
     return d.release();
   });
 }
@@ -160,37 +214,82 @@ int64_t gradc_dataset_rows(const gradc_dataset *d) { return d ? d->ds.rows : 0; 
 
 void gradc_dataset_free(gradc_dataset *d) { delete d; }
 
-void gradc_epoch_order(int64_t rows, uint64_t seed, int64_t epoch, int shuffle, int64_t *order) {
-  std::vector<int64_t> o = epochOrder(rows, seed, epoch, shuffle != 0);
-  std::memcpy(order, o.data(), o.size() * sizeof(int64_t));
+int gradc_epoch_order(int64_t rows, uint64_t seed, int64_t epoch, int shuffle, int64_t *order) {
+  return guarded<>(-1, [&] {
+    checkRows(rows);
+    if (rows > 0 && !order) throw UserError(std::string("gradc"), "no room for the order: `order` is NULL");
+    std::vector<int64_t> o;
+    try {
+      o = epochOrder(rows, seed, epoch, shuffle != 0);
+    } catch (const std::bad_alloc &) {
+      throw UserError(std::string("gradc"), fmt::format("out of memory for the order of {} rows", rows));
+    } catch (const std::length_error &) {
+      throw UserError(std::string("gradc"), fmt::format("out of memory for the order of {} rows", rows));
+    }
+    if (rows > 0) std::memcpy(order, o.data(), o.size() * sizeof(int64_t));
+    return 0;
+  });
 }
 
 int64_t gradc_batch_count(int64_t rows, int64_t batch_size, int drop_last) {
   return guarded<>(int64_t(-1), [&] {
+    checkRows(rows);
     checkBatchSize(batch_size);
-    return batchCount(rows, batch_size, drop_last != 0);
+    // rows / batch_size rounded up without rows + batch_size - 1, which can overflow.
+    return rows / batch_size + (!drop_last && rows % batch_size != 0 ? 1 : 0);
   });
 }
 
 gradc_batcher *gradc_batcher_new(const gradc_model *m, const gradc_dataset *d, int64_t batch_size) {
   return guarded<>(static_cast<gradc_batcher *>(nullptr), [&] {
+    checkModel(m);
     checkBatchSize(batch_size);
-    auto *b = new gradc_batcher;
-    b->b = std::make_unique<Batcher>(d->ds, batch_size, m->f64 != 0);
-    return b;
+    if (!d) throw UserError(std::string(m->name), "no data to gather (the data set is NULL)");
+    checkData(*m, m->step, d, "gather");
+    // Each buffer holds batch_size rows: refuse a size whose byte count overflows, or that
+    // cannot be allocated, rather than a buffer smaller than the batches gathered into it.
+    for (const Column &c : d->ds.inputs) {
+      int64_t elem = c.isInt ? 4 : m->f64 ? 8 : 4, bytes = 0;
+      if (__builtin_mul_overflow(batch_size, c.width * elem, &bytes))
+        throw UserError(std::string(m->name), fmt::format("the batch size {} is too large: a batch of input '{}' "
+                                                          "would take more than 2^63 bytes", batch_size, c.name));
+    }
+    auto b = std::make_unique<gradc_batcher>();
+    try {
+      b->b = std::make_unique<Batcher>(d->ds, batch_size, m->f64 != 0);
+    } catch (const std::bad_alloc &) {
+      throw UserError(std::string(m->name), fmt::format("out of memory for batches of {} rows", batch_size));
+    }
+    return b.release();
   });
 }
 
 int64_t gradc_batcher_gather(gradc_batcher *b, const int64_t *order, int64_t batch) {
-  // The batch's window of the order, in a vector reused from call to call.
-  int64_t size = b->b->batchSize(), begin = batch * size;
-  int64_t end = std::min(b->b->data().rows, begin + size);
-  if (batch < 0 || begin >= end) return 0;
-  b->window.assign(order + begin, order + end);
-  return b->b->gather(b->window, 0);
+  return guarded<>(int64_t(-1), [&]() -> int64_t {
+    if (!b) throw UserError(std::string("gradc"), "no batcher: the batcher is NULL");
+    if (!order) throw UserError(std::string("gradc"), "no order: `order` is NULL");
+    // The batch's window of the order, in a vector reused from call to call; a batch past the
+    // end (checked before batch * size, which could overflow) has no rows.
+    int64_t size = b->b->batchSize(), rows = b->b->data().rows;
+    if (batch < 0 || batch >= (rows + size - 1) / size) return 0;
+    int64_t begin = batch * size, end = std::min(rows, begin + size);
+    // Each entry must be a row: another value would be read from outside the data set.
+    for (int64_t k = begin; k < end; ++k)
+      if (order[k] < 0 || order[k] >= rows)
+        throw UserError(b->b->data().path, fmt::format("order[{}] = {} is not a row of the data set (0..{})", k,
+                                                       order[k], rows - 1));
+    b->window.assign(order + begin, order + end);
+    return b->b->gather(b->window, 0);
+  });
 }
 
-void *gradc_batcher_buffer(const gradc_batcher *b, const char *name) { return b->b->buffer(name); }
+void *gradc_batcher_buffer(const gradc_batcher *b, const char *name) {
+  return guarded<>(static_cast<void *>(nullptr), [&]() -> void * {
+    if (!b) throw UserError(std::string("gradc"), "no batcher: the batcher is NULL");
+    if (!name) throw UserError(std::string("gradc"), "no input name: the name is NULL");
+    return b->b->buffer(name);
+  });
+}
 
 void gradc_batcher_free(gradc_batcher *b) { delete b; }
 
@@ -209,6 +308,8 @@ void gradc_init_param_f64(double *out, int kind, const double *args, int num_arg
 int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_counters *c,
                           const char *path) {
   return guarded<>(-1, [&] {
+    checkModel(m);
+    checkState(*m, state);
     checkPath(path);
     TrainState st = stateOf(*m);
     copyIn(*m, st, state);
@@ -220,6 +321,8 @@ int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_c
 
 int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, const char *path) {
   return guarded<>(-1, [&] {
+    checkModel(m);
+    checkState(*m, state);
     checkPath(path);
     TrainState st = stateOf(*m);
     copyIn(*m, st, state);
@@ -236,10 +339,12 @@ int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, 
 
 gradc_train_options gradc_train_defaults(const gradc_model *m) {
   gradc_train_options o{};
+  // Without a model there is no learning rate: NaN, which gradc_train refuses.
+  gLastError = m ? "" : "gradc: error: no model: the model is NULL";
   o.epochs = 1;
   o.max_steps = -1;
   o.batch_size = 32;
-  o.lr = m->lr;
+  o.lr = m ? m->lr : std::nan("");
   o.seed = 0;
   o.shuffle = 1;
   o.drop_last = 0;
@@ -250,13 +355,33 @@ gradc_train_options gradc_train_defaults(const gradc_model *m) {
 int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const gradc_dataset *train,
                 const gradc_dataset *val, const gradc_train_options *o) {
   return guarded<>(-1, [&] {
+    checkModel(m);
     Kernel step = toKernel(*m, m->step);
     Kernel eval;
     bool hasVal = val && m->eval.fn;
     if (hasVal) eval = toKernel(*m, m->eval);
+    checkState(*m, state);
+    if (!o) throw UserError(std::string(m->name), "no training options: the options are NULL");
+    checkData(*m, m->step, train, "train on");
+    if (hasVal) checkData(*m, m->eval, val, "validate on");
     checkBatchSize(o->batch_size);
     if (o->epochs < 0 && o->max_steps < 0)
       throw UserError(std::string("gradc"), "training needs a limit: epochs or max_steps must be at least 0");
+    // As `gradc train --lr` takes it: a finite number, at least 0, that a float32 model can hold.
+    if (!std::isfinite(o->lr) || o->lr < 0)
+      throw UserError(std::string(m->name), fmt::format("the learning rate must be a finite number of at least 0, not {}", o->lr));
+    if (!m->f64 && o->lr > FLT_MAX)
+      throw UserError(std::string(m->name), fmt::format("the learning rate {} is too large for float32 (at most {})",
+                                                        o->lr, FLT_MAX));
+    if (c && (c->epoch < 0 || c->batch < 0))
+      throw UserError(std::string("gradc"), fmt::format("counters: epoch {} and batch {} cannot be negative", c->epoch,
+                                                        c->batch));
+    if (c && o->epochs > 0 && c->epoch > INT64_MAX - o->epochs)
+      throw UserError(std::string("gradc"), fmt::format("counters: {} epochs after epoch {} is past the last epoch "
+                                                        "that can be counted", o->epochs, c->epoch));
+    // An empty path is not "none" (that is NULL), as `gradc train --save ''` is refused.
+    if (o->save_path) checkPath(o->save_path);
+    if (o->metrics_path) checkPath(o->metrics_path);
     TrainState st = stateOf(*m);
     copyIn(*m, st, state);
     countersIn(st, c);
@@ -292,9 +417,11 @@ int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const grad
 int gradc_evaluate(const gradc_model *m, void *state, const gradc_dataset *d, int64_t batch_size,
                    double *loss, double *metrics) {
   return guarded<>(-1, [&] {
+    checkModel(m);
     Kernel eval = toKernel(*m, m->eval);
+    checkState(*m, state);
     checkBatchSize(batch_size);
-    if (!d) throw UserError(std::string(m->name), "no data to evaluate (the data set is NULL)");
+    checkData(*m, m->eval, d, "evaluate");
     TrainState st = stateOf(*m);
     copyIn(*m, st, state);
     EvalResult r = evaluate(eval, st, d->ds, batch_size);

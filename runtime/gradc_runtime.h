@@ -12,7 +12,10 @@
  * weights `gradc train` gets with the same seed and settings. No LLVM is involved.
  *
  * Errors: a function that can fail returns 0 on success and -1 on failure (or NULL for a
- * constructor); gradc_last_error() then gives the message (per thread).
+ * constructor); gradc_last_error() then gives the message (per thread). A NULL model, state,
+ * data set, batcher, options or path, an empty path, a negative size, and a data set read for another model
+ * (other inputs or widths, labels outside the model's classes, or float64 data for a float32
+ * model) are such failures, not crashes. Freeing NULL does nothing.
  *
  * The model description types (gradc_slot, gradc_kernel, gradc_model) are also written into
  * every generated header, under the same guard, so that a header works on its own. */
@@ -80,7 +83,8 @@ typedef struct gradc_model {
 extern "C" {
 #endif
 
-/* The message of the last failure on this thread ("" when none). */
+/* The message of the last failure on this thread: "" before any, and "" again once a function
+ * that can fail has succeeded (each such call clears it first). */
 const char *gradc_last_error(void);
 
 /* --- data ------------------------------------------------------------------------------ */
@@ -96,19 +100,23 @@ int64_t gradc_dataset_rows(const gradc_dataset *d);
 void gradc_dataset_free(gradc_dataset *d);
 
 /* The order of the rows in epoch `epoch`: a shuffle drawn from (seed, epoch) only, or file
- * order when !shuffle. `order` has room for `rows` values. */
-void gradc_epoch_order(int64_t rows, uint64_t seed, int64_t epoch, int shuffle, int64_t *order);
-/* Batches per epoch (the last, smaller batch counts unless drop_last); -1 for a batch_size
- * below 1. */
+ * order when !shuffle. `order` has room for `rows` values (may be NULL when rows is 0).
+ * Returns 0, -1 for rows below 0, a NULL order or no memory for the order. */
+int gradc_epoch_order(int64_t rows, uint64_t seed, int64_t epoch, int shuffle, int64_t *order);
+/* Batches per epoch (the last, smaller batch counts unless drop_last); -1 for rows below 0
+ * or a batch_size below 1. */
 int64_t gradc_batch_count(int64_t rows, int64_t batch_size, int drop_last);
 
 /* Gathers batches of a data set into one buffer per input (batch_size rows each; float or
- * double as the model, int32 for labels), allocated once. */
+ * double as the model, int32 for labels), allocated once. NULL when the data set does not fit
+ * the model's step or the buffers cannot be allocated. */
 typedef struct gradc_batcher gradc_batcher;
 gradc_batcher *gradc_batcher_new(const gradc_model *m, const gradc_dataset *d, int64_t batch_size);
-/* Fills the buffers with the rows order[batch * batch_size ...]; returns the row count. */
+/* Fills the buffers with the rows order[batch * batch_size ...]; returns the row count (0 for
+ * a batch before the first or past the last), -1 when an entry of that window is not a row
+ * (0..rows-1) or b or order is NULL. */
 int64_t gradc_batcher_gather(gradc_batcher *b, const int64_t *order, int64_t batch);
-/* The buffer of input `name` (NULL when there is none). */
+/* The buffer of input `name` (NULL when there is none, or b or name is NULL). */
 void *gradc_batcher_buffer(const gradc_batcher *b, const char *name);
 void gradc_batcher_free(gradc_batcher *b);
 
@@ -157,7 +165,8 @@ typedef struct gradc_train_options {
   int verbose;               /* print one line per epoch on stdout, as `gradc train` */
 } gradc_train_options;
 
-/* The defaults of `gradc train`: 1 epoch, batch size 32, the model's lr, seed 0, shuffled. */
+/* The defaults of `gradc train`: 1 epoch, batch size 32, the model's lr, seed 0, shuffled.
+ * For a NULL model the lr is NaN, which gradc_train refuses. */
 gradc_train_options gradc_train_defaults(const gradc_model *m);
 
 /* Trains the state buffer with the model's step: one step per batch of `train`, `val`
@@ -165,7 +174,10 @@ gradc_train_options gradc_train_defaults(const gradc_model *m);
  * from zero) is updated. Counters of a run under way (step, epoch or batch not 0, e.g. from
  * gradc_checkpoint_load) keep their seed, the data order of that run, whatever o->seed is:
  * as `gradc train --init` does. Returns 0, -1 on error (a non-finite loss, an unwritable file, a
- * batch_size below 1, epochs and max_steps both below 0). */
+ * batch_size below 1, epochs and max_steps both below 0, an lr that is not a finite number of
+ * at least 0 (or beyond float32 for a float32 model), counters with a negative epoch or batch,
+ * data sets that do not fit the step or eval function; `train` may be NULL only for a model
+ * without inputs). */
 int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const gradc_dataset *train,
                 const gradc_dataset *val, const gradc_train_options *o);
 

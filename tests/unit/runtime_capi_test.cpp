@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -310,5 +312,218 @@ TEST_CASE("C API: the counters carry the step at which the optimiser's state beg
   gradc_counters bad = {2, 0, 0, 0, 3};
   CHECK(gradc_train(&m, state, &bad, d, nullptr, &o) == -1);
   CHECK(std::string(gradc_last_error()) == "gradc: error: counters: optimizer_start 3 is not between 0 and step 2");
+  gradc_dataset_free(d);
+}
+
+namespace {
+
+std::string lastError() { return gradc_last_error(); }
+
+// x: input [B, 2] (two values per row) and y: labels int[B] in [0, 3): the toy's slots with
+// other inputs, for data sets read for another model.
+const gradc_slot kWideSlots[] = {
+    {"x", GRADC_SLOT_INPUT, 0, 2, {-1, 2}, 0, -1}, {"y", GRADC_SLOT_INPUT, 1, 1, {-1}, 3, -1},
+    {"w", GRADC_SLOT_PARAM, 0, 1, {1}, 0, 0},      {"w.m", GRADC_SLOT_STATE, 0, 1, {1}, 0, 64},
+    {"lr", GRADC_SLOT_HYPER, 0, 0, {0}, 0, -1},    {"t", GRADC_SLOT_HYPER, 0, 0, {0}, 0, -1},
+    {"loss", GRADC_SLOT_LOSS, 0, 0, {0}, 0, -1},
+};
+
+gradc_model wideModel() {
+  gradc_model m = toyModel();
+  m.name = "wide";
+  m.step = {"step", toyStep, toyWork, 7, kWideSlots};
+  m.eval = {"eval", toyStep, toyWork, 7, kWideSlots};
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("C API: NULL arguments are errors with a message, not crashes; freeing NULL does nothing") {
+  gradc_model m = toyModel();
+  gradc_model withEval = toyModel();
+  withEval.eval = withEval.step;
+  withEval.eval.name = "eval";
+  std::string ckpt = writeTemp("null.safetensors", "");
+  gradc_dataset *d = gradc_dataset_read_csv(&m, writeTemp("n.csv", "1\n2\n3\n").c_str());
+  REQUIRE(d != nullptr);
+  alignas(64) float state[32] = {};
+  gradc_counters c = {0, 0, 0, 0, 0};
+  gradc_train_options o = gradc_train_defaults(&m);
+  o.verbose = 0;
+  double loss = 0;
+  // (each of these dereferenced NULL: SIGSEGV)
+  const std::string noModel = "gradc: error: no model: the model is NULL";
+  CHECK(gradc_dataset_read_csv(nullptr, "n.csv") == nullptr);
+  CHECK(lastError() == noModel);
+  CHECK(gradc_batcher_new(nullptr, d, 2) == nullptr);
+  CHECK(lastError() == noModel);
+  CHECK(gradc_checkpoint_save(nullptr, state, &c, ckpt.c_str()) == -1);
+  CHECK(lastError() == noModel);
+  CHECK(gradc_checkpoint_load(nullptr, state, &c, ckpt.c_str()) == -1);
+  CHECK(lastError() == noModel);
+  CHECK(gradc_train(nullptr, state, &c, d, nullptr, &o) == -1);
+  CHECK(lastError() == noModel);
+  CHECK(gradc_evaluate(nullptr, state, d, 2, &loss, nullptr) == -1);
+  CHECK(lastError() == noModel);
+  gradc_train_options none = gradc_train_defaults(nullptr);
+  CHECK(lastError() == noModel);
+  CHECK(none.lr != none.lr);  // NaN: gradc_train refuses it
+  const std::string noState = "toy: error: no state buffer: the state is NULL";
+  CHECK(gradc_checkpoint_save(&m, nullptr, &c, ckpt.c_str()) == -1);
+  CHECK(lastError() == noState);
+  CHECK(gradc_checkpoint_load(&m, nullptr, &c, ckpt.c_str()) == -1);
+  CHECK(lastError() == noState);
+  CHECK(gradc_train(&m, nullptr, &c, d, nullptr, &o) == -1);
+  CHECK(lastError() == noState);
+  CHECK(gradc_evaluate(&withEval, nullptr, d, 2, &loss, nullptr) == -1);
+  CHECK(lastError() == noState);
+  CHECK(gradc_train(&m, state, &c, d, nullptr, nullptr) == -1);
+  CHECK(lastError() == "toy: error: no training options: the options are NULL");
+  CHECK(gradc_train(&m, state, &c, nullptr, nullptr, &o) == -1);
+  CHECK(lastError() == "toy: error: no data to train on (the data set is NULL)");
+  CHECK(gradc_batcher_new(&m, nullptr, 2) == nullptr);
+  CHECK(lastError() == "toy: error: no data to gather (the data set is NULL)");
+  gradc_batcher *b = gradc_batcher_new(&m, d, 2);
+  REQUIRE(b != nullptr);
+  int64_t order[3] = {0, 1, 2};
+  CHECK(gradc_batcher_gather(nullptr, order, 0) == -1);
+  CHECK(lastError() == "gradc: error: no batcher: the batcher is NULL");
+  CHECK(gradc_batcher_gather(b, nullptr, 0) == -1);
+  CHECK(lastError() == "gradc: error: no order: `order` is NULL");
+  CHECK(gradc_batcher_buffer(nullptr, "x") == nullptr);
+  CHECK(lastError() == "gradc: error: no batcher: the batcher is NULL");
+  // (std::string of NULL: an uncaught exception, abort)
+  CHECK(gradc_batcher_buffer(b, nullptr) == nullptr);
+  CHECK(lastError() == "gradc: error: no input name: the name is NULL");
+  CHECK(gradc_batcher_buffer(b, "x") != nullptr);
+  CHECK(lastError().empty());
+  CHECK(gradc_epoch_order(3, 0, 0, 1, nullptr) == -1);
+  CHECK(lastError() == "gradc: error: no room for the order: `order` is NULL");
+  CHECK(gradc_epoch_order(0, 0, 0, 1, nullptr) == 0);
+  // An empty path is no file name, as `gradc train --save ''` is refused (a run saved nothing).
+  const std::string empty = "gradc: error: no file name: the path is empty";
+  CHECK(gradc_checkpoint_save(&m, state, &c, "") == -1);
+  CHECK(lastError() == empty);
+  o.save_path = "";
+  CHECK(gradc_train(&m, state, &c, d, nullptr, &o) == -1);
+  CHECK(lastError() == empty);
+  gradc_batcher_free(b);
+  gradc_batcher_free(nullptr);
+  gradc_dataset_free(d);
+  gradc_dataset_free(nullptr);
+}
+
+TEST_CASE("C API: negative and huge sizes, and orders that are not rows, are errors") {
+  gradc_model m = toyModel();
+  gradc_dataset *d = gradc_dataset_read_csv(&m, writeTemp("h.csv", "1\n2\n3\n4\n").c_str());
+  REQUIRE(d != nullptr);
+  std::vector<int64_t> order(4);
+  // (std::vector's length_error escaped through C: abort)
+  CHECK(gradc_epoch_order(-1, 0, 0, 1, order.data()) == -1);
+  CHECK(lastError() == "gradc: error: a row count cannot be negative (-1)");
+  CHECK(gradc_epoch_order(INT64_MAX, 0, 0, 1, order.data()) == -1);
+  CHECK(lastError() == "gradc: error: out of memory for the order of 9223372036854775807 rows");
+  CHECK(gradc_epoch_order(4, 0, 0, 0, order.data()) == 0);
+  CHECK(lastError().empty());
+  // (-2, and a negative count for INT64_MAX rows: rows + batch_size - 1 overflowed)
+  CHECK(gradc_batch_count(-5, 2, 0) == -1);
+  CHECK(lastError() == "gradc: error: a row count cannot be negative (-5)");
+  CHECK(gradc_batch_count(INT64_MAX, 2, 0) == INT64_MAX / 2 + 1);
+  CHECK(gradc_batch_count(INT64_MAX, 2, 1) == INT64_MAX / 2);
+  CHECK(gradc_batch_count(5, INT64_MAX, 0) == 1);
+  CHECK(gradc_batch_count(5, INT64_MAX, 1) == 0);
+  // (buffers of batch_size * width * 4 bytes: the product overflowed to a small buffer)
+  CHECK(gradc_batcher_new(&m, d, INT64_MAX) == nullptr);
+  CHECK(lastError().rfind("toy: error: the batch size 9223372036854775807 is too large", 0) == 0);
+  CHECK(gradc_batcher_new(&m, d, int64_t(1) << 62) == nullptr);
+  gradc_batcher *b = gradc_batcher_new(&m, d, 2);
+  REQUIRE(b != nullptr);
+  // (order entries were read as row numbers: SIGSEGV; batch * batch_size overflowed)
+  std::vector<int64_t> bad = {0, 1, 2, 400000000};
+  CHECK(gradc_batcher_gather(b, bad.data(), 0) == 2);
+  CHECK(gradc_batcher_gather(b, bad.data(), 1) == -1);
+  CHECK(lastError().find("error: order[3] = 400000000 is not a row of the data set (0..3)") != std::string::npos);
+  bad[3] = -1;
+  CHECK(gradc_batcher_gather(b, bad.data(), 1) == -1);
+  CHECK(gradc_batcher_gather(b, order.data(), INT64_MAX) == 0);
+  CHECK(gradc_batcher_gather(b, order.data(), -1) == 0);
+  gradc_batcher_free(b);
+  gradc_dataset_free(d);
+}
+
+TEST_CASE("C API: a data set read for another model is refused, not read past its end") {
+  gradc_model toy = toyModel(), wide = wideModel();
+  gradc_dataset *narrow = gradc_dataset_read_csv(&toy, writeTemp("narrow.csv", "1\n2\n").c_str());
+  gradc_dataset *two = gradc_dataset_read_csv(&wide, writeTemp("two.csv", "a,b,y\n1,2,0\n3,4,2\n").c_str());
+  REQUIRE(narrow != nullptr);
+  REQUIRE(two != nullptr);
+  alignas(64) float state[32] = {};
+  gradc_train_options o = gradc_train_defaults(&wide);
+  o.verbose = 0;
+  double loss = 0;
+  // (the wide step read two values per row of a one-value column, and labels that were not there)
+  CHECK(gradc_train(&wide, state, nullptr, narrow, nullptr, &o) == -1);
+  CHECK(lastError().find("error: input 'x' of the data set is 1 value(s) per row, the model wide's is 2 value(s): "
+                         "the data set was read for another model") != std::string::npos);
+  CHECK(gradc_evaluate(&wide, state, narrow, 2, &loss, nullptr) == -1);
+  CHECK(gradc_batcher_new(&wide, narrow, 2) == nullptr);
+  CHECK(gradc_train(&toy, state, nullptr, two, nullptr, &o) == -1);
+  CHECK(lastError().find("the model toy's is 1 value(s)") != std::string::npos);
+  CHECK(gradc_train(&wide, state, nullptr, two, narrow, &o) == -1);  // the validation set too
+  // Labels outside the model's classes (this data set was read with no class count).
+  gradc_model fewer = wideModel();
+  gradc_slot slots[7];
+  std::copy(kWideSlots, kWideSlots + 7, slots);
+  slots[1].classes = 2;
+  fewer.step.slots = slots;
+  CHECK(gradc_batcher_new(&fewer, two, 2) == nullptr);
+  CHECK(lastError().find("error: label 2 of input 'y' (row 2) is not a class of the model wide (0..1)") !=
+        std::string::npos);
+  // A data set read for a float64 model holds doubles, which a float32 model cannot take
+  // (its float columns are empty: the batcher read them).
+  gradc_model toy64 = toyModel();
+  toy64.f64 = 1;
+  gradc_dataset *doubles = gradc_dataset_read_csv(&toy64, writeTemp("doubles.csv", "1\n2\n").c_str());
+  REQUIRE(doubles != nullptr);
+  CHECK(gradc_batcher_new(&toy, doubles, 2) == nullptr);
+  CHECK(lastError().find("error: the data set was read for a float64 model; the model toy is float32") !=
+        std::string::npos);
+  CHECK(gradc_train(&toy, state, nullptr, doubles, nullptr, &o) == -1);
+  gradc_batcher *b = gradc_batcher_new(&wide, two, 2);
+  CHECK(b != nullptr);
+  gradc_batcher_free(b);
+  gradc_dataset_free(doubles);
+  gradc_dataset_free(two);
+  gradc_dataset_free(narrow);
+}
+
+TEST_CASE("C API: gradc_train refuses a learning rate gradc train --lr refuses, and negative counters") {
+  gradc_model m = toyModel();
+  gradc_dataset *d = gradc_dataset_read_csv(&m, writeTemp("lr.csv", "1\n2\n3\n").c_str());
+  REQUIRE(d != nullptr);
+  alignas(64) float state[32] = {};
+  gradc_train_options o = gradc_train_defaults(&m);
+  o.verbose = 0;
+  // (NaN and inf trained and failed with "a value of the step became non-finite"; -1 trained)
+  for (double lr : {std::nan(""), HUGE_VAL, -HUGE_VAL, -1.0}) {
+    o.lr = lr;
+    CHECK(gradc_train(&m, state, nullptr, d, nullptr, &o) == -1);
+    CHECK(lastError().rfind("toy: error: the learning rate must be a finite number of at least 0, not ", 0) == 0);
+  }
+  o.lr = 1e300;
+  CHECK(gradc_train(&m, state, nullptr, d, nullptr, &o) == -1);
+  CHECK(lastError().rfind("toy: error: the learning rate 1e+300 is too large for float32", 0) == 0);
+  o.lr = 0;
+  CHECK(gradc_train(&m, state, nullptr, d, nullptr, &o) == 0);
+  CHECK(lastError().empty());
+  // (a negative batch indexed before the epoch's order: SIGSEGV)
+  gradc_counters c = {1, 0, -3, 0, 0};
+  CHECK(gradc_train(&m, state, &c, d, nullptr, &o) == -1);
+  CHECK(lastError() == "gradc: error: counters: epoch 0 and batch -3 cannot be negative");
+  c = {1, -2, 0, 0, 0};
+  CHECK(gradc_train(&m, state, &c, d, nullptr, &o) == -1);
+  c = {1, INT64_MAX, 0, 0, 0};
+  CHECK(gradc_train(&m, state, &c, d, nullptr, &o) == -1);
+  CHECK(lastError().find("past the last epoch that can be counted") != std::string::npos);
   gradc_dataset_free(d);
 }
