@@ -176,7 +176,8 @@ def mode_cross(tmp):
     r = run([a.gradc, "compile", DIGITS, "--target", "nonsense-unknown-none", "-o", os.path.join(tmp, "y.o")], ok=False)
     check(r.returncode == 2 and "unsupported target" in r.stderr, f"an unknown target is a bad flag: {r.stderr.strip()}")
     # The x86 and AArch64 back ends also take 32-bit and big-endian relatives: refused too.
-    for triple in ["i686-linux-gnu", "x86_64-linux-gnux32", "aarch64_be-linux-gnu", "aarch64_32-apple-watchos"]:
+    for triple in ["i686-linux-gnu", "x86_64-linux-gnux32", "aarch64-linux-gnu_ilp32",
+                   "aarch64_be-linux-gnu", "aarch64_32-apple-watchos"]:
         out = os.path.join(tmp, "t32.o")
         r = run([a.gradc, "compile", DIGITS, "--target", triple, "-o", out], ok=False)
         check(r.returncode == 2 and "64-bit little-endian" in r.stderr and not os.path.exists(out),
