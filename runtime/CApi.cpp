@@ -10,7 +10,6 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include "runtime/Batches.h"
@@ -405,7 +404,8 @@ int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const grad
     t.modelPath = m->name;
     t.progress = 0;
     t.handleSignals = false;
-    std::ostringstream quiet;
+    t.keepHistory = false;  // nothing returns the figures of past epochs: a long run held them all
+    std::ostream quiet(nullptr);  // discards (a string stream kept every epoch's line)
     TrainResult r = rt::train(step, hasVal ? &eval : nullptr, st, train ? &train->ds : nullptr,
                               hasVal ? &val->ds : nullptr, t, o->verbose ? std::cout : quiet);
     copyOut(*m, st, state);

@@ -9,7 +9,8 @@
 //        or optimiser state is written in place into its argument's buffer.
 //        Float buffers hold float (f32 build) or double (f64 build); int inputs hold int32.
 //        Tensors are dense and row-major; a scalar is a pointer to one element.
-// dims   the values of the symbolic dims (the batch size first), in Signature::dimNames order.
+// dims   the values of the symbolic dims, in Signature::dimNames order; only the batch dim (the
+//        first dim of the inputs, not always dims[0]: `dim T, B`) is read.
 // work   scratch memory of at least workBytes(dims) bytes, 64-byte aligned; the function
 //        allocates nothing.
 //

@@ -804,7 +804,10 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   int64_t batchSize = std::max<int64_t>(1, std::min(o.batchSize, rows));
   int64_t batches = batchCount(rows, batchSize, o.dropLast);
   Batcher batcher(*data, batchSize, step.f64);
-  Call call(step, st, &batcher, batchSize);
+  // A data-parallel run steps with its runner (its share of a batch on this process); its
+  // `call` runs only to explain a non-finite step, and takes its work for a whole batch then
+  // (prepare() grows it), not at the start on every process beside the runner's own.
+  Call call(step, st, &batcher, o.runner ? 1 : batchSize);
   if (int64_t fixed = call.fixedRows(); fixed > rows)
     throw UserError(data->path, fmt::format("the model's inputs take batches of exactly {} rows, and the "
                                             "file has only {}", fixed, rows));

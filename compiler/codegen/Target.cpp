@@ -57,11 +57,13 @@ const llvm::Target *findTarget(const std::string &triple) {
   const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, err);
   if (!target) throw UserError(std::string("gradc"), fmt::format("unsupported target `{}`: {}", triple, err));
   // The two back ends also take 32-bit and big-endian relatives (i686, x86_64 with the x32
-  // ABI, aarch64_be, arm64_32), for which the runtime and the headers are not made: their
-  // pointers or byte order differ from the 64-bit little-endian code gradc is tested as.
+  // ABI, AArch64 with the ILP32 ABI, aarch64_be, arm64_32), for which the runtime and the
+  // headers are not made: their pointers or byte order differ from the 64-bit little-endian
+  // code gradc is tested as.
   llvm::Triple t(triple);
-  bool x32 = t.getArch() == llvm::Triple::x86_64 && t.isX32();
-  if ((t.getArch() != llvm::Triple::x86_64 && t.getArch() != llvm::Triple::aarch64) || x32)
+  bool narrow = (t.getArch() == llvm::Triple::x86_64 && t.isX32()) ||
+                (t.getArch() == llvm::Triple::aarch64 && t.getEnvironment() == llvm::Triple::GNUILP32);
+  if ((t.getArch() != llvm::Triple::x86_64 && t.getArch() != llvm::Triple::aarch64) || narrow)
     throw UserError(std::string("gradc"),
                     fmt::format("unsupported target `{}`: gradc compiles for 64-bit little-endian x86-64 and "
                                 "AArch64 (x86_64-linux-gnu, aarch64-linux-gnu)", triple));

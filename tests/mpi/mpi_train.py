@@ -12,7 +12,8 @@ read its data, --drop-last with a batch larger than the file, a model that needs
 --max-memory (as in one process), or a bad flag (on every rank, or on one) all exit with one
 error, printed once, on one line that names the rank (a CSV error then quotes its row under
 it). A model's warning, and that of a --seed a resumed run does not use, are printed once too.
-A run of many epochs does not grow in memory.
+A run of many epochs does not grow in memory, and a rank's memory is that of its share of a
+batch.
 
 usage: mpi_train.py GRADC   (exit 77 = skipped when mpirun is missing)
 """
@@ -149,6 +150,29 @@ def many_epochs(gradc, mpirun):
     return not ok
 
 
+def rank_memory(gradc, mpirun, tmp):
+    """A rank holds the work of its share of a batch, not of the whole batch as well: under
+    -np 2 a batch of 8192 rows whose step needs 250 MiB of work peaks below one process
+    (each rank also set up a whole batch's step that only the NaN trap runs: 470 MB, one
+    process 330 MB)."""
+    data = os.path.join(tmp, "wide.csv")
+    with open(data, "w") as f:
+        f.write("a,b,c,d\n" + "1,2,3,4\n" * 8192)
+    model = os.path.join(tmp, "wide.grad")
+    with open(model, "w") as f:
+        f.write("dim B\ninput x: [B, 4]\nparam W: [4, 4000] = ones\nminimize mean(relu(x @ W))\n")
+    measure = ("import resource, subprocess, sys\n"
+               "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)\n"
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    train = [gradc, "train", model, "--data", data, "--batch-size", "8192", "--steps", "2"]
+    peaks = [int(run([sys.executable, "-c", measure] + prefix + train).stdout.split()[-1])
+             for prefix in ([], mpirun + ["-np", "2"])]
+    ok = peaks[1] < peaks[0]
+    print(f"{'ok  ' if ok else 'FAIL'} a batch of 8192 rows: peak {peaks[1]} KiB a rank under -np 2, "
+          f"{peaks[0]} KiB in one process")
+    return not ok
+
+
 def main():
     gradc = sys.argv[1]
     mpirun = mpirun_or_skip(gradc)
@@ -200,6 +224,7 @@ def main():
         failures += warning_once(gradc, mpirun, tmp)
         failures += seed_warning(gradc, mpirun, tmp)
         failures += many_epochs(gradc, mpirun)
+        failures += rank_memory(gradc, mpirun, tmp)
     print("failures:", failures)
     sys.exit(1 if failures else 0)
 
