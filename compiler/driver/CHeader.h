@@ -47,7 +47,7 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
                     const std::vector<HeaderFunction> &fns);
 
 /// The C type block of runtime/gradc_runtime.h (between its begin/end markers), copied at
-/// build time (ModelTypes.inc.in).
+/// build time (ModelTypes.inc, written by CMakeLists.txt).
 extern const char *const kCModelTypes;
 
 }  // namespace gradc::driver

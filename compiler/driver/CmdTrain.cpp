@@ -220,10 +220,7 @@ int runTrain(Options &o, SourceManager &sm) {
   t.batchSize = o.batchSize;
   t.lr = o.lr ? *o.lr : m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;
   // A resumed run keeps the data order of the run it continues.
-  t.seed = st.hasSeed ? st.seed : o.seed;
-  if (st.hasSeed && o.seedGiven && o.seed != st.seed && hasData)
-    std::cerr << oneLine(fmt::format("{}: warning: --seed {} is not used: a run resumed from a checkpoint keeps "
-                                     "its data order (seed {})", o.init, o.seed, st.seed));
+  t.seed = trainSeed(st, o, /*warn=*/hasData);
   t.shuffle = !o.noShuffle;
   t.dropLast = o.dropLast;
   t.savePath = o.save;

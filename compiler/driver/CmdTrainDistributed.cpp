@@ -183,10 +183,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   t.batchSize = o.batchSize;
   int64_t batchRows = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
   t.lr = o.lr ? *o.lr : m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;
-  t.seed = st->hasSeed ? st->seed : o.seed;
-  if (rank == 0 && st->hasSeed && o.seedGiven && o.seed != st->seed)
-    std::cerr << oneLine(fmt::format("{}: warning: --seed {} is not used: a run resumed from a checkpoint keeps "
-                                     "its data order (seed {})", o.init, o.seed, st->seed));
+  t.seed = trainSeed(*st, o, /*warn=*/rank == 0);
   t.shuffle = !o.noShuffle;
   t.dropLast = o.dropLast;
   t.modelName = m.name;

@@ -207,4 +207,12 @@ void warnNoInputs(const std::string &modelPath, const char *flags) {
   std::cerr << oneLine(fmt::format("{}: warning: the model has no inputs; {} not used", modelPath, flags));
 }
 
+uint64_t trainSeed(const rt::TrainState &st, const Options &o, bool warn) {
+  if (!st.hasSeed) return o.seed;
+  if (warn && o.seedGiven && o.seed != st.seed)
+    std::cerr << oneLine(fmt::format("{}: warning: --seed {} is not used: a run resumed from a checkpoint keeps "
+                                     "its data order (seed {})", o.init, o.seed, st.seed));
+  return st.seed;
+}
+
 }  // namespace gradc::driver

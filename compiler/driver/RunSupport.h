@@ -67,4 +67,8 @@ void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std:
 /// inputs (rosenbrock) is ignored by every command, with this warning.
 void warnNoInputs(const std::string &modelPath, const char *flags);
 
+/// The seed of a training run's data order: a run resumed from a checkpoint keeps the one it
+/// continues, and warns (when `warn`) that another --seed given is not used.
+uint64_t trainSeed(const rt::TrainState &st, const Options &o, bool warn);
+
 }  // namespace gradc::driver
