@@ -22,7 +22,8 @@ std::vector<int64_t> epochOrder(int64_t rows, uint64_t seed, int64_t epoch, bool
 }
 
 int64_t batchCount(int64_t rows, int64_t batchSize, bool dropLast) {
-  return dropLast ? rows / batchSize : (rows + batchSize - 1) / batchSize;
+  // Rounded up without rows + batchSize - 1, which overflows for rows near INT64_MAX.
+  return rows / batchSize + (!dropLast && rows % batchSize != 0 ? 1 : 0);
 }
 
 Batcher::Batcher(const Dataset &ds, int64_t batchSize, bool f64)

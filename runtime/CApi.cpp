@@ -234,8 +234,7 @@ int64_t gradc_batch_count(int64_t rows, int64_t batch_size, int drop_last) {
   return guarded<>(int64_t(-1), [&] {
     checkRows(rows);
     checkBatchSize(batch_size);
-    // rows / batch_size rounded up without rows + batch_size - 1, which can overflow.
-    return rows / batch_size + (!drop_last && rows % batch_size != 0 ? 1 : 0);
+    return batchCount(rows, batch_size, drop_last != 0);
   });
 }
 
@@ -270,7 +269,7 @@ int64_t gradc_batcher_gather(gradc_batcher *b, const int64_t *order, int64_t bat
     // The batch's window of the order, in a vector reused from call to call; a batch past the
     // end (checked before batch * size, which could overflow) has no rows.
     int64_t size = b->b->batchSize(), rows = b->b->data().rows;
-    if (batch < 0 || batch >= (rows + size - 1) / size) return 0;
+    if (batch < 0 || batch >= batchCount(rows, size, false)) return 0;
     int64_t begin = batch * size, end = std::min(rows, begin + size);
     // Each entry must be a row: another value would be read from outside the data set.
     for (int64_t k = begin; k < end; ++k)

@@ -98,6 +98,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   Model m;
   ir::Function gradFn;
   rt::Dataset data, val;
+  int64_t batchRows = 1;  // a batch of the file: at most its rows (split over the ranks)
   rt::Kernel grad, update, eval;
   std::optional<rt::TrainState> st;
   std::string hash, failure;
@@ -121,7 +122,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     if (hasVal) eval = compileProgram(buildProgram(m, Program::Eval), o);
     // Each rank holds the gradient and the update, for its share of a batch (as one process,
     // --max-memory or the machine's memory).
-    int64_t batchRows = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
+    batchRows = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
     std::vector<const rt::Kernel *> kernels{&grad, &update};
     if (hasVal) kernels.push_back(&eval);
     checkMemory(kernels, (batchRows + mpi.size() - 1) / mpi.size(), o, /*stateCopy=*/true);
@@ -181,7 +182,6 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
   // The flag as given: rt::train refuses --drop-last with a batch larger than the file (it would
   // drop every row) before it takes a batch of at most the file's rows, as in one process.
   t.batchSize = o.batchSize;
-  int64_t batchRows = std::max<int64_t>(1, std::min(o.batchSize, data.rows));
   t.lr = o.lr ? *o.lr : m.optimizer.args.count("lr") ? m.optimizer.args.at("lr") : 0.01;
   t.seed = trainSeed(*st, o, /*warn=*/rank == 0);
   t.shuffle = !o.noShuffle;
