@@ -31,10 +31,23 @@ struct CodegenOptions {
   bool checkNumerics = false;
   /// Allow glibc's vector math library where the target has it (TargetDesc::vectorMath).
   bool vectorMath = true;
+  /// A weight of at least this many bytes has its update run inside the loops of the
+  /// product that reads it (MemoryPlan.h, Step::interleaved): one that, with its optimiser
+  /// state, does not stay in the caches between the two. -1: never (the same numbers; for
+  /// tests, as is 0: every weight that can). Only with one thread, unless interleaveThreads:
+  /// split over two threads, the medium bench step was 6% slower interleaved (each thread
+  /// packs all of the update's B, and both stream their rows' state at once).
+  int64_t interleaveMinBytes = int64_t{1} << 20;
+  bool interleaveThreads = false;
   /// For tests: a step that reuses an earlier step's function (the same key, LowerToLLVM.cpp)
   /// is lowered too and compared with it; a difference is an internal error.
   bool verifyStepReuse = false;
 };
+
+/// The interleaving limit planMemory takes under `o`.
+inline int64_t interleaveLimit(const CodegenOptions &o) {
+  return o.threads > 1 && !o.interleaveThreads ? -1 : o.interleaveMinBytes;
+}
 
 /// The flag's byte offset in `work` in check mode: the first 64 bytes, before the regions.
 constexpr int64_t kNumericsFlagOffset = 0;

@@ -173,7 +173,7 @@ public:
   Lowering(const Function &f, const CodegenOptions &o, const TargetDesc &t, llvm::LLVMContext &ctx,
            llvm::Module &mod)
       : f_(f), o_(o), t_(t), ctx_(ctx), mod_(mod), b_(ctx), fp_(planFusion(f)),
-        mp_(planMemory(f, fp_, o.f64 ? 8 : 4, std::max(o.threads, 1))), threads_(std::max(o.threads, 1)),
+        mp_(planMemory(f, fp_, o.f64 ? 8 : 4, std::max(o.threads, 1), interleaveLimit(o))), threads_(std::max(o.threads, 1)),
         check_(o.checkNumerics) {
     ft_ = o.f64 ? b_.getDoubleTy() : b_.getFloatTy();
     if (check_) {
@@ -964,9 +964,32 @@ private:
     });
   }
 
+  // The buffers of a fused matmul step's shape that its epilogue stores or loads, each once
+  // (its tiles fetch the next tile's lines of them).
+  std::vector<Value *> riderOperands(const Step &s) {
+    std::vector<ValueId> outs = s.also;
+    std::vector<Buffer> outDest = s.alsoDest;
+    outs.push_back(s.value);
+    outDest.push_back(s.dest);
+    std::vector<Value *> ops;
+    auto add = [&](Value *p) {
+      if (std::find(ops.begin(), ops.end(), p) == ops.end()) ops.push_back(p);
+    };
+    for (size_t k = 0; k < outs.size(); ++k) {
+      if (outDest[k].index >= 0) add(ptrOf(outDest[k]));
+      for (ValueId r : kernelReads(f_, fp_, outs[k]))
+        if (r != s.matmul && node(r).shape == node(s.value).shape && mp_.hasHome(r)) add(homePtr(r));
+    }
+    return ops;
+  }
+
   // An element-wise kernel with a matmul computed inside it: after each tile of the product,
-  // the kernel's expression runs over the tile's elements.
-  void emitFusedMatMul(const Step &s, llvm::Function *fn) {
+  // the kernel's expression runs over the tile's elements. `rider`: the next step, run
+  // inside this one's loops (Step::interleaved): after each column panel of this product,
+  // the rider's tiles over the rows of the weight that panel has read. `rows` and `packed`:
+  // this is the rider, for those rows only, its B packed into `packed` beforehand.
+  void emitFusedMatMul(const Step &s, llvm::Function *fn, const Step *rider = nullptr,
+                       const MatMulRows *rows = nullptr, Value *packed = nullptr) {
     const Node &n = node(s.value);
     const Node &mn = node(s.matmul);
     MatMulOperand a = matmulOperand(f_, mn.operands[0]), bb = matmulOperand(f_, mn.operands[1]);
@@ -1032,18 +1055,45 @@ private:
             });
           });
     };
-    std::vector<Value *> tileOperands;
-    auto addOperand = [&](Value *p) {
-      if (std::find(tileOperands.begin(), tileOperands.end(), p) == tileOperands.end()) tileOperands.push_back(p);
-    };
-    for (size_t k = 0; k < outs.size(); ++k) {
-      if (outDest[k].index >= 0) addOperand(ptrOf(outDest[k]));
-      for (ValueId r : kernelReads(f_, fp_, outs[k]))
-        if (r != s.matmul && node(r).shape == n.shape && mp_.hasHome(r))
-          addOperand(homePtr(r));
+    std::vector<Value *> tileOperands = riderOperands(s);
+    PanelDone afterPanel;
+    FetchAhead ahead;
+    if (rider) {
+      // The rider packs its B once, into this part's slice of its scratch; its rows are
+      // those of this part's column panels (the weight's rows this part reads).
+      const Node &rm = node(rider->matmul);
+      MatMulOperand rb = matmulOperand(f_, rm.operands[1]);
+      bool rTransB = rm.transB != rb.flipped;
+      auto [rM, rK, rN] = matmulDims(rider->matmul);
+      Value *rPanels = panelShare(b_, rN, static_cast<uint64_t>(width), i64(0), i64(1)).panels;
+      Value *rPacked = b_.CreateInBoundsGEP(ft_, ptrOf(rider->scratch),
+                                            b_.CreateMul(part_, b_.CreateMul(rK, b_.CreateMul(rPanels, i64(width)))));
+      emitMatMulPackAll(b_, rTransB, homePtr(rb.value), rPacked, rK, rN, ft_, vectorBytes);
+      PanelShare share = panelShare(b_, N, static_cast<uint64_t>(width), part_, parts_);
+      auto umin = [&](Value *x, Value *y) { return b_.CreateSelect(b_.CreateICmpULT(x, y), x, y); };
+      Value *begin = umin(b_.CreateMul(share.first, i64(width)), rM);
+      Value *end = umin(b_.CreateMul(share.end, i64(width)), rM);
+      Value *done = scalarVar(b_.getInt64Ty(), i64(0));
+      afterPanel = [&, begin, end, done, rPacked, share](Value *panel) {
+        // Whole tiles whose rows this part's panels have read; after its last panel, the rest
+        // (the last tile moved up to end at `end`).
+        Value *next = b_.CreateAdd(panel, i64(1));
+        Value *read = umin(b_.CreateMul(next, i64(width)), end);
+        Value *tr = i64(kMatMulTileRows);
+        Value *t1 = b_.CreateSelect(b_.CreateICmpEQ(next, share.end),
+                                    b_.CreateUDiv(b_.CreateAdd(b_.CreateSub(end, begin), i64(kMatMulTileRows - 1)), tr),
+                                    b_.CreateUDiv(b_.CreateSub(read, begin), tr));
+        MatMulRows r{begin, end, b_.CreateLoad(b_.getInt64Ty(), done), t1};
+        emitFusedMatMul(*rider, fn, nullptr, &r, rPacked);
+        b_.CreateStore(t1, done);
+      };
+      // Each panel fetches the rows of the rider's buffers (the weight and its optimiser
+      // state) that the rider's tiles after it update.
+      ahead = {riderOperands(*rider), rM, rN};
     }
-    emitMatMulTiles(b_, fn, transA, transB, homePtr(a.value), homePtr(bb.value), tilePtr, ptrOf(s.scratch), M, K, N, ft_,
-                    vectorBytes, &epilogue, part_, parts_, tileOperands);
+    emitMatMulTiles(b_, fn, transA, transB, homePtr(a.value), homePtr(bb.value), tilePtr,
+                    packed ? packed : ptrOf(s.scratch), M, K, N, ft_, vectorBytes, &epilogue, part_, parts_,
+                    tileOperands, rows, rider ? &afterPanel : nullptr, rider ? &ahead : nullptr);
     if (lanes)
       emitFor(b_, i64(laneCount), [&](Value *j) {
         Value *lane = b_.CreateLoad(checkTy(), b_.CreateInBoundsGEP(checkTy(), lanes, j));
@@ -1186,7 +1236,7 @@ private:
   // median of 3 alternating runs: tiny 311 -> 209 ms, small 596 -> 383, medium 602 -> 444,
   // large 853 -> 536; a 20-layer MLP of width 64, 5.0 s -> 3.1 s. Step times unchanged
   // (within the noise, small and medium 4% faster).
-  llvm::Function *emitStep(const Step &s, size_t index, const std::vector<Buffer> &params) {
+  llvm::Function *emitStep(const Step &s, size_t index, const std::vector<Buffer> &params, const Step *rider = nullptr) {
     // The buffers, the flag (check mode), dims, and (part, parts) for a step split over threads.
     unsigned flagArg = static_cast<unsigned>(params.size());
     unsigned dimsArg = flagArg + (check_ ? 1 : 0);
@@ -1225,7 +1275,7 @@ private:
     if (s.kind == Step::Copy) {
       emitElementwise(s);
     } else if (s.matmul != kNoValue) {
-      emitFusedMatMul(s, fn);
+      emitFusedMatMul(s, fn, rider);
     } else {
       switch (opKind(n.op)) {
       case OpKind::Reduce:
@@ -1342,18 +1392,28 @@ private:
     std::vector<llvm::Function *> stepFns;
     std::map<std::string, llvm::Function *> byKey;
     for (size_t i = 0; i < mp_.steps.size(); ++i) {
+      if (i > 0 && mp_.steps[i - 1].interleaved) {
+        stepFns.push_back(nullptr);  // runs inside the step before
+        continue;
+      }
       params[i] = stepParams(mp_.steps[i]);
+      // An interleaved pair is one function, which takes the buffers of both.
+      const Step *rider = mp_.steps[i].interleaved ? &mp_.steps[i + 1] : nullptr;
+      if (rider)
+        for (const Buffer &b : stepParams(*rider))
+          if (std::find(params[i].begin(), params[i].end(), b) == params[i].end()) params[i].push_back(b);
       std::string key = stepKey(mp_.steps[i], params[i]);
+      if (rider) key += "\nrider " + stepKey(*rider, params[i]);
       auto it = byKey.find(key);
       if (it == byKey.end()) {
-        llvm::Function *fn = emitStep(mp_.steps[i], i, params[i]);
+        llvm::Function *fn = emitStep(mp_.steps[i], i, params[i], rider);
         byKey.emplace(std::move(key), fn);
         stepFns.push_back(fn);
         continue;
       }
       stepFns.push_back(it->second);
       if (o_.verifyStepReuse) {
-        llvm::Function *fn = emitStep(mp_.steps[i], i, params[i]);
+        llvm::Function *fn = emitStep(mp_.steps[i], i, params[i], rider);
         if (!sameFunction(*it->second, *fn))
           internalError("codegen: step {} ({}) has the key of {} but lowers differently", i, fn->getName().str(),
                         it->second->getName().str());
@@ -1418,6 +1478,7 @@ private:
     };
     Value *flag = b_.CreateInBoundsGEP(b_.getInt8Ty(), fn->getArg(2), i64(kNumericsFlagOffset));
     for (size_t i = first; i < last; ++i) {
+      if (!stepFns[i]) continue;  // runs inside the step before
       std::vector<Value *> args;
       for (const Buffer &b : params[i]) args.push_back(pointer(b));
       if (check_) args.push_back(flag);

@@ -80,15 +80,41 @@ constexpr int kPanelPrefetchShift = 1;
 using TileEpilogue = std::function<void(llvm::Value *i0, llvm::Value *first, int rows, llvm::Value *j0,
                                         llvm::Value *cols)>;
 
+/// A product's tiles over a range of its rows only, [begin, end) with end - begin >= the
+/// tile's rows, for every column panel, op(B) packed beforehand (emitMatMulPackAll): tiles
+/// t0 .. t1-1 of the range, tile t at row begin + t * kMatMulTileRows, the last moved up to
+/// end at `end` (its rows before the range's last tile's are not new). The weight update
+/// run inside the loops of the product that read the weight (MemoryPlan.h, Step::interleaved).
+struct MatMulRows {
+  llvm::Value *begin, *end, *t0, *t1;
+};
+/// Called after the last tile of each column panel, with the panel's index.
+using PanelDone = std::function<void(llvm::Value *panel)>;
+/// Buffers of `rows` rows of `cols` elements whose rows [j0, j0 + panel width) the full tiles
+/// of the column panel at column j0 fetch into the cache, spread over their iterations: what
+/// runs after the panel (the interleaved update) then finds them there.
+struct FetchAhead {
+  std::vector<llvm::Value *> bases;
+  llvm::Value *rows, *cols;
+};
+
 /// The tiled loops of C = op(A) @ op(B) at the builder's insertion point in `fn`, for part
 /// `part` of `parts` (a share of the column panels; 0 of 1 for all of them). P is scratch for
-/// parts * k * kMatMulPanelRowBytes (each part packs its column panels of B into its slice).
-/// Without an epilogue C is the [m,n] result; with one, C is the tile buffer.
+/// parts * k * kMatMulPanelRowBytes (each part packs its column panels of B into its slice);
+/// with `rows`, P is this part's copy of every panel of op(B), packed beforehand, and the
+/// loops run over every column panel. Without an epilogue C is the [m,n] result; with one,
+/// C is the tile buffer.
 void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool transB,
                      llvm::Value *A, llvm::Value *B, llvm::Value *C, llvm::Value *P, llvm::Value *M,
                      llvm::Value *K, llvm::Value *N, llvm::Type *ft, unsigned vectorBytes,
                      const TileEpilogue *epilogue, llvm::Value *part, llvm::Value *parts,
-                     const std::vector<llvm::Value *> &tileOperands);
+                     const std::vector<llvm::Value *> &tileOperands, const MatMulRows *rows = nullptr,
+                     const PanelDone *afterPanel = nullptr, const FetchAhead *ahead = nullptr);
+
+/// Packs every column panel of op(B) ([k, n]) into P, panel t at P + t * k * panel width, for
+/// emitMatMulTiles with `rows`.
+void emitMatMulPackAll(llvm::IRBuilder<> &b, bool transB, llvm::Value *B, llvm::Value *P, llvm::Value *K,
+                       llvm::Value *N, llvm::Type *ft, unsigned vectorBytes);
 
 /// The column panels of an n-column product (the tile width is `panelWidth` elements) and
 /// part `part` of `parts`'s share of them, [first, end): the one definition of the split,

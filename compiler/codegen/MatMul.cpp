@@ -149,27 +149,123 @@ llvm::Function *getLaterBlocks(llvm::Function &caller, bool transA, int mr, llvm
   return fn;
 }
 
+// Packs the column panel of op(B) at column j0 into P: P[p, c] = op(B)[p, j0 + c] for the
+// panel's NR vectors, zero past N (mask[c]: the lanes of vector c that are below N).
+void emitPackPanel(llvm::IRBuilder<> &b, bool transB, Value *B, Value *P, Value *K, Value *N, Value *j0,
+                   Value *const (&mask)[kMatMulTileVectors], bool fullPanels, llvm::Type *ft, llvm::FixedVectorType *vt) {
+  constexpr int NR = kMatMulTileVectors;
+  unsigned vl = vt->getNumElements();
+  const uint64_t W = static_cast<uint64_t>(NR) * vl;
+  llvm::Align align(ft->getPrimitiveSizeInBits() / 8);
+  Value *zero = llvm::ConstantFP::get(vt, 0.0);
+  Value *fzero = llvm::ConstantFP::get(ft, 0.0);
+  auto add = [&](Value *x, Value *y) { return b.CreateAdd(x, y, "", true, true); };
+  auto mul = [&](Value *x, Value *y) { return b.CreateMul(x, y, "", true, true); };
+  auto c64 = [&](uint64_t v) { return b.getInt64(v); };
+  auto below = [&](Value *col) -> Value * { return fullPanels ? b.getTrue() : b.CreateICmpULT(col, N); };
+  if (!transB) {
+    emitFor(b, K, [&](Value *p) {
+      for (int c = 0; c < NR; ++c) {
+        Value *src = b.CreateInBoundsGEP(ft, B, add(mul(p, N), add(j0, c64(static_cast<uint64_t>(c) * vl))));
+        Value *v = b.CreateMaskedLoad(vt, src, align, mask[c], zero);
+        b.CreateAlignedStore(v, b.CreateInBoundsGEP(ft, P, add(mul(p, c64(W)), c64(static_cast<uint64_t>(c) * vl))), align);
+      }
+    });
+    return;
+  }
+  // op(B) = B^T. Blocks of VL rows of B (VL panel columns) by VL columns (values of p)
+  // are loaded as VL vectors, transposed in registers and stored as VL panel rows; the
+  // p past the last whole block are copied one by one.
+  Value *fullK = mul(b.CreateUDiv(K, c64(vl)), c64(vl));
+  for (int c = 0; c < NR; ++c) {
+    Value *c0 = add(j0, c64(static_cast<uint64_t>(c) * vl));
+    emitFor(b, b.CreateUDiv(K, c64(vl)), [&](Value *pb) {
+      Value *p0 = mul(pb, c64(vl));
+      std::vector<Value *> rows(vl);
+      for (unsigned l = 0; l < vl; ++l) {
+        Value *col = add(c0, c64(l));
+        Value *valid = b.CreateVectorSplat(vl, below(col));
+        Value *srcRow = b.CreateSelect(below(col), col, c64(0));
+        rows[l] = b.CreateMaskedLoad(vt, b.CreateInBoundsGEP(ft, B, add(mul(srcRow, K), p0)), align, valid, zero);
+      }
+      for (unsigned d = vl / 2; d >= 1; d /= 2) {
+        std::vector<int> lo(vl), hi(vl);
+        for (unsigned j = 0; j < vl; ++j) {
+          lo[j] = static_cast<int>((j & d) ? vl + j - d : j);
+          hi[j] = static_cast<int>((j & d) ? vl + j : j + d);
+        }
+        for (unsigned r = 0; r < vl; ++r) {
+          if (r & d) continue;
+          Value *x = rows[r], *y = rows[r + d];
+          rows[r] = b.CreateShuffleVector(x, y, lo);
+          rows[r + d] = b.CreateShuffleVector(x, y, hi);
+        }
+      }
+      for (unsigned q = 0; q < vl; ++q)
+        b.CreateAlignedStore(rows[q], b.CreateInBoundsGEP(ft, P, add(mul(add(p0, c64(q)), c64(W)), c64(static_cast<uint64_t>(c) * vl))),
+                             align);
+    });
+  }
+  emitFor(b, c64(W), [&](Value *c) {
+    Value *col = add(j0, c);
+    Value *valid = below(col);
+    Value *srcRow = b.CreateSelect(valid, col, c64(0));
+    emitFor(b, b.CreateSub(K, fullK), [&](Value *pr) {
+      Value *p = add(fullK, pr);
+      Value *v = b.CreateLoad(ft, b.CreateInBoundsGEP(ft, B, add(mul(srcRow, K), p)));
+      b.CreateStore(b.CreateSelect(valid, v, fzero), b.CreateInBoundsGEP(ft, P, add(mul(p, c64(W)), c)));
+    });
+  });
+}
+
+// The column masks of the panel at column j0 (all lanes when every panel is whole).
+void panelMasks(llvm::IRBuilder<> &b, Value *j0, Value *N, unsigned vl, bool fullPanels, Value *(&mask)[kMatMulTileVectors]) {
+  std::vector<llvm::Constant *> iota;
+  for (unsigned l = 0; l < vl; ++l) iota.push_back(b.getInt64(l));
+  Value *lanes = llvm::ConstantVector::get(iota);
+  for (int c = 0; c < kMatMulTileVectors; ++c) {
+    Value *col = b.CreateAdd(j0, b.getInt64(static_cast<uint64_t>(c) * vl), "", true, true);
+    mask[c] = fullPanels ? llvm::Constant::getAllOnesValue(llvm::FixedVectorType::get(b.getInt1Ty(), vl))
+                         : b.CreateICmpULT(b.CreateAdd(b.CreateVectorSplat(vl, col), lanes), b.CreateVectorSplat(vl, N));
+  }
+}
+
 }  // namespace
+
+void emitMatMulPackAll(llvm::IRBuilder<> &b, bool transB, Value *B, Value *P, Value *K, Value *N, llvm::Type *ft,
+                       unsigned vectorBytes) {
+  unsigned vl = vectorBytes / static_cast<unsigned>(ft->getPrimitiveSizeInBits() / 8);
+  auto *vt = llvm::FixedVectorType::get(ft, vl);
+  const uint64_t W = static_cast<uint64_t>(kMatMulTileVectors) * vl;
+  auto *staticN = llvm::dyn_cast<llvm::ConstantInt>(N);
+  const bool fullPanels = staticN && staticN->getZExtValue() % W == 0;
+  PanelShare all = panelShare(b, N, W, b.getInt64(0), b.getInt64(1));
+  emitFor(b, all.panels, [&](Value *jr) {
+    Value *j0 = b.CreateMul(jr, b.getInt64(W), "", true, true);
+    Value *mask[kMatMulTileVectors];
+    panelMasks(b, j0, N, vl, fullPanels, mask);
+    Value *panel = b.CreateInBoundsGEP(ft, P, b.CreateMul(jr, b.CreateMul(K, b.getInt64(W), "", true, true), "", true, true));
+    emitPackPanel(b, transB, B, panel, K, N, j0, mask, fullPanels, ft, vt);
+  });
+}
 
 void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool transB, Value *A,
                      Value *B, Value *C, Value *P, Value *M, Value *K, Value *N, llvm::Type *ft,
                      unsigned vectorBytes, const TileEpilogue *epilogue, Value *part, Value *parts,
-                     const std::vector<Value *> &tileOperands) {
+                     const std::vector<Value *> &tileOperands, const MatMulRows *rows, const PanelDone *afterPanel,
+                     const FetchAhead *ahead) {
   constexpr int MR = kMatMulTileRows, NR = kMatMulTileVectors;
   unsigned vl = vectorBytes / static_cast<unsigned>(ft->getPrimitiveSizeInBits() / 8);
   auto *vt = llvm::FixedVectorType::get(ft, vl);
-  std::vector<llvm::Constant *> iota;
-  for (unsigned l = 0; l < vl; ++l) iota.push_back(b.getInt64(l));
-  Value *lanes = llvm::ConstantVector::get(iota);
   llvm::Align align(ft->getPrimitiveSizeInBits() / 8);
   Value *zero = llvm::ConstantFP::get(vt, 0.0);
-  Value *fzero = llvm::ConstantFP::get(ft, 0.0);
   const uint64_t W = static_cast<uint64_t>(NR) * vl;
   Value *tileCols = b.getInt64(W);
-  // This part's share of the column panels, and its own panel scratch.
-  PanelShare share = panelShare(b, N, W, part, parts);
+  // This part's share of the column panels, and its own panel scratch (a range of rows:
+  // every panel, packed beforehand into P).
+  PanelShare share = panelShare(b, N, W, rows ? b.getInt64(0) : part, rows ? b.getInt64(1) : parts);
   Value *firstTile = share.first, *endTile = share.end;
-  P = b.CreateInBoundsGEP(ft, P, b.CreateMul(part, b.CreateMul(K, b.getInt64(W))));
+  if (!rows) P = b.CreateInBoundsGEP(ft, P, b.CreateMul(part, b.CreateMul(K, b.getInt64(W))));
 
   llvm::IRBuilder<> eb(&fn->getEntryBlock(), fn->getEntryBlock().begin());
   Value *acc[MR][NR];
@@ -181,8 +277,8 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
   auto mul = [&](Value *x, Value *y) { return b.CreateMul(x, y, "", true, true); };
   auto c64 = [&](uint64_t v) { return b.getInt64(v); };
   auto umin = [&](Value *x, Value *y) { return b.CreateSelect(b.CreateICmpULT(x, y), x, y); };
-  // The first row of the last full tile (meaningful when M >= MR).
-  Value *lastRow = b.CreateSub(M, b.getInt64(MR));
+  // The first row of the last full tile (meaningful when M >= MR; of the range's rows).
+  Value *lastRow = b.CreateSub(rows ? rows->end : M, b.getInt64(MR));
 
   // B's rows are read in place, without packing, when they are short and whole panels wide
   // (see the top of the file).
@@ -192,75 +288,22 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
   // panels, but not for a part's share of them when the product is split over threads,
   // and kept every check: twice the code and compile time of the one-part step.)
   const bool fullPanels = staticN && staticN->getZExtValue() % W == 0;
-  auto below = [&](Value *col) -> Value * { return fullPanels ? b.getTrue() : b.CreateICmpULT(col, N); };
-  const bool direct = !transB && fullPanels &&
+  const bool direct = !rows && !transB && fullPanels &&
                       staticN->getZExtValue() * (ft->getPrimitiveSizeInBits() / 8) <=
                           static_cast<uint64_t>(kMatMulDirectRowBytes);
   emitFor(b, b.CreateSub(endTile, firstTile), [&](Value *jr) {
     Value *j0 = mul(add(firstTile, jr), tileCols);
     Value *mask[NR];
-    for (int c = 0; c < NR; ++c) {
-      Value *col = add(j0, c64(static_cast<uint64_t>(c) * vl));
-      mask[c] = fullPanels ? llvm::Constant::getAllOnesValue(llvm::FixedVectorType::get(b.getInt1Ty(), vl))
-                           : b.CreateICmpULT(b.CreateAdd(b.CreateVectorSplat(vl, col), lanes), b.CreateVectorSplat(vl, N));
-    }
-    // P[p, c] = op(B)[p, j0 + c], zero past N.
+    panelMasks(b, j0, N, vl, fullPanels, mask);
+    // P[p, c] = op(B)[p, j0 + c], zero past N (or, packed beforehand, panel jr of P).
     Value *panel = P, *panelStride = c64(W);
-    if (direct) {
+    if (rows) {
+      panel = b.CreateInBoundsGEP(ft, P, mul(jr, mul(K, c64(W))));
+    } else if (direct) {
       panel = b.CreateInBoundsGEP(ft, B, j0);
       panelStride = N;
-    } else if (!transB) {
-      emitFor(b, K, [&](Value *p) {
-        for (int c = 0; c < NR; ++c) {
-          Value *src = b.CreateInBoundsGEP(ft, B, add(mul(p, N), add(j0, c64(static_cast<uint64_t>(c) * vl))));
-          Value *v = b.CreateMaskedLoad(vt, src, align, mask[c], zero);
-          b.CreateAlignedStore(v, b.CreateInBoundsGEP(ft, P, add(mul(p, c64(W)), c64(static_cast<uint64_t>(c) * vl))), align);
-        }
-      });
     } else {
-      // op(B) = B^T. Blocks of VL rows of B (VL panel columns) by VL columns (values of p)
-      // are loaded as VL vectors, transposed in registers and stored as VL panel rows; the
-      // p past the last whole block are copied one by one.
-      Value *fullK = mul(b.CreateUDiv(K, c64(vl)), c64(vl));
-      for (int c = 0; c < NR; ++c) {
-        Value *c0 = add(j0, c64(static_cast<uint64_t>(c) * vl));
-        emitFor(b, b.CreateUDiv(K, c64(vl)), [&](Value *pb) {
-          Value *p0 = mul(pb, c64(vl));
-          std::vector<Value *> rows(vl);
-          for (unsigned l = 0; l < vl; ++l) {
-            Value *col = add(c0, c64(l));
-            Value *valid = b.CreateVectorSplat(vl, below(col));
-            Value *srcRow = b.CreateSelect(below(col), col, c64(0));
-            rows[l] = b.CreateMaskedLoad(vt, b.CreateInBoundsGEP(ft, B, add(mul(srcRow, K), p0)), align, valid, zero);
-          }
-          for (unsigned d = vl / 2; d >= 1; d /= 2) {
-            std::vector<int> lo(vl), hi(vl);
-            for (unsigned j = 0; j < vl; ++j) {
-              lo[j] = static_cast<int>((j & d) ? vl + j - d : j);
-              hi[j] = static_cast<int>((j & d) ? vl + j : j + d);
-            }
-            for (unsigned r = 0; r < vl; ++r) {
-              if (r & d) continue;
-              Value *x = rows[r], *y = rows[r + d];
-              rows[r] = b.CreateShuffleVector(x, y, lo);
-              rows[r + d] = b.CreateShuffleVector(x, y, hi);
-            }
-          }
-          for (unsigned q = 0; q < vl; ++q)
-            b.CreateAlignedStore(rows[q], b.CreateInBoundsGEP(ft, P, add(mul(add(p0, c64(q)), c64(W)), c64(static_cast<uint64_t>(c) * vl))),
-                               align);
-        });
-      }
-      emitFor(b, c64(W), [&](Value *c) {
-        Value *col = add(j0, c);
-        Value *valid = below(col);
-        Value *srcRow = b.CreateSelect(valid, col, c64(0));
-        emitFor(b, b.CreateSub(K, fullK), [&](Value *pr) {
-          Value *p = add(fullK, pr);
-          Value *v = b.CreateLoad(ft, b.CreateInBoundsGEP(ft, B, add(mul(srcRow, K), p)));
-          b.CreateStore(b.CreateSelect(valid, v, fzero), b.CreateInBoundsGEP(ft, P, add(mul(p, c64(W)), c)));
-        });
-      });
+      emitPackPanel(b, transB, B, P, K, N, j0, mask, fullPanels, ft, vt);
     }
     // The first MR * NR iterations of a tile's loop over p each fetch one cache line of the
     // next tile's elements in the buffers its epilogue reads and writes (the product itself,
@@ -270,8 +313,9 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
     auto prefetchNextTile = [&](Value *i0, Value *p) {
       emitIf(b, b.CreateICmpULT(p, c64(MR * NR)), [&] {
         Value *ni = add(i0, c64(MR));
-        Value *wrap = b.CreateICmpUGE(ni, M);
-        Value *ti = b.CreateSelect(wrap, c64(0), umin(ni, lastRow));
+        Value *wrap = b.CreateICmpUGE(ni, rows ? umin(add(rows->begin, mul(rows->t1, c64(MR))), rows->end) : M);
+        Value *ti = b.CreateSelect(wrap, rows ? umin(add(rows->begin, mul(rows->t0, c64(MR))), lastRow) : c64(0),
+                                   umin(ni, lastRow));
         Value *tj = b.CreateSelect(wrap, b.CreateAdd(j0, tileCols), j0);
         Value *row = b.CreateAdd(ti, b.CreateUDiv(p, c64(NR)));
         Value *col = b.CreateAdd(tj, b.CreateMul(b.CreateURem(p, c64(NR)), c64(vl)));
@@ -293,7 +337,7 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
     Value *pfStart = nullptr, *pfLines = nullptr;
     // The first block of p, where the prefetches are made (all of p when k <= kMatMulSumBlock).
     Value *firstBlock = umin(K, c64(kMatMulSumBlock));
-    const bool pfNext = !direct;
+    const bool pfNext = !direct && !rows;
     const uint64_t pfEvery = uint64_t(1) << kPanelPrefetchShift;
     Value *hasNext = pfNext ? b.CreateICmpULT(add(add(firstTile, jr), c64(1)), endTile) : nullptr;
     auto prefetchNextPanel = [&](Value *it, Value *p) {
@@ -315,6 +359,27 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
           at = b.CreateGEP(ft, B, add(mul(row, K), mul(b.CreateUDiv(q, tileCols), c64(vl))));
         }
         b.CreateIntrinsic(llvm::Intrinsic::prefetch, {at->getType()}, {at, b.getInt32(0), b.getInt32(2), b.getInt32(1)});
+      });
+    };
+    // The rows [j0, j0 + W) of the `ahead` buffers, one line of each every second iteration
+    // over p of the panel's full tiles (in the first block of p).
+    Value *aheadLines = nullptr, *lineElems = c64(64 / (ft->getPrimitiveSizeInBits() / 8)), *lineCols = nullptr;
+    if (ahead) {
+      lineCols = b.CreateUDiv(add(ahead->cols, b.CreateSub(lineElems, c64(1))), lineElems);
+      Value *aheadRows = b.CreateSub(umin(add(j0, tileCols), ahead->rows), umin(j0, ahead->rows));
+      aheadLines = mul(aheadRows, lineCols);
+    }
+    auto fetchAhead = [&](Value *it, Value *p) {
+      Value *g = add(mul(it, firstBlock), p);
+      Value *q = b.CreateLShr(g, c64(1));
+      Value *go = b.CreateAnd(b.CreateICmpEQ(b.CreateAnd(g, c64(1)), c64(0)), b.CreateICmpULT(q, aheadLines));
+      emitIf(b, go, [&] {
+        Value *row = add(j0, b.CreateUDiv(q, lineCols));
+        Value *col = mul(b.CreateURem(q, lineCols), lineElems);
+        for (Value *base : ahead->bases) {
+          Value *at = b.CreateGEP(ft, base, add(mul(row, ahead->cols), col));
+          b.CreateIntrinsic(llvm::Intrinsic::prefetch, {at->getType()}, {at, b.getInt32(1), b.getInt32(2), b.getInt32(1)});
+        }
       });
     };
     // The loop over p of a tile, in blocks of kMatMulSumBlock (see the top of the file). The
@@ -343,6 +408,7 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
       sumOverP([&](Value *p) {
         if (mr == MR && !tileOperands.empty()) prefetchNextTile(i0, p);
         if (it && pfNext) prefetchNextPanel(it, p);
+        if (it && ahead) fetchAhead(it, p);
         emitTileFMAs(b, transA, A, panel, panelStride, M, K, i0, p, mr, acc, ft, vt);
       }, i0, mr);
       for (int r = 0; r < mr; ++r)
@@ -359,6 +425,15 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
     // minLeft of them, one more full tile, moved up to end at row M (it overlaps the one
     // before); else tiles of two rows and one (the last `ones` rows). A static M emits only
     // the loops it runs.
+    if (rows) {
+      // Tiles t0 .. t1-1 of the range, the last moved up to end at its end.
+      emitFor(b, b.CreateSub(rows->t1, rows->t0), [&](Value *q) {
+        Value *start = add(rows->begin, mul(add(rows->t0, q), c64(MR)));
+        Value *i0 = umin(start, lastRow);
+        tile(i0, b.CreateSub(start, i0), MR);
+      });
+      return;
+    }
     const uint64_t minLeft = transA ? 1 : 3;
     Value *left = b.CreateURem(M, c64(MR));
     Value *overlap = b.CreateAnd(b.CreateICmpUGE(M, c64(MR)), b.CreateICmpUGE(left, c64(minLeft)));
@@ -393,6 +468,7 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
         tile(b.CreateSub(M, c64(1)), c64(0), 1);
       }
     }
+    if (afterPanel) (*afterPanel)(add(firstTile, jr));
   });
 }
 

@@ -25,9 +25,127 @@ namespace {
 
 bool isWriteBack(ResultKind k) { return k == ResultKind::NewParam || k == ResultKind::NewState; }
 
+std::vector<Buffer> writesOf(const Step &s) {
+  std::vector<Buffer> w = s.alsoDest;
+  w.push_back(s.dest);
+  w.push_back(s.scratch);
+  return w;
+}
+
+bool touches(const std::vector<Buffer> &set, const Buffer &b) {
+  return b.index >= 0 && std::find(set.begin(), set.end(), b) != set.end();
+}
+
+// Whether two steps may run in either order: neither writes a buffer the other reads or
+// writes. The buffers are the virtual ones (one per value), so this is exact.
+bool commute(const Step &a, const Step &b) {
+  std::vector<Buffer> wa = writesOf(a), wb = writesOf(b);
+  for (const Buffer &x : wa)
+    if (touches(b.reads, x) || touches(wb, x)) return false;
+  for (const Buffer &x : wb)
+    if (touches(a.reads, x)) return false;
+  return true;
+}
+
+// The product of a step's loop: its fused matmul (kNoValue for a step without one).
+struct ProductOf {
+  bool transA, transB;
+  ValueId a, b;
+};
+ProductOf productOf(const Function &f, const Step &s) {
+  const Node &mm = f.node(s.matmul);
+  MatMulOperand a = matmulOperand(f, mm.operands[0]), b = matmulOperand(f, mm.operands[1]);
+  return {mm.transA != a.flipped, mm.transB != b.flipped, a.value, b.value};
+}
+
+// Interleaving a weight's update with the product that reads it. The backward pass of
+// `h @ W` computes `d.h = d @ W^T`, which packs W one column panel of d.h (that many rows of
+// W) at a time, and later `W.new = update(W, h^T @ d)`, whose tiles read and write W and its
+// optimiser state in place (medium bench step: W2, m and v, 25 MB, streamed from memory
+// behind 1.2 ms of multiply-adds, which cannot hide them). Step X (d.h, a fused product
+// reading a param W as B^T) takes step Y (the fused product whose loop writes W in place,
+// with A^T: its rows are W's rows) into its loops: after each column panel of X, the tiles
+// of Y whose rows that panel has read run (MatMulRows), so W's rows are still in the cache
+// and the update's traffic has X's multiply-adds beside it. Every element is the same sum
+// as before: only the order of the tiles changes.
+//
+// The steps between X and Y are reordered: the ones Y needs (Adam's step size, say) move
+// before X, the others after Y. Each move is checked on the virtual buffers (one per value):
+// a step passes another only when they commute, and X and Y share nothing but W, which X
+// reads a panel before Y writes those rows. Anything else leaves the steps as they were.
+void interleaveUpdates(const Function &f, MemoryPlan &mp, std::vector<RegionMember> &virt, int floatBytes,
+                       int threads, int64_t minBytes) {
+  auto &steps = mp.steps;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i].kind != Step::Compute || steps[i].matmul == kNoValue || steps[i].interleaved) continue;
+    if (i > 0 && steps[i - 1].interleaved) continue;
+    ProductOf xp = productOf(f, steps[i]);
+    const Node &w = f.node(xp.b);
+    if (!xp.transB || w.op != Op::Param || w.shape.size() != 2 || !w.shape[0].isStatic() || !w.shape[1].isStatic())
+      continue;
+    // Big enough to miss the caches, with at least a tile's rows (each part of a split has
+    // four column panels of X, so as many).
+    if (w.shape[0].factor * w.shape[1].factor * floatBytes < minBytes || w.shape[0].factor < kMatMulTileRows)
+      continue;
+    if (!(f.node(steps[i].matmul).shape[1] == w.shape[0])) continue;
+    Buffer wb{Buffer::Slot, mp.argSlot[static_cast<size_t>(xp.b)]};
+    // Y: the first later step that writes W, if it is W's update fused into a product of W's shape with A^T.
+    size_t j = i + 1;
+    while (j < steps.size() && !touches(writesOf(steps[j]), wb)) ++j;
+    if (j == steps.size()) continue;
+    const Step &y = steps[j];
+    if (y.kind != Step::Compute || y.matmul == kNoValue || y.scratch.index < 0) continue;
+    ProductOf yp = productOf(f, y);
+    if (!yp.transA || !(f.node(y.matmul).shape == w.shape)) continue;
+    // X and Y share only W.
+    bool ok = true;
+    for (const Buffer &b : writesOf(y))
+      if ((touches(steps[i].reads, b) && !(b == wb)) || touches(writesOf(steps[i]), b)) ok = false;
+    for (const Buffer &b : writesOf(steps[i]))
+      if (touches(y.reads, b)) ok = false;
+    if (!ok) continue;
+    // H: the steps between that Y needs (directly or through another of them).
+    std::vector<bool> inH(j, false);
+    for (size_t k = j - 1; k > i; --k) {
+      inH[k] = !commute(steps[k], y);
+      for (size_t h = k + 1; h < j && !inH[k]; ++h)
+        if (inH[h] && !commute(steps[k], steps[h])) inH[k] = true;
+    }
+    // Each moves before X: past X and past the steps between that stay.
+    for (size_t h = i + 1; h < j && ok; ++h) {
+      if (!inH[h]) continue;
+      if (!commute(steps[h], steps[i])) ok = false;
+      for (size_t k = i + 1; k < h && ok; ++k)
+        if (!inH[k] && !commute(steps[k], steps[h])) ok = false;
+    }
+    if (!ok) continue;
+    std::vector<Step> order;
+    for (size_t k = i + 1; k < j; ++k)
+      if (inH[k]) order.push_back(steps[k]);
+    size_t x = i + order.size();
+    order.push_back(steps[i]);
+    order.push_back(steps[j]);
+    for (size_t k = i + 1; k < j; ++k)
+      if (!inH[k]) order.push_back(steps[k]);
+    std::copy(order.begin(), order.end(), steps.begin() + static_cast<std::ptrdiff_t>(i));
+    steps[x].interleaved = true;
+    // Y packs every column panel of its B once (each range of rows reads them all): k rows of
+    // N elements, rounded up to whole panels, per thread.
+    Step &ys = steps[x + 1];
+    const Node &yb = f.node(yp.b);
+    const Dim &k = yb.shape[yp.transB ? 1 : 0];
+    int64_t rowBytes = (w.shape[1].factor * floatBytes + kMatMulPanelRowBytes - 1) / kMatMulPanelRowBytes * kMatMulPanelRowBytes;
+    RegionMember all{k.factor * rowBytes * std::max(threads, 1), {}};
+    for (uint32_t sy = k.syms; sy; sy &= sy - 1) all.syms.push_back(std::countr_zero(sy));
+    virt[static_cast<size_t>(ys.scratch.index)] = all;
+    i = x + 1;
+  }
+}
+
 }  // namespace
 
-MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes, int threads) {
+MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes, int threads,
+                      int64_t interleaveMinBytes) {
   MemoryPlan mp;
   size_t n = static_cast<size_t>(f.size());
   mp.argSlot.assign(n, -1);
@@ -169,11 +287,22 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes, i
     s.scratch = Buffer{Buffer::Region, static_cast<int>(virt.size()) - 1};
   }
 
-  // Liveness of the virtual regions, then a greedy assignment to real regions.
+  if (interleaveMinBytes >= 0) interleaveUpdates(f, mp, virt, floatBytes, threads, interleaveMinBytes);
+
+  // Liveness of the virtual regions, then a greedy assignment to real regions. An
+  // interleaved pair of steps runs as one: what the first touches lives through the second,
+  // and the second's buffers are taken with the first's.
   std::vector<int> lastRead(virt.size(), -1);
-  for (size_t s = 0; s < mp.steps.size(); ++s)
+  for (size_t s = 0; s < mp.steps.size(); ++s) {
     for (const Buffer &b : mp.steps[s].reads)
       if (b.kind == Buffer::Region) lastRead[static_cast<size_t>(b.index)] = static_cast<int>(s);
+    if (!mp.steps[s].interleaved) continue;
+    std::vector<Buffer> touched = writesOf(mp.steps[s]);
+    touched.insert(touched.end(), mp.steps[s].reads.begin(), mp.steps[s].reads.end());
+    for (const Buffer &b : touched)
+      if (b.kind == Buffer::Region && b.index >= 0)
+        lastRead[static_cast<size_t>(b.index)] = std::max(lastRead[static_cast<size_t>(b.index)], static_cast<int>(s) + 1);
+  }
   std::vector<int> realOf(virt.size(), -1);
   std::vector<bool> regionFree;
   std::vector<std::pair<int, int>> active;  // (virtual, lastRead)
@@ -186,11 +315,13 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes, i
         ++it;
       }
     }
-    std::vector<Buffer> written = mp.steps[s].alsoDest;
-    written.push_back(mp.steps[s].dest);
-    written.push_back(mp.steps[s].scratch);
+    std::vector<Buffer> written = writesOf(mp.steps[s]);
+    if (mp.steps[s].interleaved) {
+      std::vector<Buffer> next = writesOf(mp.steps[s + 1]);
+      written.insert(written.end(), next.begin(), next.end());
+    }
     for (Buffer d : written) {
-      if (d.kind != Buffer::Region || d.index < 0) continue;
+      if (d.kind != Buffer::Region || d.index < 0 || realOf[static_cast<size_t>(d.index)] >= 0) continue;
       const RegionMember &m = virt[static_cast<size_t>(d.index)];
       int best = -1;
       int64_t bestBytes = 0;

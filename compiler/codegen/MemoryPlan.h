@@ -44,6 +44,11 @@ struct Step {
   Buffer scratch;             // memory the step needs only while it runs (a matmul's packed
                               // B panel), or index -1
   std::vector<Buffer> reads;  // the buffers the step reads
+  /// Compute: the next step, a weight's update fused into its gradient's product, runs inside
+  /// this one's loops: this step's product reads the weight as B^T, one column panel (that
+  /// many rows of the weight) at a time, and after each panel the update's tiles run over
+  /// the rows of the weight that panel has read. See interleaveUpdates in MemoryPlan.cpp.
+  bool interleaved = false;
 };
 
 /// The size in bytes of one value: bytes * the product of the symbolic dims in `syms`
@@ -68,7 +73,10 @@ struct MemoryPlan {
   static RegionMember sizeOf(const ir::Node &n, int floatBytes);
 };
 
-/// `threads`: a matmul's panel scratch is planned once per thread.
-MemoryPlan planMemory(const ir::Function &f, const FusionPlan &fp, int floatBytes, int threads = 1);
+/// `threads`: a matmul's panel scratch is planned once per thread. A weight of at least
+/// `interleaveMinBytes` (-1: none) may have its update run inside the loops of the product
+/// that reads it (Step::interleaved).
+MemoryPlan planMemory(const ir::Function &f, const FusionPlan &fp, int floatBytes, int threads = 1,
+                      int64_t interleaveMinBytes = -1);
 
 }  // namespace gradc::codegen

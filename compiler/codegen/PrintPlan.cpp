@@ -33,7 +33,7 @@ class PlanPrinter {
 public:
   PlanPrinter(const Function &f, const CodegenOptions &o, const SourceManager *sm)
       : f_(f), o_(o), t_(resolveTarget(o)), sm_(sm), names_(valueNames(f)), fp_(planFusion(f)),
-        mp_(planMemory(f, fp_, o.f64 ? 8 : 4, std::max(o.threads, 1))) {}
+        mp_(planMemory(f, fp_, o.f64 ? 8 : 4, std::max(o.threads, 1), interleaveLimit(o))) {}
 
   std::string print() {
     int loops = 0, copies = 0;
@@ -127,6 +127,15 @@ private:
     if (s.matmul != kNoValue)
       out_ += fmt::format("    {} = {}: computed tile by tile in this loop, never stored\n", name(s.matmul),
                           expr(s.matmul));
+    if (index > 0 && mp_.steps[index - 1].interleaved) {
+      // Runs inside the loop before (MemoryPlan.h, Step::interleaved).
+      const Step &x = mp_.steps[index - 1];
+      ValueId w = matmulOperand(f_, f_.node(x.matmul).operands[1]).value;
+      out_ += fmt::format("    interleaved in loop {}: after each of its column panels, these tiles over the "
+                          "rows of {} it has read\n",
+                          index - 1, name(w));
+      return;
+    }
     const int64_t panel = matmulPanelWidth(t_, o_.f64);
     if (mm != kNoValue && o_.threads > 1 && maySplitOverThreads(f_.node(mm).shape[1], panel, o_.threads))
       out_ += fmt::format("    split over {} threads when it has >= {} column panels per thread and >= 2^{} "
@@ -138,6 +147,10 @@ private:
       out_ += fmt::format("    on one thread: {} column panel{} of {} columns, a split over {} threads needs {}\n",
                           panels, panels == 1 ? "" : "s", panel, o_.threads, kParallelMinPanelsPerPart * o_.threads);
     }
+    if (s.interleaved)
+      out_ += fmt::format("    loop {} is interleaved in this one: its tiles over each column panel's rows of {}, "
+                          "after the panel\n",
+                          index + 1, name(matmulOperand(f_, f_.node(s.matmul).operands[1]).value));
   }
 
   static std::string size(const RegionMember &m, const std::vector<std::string> &dims) {

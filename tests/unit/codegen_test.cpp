@@ -878,3 +878,105 @@ TEST_CASE("codegen: layers of the same shapes share one lowered function, and on
   // And what is shared computes what the interpreter computes, slope by slope.
   checkAgainstInterpreter(step, false, {-1, 1, 24}, {1, 7, 32});
 }
+
+namespace {
+
+// The training step of a model given as text.
+Function stepOf(const std::string &text) {
+  std::filesystem::path path = std::filesystem::temp_directory_path() / fmt::format("gradc_step_{}.grad", getpid());
+  std::ofstream(path) << text;
+  SourceManager sm;
+  Model m = loadModel(sm, path.string());
+  std::filesystem::remove(path);
+  return passes::simplify(autodiff::buildStep(m, passes::simplify(autodiff::differentiate(m.forward))));
+}
+
+}  // namespace
+
+TEST_CASE("codegen: a weight's update run inside the product that reads it gives the same bits") {
+  // W2 (590 x 520 floats, 1.2 MB) is read by d.h1 = d @ W2^T a column panel at a time, and
+  // updated by the tiles of h1^T @ d after each panel (MemoryPlan.cpp, interleaveUpdates).
+  // 590 rows: 9.2 panels of 64, the last masked, and 590 = 98 * 6 + 2 (the last tile
+  // overlaps); 520 columns: the update's last panel masked. Against the same step with every
+  // loop on its own: each element is the same sum, so every result is the same bit for bit,
+  // with 1, 2 and 3 threads (2: the product split, each part updating the rows its panels
+  // read; 3: too few panels to split; by default only one thread interleaves), at batches of one tile, several, and over 1,024 (the
+  // update's sum over the batch in blocks). With the size limit at 0, W3 (520 x 7) is
+  // interleaved too. The second model reads one weight twice (h2 and h3): its update adds
+  // two products and is not interleaved.
+  const std::string head = "dim B\ninput x: [B, 40]\ninput y: int[B]\n"
+                           "param W1: [40, 590] = he\nparam b1: [590] = zeros\n";
+  const std::string mlp = head +
+                          "param W2: [590, 520] = he\nparam b2: [520] = zeros\n"
+                          "param W3: [520, 7] = glorot\nparam b3: [7] = zeros\n"
+                          "h1 = relu(x @ W1 + b1)\nh2 = tanh(h1 @ W2 + b2)\nz = h2 @ W3 + b3\n";
+  const std::string shared = head +
+                             "param W: [590, 590] = he\nparam W3: [590, 7] = glorot\n"
+                             "h1 = relu(x @ W1 + b1)\nh2 = relu(h1 @ W)\nh3 = tanh(h2 @ W)\nz = h3 @ W3\n";
+  struct Case {
+    std::string text;
+    bool f64;
+  };
+  std::vector<Case> cases;
+  for (const char *opt : {"adam(lr = 0.01)", "sgd(lr = 0.1, momentum = 0.9)", "sgd(lr = 0.1)"})
+    cases.push_back({mlp + "minimize cross_entropy(z, y) with " + opt + "\n", false});
+  cases.push_back({mlp + "minimize cross_entropy(z, y) with adam(lr = 0.01)\n", true});
+  cases.push_back({shared + "minimize cross_entropy(z, y) with adam(lr = 0.01)\n", false});
+  // Two hidden layers of the same shapes: their interleaved pairs are one function.
+  cases.push_back({head +
+                       "param W2: [590, 590] = he\nparam W3: [590, 590] = he\nparam W4: [590, 7] = glorot\n"
+                       "h1 = relu(x @ W1 + b1)\nh2 = relu(h1 @ W2)\nh3 = relu(h2 @ W3)\nz = h3 @ W4\n"
+                       "minimize cross_entropy(z, y) with sgd(lr = 0.1, momentum = 0.9)\n",
+                   false});
+  for (size_t c = 0; c < cases.size(); ++c) {
+    CAPTURE(c);
+    Function step = stepOf(cases[c].text);
+    codegen::CodegenOptions separate;
+    separate.f64 = cases[c].f64;
+    separate.interleaveMinBytes = -1;
+    CHECK(codegen::printLoopPlan(step, separate, nullptr).find("interleaved") == std::string::npos);
+    rt::Kernel ref = codegen::jitCompile(step, separate);
+    codegen::CodegenOptions two = separate;
+    two.interleaveMinBytes = 0;
+    two.threads = 2;
+    CHECK(codegen::printLoopPlan(step, two, nullptr).find("interleaved") == std::string::npos);
+    for (int64_t minBytes : {int64_t{1} << 20, int64_t{0}}) {
+      for (int threads : {1, 2, 3}) {
+        if (threads == 3 && c > 0) continue;
+        CAPTURE(minBytes);
+        CAPTURE(threads);
+        codegen::CodegenOptions o = separate;
+        o.interleaveMinBytes = minBytes;
+        o.interleaveThreads = true;
+        o.threads = threads;
+        o.verifyStepReuse = true;
+        std::string plan = codegen::printLoopPlan(step, o, nullptr);
+        // The shared weight's update adds two products, one of them stored: it has no
+        // product of its own to interleave (W3 has, at any size).
+        CHECK((plan.find("interleaved") != std::string::npos) == (c != 4 || minBytes == 0));
+        if (c == 5) {
+          // Both hidden layers' pairs (the second pair's function is the first's, checked
+          // by verifyStepReuse).
+          CHECK(plan.find("rows of %W2") != std::string::npos);
+          CHECK(plan.find("rows of %W3") != std::string::npos);
+        }
+        rt::Kernel k = codegen::jitCompile(step, o);
+        std::mt19937 rng(11);
+        for (int64_t batch : {6, 64, 1100}) {
+          CAPTURE(batch);
+          int64_t dims[1] = {batch};
+          Slots a = makeSlots(ref.sig, dims, cases[c].f64, rng, {-1, 1, 7});
+          Slots b = cloneSlots(a);
+          AlignedWork w1(ref.workBytes(dims)), w2(k.workBytes(dims));
+          for (int rep = 0; rep < 2; ++rep) {
+            ref.call(a.ptrs.data(), dims, w1.p);
+            k.call(b.ptrs.data(), dims, w2.p);
+          }
+          checkSameBits(ref.sig, a, b);
+          for (size_t j = 0; j < ref.sig.slots.size(); ++j)
+            if (!a.f[j].empty()) CHECK(std::memcmp(a.f[j].data(), b.f[j].data(), a.f[j].size() * sizeof(double)) == 0);
+        }
+      }
+    }
+  }
+}
