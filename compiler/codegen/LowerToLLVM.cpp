@@ -1074,7 +1074,7 @@ private:
       Value *begin = umin(b_.CreateMul(share.first, i64(width)), rM);
       Value *end = umin(b_.CreateMul(share.end, i64(width)), rM);
       Value *done = scalarVar(b_.getInt64Ty(), i64(0));
-      afterPanel = [&, begin, end, done, rPacked, share](Value *panel) {
+      afterPanel = [this, fn, rider, width, umin, begin, end, done, rPacked, share](Value *panel) {
         // Whole tiles whose rows this part's panels have read; after its last panel, the rest
         // (the last tile moved up to end at `end`).
         Value *next = b_.CreateAdd(panel, i64(1));

@@ -940,6 +940,30 @@ TEST_CASE("codegen: a weight's update run inside the product that reads it gives
     two.interleaveMinBytes = 0;
     two.threads = 2;
     CHECK(codegen::printLoopPlan(step, two, nullptr).find("interleaved") == std::string::npos);
+    if (c == 0) {
+      // Check mode: the same numbers, and no NaN flagged; a NaN in W2's state is flagged.
+      codegen::CodegenOptions checked = separate;
+      checked.interleaveMinBytes = 0;
+      checked.checkNumerics = true;
+      CHECK(codegen::printLoopPlan(step, checked, nullptr).find("interleaved") != std::string::npos);
+      rt::Kernel k = codegen::jitCompile(step, checked);
+      std::mt19937 rng(5);
+      int64_t dims[1] = {64};
+      for (bool poison : {false, true}) {
+        CAPTURE(poison);
+        Slots a = makeSlots(ref.sig, dims, false, rng, {0, 1, 7});  // v >= 0: sqrt(v) is a number
+        for (size_t j = 0; j < ref.sig.slots.size(); ++j)
+          if (poison && ref.sig.slots[j].name == "W2.v") a.f32[j][12345] = NAN;
+        Slots b = cloneSlots(a);
+        AlignedWork w1(ref.workBytes(dims)), w2(k.workBytes(dims));
+        ref.call(a.ptrs.data(), dims, w1.p);
+        k.call(b.ptrs.data(), dims, w2.p);
+        if (!poison) checkSameBits(ref.sig, a, b);
+        float flag = 0;
+        std::memcpy(&flag, static_cast<char *>(w2.p) + k.numericsFlag, sizeof flag);
+        CHECK(std::isnan(flag) == poison);
+      }
+    }
     for (int64_t minBytes : {int64_t{1} << 20, int64_t{0}}) {
       for (int threads : {1, 2, 3}) {
         if (threads == 3 && c > 0) continue;
