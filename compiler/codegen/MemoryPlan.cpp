@@ -58,6 +58,36 @@ ProductOf productOf(const Function &f, const Step &s) {
   return {mm.transA != a.flipped, mm.transB != b.flipped, a.value, b.value};
 }
 
+// Whether the loop of step s reads the param w only as the B operand of its product: the
+// interleaved update rewrites w's rows after each column panel of the product, so any other
+// read of w in that loop (w as the product's A, whose every row each panel reads, or an
+// element-wise read such as `P @ W^T + W`) would see rows already updated.
+bool readsParamOnlyAsProductB(const Function &f, const FusionPlan &fp, const Step &s, ValueId w) {
+  bool ok = true;
+  auto visit = [&](auto &self, ValueId u) -> void {
+    if (!ok) return;
+    Role r = fp.role[static_cast<size_t>(u)];
+    if (r == Role::Inline) {
+      for (ValueId o : f.node(u).operands) self(self, o);
+      return;
+    }
+    if (r == Role::Fused) {
+      const Node &mm = f.node(u);
+      ValueId a = matmulOperand(f, mm.operands[0]).value, b = matmulOperand(f, mm.operands[1]).value;
+      self(self, a);
+      if (!(u == s.matmul && b == w)) self(self, b);
+      return;
+    }
+    if (u == w || fp.root[static_cast<size_t>(u)] == w) ok = false;
+  };
+  auto kernel = [&](ValueId v) {
+    for (ValueId o : f.node(v).operands) visit(visit, o);
+  };
+  kernel(s.value);
+  for (ValueId v : s.also) kernel(v);
+  return ok;
+}
+
 // Interleaving a weight's update with the product that reads it. The backward pass of
 // `h @ W` computes `d.h = d @ W^T`, which packs W one column panel of d.h (that many rows of
 // W) at a time, and later `W.new = update(W, h^T @ d)`, whose tiles read and write W and its
@@ -73,8 +103,8 @@ ProductOf productOf(const Function &f, const Step &s) {
 // before X, the others after Y. Each move is checked on the virtual buffers (one per value):
 // a step passes another only when they commute, and X and Y share nothing but W, which X
 // reads a panel before Y writes those rows. Anything else leaves the steps as they were.
-void interleaveUpdates(const Function &f, MemoryPlan &mp, std::vector<RegionMember> &virt, int floatBytes,
-                       int threads, int64_t minBytes) {
+void interleaveUpdates(const Function &f, const FusionPlan &fp, MemoryPlan &mp, std::vector<RegionMember> &virt,
+                       int floatBytes, int threads, int64_t minBytes) {
   auto &steps = mp.steps;
   for (size_t i = 0; i < steps.size(); ++i) {
     if (steps[i].kind != Step::Compute || steps[i].matmul == kNoValue || steps[i].interleaved) continue;
@@ -88,6 +118,7 @@ void interleaveUpdates(const Function &f, MemoryPlan &mp, std::vector<RegionMemb
     if (w.shape[0].factor * w.shape[1].factor * floatBytes < minBytes || w.shape[0].factor < kMatMulTileRows)
       continue;
     if (!(f.node(steps[i].matmul).shape[1] == w.shape[0])) continue;
+    if (!readsParamOnlyAsProductB(f, fp, steps[i], xp.b)) continue;
     Buffer wb{Buffer::Slot, mp.argSlot[static_cast<size_t>(xp.b)]};
     // Y: the first later step that writes W, if it is W's update fused into a product of W's shape with A^T.
     size_t j = i + 1;
@@ -287,7 +318,7 @@ MemoryPlan planMemory(const Function &f, const FusionPlan &fp, int floatBytes, i
     s.scratch = Buffer{Buffer::Region, static_cast<int>(virt.size()) - 1};
   }
 
-  if (interleaveMinBytes >= 0) interleaveUpdates(f, mp, virt, floatBytes, threads, interleaveMinBytes);
+  if (interleaveMinBytes >= 0) interleaveUpdates(f, fp, mp, virt, floatBytes, threads, interleaveMinBytes);
 
   // Liveness of the virtual regions, then a greedy assignment to real regions. An
   // interleaved pair of steps runs as one: what the first touches lives through the second,

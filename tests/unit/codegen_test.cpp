@@ -1004,3 +1004,42 @@ TEST_CASE("codegen: a weight's update run inside the product that reads it gives
     }
   }
 }
+
+TEST_CASE("codegen: a product that reads the weight other than as its B is not interleaved") {
+  // W @ W^T reads W as B^T a column panel at a time, but also as A, every row for every
+  // panel; P @ W^T + W reads W element-wise. Interleaving W's update there would let the
+  // later panels read rows already updated (V's update, which reads the product, differed
+  // from the 65th column on). Only d.h = d @ W^T may take W's update; each result is the
+  // same bit for bit as with every loop on its own.
+  const std::string head = "dim B\ninput x: [B, 40]\ninput y: [B, 590]\nparam W1: [40, 590] = he\n"
+                           "param W: [590, 590] = normal(0, 0.05)\nparam V: [590, 590] = zeros\n"
+                           "param P: [590, 590] = normal(0, 0.05)\nh = relu(x @ W1)\n";
+  const std::string tail = "minimize mean(square(h @ W - y)) + mean(V * stop_gradient(g)) + mean(P) with sgd(lr = 0.5)\n";
+  for (std::string g : {"g = tanh(W @ transpose(W))\n", "g = tanh(P @ transpose(W) + W)\n"}) {
+    CAPTURE(g);
+    Function step = stepOf(head + g + tail);
+    codegen::CodegenOptions separate;
+    separate.interleaveMinBytes = -1;
+    rt::Kernel ref = codegen::jitCompile(step, separate);
+    codegen::CodegenOptions o;
+    o.threads = 1;
+    std::string plan = codegen::printLoopPlan(step, o, nullptr);
+    // The one interleaved pair: W's update in the loop of d.h.
+    size_t at = plan.find(" is interleaved in this one: its tiles over each column panel's rows of %W,");
+    REQUIRE(at != std::string::npos);
+    CHECK(plan.find(" is interleaved in this one", at + 1) == std::string::npos);
+    size_t e = plan.rfind('\n', at), s = plan.rfind('\n', e - 1);
+    CHECK(plan.substr(s + 1, e - s - 1).find("%d.h = matmul(") != std::string::npos);
+    rt::Kernel k = codegen::jitCompile(step, o);
+    std::mt19937 rng(3);
+    int64_t dims[1] = {7};
+    Slots a = makeSlots(ref.sig, dims, false, rng, {-1, 1, 7});
+    Slots b = cloneSlots(a);
+    AlignedWork w1(ref.workBytes(dims)), w2(k.workBytes(dims));
+    for (int rep = 0; rep < 2; ++rep) {
+      ref.call(a.ptrs.data(), dims, w1.p);
+      k.call(b.ptrs.data(), dims, w2.p);
+    }
+    checkSameBits(ref.sig, a, b);
+  }
+}
