@@ -11,7 +11,9 @@
 // after inlining the vectoriser needs no run-time alias checks. Matrix products call
 // `gradc_matmul_*`, one internal function per shape and transpose flags (MatMul.cpp): the
 // seam where a tuned kernel goes. A matmul fused into its element-wise reader runs its tiles
-// inside that reader's step instead, with the reader's expression applied to each tile.
+// inside that reader's step instead, with the reader's expression applied to each tile; and
+// a big weight's update (such a step) can run inside the step of the product that reads the
+// weight, after each of its column panels (Step::interleaved).
 #pragma once
 
 #include <functional>

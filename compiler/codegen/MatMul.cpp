@@ -49,6 +49,12 @@
 // With several threads, part p of `parts` takes the column panels [p*T/parts, (p+1)*T/parts)
 // of the T panels and packs them into its own slice of the scratch: the same sums in the
 // same order, so the result does not depend on the thread count.
+//
+// A product can also run over a range of its rows only (MatMulRows), every column panel of
+// op(B) packed beforehand (emitMatMulPackAll): a weight's update interleaved with the product
+// that reads the weight, which calls it after each of its column panels (PanelDone) and
+// fetches the rows the update will touch while its own tiles run (FetchAhead; MemoryPlan.cpp,
+// interleaveUpdates). The tiles are the same, tile t at row begin + 6t: the same sums.
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/TargetParser/Triple.h>
 

@@ -14,7 +14,9 @@
 // (in the function's prologue and in the separate work-size function). Values are matched to
 // free regions of the same symbolic size (e.g. 128*B with 128*B) so that the sum stays close
 // to the peak of what is live. A step may also get a scratch region that is live only while
-// it runs: a matrix product packs the column panels of its B operand there.
+// it runs: a matrix product packs the column panels of its B operand there. With one thread,
+// a big weight's update runs inside the loops of the product that reads the weight
+// (interleaveUpdates, Step::interleaved), the steps between reordered where that is safe.
 #pragma once
 
 #include <vector>
