@@ -966,7 +966,7 @@ private:
 
   // The buffers of a fused matmul step's shape that its epilogue stores or loads, each once
   // (its tiles fetch the next tile's lines of them).
-  std::vector<Value *> riderOperands(const Step &s) {
+  std::vector<Value *> epilogueBuffers(const Step &s) {
     std::vector<ValueId> outs = s.also;
     std::vector<Buffer> outDest = s.alsoDest;
     outs.push_back(s.value);
@@ -1055,7 +1055,7 @@ private:
             });
           });
     };
-    std::vector<Value *> tileOperands = riderOperands(s);
+    std::vector<Value *> tileOperands = epilogueBuffers(s);
     PanelDone afterPanel;
     FetchAhead ahead;
     if (rider) {
@@ -1089,7 +1089,7 @@ private:
       };
       // Each panel fetches the rows of the rider's buffers (the weight and its optimiser
       // state) that the rider's tiles after it update.
-      ahead = {riderOperands(*rider), rM, rN};
+      ahead = {epilogueBuffers(*rider), rM, rN};
     }
     emitMatMulTiles(b_, fn, transA, transB, homePtr(a.value), homePtr(bb.value), tilePtr,
                     packed ? packed : ptrOf(s.scratch), M, K, N, ft_, vectorBytes, &epilogue, part_, parts_,

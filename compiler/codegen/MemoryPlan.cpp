@@ -47,7 +47,8 @@ bool commute(const Step &a, const Step &b) {
   return true;
 }
 
-// The product of a step's loop: its fused matmul (kNoValue for a step without one).
+// The fused product of a step's loop (the step must have one): its effective transpose flags
+// and the values it reads, looked through transposes.
 struct ProductOf {
   bool transA, transB;
   ValueId a, b;
@@ -107,8 +108,7 @@ void interleaveUpdates(const Function &f, const FusionPlan &fp, MemoryPlan &mp, 
                        int floatBytes, int threads, int64_t minBytes) {
   auto &steps = mp.steps;
   for (size_t i = 0; i < steps.size(); ++i) {
-    if (steps[i].kind != Step::Compute || steps[i].matmul == kNoValue || steps[i].interleaved) continue;
-    if (i > 0 && steps[i - 1].interleaved) continue;
+    if (steps[i].kind != Step::Compute || steps[i].matmul == kNoValue) continue;
     ProductOf xp = productOf(f, steps[i]);
     const Node &w = f.node(xp.b);
     if (!xp.transB || w.op != Op::Param || w.shape.size() != 2 || !w.shape[0].isStatic() || !w.shape[1].isStatic())

@@ -735,14 +735,30 @@ TEST_CASE("codegen: a value read twice by the next loop only is kept in a regist
 
 namespace {
 
-// Every int and float32 slot of a and b holds the same bits.
+// Every int and float slot of a and b holds the same bits.
 void checkSameBits(const rt::Signature &sig, const Slots &a, const Slots &b) {
   for (size_t j = 0; j < sig.slots.size(); ++j) {
     CAPTURE(sig.slots[j].name);
     CHECK(a.i[j] == b.i[j]);
     if (!a.f32[j].empty())
       CHECK(std::memcmp(a.f32[j].data(), b.f32[j].data(), a.f32[j].size() * sizeof(float)) == 0);
+    if (!a.f[j].empty()) CHECK(std::memcmp(a.f[j].data(), b.f[j].data(), a.f[j].size() * sizeof(double)) == 0);
   }
+}
+
+// Two compilations of one step, each called twice (the second step starts from the first's
+// updated params and state) on the same random arguments: every slot the same bits.
+void checkSameSteps(const rt::Kernel &ref, const rt::Kernel &k, int64_t batch, bool f64, std::mt19937 &rng,
+                    const Fill &fill) {
+  int64_t dims[1] = {batch};
+  Slots a = makeSlots(ref.sig, dims, f64, rng, fill);
+  Slots b = cloneSlots(a);
+  AlignedWork w1(ref.workBytes(dims)), w2(k.workBytes(dims));
+  for (int rep = 0; rep < 2; ++rep) {
+    ref.call(a.ptrs.data(), dims, w1.p);
+    k.call(b.ptrs.data(), dims, w2.p);
+  }
+  checkSameBits(ref.sig, a, b);
 }
 
 }  // namespace
@@ -765,16 +781,8 @@ TEST_CASE("codegen: a step split over threads gives the one-thread result bit fo
     rt::Kernel kn = codegen::jitCompile(step, many);
     std::mt19937 rng(7);
     for (int64_t batch : {64, 33}) {
-      int64_t dims[1] = {batch};
-      Slots a = makeSlots(k1.sig, dims, false, rng, {-1, 1, 40});
-      Slots b = cloneSlots(a);
-      AlignedWork w1(k1.workBytes(dims)), wn(kn.workBytes(dims));
-      CHECK(kn.workBytes(dims) > k1.workBytes(dims));  // a panel scratch per thread
-      for (int rep = 0; rep < 2; ++rep) {
-        k1.call(a.ptrs.data(), dims, w1.p);
-        kn.call(b.ptrs.data(), dims, wn.p);
-      }
-      checkSameBits(k1.sig, a, b);
+      CHECK(kn.workBytes(&batch) > k1.workBytes(&batch));  // a panel scratch per thread
+      checkSameSteps(k1, kn, batch, false, rng, {-1, 1, 40});
     }
   }
 }
@@ -988,17 +996,7 @@ TEST_CASE("codegen: a weight's update run inside the product that reads it gives
         std::mt19937 rng(11);
         for (int64_t batch : {6, 64, 1100}) {
           CAPTURE(batch);
-          int64_t dims[1] = {batch};
-          Slots a = makeSlots(ref.sig, dims, cases[c].f64, rng, {-1, 1, 7});
-          Slots b = cloneSlots(a);
-          AlignedWork w1(ref.workBytes(dims)), w2(k.workBytes(dims));
-          for (int rep = 0; rep < 2; ++rep) {
-            ref.call(a.ptrs.data(), dims, w1.p);
-            k.call(b.ptrs.data(), dims, w2.p);
-          }
-          checkSameBits(ref.sig, a, b);
-          for (size_t j = 0; j < ref.sig.slots.size(); ++j)
-            if (!a.f[j].empty()) CHECK(std::memcmp(a.f[j].data(), b.f[j].data(), a.f[j].size() * sizeof(double)) == 0);
+          checkSameSteps(ref, k, batch, cases[c].f64, rng, {-1, 1, 7});
         }
       }
     }
@@ -1032,14 +1030,6 @@ TEST_CASE("codegen: a product that reads the weight other than as its B is not i
     CHECK(plan.substr(s + 1, e - s - 1).find("%d.h = matmul(") != std::string::npos);
     rt::Kernel k = codegen::jitCompile(step, o);
     std::mt19937 rng(3);
-    int64_t dims[1] = {7};
-    Slots a = makeSlots(ref.sig, dims, false, rng, {-1, 1, 7});
-    Slots b = cloneSlots(a);
-    AlignedWork w1(ref.workBytes(dims)), w2(k.workBytes(dims));
-    for (int rep = 0; rep < 2; ++rep) {
-      ref.call(a.ptrs.data(), dims, w1.p);
-      k.call(b.ptrs.data(), dims, w2.p);
-    }
-    checkSameBits(ref.sig, a, b);
+    checkSameSteps(ref, k, 7, false, rng, {-1, 1, 7});
   }
 }
