@@ -13,7 +13,9 @@
 // of p and is stored once. Measured against 6 x 2 and 8 x 3 (docs/performance.md). The panel order keeps the
 // panel in L2 across all row tiles and reads it with unit stride (reading B's rows directly
 // strides by N and re-reads all of B from memory for every row tile: 6 GFLOP/s on the large
-// bench step). Columns past N are masked (a 10-wide output layer is one masked vector).
+// bench step). Columns past N are masked. A product narrower than one panel (a 10-wide
+// output layer) computes, packs and stores only the vectors that hold its columns (one of
+// the four with AVX-512): the others were 3/4 of its multiply-adds, all of them wasted.
 // The M mod MR leftover rows, when there are 3 or more of them (and M >= MR), are done by
 // one more full tile starting at row M - MR, overlapping the one before it: the rows
 // computed twice are the same sums (stored twice without an epilogue; an epilogue runs only
@@ -75,21 +77,20 @@ namespace {
 // The FMAs of one p of an mr-row tile: acc[r][c] += A(i0 + r, p) * P[p, c] (acc: allocas of
 // the tile's vectors; P's rows `stride` elements apart).
 void emitTileFMAs(llvm::IRBuilder<> &b, bool transA, Value *A, Value *P, Value *stride, Value *M, Value *K,
-                  Value *i0, Value *p, int mr, Value *const (*acc)[kMatMulTileVectors], llvm::Type *ft,
+                  Value *i0, Value *p, int mr, int nr, Value *const (*acc)[kMatMulTileVectors], llvm::Type *ft,
                   llvm::FixedVectorType *vt) {
-  constexpr int NR = kMatMulTileVectors;
   unsigned vl = vt->getNumElements();
   llvm::Align align(ft->getPrimitiveSizeInBits() / 8);
   auto add = [&](Value *x, Value *y) { return b.CreateAdd(x, y, "", true, true); };
   auto mul = [&](Value *x, Value *y) { return b.CreateMul(x, y, "", true, true); };
-  Value *bv[NR];
-  for (int c = 0; c < NR; ++c)
+  Value *bv[kMatMulTileVectors];
+  for (int c = 0; c < nr; ++c)
     bv[c] = b.CreateAlignedLoad(vt, b.CreateInBoundsGEP(ft, P, add(mul(p, stride), b.getInt64(static_cast<uint64_t>(c) * vl))), align);
   for (int r = 0; r < mr; ++r) {
     Value *row = add(i0, b.getInt64(static_cast<uint64_t>(r)));
     Value *off = transA ? add(mul(p, M), row) : add(mul(row, K), p);
     Value *a = b.CreateVectorSplat(vl, b.CreateLoad(ft, b.CreateInBoundsGEP(ft, A, off)));
-    for (int c = 0; c < NR; ++c)
+    for (int c = 0; c < nr; ++c)
       b.CreateStore(b.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vt}, {a, bv[c], b.CreateLoad(vt, acc[r][c])}), acc[r][c]);
   }
 }
@@ -99,10 +100,11 @@ void emitTileFMAs(llvm::IRBuilder<> &b, bool transA, Value *A, Value *P, Value *
 // is summed from zero and added to sums[r * NR + c], which holds the blocks before it.
 // Arguments: A, P, P's row stride, M, K, the tile's first row, sums. One function per
 // orientation of A, row count and vector type, shared by every product of the module.
-llvm::Function *getLaterBlocks(llvm::Function &caller, bool transA, int mr, llvm::Type *ft, llvm::FixedVectorType *vt) {
+llvm::Function *getLaterBlocks(llvm::Function &caller, bool transA, int mr, int nr, llvm::Type *ft,
+                               llvm::FixedVectorType *vt) {
   constexpr int NR = kMatMulTileVectors;
   llvm::Module &mod = *caller.getParent();
-  std::string name = fmt::format("gradc_matmul_blocks_{}_{}x{}x{}_{}", transA ? 't' : 'n', mr, NR,
+  std::string name = fmt::format("gradc_matmul_blocks_{}_{}x{}x{}_{}", transA ? 't' : 'n', mr, nr,
                                  vt->getNumElements(), ft->isDoubleTy() ? "f64" : "f32");
   if (llvm::Function *fn = mod.getFunction(name)) return fn;
   llvm::LLVMContext &ctx = mod.getContext();
@@ -136,29 +138,39 @@ llvm::Function *getLaterBlocks(llvm::Function &caller, bool transA, int mr, llvm
   Value *i0 = fn->getArg(5), *sums = fn->getArg(6);
   Value *acc[kMatMulTileRows][NR];
   for (int r = 0; r < mr; ++r)
-    for (int c = 0; c < NR; ++c) acc[r][c] = b.CreateAlloca(vt);
+    for (int c = 0; c < nr; ++c) acc[r][c] = b.CreateAlloca(vt);
   Value *zero = llvm::ConstantFP::get(vt, 0.0);
   auto sumAt = [&](int r, int c) { return b.CreateInBoundsGEP(vt, sums, b.getInt64(static_cast<uint64_t>(r * NR + c))); };
   Value *blocks = b.CreateUDiv(b.CreateAdd(K, b.getInt64(kMatMulSumBlock - 1)), b.getInt64(kMatMulSumBlock));
   emitFor(b, b.CreateSub(blocks, b.getInt64(1)), [&](Value *kb) {
     Value *p0 = b.CreateMul(b.CreateAdd(kb, b.getInt64(1)), b.getInt64(kMatMulSumBlock));
     for (int r = 0; r < mr; ++r)
-      for (int c = 0; c < NR; ++c) b.CreateStore(zero, acc[r][c]);
+      for (int c = 0; c < nr; ++c) b.CreateStore(zero, acc[r][c]);
     Value *left = b.CreateSub(K, p0);
     Value *len = b.CreateSelect(b.CreateICmpULT(left, b.getInt64(kMatMulSumBlock)), left, b.getInt64(kMatMulSumBlock));
-    emitFor(b, len, [&](Value *q) { emitTileFMAs(b, transA, A, P, stride, M, K, i0, b.CreateAdd(p0, q), mr, acc, ft, vt); });
+    emitFor(b, len, [&](Value *q) { emitTileFMAs(b, transA, A, P, stride, M, K, i0, b.CreateAdd(p0, q), mr, nr, acc, ft, vt); });
     for (int r = 0; r < mr; ++r)
-      for (int c = 0; c < NR; ++c)
+      for (int c = 0; c < nr; ++c)
         b.CreateStore(b.CreateFAdd(b.CreateLoad(vt, sumAt(r, c)), b.CreateLoad(vt, acc[r][c])), sumAt(r, c));
   });
   b.CreateRetVoid();
   return fn;
 }
 
+// The vectors of a tile that hold columns below N: all of them but in a product narrower
+// than one panel (a 10-wide output layer: one of the four), whose other vectors are never
+// computed, packed or stored.
+int liveVectors(Value *N, unsigned vl) {
+  auto *staticN = llvm::dyn_cast<llvm::ConstantInt>(N);
+  if (!staticN || staticN->getZExtValue() >= static_cast<uint64_t>(kMatMulTileVectors) * vl) return kMatMulTileVectors;
+  return std::max(1, static_cast<int>((staticN->getZExtValue() + vl - 1) / vl));
+}
+
 // Packs the column panel of op(B) at column j0 into P: P[p, c] = op(B)[p, j0 + c] for the
-// panel's NR vectors, zero past N (mask[c]: the lanes of vector c that are below N).
+// panel's first nr vectors, zero past N (mask[c]: the lanes of vector c that are below N).
 void emitPackPanel(llvm::IRBuilder<> &b, bool transB, Value *B, Value *P, Value *K, Value *N, Value *j0,
-                   Value *const (&mask)[kMatMulTileVectors], bool fullPanels, llvm::Type *ft, llvm::FixedVectorType *vt) {
+                   Value *const (&mask)[kMatMulTileVectors], bool fullPanels, int nr, llvm::Type *ft,
+                   llvm::FixedVectorType *vt) {
   constexpr int NR = kMatMulTileVectors;
   unsigned vl = vt->getNumElements();
   const uint64_t W = static_cast<uint64_t>(NR) * vl;
@@ -171,7 +183,7 @@ void emitPackPanel(llvm::IRBuilder<> &b, bool transB, Value *B, Value *P, Value 
   auto below = [&](Value *col) -> Value * { return fullPanels ? b.getTrue() : b.CreateICmpULT(col, N); };
   if (!transB) {
     emitFor(b, K, [&](Value *p) {
-      for (int c = 0; c < NR; ++c) {
+      for (int c = 0; c < nr; ++c) {
         Value *src = b.CreateInBoundsGEP(ft, B, add(mul(p, N), add(j0, c64(static_cast<uint64_t>(c) * vl))));
         Value *v = b.CreateMaskedLoad(vt, src, align, mask[c], zero);
         b.CreateAlignedStore(v, b.CreateInBoundsGEP(ft, P, add(mul(p, c64(W)), c64(static_cast<uint64_t>(c) * vl))), align);
@@ -183,7 +195,7 @@ void emitPackPanel(llvm::IRBuilder<> &b, bool transB, Value *B, Value *P, Value 
   // are loaded as VL vectors, transposed in registers and stored as VL panel rows; the
   // p past the last whole block are copied one by one.
   Value *fullK = mul(b.CreateUDiv(K, c64(vl)), c64(vl));
-  for (int c = 0; c < NR; ++c) {
+  for (int c = 0; c < nr; ++c) {
     Value *c0 = add(j0, c64(static_cast<uint64_t>(c) * vl));
     emitFor(b, b.CreateUDiv(K, c64(vl)), [&](Value *pb) {
       Value *p0 = mul(pb, c64(vl));
@@ -212,7 +224,7 @@ void emitPackPanel(llvm::IRBuilder<> &b, bool transB, Value *B, Value *P, Value 
                              align);
     });
   }
-  emitFor(b, c64(W), [&](Value *c) {
+  emitFor(b, c64(static_cast<uint64_t>(nr) * vl), [&](Value *c) {
     Value *col = add(j0, c);
     Value *valid = below(col);
     Value *srcRow = b.CreateSelect(valid, col, c64(0));
@@ -251,7 +263,7 @@ void emitMatMulPackAll(llvm::IRBuilder<> &b, bool transB, Value *B, Value *P, Va
     Value *mask[kMatMulTileVectors];
     panelMasks(b, j0, N, vl, fullPanels, mask);
     Value *panel = b.CreateInBoundsGEP(ft, P, b.CreateMul(jr, b.CreateMul(K, b.getInt64(W), "", true, true), "", true, true));
-    emitPackPanel(b, transB, B, panel, K, N, j0, mask, fullPanels, ft, vt);
+    emitPackPanel(b, transB, B, panel, K, N, j0, mask, fullPanels, liveVectors(N, vl), ft, vt);
   });
 }
 
@@ -294,6 +306,7 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
   // panels, but not for a part's share of them when the product is split over threads,
   // and kept every check: twice the code and compile time of the one-part step.)
   const bool fullPanels = staticN && staticN->getZExtValue() % W == 0;
+  const int nr = liveVectors(N, vl);
   const bool direct = !rows && !transB && fullPanels &&
                       staticN->getZExtValue() * (ft->getPrimitiveSizeInBits() / 8) <=
                           static_cast<uint64_t>(kMatMulDirectRowBytes);
@@ -309,7 +322,7 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
       panel = b.CreateInBoundsGEP(ft, B, j0);
       panelStride = N;
     } else {
-      emitPackPanel(b, transB, B, P, K, N, j0, mask, fullPanels, ft, vt);
+      emitPackPanel(b, transB, B, P, K, N, j0, mask, fullPanels, nr, ft, vt);
     }
     // The first MR * NR iterations of a tile's loop over p each fetch one cache line of the
     // next tile's elements in the buffers its epilogue reads and writes (the product itself,
@@ -400,25 +413,25 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
       emitIf(b, b.CreateICmpUGT(K, c64(kMatMulSumBlock)), [&] {
         auto sumAt = [&](int r, int c) { return b.CreateInBoundsGEP(vt, sums, c64(static_cast<uint64_t>(r * NR + c))); };
         for (int r = 0; r < mr; ++r)
-          for (int c = 0; c < NR; ++c) b.CreateStore(b.CreateLoad(vt, acc[r][c]), sumAt(r, c));
-        llvm::Function *later = getLaterBlocks(*fn, transA, mr, ft, vt);
+          for (int c = 0; c < nr; ++c) b.CreateStore(b.CreateLoad(vt, acc[r][c]), sumAt(r, c));
+        llvm::Function *later = getLaterBlocks(*fn, transA, mr, nr, ft, vt);
         b.CreateCall(later, {A, panel, panelStride, M, K, i0, sums})->setCallingConv(later->getCallingConv());
         for (int r = 0; r < mr; ++r)
-          for (int c = 0; c < NR; ++c) b.CreateStore(b.CreateLoad(vt, sumAt(r, c)), acc[r][c]);
+          for (int c = 0; c < nr; ++c) b.CreateStore(b.CreateLoad(vt, sumAt(r, c)), acc[r][c]);
       });
     };
     // Rows [first, mr) of the tile are new (the rows before were done by the previous tile).
     auto tile = [&](Value *i0, Value *first, int mr, Value *it = nullptr) {
       for (int r = 0; r < mr; ++r)
-        for (int c = 0; c < NR; ++c) b.CreateStore(zero, acc[r][c]);
+        for (int c = 0; c < nr; ++c) b.CreateStore(zero, acc[r][c]);
       sumOverP([&](Value *p) {
         if (mr == MR && !tileOperands.empty()) prefetchNextTile(i0, p);
         if (it && pfNext) prefetchNextPanel(it, p);
         if (it && ahead) fetchAhead(it, p);
-        emitTileFMAs(b, transA, A, panel, panelStride, M, K, i0, p, mr, acc, ft, vt);
+        emitTileFMAs(b, transA, A, panel, panelStride, M, K, i0, p, mr, nr, acc, ft, vt);
       }, i0, mr);
       for (int r = 0; r < mr; ++r)
-        for (int c = 0; c < NR; ++c) {
+        for (int c = 0; c < nr; ++c) {
           Value *row = add(i0, c64(static_cast<uint64_t>(r)));
           Value *col = add(j0, c64(static_cast<uint64_t>(c) * vl));
           // With an epilogue, C is the tile buffer [MR, NR*vl].

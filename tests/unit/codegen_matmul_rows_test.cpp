@@ -111,10 +111,14 @@ std::vector<std::string> cpus() {
 }  // namespace
 
 TEST_CASE("matmul rows: a weight's in-place update and fused epilogues run once per element, for any m") {
+  // 70 columns: two panels, the last masked; 10: narrower than a panel, whose tiles compute
+  // only the vectors that hold columns (one with AVX-512, two with AVX2).
   for (const std::string &cpu : cpus())
+  for (int64_t cols : {kN, int64_t{10}})
   for (int64_t m : kRows)
     for (bool transA : {false, true}) {
       CAPTURE(cpu);
+      CAPTURE(cols);
       CAPTURE(m);
       CAPTURE(transA);
       // m is static (a weight's rows); k is the batch.
@@ -126,11 +130,11 @@ TEST_CASE("matmul rows: a weight's in-place update and fused epilogues run once 
         return transA ? b.input(name, DType::F32, {B, n(m)}) : b.input(name, DType::F32, {n(m), B});
       };
       ValueId a1 = a("a1"), a2 = a("a2"), a3 = a("a3"), a4 = a("a4");
-      ValueId b1 = b.input("b1", DType::F32, {B, n(kN)}), b2 = b.input("b2", DType::F32, {B, n(kN)});
-      ValueId b3 = b.input("b3", DType::F32, {B, n(kN)}), b4 = b.input("b4", DType::F32, {B, n(kN)});
-      ValueId bias = b.param("bias", {n(kN)});
-      ValueId w = b.param("W", {n(m), n(kN)}), wm = b.state("W.m", {n(m), n(kN)});
-      ValueId v = b.param("V", {n(m), n(kN)});
+      ValueId b1 = b.input("b1", DType::F32, {B, n(cols)}), b2 = b.input("b2", DType::F32, {B, n(cols)});
+      ValueId b3 = b.input("b3", DType::F32, {B, n(cols)}), b4 = b.input("b4", DType::F32, {B, n(cols)});
+      ValueId bias = b.param("bias", {n(cols)});
+      ValueId w = b.param("W", {n(m), n(cols)}), wm = b.state("W.m", {n(m), n(cols)});
+      ValueId v = b.param("V", {n(m), n(cols)});
       ValueId lr = b.hyper("lr");
       ValueId m2 = b.add(b.mul(wm, b.constant(0.5)), b.matmul(a3, b3, transA, false));
       f.results = {
@@ -143,7 +147,7 @@ TEST_CASE("matmul rows: a weight's in-place update and fused epilogues run once 
       verify(f);
       // Only "plain" is a stand-alone product; the other three run inside their readers, each
       // with its tile buffer (kMatMulTileBytes) on the stack.
-      if (cpu.empty()) CHECK(count(codegen::emitLLVM(f, {}), "alloca [1536 x i8]") == 3);
+      if (cpu.empty() && cols == kN) CHECK(count(codegen::emitLLVM(f, {}), "alloca [1536 x i8]") == 3);
       codegen::CodegenOptions plain, check;
       plain.cpu = check.cpu = cpu;
       check.checkNumerics = true;
@@ -154,16 +158,16 @@ TEST_CASE("matmul rows: a weight's in-place update and fused epilogues run once 
       for (int64_t k : ks) {
         CAPTURE(k);
         Run r = run(normal, k, static_cast<uint32_t>(m * 10 + k));
-        std::vector<float> relu = product(r.in["a2"], r.in["b2"], m, k, transA);
-        for (size_t e = 0; e < relu.size(); ++e) relu[e] = std::max(relu[e] + r.in["bias"][e % kN], 0.f);
-        std::vector<float> mom = product(r.in["a3"], r.in["b3"], m, k, transA);
-        std::vector<float> wNew(mom.size()), vNew = product(r.in["a4"], r.in["b4"], m, k, transA);
+        std::vector<float> relu = product(r.in["a2"], r.in["b2"], m, k, transA, cols);
+        for (size_t e = 0; e < relu.size(); ++e) relu[e] = std::max(relu[e] + r.in["bias"][e % cols], 0.f);
+        std::vector<float> mom = product(r.in["a3"], r.in["b3"], m, k, transA, cols);
+        std::vector<float> wNew(mom.size()), vNew = product(r.in["a4"], r.in["b4"], m, k, transA, cols);
         for (size_t e = 0; e < mom.size(); ++e) {
           mom[e] = r.in["W.m"][e] * 0.5f + mom[e];
           wNew[e] = r.in["W"][e] - 0.5f * mom[e];
           vNew[e] = r.in["V"][e] - 0.5f * vNew[e];
         }
-        CHECK(mismatches(r.out["plain"], product(r.in["a1"], r.in["b1"], m, k, transA)) == 0);
+        CHECK(mismatches(r.out["plain"], product(r.in["a1"], r.in["b1"], m, k, transA, cols)) == 0);
         CHECK(mismatches(r.out["relu"], relu) == 0);
         CHECK(mismatches(r.out["W.m"], mom) == 0);
         CHECK(mismatches(r.out["W"], wNew) == 0);
@@ -180,10 +184,11 @@ TEST_CASE("matmul rows: a weight's in-place update and fused epilogues run once 
 
 TEST_CASE("matmul rows: a batch of any size, stored whole or through a fused epilogue") {
   // m is the batch, known only at run time: the full-tile, two-row and one-row loops exist.
-  // 70 columns: B packed (the last panel masked); 128: B's short rows read in place.
+  // 70 columns: B packed (the last panel masked); 128: B's short rows read in place; 10
+  // and 40: narrower than a panel (with AVX-512 one and three of its four vectors computed).
   // k = 2,100: three blocks of the sum over p.
   for (const std::string &cpu : cpus())
-  for (auto [cols, k] : {std::pair<int64_t, int64_t>{70, 7}, {128, 7}, {70, 2100}}) {
+  for (auto [cols, k] : {std::pair<int64_t, int64_t>{70, 7}, {128, 7}, {70, 2100}, {10, 7}, {40, 2100}}) {
     CAPTURE(cpu);
     CAPTURE(cols);
     CAPTURE(k);
