@@ -1,36 +1,40 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it:
 #   1. build (Release, warnings as errors) and run every test with ctest;
-#   2. build again with AddressSanitizer + UndefinedBehaviorSanitizer and run the tests again;
+#   2. build again with AddressSanitizer + UndefinedBehaviorSanitizer and run the tests again
+#      (but those labelled `slow`, and `numerics`: the comparisons with PyTorch, whose
+#      commands the other tests run under the sanitizers too);
 #   3. build the libFuzzer targets with clang and run each for GRADC_FUZZ_SECONDS (default 30).
-# Exits non-zero when anything fails.
+# Exits non-zero when anything fails. Each stage's line gives the seconds since the start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 fuzz_seconds=${GRADC_FUZZ_SECONDS:-30}
 
-echo "== build (Release)"
+stage() { echo "== $1 [${SECONDS} s]"; }
+
+stage "build (Release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRADC_WERROR=ON > /dev/null
 cmake --build build -j"$jobs"
-echo "== tests (Release)"
+stage "tests (Release)"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
-echo "== build (AddressSanitizer + UndefinedBehaviorSanitizer)"
+stage "build (AddressSanitizer + UndefinedBehaviorSanitizer)"
 # -O1 and line tables only (-g1: the sanitizers' stack traces name file and line): half the
 # build time of -O2 -g, and the tests run as fast.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRADC_SANITIZE=ON -DGRADC_WERROR=ON \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" > /dev/null
 cmake --build build-asan -j"$jobs"
-echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
+stage "tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slow
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE 'slow|numerics'
 
 if [ "$fuzz_seconds" -gt 0 ]; then
-  echo "== fuzz targets (${fuzz_seconds}s each)"
+  stage "fuzz targets (${fuzz_seconds}s each)"
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRADC_FUZZ=ON \
     -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 > /dev/null
   cmake --build build-fuzz -j"$jobs" --target gradc_fuzz_targets
   # Each fuzz_NAME ctest runs tests/fuzz/run_fuzz.sh for GRADC_FUZZ_SECONDS from corpus_NAME.
   GRADC_FUZZ_SECONDS=$fuzz_seconds ctest --test-dir build-fuzz --output-on-failure -j"$jobs" -L fuzz
 fi
-echo "== all tests passed"
+stage "all tests passed"

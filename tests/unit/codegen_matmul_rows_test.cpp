@@ -117,6 +117,9 @@ TEST_CASE("matmul rows: a weight's in-place update and fused epilogues run once 
   for (int64_t cols : {kN, int64_t{10}})
   for (int64_t m : kRows)
     for (bool transA : {false, true}) {
+      // The narrow width with the remainders that take different tiles: two-row tiles (2),
+      // an overlapping full tile (7, 13), many full tiles (262).
+      if (cols != kN && m != 2 && m != 7 && m != 13 && m != 262) continue;
       CAPTURE(cpu);
       CAPTURE(cols);
       CAPTURE(m);
