@@ -62,16 +62,16 @@ const NamedTensor *exactCopy(const TensorFile &file, const NamedTensor &t) {
   return c;
 }
 
-namespace {
-
-constexpr int kMaxHeaderDepth = 16;
-constexpr uint64_t kMaxStreamHeader = 100'000'000;
-
 std::string shapeText(const std::vector<int64_t> &shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
 }
+
+namespace {
+
+constexpr int kMaxHeaderDepth = 16;
+constexpr uint64_t kMaxStreamHeader = 100'000'000;
 
 // A non-negative integer of the header that fits comfortably in int64 (sizes and offsets).
 bool asSize(const json &j, uint64_t &out) {

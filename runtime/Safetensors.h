@@ -67,6 +67,9 @@ std::string exactCopyName(const std::string &name);
 /// left the copy makes it ignored); otherwise nullptr.
 const NamedTensor *exactCopy(const TensorFile &file, const NamedTensor &t);
 
+/// A tensor shape as the error messages print it: `[2, 8]`, `[]`.
+std::string shapeText(const std::vector<int64_t> &shape);
+
 TensorFile readSafetensors(const std::string &path);
 /// The bytes of `file` in the safetensors format, as writeSafetensors writes them.
 std::string safetensorsBytes(const TensorFile &file);

@@ -30,10 +30,6 @@ double seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-std::string shapeText(const std::vector<int64_t> &s) {
-  return fmt::format("[{}]", fmt::join(s, ", "));
-}
-
 int64_t staticElements(const Slot &s) {
   int64_t n = 1;
   for (int64_t d : s.shape) {
