@@ -5,7 +5,8 @@
 // element-wise epilogue (in blocks of 1,024 p when k is longer); and an epilogue that updates a weight and its momentum in place
 // (w -= lr * (0.5 m + g)) must run exactly once on each element (twice would subtract the
 // step twice). Also in check mode, with the flag left at 0. Each for the host's CPU and, where
-// the host runs it, an AVX2 one (256-bit vectors, as on a CPU without AVX-512).
+// the host runs it, an AVX2 one (256-bit vectors, as on a CPU without AVX-512); widths of
+// more than a panel and narrower ones. Under AddressSanitizer, a sample (kSanitized).
 #include <doctest/doctest.h>
 
 #include <cmath>
