@@ -324,20 +324,20 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
     } else {
       emitPackPanel(b, transB, B, P, K, N, j0, mask, fullPanels, nr, ft, vt);
     }
-    // The first MR * NR iterations of a tile's loop over p each fetch one cache line of the
-    // next tile's elements in the buffers its epilogue reads and writes (the product itself,
+    // The first MR * nr iterations of a tile's loop over p each fetch one cache line (one
+    // vector) of the next tile's elements in the buffers its epilogue reads and writes (the product itself,
     // or a weight and its optimiser state being updated): their rows lie a page or more
     // apart, so the hardware prefetchers do not fetch them, and the epilogue would wait for
     // memory (large bench step: 2% faster).
     auto prefetchNextTile = [&](Value *i0, Value *p) {
-      emitIf(b, b.CreateICmpULT(p, c64(MR * NR)), [&] {
+      emitIf(b, b.CreateICmpULT(p, c64(static_cast<uint64_t>(MR * nr))), [&] {
         Value *ni = add(i0, c64(MR));
         Value *wrap = b.CreateICmpUGE(ni, rows ? umin(add(rows->begin, mul(rows->t1, c64(MR))), rows->end) : M);
         Value *ti = b.CreateSelect(wrap, rows ? umin(add(rows->begin, mul(rows->t0, c64(MR))), lastRow) : c64(0),
                                    umin(ni, lastRow));
         Value *tj = b.CreateSelect(wrap, b.CreateAdd(j0, tileCols), j0);
-        Value *row = b.CreateAdd(ti, b.CreateUDiv(p, c64(NR)));
-        Value *col = b.CreateAdd(tj, b.CreateMul(b.CreateURem(p, c64(NR)), c64(vl)));
+        Value *row = b.CreateAdd(ti, b.CreateUDiv(p, c64(static_cast<uint64_t>(nr))));
+        Value *col = b.CreateAdd(tj, b.CreateMul(b.CreateURem(p, c64(static_cast<uint64_t>(nr))), c64(vl)));
         for (Value *base : tileOperands) {
           // Not inbounds: past the last tile the address lies outside the buffer (a
           // prefetch never faults).
