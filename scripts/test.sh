@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it:
-#   1. build (Release, warnings as errors) and run every test with ctest;
-#   2. build again with AddressSanitizer + UndefinedBehaviorSanitizer and run the tests again
-#      (but those labelled `slow`, and `numerics`: the comparisons with PyTorch, whose
-#      commands the other tests run under the sanitizers too);
+#   1. build (Release, warnings as errors) and run the tests that need it (ctest labels):
+#      `slow`, `numerics` (the comparisons with PyTorch, whose commands the other tests run
+#      under the sanitizers too) and `unsanitized` (checks that only a build without the
+#      sanitizers runs: whole sweeps, malloc counts, peak memory);
+#   2. build again with AddressSanitizer + UndefinedBehaviorSanitizer and run every other
+#      test, and the `unsanitized` ones again, with what the sanitizers allow;
 #   3. build the libFuzzer targets with clang and run each for GRADC_FUZZ_SECONDS (default 30).
 # Exits non-zero when anything fails. Each stage's line gives the seconds since the start.
 set -euo pipefail
@@ -17,7 +19,7 @@ stage "build (Release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRADC_WERROR=ON > /dev/null
 cmake --build build -j"$jobs"
 stage "tests (Release)"
-ctest --test-dir build --output-on-failure -j"$jobs"
+ctest --test-dir build --output-on-failure -j"$jobs" -L 'slow|numerics|unsanitized'
 
 stage "build (AddressSanitizer + UndefinedBehaviorSanitizer)"
 # -O1 and line tables only (-g1: the sanitizers' stack traces name file and line): half the

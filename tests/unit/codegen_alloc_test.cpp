@@ -3,7 +3,7 @@
 //
 // Counting works by defining `malloc` in the test binary, which interposes the C library's
 // for the whole process (operator new, libm, JIT code), and forwarding to glibc's
-// __libc_malloc. Sanitizer builds replace malloc themselves, so the test is off there.
+// __libc_malloc. Sanitizer builds replace malloc themselves, so the test is off there (Sanitized.h).
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -15,18 +15,9 @@
 #include "codegen/Codegen.h"
 #include "ir/Builder.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define GRADC_COUNT_MALLOC 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GRADC_COUNT_MALLOC 0
-#endif
-#endif
-#ifndef GRADC_COUNT_MALLOC
-#define GRADC_COUNT_MALLOC 1
-#endif
+#include "Sanitized.h"
 
-#if GRADC_COUNT_MALLOC
+#if !GRADC_SANITIZED
 namespace {
 std::atomic<long> mallocCalls{0};
 }
@@ -40,7 +31,7 @@ extern "C" void *malloc(size_t n) {
 using namespace gradc;
 using namespace gradc::ir;
 
-#if GRADC_COUNT_MALLOC
+#if !GRADC_SANITIZED
 TEST_CASE("codegen: a compiled step allocates nothing in 1000 calls") {
   Dim B = Dim::sym(0);
   Model m;

@@ -21,6 +21,7 @@
 
 #include "codegen/Codegen.h"
 #include "ir/Builder.h"
+#include "Sanitized.h"
 
 using namespace gradc;
 using namespace gradc::ir;
@@ -100,20 +101,7 @@ size_t count(const std::string &s, const std::string &what) {
 // (and all of m < 6), an overlapping full tile for 3 to 5 (and for 1 or 2 with A^T).
 const int64_t kRows[] = {1, 2, 5, 6, 7, 8, 9, 10, 11, 13, 260, 262};
 
-// Under AddressSanitizer (the sanitizer stage of scripts/test.sh) the sweeps take a sample:
-// the sanitizers check the compiler's own code, which every m and CPU runs alike (the
-// generated code is not instrumented), and the Release stage runs every case.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
+using gradc::testing::kSanitized;
 
 // The CPUs to compile for: the host's ("") and haswell (AVX2) when the host can run it (not
 // under the sanitizers).

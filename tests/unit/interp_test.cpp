@@ -42,7 +42,8 @@ void checkNear(const std::vector<double> &got, const std::vector<double> &want) 
   REQUIRE(got.size() == want.size());
   for (size_t i = 0; i < got.size(); ++i) {
     CAPTURE(i);
-    if (std::isinf(want[i]) || std::isnan(want[i])) CHECK(std::isinf(want[i]) ? got[i] == want[i] : std::isnan(got[i]));
+    if (std::isinf(want[i])) CHECK(got[i] == want[i]);
+    else if (std::isnan(want[i])) CHECK(std::isnan(got[i]));
     else CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-12));
   }
 }
