@@ -43,10 +43,20 @@ TEST = os.path.join(DATA, "digits_test.csv")
 RUNTIME_H = os.path.join(a.source, "runtime")
 failures = []
 # A sanitizer build (GRADC_SANITIZE) instruments libgradc_runtime.so: the programs built here
-# against it must then be instrumented too (the ASan runtime has to come first).
-SAN = (["-fsanitize=address,undefined"]
-       if "libasan" in subprocess.run(["ldd", os.path.join(a.runtime_dir, "libgradc_runtime.so")],
-                                      capture_output=True, text=True).stdout else [])
+# against it must then be instrumented too, by the compiler that built it (its ASan runtime has
+# to come first): GCC's libasan, or clang's shared runtime (-shared-libsan), whose directory
+# names the clang (LLVM/lib/clang/V/lib/linux: LLVM/bin/clang).
+CC, CXX, SAN, SAN_LINK = "cc", "g++", [], []
+_libs = subprocess.run(["ldd", os.path.join(a.runtime_dir, "libgradc_runtime.so")], capture_output=True,
+                       text=True).stdout
+_clang_rt = re.search(r"libclang_rt\.asan\S*\.so => (\S+)", _libs)
+if _clang_rt:
+    llvm = _clang_rt.group(1).split("/lib/clang/")[0]
+    CC, CXX = os.path.join(llvm, "bin", "clang"), os.path.join(llvm, "bin", "clang++")
+    SAN = ["-fsanitize=address,undefined"]
+    SAN_LINK = ["-shared-libsan", "-Wl,-rpath," + os.path.dirname(_clang_rt.group(1))]
+elif "libasan" in _libs:
+    SAN = ["-fsanitize=address,undefined"]
 
 
 def run(cmd, ok=True, **kw):
@@ -69,12 +79,12 @@ def same_file(x, y):
 
 def no_llvm(binary):
     libs = run(["ldd", binary]).stdout
-    return "llvm" not in libs.lower(), libs
+    return "libllvm" not in libs.lower(), libs  # (clang's sanitizer runtime lives under llvm-19/)
 
 
 def cc_link(src, out, incs, extra=()):
-    cmd = ["cc", "-std=c11", "-Wall", "-Wextra", "-pedantic", "-Werror", src, "-o", out]
-    cmd += [f"-I{i}" for i in incs] + list(extra) + SAN
+    cmd = [CC, "-std=c11", "-Wall", "-Wextra", "-pedantic", "-Werror", src, "-o", out]
+    cmd += [f"-I{i}" for i in incs] + list(extra) + SAN + SAN_LINK
     cmd += [f"-L{a.runtime_dir}", "-lgradc_runtime", f"-Wl,-rpath,{a.runtime_dir}", "-lm", "-ldl"]
     run(cmd)
 
@@ -139,7 +149,8 @@ def mode_install(tmp):
     check(ok, "the installed libgradc_runtime.so does not need libLLVM")
     bdir = os.path.join(tmp, "embed-build")
     run(["cmake", "-S", os.path.join(a.source, "examples", "embed"), "-B", bdir, "-G", "Ninja",
-         f"-DCMAKE_PREFIX_PATH={prefix}", f"-DCMAKE_C_FLAGS={' '.join(SAN)}"])
+         f"-DCMAKE_PREFIX_PATH={prefix}", f"-DCMAKE_C_COMPILER={CC}", f"-DCMAKE_C_FLAGS={' '.join(SAN)}",
+         f"-DCMAKE_EXE_LINKER_FLAGS={' '.join(SAN_LINK)}"])
     run(["cmake", "--build", bdir])
     ninja = open(os.path.join(bdir, "build.ninja")).read()
     check(os.path.join(prefix, "bin", "gradc") in ninja, "the embed build runs the installed gradc")
@@ -326,8 +337,8 @@ def mode_header(tmp):
     cc_link(src, exe, [tmp, RUNTIME_H], objs)
     out = run([exe]).stdout.strip()
     check(out == "digits xor", f"two models' objects and headers in one C program: {out}")
-    r = run(["g++", "-std=c++17", "-Wall", "-Wextra", "-pedantic", "-Werror", "-x", "c++", src, "-x", "none"] + objs
-            + [f"-I{tmp}", f"-I{RUNTIME_H}", "-o", exe + "_cpp"] + SAN
+    r = run([CXX, "-std=c++17", "-Wall", "-Wextra", "-pedantic", "-Werror", "-x", "c++", src, "-x", "none"] + objs
+            + [f"-I{tmp}", f"-I{RUNTIME_H}", "-o", exe + "_cpp"] + SAN + SAN_LINK
             + [f"-L{a.runtime_dir}", "-lgradc_runtime", f"-Wl,-rpath,{a.runtime_dir}", "-lm"], ok=False)
     out = run([exe + "_cpp"], ok=False).stdout.strip() if r.returncode == 0 else r.stderr[:300]
     check(out == "digits xor", f"two models' objects and headers in one C++ program: {out}")
@@ -440,8 +451,8 @@ def mode_header(tmp):
     # function in its own section, so -Wl,--gc-sections drops init and its reference to the
     # runtime's gradc_init_param_f32 (which was left undefined: the link failed).
     alone = os.path.join(d, "use_alone")
-    r = run(["cc", "-std=c11", "-Wall", "-Wextra", "-pedantic", "-Werror", src, obj, f"-I{d}", "-o", alone]
-            + SAN + ["-Wl,--gc-sections", "-lm"], ok=False)
+    r = run([CC, "-std=c11", "-Wall", "-Wextra", "-pedantic", "-Werror", src, obj, f"-I{d}", "-o", alone]
+            + SAN + SAN_LINK + ["-Wl,--gc-sections", "-lm"], ok=False)
     out = run([alone]).stdout.strip() if r.returncode == 0 else r.stderr[-300:]
     check(out == "53.5" and "gradc_runtime" not in run(["ldd", alone]).stdout,
           f"a program that does not call init links the object and libm only (--gc-sections): {out}")

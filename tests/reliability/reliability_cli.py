@@ -273,7 +273,7 @@ def memory(tmp):
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
     ldd = subprocess.run(["ldd", clitest.GRADC], capture_output=True, text=True)
-    if "libasan" not in ldd.stdout:
+    if not re.search(r"lib(clang_rt\.)?asan", ldd.stdout):
         p = subprocess.run([clitest.GRADC, "gradcheck", big], capture_output=True, text=True,
                            preexec_fn=limit_address_space, timeout=300)
         check(p.returncode == 1 and p.stderr == big + ": error: out of memory: the model's tensors do not "
