@@ -6,7 +6,10 @@
 // `keep(v)` is v reshaped to the operand's rank (reduced axes kept as 1) so that it
 // broadcasts against the operand; `N` is the number of elements reduced. Rules may return a
 // value of y's (broadcast) shape: the driver sums it back to the operand's shape.
-// Derivatives at kinks follow PyTorch (SPEC §4).
+// Derivatives at kinks follow PyTorch (SPEC §4). Where two operands of one call would each
+// make values, they are made one statement at a time: C++ leaves the order of a call's
+// arguments to the compiler, and the order of the values is the numbering that
+// `gradc inspect` prints (the same whichever compiler built gradc).
 #include "autodiff/GradRules.h"
 
 #include <array>
@@ -74,7 +77,8 @@ ValueId gradAbs(const RuleArgs &r, int) { return r.b.mul(r.g, r.b.unary(Op::Sign
 
 // y = tanh(x):   dx = g * (1 - y^2)
 ValueId gradTanh(const RuleArgs &r, int) {
-  return r.b.mul(r.g, r.b.sub(k(r, 1), r.b.unary(Op::Square, r.y)));
+  ValueId y2 = r.b.unary(Op::Square, r.y);
+  return r.b.mul(r.g, r.b.sub(k(r, 1), y2));
 }
 
 // y = sigmoid(x): dx = g * y * (1 - y)
@@ -86,7 +90,8 @@ ValueId gradSigmoid(const RuleArgs &r, int) {
 // y > 0 exactly where x > 0. Testing y, as PyTorch's threshold_backward does, leaves x with
 // one reader, so the forward pass computes relu in the loop of x and never stores x.
 ValueId gradRelu(const RuleArgs &r, int) {
-  return r.b.where(r.b.binary(Op::Gt, r.y, k(r, 0)), r.g, k(r, 0));
+  ValueId zero = k(r, 0);
+  return r.b.where(r.b.binary(Op::Gt, r.y, k(r, 0)), r.g, zero);
 }
 
 // y = softplus(x) = log(1 + exp(x)):  dx = g * sigmoid(x)
@@ -107,7 +112,8 @@ ValueId gradSquare(const RuleArgs &r, int) { return r.b.mul(r.g, r.b.mul(r.x(0),
 
 // y = leaky_relu(x, s): dx = where(x > 0, g, s g)
 ValueId gradLeakyRelu(const RuleArgs &r, int) {
-  return r.b.where(r.b.binary(Op::Gt, r.x(0), k(r, 0)), r.g, r.b.mul(r.g, k(r, r.node.value)));
+  ValueId scaled = r.b.mul(r.g, k(r, r.node.value));
+  return r.b.where(r.b.binary(Op::Gt, r.x(0), k(r, 0)), r.g, scaled);
 }
 
 // ---- element-wise, two or three operands -----------------------------------------------
@@ -138,10 +144,13 @@ ValueId gradPow(const RuleArgs &r, int i) {
   ValueId a = r.x(0), e = r.node.value == 0 ? r.x(1) : b.add(r.x(1), k(r, r.node.value));
   if (i == 0) {
     ValueId d = b.mul(r.g, b.mul(e, b.binary(Op::Pow, a, r.x(1), r.node.value - 1)));
-    return b.where(b.binary(Op::Eq, e, k(r, 0)), k(r, 0), d);
+    ValueId zero = k(r, 0);
+    return b.where(b.binary(Op::Eq, e, k(r, 0)), zero, d);
   }
-  ValueId at0 = b.mul(b.binary(Op::Eq, a, k(r, 0)), b.binary(Op::Ge, e, k(r, 0)));
-  return b.where(at0, k(r, 0), b.mul(r.g, b.mul(r.y, b.unary(Op::Log, a))));
+  ValueId nonNegative = b.binary(Op::Ge, e, k(r, 0));
+  ValueId at0 = b.mul(b.binary(Op::Eq, a, k(r, 0)), nonNegative);
+  ValueId d = b.mul(r.g, b.mul(r.y, b.unary(Op::Log, a)));
+  return b.where(at0, k(r, 0), d);
 }
 
 // y = maximum(a, b): da = g * ([a > b] + [a == b] / 2),  db = g * ([a < b] + [a == b] / 2)
@@ -149,7 +158,8 @@ ValueId gradPow(const RuleArgs &r, int i) {
 ValueId gradMaxMin(const RuleArgs &r, int i, Op wins) {
   Builder &b = r.b;
   ValueId a = r.x(i), other = r.x(1 - i);
-  ValueId tie = b.mul(b.binary(Op::Eq, a, other), k(r, 0.5));
+  ValueId half = k(r, 0.5);
+  ValueId tie = b.mul(b.binary(Op::Eq, a, other), half);
   return b.mul(r.g, b.add(b.binary(wins, a, other), tie));
 }
 ValueId gradMaximum(const RuleArgs &r, int i) { return gradMaxMin(r, i, Op::Gt); }
@@ -167,14 +177,18 @@ ValueId gradWhere(const RuleArgs &r, int i) {
 ValueId gradSum(const RuleArgs &r, int) { return expand(r, r.g); }
 
 // y = mean(x, axes): dx = broadcast(keep(g)) / N
-ValueId gradMean(const RuleArgs &r, int) { return r.b.div(expand(r, r.g), reducedCount(r)); }
+ValueId gradMean(const RuleArgs &r, int) {
+  ValueId n = reducedCount(r);
+  return r.b.div(expand(r, r.g), n);
+}
 
 // y = max(x, axes) (or min):  m = [x == keep(y)],  dx = m * keep(g) / sum(m, axes)
 // (the gradient is split evenly among tied elements, like torch.amax)
 ValueId gradMaxReduce(const RuleArgs &r, int) {
   Builder &b = r.b;
   ValueId m = b.binary(Op::Eq, r.x(0), keep(r, r.y));
-  return b.div(b.mul(m, keep(r, r.g)), b.reduce(Op::Sum, m, r.node.axes, true));
+  ValueId count = b.reduce(Op::Sum, m, r.node.axes, true);
+  return b.div(b.mul(m, keep(r, r.g)), count);
 }
 
 // y = logsumexp(x, axes):  dx = keep(g) * where(keep(y) == -inf, 0, exp(x - keep(y)))
@@ -183,7 +197,8 @@ ValueId gradLogSumExp(const RuleArgs &r, int) {
   Builder &b = r.b;
   ValueId yk = keep(r, r.y);
   ValueId empty = b.binary(Op::Eq, yk, k(r, -std::numeric_limits<double>::infinity()));
-  ValueId p = b.where(empty, k(r, 0), b.unary(Op::Exp, b.sub(r.x(0), yk)));
+  ValueId e = b.unary(Op::Exp, b.sub(r.x(0), yk));
+  ValueId p = b.where(empty, k(r, 0), e);
   return b.mul(keep(r, r.g), p);
 }
 
@@ -196,7 +211,8 @@ ValueId gradSoftmax(const RuleArgs &r, int) {
 // y = log_softmax(x, axis):  dx = g - exp(y) * sum(g, axis, keepdims)
 ValueId gradLogSoftmax(const RuleArgs &r, int) {
   Builder &b = r.b;
-  return b.sub(r.g, b.mul(b.unary(Op::Exp, r.y), b.reduce(Op::Sum, r.g, r.node.axes, true)));
+  ValueId s = b.reduce(Op::Sum, r.g, r.node.axes, true);
+  return b.sub(r.g, b.mul(b.unary(Op::Exp, r.y), s));
 }
 
 // ---- layout and matrix product -----------------------------------------------------------

@@ -38,6 +38,9 @@ std::vector<std::string> stateSuffixes(const Model &m) {
 }
 
 // Builds the update of one param; name() sets the source name of the values made next.
+// Values are made one statement at a time where two operands of one call would each make
+// some: C++ leaves the order of a call's arguments to the compiler, and the order of the
+// values is the numbering that `gradc inspect` prints.
 struct Update {
   const Model &m;
   Builder &b;
@@ -88,7 +91,8 @@ struct Update {
   ValueId biasCorrection(double beta) {
     if (beta == 0) return c(1);
     ValueId u = b.unary(Op::Tanh, b.mul(t, c(std::log(beta) / 2)));
-    return b.div(b.mul(c(-2), u), b.sub(c(1), u));
+    ValueId den = b.sub(c(1), u);
+    return b.div(b.mul(c(-2), u), den);
   }
 
   // adam:  g = g + wd*p (adam only, L2);  p = p * (1 - lr*wd) (adamw, decoupled)
@@ -103,15 +107,19 @@ struct Update {
     if (wd != 0 && decoupled) {
       if (decay == kNoValue) {
         name("decay");
-        decay = b.sub(c(1), b.mul(lr, c(wd)));
+        ValueId lrWd = b.mul(lr, c(wd));
+        decay = b.sub(c(1), lrWd);
       }
       name(p + ".decayed");
       param = b.mul(param, decay);
     }
     name(p + ".m.new");
-    ValueId m1 = b.add(b.mul(c(b1), state(p, "m")), b.mul(c(oneMinus(b1)), g));
+    ValueId newPart = b.mul(c(oneMinus(b1)), g);
+    ValueId m1 = b.add(b.mul(c(b1), state(p, "m")), newPart);
     name(p + ".v.new");
-    ValueId v1 = b.add(b.mul(c(b2), state(p, "v")), b.mul(c(oneMinus(b2)), b.mul(g, g)));
+    ValueId g2 = b.mul(g, g);
+    ValueId newSquare = b.mul(c(oneMinus(b2)), g2);
+    ValueId v1 = b.add(b.mul(c(b2), state(p, "v")), newSquare);
     newStates[p + ".m"] = m1;
     newStates[p + ".v"] = v1;
     if (stepSize == kNoValue) {
@@ -121,7 +129,8 @@ struct Update {
       bc2Sqrt = b.unary(Op::Sqrt, biasCorrection(b2));
     }
     name(p + ".denom");
-    ValueId denom = b.add(b.div(b.unary(Op::Sqrt, v1), bc2Sqrt), c(eps));
+    ValueId epsilon = c(eps);
+    ValueId denom = b.add(b.div(b.unary(Op::Sqrt, v1), bc2Sqrt), epsilon);
     name(p + ".new");
     return b.sub(param, b.mul(stepSize, b.div(m1, denom)));
   }
@@ -132,14 +141,18 @@ struct Update {
   ValueId rmsprop(const std::string &p, ValueId param, ValueId g) {
     double alpha = arg(m, "alpha"), eps = arg(m, "eps"), mom = arg(m, "momentum");
     name(p + ".sq.new");
-    ValueId sq = b.add(b.mul(c(alpha), state(p, "sq")), b.mul(c(oneMinus(alpha)), b.mul(g, g)));
+    ValueId g2 = b.mul(g, g);
+    ValueId newSquare = b.mul(c(oneMinus(alpha)), g2);
+    ValueId sq = b.add(b.mul(c(alpha), state(p, "sq")), newSquare);
     newStates[p + ".sq"] = sq;
     name(p + ".avg");
-    ValueId avg = b.add(b.unary(Op::Sqrt, sq), c(eps));
+    ValueId epsilon = c(eps);
+    ValueId avg = b.add(b.unary(Op::Sqrt, sq), epsilon);
     ValueId d;
     if (mom > 0) {
       name(p + ".mom.new");
-      d = b.add(b.mul(c(mom), state(p, "mom")), b.div(g, avg));
+      ValueId scaled = b.div(g, avg);
+      d = b.add(b.mul(c(mom), state(p, "mom")), scaled);
       newStates[p + ".mom"] = d;
     } else {
       d = b.div(g, avg);
@@ -155,7 +168,8 @@ struct Update {
     ValueId sq = b.add(state(p, "sq"), b.mul(g, g));
     newStates[p + ".sq"] = sq;
     name(p + ".std");
-    ValueId std_ = b.add(b.unary(Op::Sqrt, sq), c(eps));
+    ValueId epsilon = c(eps);
+    ValueId std_ = b.add(b.unary(Op::Sqrt, sq), epsilon);
     name(p + ".new");
     return b.sub(param, b.mul(lr, b.div(g, std_)));
   }

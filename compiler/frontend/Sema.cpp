@@ -945,7 +945,8 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
     ValueId log1mP = clampLog(oneMinusQ);
     ValueId neg = b_.mul(oneMinusY, log1mP);
     ValueId value = b_.neg(b_.add(pos, neg));
-    ValueId var = b_.binary(Op::Maximum, b_.mul(q, oneMinusQ), b_.constant(1e-12));
+    ValueId tiny = b_.constant(1e-12);  // (made first: one order of values under any compiler)
+    ValueId var = b_.binary(Op::Maximum, b_.mul(q, oneMinusQ), tiny);
     ValueId dp = b_.unary(Op::StopGradient, b_.div(b_.sub(q, y), var));
     return b_.add(value, b_.mul(b_.sub(p, q), dp));
   }
