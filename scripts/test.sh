@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it:
-#   1. build (Release, warnings as errors) and run the tests that need it (ctest labels):
-#      `slow`, `numerics` (the comparisons with PyTorch, whose commands the other tests run
-#      under the sanitizers too) and `unsanitized` (checks that only a build without the
-#      sanitizers runs: whole sweeps, malloc counts, peak memory);
+#   1. build (Release with GCC, warnings as errors) and run the tests that need it (ctest
+#      labels): `slow`, `numerics` (the comparisons with PyTorch, whose commands the other
+#      tests run under the sanitizers too), `unsanitized` (checks that only a build without
+#      the sanitizers runs: whole sweeps, malloc counts, peak memory) and `golden` (the
+#      printed IR, the same whichever compiler built gradc);
 #   2. build again with clang, AddressSanitizer + UndefinedBehaviorSanitizer and the libFuzzer
 #      targets, and run every other test, and the `unsanitized` ones again, with what the
 #      sanitizers allow;
@@ -20,7 +21,7 @@ stage "build (Release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRADC_WERROR=ON > /dev/null
 cmake --build build -j"$jobs"
 stage "tests (Release)"
-ctest --test-dir build --output-on-failure -j"$jobs" -L 'slow|numerics|unsanitized'
+ctest --test-dir build --output-on-failure -j"$jobs" -L 'slow|numerics|unsanitized|golden'
 
 stage "build (clang, AddressSanitizer + UndefinedBehaviorSanitizer, fuzz targets)"
 # -O1 and line tables only (-g1: the sanitizers' stack traces name file and line): half the
