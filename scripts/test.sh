@@ -6,8 +6,8 @@
 #      the sanitizers runs: whole sweeps, malloc counts, peak memory) and `golden` (the
 #      printed IR, the same whichever compiler built gradc);
 #   2. build again with clang, AddressSanitizer + UndefinedBehaviorSanitizer and the libFuzzer
-#      targets, and run every other test, and the `unsanitized` ones again, with what the
-#      sanitizers allow;
+#      targets, and run every other test, and the `unsanitized` and `golden` ones again (the
+#      former with what the sanitizers allow);
 #   3. run each fuzz target of that build for GRADC_FUZZ_SECONDS (default 30).
 # Exits non-zero when anything fails. Each stage's line gives the seconds since the start.
 set -euo pipefail

@@ -325,8 +325,8 @@ void emitMatMulTiles(llvm::IRBuilder<> &b, llvm::Function *fn, bool transA, bool
       emitPackPanel(b, transB, B, P, K, N, j0, mask, fullPanels, nr, ft, vt);
     }
     // The first MR * nr iterations of a tile's loop over p each fetch one cache line (one
-    // vector) of the next tile's elements in the buffers its epilogue reads and writes (the product itself,
-    // or a weight and its optimiser state being updated): their rows lie a page or more
+    // vector) of the next tile's elements in the buffers its epilogue reads and writes (the
+    // product itself, or a weight and its optimiser state being updated): their rows lie a page or more
     // apart, so the hardware prefetchers do not fetch them, and the epilogue would wait for
     // memory (large bench step: 2% faster).
     auto prefetchNextTile = [&](Value *i0, Value *p) {

@@ -3,7 +3,8 @@
 //
 // Counting works by defining `malloc` in the test binary, which interposes the C library's
 // for the whole process (operator new, libm, JIT code), and forwarding to glibc's
-// __libc_malloc. Sanitizer builds replace malloc themselves, so the test is off there (Sanitized.h).
+// __libc_malloc. Sanitizer builds replace malloc themselves, so the test is off there
+// (Sanitized.h).
 #include <doctest/doctest.h>
 
 #include <atomic>
