@@ -45,8 +45,9 @@ struct Expr {
 /// One dim of a type: a number or a `dim` name.
 struct DimAST {
   bool isName = false;
-  std::string name;
+  std::string name;   // the dim name, or the number as written
   double number = 0;
+  bool whole = true;  // a number written as a whole number (`3`, not `3.0` or `3e0`)
   Loc loc;
 };
 

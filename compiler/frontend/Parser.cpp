@@ -143,6 +143,8 @@ void Parser::parseType(TypeAST &t) {
         d.isName = true;
         d.name = take().text;
       } else if (cur_.kind == Tok::Number) {
+        d.whole = cur_.text.find_first_of(".eE") == std::string::npos;
+        d.name = cur_.text;
         d.number = take().number;
       } else {
         failAt(cur_, fmt::format("expected a dim (a number or a dim name), found {}", describe(cur_)));
