@@ -350,7 +350,7 @@ int main(int argc, char **argv) {
   // A float32 run takes its learning rate as a float.
   if (train->parsed() && o.lr && o.dtype != "f64" && std::isinf(static_cast<float>(*o.lr))) {
     return badFlag(fmt::format("--lr {} is too large for float32 (at most {}): use a smaller one or --dtype f64",
-                               *o.lr, std::numeric_limits<float>::max()));
+                               train->get_option("--lr")->results().back(), std::numeric_limits<float>::max()));
   }
   // Flags whose values only LLVM knows: compile's target and CPU.
   if (compile->parsed())

@@ -142,7 +142,7 @@ def nonfinite_params(tmp):
     # A learning rate beyond float32's range: a bad flag, or an error at the optimiser.
     xor, xor_data = os.path.join(ROOT, "examples", "xor.grad"), os.path.join(ROOT, "examples", "data", "xor.csv")
     rc, _, err = run("train", xor, "--data", xor_data, "--lr", "1e300", "--save", ckpt)
-    check(rc == 2 and err == "gradc: error: --lr 1e+300 is too large for float32 (at most 3.4028235e+38): use "
+    check(rc == 2 and err == "gradc: error: --lr 1e300 is too large for float32 (at most 3.4028235e+38): use "
           "a smaller one or --dtype f64 (see gradc train --help)\n", "--lr 1e300: %d %r" % (rc, err))
     rc, _, err = run("train", xor, "--data", xor_data, "--lr", "1e300", "--dtype", "f64", "--save", ckpt)
     check(rc == 0, "--lr 1e300 in float64: %d %r" % (rc, err))
