@@ -117,7 +117,8 @@ void checkState(const gradc_model &m, const void *state) {
 // A data set fits a function when it holds each of its inputs with the same columns per row
 // and kind, and labels within the input's classes: a data set read for another model would
 // otherwise be read past its end by the compiled function. A data set read for a float64
-// model holds doubles, which a float32 model cannot take.
+// model holds doubles, which a float32 model cannot take; one read for a float32 model holds
+// its values rounded to float, which a float64 model would take as less than the file says.
 // A function without inputs (a model of params only) takes no data: d may then be NULL.
 void checkData(const gradc_model &m, const gradc_kernel &k, const gradc_dataset *d, const char *what) {
   bool inputs = std::any_of(k.slots, k.slots + k.num_slots, [](const gradc_slot &s) { return s.kind == GRADC_SLOT_INPUT; });
@@ -126,6 +127,9 @@ void checkData(const gradc_model &m, const gradc_kernel &k, const gradc_dataset 
   const std::string &file = d->ds.path;
   if (d->f64 && !m.f64)
     throw UserError(file, fmt::format("the data set was read for a float64 model; the model {} is float32", m.name));
+  if (!d->f64 && m.f64)
+    throw UserError(file, fmt::format("the data set was read for a float32 model (its values rounded to float); the "
+                                      "model {} is float64: read the file for it", m.name));
   std::vector<InputSpec> specs = inputSpecs(toSignature(m, k));
   size_t j = 0;
   for (int i = 0; i < k.num_slots; ++i) {
@@ -209,7 +213,12 @@ gradc_dataset *gradc_dataset_read_csv(const gradc_model *m, const char *path) {
   });
 }
 
-int64_t gradc_dataset_rows(const gradc_dataset *d) { return d ? d->ds.rows : 0; }
+int64_t gradc_dataset_rows(const gradc_dataset *d) {
+  return guarded<>(int64_t{-1}, [&] {
+    if (!d) throw UserError(std::string("gradc"), "no data set: `d` is NULL (did gradc_dataset_read_csv fail?)");
+    return d->ds.rows;
+  });
+}
 
 void gradc_dataset_free(gradc_dataset *d) { delete d; }
 

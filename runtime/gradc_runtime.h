@@ -94,8 +94,10 @@ typedef struct gradc_dataset gradc_dataset;
 /* Reads a CSV file holding the inputs of the model's step (SPEC §6: one row per sample,
  * the columns of each input in declaration order). A float64 model (m->f64) reads the
  * values as doubles, each to the nearest double, as `gradc train --dtype f64` does. NULL on
- * error. */
+ * error. A data set is for the model it was read for: the functions below that take a model
+ * and a data set refuse one read for a model of another float type or other inputs. */
 gradc_dataset *gradc_dataset_read_csv(const gradc_model *m, const char *path);
+/* The rows of the data set; -1 for a NULL one. */
 int64_t gradc_dataset_rows(const gradc_dataset *d);
 void gradc_dataset_free(gradc_dataset *d);
 

@@ -81,6 +81,8 @@ TEST_CASE("C API: gradc_train runs the step's function pointer over the batches 
   gradc_dataset *d = gradc_dataset_read_csv(&m, writeTemp("x.csv", "x\n1\n2\n3\n4\n5\n").c_str());
   REQUIRE(d != nullptr);
   CHECK(gradc_dataset_rows(d) == 5);
+  CHECK(gradc_dataset_rows(nullptr) == -1);
+  CHECK(std::string(gradc_last_error()).find("error: no data set: `d` is NULL") != std::string::npos);
   alignas(64) float state[32] = {};
   state[0] = 10;
   gradc_train_options o = gradc_train_defaults(&m);
@@ -489,6 +491,10 @@ TEST_CASE("C API: a data set read for another model is refused, not read past it
   CHECK(lastError().find("error: the data set was read for a float64 model; the model toy is float32") !=
         std::string::npos);
   CHECK(gradc_train(&toy, state, nullptr, doubles, nullptr, &o) == -1);
+  // And one read for a float32 model holds its values rounded to float: not for a float64 one.
+  CHECK(gradc_batcher_new(&toy64, narrow, 2) == nullptr);
+  CHECK(lastError().find("error: the data set was read for a float32 model (its values rounded to float); the model "
+                         "toy is float64: read the file for it") != std::string::npos);
   gradc_batcher *b = gradc_batcher_new(&wide, two, 2);
   CHECK(b != nullptr);
   gradc_batcher_free(b);
