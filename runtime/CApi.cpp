@@ -156,6 +156,31 @@ void checkRows(int64_t rows) {
   if (rows < 0) throw UserError(std::string("gradc"), fmt::format("a row count cannot be negative ({})", rows));
 }
 
+// The arguments of gradc_init_param_*: an initialiser of Init's order with as many arguments
+// as it takes (const 1, normal and uniform 2, the others none), a shape of at most
+// GRADC_MAX_RANK dims that are not negative, and somewhere to write. Returns num_args.
+size_t checkInitCall(const void *out, int kind, const double *args, int num_args, const int64_t *shape, int rank,
+                     int index) {
+  auto fail = [](const std::string &why) { throw UserError(std::string("gradc"), why); };
+  if (kind < static_cast<int>(Init::Zeros) || kind > static_cast<int>(Init::He))
+    fail(fmt::format("unknown initialiser kind {} (0..{})", kind, static_cast<int>(Init::He)));
+  Init init = static_cast<Init>(kind);
+  int wanted = init == Init::Const ? 1 : init == Init::Normal || init == Init::Uniform ? 2 : 0;
+  if (num_args != wanted) fail(fmt::format("initialiser kind {} takes {} arguments, got {}", kind, wanted, num_args));
+  if (num_args > 0 && !args) fail("no initialiser arguments: `args` is NULL");
+  if (rank < 0 || rank > GRADC_MAX_RANK) fail(fmt::format("rank {} is not 0..{}", rank, GRADC_MAX_RANK));
+  if (rank > 0 && !shape) fail("no shape: `shape` is NULL");
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) {
+    if (shape[i] < 0) fail(fmt::format("dim {} of the shape is {}", i, shape[i]));
+    if (shape[i] > 0 && n > (int64_t{1} << 40) / shape[i]) fail("the shape holds more than 2^40 elements");
+    n *= shape[i];
+  }
+  if (n > 0 && !out) fail("nowhere to write: `out` is NULL");
+  if (index < 0) fail(fmt::format("param index {} is negative", index));
+  return static_cast<size_t>(num_args);
+}
+
 void checkPath(const char *path) {
   if (!path) throw UserError(std::string("gradc"), "no file name: the path is NULL");
   if (!*path) throw UserError(std::string("gradc"), "no file name: the path is empty");
@@ -300,16 +325,24 @@ void *gradc_batcher_buffer(const gradc_batcher *b, const char *name) {
 
 void gradc_batcher_free(gradc_batcher *b) { delete b; }
 
-void gradc_init_param_f32(float *out, int kind, const double *args, int num_args,
-                          const int64_t *shape, int rank, uint64_t seed, int index) {
-  initParam(out, kind, std::vector<double>(args, args + num_args),
-            std::vector<int64_t>(shape, shape + rank), seed, index);
+int gradc_init_param_f32(float *out, int kind, const double *args, int num_args,
+                         const int64_t *shape, int rank, uint64_t seed, int index) {
+  return guarded<>(-1, [&] {
+    size_t n = checkInitCall(out, kind, args, num_args, shape, rank, index);
+    std::vector<int64_t> dims(shape, shape + rank);
+    initParam(out, kind, std::vector<double>(args, args + n), dims, seed, index);
+    return 0;
+  });
 }
 
-void gradc_init_param_f64(double *out, int kind, const double *args, int num_args,
-                          const int64_t *shape, int rank, uint64_t seed, int index) {
-  initParam(out, kind, std::vector<double>(args, args + num_args),
-            std::vector<int64_t>(shape, shape + rank), seed, index);
+int gradc_init_param_f64(double *out, int kind, const double *args, int num_args,
+                         const int64_t *shape, int rank, uint64_t seed, int index) {
+  return guarded<>(-1, [&] {
+    size_t n = checkInitCall(out, kind, args, num_args, shape, rank, index);
+    std::vector<int64_t> dims(shape, shape + rank);
+    initParam(out, kind, std::vector<double>(args, args + n), dims, seed, index);
+    return 0;
+  });
 }
 
 int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_counters *c,

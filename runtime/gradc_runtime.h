@@ -138,11 +138,13 @@ typedef struct gradc_counters {
 
 /* Fills one param (the initialiser of ir/Model.h's InitKind order, its arguments, its
  * random stream `index` = the param's declaration index). The generated init functions
- * call these. */
-void gradc_init_param_f32(float *out, int kind, const double *args, int num_args,
-                          const int64_t *shape, int rank, uint64_t seed, int index);
-void gradc_init_param_f64(double *out, int kind, const double *args, int num_args,
-                          const int64_t *shape, int rank, uint64_t seed, int index);
+ * call these. Returns 0, or -1 (and writes nothing) for an unknown kind, a count of
+ * arguments the kind does not take, a rank outside 0..GRADC_MAX_RANK, a negative dim or
+ * index, or a NULL pointer where something is to be read or written. */
+int gradc_init_param_f32(float *out, int kind, const double *args, int num_args,
+                         const int64_t *shape, int rank, uint64_t seed, int index);
+int gradc_init_param_f64(double *out, int kind, const double *args, int num_args,
+                         const int64_t *shape, int rank, uint64_t seed, int index);
 
 /* Writes the state buffer as a checkpoint (atomically), as `gradc train --save` does. */
 int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_counters *c,

@@ -24,7 +24,8 @@ void emitInit(llvm::Module &mod, const AotUnit &u, const TargetDesc &t, bool f64
   auto *fty = llvm::FunctionType::get(b.getVoidTy(), {ptr, i64}, false);
   auto *fn = llvm::Function::Create(fty, llvm::GlobalValue::ExternalLinkage, u.initSymbol, mod);
   setTargetAttributes(*fn, t);
-  auto *initTy = llvm::FunctionType::get(b.getVoidTy(), {ptr, i32, ptr, i32, ptr, i32, i64, i32}, false);
+  // (They return 0, or -1 for arguments this code never passes: the result is not read.)
+  auto *initTy = llvm::FunctionType::get(i32, {ptr, i32, ptr, i32, ptr, i32, i64, i32}, false);
   llvm::FunctionCallee initParam =
       mod.getOrInsertFunction(f64 ? "gradc_init_param_f64" : "gradc_init_param_f32", initTy);
   b.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", fn));

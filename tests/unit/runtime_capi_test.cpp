@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/Init.h"
 #include "runtime/Safetensors.h"
 #include "runtime/gradc_runtime.h"
 
@@ -532,4 +533,50 @@ TEST_CASE("C API: gradc_train refuses a learning rate gradc train --lr refuses, 
   CHECK(gradc_train(&m, state, &c, d, nullptr, &o) == -1);
   CHECK(lastError().find("past the last epoch that can be counted") != std::string::npos);
   gradc_dataset_free(d);
+}
+
+TEST_CASE("C API: gradc_init_param_* fills a param as gradc train does, and refuses calls it cannot serve") {
+  const int64_t shape[2] = {3, 4};
+  const double normal[2] = {0.5, 2};
+  std::vector<float> f(12, -7);
+  std::vector<double> d(12, -7), want(12);
+  gradc::rt::initParam(want.data(), static_cast<int>(gradc::rt::Init::Normal), {0.5, 2}, {3, 4}, 11, 2);
+  REQUIRE(gradc_init_param_f64(d.data(), static_cast<int>(gradc::rt::Init::Normal), normal, 2, shape, 2, 11, 2) == 0);
+  CHECK(d == want);
+  REQUIRE(gradc_init_param_f32(f.data(), static_cast<int>(gradc::rt::Init::Normal), normal, 2, shape, 2, 11, 2) == 0);
+  for (size_t i = 0; i < 12; ++i) CHECK(f[i] == static_cast<float>(want[i]));
+  // A scalar (rank 0, no shape) is one value.
+  const double three = 3;
+  float one = 0;
+  CHECK(gradc_init_param_f32(&one, static_cast<int>(gradc::rt::Init::Const), &three, 1, nullptr, 0, 0, 0) == 0);
+  CHECK(one == 3);
+  // Each refused call writes nothing and says why (it aborted the program before).
+  struct Bad {
+    int kind, numArgs, rank;
+    const int64_t *shape;
+    int index;
+    const char *why;
+  };
+  const int64_t negative[2] = {3, -1};
+  for (const Bad &b : std::vector<Bad>{
+           {7, 0, 2, shape, 0, "unknown initialiser kind 7 (0..6)"},
+           {-1, 0, 2, shape, 0, "unknown initialiser kind -1 (0..6)"},
+           {static_cast<int>(gradc::rt::Init::Normal), 1, 2, shape, 0, "initialiser kind 3 takes 2 arguments, got 1"},
+           {static_cast<int>(gradc::rt::Init::Zeros), 2, 2, shape, 0, "initialiser kind 0 takes 0 arguments, got 2"},
+           {static_cast<int>(gradc::rt::Init::Zeros), 0, -1, shape, 0, "rank -1 is not 0..8"},
+           {static_cast<int>(gradc::rt::Init::Zeros), 0, 9, shape, 0, "rank 9 is not 0..8"},
+           {static_cast<int>(gradc::rt::Init::Zeros), 0, 2, nullptr, 0, "no shape: `shape` is NULL"},
+           {static_cast<int>(gradc::rt::Init::Zeros), 0, 2, negative, 0, "dim 1 of the shape is -1"},
+           {static_cast<int>(gradc::rt::Init::Zeros), 0, 2, shape, -1, "param index -1 is negative"},
+       }) {
+    CAPTURE(b.why);
+    std::fill(f.begin(), f.end(), -7.0f);
+    CHECK(gradc_init_param_f32(f.data(), b.kind, normal, b.numArgs, b.shape, b.rank, 0, b.index) == -1);
+    CHECK(std::string(gradc_last_error()) == std::string("gradc: error: ") + b.why);
+    CHECK(std::count(f.begin(), f.end(), -7.0f) == 12);
+  }
+  CHECK(gradc_init_param_f64(nullptr, static_cast<int>(gradc::rt::Init::Ones), nullptr, 0, shape, 2, 0, 0) == -1);
+  CHECK(std::string(gradc_last_error()) == "gradc: error: nowhere to write: `out` is NULL");
+  CHECK(gradc_init_param_f64(d.data(), static_cast<int>(gradc::rt::Init::Const), nullptr, 1, shape, 2, 0, 0) == -1);
+  CHECK(std::string(gradc_last_error()) == "gradc: error: no initialiser arguments: `args` is NULL");
 }
