@@ -3,9 +3,14 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <csignal>
 #include <cstring>
+#include <ctime>
+#include <dirent.h>
 #include <fcntl.h>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,13 +67,59 @@ std::string folderOf(const std::string &path) {
 
 }  // namespace
 
-std::string tempPath(const std::string &path, const std::string &extension) {
-  std::string suffix = ".tmp." + std::to_string(::getpid()) + extension;
+namespace {
+
+std::string tempPathOf(const std::string &path, long pid, const std::string &extension) {
+  std::string suffix = ".tmp." + std::to_string(pid) + extension;
   size_t start = path.find_last_of('/') + 1;  // 0 without a slash
   std::string name = path.substr(start);
   size_t max = nameMax(folderOf(path));
   if (name.size() + suffix.size() > max) name.resize(max > suffix.size() ? max - suffix.size() : 0);
   return path.substr(0, start) + name + suffix;
+}
+
+// A process killed while it wrote `target` (SIGKILL, a power cut) left its temporary file
+// `target.tmp.PID` behind: the target itself was never partial, but the half-written file
+// stayed. After a write of the target succeeded (at most once a minute per target: the
+// metrics file is written every epoch), those of processes that no longer run are removed:
+// files of a process this machine does not have (kill(PID, 0) says there is none) untouched
+// for a minute. A writer on another machine sharing the folder, whose PID means nothing here,
+// keeps writing its file, and so changes its time.
+void removeStaleTemps(const std::string &target) {
+  static std::mutex mutex;
+  static std::map<std::string, time_t> last;
+  time_t now = ::time(nullptr);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto [it, fresh] = last.emplace(target, now);
+    if (!fresh && now - it->second < 60) return;
+    it->second = now;
+  }
+  std::string dir = folderOf(target);
+  DIR *d = ::opendir(dir.c_str());
+  if (!d) return;
+  while (const dirent *e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    size_t at = name.rfind(".tmp.");
+    if (at == std::string_view::npos || at + 5 == name.size() || name.size() - at > 16) continue;
+    std::string_view digits = name.substr(at + 5);
+    if (digits.find_first_not_of("0123456789") != std::string_view::npos) continue;
+    long pid = std::stol(std::string(digits));
+    std::string path = (dir == "/" ? "" : dir) + "/" + std::string(name);
+    bool relative = target.find('/') == std::string::npos;
+    if (tempPathOf(relative ? "./" + target : target, pid, "") != path || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    struct stat sb {};
+    if (::lstat(path.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode) || now - sb.st_mtime < 60) continue;
+    ::unlink(path.c_str());
+  }
+  ::closedir(d);
+}
+
+}  // namespace
+
+std::string tempPath(const std::string &path, const std::string &extension) {
+  return tempPathOf(path, ::getpid(), extension);
 }
 
 std::string linkTarget(const std::string &path) {
@@ -173,6 +224,7 @@ void writeFileAtomic(const std::string &path, std::string_view content) {
     ::unlink(tmp.c_str());
     fileError(path, "cannot write file: {}", std::strerror(err));
   }
+  removeStaleTemps(target);
 }
 
 }  // namespace gradc::rt

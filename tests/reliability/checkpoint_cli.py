@@ -16,7 +16,8 @@ of an edited model whose shapes agree they warn and go on; params named `__step_
 a checkpoint resumed with another optimiser starts that optimiser's state and count afresh,
 also when the two name their state alike (Adam and AdamW, RMSProp and Adagrad);
 a header padded with NULs rather than spaces, or with spaces before its `{`, is an error, and
-so is a name given twice in one object of the header.
+so is a name given twice in one object of the header; a run that writes CKPT removes the
+CKPT.tmp.PID files that killed runs left (and no other file).
 """
 
 import array
@@ -422,11 +423,40 @@ def duplicate_names(tmp):
     check(rc == 0 and out == "loss 4\n" and err == "", "distinct names: rc %d, out %r, err %r" % (rc, out, err))
 
 
+def stale_temps(tmp):
+    # A run killed while it wrote its checkpoint (SIGKILL) left CKPT.tmp.PID; the next run that
+    # writes CKPT removes such files of processes that are gone and untouched for a minute, and
+    # no other file.
+    data = blobs(os.path.join(tmp, "blobs.csv"), 30)
+    ckpt = os.path.join(tmp, "ckpt.safetensors")
+    gone = [subprocess.Popen(["true"]) for _ in range(2)]
+    for p in gone:
+        p.wait()
+    dead, dead2 = gone[0].pid, gone[1].pid
+    old = os.stat(data).st_mtime - 120
+    files = {"%s.tmp.%d" % (ckpt, dead): (old, False),          # stale: removed
+             "%s.tmp.%d" % (ckpt, dead2): (None, True),          # a dead process's, but just written
+             "%s.tmp.%d" % (ckpt, os.getpid()): (old, True),     # a live process's
+             "%s.tmp.%d.o" % (ckpt, dead): (old, True),          # not a temporary file of CKPT
+             os.path.join(tmp, "other.safetensors.tmp.%d" % dead): (old, True)}
+    for path, (mtime, _) in files.items():
+        write(path, "half a checkpoint")
+        if mtime is not None:
+            os.utime(path, (mtime, mtime))
+    rc, _, err = run("train", CLASSIFY, "--data", data, "--epochs", "1", "--save", ckpt)
+    check(rc == 0, "train --save over stale temporary files: %d %r" % (rc, err))
+    for path, (_, kept) in files.items():
+        check(os.path.exists(path) == kept, "%s %s" % (os.path.basename(path), "kept" if kept else "removed"))
+    check(sorted(os.listdir(tmp)) == sorted(["blobs.csv", "ckpt.safetensors"] +
+                                            [os.path.basename(p) for p, (_, k) in files.items() if k]),
+          "the folder holds %r" % sorted(os.listdir(tmp)))
+
+
 def main():
     clitest.GRADC = sys.argv[1]
     for part in (float64_resume, other_model, counter_names, bad_counters, other_optimizer, kindred_optimizers,
                  nan_weights,
-                 padded_header, duplicate_names):
+                 padded_header, duplicate_names, stale_temps):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
     if clitest.failures:
