@@ -511,11 +511,13 @@ private:
                            select(b_.CreateFCmpOEQ(x, fconst(0)), fconst(0), x)));
     case Op::Tanh: return libm("tanhf", "tanh", x);
     case Op::Sigmoid: {
-      // x >= 0: 1 / (1 + exp(-x)); else exp(x) / (1 + exp(x))
+      // x >= 0: 1 / (1 + exp(-x)); else exp(x) / (1 + exp(x)); and 0 below -kSigmoidZeroBelow,
+      // where PyTorch's 1 / (1 + exp(-x)) is 1 / inf (see kSigmoidZeroBelow).
       Value *ge = b_.CreateFCmpOGE(x, fconst(0));
       Value *z = unary(llvm::Intrinsic::exp, select(ge, b_.CreateFNeg(x), x));
       Value *den = b_.CreateFAdd(fconst(1), z);
-      return b_.CreateFDiv(select(ge, fconst(1), z), den);
+      Value *s = b_.CreateFDiv(select(ge, fconst(1), z), den);
+      return select(b_.CreateFCmpOLT(x, fconst(-ir::sigmoidZeroBelow(o_.f64))), fconst(0), s);
     }
     case Op::Relu:  // x > 0 or NaN: x, else 0
       return select(b_.CreateFCmpUGT(x, fconst(0)), x, fconst(0));

@@ -287,23 +287,21 @@ Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSym
   if (t.dims.size() > static_cast<size_t>(ir::kMaxRank))
     userError(t.loc, "tensors may have at most {} dims, {} has {}", ir::kMaxRank, what, t.dims.size());
   Shape s;
-  // A number, written or the value of a binding `name` bound at `bound`, as a dim. Like torch's
-  // sizes (ints), it is written as a whole number: `[3.0]` is an error, as the axis `1.0` is.
-  auto fixed = [&](double v, bool whole, Loc loc, const std::string &name, const std::string &bound) {
+  // A number, written (`spelling`, whole: written without a point or exponent) or the value of
+  // a binding (`which` says which), as a dim. Like torch's sizes (ints), a number written in
+  // the type is written as a whole number: `[3.0]` is an error, as the axis `1.0` is. A
+  // binding's value only has to be whole: `/` is the only division (`half = hidden / 2`).
+  auto fixed = [&](double v, bool whole, const std::string &spelling, Loc loc, const std::string &which) {
     if (v < 1 || v != std::floor(v) || v > kMaxDimSize)
-      userError(loc, "a dim must be a positive whole number (at most 2^30), got {}{}", ir::formatNumber(v),
-                bound.empty() ? "" : fmt::format(" (`{}`, bound at {})", name, bound));
-    if (!whole && bound.empty())
-      userError(loc, "a dim must be written as a whole number, got `{}`; write {}", name, ir::formatNumber(v));
+      userError(loc, "a dim must be a positive whole number (at most 2^30), got {}{}", ir::formatNumber(v), which);
     if (!whole)
-      userError(loc, "a dim must be written as a whole number, but `{}` (bound at {}) is not; write {} there", name,
-                bound, ir::formatNumber(v));
+      userError(loc, "a dim must be written as a whole number, got `{}`; write {}", spelling, ir::formatNumber(v));
     s.push_back(ir::Dim::fixed(static_cast<int64_t>(v)));
   };
   for (size_t i = 0; i < t.dims.size(); ++i) {
     const DimAST &d = t.dims[i];
     if (!d.isName) {
-      fixed(d.number, d.whole, d.loc, d.name, "");
+      fixed(d.number, d.whole, d.name, d.loc, "");
       continue;
     }
     auto it = globals_.find(d.name);
@@ -314,7 +312,8 @@ Shape Sema::resolveType(const TypeAST &t, const std::string &what, bool allowSym
     }
     if (!it->second.isDim && it->second.constant) {
       // A binding of a constant (`hidden = 128`) is that number.
-      fixed(*it->second.constant, it->second.whole, d.loc, d.name, where(it->second.loc));
+      fixed(*it->second.constant, true, d.name, d.loc,
+            fmt::format(" (`{}`, bound at {})", d.name, where(it->second.loc)));
       continue;
     }
     if (!it->second.isDim)
@@ -566,10 +565,11 @@ int64_t Sema::wholeNumber(const Expr &e, const std::string &what, const Scope &s
   double v = constant(e, what, sc);
   if (v != std::floor(v)) userError(e.loc, "{} must be a whole number, got {}", what, ir::formatNumber(v));
   if (std::fabs(v) > kMaxDimSize) userError(e.loc, "{} is too large: {} (at most 2^30)", what, ir::formatNumber(v));
-  // As torch takes an int there (a size, a class count), `3.0` is an error too.
-  if (!spelledWhole(e, sc))
-    userError(e.loc, "{} must be written as a whole number, got `{}`{}", what, text(e),
-              e.kind == Expr::Number ? "; write " + ir::formatNumber(v + 0.0) : "");
+  // As torch takes an int there (a size, a class count), a number written `3.0` or `1e1` is an
+  // error too; a binding's value (`rows = classes / 4`) only has to be whole, as for a type.
+  if (e.kind == Expr::Number && !spelledWhole(e, sc))
+    userError(e.loc, "{} must be written as a whole number, got `{}`; write {}", what, text(e),
+              ir::formatNumber(v + 0.0));
   return static_cast<int64_t>(v);
 }
 

@@ -121,10 +121,14 @@ double sqrt_(double x) { return std::sqrt(x); }
 double abs_(double x) { return x == 0 ? 0.0 : std::fabs(x); }
 double sign(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : x == 0 ? 0.0 : x; }
 double tanh_(double x) { return std::tanh(x); }
-double sigmoid(double x) {
-  if (x >= 0) return 1 / (1 + std::exp(-x));
-  double z = std::exp(x);
-  return z / (1 + z);
+// 0 below -ir::sigmoidZeroBelow, as PyTorch's 1 / (1 + exp(-x)) gives there.
+void evalSigmoid(Eval &e) {
+  const double zeroBelow = -ir::sigmoidZeroBelow(!e.f32);
+  for (size_t i = 0; i < e.out.data.size(); ++i) {
+    double x = e.x().data[i];
+    double z = std::exp(-std::fabs(x));
+    e.out.data[i] = x < zeroBelow ? 0.0 : x >= 0 ? 1 / (1 + z) : z / (1 + z);
+  }
 }
 double relu(double x) { return x > 0 ? x : std::isnan(x) ? x : 0.0; }
 double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
@@ -341,7 +345,7 @@ constexpr Rule kRules[] = {
     {Op::Neg, evalMap<neg>},         {Op::Exp, evalMap<exp_>},
     {Op::Log, evalMap<log_>},        {Op::Sqrt, evalMap<sqrt_>},
     {Op::Abs, evalMap<abs_>},        {Op::Sign, evalMap<sign>},
-    {Op::Tanh, evalMap<tanh_>},      {Op::Sigmoid, evalMap<sigmoid>},
+    {Op::Tanh, evalMap<tanh_>},      {Op::Sigmoid, evalSigmoid},
     {Op::Relu, evalMap<relu>},       {Op::Softplus, evalMap<softplus>},
     {Op::Sin, evalMap<sin_>},        {Op::Cos, evalMap<cos_>},
     {Op::Square, evalMap<square>},   {Op::LeakyRelu, evalLeakyRelu},

@@ -68,6 +68,12 @@ int64_t numElements(const Shape &s, const std::vector<int64_t> &dimValues);
 using ValueId = int32_t;
 constexpr ValueId kNoValue = -1;
 
+/// sigmoid(x) is 0 for x < -sigmoidZeroBelow(f64), as in PyTorch: its 1 / (1 + exp(-x)) divides
+/// by inf once exp(-x) overflows (x below -log of the largest float or double), where
+/// exp(x) / (1 + exp(x)) would still give a subnormal (and bce's log of it another loss than
+/// PyTorch's clamp to -100). The bound is the largest value whose exp is finite.
+constexpr double sigmoidZeroBelow(bool f64) { return f64 ? 0x1.62e42fefa39efp+9 : 0x1.62e42ep+6; }
+
 struct Node {
   Op op = Op::Const;
   DType dtype = DType::F32;

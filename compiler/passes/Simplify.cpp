@@ -19,7 +19,7 @@ using namespace ir;
 
 namespace {
 
-double sigmoid(double x) { return 1 / (1 + std::exp(-x)); }
+double sigmoid(double x) { return x < -sigmoidZeroBelow(true) ? 0 : 1 / (1 + std::exp(-x)); }
 double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
 
 // The element-wise ops on one element (what the interpreter computes, in double).
@@ -116,6 +116,9 @@ ValueId Rewriter::fold(const Node &n) {
   }
   if (c.empty()) return kNoValue;
   const Shape &in = f_.node(n.operands[0]).shape;
+  // (sigmoid is 0 from another bound in float32 than in float64: between them the step's own
+  // code computes it, in the float type it is compiled in.)
+  if (n.op == Op::Sigmoid && c[0] < -sigmoidZeroBelow(false) && c[0] >= -sigmoidZeroBelow(true)) return kNoValue;
   if (isElementwise(n.op)) return zeros(n, evalElement(n.op, c, n.value));
   switch (n.op) {
   case Op::Transpose:

@@ -154,7 +154,7 @@ def ops_bce_edges(p, d):
     z = d["x"] @ p["W"]
     q = torch.minimum(torch.maximum(2 * z, torch.zeros(())), torch.ones(()))
     bce = lambda a: F.binary_cross_entropy(a, d["y"], reduction="none").mean()
-    return bce(q) + bce(torch.sigmoid(z)) + bce(torch.sigmoid(40 + z))
+    return bce(q) + bce(torch.sigmoid(z)) + bce(torch.sigmoid(40 + z)) + bce(torch.sigmoid(8 * z - 95))
 
 
 def ops_def_constants(p, d):

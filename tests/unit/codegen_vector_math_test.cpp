@@ -41,7 +41,9 @@ const std::vector<Fn> &functions() {
       {"exp", Op::Exp, [](double x, double) { return std::exp(x); }},
       {"log", Op::Log, [](double x, double) { return std::log(x); }},
       {"tanh", Op::Tanh, [](double x, double) { return std::tanh(x); }},
-      {"sigmoid", Op::Sigmoid, [](double x, double) { return 1 / (1 + std::exp(-x)); }},
+      // (0 where PyTorch's float32 1 / (1 + exp(-x)) is 1 / inf: below -88.72, ir::sigmoidZeroBelow)
+      {"sigmoid", Op::Sigmoid,
+       [](double x, double) { return x < -sigmoidZeroBelow(false) ? 0 : 1 / (1 + std::exp(-x)); }},
       {"softplus", Op::Softplus, [](double x, double) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }},
       {"sin", Op::Sin, [](double x, double) { return std::sin(x); }},
       {"cos", Op::Cos, [](double x, double) { return std::cos(x); }},
@@ -90,7 +92,9 @@ double ulps(float got, double want) {
 // Inputs for a batch: the interesting values, then a sweep of each function's useful range.
 void inputs(std::vector<float> &x, std::vector<float> &y) {
   const float specials[] = {0.0f, -0.0f, kInf, -kInf, kNaN, 1.0f, -1.0f, 1e-30f, -1e-30f, 1e-40f, 88.7f,
-                            89.0f, -87.0f, -104.0f, 200.0f, -200.0f, 0.5f, 2.0f, 1e30f, 0.999f, 1.001f};
+                            89.0f, -87.0f, -104.0f, 200.0f, -200.0f, 0.5f, 2.0f, 1e30f, 0.999f, 1.001f,
+                            // the last float whose sigmoid is not 0, and the first whose is
+                            -0x1.62e42ep+6f, -0x1.62e430p+6f, -95.0f};
   for (float s : specials)
     for (float t : {2.0f, 0.5f, -1.0f, 0.0f, 3.0f}) {
       x.push_back(s);
