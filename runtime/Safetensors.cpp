@@ -108,13 +108,23 @@ Entry parseEntry(const std::string &path, const std::string &name, const json &j
   uint64_t elements = 1;
   for (const json &d : shape) {
     uint64_t n;
-    if (!asSize(d, n)) fileError(path, "tensor '{}' has a shape entry that is not a size", name);
+    if (!asSize(d, n)) {
+      if (d.is_number_unsigned())
+        fileError(path, "tensor '{}' has a shape entry {} too large for any file (2^62 or more)", name,
+                  d.get<uint64_t>());
+      fileError(path, "tensor '{}' has a shape entry that is not a size", name);
+    }
     e.shape.push_back(static_cast<int64_t>(n));
     elements = n == 0 || elements <= (uint64_t(1) << 62) / n ? elements * n : uint64_t(1) << 62;
   }
   const json &off = j["data_offsets"];
-  if (!off.is_array() || off.size() != 2 || !asSize(off[0], e.begin) || !asSize(off[1], e.end))
+  if (!off.is_array() || off.size() != 2 || !asSize(off[0], e.begin) || !asSize(off[1], e.end)) {
+    // Two whole numbers, but beyond what any file holds: said so, not "not two sizes".
+    if (off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned())
+      fileError(path, "tensor '{}' has data_offsets [{}, {}] beyond any file (2^62 bytes or more)", name,
+                off[0].get<uint64_t>(), off[1].get<uint64_t>());
     fileError(path, "tensor '{}' has data_offsets that are not two sizes", name);
+  }
   if (e.begin > e.end) fileError(path, "tensor '{}' has data_offsets that end before they begin", name);
   uint64_t need = elements >= (uint64_t(1) << 59) ? uint64_t(1) << 62 : elements * e.elementSize;
   if (e.end - e.begin != need)

@@ -275,8 +275,11 @@ int main(int argc, char **argv) {
   compile->add_option("--header", o.header, "Write a C header (- for standard output)")->check(kPath);
   compile->add_option("--emit", o.emit, "obj (default), asm, llvm or shared")
       ->check(CLI::IsMember({"obj", "asm", "llvm", "shared"}));
-  compile->add_option("--target", o.target, "Target triple (default: the host)");
-  compile->add_option("--cpu", o.cpu, "Target CPU (default: the host's; a generic CPU for another --target)");
+  // (An empty one is no name: `--target ''` from an unset variable would silently mean the host.)
+  const CLI::Validator named([](std::string &s) -> std::string { return s.empty() ? "takes a name, not ''" : ""; }, "");
+  compile->add_option("--target", o.target, "Target triple (default: the host)")->check(named);
+  compile->add_option("--cpu", o.cpu, "Target CPU (default: the host's; a generic CPU for another --target)")
+      ->check(named);
   // The split is fixed in the compiled code (its parts and their scratch memory), and the
   // cores of the machine that will run it are not known here: 0, "all cores" for the other
   // commands, is refused rather than taken as 1.

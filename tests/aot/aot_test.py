@@ -212,6 +212,12 @@ def mode_cross(tmp):
         check(r.returncode == 2 and r.stderr.startswith(f"gradc: error: {flag} takes ") and f"not '{shown}'" in r.stderr
               and r.stderr.count("\n") == 1 and "\x1b" not in r.stderr and not os.path.exists(out),
               f"{flag} {value!r} is a bad flag, one line: {r.stderr!r}")
+    # An empty --target or --cpu (an unset variable in a script) is a bad flag, not the host.
+    for flag in ("--target", "--cpu"):
+        out = os.path.join(tmp, "empty.o")
+        r = run([a.gradc, "compile", DIGITS, flag, "", "-o", out], ok=False)
+        check(r.returncode == 2 and r.stderr == f"gradc: error: {flag}: takes a name, not '' (see gradc compile "
+              "--help)\n" and not os.path.exists(out), f"{flag} '' is a bad flag: {r.stderr!r}")
     # `-o -` is standard output, as for clang: text always, an object file or a shared library
     # when standard output is not a terminal. No file named `-` is written.
     obj = os.path.join(tmp, "ref.o")

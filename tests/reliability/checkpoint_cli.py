@@ -260,6 +260,15 @@ def other_optimizer(tmp):
             rc, _, err = run("train", model, "--optimizer", "adam", "--steps", "2", "--init", ckpt, "--save", ckpt)
             check(rc == 0, "adam resumed with adam: %s" % err)
     check(read_safetensors(fresh)[1].get("gradc.optimizer_step") == "7", "adam's count after 3 + 2 + 2 steps")
+    # A checkpoint naming an optimiser that is none is corrupt: an error, not a silent switch
+    # (which threw the state away).
+    tensors, meta = read_safetensors(fresh)
+    meta["gradc.optimizer"] = "foo"
+    bad = write_safetensors(os.path.join(tmp, "bad_optimizer.safetensors"), tensors, meta)
+    out = os.path.join(tmp, "out.safetensors")
+    rc, _, err = run("train", model, "--optimizer", "adam", "--steps", "1", "--init", bad, "--save", out)
+    check(rc == 1 and err == "%s: error: metadata 'gradc.optimizer' is 'foo', which is no optimiser (sgd, adam, adamw, "
+          "rmsprop, adagrad)\n" % bad and not os.path.exists(out), "gradc.optimizer 'foo': %d %r" % (rc, err))
 
 
 def kindred_optimizers(tmp):

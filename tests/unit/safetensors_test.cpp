@@ -216,6 +216,11 @@ TEST_CASE("safetensors: malformed files") {
   CHECK(readError(d, makeFile(entry("F32", "4", "[0,16]"), kF32Data)) == "tensor 'a' has a shape that is not a list");
   CHECK(readError(d, makeFile(entry("F32", "[4]", "[0]"), kF32Data)) ==
         "tensor 'a' has data_offsets that are not two sizes");
+  // Whole numbers, but more than any file holds: said so.
+  CHECK(readError(d, makeFile(entry("F32", "[4]", "[4611686018427387904,4611686018427387920]"), kF32Data)) ==
+        "tensor 'a' has data_offsets [4611686018427387904, 4611686018427387920] beyond any file (2^62 bytes or more)");
+  CHECK(readError(d, makeFile(entry("F32", "[18446744073709551615]", "[0,16]"), kF32Data)) ==
+        "tensor 'a' has a shape entry 18446744073709551615 too large for any file (2^62 or more)");
   CHECK(readError(d, makeFile(entry("F32", "[4]", "[16,0]"), kF32Data)) ==
         "tensor 'a' has data_offsets that end before they begin");
   CHECK(readError(d, makeFile(entry("F32", "[4]", "[4,20]"), kF32Data)) ==
