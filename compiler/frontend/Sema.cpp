@@ -2,6 +2,7 @@
 #include "frontend/Sema.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -618,6 +619,17 @@ void Sema::requireFloat(ValueId v, const Expr &e, const std::string &what) {
 
 void Sema::noteClasses(ValueId labels, int64_t classes, Loc loc) {
   const ir::Node &n = node(labels);
+  // Labels the model computes come from argmax: over an axis of K elements they range over
+  // 0..K-1, and one of C classes or more would count as no class at all (a zero row of onehot,
+  // no loss), where PyTorch raises an IndexError. Caught here, as the labels of a data file are
+  // when it is read.
+  if (n.op == Op::ArgMax) {
+    const ir::Dim &k = node(n.operands[0]).shape[static_cast<size_t>(std::countr_zero(n.axes))];
+    if (k.isStatic() && k.factor > classes)
+      userError(n.loc.valid() ? n.loc : loc, "these labels range over 0..{} (argmax over an axis of {}), but there are "
+                "only {} classes (0..{})", k.factor - 1, k.factor, classes, classes - 1);
+    return;
+  }
   if (n.op != Op::Input) return;
   for (InputInfo &in : model_.inputs) {
     if (in.name != n.name) continue;
