@@ -118,6 +118,13 @@ std::string compileFlagError(const Options &o) {
   // The host's linker makes a library for the host's architecture, system and C library
   // (`x86_64-linux-gnu` is the host `x86_64-pc-linux-gnu` for it).
   llvm::Triple target(llvm::Triple::normalize(o.target)), host(llvm::sys::getProcessTriple());
+  // The code and the runtime follow the ELF systems' C calling convention and symbol names: a
+  // Windows (COFF) or Apple (Mach-O) object would link and then be called wrongly.
+  if (!o.target.empty() && !target.isOSBinFormatELF())
+    return fmt::format("--target {}: gradc compiles for ELF systems such as Linux, not for {}", o.target,
+                       target.isOSBinFormatCOFF()    ? "Windows (COFF objects)"
+                       : target.isOSBinFormatMachO() ? "Apple's systems (Mach-O objects)"
+                                                     : "this target's object format");
   if (o.emit == "shared" && !o.target.empty() &&
       (target.getArch() != host.getArch() || target.getOS() != host.getOS() ||
        target.getEnvironment() != host.getEnvironment()))

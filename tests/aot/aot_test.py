@@ -212,6 +212,15 @@ def mode_cross(tmp):
         check(r.returncode == 2 and r.stderr.startswith(f"gradc: error: {flag} takes ") and f"not '{shown}'" in r.stderr
               and r.stderr.count("\n") == 1 and "\x1b" not in r.stderr and not os.path.exists(out),
               f"{flag} {value!r} is a bad flag, one line: {r.stderr!r}")
+    # A target of another object format than ELF is a bad flag (its object linked, then called
+    # the code with another convention).
+    for triple, what in (("x86_64-pc-windows-msvc", "Windows (COFF objects)"),
+                         ("aarch64-apple-darwin", "Apple's systems (Mach-O objects)")):
+        out = os.path.join(tmp, "other.o")
+        r = run([a.gradc, "compile", DIGITS, "--target", triple, "-o", out], ok=False)
+        check(r.returncode == 2 and r.stderr == f"gradc: error: --target {triple}: gradc compiles for ELF systems such "
+              f"as Linux, not for {what} (see gradc compile --help)\n" and not os.path.exists(out),
+              f"--target {triple} is a bad flag: {r.stderr!r}")
     # An empty --target or --cpu (an unset variable in a script) is a bad flag, not the host.
     for flag in ("--target", "--cpu"):
         out = os.path.join(tmp, "empty.o")
