@@ -51,14 +51,19 @@ std::vector<std::string> inputsUsed(const ir::Function &f) {
 
 rt::Dataset readDataFor(const Model &m, const ir::Function &f, const std::string &path, bool f64) {
   std::vector<std::string> used = inputsUsed(f);
+  // The labels of an input the program does not read are not checked against their classes
+  // (predict on a file whose labels include a class the model lacks): only read past.
+  Model full = m;
+  for (InputInfo &in : full.inputs)
+    if (std::find(used.begin(), used.end(), in.name) == used.end()) in.classes = 0;
   std::optional<UserError> fullError;
   try {
-    return readData(m, path, f64);
+    return readData(full, path, f64);
   } catch (const UserError &e) {
     if (used.size() == m.inputs.size()) throw;
     fullError = e;
   }
-  Model sub = m;
+  Model sub = full;
   std::erase_if(sub.inputs, [&](const InputInfo &in) {
     return std::find(used.begin(), used.end(), in.name) == used.end();
   });

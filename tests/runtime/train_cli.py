@@ -236,6 +236,17 @@ def train_and_resume(tmp):
             g.write(",".join(line.strip().split(",")[:2]) + "\n")
     rc, out, err = run("predict", MODEL, "--weights", ckpt("a"), "--data", feats)
     check(rc == 0 and out.splitlines() == pred, "predict from features only: rc %d err %r" % (rc, err))
+    # Labels predict does not read are not checked against the classes (a test file with a
+    # class the model lacks), only read past; eval, which reads them, refuses the same file.
+    odd = os.path.join(tmp, "odd_labels.csv")
+    with open(test) as f, open(odd, "w") as g:
+        for i, line in enumerate(f):
+            cells = line.strip().split(",")
+            g.write(",".join(cells[:2] + (["7"] if i == 3 and cells[2].isdigit() else cells[2:])) + "\n")
+    rc, out, err = run("predict", MODEL, "--weights", ckpt("a"), "--data", odd)
+    check(rc == 0 and out.splitlines() == pred, "predict past a label outside the classes: rc %d err %r" % (rc, err))
+    rc, out, err = run("eval", MODEL, "--weights", ckpt("a"), "--data", odd)
+    check(rc == 1 and "error: label 7 of 'y' is outside the 3 classes 0..2" in err, "eval refuses it: %r" % err)
     # A row that fits neither layout names both widths.
     short = clitest.write(os.path.join(tmp, "short.csv"), "0.5\n")
     rc, out, err = run("predict", MODEL, "--weights", ckpt("a"), "--data", short)
