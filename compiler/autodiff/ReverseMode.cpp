@@ -45,6 +45,7 @@ ValueId fitShape(Builder &b, ValueId v, const Shape &target) {
 // gradient of an unnamed part of an expression has no name, only the expression's place.
 void placeAt(Builder &b, const Node &n, const Node &user) {
   b.loc = n.loc.valid() ? n.loc : user.loc;
+  b.callLoc = n.loc.valid() ? n.callLoc : user.callLoc;
   b.srcName.clear();
   if (!n.srcName.empty()) b.srcName = "d." + n.srcName;
   else if (n.op == Op::Param || n.op == Op::Input) b.srcName = "d." + n.name;

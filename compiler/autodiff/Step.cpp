@@ -246,6 +246,7 @@ Function buildStep(const Model &m, const Function &grad) {
   std::vector<ValueId> gradArgs = grad.arguments();
   for (ValueId v : gradArgs) copy(v);
   b.loc = m.optimizer.loc;
+  b.callLoc = {};
   std::map<std::string, ValueId> states = stateLeaves(m, b);
   ValueId lr = b.hyper("lr"), t = b.hyper("t");
   for (ValueId v = 0; v < grad.size(); ++v)
@@ -271,6 +272,7 @@ Function buildUpdate(const Model &m, const Function &grad) {
   u.name = (m.forward.name.empty() ? grad.name : m.forward.name) + ".update";
   Builder b(u);
   b.loc = m.optimizer.loc;
+  b.callLoc = {};
   std::map<std::string, ValueId> params, grads;
   for (ValueId v : grad.arguments()) {
     const Node &n = grad.node(v);

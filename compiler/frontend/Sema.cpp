@@ -787,9 +787,13 @@ ValueId Sema::callDef(const Expr &e, size_t index, const Scope &sc) {
                               folded && spelledWhole(*args[i], sc)};
   }
   Scope inner{&locals, index, &def, &argExprs};
+  // The values of the body take the place of the outermost call as their call place.
+  Loc outerCall = b_.callLoc;
+  if (defDepth_ == 0) b_.callLoc = e.loc;
   ++defDepth_;
   ValueId v = eval(*def.expr, inner);
   --defDepth_;
+  b_.callLoc = outerCall;
   memo_[key] = v;
   return v;
 }

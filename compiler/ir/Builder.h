@@ -23,8 +23,9 @@ public:
   explicit Builder(Function &f) : f_(f) {}
   Function &function() { return f_; }
 
-  /// The place and source name given to the nodes created next.
+  /// The place, call place (Node::callLoc) and source name given to the nodes created next.
   Loc loc;
+  Loc callLoc;
   std::string srcName;
 
   ValueId input(const std::string &name, DType t, Shape s) { return leaf(Op::Input, name, t, s); }

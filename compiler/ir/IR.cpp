@@ -304,7 +304,10 @@ ValueId Builder::addUnchecked(Node n) {
 }
 
 ValueId Builder::add(Node n) {
-  if (!n.loc.valid()) n.loc = loc;
+  if (!n.loc.valid()) {
+    n.loc = loc;
+    n.callLoc = callLoc;
+  }
   if (n.srcName.empty()) n.srcName = srcName;
   inferType(f_, n);
   return addUnchecked(std::move(n));

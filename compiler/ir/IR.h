@@ -92,9 +92,11 @@ struct Node {
   Dim dim;               // DimSize
 
   // Where the value came from: the model place and the name it was bound to (if any).
-  // Inlined defs keep the place of the expression inside the def. Gradient values keep the
-  // place of the forward value they belong to, and a name such as `d.h`.
+  // Inlined defs keep the place of the expression inside the def, and in callLoc that of
+  // the outermost call (the line that binds the value; invalid outside defs). Gradient
+  // values keep the places of the forward value they belong to, and a name such as `d.h`.
   Loc loc;
+  Loc callLoc;
   std::string srcName;
 };
 

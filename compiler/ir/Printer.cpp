@@ -108,7 +108,14 @@ std::string body(const Function &f, const Node &n, const std::vector<std::string
 std::string placeComment(const Node &n, const SourceManager *sm) {
   std::string c;
   // The file name as a terminal can show it (a control character in it is escaped).
-  if (sm && n.loc.valid()) c = escapeText(sm->formatShort(n.loc));
+  // A value of an inlined def is shown at the line of its (outermost) call, the one that
+  // binds it, and then the line of the def body that computes it, which every call shares:
+  // `digits.grad:15 (def at 13)`.
+  if (sm && n.loc.valid()) {
+    bool inDef = n.callLoc.valid() && n.callLoc.line != n.loc.line;
+    c = escapeText(sm->formatShort(inDef ? n.callLoc : n.loc));
+    if (inDef) c += fmt::format(" (def at {})", n.loc.line);
+  }
   if (!n.srcName.empty()) c += (c.empty() ? "" : " ") + n.srcName;
   return c;
 }
