@@ -66,6 +66,10 @@ Signature toSignature(const gradc_model &m, const gradc_kernel &k) {
 
 Kernel toKernel(const gradc_model &m, const gradc_kernel &k) {
   if (!k.fn) throw UserError(std::string(m.name), fmt::format("the model has no {} function", k.name));
+  // The function needs its work memory: without its size it would write past a buffer of none.
+  if (!k.work_size)
+    throw UserError(std::string(m.name), fmt::format("the model's {} function has no work-size function "
+                                                     "(gradc_NAME_{}_work_size)", k.name, k.name));
   Kernel out;
   out.sig = toSignature(m, k);
   out.f64 = m.f64 != 0;
@@ -123,6 +127,11 @@ void checkState(const gradc_model &m, const void *state) {
 void checkData(const gradc_model &m, const gradc_kernel &k, const gradc_dataset *d, const char *what) {
   bool inputs = std::any_of(k.slots, k.slots + k.num_slots, [](const gradc_slot &s) { return s.kind == GRADC_SLOT_INPUT; });
   if (!d && !inputs) return;
+  // Nor does it take one: a data set would decide the steps of an epoch (one), which `gradc
+  // train` counts otherwise (--steps, 1000 by default).
+  if (!inputs)
+    throw UserError(d->ds.path, fmt::format("the model {} has no inputs: it takes no data set to {} (pass NULL)",
+                                            m.name, what));
   if (!d) throw UserError(std::string(m.name), fmt::format("no data to {} (the data set is NULL)", what));
   const std::string &file = d->ds.path;
   if (d->f64 && !m.f64)
@@ -319,7 +328,9 @@ void *gradc_batcher_buffer(const gradc_batcher *b, const char *name) {
   return guarded<>(static_cast<void *>(nullptr), [&]() -> void * {
     if (!b) throw UserError(std::string("gradc"), "no batcher: the batcher is NULL");
     if (!name) throw UserError(std::string("gradc"), "no input name: the name is NULL");
-    return b->b->buffer(name);
+    void *buffer = b->b->buffer(name);
+    if (!buffer) throw UserError(std::string("gradc"), fmt::format("the batcher has no input '{}'", name));
+    return buffer;
   });
 }
 
@@ -370,7 +381,9 @@ int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, 
     // they were. They are not checked here (an uninitialised struct was refused).
     countersIn(st, c, /*check=*/false);
     uint64_t seed = c ? c->seed : 0;
-    st.load(path, m->hash);
+    // Counters asked for are a run to resume: a checkpoint of another model is refused, as
+    // `gradc train --init` refuses it; params alone (c NULL, to evaluate) load with a warning.
+    st.load(path, m->hash, /*resume=*/c != nullptr);
     copyOut(*m, st, state);
     countersOut(st, c, st.hasSeed ? st.seed : seed);
     return 0;
@@ -398,8 +411,8 @@ int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const grad
     checkModel(m);
     Kernel step = toKernel(*m, m->step);
     Kernel eval;
-    bool hasVal = val && m->eval.fn;
-    if (hasVal) eval = toKernel(*m, m->eval);
+    bool hasVal = val != nullptr;
+    if (hasVal) eval = toKernel(*m, m->eval);  // (a model without an eval function: an error, not skipped)
     checkState(*m, state);
     if (!o) throw UserError(std::string(m->name), "no training options: the options are NULL");
     checkData(*m, m->step, train, "train on");
@@ -465,7 +478,7 @@ int gradc_evaluate(const gradc_model *m, void *state, const gradc_dataset *d, in
     checkData(*m, m->eval, d, "evaluate");
     TrainState st = stateOf(*m);
     copyIn(*m, st, state);
-    EvalResult r = evaluate(eval, st, d->ds, batch_size);
+    EvalResult r = d ? evaluate(eval, st, d->ds, batch_size) : evaluateWithoutInputs(eval, st);
     if (loss) *loss = r.loss;
     if (metrics)
       for (size_t i = 0; i < r.metrics.size(); ++i) metrics[i] = r.metrics[i];

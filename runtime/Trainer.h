@@ -221,6 +221,8 @@ struct EvalResult {
 
 /// Loss and metrics over `ds` in batches, as means weighted by the rows of each batch.
 EvalResult evaluate(const Kernel &k, TrainState &st, const Dataset &ds, int64_t batchSize);
+/// Loss and metrics of a model without inputs: one call.
+EvalResult evaluateWithoutInputs(const Kernel &k, TrainState &st);
 
 /// The CSV columns of predict for an output NAME of `width` values per sample: `NAME`, or
 /// `NAME_0 .. NAME_{width-1}`.

@@ -118,7 +118,8 @@ gradc_batcher *gradc_batcher_new(const gradc_model *m, const gradc_dataset *d, i
  * a batch before the first or past the last), -1 when an entry of that window is not a row
  * (0..rows-1) or b or order is NULL. */
 int64_t gradc_batcher_gather(gradc_batcher *b, const int64_t *order, int64_t batch);
-/* The buffer of input `name` (NULL when there is none, or b or name is NULL). */
+/* The buffer of input `name`; NULL (gradc_last_error says why) when there is none, or b or
+ * name is NULL. */
 void *gradc_batcher_buffer(const gradc_batcher *b, const char *name);
 void gradc_batcher_free(gradc_batcher *b);
 
@@ -151,7 +152,10 @@ int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_c
                           const char *path);
 /* Loads params from a weights file or checkpoint into the state buffer; from a checkpoint
  * also the optimiser states and the counters (`c` may be NULL; it need not be initialised:
- * a weights file, which holds no counters, leaves it as it was). */
+ * a weights file, which holds no counters, leaves it as it was). With `c`, a checkpoint
+ * written for another version of the model (another model hash) is refused, as `gradc train
+ * --init` refuses to resume it; with `c` NULL it is loaded with a warning on stderr, as
+ * `gradc eval` loads it. */
 int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, const char *path);
 
 /* --- training and evaluation ----------------------------------------------------------- */
@@ -174,19 +178,22 @@ typedef struct gradc_train_options {
 gradc_train_options gradc_train_defaults(const gradc_model *m);
 
 /* Trains the state buffer with the model's step: one step per batch of `train`, `val`
- * (may be NULL) evaluated after each epoch with the eval function. `c` (may be NULL: start
+ * (may be NULL; else the model needs its eval function) evaluated after each epoch with the
+ * eval function. `c` (may be NULL: start
  * from zero) is updated. Counters of a run under way (step, epoch or batch not 0, e.g. from
  * gradc_checkpoint_load) keep their seed, the data order of that run, whatever o->seed is:
  * as `gradc train --init` does. Returns 0, -1 on error (a non-finite loss, an unwritable file, a
  * batch_size below 1, epochs and max_steps both below 0, an lr that is not a finite number of
  * at least 0 (or beyond float32 for a float32 model), counters with a negative epoch or batch,
  * data sets that do not fit the step or eval function; `train` may be NULL only for a model
- * without inputs). */
+ * without inputs, and is NULL for one, as `val` is: such a model takes no data). */
 int gradc_train(const gradc_model *m, void *state, gradc_counters *c, const gradc_dataset *train,
                 const gradc_dataset *val, const gradc_train_options *o);
 
 /* Loss and metrics over a data set with the eval function, in batches, as means weighted
- * by rows. `metrics` has room for the eval function's metric slots, in slot order. */
+ * by rows; for a model without inputs, `d` is NULL and the function is called once.
+ * `metrics` has room for the eval function's metric slots, in slot order. A model's function
+ * (step, eval) is refused without its work-size function. */
 int gradc_evaluate(const gradc_model *m, void *state, const gradc_dataset *d, int64_t batch_size,
                    double *loss, double *metrics);
 

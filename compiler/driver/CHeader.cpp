@@ -271,7 +271,8 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   if (m.inputs.empty()) put(h, " *     gradc_train(&m, state, NULL, NULL, NULL, &o);   (no data: 1000 steps, as gradc train)\n");
   else put(h, " *     gradc_train(&m, state, NULL, d, NULL, &o);\n");
   put(h, " */\n");
-  put(h, "#ifndef {}_H\n#define {}_H\n\n", M, M);
+  // (`_MODEL_H`: a model named `runtime` would otherwise take gradc_runtime.h's guard.)
+  put(h, "#ifndef {}_MODEL_H\n#define {}_MODEL_H\n\n", M, M);
   h += kCModelTypes;
   put(h, "\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n");
   put(h, "#define {}_NAME {}\n", M, cString(m.name));

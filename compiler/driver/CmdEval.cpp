@@ -30,17 +30,8 @@ int runEval(Options &o, SourceManager &sm) {
   st.load(o.weights, modelHash(sm, m));
 
   rt::EvalResult r;
-  if (m.inputs.empty()) {
-    // A model without inputs: one call.
-    rt::Call call(k, st, nullptr, 1);
-    call.run(1, 0, 0);
-    r.rows = 1;
-    r.loss = call.loss();
-    r.metricNames = call.metricNames();
-    r.metrics = call.metrics();
-  } else {
-    r = rt::evaluate(k, st, data, data.rows);
-  }
+  if (m.inputs.empty()) r = rt::evaluateWithoutInputs(k, st);
+  else r = rt::evaluate(k, st, data, data.rows);
 
   if (o.json) {
     nlohmann::ordered_json j;

@@ -393,6 +393,23 @@ def mode_header(tmp):
     for enumerator in ("STEP_lr_param_2 = 0", "STEP_lr_param = 1", "STEP_lr_hyper = 2", "STEP_t_param = 3",
                        "STEP_t_hyper = 4", "STEP_t_hyper_2 = 5", "STEP_lr_hyper_2 = 6", "STEP_t_hyper_3 = 7"):
         check("GRADC_CLASH2_" + enumerator + "," in text, f"names like another's with its kind: {enumerator}")
+    # A model named `runtime`: its header and gradc_runtime.h, included in either order, keep
+    # their own include guards (the model's took GRADC_RUNTIME_H, and the second was skipped).
+    d = os.path.join(tmp, "runtime_model")
+    os.mkdir(d)
+    with open(os.path.join(d, "runtime.grad"), "w") as f:
+        f.write("param a = 1\nminimize square(a)\n")
+    run([a.gradc, "compile", os.path.join(d, "runtime.grad"), "-o", os.path.join(d, "runtime.o"), "--header",
+         os.path.join(d, "runtime.h")])
+    for first, second in (("runtime.h", "gradc_runtime.h"), ("gradc_runtime.h", "runtime.h")):
+        src = os.path.join(d, "main.c")
+        with open(src, "w") as f:
+            f.write(f'#include "{first}"\n#include "{second}"\nint main(void) {{\n'
+                    "  gradc_model m = gradc_runtime_model();\n  gradc_train_options o = gradc_train_defaults(&m);\n"
+                    "  return (int)o.epochs - 1;\n}\n")
+        r = run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", f"-I{d}",
+                 f"-I{RUNTIME_H}", src], ok=False)
+        check(r.returncode == 0, f"a model named runtime: {first} then {second} compile {r.stderr[:300]}")
     # A model in a folder whose name ends in `*`: the path in the header's first comment holds
     # `*/`, which must not end the comment.
     d = os.path.join(tmp, "star*")
@@ -423,6 +440,41 @@ def mode_header(tmp):
     cc_link(src, exe, [os.path.join(tmp, "rosenbrock_f32"), RUNTIME_H], [os.path.join(tmp, "rosenbrock_f32", "model.o")])
     out = run([exe]).stdout.strip()
     check(out == "12.5", f"rosenbrock: one step with dims NULL gives the loss at (-1.5, 2), 12.5: {out}")
+    # Through the C API: a model without inputs is evaluated with no data set (one call; it
+    # read a NULL data set), refuses one (whose single batch made each epoch one step), and a
+    # function without its work-size function is refused (it ran with no work memory).
+    src = os.path.join(tmp, "rosenbrock_f32", "capi.c")
+    one_csv = os.path.join(tmp, "rosenbrock_f32", "x.csv")
+    with open(one_csv, "w") as f:
+        f.write("x\n1\n2\n")
+    with open(src, "w") as f:
+        f.write('#include "model.h"\n#include "gradc_runtime.h"\n#include <stdio.h>\n#include <stdlib.h>\n'
+                "int main(void) {\n  gradc_model m = gradc_rosenbrock_model();\n"
+                "  gradc_model nows = gradc_rosenbrock_model_from(gradc_rosenbrock_step, NULL, gradc_rosenbrock_eval,\n"
+                "                                                 NULL, NULL, NULL, gradc_rosenbrock_init);\n"
+                "  gradc_model other = m;\n  gradc_slot x = {\"x\", GRADC_SLOT_INPUT, 0, 1, {-1}, 0, -1};\n"
+                "  gradc_dataset *d;\n  gradc_train_options o = gradc_train_defaults(&m);\n"
+                "  void *state = aligned_alloc(64, GRADC_ROSENBROCK_STATE_BYTES);\n  double loss = 0;\n"
+                "  other.step.slots = &x;\n  other.step.num_slots = 1;\n"
+                f'  d = gradc_dataset_read_csv(&other, "{one_csv}");\n'
+                "  int rc;\n  m.init(state, 0);\n  o.verbose = 0;\n"
+                '  if (!d) return 1;\n'
+                '  rc = gradc_evaluate(&m, state, NULL, 1, &loss, NULL);\n  printf("%d %g\\n", rc, loss);\n'
+                '  rc = gradc_train(&m, state, NULL, d, NULL, &o);\n  printf("%d %s\\n", rc, gradc_last_error());\n'
+                '  rc = gradc_train(&nows, state, NULL, NULL, NULL, &o);\n  printf("%d %s\\n", rc, gradc_last_error());\n'
+                '  rc = gradc_evaluate(&nows, state, NULL, 1, &loss, NULL);\n'
+                '  printf("%d %s\\n", rc, gradc_last_error());\n'
+                "  gradc_dataset_free(d);\n  free(state);\n  return 0;\n}\n")
+    exe = os.path.join(tmp, "rosenbrock_f32", "capi")
+    cc_link(src, exe, [os.path.join(tmp, "rosenbrock_f32"), RUNTIME_H], [os.path.join(tmp, "rosenbrock_f32", "model.o")])
+    out = run([exe]).stdout.splitlines()
+    check(out == ["0 12.5",
+                  f"-1 {one_csv}: error: the model rosenbrock has no inputs: it takes no data set to train on (pass NULL)",
+                  "-1 rosenbrock: error: the model's step function has no work-size function "
+                  "(gradc_NAME_step_work_size)",
+                  "-1 rosenbrock: error: the model's eval function has no work-size function "
+                  "(gradc_NAME_eval_work_size)"],
+          f"rosenbrock through the C API: {out}")
     # The batch dim need not be dims[0]: with `dim T, B` it is dims[1]. The header says so, and
     # its example's dims lines, pasted into a program, give the step the rows (they set dims[0],
     # leaving B = 0 and the loss nan).

@@ -84,6 +84,14 @@ TEST_CASE("C API: gradc_train runs the step's function pointer over the batches 
   CHECK(gradc_dataset_rows(d) == 5);
   CHECK(gradc_dataset_rows(nullptr) == -1);
   CHECK(std::string(gradc_last_error()).find("error: no data set: `d` is NULL") != std::string::npos);
+  {
+    // A validation set needs the eval function, which this model lacks: an error, not skipped.
+    alignas(64) float s[32] = {};
+    gradc_train_options v = gradc_train_defaults(&m);
+    v.verbose = 0;
+    CHECK(gradc_train(&m, s, nullptr, d, d, &v) == -1);
+    CHECK(std::string(gradc_last_error()) == "toy: error: the model has no eval function");
+  }
   alignas(64) float state[32] = {};
   state[0] = 10;
   gradc_train_options o = gradc_train_defaults(&m);
@@ -119,6 +127,17 @@ TEST_CASE("C API: gradc_train runs the step's function pointer over the batches 
   CHECK(c2.step == 6);
   CHECK(c2.epoch == 2);
   CHECK(c2.seed == 9);
+  // Another version of the model (another hash): its checkpoint is no run to resume (as for
+  // `gradc train --init`), but its params load without counters (as for `gradc eval`).
+  gradc_model edited = m;
+  edited.hash = "fedcba9876543210";
+  gradc_counters c3 = {0, 0, 0, 0, 0};
+  CHECK(gradc_checkpoint_load(&edited, back, &c3, ckpt.c_str()) == -1);
+  CHECK(std::string(gradc_last_error()) ==
+        ckpt + ": error: the checkpoint was written for another model (model hash 0123456789abcdef, this model's "
+               "is fedcba9876543210): resume with the model file it was trained with");
+  CHECK(c3.step == 0);
+  CHECK(gradc_checkpoint_load(&edited, back, nullptr, ckpt.c_str()) == 0);
   gradc_dataset_free(d);
 }
 
@@ -141,6 +160,7 @@ TEST_CASE("C API: batches and the epoch order") {
   const float *x = static_cast<const float *>(gradc_batcher_buffer(b, "x"));
   CHECK(x[0] == static_cast<float>(order[4] + 1));
   CHECK(gradc_batcher_buffer(b, "nope") == nullptr);
+  CHECK(std::string(gradc_last_error()) == "gradc: error: the batcher has no input 'nope'");
   CHECK(gradc_batcher_gather(b, order.data(), 0) == 2);
   CHECK(x[0] == static_cast<float>(order[0] + 1));
   CHECK(x[1] == static_cast<float>(order[1] + 1));
