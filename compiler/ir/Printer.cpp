@@ -75,7 +75,9 @@ std::string opAttributes(const Node &n) {
   }
   if (n.op == Op::ArgMax) s += fmt::format(" axis={}", std::countr_zero(n.axes));
   if (n.op == Op::LeakyRelu) s += " slope=" + formatNumber(n.value);
-  if (n.op == Op::Pow && n.value != 0) s += " plus=" + formatNumber(n.value);
+  // The exponent's offset (the gradient's n - 1) reads as the sum it is: `pow %a, 2 - 1`.
+  if (n.op == Op::Pow && n.value != 0)
+    s += n.value < 0 ? " - " + formatNumber(-n.value) : " + " + formatNumber(n.value);
   if (n.op == Op::OneHot) s += fmt::format(" classes={}", n.classes);
   return s;
 }
