@@ -21,6 +21,7 @@
 #include <CLI/CLI.hpp>
 
 #include "driver/Commands.h"
+#include "support/Suggest.h"
 #include "driver/RunSupport.h"
 #include "ir/Model.h"
 #include "runtime/Files.h"
@@ -314,12 +315,17 @@ int main(int argc, char **argv) {
   // (`gradc trian`) or an unknown option alone (`gradc --bogus`): name what was not understood.
   auto noCommand = [&] {
     std::string names;
-    for (const CLI::App *c : commands) names += (names.empty() ? "" : ", ") + c->get_name();
+    std::vector<std::string> list;
+    for (const CLI::App *c : commands) {
+      names += (names.empty() ? "" : ", ") + c->get_name();
+      list.push_back(c->get_name());
+    }
     std::string first = argc > 1 ? argv[1] : "";
     return argc <= 1             ? "a command is required: " + names
            : first.empty()       ? "a command is required, not '': " + names
            : first.front() == '-' ? fmt::format("unknown option '{}'; a command is required: {}", first, names)
-                                  : fmt::format("unknown command '{}'; the commands are {}", first, names);
+                                  : fmt::format("unknown command '{}'; the commands are {}{}", first, names,
+                                                didYouMean(first, list));
   };
   // A first word that is no command is an error even beside --help or --version, which CLI11
   // would otherwise answer with gradc's help (`gradc trian --help`, exit status 0).
@@ -337,8 +343,17 @@ int main(int argc, char **argv) {
       if (!extras.empty()) {
         std::string list;
         for (const std::string &a : extras) list += (list.empty() ? "" : " ") + a;
-        return badFlag(fmt::format("the following argument{} not expected: {}",
-                                   extras.size() > 1 ? "s were" : " was", list));
+        // A misspelt flag (`--epoch 3`): the command's flag it is closest to.
+        std::string hint;
+        for (const CLI::App *c : app.get_subcommands()) {
+          std::vector<std::string> flags;
+          for (const CLI::Option *opt : c->get_options())
+            for (const std::string &n : opt->get_lnames()) flags.push_back("--" + n);
+          for (const std::string &a : extras)
+            if (hint.empty() && a.starts_with("--")) hint = didYouMean(a.substr(0, a.find('=')), flags);
+        }
+        return badFlag(fmt::format("the following argument{} not expected: {}{}",
+                                   extras.size() > 1 ? "s were" : " was", list, hint));
       }
     }
     return badFlag(app.get_subcommands().empty() ? noCommand() : std::string(e.what()));

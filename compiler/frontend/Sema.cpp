@@ -12,6 +12,7 @@
 
 #include "ir/Builder.h"
 #include "support/LargeStack.h"
+#include "support/Suggest.h"
 #include "ir/Printer.h"
 
 namespace gradc {
@@ -107,6 +108,15 @@ std::string where(Loc l) { return fmt::format("{}:{}", l.line, l.col); }
 std::string joinNames(const std::vector<std::string> &v) {
   std::string out;
   for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
+  return out;
+}
+
+// The names a call may name, for "did you mean": the built-ins, and the defs visible there.
+std::vector<std::string> callableNames(const std::map<std::string, size_t> &defs, size_t visibleDefs) {
+  std::vector<std::string> out;
+  for (const auto &[name, bi] : builtins()) out.push_back(name);
+  for (const auto &[name, index] : defs)
+    if (index < visibleDefs) out.push_back(name);
   return out;
 }
 
@@ -360,7 +370,7 @@ void Sema::declareParam(const Stmt &s) {
       auto startsWith = [&](const char *prefix) { return e.name.rfind(prefix, 0) == 0; };
       std::string hint = startsWith("xavier") || startsWith("glorot") ? " (Xavier uniform is glorot)"
                          : startsWith("kaiming") || startsWith("he_") ? " (Kaiming normal is he)"
-                                                                      : "";
+                                                                      : didYouMean(e.name, {kInitNames.begin(), kInitNames.end()});
       userError(e.loc, "unknown initialiser `{}`; expected zeros, ones, const(v), normal(mean, std), "
                        "uniform(lo, hi), glorot or he{}", e.name, hint);
     }
@@ -404,7 +414,8 @@ void Sema::checkDefBody(const Expr &e, const Stmt &def, const std::set<std::stri
     if (defIndex_.count(e.name) || builtins().count(e.name))
       userError(e.loc, "`{}` is a function; call it as {}(...)", e.name, e.name);
     userError(e.loc, "`{}` is not defined in def {}: a def body sees only its arguments, earlier defs "
-                     "and the built-ins", e.name, def.name);
+                     "and the built-ins{}", e.name, def.name,
+              didYouMean(e.name, std::vector<std::string>(args.begin(), args.end())));
   }
   if (e.kind == Expr::Call) {
     if (e.name == def.name)
@@ -413,7 +424,7 @@ void Sema::checkDefBody(const Expr &e, const Stmt &def, const std::set<std::stri
       if (allDefs_.count(e.name))
         userError(e.loc, "def {} calls `{}`, which is defined later (at {}); a def may call only earlier defs",
                   def.name, e.name, where(allDefs_[e.name]));
-      userError(e.loc, "unknown function `{}`", e.name);
+      userError(e.loc, "unknown function `{}`{}", e.name, didYouMean(e.name, callableNames(defIndex_, defIndex_.size())));
     }
   }
   for (const ExprPtr &a : e.args) checkDefBody(*a, def, args);
@@ -709,7 +720,9 @@ ValueId Sema::evalName(const Expr &e, const Scope &sc) {
   if (builtins().count(e.name) || allDefs_.count(e.name))
     userError(e.loc, "`{}` is a function; call it as {}(...)", e.name, e.name);
   rejectPythonBool(e);
-  userError(e.loc, "undefined name `{}`", e.name);
+  std::vector<std::string> known;
+  for (const auto &[name, sym] : globals_) known.push_back(name);
+  userError(e.loc, "undefined name `{}`{}", e.name, didYouMean(e.name, known));
 }
 
 ValueId Sema::evalBinary(const Expr &e, const Scope &sc) {
@@ -763,7 +776,7 @@ ValueId Sema::evalCall(const Expr &e, const Scope &sc) {
     userError(e.loc, "`{}` is an initialiser; it can only follow `param NAME: TYPE =`", e.name);
   if (!optimizerDefaults(e.name).empty())
     userError(e.loc, "`{}` is an optimiser; it can only follow `minimize ... with`", e.name);
-  userError(e.loc, "unknown function `{}`", e.name);
+  userError(e.loc, "unknown function `{}`{}", e.name, didYouMean(e.name, callableNames(defIndex_, sc.visibleDefs)));
 }
 
 ValueId Sema::callDef(const Expr &e, size_t index, const Scope &sc) {
@@ -1025,7 +1038,8 @@ void Sema::parseOptimizer(const Expr *e, Loc at) {
   if (e->kind != Expr::Name && e->kind != Expr::Call)
     userError(e->loc, "expected an optimiser such as sgd(lr = 0.1)");
   if (optimizerDefaults(e->name).empty())
-    userError(e->loc, "unknown optimiser `{}`; expected one of {}", e->name, joinNames(optimizerNames()));
+    userError(e->loc, "unknown optimiser `{}`; expected one of {}{}", e->name, joinNames(optimizerNames()),
+              didYouMean(e->name, optimizerNames()));
   o.kind = e->name;
   o.args = optimizerDefaults(e->name);
   if (e->kind != Expr::Call) return;

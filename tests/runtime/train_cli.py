@@ -717,7 +717,10 @@ def bad_flags():
         (["eval", MODEL, "--weights", data, "--data", ""], "--data: takes a file name, not ''"),
         ([], "a command is required: check, inspect, train,"),
         (["trian", MODEL], "unknown command 'trian'; the commands are check, inspect, train, eval, predict, grad, "
-         "gradcheck, bench, compile"),
+         "gradcheck, bench, compile; did you mean `train`?"),
+        # A flag one slip from the command's own is named.
+        (["train", MODEL, "--data", data, "--epoch", "3"],
+         "the following arguments were not expected: --epoch 3; did you mean `--epochs`? (see gradc train --help)"),
         (["--bogus"], "unknown option '--bogus'; a command is required: check,"),
         # A mistyped command is an error also when help or the version is asked of it (it
         # printed gradc's help and exited 0, as if the command had been understood).

@@ -325,7 +325,21 @@ TEST_CASE("sema: errors") {
         "6:1: a second minimize; a model has exactly one loss (the first is at 5:1)");
   CHECK(buildError(h + "z = x\n") == "0:0: the model has no `minimize` statement; it needs exactly one loss");
   CHECK(buildError(h + "minimize mean(x) with sgdd(lr=1)\n") ==
-        "5:23: unknown optimiser `sgdd`; expected one of sgd, adam, adamw, rmsprop, adagrad");
+        "5:23: unknown optimiser `sgdd`; expected one of sgd, adam, adamw, rmsprop, adagrad; did you mean `sgd`?");
+  // A name, function, optimiser or initialiser one slip of the keyboard from a known one.
+  CHECK(buildError(h + "z = tahn(x @ W)\nminimize mean(z)\n") == "5:5: unknown function `tahn`; did you mean `tanh`?");
+  CHECK(buildError(h + "zz = x @ W\nminimize mean(z)\n") == "6:15: undefined name `z`; did you mean `zz`?");
+  CHECK(buildError(h + "minimize mean(x @ WW)\n") == "5:19: undefined name `WW`; did you mean `W`?");
+  CHECK(buildError(h + "minimize mean(x @ W) with adma(lr=1)\n") ==
+        "5:27: unknown optimiser `adma`; expected one of sgd, adam, adamw, rmsprop, adagrad; did you mean `adam`?");
+  CHECK(buildError(h + "param V: [3] = zeroes\nminimize mean(x)\n").find("glorot or he; did you mean `zeros`?") !=
+        std::string::npos);
+  CHECK(buildError(h + "def lin(v, M) = v @ M\nminimize mean(lni(x, W))\n") ==
+        "6:15: unknown function `lni`; did you mean `lin`?");
+  CHECK(buildError("def f(value) = valeu * 2\nparam a = 1\nminimize f(a)\n") ==
+        "1:16: `valeu` is not defined in def f: a def body sees only its arguments, earlier defs and the built-ins; "
+        "did you mean `value`?");
+  CHECK(buildError(h + "minimize mean(x @ Wxyz)\n") == "5:19: undefined name `Wxyz`");  // too far from W
   CHECK(buildError(h + "param V: [3] = glorot\nminimize mean(x)\n") ==
         "5:16: glorot needs a param of 2 dims or more; V has shape [3]");
   CHECK(buildError(h + "param V: [3] = xavier\nminimize mean(x)\n").find("5:16: unknown initialiser `xavier`") == 0);
