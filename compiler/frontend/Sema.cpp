@@ -751,7 +751,8 @@ ValueId Sema::evalMatMul(const Expr &e, ValueId a, ValueId b) {
   Shape sa = node(a).shape, sb = node(b).shape;
   if (sa.empty() || sb.empty() || sa.size() > 2 || sb.size() > 2 || (sa.size() == 1 && sb.size() == 1))
     userError(e.loc, "{}: @ multiplies a matrix or vector by a matrix ([m,k]@[k,n], [k]@[k,n], [m,k]@[k]); "
-                     "got shapes {} and {}", text(e), shapeOf(a), shapeOf(b));
+                     "got shapes {} and {}{}", text(e), shapeOf(a), shapeOf(b),
+              sa.size() == 1 && sb.size() == 1 ? "; for the dot product of two vectors write sum(u * v)" : "");
   ir::Dim ka = sa.back(), kb = sb[0];
   if (ka != kb)
     userError(e.loc, "{}: {} @ {}: inner sizes {} and {} differ", text(e), shapeOf(a), shapeOf(b),
@@ -818,10 +819,23 @@ ValueId Sema::evalBuiltin(const Expr &e, const Builtin &bi, const Scope &sc) {
     if (needFloat) requireFloat(v, *args[i], e.name);
     return v;
   };
+  // (The two arguments, args[0] and args[1]. One of [B, 1] against the other's [B], a
+  // column of logits against a vector of targets, is the common case: the fix is named.)
   auto sameShape = [&](ValueId a, ValueId b) {
-    if (node(a).shape != node(b).shape)
-      userError(e.loc, "{}: both arguments must have the same shape, got {} and {}", e.name, shapeOf(a),
-                shapeOf(b));
+    const Shape &sa = node(a).shape, &sb = node(b).shape;
+    if (sa == sb) return;
+    std::string fix;
+    auto oneMore = [](const Shape &longer, const Shape &shorter) {
+      return longer.size() == shorter.size() + 1 && longer.back() == ir::Dim::fixed(1) &&
+             std::equal(shorter.begin(), shorter.end(), longer.begin());
+    };
+    if (oneMore(sa, sb) || oneMore(sb, sa)) {
+      bool first = oneMore(sb, sa);  // the first is the shorter: reshape it
+      fix = fmt::format("; write reshape({}, {})", text(*args[first ? 0 : 1]),
+                        ir::formatShapeForUser(first ? sb : sa, fn().dimNames));
+    }
+    userError(e.loc, "{}: both arguments must have the same shape, got {} and {}{}", e.name, shapeOf(a), shapeOf(b),
+              fix);
   };
   switch (bi.kind) {
   case BK::Unary: {
