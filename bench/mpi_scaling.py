@@ -7,7 +7,7 @@ over N: start-up, reading and compiling cancel out), the speed-up over one proce
 share of each step spent in the gradient exchange (MPI_Allreduce; rank 0's own measure).
 
 Usage: /usr/bin/python3 bench/mpi_scaling.py [--gradc build/gradc] [--config large]
-       [--steps 12] [--ranks 1,2]
+       [--steps 60] [--ranks 1,2]
 """
 import argparse
 import os
@@ -58,7 +58,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gradc", default=os.path.join(ROOT, "build", "gradc"))
     ap.add_argument("--config", default="large")
-    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--ranks", default="1,2")
     a = ap.parse_args()
     mpirun = shutil.which("mpirun")
