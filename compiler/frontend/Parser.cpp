@@ -113,6 +113,16 @@ Token Parser::expect(Tok kind, const char *what) {
   return take();
 }
 
+// The `)` or `]` that closes `open`: where it is missing, the error names the opening one
+// too, and at the end of the file it points at that one (the end of a file is no place).
+Token Parser::expectClose(Tok kind, const char *what, const Token &open) {
+  if (cur_.kind == kind) return take();
+  const char *o = open.kind == Tok::LParen ? "'('" : "'['";
+  if (cur_.kind == Tok::Eof) failAt(open, fmt::format("this {} is never closed: the file ends first", o));
+  failAt(cur_, fmt::format("expected {}, found {} (to close the {} at {}:{})", what, describe(cur_), o, open.loc.line,
+                           open.loc.col));
+}
+
 // module = stmt*
 std::unique_ptr<ModuleAST> Parser::parseModule() {
   return onLargeStack([&] { return parseModuleHere(); });
@@ -397,7 +407,7 @@ ExprPtr Parser::parsePrimary() {
                      "e.g. sum(sum(x, axis = 2), axis = 1)");
       failAt(cur_, "expected ')', found ','; there are no tuples, (a, b) is not a value");
     }
-    Token close = expect(Tok::RParen, "')'");
+    Token close = expectClose(Tok::RParen, "')'", open);
     e->start = open.loc;
     e->begin = open.begin;
     e->end = close.end;
@@ -405,7 +415,7 @@ ExprPtr Parser::parsePrimary() {
   }
   case Tok::LBracket: {
     ExprPtr e = leaf(Expr::List, cur_);
-    take();
+    Token open = take();
     int h = 0;
     if (cur_.kind != Tok::RBracket) {
       for (;;) {
@@ -416,7 +426,7 @@ ExprPtr Parser::parsePrimary() {
         take();
       }
     }
-    e->end = expect(Tok::RBracket, "',' or ']'").end;
+    e->end = expectClose(Tok::RBracket, "',' or ']'", open).end;
     e->height = h + 1;
     if (e->height > kMaxExprDepth)
       failAt(cur_, fmt::format("expression nested too deeply (more than {} levels)", kMaxExprDepth));
@@ -429,7 +439,7 @@ ExprPtr Parser::parsePrimary() {
 
 // args = [arg ("," arg)*]      arg = [NAME "="] expr
 void Parser::parseCallArgs(Expr &call) {
-  expect(Tok::LParen, "'('");
+  Token open = expect(Tok::LParen, "'('");
   int h = 0;
   if (cur_.kind != Tok::RParen) {
     for (;;) {
@@ -454,7 +464,7 @@ void Parser::parseCallArgs(Expr &call) {
       take();
     }
   }
-  call.end = expect(Tok::RParen, "',' or ')'").end;
+  call.end = expectClose(Tok::RParen, "',' or ')'", open).end;
   call.height = h + 1;
   if (call.height > kMaxExprDepth)
     failAt(cur_, fmt::format("expression nested too deeply (more than {} levels)", kMaxExprDepth));

@@ -35,6 +35,7 @@ private:
   const Token &peek2();
   Token take();
   Token expect(Tok kind, const char *what);
+  Token expectClose(Tok kind, const char *what, const Token &open);
   [[noreturn]] void failAt(const Token &t, const std::string &msg);
   ExprPtr makeBinary(BinOp op, const Token &opTok, ExprPtr a, ExprPtr b);
 

@@ -196,7 +196,11 @@ TEST_CASE("parser: statements") {
 
 TEST_CASE("parser: errors and limits") {
   CHECK(parseError("x = a < b < c") == "1:11: comparisons cannot be chained (a < b < c); combine them with * instead");
-  CHECK(parseError("x = (a + b") == "1:11: expected ')', found end of file");
+  // A bracket left open: at the end of the file, the error points at it; before, it names it.
+  CHECK(parseError("x = (a + b") == "1:5: this '(' is never closed: the file ends first");
+  CHECK(parseError("x = f(a, b\ny = 2") == "2:1: expected ',' or ')', found name `y` (to close the '(' at 1:6)");
+  CHECK(parseError("x = reshape(a, [2, 3)") == "1:21: expected ',' or ']', found ')' (to close the '[' at 1:16)");
+  CHECK(parseError("x = [1, 2") == "1:5: this '[' is never closed: the file ends first");
   CHECK(parseError("x y") == "1:3: expected '=' after `x` (a statement starts with a keyword or NAME =), found name `y`");
   CHECK(parseError("input x [B]") == "1:9: expected ':' and the input's type, found '['");
   CHECK(parseError("x = 1 +") == "1:8: expected an expression, found end of file");
