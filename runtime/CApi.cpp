@@ -190,6 +190,17 @@ size_t checkInitCall(const void *out, int kind, const double *args, int num_args
   return static_cast<size_t>(num_args);
 }
 
+// gradc_init_param_f32/_f64: the checked call, then the initialiser.
+template <typename T>
+int initParamChecked(T *out, int kind, const double *args, int numArgs, const int64_t *shape, int rank,
+                     uint64_t seed, int index) {
+  return guarded<>(-1, [&] {
+    size_t n = checkInitCall(out, kind, args, numArgs, shape, rank, index);
+    initParam(out, kind, std::vector<double>(args, args + n), std::vector<int64_t>(shape, shape + rank), seed, index);
+    return 0;
+  });
+}
+
 void checkPath(const char *path) {
   if (!path) throw UserError(std::string("gradc"), "no file name: the path is NULL");
   if (!*path) throw UserError(std::string("gradc"), "no file name: the path is empty");
@@ -338,22 +349,12 @@ void gradc_batcher_free(gradc_batcher *b) { delete b; }
 
 int gradc_init_param_f32(float *out, int kind, const double *args, int num_args,
                          const int64_t *shape, int rank, uint64_t seed, int index) {
-  return guarded<>(-1, [&] {
-    size_t n = checkInitCall(out, kind, args, num_args, shape, rank, index);
-    std::vector<int64_t> dims(shape, shape + rank);
-    initParam(out, kind, std::vector<double>(args, args + n), dims, seed, index);
-    return 0;
-  });
+  return initParamChecked(out, kind, args, num_args, shape, rank, seed, index);
 }
 
 int gradc_init_param_f64(double *out, int kind, const double *args, int num_args,
                          const int64_t *shape, int rank, uint64_t seed, int index) {
-  return guarded<>(-1, [&] {
-    size_t n = checkInitCall(out, kind, args, num_args, shape, rank, index);
-    std::vector<int64_t> dims(shape, shape + rank);
-    initParam(out, kind, std::vector<double>(args, args + n), dims, seed, index);
-    return 0;
-  });
+  return initParamChecked(out, kind, args, num_args, shape, rank, seed, index);
 }
 
 int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_counters *c,

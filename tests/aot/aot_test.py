@@ -303,6 +303,16 @@ def types_block(text):
     return text[s:text.index("/* --- end model types --- */", s)]
 
 
+def rosenbrock_program(tmp, name, text):
+    """Standard output of the C program `text`, linked with mode_header's rosenbrock_f32/model.o."""
+    d = os.path.join(tmp, "rosenbrock_f32")
+    src, exe = os.path.join(d, name + ".c"), os.path.join(d, name)
+    with open(src, "w") as f:
+        f.write(text)
+    cc_link(src, exe, [d, RUNTIME_H], [os.path.join(d, "model.o")])
+    return run([exe]).stdout
+
+
 def mode_header(tmp):
     runtime_types = types_block(open(os.path.join(RUNTIME_H, "gradc_runtime.h")).read())
     models = sorted(f[:-5] for f in os.listdir(os.path.join(a.source, "examples")) if f.endswith(".grad"))
@@ -424,50 +434,44 @@ def mode_header(tmp):
     text = open(os.path.join(tmp, "rosenbrock_f32", "model.h")).read()
     check("const int64_t *dims = NULL;" in text and "{rows}" not in text and "read_csv" not in text,
           "rosenbrock: the header's example has no dims array and no data file")
-    src = os.path.join(tmp, "rosenbrock_f32", "null_dims.c")
-    with open(src, "w") as f:
-        f.write('#include "model.h"\n#include <stdio.h>\n#include <stdlib.h>\nint main(void) {\n'
-                "  void *state = aligned_alloc(64, GRADC_ROSENBROCK_STATE_BYTES);\n"
-                "  gradc_rosenbrock_init(state, 0);\n  const int64_t *dims = NULL;\n"
-                "  void *work = aligned_alloc(64, (gradc_rosenbrock_step_work_size(dims) + 63) / 64 * 64 + 64);\n"
-                "  float lr = 0.001f, t = 1, loss = 0;\n  void *args[GRADC_ROSENBROCK_STEP_NUM_SLOTS];\n"
-                "  args[GRADC_ROSENBROCK_STEP_a] = (char *)state + GRADC_ROSENBROCK_STATE_a_OFFSET;\n"
-                "  args[GRADC_ROSENBROCK_STEP_b] = (char *)state + GRADC_ROSENBROCK_STATE_b_OFFSET;\n"
-                "  args[GRADC_ROSENBROCK_STEP_lr] = &lr;\n  args[GRADC_ROSENBROCK_STEP_t] = &t;\n"
-                "  args[GRADC_ROSENBROCK_STEP_loss] = &loss;\n  gradc_rosenbrock_step(args, dims, work);\n"
-                '  printf("%g\\n", loss);\n  free(work);\n  free(state);\n  return 0;\n}\n')
-    exe = os.path.join(tmp, "rosenbrock_f32", "null_dims")
-    cc_link(src, exe, [os.path.join(tmp, "rosenbrock_f32"), RUNTIME_H], [os.path.join(tmp, "rosenbrock_f32", "model.o")])
-    out = run([exe]).stdout.strip()
+    out = rosenbrock_program(
+        tmp, "null_dims",
+        '#include "model.h"\n#include <stdio.h>\n#include <stdlib.h>\nint main(void) {\n'
+        "  void *state = aligned_alloc(64, GRADC_ROSENBROCK_STATE_BYTES);\n"
+        "  gradc_rosenbrock_init(state, 0);\n  const int64_t *dims = NULL;\n"
+        "  void *work = aligned_alloc(64, (gradc_rosenbrock_step_work_size(dims) + 63) / 64 * 64 + 64);\n"
+        "  float lr = 0.001f, t = 1, loss = 0;\n  void *args[GRADC_ROSENBROCK_STEP_NUM_SLOTS];\n"
+        "  args[GRADC_ROSENBROCK_STEP_a] = (char *)state + GRADC_ROSENBROCK_STATE_a_OFFSET;\n"
+        "  args[GRADC_ROSENBROCK_STEP_b] = (char *)state + GRADC_ROSENBROCK_STATE_b_OFFSET;\n"
+        "  args[GRADC_ROSENBROCK_STEP_lr] = &lr;\n  args[GRADC_ROSENBROCK_STEP_t] = &t;\n"
+        "  args[GRADC_ROSENBROCK_STEP_loss] = &loss;\n  gradc_rosenbrock_step(args, dims, work);\n"
+        '  printf("%g\\n", loss);\n  free(work);\n  free(state);\n  return 0;\n}\n').strip()
     check(out == "12.5", f"rosenbrock: one step with dims NULL gives the loss at (-1.5, 2), 12.5: {out}")
     # Through the C API: a model without inputs is evaluated with no data set (one call; it
     # read a NULL data set), refuses one (whose single batch made each epoch one step), and a
     # function without its work-size function is refused (it ran with no work memory).
-    src = os.path.join(tmp, "rosenbrock_f32", "capi.c")
     one_csv = os.path.join(tmp, "rosenbrock_f32", "x.csv")
     with open(one_csv, "w") as f:
         f.write("x\n1\n2\n")
-    with open(src, "w") as f:
-        f.write('#include "model.h"\n#include "gradc_runtime.h"\n#include <stdio.h>\n#include <stdlib.h>\n'
-                "int main(void) {\n  gradc_model m = gradc_rosenbrock_model();\n"
-                "  gradc_model nows = gradc_rosenbrock_model_from(gradc_rosenbrock_step, NULL, gradc_rosenbrock_eval,\n"
-                "                                                 NULL, NULL, NULL, gradc_rosenbrock_init);\n"
-                "  gradc_model other = m;\n  gradc_slot x = {\"x\", GRADC_SLOT_INPUT, 0, 1, {-1}, 0, -1};\n"
-                "  gradc_dataset *d;\n  gradc_train_options o = gradc_train_defaults(&m);\n"
-                "  void *state = aligned_alloc(64, GRADC_ROSENBROCK_STATE_BYTES);\n  double loss = 0;\n"
-                "  other.step.slots = &x;\n  other.step.num_slots = 1;\n"
-                f'  d = gradc_dataset_read_csv(&other, "{one_csv}");\n'
-                "  int rc;\n  m.init(state, 0);\n  o.verbose = 0;\n"
-                '  if (!d) return 1;\n'
-                '  rc = gradc_evaluate(&m, state, NULL, 1, &loss, NULL);\n  printf("%d %g\\n", rc, loss);\n'
-                '  rc = gradc_train(&m, state, NULL, d, NULL, &o);\n  printf("%d %s\\n", rc, gradc_last_error());\n'
-                '  rc = gradc_train(&nows, state, NULL, NULL, NULL, &o);\n  printf("%d %s\\n", rc, gradc_last_error());\n'
-                '  rc = gradc_evaluate(&nows, state, NULL, 1, &loss, NULL);\n'
-                '  printf("%d %s\\n", rc, gradc_last_error());\n'
-                "  gradc_dataset_free(d);\n  free(state);\n  return 0;\n}\n")
-    exe = os.path.join(tmp, "rosenbrock_f32", "capi")
-    cc_link(src, exe, [os.path.join(tmp, "rosenbrock_f32"), RUNTIME_H], [os.path.join(tmp, "rosenbrock_f32", "model.o")])
-    out = run([exe]).stdout.splitlines()
+    out = rosenbrock_program(
+        tmp, "capi",
+        '#include "model.h"\n#include "gradc_runtime.h"\n#include <stdio.h>\n#include <stdlib.h>\n'
+        "int main(void) {\n  gradc_model m = gradc_rosenbrock_model();\n"
+        "  gradc_model nows = gradc_rosenbrock_model_from(gradc_rosenbrock_step, NULL, gradc_rosenbrock_eval,\n"
+        "                                                 NULL, NULL, NULL, gradc_rosenbrock_init);\n"
+        "  gradc_model other = m;\n  gradc_slot x = {\"x\", GRADC_SLOT_INPUT, 0, 1, {-1}, 0, -1};\n"
+        "  gradc_dataset *d;\n  gradc_train_options o = gradc_train_defaults(&m);\n"
+        "  void *state = aligned_alloc(64, GRADC_ROSENBROCK_STATE_BYTES);\n  double loss = 0;\n"
+        "  other.step.slots = &x;\n  other.step.num_slots = 1;\n"
+        f'  d = gradc_dataset_read_csv(&other, "{one_csv}");\n'
+        "  int rc;\n  m.init(state, 0);\n  o.verbose = 0;\n"
+        '  if (!d) return 1;\n'
+        '  rc = gradc_evaluate(&m, state, NULL, 1, &loss, NULL);\n  printf("%d %g\\n", rc, loss);\n'
+        '  rc = gradc_train(&m, state, NULL, d, NULL, &o);\n  printf("%d %s\\n", rc, gradc_last_error());\n'
+        '  rc = gradc_train(&nows, state, NULL, NULL, NULL, &o);\n  printf("%d %s\\n", rc, gradc_last_error());\n'
+        '  rc = gradc_evaluate(&nows, state, NULL, 1, &loss, NULL);\n'
+        '  printf("%d %s\\n", rc, gradc_last_error());\n'
+        "  gradc_dataset_free(d);\n  free(state);\n  return 0;\n}\n").splitlines()
     check(out == ["0 12.5",
                   f"-1 {one_csv}: error: the model rosenbrock has no inputs: it takes no data set to train on (pass NULL)",
                   "-1 rosenbrock: error: the model's step function has no work-size function "
