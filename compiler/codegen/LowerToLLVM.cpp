@@ -511,8 +511,8 @@ private:
                            select(b_.CreateFCmpOEQ(x, fconst(0)), fconst(0), x)));
     case Op::Tanh: return libm("tanhf", "tanh", x);
     case Op::Sigmoid: {
-      // x >= 0: 1 / (1 + exp(-x)); else exp(x) / (1 + exp(x)); and 0 below -kSigmoidZeroBelow,
-      // where PyTorch's 1 / (1 + exp(-x)) is 1 / inf (see kSigmoidZeroBelow).
+      // x >= 0: 1 / (1 + exp(-x)); else exp(x) / (1 + exp(x)); and 0 below -sigmoidZeroBelow,
+      // where PyTorch's 1 / (1 + exp(-x)) is 1 / inf (see ir::sigmoidZeroBelow).
       Value *ge = b_.CreateFCmpOGE(x, fconst(0));
       Value *z = unary(llvm::Intrinsic::exp, select(ge, b_.CreateFNeg(x), x));
       Value *den = b_.CreateFAdd(fconst(1), z);

@@ -368,9 +368,10 @@ void Sema::declareParam(const Stmt &s) {
     if (!kInitNames.count(e.name)) {
       // torch.nn.init's names for the two scaled initialisers.
       auto startsWith = [&](const char *prefix) { return e.name.rfind(prefix, 0) == 0; };
+      std::vector<std::string> inits(kInitNames.begin(), kInitNames.end());
       std::string hint = startsWith("xavier") || startsWith("glorot") ? " (Xavier uniform is glorot)"
                          : startsWith("kaiming") || startsWith("he_") ? " (Kaiming normal is he)"
-                                                                      : didYouMean(e.name, {kInitNames.begin(), kInitNames.end()});
+                                                                      : didYouMean(e.name, inits);
       userError(e.loc, "unknown initialiser `{}`; expected zeros, ones, const(v), normal(mean, std), "
                        "uniform(lo, hi), glorot or he{}", e.name, hint);
     }
@@ -424,7 +425,8 @@ void Sema::checkDefBody(const Expr &e, const Stmt &def, const std::set<std::stri
       if (allDefs_.count(e.name))
         userError(e.loc, "def {} calls `{}`, which is defined later (at {}); a def may call only earlier defs",
                   def.name, e.name, where(allDefs_[e.name]));
-      userError(e.loc, "unknown function `{}`{}", e.name, didYouMean(e.name, callableNames(defIndex_, defIndex_.size())));
+      userError(e.loc, "unknown function `{}`{}", e.name,
+                didYouMean(e.name, callableNames(defIndex_, defIndex_.size())));
     }
   }
   for (const ExprPtr &a : e.args) checkDefBody(*a, def, args);
