@@ -144,7 +144,8 @@ private:
     else if (mm != kNoValue && o_.threads > 1)
     {
       int64_t panels = (f_.node(mm).shape[1].factor + panel - 1) / panel;
-      out_ += fmt::format("    on one thread: {} column panel{} of {} columns, a split over {} threads needs {}\n",
+      out_ += fmt::format("    on one thread: {} column panel{} of {} columns, a split over {} threads needs {} "
+                          "panels\n",
                           panels, panels == 1 ? "" : "s", panel, o_.threads, kParallelMinPanelsPerPart * o_.threads);
     }
     if (s.interleaved)
