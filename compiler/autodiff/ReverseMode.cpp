@@ -102,6 +102,7 @@ Function differentiate(const Function &fwd) {
       if (c >= fwd.size() && g.node(c).srcName.empty() && !b.srcName.empty()) {
         g.node(c).srcName = b.srcName;
         g.node(c).loc = b.loc;
+        g.node(c).callLoc = b.callLoc;
       }
       ValueId &a = adj[static_cast<size_t>(o)];
       a = a == kNoValue ? c : b.add(a, c);

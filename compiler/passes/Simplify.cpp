@@ -301,6 +301,7 @@ ValueId Rewriter::stableLog(const Node &n) {
     Node m = inner;
     m.op = Op::LogSoftmax;
     m.loc = n.loc;
+    m.callLoc = n.callLoc;
     m.srcName = n.srcName;
     return b_.add(std::move(m));
   }
@@ -357,6 +358,7 @@ Function rewriteOnce(const Function &f, bool *changed) {
     Node n = f.node(v);
     for (ValueId &o : n.operands) o = map[static_cast<size_t>(o)];
     b.loc = n.loc;
+    b.callLoc = n.callLoc;
     b.srcName = n.srcName;
     ValueId r = rw.rewrite(n);
     if (r != kNoValue) {
