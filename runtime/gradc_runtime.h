@@ -1,7 +1,8 @@
 /* The C API of libgradc_runtime: what a C or C++ program needs around a model that
  * `gradc compile` turned into an object file and a header (docs/aot.md).
  *
- *   - reading a model's inputs from a CSV file (SPEC §6), batching and shuffling them;
+ *   - reading a model's inputs from a CSV file (docs/language.md, "Data"), batching and
+ *     shuffling them;
  *   - reading and writing safetensors checkpoints (the files `gradc train --save` writes);
  *   - the training loop of `gradc train`, calling a compiled step given as a plain function
  *     pointer with its work-size function and slot description;
@@ -91,8 +92,8 @@ const char *gradc_last_error(void);
 
 typedef struct gradc_dataset gradc_dataset;
 
-/* Reads a CSV file holding the inputs of the model's step (SPEC §6: one row per sample,
- * the columns of each input in declaration order). A float64 model (m->f64) reads the
+/* Reads a CSV file holding the inputs of the model's step (docs/language.md: one row per
+ * sample, the columns of each input in declaration order). A float64 model (m->f64) reads the
  * values as doubles, each to the nearest double, as `gradc train --dtype f64` does. NULL on
  * error. A data set is for the model it was read for: the functions below that take a model
  * and a data set refuse one read for a model of another float type or other inputs. */

@@ -285,7 +285,7 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   for (size_t i = 0; i < dims.size(); ++i)
     put(h, "#define {}_DIM_{} {}{}\n", M, ident(dims[i]), i,
         static_cast<int>(i) == batch ? "  /* the batch size: rows per call */" : "  /* not read */");
-  put(h, "\n/* Inputs, in the column order of a CSV file (SPEC §6). */\n");
+  put(h, "\n/* Inputs, in the column order of a CSV file (gradc's docs/language.md, \"Data\"). */\n");
   for (const InputInfo &in : m.inputs) {
     std::vector<std::string> sh;
     for (const ir::Dim &d : in.shape) sh.push_back(ir::formatDim(d, m.forward.dimNames));
