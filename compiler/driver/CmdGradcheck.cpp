@@ -18,7 +18,9 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <cstdio>
 #include <numeric>
+#include <optional>
 
 #include "driver/GradSupport.h"
 #include "driver/Pipeline.h"
@@ -113,15 +115,22 @@ int runGradcheck(Options &o, SourceManager &sm) {
   grad.setParams(w);
   grad.run();
   KernelCall forward(gradientKernel(lossProgram(m), o, /*f64=*/true), m, data);
-  auto lossAt = [&](const Weights &at) {
-    forward.setParams(at);
+  forward.setParams(w);
+  auto loss = [&] {
     forward.run();
     return forward.result(rt::SlotKind::Loss, "loss").at(0);
+  };
+  // The loss with one element of a param set to v (the others as in w).
+  auto lossWith = [&](const std::string &name, size_t i, double v) {
+    forward.setParam(name, i, v);
+    double l = loss();
+    forward.setParam(name, i, w.at(name)[i]);
+    return l;
   };
 
   // Finite differences of a loss that is not finite are no derivative: say so, not that every
   // gradient differs from them.
-  if (double at = lossAt(w); !std::isfinite(at)) {
+  if (double at = loss(); !std::isfinite(at)) {
     std::string from =
         o.weights.empty() ? fmt::format("from the initialisers with --seed {}", o.seed) : "--weights " + o.weights;
     for (const ParamInfo &p : m.params) {  // a weight that is itself not finite is the reason
@@ -154,16 +163,12 @@ int runGradcheck(Options &o, SourceManager &sm) {
     std::vector<double> g = grad.result(rt::SlotKind::Grad, name);
     std::vector<size_t> check = elementsToCheck(g.size(), o.seed, pi);
     double worst = 0;
-    Weights at = w;
     std::string why;  // the last step's value that is not finite, if any
     // The relative error of g[i] against central differences with step h.
     auto errorAt = [&](size_t i, double h) {
       double w0 = w.at(name)[i];
-      at[name][i] = w0 + h;
-      double up = lossAt(at);
-      at[name][i] = w0 - h;
-      double down = lossAt(at);
-      at[name][i] = w0;
+      double up = lossWith(name, i, w0 + h);
+      double down = lossWith(name, i, w0 - h);
       double fd = (up - down) / (2 * h);
       why.clear();
       if (!std::isfinite(g[i])) {
@@ -175,7 +180,11 @@ int runGradcheck(Options &o, SourceManager &sm) {
       }
       return std::fabs(fd - g[i]) / std::max({std::fabs(fd), std::fabs(g[i]), kFloor});
     };
-    for (size_t i : check) {
+    // A large param takes seconds (each element two runs of the loss): say which, on a terminal.
+    std::optional<Status> status(std::in_place, "checking " + name);
+    for (size_t k = 0; k < check.size(); ++k) {
+      size_t i = check[k];
+      status->update(fmt::format("checking {}: element {} of {}", name, k + 1, check.size()));
       double h = kStep * std::max(1.0, std::fabs(w.at(name)[i]));
       double err = errorAt(i, h);
       if (!(err <= kTolerance)) err = std::min(err, errorAt(i, h / 10));
@@ -183,7 +192,9 @@ int runGradcheck(Options &o, SourceManager &sm) {
       if (!(err <= worst)) worst = err;
       if (std::isnan(worst)) break;
     }
+    status.reset();
     fmt::print("{:<{}} {:>{}} {:>8}  {:.3g}\n", name, nameWidth, g.size(), countWidth, check.size(), worst);
+    std::fflush(stdout);  // a row as soon as its param is done, into a pipe too
     if (!(worst <= kTolerance)) failed.push_back(name);
   }
   if (!failed.empty()) {

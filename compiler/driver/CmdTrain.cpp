@@ -147,24 +147,6 @@ void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std:
   }
 }
 
-// On a terminal, what train is doing before its first step (reading a large CSV file,
-// compiling a deep model take seconds): one status line on stderr, erased when the phase
-// ends (also by an error, before its message).
-class Status {
-public:
-  explicit Status(const std::string &what) {
-    if (on_) std::cerr << rt::fitTerminalRow(escapeText(what) + "...", rt::terminalColumns()) << std::flush;
-  }
-  ~Status() {
-    if (on_) std::cerr << "\r\x1b[K" << std::flush;
-  }
-  Status(const Status &) = delete;
-  Status &operator=(const Status &) = delete;
-
-private:
-  bool on_ = ::isatty(2) != 0;
-};
-
 int runTrain(Options &o, SourceManager &sm) {
   if (o.distributed || rt::launchedByMpi()) return runTrainDistributed(o, sm);
   Model m = loadModelFor(sm, o, Float32Use::Step);

@@ -169,6 +169,14 @@ void KernelCall::setParams(const Weights &w) {
   }
 }
 
+void KernelCall::setParam(const std::string &name, size_t i, double v) {
+  for (size_t s = 0; s < k_.sig.slots.size(); ++s) {
+    if (k_.sig.slots[s].kind != rt::SlotKind::Param || k_.sig.slots[s].name != name) continue;
+    if (k_.f64) static_cast<double *>(slot(s))[i] = v;
+    else static_cast<float *>(slot(s))[i] = static_cast<float>(v);
+  }
+}
+
 void KernelCall::run() {
   void *work = work_.data();
   size_t space = work_.size();

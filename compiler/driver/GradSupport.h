@@ -57,6 +57,9 @@ public:
   KernelCall(rt::Kernel k, const Model &m, const rt::Dataset &data);
   /// Copies the params that the kernel takes from `w`.
   void setParams(const Weights &w);
+  /// Sets one element of the param `name`, as setParams would from a weight holding `v` there;
+  /// a param the kernel does not take is ignored.
+  void setParam(const std::string &name, size_t i, double v);
   void run();
   /// The values of a result slot (by kind and name), as doubles.
   std::vector<double> result(rt::SlotKind kind, const std::string &name) const;

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <optional>
 #include <set>
+#include <unistd.h>
 
 #include <fmt/ranges.h>
 
@@ -218,6 +219,26 @@ uint64_t trainSeed(const rt::TrainState &st, const Options &o, bool warn) {
     std::cerr << oneLine(fmt::format("{}: warning: --seed {} is not used: a run resumed from a checkpoint keeps "
                                      "its data order (seed {})", o.init, o.seed, st.seed));
   return st.seed;
+}
+
+Status::Status(const std::string &what) : on_(::isatty(2) != 0) {
+  if (on_) std::cerr << line(what) << std::flush;
+  last_ = std::chrono::steady_clock::now();
+}
+
+Status::~Status() {
+  if (on_) std::cerr << "\r\x1b[K" << std::flush;
+}
+
+void Status::update(const std::string &what) {
+  auto now = std::chrono::steady_clock::now();
+  if (!on_ || now - last_ < std::chrono::milliseconds(100)) return;
+  last_ = now;
+  std::cerr << "\r\x1b[K" << line(what) << std::flush;
+}
+
+std::string Status::line(const std::string &what) {
+  return rt::fitTerminalRow(escapeText(what) + "...", rt::terminalColumns());
 }
 
 }  // namespace gradc::driver

@@ -3,6 +3,7 @@
 // kernel needs, and the NaN trap's explanation (single-process and data-parallel training).
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +67,24 @@ void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std:
 /// `MODEL: warning: the model has no inputs; FLAGS not used`: data given to a model without
 /// inputs (rosenbrock) is ignored by every command, with this warning.
 void warnNoInputs(const std::string &modelPath, const char *flags);
+
+/// On a terminal, what a command is doing while it takes seconds (train reading a large CSV
+/// file or compiling a deep model, gradcheck perturbing a large param's elements): one status
+/// line on stderr, redrawn by update() at most 10 times a second and erased when the Status
+/// ends (also by an error, before its message). Off the terminal it prints nothing.
+class Status {
+public:
+  explicit Status(const std::string &what);
+  ~Status();
+  Status(const Status &) = delete;
+  Status &operator=(const Status &) = delete;
+  void update(const std::string &what);
+
+private:
+  static std::string line(const std::string &what);
+  bool on_;
+  std::chrono::steady_clock::time_point last_{};
+};
 
 /// The seed of a training run's data order: a run resumed from a checkpoint keeps the one it
 /// continues, and warns (when `warn`) that another --seed given is not used.

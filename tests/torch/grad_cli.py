@@ -298,6 +298,33 @@ def main():
         check("gradcheck: a long param name keeps the table's columns aligned",
               r.returncode == 0 and len(rows) == 3 and rows[1].startswith("a_very_long_parameter_name_indeed ")
               and len(ends) == 1, r.stdout)
+        # On a terminal, a status line on stderr names the param (and the element) being checked
+        # (a large param takes seconds), erased before its row of the table, which goes to stdout.
+        import fcntl
+        import pty
+        import termios
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        p = subprocess.Popen([gradc, "gradcheck", XOR], stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child has exited and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(master)
+        out = p.stdout.read().decode()
+        rc = p.wait(timeout=120)
+        statuses = [s for s in shown.decode().split("\r\x1b[K") if s]
+        check("gradcheck on a terminal: a status line per param, erased",
+              rc == 0 and statuses[:1] == ["checking W1..."] and "checking b2..." in statuses
+              and all(s.startswith("checking ") and s.endswith("...") for s in statuses)
+              and shown.endswith(b"\r\x1b[K") and out.startswith("param ") and "passed" in out,
+              "rc %d, stderr %r, stdout %r" % (rc, shown[:300], out))
         # A model without params has no gradient to check: a warning, not a table without rows
         # and "every gradient matches".
         noparam = os.path.join(tmp, "noparam.grad")
