@@ -1,5 +1,5 @@
-// Mini-batches (SPEC §8): the order of the rows in each epoch, and the gathering of a
-// batch's rows of every input into contiguous buffers that a kernel reads.
+// Mini-batches (docs/language.md, "Command line"): the order of the rows in each epoch, and the
+// gathering of a batch's rows of every input into contiguous buffers that a kernel reads.
 //
 // The order of epoch e is a Fisher–Yates shuffle driven by the stream kShuffleStream + e of
 // the seed (Init.h): it depends on (seed, epoch) only, so the same seed gives the same

@@ -1,9 +1,9 @@
-// The CSV reader of SPEC §6. The whole file is read into memory and scanned once; numbers
-// are parsed with std::from_chars, which rounds to the nearest float exactly. Every problem
-// is reported at its place: `FILE:LINE:COL: error: ...`, where LINE counts physical lines
-// (blank ones too) and COL counts characters (UTF-8) from 1, after a leading BOM; the row
-// (a window of it around the column, when it is long) and a caret follow, as under a model's
-// errors.
+// The CSV reader (docs/language.md, "Data"). The whole file is read into memory and scanned
+// once; numbers are parsed with std::from_chars, which rounds to the nearest float exactly.
+// Every problem is reported at its place: `FILE:LINE:COL: error: ...`, where LINE counts
+// physical lines (blank ones too) and COL counts characters (UTF-8) from 1, after a leading
+// BOM; the row (a window of it around the column, when it is long) and a caret follow, as under
+// a model's errors.
 #include "runtime/Csv.h"
 
 #include <algorithm>

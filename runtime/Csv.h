@@ -1,5 +1,6 @@
-// The CSV reader of SPEC §6: fast, exact (each value parses to the nearest float) and strict
-// (every malformed row, cell or label is a UserError naming file, line and column).
+// The CSV reader (docs/language.md, "Data"): fast, exact (each value parses to the nearest
+// float) and strict (every malformed row, cell or label is a UserError naming file, line and
+// column).
 #pragma once
 
 #include <cstdint>

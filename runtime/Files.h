@@ -1,11 +1,11 @@
-// Writing files whole or not at all (SPEC §8: files named by --out, --save, -o, --metrics):
-// a temporary file in the same folder, fsync, rename over the target (over the file a symbolic
-// link names, not the link), keeping the replaced file's permissions; a write-protected file is
-// refused, as open() refuses it. A target that exists and
-// is neither a regular file nor a folder (/dev/null, a FIFO, /dev/stdout), or that is this
-// process's standard output or error, is written in place. The temporary files of writers
-// killed before their rename (`TARGET.tmp.PID` of a process that is gone, untouched for a
-// minute) are removed after a write of the same target.
+// Writing files whole or not at all (docs/language.md, "Command line": files named by --out,
+// --save, -o, --metrics): a temporary file in the same folder, fsync, rename over the target
+// (over the file a symbolic link names, not the link), keeping the replaced file's permissions;
+// a write-protected file is refused, as open() refuses it. A target that exists and is neither
+// a regular file nor a folder (/dev/null, a FIFO, /dev/stdout), or that is this process's
+// standard output or error, is written in place. The temporary files of writers killed before
+// their rename (`TARGET.tmp.PID` of a process that is gone, untouched for a minute) are removed
+// after a write of the same target.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
-// Parameter initialisers (SPEC §3) and the random generator behind them and behind the
-// shuffling of batches. Everything is computed by gradc's own code (xoshiro256** seeded
-// by splitmix64, Marsaglia's polar form of Box–Muller, Lemire's bounded integers), so a
+// Parameter initialisers (docs/language.md, "Statements") and the random generator behind them
+// and behind the shuffling of batches. Everything is computed by gradc's own code (xoshiro256**
+// seeded by splitmix64, Marsaglia's polar form of Box–Muller, Lemire's bounded integers), so a
 // seed gives the same weights and the same data order on every platform and compiler.
 //
 // Fans follow PyTorch's definitions, for gradc's layout: a weight W is [in, out] (x @ W),

@@ -1,4 +1,4 @@
-// safetensors files (SPEC §7): weights, gradients and checkpoints.
+// safetensors files (docs/language.md, "Weights and checkpoints"): weights, gradients and checkpoints.
 //
 // Format: 8-byte little-endian header length N, N bytes of JSON
 // {"NAME": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, ...,

@@ -293,7 +293,7 @@ bool TrainState::load(const std::string &path, const std::string &modelHash, boo
   // the `W.mom` of an RMSProp with momentum): the whole state starts at zero, as after a
   // switch from SGD.
   const std::string *written = meta("gradc.optimizer");
-  // (The optimisers of SPEC §5: a checkpoint that names another is corrupt, not a switch.)
+  // (The optimisers of docs/language.md: a checkpoint that names another is corrupt, not a switch.)
   if (written && *written != "sgd" && *written != "adam" && *written != "adamw" && *written != "rmsprop" &&
       *written != "adagrad")
     fileError(path, "metadata 'gradc.optimizer' is '{}', which is no optimiser (sgd, adam, adamw, rmsprop, adagrad)",

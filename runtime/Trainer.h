@@ -1,5 +1,6 @@
-// The training loop and what runs around a compiled kernel (SPEC §7, §8): the training
-// state (params and optimiser states), checkpoints, training, evaluation and prediction.
+// The training loop and what runs around a compiled kernel (docs/language.md,
+// "Weights and checkpoints" and "Command line"): the training state (params and optimiser
+// states), checkpoints, training, evaluation and prediction.
 //
 // A kernel (Kernel.h) is called with one pointer per slot. `Call` builds that pointer array
 // once: params and states point into the TrainState, inputs into the Batcher's buffers,

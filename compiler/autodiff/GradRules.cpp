@@ -6,9 +6,9 @@
 // `keep(v)` is v reshaped to the operand's rank (reduced axes kept as 1) so that it
 // broadcasts against the operand; `N` is the number of elements reduced. Rules may return a
 // value of y's (broadcast) shape: the driver sums it back to the operand's shape.
-// Derivatives at kinks follow PyTorch (SPEC §4). Where two operands of one call would each
-// make values, they are made one statement at a time: C++ leaves the order of a call's
-// arguments to the compiler, and the order of the values is the numbering that
+// Derivatives at kinks follow PyTorch (docs/language.md, "Expressions"). Where two operands of
+// one call would each make values, they are made one statement at a time: C++ leaves the order
+// of a call's arguments to the compiler, and the order of the values is the numbering that
 // `gradc inspect` prints (the same whichever compiler built gradc).
 #include "autodiff/GradRules.h"
 

@@ -1,10 +1,10 @@
-// `gradc bench MODEL [--batch-size N] [--json] [--check-numerics]` (SPEC §8): times the
-// compiled step on random data. After a warm-up, every step is timed on its own until at
-// least a second and 20 steps have passed; the median is reported. GFLOP/s counts
-// 6 × batch × Σ(in × out) over the model's 2-D params (a matmul's forward and its two
+// `gradc bench MODEL [--batch-size N] [--json] [--check-numerics]` (docs/language.md,
+// "Command line"): times the compiled step on random data. After a warm-up, every step is timed
+// on its own until at least a second and 20 steps have passed; the median is reported. GFLOP/s
+// counts 6 × batch × Σ(in × out) over the model's 2-D params (a matmul's forward and its two
 // backward products, 2 flops per multiply-add), divided by the median step time. With
-// --check-numerics the step is the one `train --check-numerics` runs: compiled in check
-// mode, its flag read after every step.
+// --check-numerics the step is the one `train --check-numerics` runs: compiled in check mode,
+// its flag read after every step.
 #include <algorithm>
 #include <chrono>
 #include <iostream>

@@ -1,7 +1,8 @@
-// `gradc eval MODEL --weights W --data F [--json] [--dtype f32|f64]` (SPEC §8): the loss and
-// every metric over the data file, seen as one batch; a `NAME VALUE` line each, or one JSON
-// object. With --dtype f64 the program runs in float64, as `train --dtype f64` trains: the
-// data read as doubles, the params from their exact F64 copies when the file holds them.
+// `gradc eval MODEL --weights W --data F [--json] [--dtype f32|f64]` (docs/language.md,
+// "Command line"): the loss and every metric over the data file, seen as one batch; a
+// `NAME VALUE` line each, or one JSON object. With --dtype f64 the program runs in float64, as
+// `train --dtype f64` trains: the data read as doubles, the params from their exact F64 copies
+// when the file holds them.
 #include <cmath>
 #include <iostream>
 

@@ -1,7 +1,7 @@
-// `gradc grad MODEL --weights W [--data F] --out G` (SPEC §8): the loss and the gradient of
-// every param on the data as one batch, written as an F32 safetensors file with `loss`
-// (shape []) and one tensor per param under its name. Nothing is written on an error.
-// `--out -` is standard output (refused on a terminal: main.cpp).
+// `gradc grad MODEL --weights W [--data F] --out G` (docs/language.md, "Command line"): the
+// loss and the gradient of every param on the data as one batch, written as an F32 safetensors
+// file with `loss` (shape []) and one tensor per param under its name. Nothing is written on an
+// error. `--out -` is standard output (refused on a terminal: main.cpp).
 #include "driver/GradSupport.h"
 #include "driver/Pipeline.h"
 #include "driver/RunSupport.h"

@@ -1,5 +1,5 @@
-// `gradc gradcheck MODEL [--weights W] [--data F]` (SPEC §8): compares the compiled gradient program
-// with central finite differences of the loss, both in float64.
+// `gradc gradcheck MODEL [--weights W] [--data F]` (docs/language.md, "Command line"): compares
+// the compiled gradient program with central finite differences of the loss, both in float64.
 //
 // For each param, up to kMaxChecked of its elements (all of them for small params, else a
 // random sample) are perturbed by ±h, h = 1e-5 * max(1, |w|), and

@@ -12,7 +12,8 @@
 namespace gradc::driver {
 
 namespace {
-// The stages of SPEC §8 in pipeline order, and `loops` (the loop plan of the step).
+// The stages of `inspect --stage` (docs/language.md, "Command line") in pipeline order; `loops`
+// is the loop plan of the step.
 enum class Stage { AST, IR, Grad, Opt, Step, Loops, LLVM, Asm };
 
 Stage parseStage(const std::string &s) {

@@ -1,8 +1,8 @@
-// `gradc predict MODEL --weights W --data F [--out F] [--dtype f32|f64]` (SPEC §8): the model's
-// outputs for every row of the data (one batch, like eval; in float64 with --dtype f64, as
-// eval), as CSV with a header. The data may hold all the model's inputs
-// (a training file) or just those the outputs need (no labels). --out is written whole or
-// not at all. Each output must have the batch dim first (one row per sample).
+// `gradc predict MODEL --weights W --data F [--out F] [--dtype f32|f64]` (docs/language.md,
+// "Command line"): the model's outputs for every row of the data (one batch, like eval; in
+// float64 with --dtype f64, as eval), as CSV with a header. The data may hold all the model's
+// inputs (a training file) or just those the outputs need (no labels). --out is written whole
+// or not at all. Each output must have the batch dim first (one row per sample).
 #include <algorithm>
 #include <iostream>
 #include <map>

@@ -1,7 +1,7 @@
-// `gradc train MODEL [--data F] [--val F] ...` (SPEC §8): reads and checks all the data
-// first, JIT-compiles the step (and the eval program for --val), initialises or loads the
-// params, and runs the training loop of runtime/Trainer.h. Without inputs (a plain function
-// such as rosenbrock) it runs --steps steps (default 1000).
+// `gradc train MODEL [--data F] [--val F] ...` (docs/language.md, "Command line"): reads and
+// checks all the data first, JIT-compiles the step (and the eval program for --val),
+// initialises or loads the params, and runs the training loop of runtime/Trainer.h. Without
+// inputs (a plain function such as rosenbrock) it runs --steps steps (default 1000).
 //
 // The NaN trap: when a step gives a non-finite value (the loss; with --check-numerics, any
 // value the step computes, flagged by the JIT's check mode), the trainer goes back to the

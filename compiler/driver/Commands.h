@@ -1,6 +1,6 @@
-// The commands of `gradc` (SPEC §8). main.cpp parses the command line into Options and
-// calls one run* function; each lives in its own Cmd*.cpp file. A run* function returns the
-// exit status; user errors are thrown as UserError and reported by main.
+// The commands of `gradc` (docs/language.md, "Command line"). main.cpp parses the command line
+// into Options and calls one run* function; each lives in its own Cmd*.cpp file. A run*
+// function returns the exit status; user errors are thrown as UserError and reported by main.
 #pragma once
 
 #include <cstdint>

@@ -18,9 +18,9 @@
 
 namespace gradc::driver {
 
-/// The model with the flags that change the program applied: `--optimizer X` keeps the
-/// model's settings when X is its optimiser and takes X's defaults otherwise (SPEC §5).
-/// (`--lr` is a run-time argument of the step and changes nothing here.)
+/// The model with the flags that change the program applied: `--optimizer X` keeps the model's
+/// settings when X is its optimiser and takes X's defaults otherwise (docs/language.md,
+/// "Optimisers"). (`--lr` is a run-time argument of the step and changes nothing here.)
 Model applyFlags(Model m, const Options &o);
 /// What a command does with the model's settings in its float type (loadModelFor).
 enum class Float32Use {

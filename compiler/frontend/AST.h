@@ -1,11 +1,12 @@
 // The syntax tree of a model file.
 //
-// A ModuleAST is the list of statements of SPEC §3 in file order; expressions are small
-// trees of Expr. Every node carries its Loc (file:line:col) and the byte span of its source
-// text, so that messages can quote the expression (`x @ W1: [B, 2] @ [3, 8]: ...`).
-// The parser bounds the height of every expression tree (kMaxExprDepth), so recursive walks
-// (sema, printers, the destructor) use a bounded amount of C++ stack; they run on a stack
-// of their own (support/LargeStack.h), where 4,096 levels fit also under the sanitizers.
+// A ModuleAST is the list of statements (docs/language.md, "Statements") in file order;
+// expressions are small trees of Expr. Every node carries its Loc (file:line:col) and the byte
+// span of its source text, so that messages can quote the expression
+// (`x @ W1: [B, 2] @ [3, 8]: ...`). The parser bounds the height of every expression tree
+// (kMaxExprDepth), so recursive walks (sema, printers, the destructor) use a bounded amount of
+// C++ stack; they run on a stack of their own (support/LargeStack.h), where 4,096 levels fit
+// also under the sanitizers.
 #pragma once
 
 #include <memory>

@@ -1,10 +1,10 @@
 // The lexer: characters of a model file -> tokens, each with its file:line:col.
 //
-// Tokens are produced one at a time (the parser keeps a lookahead of two), so a 5 MB line
-// never becomes millions of tokens in memory. The lexer also enforces the file rules of
-// SPEC §2: UTF-8, no NUL bytes, non-ASCII characters only inside comments. Columns count
-// characters; outside comments every character is one byte, so a token's column is its
-// byte offset in the line plus one.
+// Tokens are produced one at a time (the parser keeps a lookahead of two), so a 5 MB line never
+// becomes millions of tokens in memory. The lexer also enforces the file rules of
+// docs/language.md, "Lexical rules": UTF-8, no NUL bytes, non-ASCII characters only inside
+// comments. Columns count characters; outside comments every character is one byte, so a
+// token's column is its byte offset in the line plus one.
 #pragma once
 
 #include <string>

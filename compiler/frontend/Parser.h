@@ -1,5 +1,5 @@
-// The parser: tokens -> ModuleAST (the grammar of SPEC §2-§4, written above each function
-// in Parser.cpp).
+// The parser: tokens -> ModuleAST (the grammar of docs/language.md, "Lexical rules" to
+// "Expressions", written above each function in Parser.cpp).
 //
 // Recursive descent with precedence levels; `^` is right-associative and binds tighter than
 // unary minus (`-a^2` is `-(a^2)`, `a^-1` is `a^(-1)`); comparisons do not chain. Nesting

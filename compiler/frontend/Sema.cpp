@@ -1146,7 +1146,7 @@ Model Sema::run() {
       in.shape = resolveType(s.type, "input " + s.name, true);
       if (in.shape.empty())
         userError(s.type.loc, "an input needs at least one dim (the batch dim), e.g. [B] or [B, 4]");
-      // SPEC §6: the batch dim is the first dim of every input (each CSV row is one sample of each).
+      // The batch dim is the first dim of every input (each CSV row is one sample of each).
       if (!model_.inputs.empty() && in.shape[0] != model_.inputs.front().shape[0])
         userError(s.type.dims.front().loc, "the first dim of every input is the batch dim: input {} has {}, "
                   "input {} has {}", model_.inputs.front().name,

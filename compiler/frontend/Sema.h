@@ -19,7 +19,7 @@
 //   log(sigmoid(z)) is not rewritten to its stable form, so the values are PyTorch's too;
 //   bce_with_logits(z, y) = softplus(z) - z * y;
 //   cross_entropy(z, y) = -mean(sum(log_softmax(z, axis=1) * onehot(y, C), axis=1)).
-// Choices where SPEC.md is silent:
+// Choices the core rules leave open (docs/language.md, "Choices where the specification is silent"):
 //   - an error of an operator is reported at the operator (`x @ W1` at the `@`), an error of
 //     a call at the function's name, a wrong argument at that argument;
 //   - normal and uniform default to (0, 1) like torch.nn.init; argmax needs its axis;
@@ -48,7 +48,7 @@ namespace gradc {
 constexpr int kMaxDefDepth = 64;
 constexpr int kMaxNodes = 100000;
 
-/// The names of the built-in functions of SPEC §4, in a stable order.
+/// The names of the built-in functions (docs/language.md, "Expressions"), in a stable order.
 const std::vector<std::string> &builtinNames();
 
 }  // namespace gradc

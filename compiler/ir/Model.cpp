@@ -5,7 +5,8 @@ namespace gradc {
 namespace {
 struct OptSpec {
   std::string name;
-  std::vector<std::pair<std::string, double>> args;  // in SPEC order, with defaults
+  // The arguments with their defaults, in the documented order (docs/language.md, "Optimisers").
+  std::vector<std::pair<std::string, double>> args;
 };
 const std::vector<OptSpec> &optSpecs() {
   static const std::vector<OptSpec> specs = {

@@ -39,7 +39,7 @@ struct InputInfo {
 
 struct OptimizerInfo {
   std::string kind = "sgd";             // sgd adam adamw rmsprop adagrad
-  std::map<std::string, double> args;   // every argument, defaults filled in (SPEC §5)
+  std::map<std::string, double> args;   // every argument, defaults filled in (docs/language.md)
   Loc loc;
   bool fromFlag = false;                // --optimizer replaced the model's own by another kind
 };
@@ -55,11 +55,12 @@ struct Model {
   int sourceFile = -1;             // SourceManager id of the model file
 };
 
-/// The optimiser's defaults (SPEC §5), by optimiser name; empty when the name is unknown.
+/// The optimiser's defaults (docs/language.md, "Optimisers"), by optimiser name; empty when the
+/// name is unknown.
 const std::map<std::string, double> &optimizerDefaults(const std::string &kind);
-/// The names of the optimisers, in SPEC order.
+/// The names of the optimisers, in the documented order (docs/language.md, "Optimisers").
 const std::vector<std::string> &optimizerNames();
-/// The order of positional optimiser arguments (as listed in SPEC §5).
+/// The order of positional optimiser arguments (as listed in docs/language.md, "Optimisers").
 const std::vector<std::string> &optimizerArgOrder(const std::string &kind);
 
 }  // namespace gradc

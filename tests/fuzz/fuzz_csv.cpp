@@ -1,8 +1,8 @@
-// libFuzzer target: the CSV reader of SPEC §6 (runtime/Csv.h) on arbitrary bytes. The first
-// byte chooses the layout the file is read for (how many inputs, their widths, int labels
-// with or without a class count); the rest is the file. A UserError is the expected answer to
-// bad input; a crash, a sanitizer report, another exception or a hang is a finding. A file
-// that reads must hold exactly rows x width values per input, and labels in range.
+// libFuzzer target: the CSV reader of docs/language.md, "Data" (runtime/Csv.h) on arbitrary
+// bytes. The first byte chooses the layout the file is read for (how many inputs, their widths,
+// int labels with or without a class count); the rest is the file. A UserError is the expected
+// answer to bad input; a crash, a sanitizer report, another exception or a hang is a finding. A
+// file that reads must hold exactly rows x width values per input, and labels in range.
 //
 //   build-fuzz/tests/fuzz_csv -max_total_time=3600 tests/fuzz/corpus_csv
 #include <cstddef>

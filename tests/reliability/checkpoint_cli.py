@@ -4,19 +4,19 @@
 Usage: checkpoint_cli.py PATH/TO/gradc
 
 Checks: every file gradc train --save writes holds F32 tensors under the param and optimiser
-state names (SPEC §7); a float64 run (--dtype f64) also stores their exact values as F64 under
-`NAME.f64`, so 2 epochs equal 1 epoch plus 1 resumed epoch, bit for bit; a float32 run reads
-such a file's F32 tensors, and a file without the copies (a float32 run's) is converted on
-loading (F32 to float64 exactly); a file whose params are F64 (another tool's) is read
-(F64 to float32 rounded to nearest); a stale copy (the F32 tensor rewritten) is ignored; eval and
-predict with a checkpoint whose tensors do not fit the model (a param of another shape, a
-missing param) fail with `CKPT: error: ...` naming both model hashes, and with the checkpoint
-of an edited model whose shapes agree they warn and go on; params named `__step__` and
-`__epoch__` do not collide with the step and epoch counters (`gradc.step`, `gradc.epoch`);
-a checkpoint resumed with another optimiser starts that optimiser's state and count afresh,
-also when the two name their state alike (Adam and AdamW, RMSProp and Adagrad);
-a header padded with NULs rather than spaces, or with spaces before its `{`, is an error, and
-so is a name given twice in one object of the header; a run that writes CKPT removes the
+state names (docs/language.md, "Weights and checkpoints"); a float64 run (--dtype f64) also
+stores their exact values as F64 under `NAME.f64`, so 2 epochs equal 1 epoch plus 1 resumed
+epoch, bit for bit; a float32 run reads such a file's F32 tensors, and a file without the copies
+(a float32 run's) is converted on loading (F32 to float64 exactly); a file whose params are F64
+(another tool's) is read (F64 to float32 rounded to nearest); a stale copy (the F32 tensor
+rewritten) is ignored; eval and predict with a checkpoint whose tensors do not fit the model (a
+param of another shape, a missing param) fail with `CKPT: error: ...` naming both model hashes,
+and with the checkpoint of an edited model whose shapes agree they warn and go on; params named
+`__step__` and `__epoch__` do not collide with the step and epoch counters (`gradc.step`,
+`gradc.epoch`); a checkpoint resumed with another optimiser starts that optimiser's state and
+count afresh, also when the two name their state alike (Adam and AdamW, RMSProp and Adagrad); a
+header padded with NULs rather than spaces, or with spaces before its `{`, is an error, and so
+is a name given twice in one object of the header; a run that writes CKPT removes the
 CKPT.tmp.PID files that killed runs left (and no other file).
 """
 
@@ -70,7 +70,7 @@ def float64_resume(tmp):
           "f64 checkpoint tensors: %r" % sorted(tensors))
     for name in STATES:
         f32, f64 = tensors.get(name, ("", [], [])), tensors.get(name + ".f64", ("", [], []))
-        check(f32[0] == "F32", "f64 checkpoint holds %s as F32 (SPEC 7): %r" % (name, f32))
+        check(f32[0] == "F32", "f64 checkpoint holds %s as F32 (docs/language.md): %r" % (name, f32))
         check(f64[0] == "F64" and f64[1] == f32[1], "f64 checkpoint holds %s.f64 as F64: %r" % (name, f64))
         check(f32[2] == list(array.array("f", f64[2])), "%s is %s.f64 rounded to nearest" % (name, name))
         check(f64[2] != f32[2], "%s.f64 holds more than float precision" % name)

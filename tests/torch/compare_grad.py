@@ -35,7 +35,7 @@ TOLERANCE = 1e-4
 LONG_TOLERANCE = 5e-6
 
 
-# ---- safetensors (F32), as SPEC §7 describes it: numpy arrays over the shared reader
+# ---- safetensors (F32), as docs/language.md describes it: numpy arrays over the shared reader
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import clitest  # noqa: E402

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""The command-line contract of `gradc grad` and `gradc gradcheck` (SPEC §8), without torch:
-the output file's layout, one-line errors with exit status 1 for bad weights or data, and
-nothing written when there is an error; and one sum that long_sums.py checks against torch,
-over the first and last axes, checked against a float64 sum here, so that it runs without torch.
+"""The command-line contract of `gradc grad` and `gradc gradcheck` (docs/language.md,
+"Command line"), without torch: the output file's layout, one-line errors with exit status 1 for
+bad weights or data, and nothing written when there is an error; and one sum that long_sums.py
+checks against torch, over the first and last axes, checked against a float64 sum here, so that
+it runs without torch.
 
 Usage: python3 tests/torch/grad_cli.py PATH/TO/gradc
 """

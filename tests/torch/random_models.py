@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Random differential testing of `gradc grad` against PyTorch 1.13.
 
-Each program is a random, well-typed model in the language of SPEC.md: a `dim B` batch
+Each program is a random, well-typed model in gradc's language: a `dim B` batch
 axis, float inputs and params of random small shapes (rank 0-3, sizes 1-4, broadcasting
 against size-1 and missing leading dims; one program in five also has sizes up to 33 and a
 batch up to 39, past a vector register and a matmul tile), int label inputs, random expression trees over

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """Ties wherever the tied values sit: `gradc grad` and `gradc predict` on equal values at
-every position of a tensor (SPEC §4: max/min reductions split the gradient evenly among tied
-elements, argmax takes the first maximal index). Equal inputs must give bitwise-equal values
-in a loop's vector body and its remainder, in a matrix product's full tiles and its edge and
-overlapping tiles (33 rows = 5 tiles of 6 + 3; 19 columns = 2 vectors and a masked one; a
-sum over 1,100 values in blocks), with one thread or two, in float32 and float64 and in the
-interpreter. No PyTorch needed: the expected gradients are exact splits.
+every position of a tensor (docs/language.md, "Expressions": max/min reductions split the
+gradient evenly among tied elements, argmax takes the first maximal index). Equal inputs must
+give bitwise-equal values in a loop's vector body and its remainder, in a matrix product's full
+tiles and its edge and overlapping tiles (33 rows = 5 tiles of 6 + 3; 19 columns = 2 vectors and
+a masked one; a sum over 1,100 values in blocks), with one thread or two, in float32 and float64
+and in the interpreter. No PyTorch needed: the expected gradients are exact splits.
 
 Usage: /usr/bin/python3 tests/torch/tie_positions.py PATH/TO/gradc
 """

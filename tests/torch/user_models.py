@@ -1,14 +1,14 @@
 #!/usr/bin/python3
 """Small models as a PyTorch user would port them, against PyTorch 1.13, command by command.
 
-Each model mixes features of SPEC §3-5 the way real models do: several outputs and mse,
-residual blocks, a scalar param broadcast, softmax / log_softmax / logsumexp over axis 0 and
--1 with keepdims, max / min with ties, a reshaped batch, where / maximum / minimum, a
-custom leaky_relu slope, bce at saturation, onehot + mse, defs calling defs with keywords
-and constants, int labels compared with floats, fixed batch sizes, `[k]@[k,n]` and
-`[m,k]@[k]`, models without inputs, params that do not reach the loss (which torch.optim
-leaves as they are), and every optimiser with its options. For each model,
-from the same start weights (`--init`, written here):
+Each model mixes features of gradc's statements, expressions and optimisers (docs/language.md)
+the way real models do: several outputs and mse, residual blocks, a scalar param broadcast,
+softmax / log_softmax / logsumexp over axis 0 and -1 with keepdims, max / min with ties, a
+reshaped batch, where / maximum / minimum, a custom leaky_relu slope, bce at saturation,
+onehot + mse, defs calling defs with keywords and constants, int labels compared with floats,
+fixed batch sizes, `[k]@[k,n]` and `[m,k]@[k]`, models without inputs, params that do not reach
+the loss (which torch.optim leaves as they are), and every optimiser with its options. For each
+model, from the same start weights (`--init`, written here):
   - `gradc grad`: the loss and every gradient,
   - `gradc eval --json`: the loss and every metric,
   - `gradc predict`: the header (NAME, or NAME_0.. for several columns) and every value,

@@ -49,7 +49,8 @@ ValueId sumAll(Builder &b, ValueId v) {
   return b.reduce(Op::Sum, v, (1u << rank) - 1, false);
 }
 
-// A hand-built xor model (SPEC §1), with places and source names as the front end sets them.
+// A hand-built xor model (examples/xor.grad, plus a param U and an output q), with places and
+// source names as the front end sets them.
 struct Xor {
   SourceManager sm;
   Function f;

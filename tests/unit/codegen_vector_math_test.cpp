@@ -216,9 +216,9 @@ TEST_CASE("vector math: a row's sum and maximum are vectorised (log_softmax, sum
 
 TEST_CASE("vector math: an element's value does not depend on where the loop computes it") {
   // Equal inputs give equal outputs wherever they are: in the vector body, in the loop's
-  // remainder (B = 17, 20, 33, 37 with 16, 8 or 4 lanes), alone (B = 1). libm and libmvec
-  // round differently by an ulp or so; a remainder computed with libm broke the ties of
-  // max(exp(w)) over equal w, which must split the gradient evenly (SPEC §4).
+  // remainder (B = 17, 20, 33, 37 with 16, 8 or 4 lanes), alone (B = 1). libm and libmvec round
+  // differently by an ulp or so; a remainder computed with libm broke the ties of max(exp(w))
+  // over equal w, which must split the gradient evenly (docs/language.md, "Expressions").
   Function f = program();
   rt::Kernel k = codegen::jitCompile(f, {});
   std::mt19937 rng(5);

@@ -156,7 +156,7 @@ TEST_CASE("lexer: file rules") {
   CHECK(lexError("\xEF\xBB\xBFx = 1\t# tab\r\n") == "");
 }
 
-TEST_CASE("parser: precedence and associativity (SPEC §4)") {
+TEST_CASE("parser: precedence and associativity (docs/language.md, Expressions)") {
   CHECK(parseExpr("-a^2") == "(neg (^ a 2))");
   CHECK(parseExpr("a^-1") == "(^ a (neg 1))");
   CHECK(parseExpr("a^b^c") == "(^ a (^ b c))");

@@ -1,5 +1,5 @@
-// The CSV reader (SPEC §6): accepted oddities, exact parsing, and every error with its
-// message, line and column.
+// The CSV reader (docs/language.md, "Data"): accepted oddities, exact parsing, and every error
+// with its message, line and column.
 #include <doctest/doctest.h>
 
 #include <charconv>

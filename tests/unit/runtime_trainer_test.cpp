@@ -286,8 +286,8 @@ TEST_CASE_TEMPLATE("trainer: checkpoints round-trip and resume exactly", T, floa
   TensorFile f = readSafetensors(ckpt);
   for (const char *name : {"w", "b", "w.buf", "b.buf", "gradc.step", "gradc.epoch"})
     CHECK(f.find(name) != nullptr);
-  // F32 under the names (SPEC §7); a float64 state also stores its exact values as F64 copies,
-  // which loading takes.
+  // F32 under the names (docs/language.md, "Weights and checkpoints"); a float64 state also
+  // stores its exact values as F64 copies, which loading takes.
   TrainState loaded(step.sig, f64);
   CHECK(loaded.load(ckpt));
   for (const char *name : {"w", "b", "w.buf", "b.buf"}) {
