@@ -186,6 +186,7 @@ public:
       }
       if (!fastRow(ds, p, lineEnd)) parseRow(ds, line, p, lineEnd, expected);
       ++ds.rows;
+      ds.lines.push_back(line);
       p = next;
     }
     if (ds.rows == 0)

@@ -31,6 +31,9 @@ struct Dataset {
   std::string path;
   int64_t rows = 0;
   std::vector<Column> inputs;  // one per InputSpec, same order
+  /// The file's line (from 1) of each row, for messages about a row (readCsv; empty for data
+  /// made otherwise).
+  std::vector<int32_t> lines;
 };
 
 /// Reads a CSV file for these inputs. Throws UserError (`FILE:LINE:COL: error: ...`, or

@@ -739,7 +739,15 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       }
     }
     call.prepare(gather(at), o.lr, st.t());
-    if (o.explainNonFinite) o.explainNonFinite(call, where(at));
+    // Row r of batch `at`: its line in the data file, when the rows came from one.
+    auto rowPlace = [&](int64_t r) -> std::string {
+      if (!data || !runnerOrder || data->lines.size() != static_cast<size_t>(data->rows)) return "";
+      int64_t batchSize = std::max<int64_t>(1, std::min(o.batchSize, data->rows)), i = at * batchSize + r;
+      if (r < 0 || r >= batchSize || i < 0 || i >= data->rows) return "";
+      size_t row = static_cast<size_t>((*runnerOrder)[static_cast<size_t>(i)]);
+      return fmt::format("{}:{}", data->path, data->lines[row]);
+    };
+    if (o.explainNonFinite) o.explainNonFinite(call, where(at), rowPlace);
     std::string what = std::isfinite(loss) ? "a value of the step became non-finite"
                                            : fmt::format("the loss became {}", loss);
     throw UserError(o.modelPath.empty() ? std::string("gradc") : o.modelPath, what + where(at));

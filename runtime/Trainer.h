@@ -169,10 +169,13 @@ struct TrainOptions {
   bool keepHistory = true;  // fill TrainResult::history (a CLI run of many epochs does not)
   /// Called when a step gave a non-finite value, with the state as it was before that step
   /// and `call` prepared for its batch; may throw a UserError naming the value that became
-  /// non-finite. `where` reads ` at step N, batch rows A..B` (and the epoch when shuffled).
-  /// With a StepRunner, every process replays to that state together, and `call` is the Call
-  /// of `step` (the gradient kernel) prepared for the whole batch.
-  std::function<void(const Call &call, const std::string &where)> explainNonFinite;
+  /// non-finite. `where` reads ` at step N, batch rows A..B` (and the epoch when shuffled);
+  /// `rowPlace(r)` is where row r of that batch was read, `FILE:LINE`, or empty when unknown
+  /// (no data file). With a StepRunner, every process replays to that state together, and
+  /// `call` is the Call of `step` (the gradient kernel) prepared for the whole batch.
+  std::function<void(const Call &call, const std::string &where,
+                     const std::function<std::string(int64_t)> &rowPlace)>
+      explainNonFinite;
 };
 
 struct EpochStats {

@@ -7,8 +7,9 @@
 // value the step computes, flagged by the JIT's check mode), the trainer goes back to the
 // state before that step and calls explainNonFinite, which runs the step program in the reference
 // interpreter value by value on that state and that batch and reports the first value that is
-// not finite, at its place in the model: `digits.grad:14:9: error: log of 0 gives -inf in
-// 'log(p)' at step 412, batch rows 384..415`.
+// not finite, at its place in the model, and the data file's line of its row when the value
+// is one of a row: `digits.grad:14:9: error: log of 0 gives -inf in 'log(p)' at step 412,
+// batch rows 384..415, in the row read from train.csv:1022`.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -108,7 +109,8 @@ std::string describe(const ir::Node &n, const std::vector<interp::Tensor> &vals,
 }  // namespace
 
 void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std::string &modelPath,
-                      bool f64, const rt::Call &call, const std::string &where) {
+                      bool f64, const rt::Call &call, const std::string &whereInData,
+                      const std::function<std::string(int64_t)> &rowPlace) {
   std::vector<int64_t> dims(call.dims(), call.dims() + f.dimNames.size());
   std::vector<ir::ValueId> argIds = f.arguments();
   std::vector<interp::Tensor> args;
@@ -131,12 +133,22 @@ void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std:
   for (ir::ValueId v = 0; v < f.size(); ++v)
     every.results.push_back({fmt::format("v{}", v), v, ir::ResultKind::Output});
   std::vector<interp::Tensor> vals = interp::interpret(every, args, dims, !f64);
+  // The batch dim: the first dim of the inputs.
+  std::optional<ir::Dim> batch;
+  for (ir::ValueId a : argIds)
+    if (const ir::Node &n = f.node(a); n.op == ir::Op::Input && !n.shape.empty() && !n.shape[0].isStatic())
+      batch = n.shape[0];
   for (ir::ValueId v = 0; v < f.size(); ++v) {
     const ir::Node &n = f.node(v);
     const interp::Tensor &t = vals[static_cast<size_t>(v)];
     if (t.isInt || n.op == ir::Op::Const) continue;  // (a rule's -inf constant is no error)
     for (size_t i = 0; i < t.data.size(); ++i) {
       if (std::isfinite(t.data[i])) continue;
+      std::string where = whereInData;
+      if (batch && !n.shape.empty() && n.shape[0] == *batch && !t.shape.empty() && t.shape[0] > 0) {
+        std::string place = rowPlace(static_cast<int64_t>(i / (t.data.size() / static_cast<size_t>(t.shape[0]))));
+        if (!place.empty()) where += ", in the row read from " + place;
+      }
       std::string what = describe(n, vals, i, t.data[i], f64);
       if (!n.loc.valid())
         fileError(modelPath, "{} in value %{} of the step{}", what, v, where);
@@ -212,8 +224,9 @@ int runTrain(Options &o, SourceManager &sm) {
   t.modelPath = o.model;
   t.checkNumerics = o.checkNumerics;
   t.keepHistory = false;
-  t.explainNonFinite = [&](const rt::Call &call, const std::string &where) {
-    explainNonFinite(stepFn, sm, o.model, f64, call, where);
+  t.explainNonFinite = [&](const rt::Call &call, const std::string &where,
+                           const std::function<std::string(int64_t)> &rowPlace) {
+    explainNonFinite(stepFn, sm, o.model, f64, call, where, rowPlace);
   };
   rt::TrainResult r = rt::train(step, hasVal ? &eval : nullptr, st, hasData ? &data : nullptr,
                                 hasVal ? &val : nullptr, t, std::cout);

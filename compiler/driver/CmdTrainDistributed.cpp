@@ -196,9 +196,10 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     t.metricsPath = o.metrics;
     // The NaN trap: every rank replays to the state before the failing step; rank 0 runs
     // that batch in the interpreter and names the value, the others stop quietly.
-    t.explainNonFinite = [&](const rt::Call &call, const std::string &where) {
+    t.explainNonFinite = [&](const rt::Call &call, const std::string &where,
+                             const std::function<std::string(int64_t)> &rowPlace) {
       explaining = true;
-      explainNonFinite(gradFn, sm, o.model, f64, call, where);
+      explainNonFinite(gradFn, sm, o.model, f64, call, where, rowPlace);
     };
   } else {
     t.progress = 0;

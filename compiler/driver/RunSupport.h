@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,9 +59,12 @@ uint64_t parseBytes(const std::string &text);
 /// is bound to (the fused step, or the gradient program of data-parallel training) in the
 /// reference interpreter on the arguments `call` holds, and throws a UserError at the first
 /// value that is not finite, at its model line: `LINE:COL: error: log of 0 gives -inf in
-/// 'log(p)'WHERE`. Returns when every value is finite.
+/// 'log(p)'WHERE`, and when the value is one of a row of the batch (its first dim is the
+/// batch dim) `, in the row read from FILE:LINE` (rowPlace, empty when not known). Returns when
+/// every value is finite.
 void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std::string &modelPath,
-                      bool f64, const rt::Call &call, const std::string &where);
+                      bool f64, const rt::Call &call, const std::string &where,
+                      const std::function<std::string(int64_t)> &rowPlace);
 
 /// A flag error about a model with or without inputs: `MODEL: error: ...`.
 [[noreturn]] void needData(const Model &m, const std::string &modelPath, const char *command);

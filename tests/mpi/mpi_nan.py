@@ -23,13 +23,15 @@ MODEL = os.path.join(ROOT, "tests", "reliability", "nan_log.grad")
 
 SETTINGS = {
     "no_shuffle": (["--batch-size", "4", "--no-shuffle"],
-                   "nan_log.grad:9:5: error: log of 0 gives -inf in 'log(x)' at step 10, batch rows 36..39"),
+                   "nan_log.grad:9:5: error: log of 0 gives -inf in 'log(x)' at step 10, batch rows 36..39, "
+                   "in the row read from DATA:39"),
     # Row 37 comes in the last, smaller batch of epoch 1's shuffled order.
     "shuffled": (["--batch-size", "5", "--seed", "2", "--epochs", "2"],
-                 "error: log of 0 gives -inf in 'log(x)' at step 13, batch rows 60..63 of epoch 1's shuffled order"),
+                 "error: log of 0 gives -inf in 'log(x)' at step 13, batch rows 60..63 of epoch 1's shuffled order, "
+                 "in the row read from DATA:39"),
     # Resumed after an epoch on good data: the step count goes on from the checkpoint's.
     "resumed": (["--batch-size", "4", "--no-shuffle", "--init", "GOOD"],
-                "error: log of 0 gives -inf in 'log(x)' at step 26, batch rows 36..39"),
+                "error: log of 0 gives -inf in 'log(x)' at step 26, batch rows 36..39, in the row read from DATA:39"),
 }
 
 
@@ -49,6 +51,7 @@ def main():
                         "--no-shuffle", "--save", good], capture_output=True, check=True, timeout=300)
         for name, (flags, want) in SETTINGS.items():
             flags = [good if f == "GOOD" else f for f in flags]
+            want = want.replace("DATA", data)  # row 37 of the data, line 39 of the file
             single = subprocess.run([gradc, "train", MODEL, "--data", data] + flags,
                                     capture_output=True, text=True, timeout=300)
             first = single.stderr.splitlines()[0] if single.stderr else ""
@@ -82,7 +85,8 @@ def main():
                                      "--no-shuffle", "--save", save], capture_output=True, text=True, env=env(),
                            timeout=300)
         want = "masked_grad.grad:6:35: error: sqrt of a negative number"
-        ok = (p.returncode != 0 and p.stderr.count(want) == 1 and "at step 2, batch rows 4..7" in p.stderr
+        ok = (p.returncode != 0 and p.stderr.count(want) == 1
+              and "at step 2, batch rows 4..7, in the row read from %s:9\n" % mdata in p.stderr
               and "epoch" not in p.stdout and not os.path.exists(save))
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} a NaN param after the epoch's last step: exit {p.returncode}")

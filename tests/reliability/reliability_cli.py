@@ -43,8 +43,9 @@ def regression_data(path, rows, zero_at=None):
 def nan_trap(tmp):
     bad = regression_data(os.path.join(tmp, "bad.csv"), 64, zero_at=37)
     good = regression_data(os.path.join(tmp, "good.csv"), 64)
+    # The row with x = 0 is data row 37, line 39 of the file (after the header).
     want = ("nan_log.grad:9:5: error: log of 0 gives -inf in 'log(x)' at step 10, "
-            "batch rows 36..39")
+            "batch rows 36..39, in the row read from %s:39" % bad)
     for extra in ([], ["--check-numerics"]):
         rc, out, err = run("train", NAN_MODEL, "--data", bad, "--batch-size", "4", "--no-shuffle",
                            *extra)
@@ -55,7 +56,8 @@ def nan_trap(tmp):
     # Shuffled: the same value and line, the step where its batch came.
     rc, out, err = run("train", NAN_MODEL, "--data", bad, "--batch-size", "4", "--epochs", "2")
     check(rc == 1 and re.search(r"nan_log.grad:9:5: error: log of 0 gives -inf in 'log\(x\)' at step "
-                                r"\d+, batch rows \d+\.\.\d+ of epoch 1's shuffled order", err),
+                                r"\d+, batch rows \d+\.\.\d+ of epoch 1's shuffled order, in the row read from "
+                                + re.escape(bad) + r":39\n", err),
           "NaN trap, shuffled: %r" % err)
     # A later epoch, resumed from a checkpoint: the checkpoint stays as it was.
     ckpt = os.path.join(tmp, "ckpt.safetensors")
@@ -65,7 +67,8 @@ def nan_trap(tmp):
         before = f.read()
     rc, _, err = run("train", NAN_MODEL, "--data", bad, "--batch-size", "4", "--no-shuffle",
                      "--init", ckpt, "--save", ckpt, "--epochs", "1")
-    check(rc == 1 and "at step 26, batch rows 36..39" in err, "NaN after resume: %r" % err)
+    check(rc == 1 and "at step 26, batch rows 36..39, in the row read from %s:39\n" % bad in err,
+          "NaN after resume: %r" % err)
     with open(ckpt, "rb") as f:
         check(f.read() == before, "the checkpoint before the NaN is left as it was")
     check(sorted(os.listdir(tmp)) == ["bad.csv", "ckpt.safetensors", "good.csv"],
@@ -83,7 +86,7 @@ def masked_nan(tmp):
     check(os.path.exists(ckpt), "masked -inf, plain train saves")
     os.remove(ckpt)
     want = ("nan_masked.grad:11:10: error: log of 0 gives -inf in 'log(x)' at step 10, "
-            "batch rows 36..39")
+            "batch rows 36..39, in the row read from %s:39" % bad)
     rc, out, err = run("train", MASKED_MODEL, "--data", bad, "--batch-size", "4", "--no-shuffle",
                        "--check-numerics", "--save", ckpt)
     first = err.splitlines()[0] if err else ""
@@ -97,7 +100,8 @@ def masked_nan(tmp):
                              "--no-shuffle", "--check-numerics"], capture_output=True, text=True,
                             timeout=300, env=dict(os.environ, GRADC_BACKEND="interp"))
     check(env_rc.returncode == 1 and "nan_log.grad:9:5: error: log of 0 gives -inf in 'log(x)' at "
-          "step 10, batch rows 36..39" in env_rc.stderr, "interp backend: %r" % env_rc.stderr)
+          "step 10, batch rows 36..39, in the row read from %s:39\n" % bad in env_rc.stderr,
+          "interp backend: %r" % env_rc.stderr)
 
 
 def times_zero(tmp):
@@ -120,7 +124,8 @@ def nonfinite_params(tmp):
     ckpt = os.path.join(tmp, "w.safetensors")
     rc, out, err = run("train", model, "--data", data, "--batch-size", "4", "--no-shuffle", "--save", ckpt)
     check(rc == 1 and re.match(re.escape(model) + r":6:35: error: sqrt of a negative number \(-0\.9\d*\) gives nan "
-                               r"in 'sqrt\(u\)' at step 2, batch rows 4\.\.7\n", err),
+                               r"in 'sqrt\(u\)' at step 2, batch rows 4\.\.7, in the row read from "
+                               + re.escape(data) + r":9\n", err),
           "a NaN param after the epoch's last step: %d %r" % (rc, err))
     check("epoch 1/1" not in out, "the failing epoch is not reported: %r" % out)
     check(not os.path.exists(ckpt), "a NaN param after the epoch's last step: nothing is saved")
@@ -129,7 +134,7 @@ def nonfinite_params(tmp):
     first = write(os.path.join(tmp, "first.csv"), "x,y\n1,1\n-1,0\n" + "1,1\n2,0\n" * 5)
     rc, out, err = run("train", model, "--data", first, "--batch-size", "4", "--no-shuffle", "--save", ckpt)
     check(rc == 1 and err.startswith("%s:6:35: error: sqrt of a negative number (-1) gives nan in 'sqrt(u)' "
-                                     "at step 1, batch rows 0..3\n" % model),
+                                     "at step 1, batch rows 0..3, in the row read from %s:3\n" % (model, first)),
           "a NaN param after a step inside the epoch: %d %r" % (rc, err))
     check(not os.path.exists(ckpt), "a NaN param after a step inside the epoch: nothing is saved")
     free = write(os.path.join(tmp, "masked_free.grad"),

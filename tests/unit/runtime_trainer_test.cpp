@@ -477,8 +477,11 @@ TEST_CASE("trainer: with a StepRunner, a non-finite loss is replayed and explain
   std::string explained;
   std::vector<double> before;
   std::vector<float> batchX;
-  o.explainNonFinite = [&](const Call &call, const std::string &where) {
+  std::string rowPlaces;
+  o.explainNonFinite = [&](const Call &call, const std::string &where,
+                           const std::function<std::string(int64_t)> &rowPlace) {
     explained = where;
+    rowPlaces = rowPlace(0) + " " + rowPlace(31) + " [" + rowPlace(32) + "]";
     before = snapshot(st);
     const float *x = static_cast<const float *>(call.args()[0]);
     batchX.assign(x, x + call.dims()[0]);
@@ -509,6 +512,9 @@ TEST_CASE("trainer: with a StepRunner, a non-finite loss is replayed and explain
   std::vector<float> want;
   for (size_t i = 64; i < 96; ++i) want.push_back(train.inputs[0].f[static_cast<size_t>(order[i])]);
   CHECK(batchX == want);
+  // Each row of the batch is named by its line of the file (a header, then a row a line), none
+  // past the batch's last.
+  CHECK(rowPlaces == fmt::format("{0}:{1} {0}:{2} []", train.path, order[64] + 2, order[95] + 2));
 }
 
 namespace {
@@ -524,7 +530,7 @@ void expectStopAtStep5(const Kernel &step, int64_t steps, bool leavesState,
   o.modelPath = "linear.grad";
   o.checkNumerics = true;
   std::string explained;
-  o.explainNonFinite = [&](const Call &call, const std::string &where) {
+  o.explainNonFinite = [&](const Call &call, const std::string &where, const std::function<std::string(int64_t)> &) {
     explained = where;
     if (extraCheck) extraCheck(call);
   };
