@@ -20,7 +20,12 @@ int runEval(Options &o, SourceManager &sm) {
   ir::Function f = buildProgram(m, Program::Eval);
   rt::Dataset data;
   if (m.inputs.empty() && !o.data.empty()) warnNoInputs(o.model, "--data is");
-  if (!m.inputs.empty() && o.data.empty()) needData(m, o.model, "eval");
+  // --data is eval's own flag, which only a model without inputs goes without (as predict's).
+  if (!m.inputs.empty() && o.data.empty()) {
+    std::string names;
+    for (const InputInfo &in : m.inputs) names += (names.empty() ? "" : ", ") + in.name;
+    throw FlagError(fmt::format("--data is required: the model has inputs ({})", names));
+  }
   if (!m.inputs.empty()) {
     data = readDataFor(m, f, o.data, o.dtype == "f64");
     checkOneBatch(m, data, "eval");

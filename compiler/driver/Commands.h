@@ -5,11 +5,19 @@
 
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "support/Diagnostics.h"
 
 namespace gradc::driver {
+
+/// A flag that the model file makes required (`eval`'s --data for a model with inputs): a bad
+/// flag as main.cpp reports it, `gradc: error: MSG (see gradc CMD --help)`, exit status 2.
+class FlagError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
 
 struct Options {
   std::string model;          // MODEL

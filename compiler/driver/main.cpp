@@ -401,6 +401,8 @@ int main(int argc, char **argv) {
       return rc == 0 ? 1 : rc;
     }
     return rc;
+  } catch (const FlagError &e) {
+    return badFlag(e.what());
   } catch (const UserError &e) {
     std::cerr << renderUserError(sm, e);
     return 1;
