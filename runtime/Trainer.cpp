@@ -232,7 +232,7 @@ void TrainState::initParams(const std::vector<ParamSpec> &specs, uint64_t seed) 
   }
 }
 
-bool TrainState::load(const std::string &path, const std::string &modelHash, bool resume) {
+bool TrainState::load(const std::string &path, const std::string &modelHash, bool resume, bool warn) {
   TensorFile file = readSafetensors(path);
   auto meta = [&](const char *key) -> const std::string * {
     auto it = file.metadata.find(key);
@@ -298,7 +298,12 @@ bool TrainState::load(const std::string &path, const std::string &modelHash, boo
       *written != "adagrad")
     fileError(path, "metadata 'gradc.optimizer' is '{}', which is no optimiser (sgd, adam, adamw, rmsprop, adagrad)",
               *written);
-  bool stateMissing = (written ? *written : std::string()) != optimizer;
+  // Training resumed from a checkpoint of another version of the model file (an edited loss,
+  // learning rate or optimiser): its params and counters are used, and its optimiser state is
+  // not, since the file may name another optimiser now whose state has the same names.
+  const std::string *writtenHash = meta("gradc.model_hash");
+  bool otherModel = writtenHash && !modelHash.empty() && *writtenHash != modelHash;
+  bool stateMissing = (otherModel && resume) || (written ? *written : std::string()) != optimizer;
   for (const StateTensor &t : tensors)
     if (t.kind == SlotKind::State && !stateMissing) {
       file.checkReadable(path, t.name);
@@ -324,12 +329,13 @@ bool TrainState::load(const std::string &path, const std::string &modelHash, boo
     hasSeed = true;
   }
   if (step < 0 || epoch < 0 || batch < 0) fileError(path, "negative step or epoch count");
-  if (const std::string *h = meta("gradc.model_hash")) {
-    if (!modelHash.empty() && *h != modelHash && resume)
-      fileError(path, "the checkpoint was written for another model (model hash {}, this model's is "
-                "{}): resume with the model file it was trained with", *h, modelHash);
+  if (!warn) return true;
+  if (otherModel && resume)
+    std::cerr << oneLine(fmt::format("{}: warning: the checkpoint was written for another version of the model "
+                                     "(the shapes agree, so its params are used; the optimiser's state starts "
+                                     "afresh)", path));
+  else if (writtenHash)
     file.warnIfOtherModel(path, modelHash);
-  }
   return true;
 }
 

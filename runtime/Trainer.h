@@ -64,11 +64,13 @@ public:
   /// optimiser states and counters. Returns true for a checkpoint. A missing param or one of
   /// another shape is a UserError `PATH: error: ...` (naming both model hashes when the file
   /// holds another than `modelHash`); extra tensors are ignored. A checkpoint whose tensors
-  /// fit but whose model hash is not `modelHash` is loaded with a warning, or, with `resume`
-  /// (train --init), is an error: resuming needs the model file it was trained with. A float64 state
+  /// fit but whose model hash is not `modelHash` is loaded with a warning; with `resume`
+  /// (train --init) its optimiser state is not (the edited file may name another optimiser
+  /// whose state has the same names): it starts afresh, as after a switch. A float64 state
   /// takes the exact F64 copies (`NAME.f64`) when the file holds them; otherwise values are
   /// converted to the state's float type (F64 to float32 rounded to nearest).
-  bool load(const std::string &path, const std::string &modelHash = "", bool resume = false);
+  /// `warn` false: no warning on stderr (the other ranks of data-parallel training).
+  bool load(const std::string &path, const std::string &modelHash = "", bool resume = false, bool warn = true);
   /// Writes a checkpoint atomically.
   void save(const std::string &path, const std::string &modelName, const std::string &modelHash,
             uint64_t seed) const;

@@ -153,10 +153,11 @@ int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_c
                           const char *path);
 /* Loads params from a weights file or checkpoint into the state buffer; from a checkpoint
  * also the optimiser states and the counters (`c` may be NULL; it need not be initialised:
- * a weights file, which holds no counters, leaves it as it was). With `c`, a checkpoint
- * written for another version of the model (another model hash) is refused, as `gradc train
- * --init` refuses to resume it; with `c` NULL it is loaded with a warning on stderr, as
- * `gradc eval` loads it. */
+ * a weights file, which holds no counters, leaves it as it was). A checkpoint written for
+ * another version of the model (another model hash) whose tensors fit is loaded with a warning
+ * on stderr; with `c` its optimiser state is not: it starts afresh at the checkpoint's step
+ * (`optimizer_start`), as `gradc train --init` resumes it (the edited model may name another
+ * optimiser). */
 int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, const char *path);
 
 /* --- training and evaluation ----------------------------------------------------------- */

@@ -7,7 +7,7 @@ epochs (the row comes in the last, smaller batch) and resumed from a checkpoint,
 must be the single-process error, printed once, with the source line;
 mpirun exits non-zero, no epoch line is printed and nothing is saved; so too for a param that a
 NaN gradient (masked out of the loss by where()) leaves NaN after an epoch's last step. Also: `--init` with a
-checkpoint of another model file (another model hash) is one error.
+checkpoint of an edited model file (another model hash) trains, with one warning.
 
 usage: mpi_nan.py GRADC   (exit 77 = skipped when mpirun is missing)
 """
@@ -98,10 +98,11 @@ def main():
             g.write(f.read().replace("lr = 0.01", "lr = 0.02"))
         p = subprocess.run(mpirun + ["-np", "2", gradc, "train", edited, "--data", os.path.join(tmp, "good.csv"),
                                      "--init", good], capture_output=True, text=True, env=env(), timeout=300)
-        want = "good.safetensors: error: the checkpoint was written for another model (model hash "
-        ok = p.returncode != 0 and p.stderr.count(want) == 1 and "epoch" not in p.stdout
+        want = ("good.safetensors: warning: the checkpoint was written for another version of the model (the "
+                "shapes agree, so its params are used; the optimiser's state starts afresh)\n")
+        ok = p.returncode == 0 and p.stderr.count(want) == 1 and "epoch 2/2" in p.stdout
         failures += not ok
-        print(f"{'ok  ' if ok else 'FAIL'} another model's checkpoint: exit {p.returncode}")
+        print(f"{'ok  ' if ok else 'FAIL'} an edited model's checkpoint, warned once: exit {p.returncode}")
         if not ok:
             print(p.stdout, p.stderr)
     return 1 if failures else 0
