@@ -148,6 +148,26 @@ std::vector<double> snapshot(const TrainState &st) {
 
 }  // namespace
 
+TEST_CASE("trainer: buffers are zeroed and aligned, big ones to huge pages") {
+  Buffer small(100);
+  CHECK(reinterpret_cast<uintptr_t>(small.data()) % 64 == 0);
+  CHECK(small.bytes() == 100);
+  size_t big = (size_t(5) << 20) + 12;
+  Buffer b(big);
+  CHECK(b.bytes() == big);
+#ifdef __linux__
+  CHECK(reinterpret_cast<uintptr_t>(b.data()) % (size_t(2) << 20) == 0);
+#endif
+  const unsigned char *p = b.as<unsigned char>();
+  CHECK(std::all_of(p, p + big, [](unsigned char c) { return c == 0; }));
+  b.as<float>()[7] = 3;
+  Buffer moved(std::move(b));
+  CHECK(moved.as<float>()[7] == 3);
+  CHECK(b.data() == nullptr);
+  moved = Buffer(64);  // (frees the huge one with its own alignment: ASan checks the pairing)
+  CHECK(moved.bytes() == 64);
+}
+
 TEST_CASE_TEMPLATE("trainer: linear regression reaches the noise floor", T, float, double) {
   Kernel step = linearStep<T>(nullptr), eval = linearEval<T>();
   Dataset train = linearData("train"), test = linearData("test");
