@@ -3,7 +3,7 @@
 peak memory of a real training run.
 
 Usage: /usr/bin/python3 bench/run.py [--gradc build/gradc] [--configs xor,tiny,...] [--threads 1,2] [--rounds 3]
-                                     [--train-rss medium|CONFIG,...|none] [--train-rows 4096]
+                                     [--train-rss medium|CONFIG,...|none] [--train-rows 4096] [--torch-hugepages]
 
 Step timing: for each config and thread count, runs `gradc bench --json` and bench/torch_step.py
 alternately (`--rounds` times each, so both see the same machine load), takes the median of the
@@ -24,6 +24,13 @@ docs/performance.md. On a CPU with AVX-512, OPENBLAS_CORETYPE=SkylakeX is set to
 (`--openblas-coretype`): OpenBLAS 0.3.21 does not recognise newer CPUs (an AMD Zen 5 is taken for
 a generic core) and then runs its slower AVX2 or generic kernels; its AVX-512 kernel is PyTorch's
 fastest setting there, and the one it picks by itself on an AVX-512 Xeon.
+
+Huge pages: gradc puts its own buffers of 2 MiB or more on transparent huge pages (madvise).
+PyTorch 1.13 does not ask for them; `--torch-hugepages` runs it with glibc's malloc doing so
+(GLIBC_TUNABLES=glibc.malloc.hugetlb=1), which spares it most of the page faults of the
+temporaries it allocates and frees each step (faster on small, medium and large, slower on
+tiny). Off by default: that is a setting of the C library, not of PyTorch
+(docs/performance.md gives both).
 """
 import argparse
 import json
@@ -54,10 +61,12 @@ def child_rss(cmd, env=None):
         return json.loads(f.read().strip().splitlines()[-1]), usage.ru_maxrss / 1024.0
 
 
-def torch_env(threads, coretype):
+def torch_env(threads, coretype, hugepages=False):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS=str(threads))
     if coretype != "none":
         env["OPENBLAS_CORETYPE"] = coretype
+    if hugepages:
+        env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
     return env
 
 
@@ -89,6 +98,7 @@ def write_train_csv(path, cfg, rows):
 
 
 def train_rss(args, configs, thread_counts, coretype):
+    hugepages = args.torch_hugepages
     rows = []
     with tempfile.TemporaryDirectory(prefix="gradc-train-rss-") as tmp:
         for cfg in configs:
@@ -101,7 +111,7 @@ def train_rss(args, configs, thread_counts, coretype):
                               "--batch-size", batch, "--threads", str(threads)])
                 t = time_rss(["/usr/bin/python3", os.path.join(HERE, "torch_step.py"), cfg,
                               "--threads", "1", "--data", data, "--epochs", "1", "--batch-size", batch],
-                             torch_env(threads, coretype))
+                             torch_env(threads, coretype, hugepages))
                 rows.append((cfg, threads, g, t))
     return rows
 
@@ -128,6 +138,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--openblas-coretype", default="auto",
                     help="OPENBLAS_CORETYPE for PyTorch: auto (SkylakeX on AVX-512 CPUs), none, or a name")
+    ap.add_argument("--torch-hugepages", action="store_true",
+                    help="run PyTorch with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (glibc's malloc on "
+                         "transparent huge pages, as gradc's own big buffers are): faster on small, "
+                         "medium and large here, slower on tiny; off by default (docs/performance.md)")
     ap.add_argument("--train-rss", default="medium",
                     help="configs whose `gradc train` and PyTorch training peak RSS is measured, or none")
     ap.add_argument("--train-rows", type=int, default=4096, help="rows of the training CSV")
@@ -142,7 +156,8 @@ def main():
     coretype = args.openblas_coretype
     if coretype == "auto":
         coretype = "SkylakeX" if avx512 else "none"
-    print(f"CPU: {cpu}; PyTorch: OPENBLAS_CORETYPE={coretype}")
+    print(f"CPU: {cpu}; PyTorch: OPENBLAS_CORETYPE={coretype}"
+          + ("; GLIBC_TUNABLES=glibc.malloc.hugetlb=1" if args.torch_hugepages else ""))
 
     peak_bin = os.path.join(os.path.dirname(args.gradc), "bench", "fma_peak")
     peak, _ = child_rss([peak_bin])
@@ -162,7 +177,7 @@ def main():
                 g_rss.append(rss)
                 compile_ms.append(g.get("compile_ms", 0))
                 t, rss = child_rss(["/usr/bin/python3", os.path.join(HERE, "torch_step.py"), cfg,
-                                    "--threads", "1"], torch_env(threads, coretype))
+                                    "--threads", "1"], torch_env(threads, coretype, args.torch_hugepages))
                 t_us.append(t["us_per_step"])
                 t_rss.append(rss)
             gu, tu = statistics.median(g_us), statistics.median(t_us)
