@@ -66,7 +66,8 @@ def torch_env(threads, coretype, hugepages=False):
     if coretype != "none":
         env["OPENBLAS_CORETYPE"] = coretype
     if hugepages:
-        env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
+        # (after the user's own tunables, which are colon-separated)
+        env["GLIBC_TUNABLES"] = ":".join(filter(None, [os.environ.get("GLIBC_TUNABLES"), "glibc.malloc.hugetlb=1"]))
     return env
 
 

@@ -2,9 +2,9 @@
 // double or int32 elements: the storage of params, optimiser states, batches, results and
 // the step's work memory. Allocated once; never resized while a kernel uses it.
 //
-// On Linux a buffer of 2 MiB or more is aligned to 2 MiB, its size rounded up to a multiple,
-// and asked for transparent huge pages (madvise MADV_HUGEPAGE, which the default THP setting
-// `madvise` honours) before it is first touched: the optimiser's update streams the params
+// On Linux a buffer of 2 MiB or more is aligned to 2 MiB and asked for transparent huge pages
+// (madvise MADV_HUGEPAGE, which the default THP setting `madvise` honours) before it is first
+// touched: the optimiser's update streams the params
 // and their states, tens of MB a step for a large model, and on 4 KiB pages it misses the TLB
 // every 64 cache lines (medium's Adam step: up to 10% faster when the host's memory is busy,
 // no slower otherwise; docs/performance.md).
@@ -46,10 +46,7 @@ public:
     size_t n = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
     align_ = 64;
 #ifdef __linux__
-    if (n >= kHuge) {
-      n = (n + kHuge - 1) / kHuge * kHuge;
-      align_ = kHuge;
-    }
+    if (n >= kHuge) align_ = kHuge;  // (the size is not rounded up: a partial last 2 MiB stays on small pages)
 #endif
     data_ = static_cast<std::byte *>(::operator new(n, std::align_val_t(align_)));
 #ifdef __linux__

@@ -382,8 +382,9 @@ int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, 
     // they were. They are not checked here (an uninitialised struct was refused).
     countersIn(st, c, /*check=*/false);
     uint64_t seed = c ? c->seed : 0;
-    // Counters asked for are a run to resume: a checkpoint of another model is refused, as
-    // `gradc train --init` refuses it; params alone (c NULL, to evaluate) load with a warning.
+    // Counters asked for are a run to resume: a checkpoint of another version of the model
+    // loads with a warning and its optimiser state starts afresh, as `gradc train --init`
+    // resumes it; without counters (to evaluate) everything loads, with the warning.
     st.load(path, m->hash, /*resume=*/c != nullptr);
     copyOut(*m, st, state);
     countersOut(st, c, st.hasSeed ? st.seed : seed);

@@ -157,6 +157,7 @@ public:
       ds.inputs.push_back(std::move(c));
     }
 
+    ds.lines.reserve(static_cast<size_t>(lineCount));
     bool first = true, sawHeader = false;
     int line = 0;
     while (p < end) {

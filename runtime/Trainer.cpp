@@ -300,7 +300,8 @@ bool TrainState::load(const std::string &path, const std::string &modelHash, boo
               *written);
   // Training resumed from a checkpoint of another version of the model file (an edited loss,
   // learning rate or optimiser): its params and counters are used, and its optimiser state is
-  // not, since the file may name another optimiser now whose state has the same names.
+  // not, since the file may name another optimiser now whose state has the same names (Adam's
+  // `W.m` is AdamW's too), and the checkpoint does not record the model's own optimiser.
   const std::string *writtenHash = meta("gradc.model_hash");
   bool otherModel = writtenHash && !modelHash.empty() && *writtenHash != modelHash;
   bool stateMissing = (otherModel && resume) || (written ? *written : std::string()) != optimizer;
@@ -309,6 +310,7 @@ bool TrainState::load(const std::string &path, const std::string &modelHash, boo
       file.checkReadable(path, t.name);
       stateMissing = !file.find(t.name);
     }
+  bool stateDropped = stateMissing && otherModel && resume;
   for (StateTensor &t : tensors) {
     if (t.kind != SlotKind::State) continue;
     if (stateMissing) std::memset(t.buf.data(), 0, t.buf.bytes());
@@ -330,7 +332,8 @@ bool TrainState::load(const std::string &path, const std::string &modelHash, boo
   }
   if (step < 0 || epoch < 0 || batch < 0) fileError(path, "negative step or epoch count");
   if (!warn) return true;
-  if (otherModel && resume)
+  bool hasState = std::any_of(tensors.begin(), tensors.end(), [](const StateTensor &t) { return t.kind == SlotKind::State; });
+  if (stateDropped && hasState)
     std::cerr << oneLine(fmt::format("{}: warning: the checkpoint was written for another version of the model "
                                      "(the shapes agree, so its params are used; the optimiser's state starts "
                                      "afresh)", path));

@@ -144,9 +144,17 @@ void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std:
     if (t.isInt || n.op == ir::Op::Const) continue;  // (a rule's -inf constant is no error)
     for (size_t i = 0; i < t.data.size(); ++i) {
       if (std::isfinite(t.data[i])) continue;
+      // A value of the batch's rows (its first dim the batch dim) names the data line of the row,
+      // when its other rows are finite: a row, not the params or the batch as a whole, is why.
       std::string where = whereInData;
-      if (batch && !n.shape.empty() && n.shape[0] == *batch && !t.shape.empty() && t.shape[0] > 0) {
-        std::string place = rowPlace(static_cast<int64_t>(i / (t.data.size() / static_cast<size_t>(t.shape[0]))));
+      if (batch && !n.shape.empty() && n.shape[0] == *batch && !t.shape.empty() && t.shape[0] > 1) {
+        size_t per = t.data.size() / static_cast<size_t>(t.shape[0]);
+        bool finiteRow = false;
+        for (size_t r = 0; r < static_cast<size_t>(t.shape[0]) && !finiteRow; ++r)
+          finiteRow = std::all_of(t.data.begin() + static_cast<std::ptrdiff_t>(r * per),
+                                  t.data.begin() + static_cast<std::ptrdiff_t>((r + 1) * per),
+                                  [](double x) { return std::isfinite(x); });
+        std::string place = finiteRow ? rowPlace(static_cast<int64_t>(i / per)) : "";
         if (!place.empty()) where += ", in the row read from " + place;
       }
       std::string what = describe(n, vals, i, t.data[i], f64);

@@ -74,6 +74,16 @@ def nan_trap(tmp):
         check(f.read() == before, "the checkpoint before the NaN is left as it was")
     check(sorted(os.listdir(tmp)) == ["bad.csv", "ckpt.safetensors", "good.csv"],
           "no temporary file is left: %s" % os.listdir(tmp))
+    # A value that is not finite in every row of the batch comes from a param (here w = 1000),
+    # not from a row: no data line is named.
+    model = write(os.path.join(tmp, "allrows.grad"), "dim B\ninput x: [B, 1]\ninput y: [B, 1]\n"
+                  "param w: [1, 1] = const(1000)\nminimize mean(square(exp(x @ w) - y))\n")
+    rows = write(os.path.join(tmp, "allrows.csv"), "x,y\n0.5,1\n1,2\n0.75,0\n2,1\n")
+    rc, _, err = run("train", model, "--data", rows, "--batch-size", "4", "--no-shuffle")
+    check(rc == 1 and err.startswith("%s:5:22: error: exp of 500 overflows to inf in 'exp(x @ w)' at step 1, "
+                                     "batch rows 0..3\n" % model), "every row non-finite: %r" % err)
+    os.remove(model)
+    os.remove(rows)
 
 
 def masked_nan(tmp):

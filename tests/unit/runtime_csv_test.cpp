@@ -73,12 +73,14 @@ TEST_CASE("csv: header, values and labels") {
   CHECK(d.inputs[0].name == "x");
   CHECK(d.inputs[0].f == std::vector<float>{1, 2, 3.5f, -400});
   CHECK(d.inputs[1].i == std::vector<int32_t>{0, 2});
+  CHECK(d.lines == std::vector<int32_t>{2, 3});  // each row's line of the file
 }
 
 TEST_CASE("csv: a first line of numbers is data") {
   Dataset d = read("1,2,0\n3,4,1\n");
   CHECK(d.rows == 2);
   CHECK(d.inputs[0].f == std::vector<float>{1, 2, 3, 4});
+  CHECK(d.lines == std::vector<int32_t>{1, 2});
 }
 
 TEST_CASE("csv: BOM, CRLF, blank lines, spaces, tabs, no final newline") {
@@ -86,6 +88,7 @@ TEST_CASE("csv: BOM, CRLF, blank lines, spaces, tabs, no final newline") {
   CHECK(d.rows == 2);
   CHECK(d.inputs[0].f == std::vector<float>{1, 2, 3, 4});
   CHECK(d.inputs[1].i == std::vector<int32_t>{0, 1});
+  CHECK(d.lines == std::vector<int32_t>{3, 6});  // blank lines count, as in error messages
   // A BOM before a data line: the first line is data.
   Dataset e = read("\xEF\xBB\xBF" "5,6,2\n");
   CHECK(e.inputs[0].f == std::vector<float>{5, 6});

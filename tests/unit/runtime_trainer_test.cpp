@@ -164,7 +164,7 @@ TEST_CASE("trainer: buffers are zeroed and aligned, big ones to huge pages") {
   Buffer moved(std::move(b));
   CHECK(moved.as<float>()[7] == 3);
   CHECK(b.data() == nullptr);
-  moved = Buffer(64);  // (frees the huge one with its own alignment: ASan checks the pairing)
+  moved = Buffer(64);  // (frees the huge one with its own alignment; the sanitizer build checks the pairing)
   CHECK(moved.bytes() == 64);
 }
 
