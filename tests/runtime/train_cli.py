@@ -1011,51 +1011,17 @@ def terminal(tmp):
     each erased before the next, then the progress bar; the epoch lines go to stdout. On a
     narrow terminal each of them fits in one row (a row that wrapped was erased only in part,
     and its start stayed on the screen)."""
-    import fcntl
-    import pty
-    import termios
     data = os.path.join(tmp, "tty.csv")
     make_blobs(data, 200, 3)
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 200, 0, 0))
-    p = subprocess.Popen([clitest.GRADC, "train", MODEL, "--data", data, "--epochs", "2"],
-                         stdout=subprocess.PIPE, stderr=slave)
-    os.close(slave)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # the child has exited and closed the terminal
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(master)
-    out = p.stdout.read().decode()
-    rc = p.wait(timeout=120)
+    rc, shown, out = clitest.run_on_terminal([clitest.GRADC, "train", MODEL, "--data", data, "--epochs", "2"], 200)
     want = ("reading %s...\r\x1b[Kcompiling the training step of %s...\r\x1b[K" % (data, MODEL)).encode()
     check(rc == 0 and shown.replace(b"\r\n", b"\n").startswith(want) and b"] 7/7  loss " in shown
           and shown.endswith(b"\r\x1b[K") and out.count("\n") == 2 and out.startswith("epoch 1/2  loss "),
           "train on a terminal: rc %d, stderr %r, stdout %r" % (rc, shown[:400], out))
     # A file name's escape sequence is shown escaped, as in an error (it reached the terminal).
     odd = shutil.copy(data, os.path.join(tmp, "e\x1b[31m.csv"))
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
-    p = subprocess.Popen([clitest.GRADC, "train", MODEL, "--data", os.path.basename(odd), "--epochs", "2",
-                          "--batch-size", "4"], stdout=subprocess.PIPE, stderr=slave, cwd=tmp)
-    os.close(slave)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(master)
-    p.stdout.read()
-    rc = p.wait(timeout=120)
+    rc, shown, _ = clitest.run_on_terminal([clitest.GRADC, "train", MODEL, "--data", os.path.basename(odd),
+                                            "--epochs", "2", "--batch-size", "4"], 60, cwd=tmp)
     rows = shown.decode().replace("\r\n", "\n").split("\r\x1b[K")
     check(rc == 0 and len(rows) > 4 and all(len(r) <= 59 for r in rows) and "\x1b[31m" not in "".join(rows)
           and "reading e\\x1b[31m.csv..." in rows

@@ -21,6 +21,31 @@ def run(*args, timeout=300, cwd=None):
     return p.returncode, p.stdout, p.stderr
 
 
+def run_on_terminal(cmd, columns, cwd=None, timeout=120):
+    """(exit status, bytes shown on the terminal, stdout) of `cmd` run with its stderr on a
+    pseudo-terminal `columns` wide (stdout a pipe)."""
+    import fcntl
+    import os
+    import pty
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, cwd=cwd)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child has exited and closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    out = p.stdout.read().decode()
+    return p.wait(timeout=timeout), shown, out
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)

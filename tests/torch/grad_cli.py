@@ -17,6 +17,9 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+import clitest  # noqa: E402
+
 XOR = os.path.join(ROOT, "examples", "xor.grad")
 XOR_DATA = os.path.join(ROOT, "examples", "data", "xor.csv")
 XOR_PARAMS = {"W1": [2, 8], "b1": [8], "W2": [8, 1], "b2": [1]}
@@ -301,25 +304,7 @@ def main():
               and len(ends) == 1, r.stdout)
         # On a terminal, a status line on stderr names the param (and the element) being checked
         # (a large param takes seconds), erased before its row of the table, which goes to stdout.
-        import fcntl
-        import pty
-        import termios
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-        p = subprocess.Popen([gradc, "gradcheck", XOR], stdout=subprocess.PIPE, stderr=slave)
-        os.close(slave)
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the child has exited and closed the terminal
-                break
-            if not chunk:
-                break
-            shown += chunk
-        os.close(master)
-        out = p.stdout.read().decode()
-        rc = p.wait(timeout=120)
+        rc, shown, out = clitest.run_on_terminal([gradc, "gradcheck", XOR], 100)
         statuses = [s for s in shown.decode().split("\r\x1b[K") if s]
         check("gradcheck on a terminal: a status line per param, erased",
               rc == 0 and statuses[:1] == ["checking W1..."] and "checking b2..." in statuses
