@@ -4,10 +4,10 @@
 //
 // On Linux a buffer of 2 MiB or more is aligned to 2 MiB and asked for transparent huge pages
 // (madvise MADV_HUGEPAGE, which the default THP setting `madvise` honours) before it is first
-// touched: the optimiser's update streams the params
-// and their states, tens of MB a step for a large model, and on 4 KiB pages it misses the TLB
-// every 64 cache lines (medium's Adam step: up to 10% faster when the host's memory is busy,
-// no slower otherwise; docs/performance.md).
+// touched: the optimiser's update streams the params and their states, tens of MB a step for
+// a large model, and on 4 KiB pages it misses the TLB every 64 cache lines (medium's Adam
+// step: up to 10% faster when the host's memory is busy, no slower otherwise;
+// docs/performance.md).
 #pragma once
 
 #include <cstddef>
