@@ -84,6 +84,7 @@ Kernel toKernel(const gradc_model &m, const gradc_kernel &k) {
 // rest of the state buffer (params only the eval function uses).
 TrainState stateOf(const gradc_model &m) {
   TrainState st(toSignature(m, m.step), m.f64 != 0);
+  st.optimizerKind = m.optimizer ? m.optimizer : "";
   Signature rest;
   for (int i = 0; i < m.num_state; ++i) rest.slots.push_back(toSlot(m.state[i]));
   st.include(rest);
@@ -383,8 +384,8 @@ int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, 
     countersIn(st, c, /*check=*/false);
     uint64_t seed = c ? c->seed : 0;
     // Counters asked for are a run to resume: a checkpoint of another version of the model
-    // loads with a warning and its optimiser state starts afresh, as `gradc train --init`
-    // resumes it; without counters (to evaluate) everything loads, with the warning.
+    // loads with a warning, its optimiser state only when it records the model's optimiser,
+    // as `gradc train --init` resumes it; without counters (to evaluate) everything loads.
     st.load(path, m->hash, /*resume=*/c != nullptr);
     copyOut(*m, st, state);
     countersOut(st, c, st.hasSeed ? st.seed : seed);

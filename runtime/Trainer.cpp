@@ -299,12 +299,15 @@ bool TrainState::load(const std::string &path, const std::string &modelHash, boo
     fileError(path, "metadata 'gradc.optimizer' is '{}', which is no optimiser (sgd, adam, adamw, rmsprop, adagrad)",
               *written);
   // Training resumed from a checkpoint of another version of the model file (an edited loss,
-  // learning rate or optimiser): its params and counters are used, and its optimiser state is
-  // not, since the file may name another optimiser now whose state has the same names (Adam's
-  // `W.m` is AdamW's too), and the checkpoint does not record the model's own optimiser.
+  // learning rate or optimiser): its params and counters are used, and its optimiser state
+  // only when it records the optimiser of this run, since the file may name another one now
+  // whose state has the same names (Adam's `W.m` is AdamW's too).
   const std::string *writtenHash = meta("gradc.model_hash");
   bool otherModel = writtenHash && !modelHash.empty() && *writtenHash != modelHash;
-  bool stateMissing = (otherModel && resume) || (written ? *written : std::string()) != optimizer;
+  const std::string *writtenKind = meta("gradc.optimizer_kind");
+  bool stateMissing = otherModel && resume
+                          ? optimizerKind.empty() || !writtenKind || *writtenKind != optimizerKind
+                          : (written ? *written : std::string()) != optimizer;
   for (const StateTensor &t : tensors)
     if (t.kind == SlotKind::State && !stateMissing) {
       file.checkReadable(path, t.name);
@@ -370,6 +373,7 @@ void TrainState::save(const std::string &path, const std::string &modelName,
   file.metadata["gradc.optimizer_step"] = std::to_string(step - stateSince);
   file.metadata["gradc.seed"] = std::to_string(seed);
   if (!optimizer.empty()) file.metadata["gradc.optimizer"] = optimizer;
+  if (!optimizerKind.empty()) file.metadata["gradc.optimizer_kind"] = optimizerKind;
   writeSafetensors(path, file);
 }
 

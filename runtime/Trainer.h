@@ -12,7 +12,8 @@
 // its exact F64 values under `NAME.f64` (Safetensors.h, exactCopyName), the scalars
 // `gradc.step` and `gradc.epoch` (no param can be named so: a name has no '.'), and metadata `gradc.model`, `gradc.model_hash`, `gradc.step`,
 // `gradc.epoch`, `gradc.batch` (batches done in the unfinished epoch, when a run stopped
-// inside one), `gradc.seed`, `gradc.optimizer_step` (see TrainState::stateSince), `gradc.optimizer` (see TrainState::optimizer). The data order depends only on (seed, epoch), so a run resumed
+// inside one), `gradc.seed`, `gradc.optimizer_step` (see TrainState::stateSince), `gradc.optimizer` (see TrainState::optimizer),
+// `gradc.optimizer_kind` (TrainState::optimizerKind). The data order depends only on (seed, epoch), so a run resumed
 // from a checkpoint sees the very batches the uninterrupted run would have seen.
 #pragma once
 
@@ -65,8 +66,9 @@ public:
   /// another shape is a UserError `PATH: error: ...` (naming both model hashes when the file
   /// holds another than `modelHash`); extra tensors are ignored. A checkpoint whose tensors
   /// fit but whose model hash is not `modelHash` is loaded with a warning; with `resume`
-  /// (train --init) its optimiser state is not (the edited file may name another optimiser
-  /// whose state has the same names): it starts afresh, as after a switch. A float64 state
+  /// (train --init) its optimiser state is loaded only when the checkpoint records this run's
+  /// optimizerKind (the edited file may name another optimiser whose state has the same
+  /// names), else it starts afresh, as after a switch. A float64 state
   /// takes the exact F64 copies (`NAME.f64`) when the file holds them; otherwise values are
   /// converted to the state's float type (F64 to float32 rounded to nearest).
   /// `warn` false: no warning on stderr (the other ranks of data-parallel training).
@@ -92,6 +94,11 @@ public:
   /// AdamW, RMSProp and Adagrad name their buffers alike, yet one's state is no state of the
   /// other's.
   std::string optimizer;
+  /// The optimiser this run trains with, the model's own or --optimizer's (`adam`), or empty
+  /// when not known. A checkpoint records it as `gradc.optimizer_kind`; load() resuming a
+  /// checkpoint of an edited model file (another model hash) takes its optimiser state only
+  /// when it records the same optimiser.
+  std::string optimizerKind;
   /// The optimiser's count for the next step, 1-based (Adam's bias corrections use it).
   double t() const { return static_cast<double>(step - stateSince + 1); }
   int64_t epoch = 0;  // epochs completed

@@ -76,6 +76,8 @@ typedef struct gradc_model {
   const gradc_slot *state;       /* params, then optimiser states, by offset */
   gradc_init_fn init;
   gradc_kernel step, eval, predict;
+  const char *optimizer;         /* the optimiser it trains with ("adam"), as checkpoints record
+                                    it (gradc.optimizer_kind); NULL when not known */
 } gradc_model;
 #endif
 /* --- end model types --- */
@@ -155,9 +157,10 @@ int gradc_checkpoint_save(const gradc_model *m, const void *state, const gradc_c
  * also the optimiser states and the counters (`c` may be NULL; it need not be initialised:
  * a weights file, which holds no counters, leaves it as it was). A checkpoint written for
  * another version of the model (another model hash) whose tensors fit is loaded with a warning
- * on stderr; with `c` its optimiser state is not: it starts afresh at the checkpoint's step
- * (`optimizer_start`), as `gradc train --init` resumes it (the edited model may name another
- * optimiser). */
+ * on stderr; with `c` its optimiser state is loaded only when the checkpoint records the
+ * model's `optimizer` (the edited model may name another optimiser whose state has the same
+ * names), else it starts afresh at the checkpoint's step (`optimizer_start`), as `gradc train
+ * --init` resumes it. */
 int gradc_checkpoint_load(const gradc_model *m, void *state, gradc_counters *c, const char *path);
 
 /* --- training and evaluation ----------------------------------------------------------- */

@@ -383,7 +383,7 @@ std::string cHeader(const Model &m, const HeaderInfo &info, const StateLayout &s
   }
   put(h, "  gradc_model m = {{{}, {}_HASH, {}, {}, dims, {}_LR, {}_STATE_BYTES, {}, state, init,\n",
       cString(m.name), M, info.f64 ? 1 : 0, dims.size(), M, M, state.entries.size());
-  put(h, "    {}}};\n  return m;\n}}\n\n", fmt::join(ks, ",\n    "));
+  put(h, "    {},\n    {}}};\n  return m;\n}}\n\n", fmt::join(ks, ",\n    "), cString(m.optimizer.kind));
   put(h, "/* The model description with this object's functions (link the object). */\n");
   // (clang warns of an unused static function in a header compiled on its own.)
   put(h, "#if defined(__GNUC__)\n__attribute__((unused))\n#endif\n");

@@ -213,6 +213,7 @@ int runTrain(Options &o, SourceManager &sm) {
   if (hasVal) st.include(eval.sig);
   st.initParams(paramSpecs(m), o.seed);
   if (m.optimizer.fromFlag) st.optimizer = m.optimizer.kind;
+  st.optimizerKind = m.optimizer.kind;
   if (!o.init.empty()) st.load(o.init, hash, /*resume=*/true);
 
   rt::TrainOptions t;

@@ -132,6 +132,7 @@ int runTrainDistributed(Options &o, SourceManager &sm) {
     if (hasVal) st->include(eval.sig);
     st->initParams(paramSpecs(m), o.seed);
     if (m.optimizer.fromFlag) st->optimizer = m.optimizer.kind;
+    st->optimizerKind = m.optimizer.kind;
     if (!o.init.empty()) st->load(o.init, hash, /*resume=*/true, /*warn=*/rank == 0);
     if (rank == 0) {
       checkWritable(o.save);

@@ -7,7 +7,7 @@ Checks: the NaN trap names the first non-finite value's model line, column and s
 the step and the batch rows, with and without --check-numerics, and leaves the last
 checkpoint as it was; a value masked before anything the step writes stops training only with
 --check-numerics; resuming with a model of other shapes is an error, an edited model file (other
-hash) takes the params with a warning and starts the optimiser afresh;
+hash) takes the params with a warning, and the optimiser's state unless it names another optimiser;
 a model whose buffers exceed --max-memory or the machine's memory is refused with the figure
 before training (also when the batch dim is not the first dim declared); --max-memory takes
 K, M and G suffixes; running out of memory anyway is one error line naming the model; a second
@@ -224,23 +224,34 @@ def changed_model(tmp):
     rc, _, err = run("train", wider, "--data", data, "--init", ckpt)
     check(rc == 1 and "c.safetensors: error: tensor 'W' has shape [2, 3], but the model's param 'W' "
           "has shape [2, 4]" in err, "other shapes: %r" % err)
-    # An edited model file (another hash; here Adam's learning rate) whose params fit takes the
-    # checkpoint's params and counters with a warning, and starts Adam afresh (the file may name
-    # another optimiser now): one step from it (the whole data as one batch) equals a step from
-    # a file of the params alone, bit for bit.
+    # An edited model file (another hash) whose params fit takes the checkpoint's params and
+    # counters with a warning. With the same optimiser (here Adam's learning rate edited) it
+    # takes Adam's state too: the epoch equals the unedited model's resumed with --lr 0.04, bit
+    # for bit. With another optimiser whose state has the same names (AdamW) the state starts
+    # afresh: the epoch equals one from a file of the params alone.
+    def tensors_of(path):
+        return clitest.read_safetensors(path)[0]
+    saved = tensors_of(ckpt)
     edited = write(os.path.join(tmp, "edited.grad"), src.replace("lr = 0.05", "lr = 0.04"))
-    resumed, fresh = os.path.join(tmp, "resumed.safetensors"), os.path.join(tmp, "fresh.safetensors")
-    rc, out, err = run("train", edited, "--data", data, "--init", ckpt, "--save", resumed, "--no-shuffle")
+    resumed, same = os.path.join(tmp, "resumed.safetensors"), os.path.join(tmp, "same.safetensors")
+    rc, out, err = run("train", edited, "--data", data, "--init", ckpt, "--save", resumed)
+    check(rc == 0 and err == "%s: warning: the checkpoint was written for another version of the model (the shapes "
+          "agree, so it is used)\n" % ckpt and "epoch 2/2" in out, "an edited lr: %d %r %r" % (rc, err, out))
+    rc, _, err = run("train", CLASSIFY, "--data", data, "--init", ckpt, "--save", same, "--lr", "0.04")
+    got, want = tensors_of(resumed), tensors_of(same)
+    check(rc == 0 and all(got[n] == want[n] for n in ("W", "b", "W.m", "W.v")) and got["W"] != saved["W"],
+          "an edited lr resumes Adam's state: %r" % err)
+    adamw = write(os.path.join(tmp, "adamw.grad"), src.replace("adam(", "adamw("))
+    fresh = os.path.join(tmp, "fresh.safetensors")
+    rc, out, err = run("train", adamw, "--data", data, "--init", ckpt, "--save", resumed, "--no-shuffle")
     check(rc == 0 and err == "%s: warning: the checkpoint was written for another version of the model (the shapes "
           "agree, so its params are used; the optimiser's state starts afresh)\n" % ckpt and "epoch 2/2" in out,
-          "other hash: %d %r %r" % (rc, err, out))
-    tensors, _ = clitest.read_safetensors(ckpt)
-    params = clitest.write_safetensors(os.path.join(tmp, "params.safetensors"),
-                                       {n: tensors[n] for n in ("W", "b")})
-    rc, _, err = run("train", edited, "--data", data, "--init", params, "--save", fresh, "--no-shuffle")
-    got, want = clitest.read_safetensors(resumed)[0], clitest.read_safetensors(fresh)[0]
-    check(rc == 0 and all(got[n] == want[n] for n in ("W", "b", "W.m", "W.v")) and got["W"] != tensors["W"],
-          "other hash: the params of the checkpoint, Adam afresh: %r" % err)
+          "another optimiser: %d %r %r" % (rc, err, out))
+    params = clitest.write_safetensors(os.path.join(tmp, "params.safetensors"), {n: saved[n] for n in ("W", "b")})
+    rc, _, err = run("train", adamw, "--data", data, "--init", params, "--save", fresh, "--no-shuffle")
+    got, want = tensors_of(resumed), tensors_of(fresh)
+    check(rc == 0 and all(got[n] == want[n] for n in ("W", "b", "W.m", "W.v")) and got["W"] != saved["W"],
+          "another optimiser: the params of the checkpoint, AdamW afresh: %r" % err)
     rc, _, err = run("train", CLASSIFY, "--data", data, "--init", ckpt)
     check(rc == 0 and err == "", "the same model resumes: %r" % err)
 

@@ -144,6 +144,21 @@ TEST_CASE("C API: gradc_train runs the step's function pointer over the batches 
   CHECK(gradc_checkpoint_load(&edited, back, nullptr, ckpt.c_str()) == 0);
   CHECK(back[0] == w);
   CHECK(back[16] == 6);
+  // A model that names its optimiser writes it into its checkpoints (gradc.optimizer_kind, as
+  // gradc train does), and an edited version with the same optimiser resumes its state too.
+  gradc_model named = m, namedEdited = edited;
+  named.optimizer = namedEdited.optimizer = "adam";
+  REQUIRE(gradc_checkpoint_save(&named, state, &c, ckpt.c_str()) == 0);
+  gradc_counters c4 = {0, 0, 0, 0, 0};
+  back[0] = back[16] = 0;
+  CHECK(gradc_checkpoint_load(&namedEdited, back, &c4, ckpt.c_str()) == 0);
+  CHECK(back[16] == 6);
+  CHECK(c4.optimizer_start == 0);
+  namedEdited.optimizer = "adamw";  // another optimiser: its state starts afresh
+  back[16] = 0;
+  CHECK(gradc_checkpoint_load(&namedEdited, back, &c4, ckpt.c_str()) == 0);
+  CHECK(back[16] == 0);
+  CHECK(c4.optimizer_start == 6);
   gradc_dataset_free(d);
 }
 
