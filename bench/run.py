@@ -99,7 +99,6 @@ def write_train_csv(path, cfg, rows):
 
 
 def train_rss(args, configs, thread_counts, coretype):
-    hugepages = args.torch_hugepages
     rows = []
     with tempfile.TemporaryDirectory(prefix="gradc-train-rss-") as tmp:
         for cfg in configs:
@@ -112,7 +111,7 @@ def train_rss(args, configs, thread_counts, coretype):
                               "--batch-size", batch, "--threads", str(threads)])
                 t = time_rss(["/usr/bin/python3", os.path.join(HERE, "torch_step.py"), cfg,
                               "--threads", "1", "--data", data, "--epochs", "1", "--batch-size", batch],
-                             torch_env(threads, coretype, hugepages))
+                             torch_env(threads, coretype, args.torch_hugepages))
                 rows.append((cfg, threads, g, t))
     return rows
 

@@ -719,7 +719,9 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     }
     return true;
   };
-  auto nonFinite = [&](Call &call, double loss, const std::function<std::string(int64_t)> &where,
+  // `rowOf(b, r)`: where row r of batch b was read (FILE:LINE), or empty (no data file).
+  using RowOf = std::function<std::string(int64_t, int64_t)>;
+  auto nonFinite = [&](Call &call, double loss, const std::function<std::string(int64_t)> &where, const RowOf &rowOf,
                        const std::function<int64_t(int64_t)> &gather, int64_t from, int64_t b,
                        bool pastEnd = false) {
     progress.clear();
@@ -752,14 +754,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       }
     }
     call.prepare(gather(at), o.lr, st.t());
-    // Row r of batch `at`: its line in the data file, when the rows came from one.
-    auto rowPlace = [&](int64_t r) -> std::string {
-      if (!data || !runnerOrder || data->lines.size() != static_cast<size_t>(data->rows)) return "";
-      int64_t batchSize = std::max<int64_t>(1, std::min(o.batchSize, data->rows)), i = at * batchSize + r;
-      if (r < 0 || r >= batchSize || i < 0 || i >= data->rows) return "";
-      size_t row = static_cast<size_t>((*runnerOrder)[static_cast<size_t>(i)]);
-      return fmt::format("{}:{}", data->path, data->lines[row]);
-    };
+    auto rowPlace = [&](int64_t r) { return rowOf ? rowOf(at, r) : std::string(); };
     if (o.explainNonFinite) o.explainNonFinite(call, where(at), rowPlace);
     std::string what = std::isfinite(loss) ? "a value of the step became non-finite"
                                            : fmt::format("the loss became {}", loss);
@@ -781,8 +776,8 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
   // saves an epoch (a tenth of a run without inputs), every param and state is checked, and
   // a non-finite one is explained at the step that made it: nothing is saved.
   auto checkState = [&](Call &call, int64_t from, int64_t to, const std::function<int64_t(int64_t)> &gather,
-                        const std::function<std::string(int64_t)> &where) {
-    if (!stateFinite()) nonFinite(call, 0.0, where, gather, from, to, true);
+                        const std::function<std::string(int64_t)> &where, const RowOf &rowOf) {
+    if (!stateFinite()) nonFinite(call, 0.0, where, rowOf, gather, from, to, true);
   };
 
   if (!data) {
@@ -804,13 +799,13 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       double loss = call.loss();
       call.metrics(metricValues);
       if (failed(call, loss, metricValues))
-        nonFinite(call, loss, [&](int64_t) { return fmt::format(" at step {}", st.step + 1); },
+        nonFinite(call, loss, [&](int64_t) { return fmt::format(" at step {}", st.step + 1); }, {},
                   [](int64_t) -> int64_t { return 1; }, snapAt, s);
       ++st.step;
       progress.update("train", s + 1, total, loss, s + 1, start);
       if ((s + 1) % every == 0 || s + 1 == total || gSignal) {
         checkState(call, snapAt, s + 1, [](int64_t) -> int64_t { return 1; },
-                   [&](int64_t) { return fmt::format(" at step {}", st.step + 1); });
+                   [&](int64_t) { return fmt::format(" at step {}", st.step + 1); }, {});
         EpochStats e;
         e.step = st.step;
         e.loss = loss;
@@ -892,6 +887,12 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
                          o.shuffle ? fmt::format(" of epoch {}'s shuffled order", epoch + 1)
                                    : std::string());
     };
+    // Row r of batch b: its line in the data file, when the rows came from one.
+    auto rowOf = [&](int64_t b, int64_t r) -> std::string {
+      int64_t i = b * batchSize + r;
+      if (data->lines.size() != static_cast<size_t>(rows) || r < 0 || r >= batchSize || i < 0 || i >= rows) return "";
+      return fmt::format("{}:{}", data->path, data->lines[static_cast<size_t>(order[static_cast<size_t>(i)])]);
+    };
     for (int64_t b = first; b < batches; ++b) {
       if (o.maxSteps >= 0 && stepsThisRun >= o.maxSteps) {
         stopped = true;
@@ -903,7 +904,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
       double loss = o.runner ? o.runner->loss() : call.loss();
       if (o.runner) o.runner->metrics(metricValues);
       else call.metrics(metricValues);
-      if (failed(call, loss, metricValues)) nonFinite(call, loss, where, gather, snapAt, b);
+      if (failed(call, loss, metricValues)) nonFinite(call, loss, where, rowOf, gather, snapAt, b);
       ++st.step;
       ++stepsThisRun;
       ++done;
@@ -924,7 +925,7 @@ TrainResult train(const Kernel &step, const Kernel *eval, TrainState &st, const 
     progress.clear();
     // No step: the limit of steps was reached (the loop ends).
     if (done == 0) continue;
-    checkState(call, snapAt, first + done, gather, where);
+    checkState(call, snapAt, first + done, gather, where, rowOf);
     EpochStats e;
     e.epoch = epoch + 1;
     e.step = st.step;

@@ -21,11 +21,8 @@ int runEval(Options &o, SourceManager &sm) {
   rt::Dataset data;
   if (m.inputs.empty() && !o.data.empty()) warnNoInputs(o.model, "--data is");
   // --data is eval's own flag, which only a model without inputs goes without (as predict's).
-  if (!m.inputs.empty() && o.data.empty()) {
-    std::string names;
-    for (const InputInfo &in : m.inputs) names += (names.empty() ? "" : ", ") + in.name;
-    throw FlagError(fmt::format("--data is required: the model has inputs ({})", names));
-  }
+  if (!m.inputs.empty() && o.data.empty())
+    throw FlagError(fmt::format("--data is required: the model has inputs ({})", inputNames(m)));
   if (!m.inputs.empty()) {
     data = readDataFor(m, f, o.data, o.dtype == "f64");
     checkOneBatch(m, data, "eval");

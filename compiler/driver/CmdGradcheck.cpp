@@ -20,7 +20,6 @@
 #include <iostream>
 #include <cstdio>
 #include <numeric>
-#include <optional>
 
 #include "driver/GradSupport.h"
 #include "driver/Pipeline.h"
@@ -180,19 +179,21 @@ int runGradcheck(Options &o, SourceManager &sm) {
       }
       return std::fabs(fd - g[i]) / std::max({std::fabs(fd), std::fabs(g[i]), kFloor});
     };
-    // A large param takes seconds (each element two runs of the loss): say which, on a terminal.
-    std::optional<Status> status(std::in_place, "checking " + name);
-    for (size_t k = 0; k < check.size(); ++k) {
-      size_t i = check[k];
-      status->update(fmt::format("checking {}: element {} of {}", name, k + 1, check.size()));
-      double h = kStep * std::max(1.0, std::fabs(w.at(name)[i]));
-      double err = errorAt(i, h);
-      if (!(err <= kTolerance)) err = std::min(err, errorAt(i, h / 10));
-      if (!(err <= kTolerance) && notFinite.empty()) notFinite = why;
-      if (!(err <= worst)) worst = err;
-      if (std::isnan(worst)) break;
+    {
+      // A large param takes seconds (each element two runs of the loss): say which, on a
+      // terminal; the status line is erased before the param's row.
+      Status status("checking " + name);
+      for (size_t k = 0; k < check.size(); ++k) {
+        size_t i = check[k];
+        status.update(fmt::format("checking {}: element {} of {}", name, k + 1, check.size()));
+        double h = kStep * std::max(1.0, std::fabs(w.at(name)[i]));
+        double err = errorAt(i, h);
+        if (!(err <= kTolerance)) err = std::min(err, errorAt(i, h / 10));
+        if (!(err <= kTolerance) && notFinite.empty()) notFinite = why;
+        if (!(err <= worst)) worst = err;
+        if (std::isnan(worst)) break;
+      }
     }
-    status.reset();
     fmt::print("{:<{}} {:>{}} {:>8}  {:.3g}\n", name, nameWidth, g.size(), countWidth, check.size(), worst);
     std::fflush(stdout);  // a row as soon as its param is done, into a pipe too
     if (!(worst <= kTolerance)) failed.push_back(name);

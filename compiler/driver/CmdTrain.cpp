@@ -136,8 +136,10 @@ void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std:
   // The batch dim: the first dim of the inputs.
   std::optional<ir::Dim> batch;
   for (ir::ValueId a : argIds)
-    if (const ir::Node &n = f.node(a); n.op == ir::Op::Input && !n.shape.empty() && !n.shape[0].isStatic())
-      batch = n.shape[0];
+    if (const ir::Node &n = f.node(a); n.op == ir::Op::Input && !n.shape.empty()) {
+      if (!n.shape[0].isStatic()) batch = n.shape[0];
+      break;
+    }
   for (ir::ValueId v = 0; v < f.size(); ++v) {
     const ir::Node &n = f.node(v);
     const interp::Tensor &t = vals[static_cast<size_t>(v)];

@@ -202,11 +202,15 @@ void checkMemory(const std::vector<const rt::Kernel *> &kernels, int64_t rows, c
               batch == 1 ? "" : "s", what);
 }
 
-void needData(const Model &m, const std::string &modelPath, const char *command) {
+std::string inputNames(const Model &m) {
   std::string names;
   for (const InputInfo &in : m.inputs) names += (names.empty() ? "" : ", ") + in.name;
+  return names;
+}
+
+void needData(const Model &m, const std::string &modelPath, const char *command) {
   fileError(modelPath, "the model has inputs ({}): give `gradc {}` the data with --data FILE",
-            names, command);
+            inputNames(m), command);
 }
 
 void warnNoInputs(const std::string &modelPath, const char *flags) {

@@ -1,6 +1,7 @@
 // What `gradc train`, `eval`, `predict` and `bench` share: the model's params as the
 // runtime's initialiser specs, the model's hash (stored in checkpoints), reading the data a
-// kernel needs, and the NaN trap's explanation (single-process and data-parallel training).
+// kernel needs, the NaN trap's explanation (single-process and data-parallel training), and
+// the status line on a terminal (train, gradcheck).
 #pragma once
 
 #include <chrono>
@@ -66,6 +67,8 @@ void explainNonFinite(const ir::Function &f, const SourceManager &sm, const std:
                       bool f64, const rt::Call &call, const std::string &where,
                       const std::function<std::string(int64_t)> &rowPlace);
 
+/// The names of the model's inputs, `x, y`.
+std::string inputNames(const Model &m);
 /// A flag error about a model with or without inputs: `MODEL: error: ...`.
 [[noreturn]] void needData(const Model &m, const std::string &modelPath, const char *command);
 /// `MODEL: warning: the model has no inputs; FLAGS not used`: data given to a model without

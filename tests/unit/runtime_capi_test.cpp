@@ -128,9 +128,9 @@ TEST_CASE("C API: gradc_train runs the step's function pointer over the batches 
   CHECK(c2.epoch == 2);
   CHECK(c2.seed == 9);
   // Another version of the model (another hash): resumed (with counters) as `gradc train --init`
-  // resumes it, its params and counters taken and the optimiser's state started afresh from this
-  // step (the edited model may have another optimiser); without counters everything loads, as
-  // for `gradc eval`.
+  // resumes it, its params and counters taken; the optimiser's state starts afresh from this step,
+  // since neither this description nor its checkpoint names the optimiser (the edited model may
+  // have another one). Without counters everything loads, as for `gradc eval`.
   gradc_model edited = m;
   edited.hash = "fedcba9876543210";
   gradc_counters c3 = {0, 0, 0, 0, 0};

@@ -148,7 +148,7 @@ std::vector<double> snapshot(const TrainState &st) {
 
 }  // namespace
 
-TEST_CASE("trainer: buffers are zeroed and aligned, big ones to huge pages") {
+TEST_CASE("trainer: buffers are zeroed and aligned, big ones to 2 MiB (for huge pages)") {
   Buffer small(100);
   CHECK(reinterpret_cast<uintptr_t>(small.data()) % 64 == 0);
   CHECK(small.bytes() == 100);
